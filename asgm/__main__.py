@@ -1,0 +1,5 @@
+import sys
+
+from asgm.cli import main
+
+sys.exit(main())

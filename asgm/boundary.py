@@ -1,0 +1,50 @@
+"""The state boundary of Bolívar at run time (OSM via the osmnx geocoder), cached, with an offline fallback.
+
+No boundary is shipped: the study's is GADM's, which may not be redistributed (pipeline spec, B14).
+"""
+
+from __future__ import annotations
+
+import geopandas as gpd
+
+from asgm import atomic
+from asgm.config import cache_dir
+
+QUERY = "Bolívar, Venezuela"
+
+
+class BoundaryUnavailable(RuntimeError):
+    """The boundary could not be fetched (usually: no network)."""
+
+
+def cached_path():
+    return cache_dir() / "boundary" / "bolivar_osm.geojson"
+
+
+def bolivar(timeout: float = 30.0) -> gpd.GeoDataFrame:
+    """Bolívar's boundary polygon (EPSG:4326) from OSM (© OpenStreetMap contributors, ODbL), cached."""
+    path = cached_path()
+    if path.exists():
+        return gpd.read_file(path)
+    import osmnx as ox
+
+    ox.settings.requests_timeout = timeout
+    try:
+        gdf = ox.geocode_to_gdf(QUERY)
+    except Exception as exc:  # osmnx surfaces network failures as several exception types
+        raise BoundaryUnavailable(
+            f"could not fetch the boundary of {QUERY!r} from OpenStreetMap ({type(exc).__name__}: {exc}). "
+            "Check the network, or use --boundary extent to work from the extent of the labelled points"
+        ) from exc
+    gdf = gdf[["geometry"]].to_crs("EPSG:4326")
+    with atomic.atomic_path(path, suffix=".geojson") as tmp:
+        gdf.to_file(tmp, driver="GeoJSON")
+    return gdf
+
+
+def extent_of(points: gpd.GeoDataFrame, pad_deg: float = 0.05) -> gpd.GeoDataFrame:
+    """Offline fallback: the padded bounding box of a set of points."""
+    from shapely.geometry import box
+
+    minx, miny, maxx, maxy = points.to_crs("EPSG:4326").total_bounds
+    return gpd.GeoDataFrame(geometry=[box(minx - pad_deg, miny - pad_deg, maxx + pad_deg, maxy + pad_deg)], crs="EPSG:4326")

@@ -1,0 +1,73 @@
+"""The ``asgm`` command: argument parsing only; every subcommand calls into the ``asgm`` modules.
+
+Each ``asgm.cli.<name>`` module has ``register(subparsers)`` adding its commands; a command's
+handler gets the parsed args and returns a JSON-able report (printed with ``--json``) or None.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+#: Subcommand modules, in the order ``asgm --help`` lists them.
+COMMAND_MODULES = ["data", "points", "demo", "synthetic", "patches", "osm", "training"]
+
+
+class CommandError(Exception):
+    """A failure the user can fix: printed as one line, exit status 1."""
+
+
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="asgm", description="ASGM Explorer: find small-scale gold mining in Sentinel-2 imagery.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__import__('asgm').__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"asgm.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"asgm.cli.{name}":
+                continue  # not built yet in this checkout
+            raise
+        module.register(sub)
+    return parser
+
+
+def print_report(report: Any, as_json: bool, human: Callable[[Any], str] | None = None) -> None:
+    """Print a command's report: JSON with ``--json``, else a human rendering."""
+    if as_json:
+        print(json.dumps(report, indent=2, default=str))
+    elif human is not None:
+        print(human(report))
+    elif report is not None:
+        print(json.dumps(report, indent=2, default=str))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``asgm`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from asgm.errors import USER_ERRORS
+
+    try:
+        report = args.handler(args)
+    except KeyboardInterrupt:
+        print("asgm: interrupted", file=sys.stderr)
+        return 130
+    except (CommandError, *USER_ERRORS) as exc:
+        print(f"asgm {args.command}: {exc}", file=sys.stderr)
+        return 1
+    human = getattr(args, "human", None)
+    print_report(report, getattr(args, "json", False), human)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

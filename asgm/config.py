@@ -1,0 +1,108 @@
+"""Paths, environment variables and the one typed experiment config shared by CLI, UI and run store."""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+#: The repository root (the folder holding ``app.py``), when running from a checkout.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+#: The study's 12 Sentinel-2 bands, in the study's order (B8A before B8, no B10).
+S2_BANDS: tuple[str, ...] = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8A", "B8", "B9", "B11", "B12")
+#: The demo pack's bands (Earth Genome's RGB chips).
+RGB_BANDS: tuple[str, ...] = ("B4", "B3", "B2")
+#: The five OSM keys of the study, in the one fixed order this project uses everywhere.
+OSM_LAYERS: tuple[str, ...] = ("highway", "waterway", "building", "landuse", "aeroway")
+
+OsmLayer = Literal["highway", "waterway", "building", "landuse", "aeroway"]
+
+
+def data_dir() -> Path:
+    """Root of caches and patch stores (``ASGM_DATA_DIR``, default ``<repo>/data``)."""
+    return Path(os.environ.get("ASGM_DATA_DIR") or PROJECT_ROOT / "data")
+
+
+def models_dir() -> Path:
+    """Root of the run store (``ASGM_MODELS_DIR``, default ``<repo>/models``)."""
+    return Path(os.environ.get("ASGM_MODELS_DIR") or PROJECT_ROOT / "models")
+
+
+def stores_dir() -> Path:
+    """Folder holding one sub-folder per patch store."""
+    return data_dir() / "stores"
+
+
+def cache_dir() -> Path:
+    """Download cache for upstream files (pooch)."""
+    return data_dir() / "cache"
+
+
+def mirror_dir() -> Path | None:
+    """Local mirror of upstream files (``ASGM_DATA_MIRROR``), or None to use the network."""
+    value = os.environ.get("ASGM_DATA_MIRROR")
+    return Path(value).expanduser().resolve() if value else None
+
+
+class ExperimentConfig(BaseModel):
+    """Everything that defines a training run. Saved as ``config.json`` in every run folder."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field("", description="Free label for the run (shown in tables).")
+    store: str = Field("demo", description="Patch store name under data/stores/.")
+    bands: tuple[str, ...] = Field(RGB_BANDS, description="Sentinel-2 bands, in channel order.")
+    osm_layers: tuple[OsmLayer, ...] = Field((), description="OSM channels; always kept in OSM_LAYERS order.")
+    patch_size: Literal[48, 256] = 48
+    negatives: Literal["curated", "random"] = "curated"
+    class_weight: bool = False
+    seed: int = 7
+    epochs: int = Field(160, ge=1)
+    batch_size: int = Field(16, ge=1)
+    learning_rate: float = Field(3e-4, gt=0)
+    augment: bool = True
+    affine_augment: bool = Field(False, description="Small shifts/zoom on top of flips and 90° rotations.")
+    early_stopping_patience: int | None = Field(None, ge=1)
+    split_eps_m: float = Field(3000.0, gt=0, description="DBSCAN eps for the spatial split, true metres.")
+    split_fractions: tuple[float, float, float] = (0.70, 0.15, 0.15)
+    holdout: Literal["caroni"] | None = Field(None, description="Geographic holdout used as the test set.")
+    masked_limit_pos: float = 0.10
+    masked_limit_neg: float = 0.60
+
+    @field_validator("osm_layers", mode="before")
+    @classmethod
+    def _order_layers(cls, value: object) -> tuple[str, ...]:
+        layers = tuple(value or ())
+        unknown = [x for x in layers if x not in OSM_LAYERS]
+        if unknown:
+            raise ValueError(f"unknown OSM layer(s) {unknown}; choose from {list(OSM_LAYERS)}")
+        return tuple(x for x in OSM_LAYERS if x in layers)
+
+    @field_validator("split_fractions")
+    @classmethod
+    def _fractions_sum(cls, value: tuple[float, float, float]) -> tuple[float, float, float]:
+        if abs(sum(value) - 1.0) > 1e-6 or min(value) <= 0:
+            raise ValueError("split_fractions must be three positive numbers summing to 1")
+        return value
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """Channel names in input order: bands, then OSM layers."""
+        return tuple(self.bands) + tuple(f"osm:{x}" for x in self.osm_layers)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "ExperimentConfig":
+        """Load a config from a ``.toml`` or ``.json`` file."""
+        path = Path(path)
+        text = path.read_text(encoding="utf-8")
+        raw = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
+        return cls.model_validate(raw)
+
+    def to_json(self) -> str:
+        """Serialize to indented JSON (the run store's ``config.json``)."""
+        return self.model_dump_json(indent=2)

@@ -1,0 +1,155 @@
+"""Labelled points: load and validate the study's point sets, give each a stable ``sample_id``.
+
+Sample ids are the set prefix and the point's position in its upstream file (``pos-0007`` is the
+8th point of the positives file), so they never depend on download or listing order (bug B1).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from shapely.geometry import Point
+
+from asgm import registry
+
+#: set name -> (registry key, sample_id prefix, label)
+STUDY_SETS: dict[str, tuple[str, str, int]] = {
+    "positives": ("study_positives", "pos", 1),
+    "curated": ("study_curated_negatives", "cur", 0),
+    "random": ("study_random_negatives", "rnd", 0),
+}
+EARTH_RADIUS_M = 6_371_008.8
+
+
+class PointsError(ValueError):
+    """Bad point input; the message names the file and what is wrong."""
+
+
+def read_points_file(path: str | Path, prefix: str, label: int, set_name: str) -> gpd.GeoDataFrame:
+    """Read and validate a GeoJSON file of points into (sample_id, label, set, lon, lat, geometry)."""
+    path = Path(path)
+    if not path.is_file():
+        raise PointsError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise PointsError(f"{path}: the file is empty; expected a GeoJSON FeatureCollection of Points")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise PointsError(f"{path}: not valid GeoJSON ({exc}); expected a FeatureCollection of Points") from exc
+    if not isinstance(raw, dict) or raw.get("type") != "FeatureCollection" or not isinstance(raw.get("features"), list):
+        raise PointsError(f"{path}: expected a GeoJSON FeatureCollection with a 'features' list")
+    crs_name = ((raw.get("crs") or {}).get("properties") or {}).get("name", "")
+    if crs_name and not any(s in crs_name.upper() for s in ("CRS84", "4326")):
+        raise PointsError(f"{path}: CRS {crs_name!r} is not WGS 84 lon/lat; reproject to EPSG:4326 (lon, lat) first")
+    if not raw["features"]:
+        raise PointsError(f"{path}: the FeatureCollection has no features")
+    lons, lats = [], []
+    for i, feat in enumerate(raw["features"]):
+        geom = (feat or {}).get("geometry") or {}
+        if geom.get("type") != "Point":
+            raise PointsError(f"{path}: feature {i} is a {geom.get('type') or 'missing geometry'}, expected a Point")
+        coords = geom.get("coordinates") or []
+        try:
+            lon, lat = float(coords[0]), float(coords[1])
+        except (IndexError, TypeError, ValueError):
+            raise PointsError(f"{path}: feature {i} has malformed coordinates {coords!r}") from None
+        if not (-180 <= lon <= 180 and -90 <= lat <= 90) or not (np.isfinite(lon) and np.isfinite(lat)):
+            raise PointsError(
+                f"{path}: feature {i} has coordinates out of range (lon={lon}, lat={lat}); "
+                "expected lon in [-180, 180], lat in [-90, 90] — are lon and lat swapped or projected?"
+            )
+        lons.append(lon)
+        lats.append(lat)
+    df = pd.DataFrame({"lon": lons, "lat": lats})
+    dup = df.duplicated(keep=False)
+    if dup.any():
+        first = df[dup].head(3).to_dict("records")
+        raise PointsError(f"{path}: {int(dup.sum())} duplicate points, e.g. {first}; remove the duplicates")
+    width = max(4, len(str(len(df) - 1)))
+    df.insert(0, "sample_id", [f"{prefix}-{i:0{width}d}" for i in range(len(df))])
+    df.insert(1, "label", int(label))
+    df.insert(2, "set", set_name)
+    return gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(df.lon, df.lat), crs="EPSG:4326")
+
+
+def load_points(sets: Sequence[str] = ("positives", "curated", "random")) -> gpd.GeoDataFrame:
+    """The study's labelled points for the named sets (fetched via the registry)."""
+    frames = []
+    for name in sets:
+        if name not in STUDY_SETS:
+            raise PointsError(f"unknown point set {name!r}; choose from {list(STUDY_SETS)}")
+        key, prefix, label = STUDY_SETS[name]
+        frames.append(read_points_file(registry.get(key), prefix, label, name))
+    return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs="EPSG:4326")
+
+
+def summary(points: gpd.GeoDataFrame) -> dict[str, object]:
+    """Counts per set and label plus the extent."""
+    return {
+        "total": int(len(points)),
+        "by_set": {str(k): int(v) for k, v in points["set"].value_counts().items()},
+        "by_label": {str(k): int(v) for k, v in points["label"].value_counts().sort_index().items()},
+        "bounds": [float(x) for x in points.total_bounds] if len(points) else [],
+    }
+
+
+def haversine_m(lon1: np.ndarray, lat1: np.ndarray, lon2: np.ndarray, lat2: np.ndarray) -> np.ndarray:
+    """Great-circle distance in metres (broadcasting)."""
+    lon1, lat1, lon2, lat2 = map(np.radians, (lon1, lat1, lon2, lat2))
+    a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
+
+
+def nearest_index_m(lonlat: np.ndarray, ref_lonlat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index of, and great-circle distance in metres to, the nearest reference point of each (lon, lat) row."""
+    from sklearn.neighbors import BallTree
+
+    tree = BallTree(np.radians(np.asarray(ref_lonlat, dtype=float)[:, ::-1]), metric="haversine")
+    dist, idx = tree.query(np.radians(np.asarray(lonlat, dtype=float)[:, ::-1]), k=1)
+    return idx[:, 0], dist[:, 0] * EARTH_RADIUS_M
+
+
+def nearest_distance_m(lonlat: np.ndarray, ref_lonlat: np.ndarray) -> np.ndarray:
+    """Distance in true metres from each (lon, lat) row to its nearest reference point."""
+    return nearest_index_m(lonlat, ref_lonlat)[1]
+
+
+def random_negatives(
+    boundary: gpd.GeoDataFrame,
+    positives: gpd.GeoDataFrame,
+    n: int | None = None,
+    spacing_m: float = 2560.0,
+    min_distance_m: float = 2560.0,
+    seed: int = 42,
+    prefix: str = "gen",
+) -> gpd.GeoDataFrame:
+    """The study's random negatives, done right: a ``spacing_m`` grid (true metres, UTM) inside the
+    boundary, at least ``min_distance_m`` (great-circle) from every positive, ``n`` = 5 x positives
+    drawn with a seeded generator. Returned with sample ids in draw order."""
+    if boundary.empty:
+        raise PointsError("the boundary is empty; cannot place random negatives")
+    n = 5 * len(positives) if n is None else n
+    utm = boundary.to_crs("EPSG:4326").estimate_utm_crs()
+    minx, miny, maxx, maxy = boundary.to_crs(utm).total_bounds
+    xs, ys = np.meshgrid(np.arange(minx, maxx, spacing_m), np.arange(miny, maxy, spacing_m))
+    grid = gpd.GeoSeries(gpd.points_from_xy(xs.ravel(), ys.ravel()), crs=utm).to_crs("EPSG:4326")
+    # Test containment in the boundary's own CRS: its edges are straight in lon/lat, not in UTM.
+    grid = grid[grid.within(boundary.to_crs("EPSG:4326").union_all())]
+    cand = np.column_stack([grid.x.to_numpy(), grid.y.to_numpy()])
+    pos = np.column_stack([positives.geometry.x.to_numpy(), positives.geometry.y.to_numpy()])
+    if len(pos):
+        cand = cand[nearest_distance_m(cand, pos) >= min_distance_m]
+    if len(cand) < n:
+        raise PointsError(f"only {len(cand)} grid points qualify, fewer than the {n} requested")
+    pick = np.random.default_rng(seed).choice(len(cand), size=n, replace=False)
+    chosen = cand[np.sort(pick)]
+    df = pd.DataFrame({
+        "sample_id": [f"{prefix}-{i:04d}" for i in range(n)], "label": 0, "set": "random",
+        "lon": chosen[:, 0], "lat": chosen[:, 1],
+    })
+    return gpd.GeoDataFrame(df, geometry=[Point(xy) for xy in chosen], crs="EPSG:4326")

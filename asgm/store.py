@@ -1,0 +1,344 @@
+"""The patch store: one GeoTIFF per patch (UTM, 10 m, centred on its point) plus an index table.
+
+Layout of ``data/stores/<name>/``::
+
+    store.json          what the store holds: source, bands, product level, date range, credits
+    index.csv           one row per patch (sample_id, label, set, lon, lat, epsg, ...), GIS-readable
+    patches/<id>.tif    Sentinel-2 digital numbers (reflectance x 10000) as uint16, 0 = no data
+    osm/<id>.tif        optional OSM masks on the very same grid, one uint8 band per layer
+    osm.json            how the OSM masks were made (layers in order, buffer, snapshot date, ...)
+
+Every write is atomic (temp file, then rename). No pickles anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import rasterio
+from rasterio.errors import RasterioIOError
+
+from asgm import atomic
+from asgm.config import stores_dir
+from asgm.grid import PatchGrid
+
+#: A pixel is masked when its mean over the bands is below this many DN (study's ``filter_black``).
+MASKED_DN = 10.0
+
+INDEX_COLUMNS = [
+    "sample_id", "label", "set", "lon", "lat", "epsg", "size", "source", "bands",
+    "date_start", "date_end", "product_level", "masked_fraction", "path",
+]
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+class PatchStoreError(Exception):
+    """A patch store problem a user can act on; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class StoreMeta:
+    """What a patch store holds (``store.json``)."""
+
+    name: str
+    source: str  # demo | synthetic | gee | stac
+    bands: tuple[str, ...]
+    size: int
+    product_level: str  # L1C | L2A | L1C-RGB-8bit | synthetic
+    date_start: str = ""
+    date_end: str = ""
+    description: str = ""
+    credits: tuple[str, ...] = ()
+    synthetic: bool = False
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "StoreMeta":
+        raw = dict(raw)
+        raw["bands"] = tuple(raw["bands"])
+        raw["credits"] = tuple(raw.get("credits", ()))
+        return cls(**raw)
+
+
+@dataclass
+class Patch:
+    """One labelled patch: pixels (bands, H, W) in DN on an exact UTM grid, plus its metadata."""
+
+    sample_id: str
+    label: int
+    set: str
+    lon: float
+    lat: float
+    grid: PatchGrid
+    data: np.ndarray
+    bands: tuple[str, ...]
+    source: str = ""
+    date_start: str = ""
+    date_end: str = ""
+    product_level: str = ""
+
+    @property
+    def masked_fraction(self) -> float:
+        """Share of pixels whose mean over the bands is below 10 DN (cloud-masked or no data)."""
+        return masked_fraction(self.data)
+
+    def rgb(self) -> np.ndarray:
+        """True-colour (H, W, 3) float image in [0, 1]: B4, B3, B2 / 3000 as the study displays."""
+        idx = [self.bands.index(b) for b in ("B4", "B3", "B2")]
+        return np.clip(self.data[idx].transpose(1, 2, 0).astype(np.float32) / 3000.0, 0.0, 1.0)
+
+
+def masked_fraction(data: np.ndarray) -> float:
+    """Share of pixels of a (bands, H, W) DN array whose band mean is below ``MASKED_DN``."""
+    if data.ndim != 3 or data.size == 0:
+        raise ValueError(f"expected a (bands, H, W) array, got shape {data.shape}")
+    return float((data.astype(np.float32).mean(axis=0) < MASKED_DN).mean())
+
+
+def list_stores(root: Path | None = None) -> list[str]:
+    """Names of the patch stores present on disk."""
+    root = root or stores_dir()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "store.json").is_file())
+
+
+class PatchStore:
+    """A folder of GeoTIFF patches with an index. Thread-safe for writers within one process."""
+
+    def __init__(self, root: Path, meta: StoreMeta):
+        self.root = Path(root)
+        self.meta = meta
+        self._lock = threading.Lock()
+        self._index: pd.DataFrame | None = None
+
+    # -- opening -------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, meta: StoreMeta, root: Path | None = None, overwrite: bool = False) -> "PatchStore":
+        """Create (or, with ``overwrite``, empty and recreate) a store named ``meta.name``."""
+        if not _NAME_RE.match(meta.name):
+            raise PatchStoreError(f"invalid store name {meta.name!r}: use letters, digits, '_', '-', '.'")
+        folder = (root or stores_dir()) / meta.name
+        if (folder / "store.json").exists() and not overwrite:
+            raise PatchStoreError(f"patch store {meta.name!r} already exists at {folder}; pass overwrite to rebuild it")
+        if overwrite and folder.exists():
+            for sub in ("patches", "osm"):
+                for f in (folder / sub).glob("*.tif") if (folder / sub).exists() else []:
+                    f.unlink()
+            for f in ("index.csv", "osm.json"):
+                (folder / f).unlink(missing_ok=True)
+        (folder / "patches").mkdir(parents=True, exist_ok=True)
+        atomic.write_json(folder / "store.json", asdict(meta))
+        store = cls(folder, meta)
+        store._index = pd.DataFrame(columns=INDEX_COLUMNS)
+        store._write_index()
+        return store
+
+    @classmethod
+    def open(cls, name: str, root: Path | None = None) -> "PatchStore":
+        """Open an existing store by name (or path)."""
+        folder = Path(name) if Path(name).is_dir() else (root or stores_dir()) / name
+        meta_file = folder / "store.json"
+        if not meta_file.is_file():
+            present = ", ".join(list_stores(root)) or "none"
+            hint = " Build it with `asgm demo build`." if name == "demo" else ""
+            raise PatchStoreError(f"no patch store {name!r} at {folder} (stores present: {present}).{hint}")
+        try:
+            meta = StoreMeta.from_dict(json.loads(meta_file.read_text(encoding="utf-8")))
+        except (json.JSONDecodeError, TypeError, KeyError) as exc:
+            raise PatchStoreError(f"{meta_file} is corrupt ({exc}); rebuild the store") from exc
+        return cls(folder, meta)
+
+    @property
+    def name(self) -> str:
+        return self.meta.name
+
+    # -- index ---------------------------------------------------------------------------------
+    def index(self) -> pd.DataFrame:
+        """The index table (a copy), one row per patch, sorted by sample_id."""
+        with self._lock:
+            return self._load_index().copy()
+
+    def _load_index(self) -> pd.DataFrame:
+        if self._index is None:
+            path = self.root / "index.csv"
+            if not path.exists():
+                self._index = pd.DataFrame(columns=INDEX_COLUMNS)
+            else:
+                try:
+                    self._index = pd.read_csv(path, dtype={"sample_id": str, "set": str, "bands": str})
+                except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+                    raise PatchStoreError(f"{path} is corrupt ({exc}); rebuild the store") from exc
+                self._index = self._index.fillna({"date_start": "", "date_end": ""})
+        return self._index
+
+    def _write_index(self) -> None:
+        df = self._index.sort_values("sample_id").reset_index(drop=True)
+        self._index = df
+        atomic.write_text(self.root / "index.csv", df.to_csv(index=False))
+
+    def __len__(self) -> int:
+        return len(self.index())
+
+    def __contains__(self, sample_id: object) -> bool:
+        return sample_id in set(self.index()["sample_id"])
+
+    def sample_ids(self) -> list[str]:
+        return list(self.index()["sample_id"])
+
+    # -- patches -------------------------------------------------------------------------------
+    def patch_path(self, sample_id: str) -> Path:
+        if not _ID_RE.match(sample_id):
+            raise PatchStoreError(f"invalid sample_id {sample_id!r}")
+        return self.root / "patches" / f"{sample_id}.tif"
+
+    def write_patch(self, patch: Patch) -> None:
+        """Write one patch GeoTIFF atomically and add/replace its index row."""
+        self._add_rows([self._write_file(patch)])
+
+    def write_patches(self, patches: Iterable[Patch]) -> int:
+        """Write many patches, updating the index once at the end; returns how many were written."""
+        rows = [self._write_file(p) for p in patches]
+        self._add_rows(rows)
+        return len(rows)
+
+    def _write_file(self, patch: Patch) -> dict[str, Any]:
+        data = np.asarray(patch.data)
+        if data.ndim != 3 or data.shape[0] != len(patch.bands):
+            raise PatchStoreError(f"{patch.sample_id}: data shape {data.shape} does not match {len(patch.bands)} bands")
+        if data.shape[1:] != (patch.grid.size, patch.grid.size):
+            raise PatchStoreError(f"{patch.sample_id}: data shape {data.shape[1:]} does not match grid size {patch.grid.size}")
+        data = np.clip(np.nan_to_num(data, nan=0.0), 0, 65535).astype(np.uint16)
+        path = self.patch_path(patch.sample_id)
+        tags = {
+            "sample_id": patch.sample_id, "label": str(int(patch.label)), "set": patch.set,
+            "lon": repr(float(patch.lon)), "lat": repr(float(patch.lat)), "source": patch.source,
+            "date_start": patch.date_start, "date_end": patch.date_end,
+            "product_level": patch.product_level, "units": "reflectance x 10000 (DN)",
+        }
+        with atomic.atomic_path(path) as tmp:
+            with rasterio.open(
+                tmp, "w", driver="GTiff", width=patch.grid.size, height=patch.grid.size, count=len(patch.bands),
+                dtype="uint16", crs=patch.grid.crs, transform=patch.grid.transform, nodata=0, compress="deflate",
+            ) as dst:
+                dst.write(data)
+                dst.update_tags(**tags)
+                for i, band in enumerate(patch.bands, start=1):
+                    dst.set_band_description(i, band)
+        return {
+            "sample_id": patch.sample_id, "label": int(patch.label), "set": patch.set,
+            "lon": float(patch.lon), "lat": float(patch.lat), "epsg": patch.grid.epsg, "size": patch.grid.size,
+            "source": patch.source, "bands": ",".join(patch.bands), "date_start": patch.date_start,
+            "date_end": patch.date_end, "product_level": patch.product_level,
+            "masked_fraction": round(masked_fraction(data), 6), "path": f"patches/{patch.sample_id}.tif",
+        }
+
+    def _add_rows(self, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        new = pd.DataFrame(rows, columns=INDEX_COLUMNS)
+        with self._lock:
+            df = self._load_index()
+            df = df[~df["sample_id"].isin(new["sample_id"])]
+            self._index = pd.concat([df, new], ignore_index=True) if len(df) else new
+            self._write_index()
+
+    def read_patch(self, sample_id: str) -> Patch:
+        """Read one patch; a missing or unreadable file is a clear ``PatchStoreError``."""
+        rows = self.index()
+        row = rows[rows["sample_id"] == sample_id]
+        if row.empty:
+            raise PatchStoreError(f"no patch {sample_id!r} in store {self.name!r}")
+        path = self.patch_path(sample_id)
+        if not path.exists():
+            raise PatchStoreError(
+                f"patch file for {sample_id!r} is missing ({path}); rebuild store {self.name!r} or fetch the patch again"
+            )
+        try:
+            with rasterio.open(path) as src:
+                data = src.read()
+                tags = src.tags()
+                bands = tuple(src.descriptions)
+                grid = PatchGrid(epsg=src.crs.to_epsg(), transform=src.transform, size=src.width)
+        except (RasterioIOError, AttributeError, ValueError) as exc:
+            raise PatchStoreError(
+                f"patch file for {sample_id!r} is corrupt ({path}: {exc}); delete it and rebuild or re-fetch it"
+            ) from exc
+        r = row.iloc[0]
+        return Patch(
+            sample_id=sample_id, label=int(r["label"]), set=str(r["set"]), lon=float(tags.get("lon", r["lon"])),
+            lat=float(tags.get("lat", r["lat"])), grid=grid, data=data, bands=bands,
+            source=tags.get("source", ""), date_start=tags.get("date_start", ""), date_end=tags.get("date_end", ""),
+            product_level=tags.get("product_level", ""),
+        )
+
+    def iter_patches(self, sample_ids: Sequence[str] | None = None) -> Iterator[Patch]:
+        """Yield patches in sample_id order (or the order given)."""
+        for sid in sample_ids if sample_ids is not None else self.sample_ids():
+            yield self.read_patch(sid)
+
+    # -- OSM masks on the same grid ------------------------------------------------------------
+    def osm_path(self, sample_id: str) -> Path:
+        return self.root / "osm" / f"{self.patch_path(sample_id).stem}.tif"
+
+    def write_osm(self, sample_id: str, masks: np.ndarray, layers: Sequence[str]) -> None:
+        """Write (layers, H, W) uint8 OSM masks for a patch, on the patch's own grid."""
+        masks = np.asarray(masks)
+        patch_file = self.patch_path(sample_id)
+        if not patch_file.exists():
+            raise PatchStoreError(f"no patch {sample_id!r} in store {self.name!r} to attach OSM masks to")
+        with rasterio.open(patch_file) as src:
+            crs, transform, shape = src.crs, src.transform, (src.height, src.width)
+        if masks.shape != (len(layers), *shape):
+            raise PatchStoreError(f"{sample_id}: OSM masks of shape {masks.shape}, expected {(len(layers), *shape)}")
+        with atomic.atomic_path(self.osm_path(sample_id)) as tmp:
+            with rasterio.open(
+                tmp, "w", driver="GTiff", width=shape[1], height=shape[0], count=len(layers), dtype="uint8",
+                crs=crs, transform=transform, compress="deflate",
+            ) as dst:
+                dst.write(masks.astype(np.uint8))
+                for i, layer in enumerate(layers, start=1):
+                    dst.set_band_description(i, layer)
+
+    def read_osm(self, sample_id: str) -> tuple[np.ndarray, tuple[str, ...]] | None:
+        """(layers, H, W) uint8 masks and their layer names, or None when the patch has none."""
+        path = self.osm_path(sample_id)
+        if not path.exists():
+            return None
+        try:
+            with rasterio.open(path) as src:
+                return src.read(), tuple(src.descriptions)
+        except RasterioIOError as exc:
+            raise PatchStoreError(f"OSM mask file for {sample_id!r} is corrupt ({path}); rerun `asgm osm rasterize`") from exc
+
+    def osm_info(self) -> dict[str, Any] | None:
+        """How the OSM masks were made (``osm.json``), or None if the store has no OSM layers."""
+        path = self.root / "osm.json"
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+    def write_osm_info(self, info: dict[str, Any]) -> None:
+        atomic.write_json(self.root / "osm.json", info)
+
+    # -- reporting -----------------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        """Counts per set and label, for CLI ``--json`` and the app's home page."""
+        df = self.index()
+        return {
+            "name": self.name, "root": str(self.root), "source": self.meta.source, "synthetic": self.meta.synthetic,
+            "bands": list(self.meta.bands), "size": self.meta.size, "product_level": self.meta.product_level,
+            "date_start": self.meta.date_start, "date_end": self.meta.date_end, "patches": int(len(df)),
+            "by_label": {str(k): int(v) for k, v in df["label"].value_counts().sort_index().items()} if len(df) else {},
+            "by_set": {str(k): int(v) for k, v in df["set"].value_counts().sort_index().items()} if len(df) else {},
+            "osm": self.osm_info() is not None, "credits": list(self.meta.credits),
+        }
