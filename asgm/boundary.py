@@ -9,11 +9,12 @@ import geopandas as gpd
 
 from asgm import atomic
 from asgm.config import cache_dir
+from asgm.errors import AsgmError
 
 QUERY = "Bolívar, Venezuela"
 
 
-class BoundaryUnavailable(RuntimeError):
+class BoundaryUnavailable(AsgmError):
     """The boundary could not be fetched (usually: no network)."""
 
 

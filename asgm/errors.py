@@ -1,15 +1,15 @@
-"""The user-facing error types of every module, so the CLI and the app can catch them in one place.
+"""The one base class of user-facing errors, so the CLI and the app can catch them in one place.
 
-Each is raised with a message that says what is wrong and what to do. Modules register theirs here
-(append to ``USER_ERRORS``) rather than the CLI importing every module up front.
+Every module's error type (``DataFetchError``, ``PointsError``, ``PatchStoreError``, ...) subclasses
+``AsgmError`` and is raised with a message saying what is wrong and what to do. Anything else that
+escapes is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
-from asgm.osm import OsmError
-from asgm.points import PointsError
-from asgm.registry import DataFetchError
-from asgm.sources.common import SourceError
-from asgm.store import PatchStoreError
 
-USER_ERRORS: tuple[type[Exception], ...] = (DataFetchError, PointsError, PatchStoreError, OsmError, SourceError, FileNotFoundError, ValueError)
+class AsgmError(Exception):
+    """A failure the user can act on; its message says what is wrong and what to do."""
+
+
+USER_ERRORS: tuple[type[Exception], ...] = (AsgmError,)

@@ -16,6 +16,7 @@ import pandas as pd
 from shapely.geometry import Point
 
 from asgm import registry
+from asgm.errors import AsgmError
 
 #: set name -> (registry key, sample_id prefix, label)
 STUDY_SETS: dict[str, tuple[str, str, int]] = {
@@ -26,7 +27,7 @@ STUDY_SETS: dict[str, tuple[str, str, int]] = {
 EARTH_RADIUS_M = 6_371_008.8
 
 
-class PointsError(ValueError):
+class PointsError(AsgmError, ValueError):
     """Bad point input; the message names the file and what is wrong."""
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pooch
 
 from asgm.config import cache_dir, mirror_dir
+from asgm.errors import AsgmError
 
 BASE_URL = "https://raw.githubusercontent.com/"
 _STUDY = "selmadissing/ASGM-Detector/0c0d3f71aa91b1961cbd2efe20319bc3d174594b/"
@@ -78,7 +79,7 @@ FILES: dict[str, UpstreamFile] = {
 }
 
 
-class DataFetchError(Exception):
+class DataFetchError(AsgmError):
     """An upstream file could not be had; the message names the file, the URL and what to do."""
 
 

@@ -29,6 +29,7 @@ from rasterio.errors import RasterioIOError
 
 from asgm import atomic
 from asgm.config import stores_dir
+from asgm.errors import AsgmError
 from asgm.grid import PatchGrid
 
 #: A pixel is masked when its mean over the bands is below this many DN (study's ``filter_black``).
@@ -42,7 +43,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
-class PatchStoreError(Exception):
+class PatchStoreError(AsgmError):
     """A patch store problem a user can act on; the message says what to do."""
 
 

@@ -25,6 +25,24 @@ def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
 
 
+def command_group(sub: argparse._SubParsersAction, name: str, help: str) -> argparse._SubParsersAction:
+    """Add a command group (``asgm NAME SUBCOMMAND``) and return its subparsers."""
+    group = sub.add_parser(name, help=help, description=help)
+    return group.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND", required=True)
+
+
+def add_command(
+    group: argparse._SubParsersAction, name: str, help: str, handler: Callable[[argparse.Namespace], Any],
+    human: Callable[[Any], str] | None = None, reports: bool = True,
+) -> argparse.ArgumentParser:
+    """Add one subcommand; ``reports`` adds ``--json``. Returns the parser for its own arguments."""
+    parser = group.add_parser(name, help=help, description=help)
+    if reports:
+        add_json_flag(parser)
+    parser.set_defaults(handler=handler, human=human)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asgm", description="ASGM Explorer: find small-scale gold mining in Sentinel-2 imagery.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__import__('asgm').__version__}")

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from asgm.cli import CommandError, add_json_flag
+from asgm.cli import CommandError, add_command, command_group
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("data", help="upstream data files (pinned URLs, sha256-checked)")
-    s = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
-    pull = s.add_parser("pull", help="fetch and verify every upstream file (ASGM_DATA_MIRROR reads a local mirror)")
-    add_json_flag(pull)
-    pull.set_defaults(handler=_pull, human=_human_pull)
-    st = s.add_parser("status", help="which upstream files are present and verified, without fetching")
-    add_json_flag(st)
-    st.set_defaults(handler=_status, human=lambda rows: "\n".join(
-        f"{'ok ' if r['verified'] else '-- '} {r['key']:26s} {r['path']}" for r in rows))
+    group = command_group(sub, "data", "upstream data files (pinned URLs, sha256-checked)")
+    add_command(group, "pull", "fetch and verify every upstream file (ASGM_DATA_MIRROR reads a local mirror)",
+                _pull, _human_pull)
+    add_command(group, "status", "which upstream files are present and verified, without fetching", _status,
+                lambda rows: "\n".join(f"{'ok ' if r['verified'] else '-- '} {r['key']:26s} {r['path']}" for r in rows))
 
 
 def _pull(args: argparse.Namespace) -> list[dict]:

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from asgm.cli import add_json_flag
+from asgm.cli import add_command, command_group
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="the real demo pack (Earth Genome's Sentinel-2 RGB chips of Bolívar)")
-    s = p.add_subparsers(dest="demo_command", metavar="SUBCOMMAND", required=True)
-    b = s.add_parser("build", help="cut the chip galleries into the patch store 'demo' (offline with ASGM_DATA_MIRROR)")
-    add_json_flag(b)
-    b.set_defaults(handler=_build, human=_human)
+    group = command_group(sub, "demo", "the real demo pack (Earth Genome's Sentinel-2 RGB chips of Bolívar)")
+    add_command(group, "build", "cut the chip galleries into the patch store 'demo' (offline with ASGM_DATA_MIRROR)",
+                _build, _human)
 
 
 def _build(args: argparse.Namespace) -> dict:

@@ -5,20 +5,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from asgm.cli import CommandError, add_json_flag
+from asgm.cli import CommandError, add_command, command_group
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("points", help="the study's labelled points")
-    s = p.add_subparsers(dest="points_command", metavar="SUBCOMMAND", required=True)
-    summ = s.add_parser("summary", help="counts per set and label")
+    group = command_group(sub, "points", "the study's labelled points")
+    summ = add_command(group, "summary", "counts per set and label", _summary, lambda r: "\n".join(
+        [f"{k:10s} {v}" for k, v in r["by_set"].items()] + [f"{'total':10s} {r['total']}"]))
     summ.add_argument("--sets", nargs="+", default=["positives", "curated", "random"],
                       help="point sets to load (positives, curated, random)")
-    add_json_flag(summ)
-    summ.set_defaults(handler=_summary, human=lambda r: "\n".join(
-        [f"{k:10s} {v}" for k, v in r["by_set"].items()] + [f"{'total':10s} {r['total']}"]))
 
-    rnd = s.add_parser("random", help="draw random negatives by the study's method and record the exact list")
+    rnd = add_command(group, "random", "draw random negatives by the study's method and record the exact list",
+                      _random, lambda r: f"{r['n']} random negatives written to {r['path']} "
+                      f"(boundary: {r['boundary']}, min distance to a positive {r['min_distance_m']:.0f} m)")
     rnd.add_argument("--seed", type=int, default=42, help="random seed (default 42, as the study)")
     rnd.add_argument("--n", type=int, default=None, help="how many (default 5 x positives)")
     rnd.add_argument("--spacing", type=float, default=2560.0, help="grid spacing in metres (default 2560)")
@@ -26,9 +25,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     rnd.add_argument("--boundary", choices=["osm", "extent"], default="osm",
                      help="osm: Bolívar from OpenStreetMap (needs network, cached); extent: extent of the labelled points")
     rnd.add_argument("--out", type=Path, default=None, help="output GeoJSON (default data/points/random_seed<SEED>.geojson)")
-    add_json_flag(rnd)
-    rnd.set_defaults(handler=_random, human=lambda r: f"{r['n']} random negatives written to {r['path']} "
-                     f"(boundary: {r['boundary']}, min distance to a positive {r['min_distance_m']:.0f} m)")
 
 
 def _summary(args: argparse.Namespace) -> dict:

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import argparse
 
-from asgm.cli import add_json_flag
+from asgm.cli import add_command, command_group
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("synthetic", help="generate a SYNTHETIC 12-band store with OSM vectors (not real imagery)")
-    s = p.add_subparsers(dest="synthetic_command", metavar="SUBCOMMAND", required=True)
-    b = s.add_parser("build", help="write the store")
+    group = command_group(sub, "synthetic", "generate a SYNTHETIC 12-band store with OSM vectors (not real imagery)")
+    b = add_command(group, "build", "write the store", _build,
+                    lambda r: f"SYNTHETIC store {r['name']}: {r['patches']} patches in {r['root']}")
     b.add_argument("--name", default="synthetic", help="store name (default: synthetic)")
     b.add_argument("--positives", type=int, default=60, help="mining scenes")
     b.add_argument("--negatives", type=int, default=120, help="curated-style negatives (a third hard negatives)")
     b.add_argument("--random", type=int, default=0, help="random-style negatives")
     b.add_argument("--size", type=int, default=48, help="patch size in pixels (48 or 256 in the study)")
     b.add_argument("--seed", type=int, default=0)
-    add_json_flag(b)
-    b.set_defaults(handler=_build, human=lambda r: f"SYNTHETIC store {r['name']}: {r['patches']} patches in {r['root']}")
 
 
 def _build(args: argparse.Namespace) -> dict:

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from asgm import CREDITS, registry
 from asgm.config import RGB_BANDS
+from asgm.errors import AsgmError
 from asgm.grid import patch_grid
 from asgm.points import read_points_file
 from asgm.store import Patch, PatchStore, StoreMeta
@@ -40,7 +41,7 @@ GALLERY_KEYS = {"A": "eg_negatives_gallery_a", "F": "eg_negatives_gallery_f"}
 CLEAR_THRESHOLDS = {"A": 0.75, "F": 0.05}
 
 
-class DemoBuildError(RuntimeError):
+class DemoBuildError(AsgmError):
     """The demo pack could not be built; the message says why and what to do."""
 
 

@@ -145,7 +145,8 @@ def make_scene(
 
     cover = np.full((size, size), CLASSES.index(background), dtype=np.uint8)
     for geom, cls in shapes:
-        burned = rasterize([(geom, 1)], out_shape=(size, size), transform=grid.transform, fill=0, dtype="uint8")
+        burned = rasterize([(geom, 1)], out_shape=(size, size), transform=grid.transform, fill=0, dtype="uint8",
+                           all_touched=True)
         cover[burned == 1] = CLASSES.index(cls)
 
     spectra = np.array([SPECTRA[c] for c in CLASSES], dtype=np.float32)  # (classes, bands)
