@@ -83,7 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"asgm {args.command}: {exc}", file=sys.stderr)
         return 1
     human = getattr(args, "human", None)
-    print_report(report, getattr(args, "json", False), human)
+    try:
+        print_report(report, getattr(args, "json", False), human)
+    except BrokenPipeError:  # output piped into `head` and friends
+        sys.stderr.close()
     return 0
 
 

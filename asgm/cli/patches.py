@@ -1,0 +1,150 @@
+"""``asgm patches``: fetch real Sentinel-2 patches (Earth Engine or STAC) and list a store's index."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from asgm.cli import CommandError, add_json_flag
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("patches", help="fetch real Sentinel-2 patches into a patch store (Earth Engine or STAC)")
+    s = p.add_subparsers(dest="patches_command", metavar="SUBCOMMAND", required=True)
+
+    f = s.add_parser(
+        "fetch",
+        help="fetch patches for a point set (resumable: patches already stored are skipped)",
+        description=(
+            "Fetch one Sentinel-2 median composite per point on an exact 10 m UTM grid centred on the point. "
+            "--source gee: the study's recipe (Level-1C, Cloud Score+), needs an Earth Engine project and "
+            "credentials (docs/sources.md). --source stac: Element84 Earth Search (Level-2A, SCL mask), no account."
+        ),
+    )
+    f.add_argument("--source", choices=("gee", "stac"), required=True, help="gee = Earth Engine (L1C); stac = Earth Search (L2A)")
+    f.add_argument("--points", required=True, action="append", metavar="SET",
+                   help="point set(s): positives, curated, random; repeat or comma-separate for several")
+    f.add_argument("--size", type=int, choices=(48, 256), default=48, help="patch size in pixels (10 m each); default 48")
+    f.add_argument("--start", default=None, help="first date, YYYY-MM-DD (default 2021-01-01)")
+    f.add_argument("--end", default=None, help="end date, exclusive, YYYY-MM-DD (default 2022-01-01)")
+    f.add_argument("--store", default=None, help="patch store name (default: <source>-<size>, e.g. gee-48)")
+    f.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N points (in sample_id order)")
+    f.add_argument("--workers", type=int, default=4, metavar="N", help="requests in flight at once (default 4)")
+    f.add_argument("--clear-threshold", type=float, default=None, metavar="X",
+                   help="gee: Cloud Score+ cs_cdf needed for a clear pixel (default 0.75, the study's)")
+    f.add_argument("--stac-url", default=None, metavar="URL",
+                   help="stac: STAC API root (default https://earth-search.aws.element84.com/v1)")
+    f.add_argument("--max-scenes", type=int, default=40, metavar="N",
+                   help="stac: use at most the N least cloudy scenes per point (default 40; 0 = all)")
+    f.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_json_flag(f)
+    f.set_defaults(handler=_fetch, human=_human_fetch)
+
+    ls = s.add_parser("list", help="list a patch store's index (one row per patch)")
+    ls.add_argument("--store", required=True, help="patch store name (see data/stores/)")
+    add_json_flag(ls)
+    ls.set_defaults(handler=_list, human=_human_list)
+
+
+def _point_sets(values: list[str]) -> list[str]:
+    sets = [v.strip() for value in values for v in value.split(",") if v.strip()]
+    return list(dict.fromkeys(sets))
+
+
+def _fetch(args: argparse.Namespace) -> dict[str, Any]:
+    from asgm.points import load_points
+    from asgm.sources.common import DEFAULT_CLEAR_THRESHOLD, fetch_points, open_or_create_store
+    from asgm.store import StoreMeta
+
+    if args.limit is not None and args.limit < 1:
+        raise CommandError("--limit must be at least 1")
+    if args.workers < 1 or args.workers > 32:
+        raise CommandError("--workers must be between 1 and 32")
+    if args.source == "gee":
+        if args.stac_url:
+            raise CommandError("--stac-url only applies to --source stac")
+        from asgm.sources.gee import GeeSource
+
+        source: Any = GeeSource(args.size, args.start, args.end,
+                                clear_threshold=DEFAULT_CLEAR_THRESHOLD if args.clear_threshold is None else args.clear_threshold)
+        credits = ("Contains modified Copernicus Sentinel data, processed by Google Earth Engine",
+                   "Cloud Score+ (Pasquarella et al. 2023)")
+        compare = ("clear_threshold",)
+    else:
+        if args.clear_threshold is not None:
+            raise CommandError("--clear-threshold only applies to --source gee (STAC masks clouds with SCL)")
+        from asgm.sources.stac import EARTH_SEARCH_URL, StacSource
+
+        source = StacSource(args.size, args.start, args.end, url=args.stac_url or EARTH_SEARCH_URL,
+                            max_scenes=args.max_scenes or None)
+        credits = ("Contains modified Copernicus Sentinel data, via Element84 Earth Search (AWS Open Data)",)
+        compare = ("collection", "max_scenes")
+
+    points = load_points(_point_sets(args.points))
+    meta = StoreMeta(
+        name=args.store or f"{args.source}-{args.size}", source=source.name, bands=_bands(), size=args.size,
+        product_level=source.product_level, date_start=source.start, date_end=source.end,
+        description=f"Sentinel-2 {source.product_level} median composites from {source.name}", credits=credits,
+        extra=source.store_extra(),
+    )
+    source.connect()  # credentials, project and network are checked before anything is created
+    store = open_or_create_store(meta, compare_extra=compare)
+
+    bar = None
+    if not args.no_progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=0, unit="patch", desc=f"{source.name} -> {store.name}", disable=None)
+
+    def progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+    try:
+        report = fetch_points(source, points, store, workers=args.workers, limit=args.limit, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    out = report.as_dict()
+    out["store_root"] = str(store.root)
+    out["product_level"] = source.product_level
+    return out
+
+
+def _bands() -> tuple[str, ...]:
+    from asgm.config import S2_BANDS
+
+    return S2_BANDS
+
+
+def _human_fetch(r: dict[str, Any]) -> str:
+    lines = [
+        f"store {r['store']} ({r['source']}, {r['product_level']}): {r['written_count']} written, "
+        f"{r['skipped']} already stored, {r['failed_count']} failed, of {r['requested']} points in {r['seconds']:.1f} s",
+    ]
+    for sid, msg in sorted(r["failed"].items()):
+        lines.append(f"  failed {sid}: {msg}")
+    if r["masked_fraction"]:
+        worst = sorted(r["masked_fraction"].items(), key=lambda kv: -kv[1])[:5]
+        lines.append("  most masked: " + ", ".join(f"{k} {v:.0%}" for k, v in worst))
+    lines.append(f"  {r['store_root']}")
+    return "\n".join(lines)
+
+
+def _list(args: argparse.Namespace) -> dict[str, Any]:
+    from asgm.store import PatchStore
+
+    store = PatchStore.open(args.store)
+    df = store.index()
+    return {"summary": store.summary(), "extra": store.meta.extra, "patches": df.to_dict(orient="records")}
+
+
+def _human_list(r: dict[str, Any]) -> str:
+    s = r["summary"]
+    head = (f"{s['name']}: {s['patches']} patches, source {s['source']}, {s['product_level']}, {s['size']} px, "
+            f"{s['date_start']}..{s['date_end']}")
+    rows = [f"{p['sample_id']:12s} {p['set']:10s} label={p['label']} lon={p['lon']:.5f} lat={p['lat']:.5f} "
+            f"EPSG:{p['epsg']} masked={float(p['masked_fraction']):.1%}" for p in r["patches"]]
+    return "\n".join([head, *rows])

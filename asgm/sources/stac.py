@@ -1,0 +1,287 @@
+"""Sentinel-2 patches from a STAC API (Element84 Earth Search by default): no account needed.
+
+For each point: search the collection for scenes over the patch in [start, end), read only the patch
+window of each scene's cloud-optimized GeoTIFFs (HTTP range requests via rasterio), warp every band
+onto the patch's exact 10 m UTM grid (20 m and 60 m bands and scenes in a neighbouring UTM zone too),
+mask clouds, shadows and no data with the scene classification (SCL), apply each asset's scale and
+offset (raster extension) to get reflectance, and take the per-pixel median.
+
+This is Level-2A surface reflectance, not the study's Level-1C: stores record ``product_level="L2A"``
+and ``asgm.sources.common.product_level_warning`` flags a model applied across levels.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from asgm.config import S2_BANDS
+from asgm.grid import PatchGrid, patch_grid
+from asgm.sources.common import (
+    CloudyCompositeError,
+    NoSceneError,
+    QuotaError,
+    SourceError,
+    SourceNetworkError,
+    TransientError,
+    lonlat_bounds,
+    median_composite,
+    parse_date_range,
+    reflectance_to_dn,
+    retry,
+    stac_datetime,
+)
+from asgm.store import Patch
+
+log = logging.getLogger(__name__)
+
+EARTH_SEARCH_URL = "https://earth-search.aws.element84.com/v1"
+COLLECTION = "sentinel-2-c1-l2a"
+PRODUCT_LEVEL = "L2A"
+#: Study band -> Earth Search asset key.
+ASSET_KEYS: dict[str, str] = {
+    "B1": "coastal", "B2": "blue", "B3": "green", "B4": "red", "B5": "rededge1", "B6": "rededge2",
+    "B7": "rededge3", "B8A": "nir08", "B8": "nir", "B9": "nir09", "B11": "swir16", "B12": "swir22",
+}
+SCL_ASSET = "scl"
+#: SCL classes masked out: 0 no data, 1 saturated/defective, 3 cloud shadow, 8/9 cloud medium/high
+#: probability, 10 thin cirrus. Kept: 2 dark area, 4 vegetation, 5 bare soil, 6 water, 7 unclassified,
+#: 11 snow — mining pits and tailings ponds are bare soil and water, which must stay.
+SCL_MASKED = (0, 1, 3, 8, 9, 10)
+#: Scale and offset when an asset has no raster extension (Level-2A DN -> reflectance).
+DEFAULT_SCALE, DEFAULT_OFFSET = 0.0001, 0.0
+
+#: GDAL settings for reading COGs over HTTP: no directory listing, only .tif, a few retries on 429/5xx.
+GDAL_ENV = {
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.TIF,.tiff",
+    "GDAL_HTTP_MAX_RETRY": "3",
+    "GDAL_HTTP_RETRY_DELAY": "1",
+    "GDAL_HTTP_TIMEOUT": "30",
+    "VSI_CACHE": "TRUE",
+    "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
+}
+
+
+@dataclass(frozen=True)
+class SceneAsset:
+    """One band of one scene: where it is and how its DN become reflectance."""
+
+    href: str
+    scale: float
+    offset: float
+    nodata: float | None
+
+
+def asset_info(item: Any, key: str) -> SceneAsset:
+    """Href, scale, offset and nodata of ``item.assets[key]`` (raster extension ``raster:bands``)."""
+    if key not in item.assets:
+        raise SourceError(f"STAC item {item.id} has no asset {key!r}; is the collection Sentinel-2 Level-2A (sentinel-2-c1-l2a)?")
+    asset = item.assets[key]
+    bands = asset.extra_fields.get("raster:bands") or [{}]
+    rb = bands[0] if bands else {}
+    return SceneAsset(
+        href=asset.get_absolute_href() or asset.href,
+        scale=float(rb.get("scale", DEFAULT_SCALE)),
+        offset=float(rb.get("offset", DEFAULT_OFFSET)),
+        nodata=rb.get("nodata", 0),
+    )
+
+
+def read_window(href: str, grid: PatchGrid, resampling: str = "nearest", nodata: float | None = 0) -> np.ndarray:
+    """The pixels of ``href`` on ``grid`` (float64, NaN where no data or outside the scene).
+
+    A WarpedVRT onto the patch grid makes GDAL read only the blocks under the patch, resample 20/60 m
+    bands onto 10 m, and reproject scenes from a neighbouring UTM zone, all in one step.
+    """
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.vrt import WarpedVRT
+
+    with rasterio.open(href) as src:
+        src_nodata = nodata if nodata is not None else src.nodata
+        with WarpedVRT(
+            src, crs=grid.crs, transform=grid.transform, width=grid.size, height=grid.size,
+            resampling=Resampling[resampling], src_nodata=src_nodata, nodata=src_nodata,
+        ) as vrt:
+            data = vrt.read(1, masked=True)
+    out = data.astype(np.float64).filled(np.nan)
+    return out
+
+
+class StacSource:
+    """Fetch patches from a STAC API (``fetch`` is safe to call from several threads)."""
+
+    name = "stac"
+    product_level = PRODUCT_LEVEL
+
+    def __init__(
+        self,
+        size: int,
+        start: str | None = None,
+        end: str | None = None,
+        url: str = EARTH_SEARCH_URL,
+        collection: str = COLLECTION,
+        max_scene_cloud: float = 100.0,
+        max_scenes: int | None = 40,
+        resampling: str = "nearest",
+        retry_attempts: int = 4,
+        retry_base_delay: float = 2.0,
+    ):
+        self.size = int(size)
+        self.start, self.end = parse_date_range(start, end)
+        self.url = url.rstrip("/")
+        self.collection = collection
+        self.max_scene_cloud = float(max_scene_cloud)
+        self.max_scenes = max_scenes
+        self.resampling = resampling
+        self.retry_attempts = retry_attempts
+        self.retry_base_delay = retry_base_delay
+        self._client: Any = None
+
+    def store_extra(self) -> dict[str, Any]:
+        """What goes into ``StoreMeta.extra`` for a store of this source."""
+        return {
+            "stac_url": self.url, "collection": self.collection, "cloud_mask": f"SCL, masked classes {list(SCL_MASKED)}",
+            "max_scene_cloud": self.max_scene_cloud, "max_scenes": self.max_scenes, "composite": "median",
+            "resampling": self.resampling, "grid": "UTM 10 m, centre pixel on point", "date_end_exclusive": True,
+            "assets": ASSET_KEYS,
+        }
+
+    # -- search ----------------------------------------------------------------------------------
+    def connect(self) -> Any:
+        """Open the STAC API (fails fast with a clear message when offline or not a STAC API)."""
+        if self._client is not None:
+            return self._client
+        import requests
+        from pystac_client import Client
+        from pystac_client.exceptions import APIError
+
+        try:
+            # A quick reachability check with a short timeout before pystac-client's own requests.
+            requests.get(self.url, timeout=5).raise_for_status()
+            client = Client.open(self.url, timeout=(5, 60))
+        except requests.HTTPError as exc:
+            raise SourceNetworkError(f"{self.url} answered {exc.response.status_code}; check --stac-url") from None
+        except requests.RequestException as exc:
+            raise SourceNetworkError(
+                f"cannot reach the STAC API at {self.url} ({type(exc).__name__}). Check your internet connection or "
+                "proxy, or pass another --stac-url; stored patches are kept."
+            ) from None
+        except (APIError, ValueError) as exc:
+            raise SourceError(f"{self.url} is not a usable STAC API ({_short(exc)}); check --stac-url") from None
+        if not client.conforms_to("ITEM_SEARCH"):  # type: ignore[arg-type]
+            raise SourceError(f"{self.url} is a static STAC catalogue without item search; point --stac-url at a STAC API")
+        self._client = client
+        return client
+
+    def search(self, grid: PatchGrid) -> list[Any]:
+        """Scenes intersecting the patch in [start, end), least cloudy first, at most ``max_scenes``."""
+        from pystac_client.exceptions import APIError
+
+        client = self.connect()
+        bbox = lonlat_bounds(grid)
+
+        def call() -> list[Any]:
+            try:
+                return list(client.search(
+                    collections=[self.collection], bbox=bbox, datetime=stac_datetime(self.start, self.end), limit=100,
+                ).items())
+            except APIError as exc:
+                raise _transient_or_error(exc) from None
+            except Exception as exc:
+                if _is_transport_error(exc):
+                    raise TransientError(f"{type(exc).__name__}: {_short(exc)}") from None
+                raise
+
+        items = retry(call, attempts=self.retry_attempts, base_delay=self.retry_base_delay, what=f"STAC search {self.url}")
+        # Filtered here rather than with the query extension, which not every STAC API offers.
+        items = [it for it in items if float(it.properties.get("eo:cloud_cover", 0.0)) <= self.max_scene_cloud]
+        items.sort(key=lambda it: (float(it.properties.get("eo:cloud_cover", 0.0)), it.id))
+        return items[: self.max_scenes] if self.max_scenes else items
+
+    # -- pixels ----------------------------------------------------------------------------------
+    def _read(self, href: str, grid: PatchGrid, nodata: float | None, resampling: str) -> np.ndarray:
+        from rasterio.errors import RasterioIOError
+
+        def call() -> np.ndarray:
+            try:
+                return read_window(href, grid, resampling, nodata)
+            except RasterioIOError as exc:
+                text = str(exc)
+                if "429" in text:
+                    raise QuotaError(_short(text)) from None
+                if "404" in text or "does not exist" in text.lower():
+                    raise SourceError(f"asset {href} is missing on the server ({_short(text)})") from None
+                raise TransientError(_short(text)) from None
+
+        return retry(call, attempts=self.retry_attempts, base_delay=self.retry_base_delay, what=f"reading {href}")
+
+    def scene_dn(self, item: Any, grid: PatchGrid) -> np.ndarray | None:
+        """One scene on the patch grid as (bands, H, W) DN with clouds/shadows/no data = 0; None if all masked."""
+        import rasterio
+
+        with rasterio.Env(**GDAL_ENV):
+            scl_asset = asset_info(item, SCL_ASSET)
+            scl = self._read(scl_asset.href, grid, scl_asset.nodata, "nearest")  # classes: never interpolate
+            clear = np.isfinite(scl) & ~np.isin(np.nan_to_num(scl, nan=0).astype(int), SCL_MASKED)
+            if not clear.any():
+                return None  # skip the 12 band reads of a scene that is cloudy over the patch
+            out = np.zeros((len(S2_BANDS), grid.size, grid.size), dtype=np.uint16)
+            for i, band in enumerate(S2_BANDS):
+                a = asset_info(item, ASSET_KEYS[band])
+                dn = self._read(a.href, grid, a.nodata, self.resampling)
+                refl = dn * a.scale + a.offset
+                refl[~clear] = np.nan
+                out[i] = reflectance_to_dn(refl)
+        return out
+
+    def fetch(self, sample_id: str, label: int, set_name: str, lon: float, lat: float) -> Patch:
+        """One patch as a ``Patch`` (DN = surface reflectance x 10000, study band order)."""
+        grid = patch_grid(lon, lat, self.size)
+        where = f"{sample_id} ({lon:.5f}, {lat:.5f})"
+        items = self.search(grid)
+        if not items:
+            raise NoSceneError(
+                f"{where}: no {self.collection} scene covers this point between {self.start} and {self.end}"
+                + (f" with scene cloud cover <= {self.max_scene_cloud:g}%" if self.max_scene_cloud < 100 else "")
+                + ". Check the coordinates (lon, lat order) and the date range."
+            )
+        stack = [s for s in (self.scene_dn(it, grid) for it in items) if s is not None]
+        if not stack:
+            raise CloudyCompositeError(
+                f"{where}: all {len(items)} scenes between {self.start} and {self.end} are cloudy, shadowed or empty "
+                "over this patch (SCL). Widen the date range or allow more scenes."
+            )
+        data = median_composite(np.stack(stack))
+        if not data.any():
+            raise CloudyCompositeError(f"{where}: the composite has no clear pixel; widen the date range")
+        log.debug("%s: median of %d of %d scenes", where, len(stack), len(items))
+        return Patch(
+            sample_id=sample_id, label=label, set=set_name, lon=lon, lat=lat, grid=grid, data=data, bands=S2_BANDS,
+            source=self.name, date_start=self.start, date_end=self.end, product_level=PRODUCT_LEVEL,
+        )
+
+
+def _short(exc: BaseException | str, n: int = 200) -> str:
+    text = " ".join(str(exc).split())
+    return text[:n] + ("…" if len(text) > n else "")
+
+
+def _transient_or_error(exc: Exception) -> Exception:
+    text = str(exc)
+    status = getattr(exc, "status_code", None)
+    if status == 429 or "too many" in text.lower():
+        return QuotaError(f"HTTP 429: {_short(text)}")
+    if (status is not None and status >= 500) or "timed out" in text.lower():
+        return TransientError(f"HTTP {status}: {_short(text)}")
+    return SourceError(f"the STAC API refused the search (HTTP {status}): {_short(text)}; check --stac-url")
+
+
+def _is_transport_error(exc: BaseException) -> bool:
+    import requests
+
+    return isinstance(exc, (requests.RequestException, ConnectionError, TimeoutError))
