@@ -1,0 +1,657 @@
+"""Fetch OSM features for the study's five keys with osmnx (Overpass), cached as GeoParquet.
+
+A query is split into *parts* (grid cells of an area, or batches of nearby patch footprints); each
+part is one Overpass request and is saved as soon as it arrives, so an interrupted fetch resumes
+where it stopped. When every part is in, they are merged into ``features.parquet`` with a JSON
+sidecar ``features.json`` (query, keys, fetch time, OSM snapshot date, counts). Layout::
+
+    data/osm/<cache_id>/features.parquet    merged vectors (schema: see ``asgm.osm``)
+    data/osm/<cache_id>/features.json       sidecar
+    data/osm/<cache_id>/parts/00000.parquet one file (+ .json) per finished Overpass request
+
+Snapshot dates (pipeline spec B4): ``date`` asks Overpass for the state of OSM at that instant
+(``[date:"..."]`` in the query header via ``osmnx.settings.overpass_settings``); for a patch store it
+defaults to the end of the store's imagery period. Without a date the snapshot date recorded is the
+server's ``timestamp_osm_base``.
+
+Overpass failures (HTTP 429/5xx, timeouts, "runtime error" remarks, dropped connections) are retried
+with exponential backoff, then raised as ``OverpassError`` naming the part and what to do. They are
+detected with a ``requests`` response hook passed through ``osmnx.settings.requests_kwargs``: this
+sees every Overpass response before osmnx does (osmnx itself retries 429/504 forever, 55 s apart,
+and silently returns empty results for "Query timed out" remarks, which would poison the cache).
+Before each request we wait for a free query slot as ``<url>/status`` says (osmnx's own wait is
+switched off: it sleeps 60 s whenever that endpoint is unreachable).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import html
+import json
+import math
+import re
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from shapely.geometry import box, mapping
+from shapely.geometry.base import BaseGeometry
+from shapely.prepared import prep
+
+from asgm import atomic
+from asgm.config import OSM_LAYERS, data_dir
+from asgm.osm import OsmFetchError, OverpassError
+
+#: Public Overpass endpoint osmnx uses by default; ``ASGM_OVERPASS_URL`` or ``overpass_url=`` overrides.
+DEFAULT_OVERPASS_URL = "https://overpass-api.de/api"
+#: Overpass keeps history ("attic" data) from the ODbL licence change on; earlier dates are refused.
+ATTIC_START = datetime(2012, 9, 12, 6, 55, tzinfo=UTC)
+#: Rows added from Earth Genome's runway points carry this ``element`` value.
+RUNWAY_ELEMENT = "runway_point"
+CREDIT = "© OpenStreetMap contributors (ODbL)"
+
+ProgressFn = Callable[[int, int, bool], None]  # (parts done, parts total, this part came from disk)
+
+
+# -- vector schema ------------------------------------------------------------------------------
+def empty_vectors(keys: Sequence[str] = OSM_LAYERS) -> gpd.GeoDataFrame:
+    """An empty GeoDataFrame in the vector schema."""
+    cols: dict[str, Any] = {"element": pd.Series([], dtype=object), "id": pd.Series([], dtype="int64")}
+    cols.update({k: pd.Series([], dtype=object) for k in keys})
+    cols["source"] = pd.Series([], dtype=object)
+    return gpd.GeoDataFrame(cols, geometry=gpd.GeoSeries([], crs="EPSG:4326"), crs="EPSG:4326")
+
+
+def normalize_features(gdf: gpd.GeoDataFrame, keys: Sequence[str] = OSM_LAYERS, source: str = "osm") -> gpd.GeoDataFrame:
+    """Reduce an osmnx ``features_from_*`` result to the vector schema.
+
+    Keeps ``element``/``id`` (from the index or columns), one column per key (tag value as str or
+    None; missing keys become all-null), ``source`` and ``geometry`` in EPSG:4326.
+    """
+    if gdf is None or len(gdf) == 0:
+        return empty_vectors(keys)
+    df = gdf.reset_index() if {"element", "id"} & set(gdf.index.names or []) else gdf.copy()
+    if df.crs is None:
+        raise OsmFetchError("the OSM features have no CRS; expected EPSG:4326 (lon/lat)")
+    df = df.to_crs("EPSG:4326")
+    out = pd.DataFrame({
+        "element": df["element"].astype(str) if "element" in df else "unknown",
+        "id": pd.to_numeric(df["id"], errors="coerce").fillna(-1).astype("int64") if "id" in df else np.arange(len(df)),
+    })
+    for k in keys:
+        if k in df:
+            values = df[k]
+            out[k] = [None if (v is None or (isinstance(v, float) and math.isnan(v))) else str(v) for v in values]
+        else:
+            out[k] = pd.Series([None] * len(df), dtype=object)
+    out["source"] = df["source"].astype(str).to_numpy() if "source" in df else source
+    result = gpd.GeoDataFrame(out, geometry=df.geometry.to_numpy(), crs="EPSG:4326")
+    result = result[result.geometry.notna() & ~result.geometry.is_empty]
+    return result.reset_index(drop=True)
+
+
+def _write_parquet(gdf: gpd.GeoDataFrame, path: Path) -> None:
+    with atomic.atomic_path(path, suffix=".parquet") as tmp:
+        gdf.to_parquet(tmp, index=False)
+
+
+def read_vectors(path: str | Path) -> gpd.GeoDataFrame:
+    """Read a vector file (GeoParquet, GeoPackage or GeoJSON) in the vector schema, in EPSG:4326.
+
+    Key columns that are missing are added as all-null, so files with only some keys are accepted.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise OsmFetchError(f"OSM vector file {path} not found; fetch it with `asgm osm fetch` or pass an existing file")
+    try:
+        if path.suffix.lower() in (".parquet", ".geoparquet"):
+            gdf = gpd.read_parquet(path)
+        else:
+            gdf = gpd.read_file(path)
+    except Exception as exc:  # pyarrow / pyogrio raise many types for a damaged file
+        raise OsmFetchError(
+            f"could not read OSM vectors from {path} ({type(exc).__name__}: {exc}); "
+            "delete it and fetch again (`asgm osm fetch ... --refresh`)"
+        ) from exc
+    if gdf.crs is None:
+        raise OsmFetchError(f"{path}: the OSM vectors have no CRS; write them in EPSG:4326 (lon/lat)")
+    for k in OSM_LAYERS:
+        if k not in gdf.columns:
+            gdf[k] = None
+    return gdf.to_crs("EPSG:4326") if gdf.crs.to_epsg() != 4326 else gdf
+
+
+# -- queries --------------------------------------------------------------------------------
+@dataclass
+class FetchQuery:
+    """What to fetch: the parts (one Overpass request each) and a JSON-able description."""
+
+    kind: str  # bbox | polygon | area | store
+    label: str
+    parts: list[BaseGeometry]
+    description: dict[str, Any] = field(default_factory=dict)
+    default_date: str | None = None  # a store's imagery end date
+
+    @property
+    def area(self) -> BaseGeometry:
+        """The union of the parts (what runway points are clipped to)."""
+        return shapely.union_all(self.parts) if self.parts else shapely.Polygon()
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:40] or "query"
+
+
+def _grid_parts(area: BaseGeometry, cell_deg: float) -> list[BaseGeometry]:
+    """Cut ``area`` (lon/lat) into cells of ``cell_deg``; each non-empty piece is one request.
+
+    0.25° cells (~770 km² at these latitudes) stay under osmnx's 2,500 km² sub-division limit, so
+    each cell is exactly one Overpass request and a resumed fetch loses at most one cell.
+    """
+    if cell_deg <= 0:
+        raise OsmFetchError(f"cell size must be positive, got {cell_deg}")
+    minx, miny, maxx, maxy = area.bounds
+    parts = []
+    prepared = prep(area)
+    for x in np.arange(math.floor(minx / cell_deg) * cell_deg, maxx, cell_deg):
+        for y in np.arange(math.floor(miny / cell_deg) * cell_deg, maxy, cell_deg):
+            cell = box(round(x, 9), round(y, 9), round(x + cell_deg, 9), round(y + cell_deg, 9))
+            if not prepared.intersects(cell):
+                continue
+            piece = cell if area.contains(cell) else area.intersection(cell)
+            if piece.is_empty or piece.area == 0:
+                continue
+            if piece.geom_type == "GeometryCollection":
+                piece = shapely.union_all([g for g in piece.geoms if g.geom_type in ("Polygon", "MultiPolygon")])
+                if piece.is_empty:
+                    continue
+            parts.append(piece)
+    return parts
+
+
+def bbox_query(west: float, south: float, east: float, north: float, cell_deg: float = 0.25) -> FetchQuery:
+    """A lon/lat bounding box."""
+    if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
+        raise OsmFetchError(
+            f"invalid bounding box west={west} south={south} east={east} north={north}: "
+            "give WEST SOUTH EAST NORTH in degrees with west < east and south < north"
+        )
+    area = box(west, south, east, north)
+    return FetchQuery("bbox", f"bbox_{west:.3f}_{south:.3f}_{east:.3f}_{north:.3f}", _grid_parts(area, cell_deg),
+                      {"kind": "bbox", "bbox": [west, south, east, north], "cell_deg": cell_deg})
+
+
+def polygon_query(path: str | Path, cell_deg: float = 0.25) -> FetchQuery:
+    """The union of the polygons of a vector file (GeoJSON, GeoPackage, shapefile...)."""
+    path = Path(path)
+    if not path.is_file():
+        raise OsmFetchError(f"polygon file {path} not found")
+    try:
+        gdf = gpd.read_file(path)
+    except Exception as exc:  # pyogrio raises DataSourceError and friends
+        raise OsmFetchError(f"could not read polygon file {path} ({type(exc).__name__}: {exc})") from exc
+    if gdf.crs is None:
+        raise OsmFetchError(f"{path} has no CRS; save it with one (EPSG:4326 lon/lat is simplest)")
+    area = shapely.make_valid(gdf.to_crs("EPSG:4326").union_all())
+    polys = [g for g in shapely.get_parts(area) if g.geom_type in ("Polygon", "MultiPolygon")]
+    if not polys:
+        raise OsmFetchError(f"{path} holds no polygons; give a file of Polygon/MultiPolygon features")
+    area = shapely.union_all(polys)
+    return FetchQuery("polygon", _slug(path.stem), _grid_parts(area, cell_deg),
+                      {"kind": "polygon", "file": str(path), "bounds": list(area.bounds), "cell_deg": cell_deg})
+
+
+def area_query(name: str, cell_deg: float = 0.25) -> FetchQuery:
+    """A named area: only ``bolivar`` (the state boundary from OSM, cached by ``asgm.boundary``)."""
+    if name.lower() not in ("bolivar", "bolívar"):
+        raise OsmFetchError(f"unknown area {name!r}; use 'bolivar', or --bbox / --polygon for other areas")
+    from asgm import boundary
+
+    try:
+        gdf = boundary.bolivar()
+    except boundary.BoundaryUnavailable as exc:
+        raise OsmFetchError(f"{exc} (or pass --bbox / --polygon instead of --area)") from exc
+    area = gdf.to_crs("EPSG:4326").union_all()
+    return FetchQuery("area", "bolivar", _grid_parts(area, cell_deg),
+                      {"kind": "area", "area": "bolivar", "bounds": list(area.bounds), "cell_deg": cell_deg})
+
+
+def store_query(store: Any, pad_m: float = 100.0, batch_deg: float = 0.1) -> FetchQuery:
+    """The footprints of a patch store, batched: patches whose centres share a ``batch_deg`` cell
+    are fetched with one request for the bounding box of their (padded) footprints, so scattered
+    patches cost one small request each and clustered ones share a request."""
+    from pyproj import Transformer
+
+    from asgm.grid import patch_grid
+
+    df = store.index()
+    if df.empty:
+        raise OsmFetchError(f"patch store {store.name!r} has no patches; build it before fetching OSM for it")
+    boxes = []
+    for epsg, rows in df.groupby("epsg"):
+        to_ll = Transformer.from_crs(f"EPSG:{int(epsg)}", "EPSG:4326", always_xy=True)
+        for r in rows.itertuples():
+            w, s, e, n = patch_grid(float(r.lon), float(r.lat), int(r.size), epsg=int(epsg)).bounds
+            w, s, e, n = w - pad_m, s - pad_m, e + pad_m, n + pad_m
+            xs, ys = to_ll.transform([w, e, e, w], [s, s, n, n])
+            boxes.append((r.lon, r.lat, min(xs), min(ys), max(xs), max(ys)))
+    b = pd.DataFrame(boxes, columns=["lon", "lat", "w", "s", "e", "n"])
+    b["cell"] = list(zip(np.floor(b.lon / batch_deg).astype(int), np.floor(b.lat / batch_deg).astype(int), strict=True))
+    parts = [box(g.w.min(), g.s.min(), g.e.max(), g.n.max()) for _, g in sorted(b.groupby("cell"), key=lambda t: t[0])]
+    return FetchQuery(
+        "store", _slug(store.name), parts,
+        {"kind": "store", "store": store.name, "patches": int(len(df)), "pad_m": pad_m, "batch_deg": batch_deg,
+         "bounds": [float(b.w.min()), float(b.s.min()), float(b.e.max()), float(b.n.max())]},
+        default_date=store.meta.date_end or None,
+    )
+
+
+# -- dates ----------------------------------------------------------------------------------
+def normalize_date(value: str | None) -> str | None:
+    """``YYYY-MM-DD`` or ISO 8601 -> Overpass's ``YYYY-MM-DDTHH:MM:SSZ`` (UTC); None stays None."""
+    if value is None or value == "":
+        return None
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise OsmFetchError(f"invalid snapshot date {value!r}; use YYYY-MM-DD (e.g. 2021-12-31)") from None
+    dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    if dt < ATTIC_START:
+        raise OsmFetchError(
+            f"snapshot date {value} is before {ATTIC_START:%Y-%m-%d}, the start of Overpass's history; "
+            "choose a later date or fetch the current state (--date current)"
+        )
+    if dt > datetime.now(UTC):
+        raise OsmFetchError(f"snapshot date {value} is in the future; use a past date or --date current")
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def overpass_settings_string(date: str | None) -> str:
+    """osmnx's query header template, with Overpass's ``[date:...]`` when a snapshot is asked for."""
+    base = "[out:json][timeout:{timeout}]{maxsize}"
+    return base + (f'[date:"{date}"]' if date else "")
+
+
+# -- Overpass transport ------------------------------------------------------------------------
+class _Transient(Exception):
+    """An Overpass failure worth retrying (rate limit, overload, timeout)."""
+
+
+class _Rejected(Exception):
+    """An Overpass answer that retrying cannot fix (HTTP 400: the query itself is bad)."""
+
+
+def _html_text(text: str, limit: int = 300) -> str:
+    text = html.unescape(re.sub(r"<[^>]+>", " ", text or ""))
+    return re.sub(r"\s+", " ", text).strip()[:limit]
+
+
+class _ResponseWatch:
+    """A ``requests`` response hook: classifies Overpass answers and records the data timestamp."""
+
+    def __init__(self) -> None:
+        self.osm_base: str | None = None
+
+    def __call__(self, response: Any, *args: Any, **kwargs: Any) -> Any:
+        if not response.url.rstrip("/").endswith("/interpreter"):
+            return response  # the /status probe: osmnx handles it
+        code = response.status_code
+        if code == 400:
+            raise _Rejected(f"HTTP 400: {_html_text(response.text)}")
+        if code in (429, 502, 503, 504) or code >= 500:
+            raise _Transient(f"HTTP {code} {response.reason}: {_html_text(response.text, 160)}")
+        if code != 200:
+            raise _Transient(f"HTTP {code} {response.reason}")
+        try:
+            body = response.json()
+        except ValueError:
+            raise _Transient(f"HTTP 200 but not JSON: {_html_text(response.text, 160)!r}") from None
+        remark = body.get("remark") if isinstance(body, dict) else None
+        if remark and re.search(r"runtime error|timed out|out of memory|error", str(remark), re.I):
+            # Overpass reports query timeouts as 200 + remark with partial or no elements.
+            raise _Transient(f"Overpass remark: {remark}")
+        if isinstance(body, dict):
+            self.osm_base = (body.get("osm3s") or {}).get("timestamp_osm_base") or self.osm_base
+        return response
+
+
+@contextlib.contextmanager
+def _osmnx_configured(url: str, timeout_s: float, date: str | None, hook: _ResponseWatch) -> Iterator[Any]:
+    """Point osmnx at ``url`` with our header and hook; restore its global settings afterwards."""
+    import osmnx as ox
+
+    names = ("overpass_url", "overpass_settings", "requests_timeout", "requests_kwargs", "use_cache",
+             "overpass_rate_limit")
+    saved = {n: getattr(ox.settings, n) for n in names}
+    try:
+        ox.settings.overpass_url = url
+        ox.settings.overpass_settings = overpass_settings_string(date)
+        ox.settings.requests_timeout = timeout_s
+        ox.settings.requests_kwargs = {**saved["requests_kwargs"], "hooks": {"response": [hook]}}
+        ox.settings.use_cache = False  # our part files are the cache; no second copy under ./cache
+        # We wait for a query slot ourselves (_slot_pause): osmnx sleeps a fixed 60 s whenever the
+        # status endpoint cannot be reached, which turns a dead server into minutes of silence.
+        ox.settings.overpass_rate_limit = False
+        yield ox
+    finally:
+        for n, v in saved.items():
+            setattr(ox.settings, n, v)
+
+
+def _slot_pause(url: str, timeout_s: float, cap_s: float = 120.0) -> float:
+    """Seconds to wait for a free Overpass query slot, from ``<url>/status`` (0 if it cannot be read:
+    the request itself will then fail fast and be retried with backoff)."""
+    import requests
+
+    try:
+        text = requests.get(url + "/status", timeout=min(timeout_s, 10)).text
+    except requests.RequestException:
+        return 0.0
+    for line in text.splitlines()[3:]:
+        if re.match(r"\d+ slots? available now", line):
+            return 0.0
+        m = re.search(r"in (\d+) seconds", line)
+        if line.startswith("Slot available after") and m:
+            return min(float(m.group(1)), cap_s)
+    return 0.0
+
+
+def _fetch_part(part: BaseGeometry, tags: dict[str, bool], *, url: str, timeout_s: float, date: str | None,
+                retries: int, backoff_s: float, where: str) -> tuple[gpd.GeoDataFrame, str | None]:
+    """One Overpass request with retries; returns (features, timestamp_osm_base)."""
+    import requests
+    from osmnx._errors import InsufficientResponseError, ResponseStatusCodeError
+
+    if part.geom_type not in ("Polygon", "MultiPolygon"):
+        part = part.envelope
+    last: Exception | None = None
+    for attempt in range(retries + 1):
+        hook = _ResponseWatch()
+        time.sleep(_slot_pause(url, timeout_s))
+        try:
+            with _osmnx_configured(url, timeout_s, date, hook) as ox:
+                gdf = ox.features.features_from_polygon(part, tags=tags)
+            return gdf, hook.osm_base
+        except InsufficientResponseError as exc:
+            if str(exc).startswith("No matching features"):
+                return None, hook.osm_base  # an area with none of the keys: empty, not an error
+            last = exc
+        except _Rejected as exc:
+            raise OverpassError(
+                f"Overpass at {url} rejected the query for {where} ({exc}). This is not transient: check the "
+                "snapshot date and keys; if they look right, report it with this message"
+            ) from exc
+        except (_Transient, requests.RequestException, ResponseStatusCodeError, OSError) as exc:
+            last = exc
+        if attempt < retries:
+            time.sleep(backoff_s * (2**attempt))
+    raise OverpassError(
+        f"Overpass at {url} failed {retries + 1} time(s) for {where}; last error: {type(last).__name__}: {last}. "
+        "Parts already fetched are kept: rerun the same command later to resume, raise --retries/--timeout, "
+        "or use another Overpass instance with --overpass-url (or ASGM_OVERPASS_URL)"
+    )
+
+
+# -- runway points -----------------------------------------------------------------------------
+def runway_points(area: BaseGeometry, keys: Sequence[str] = OSM_LAYERS) -> gpd.GeoDataFrame:
+    """Earth Genome's OSM runway points (registry ``runway_points``) inside ``area``, as aeroway=runway rows."""
+    from asgm import registry
+
+    pts = gpd.read_file(registry.get("runway_points")).to_crs("EPSG:4326")
+    pts = pts[pts.geometry.intersects(area)] if not area.is_empty else pts.iloc[:0]
+    if pts.empty:
+        return empty_vectors(keys)
+    rows = gpd.GeoDataFrame(
+        {"element": RUNWAY_ELEMENT, "id": pts["id"].astype("int64").to_numpy() if "id" in pts else np.arange(len(pts))},
+        geometry=pts.geometry.to_numpy(), crs="EPSG:4326",
+    )
+    for k in keys:
+        rows[k] = "runway" if k == "aeroway" else None
+    rows["source"] = "eg_runway_points"
+    return normalize_features(rows, keys)
+
+
+def _merge_runways(features: gpd.GeoDataFrame, runways: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Add runway points, dropping those whose OSM way is already present with an aeroway tag."""
+    if runways.empty:
+        return features
+    if "aeroway" in features and len(features):
+        have = set(features.loc[(features["element"] == "way") & features["aeroway"].notna(), "id"])
+        runways = runways[~runways["id"].isin(have)]
+    return gpd.GeoDataFrame(pd.concat([features, runways], ignore_index=True), crs="EPSG:4326")
+
+
+# -- the cache ---------------------------------------------------------------------------------
+@dataclass
+class FetchResult:
+    """A fetched (or cache-read) set of OSM vectors."""
+
+    path: Path
+    meta: dict[str, Any]
+    features: gpd.GeoDataFrame
+    cached: bool
+    requests: int = 0
+
+    def report(self) -> dict[str, Any]:
+        """JSON-able summary for the CLI."""
+        return {"path": str(self.path), "cached": self.cached, "requests": self.requests, **self.meta}
+
+
+def osm_dir() -> Path:
+    """Folder holding the OSM vector caches."""
+    return data_dir() / "osm"
+
+
+def list_caches() -> list[dict[str, Any]]:
+    """Sidecars of every complete cache, newest first."""
+    out = []
+    for side in osm_dir().glob("*/features.json"):
+        try:
+            meta = json.loads(side.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, OSError):
+            continue
+        if (side.parent / "features.parquet").is_file():
+            out.append({**meta, "path": str(side.parent / "features.parquet")})
+    return sorted(out, key=lambda m: m.get("fetched_at", ""), reverse=True)
+
+
+def find_store_cache(store_name: str) -> Path | None:
+    """The newest complete cache fetched for the footprints of store ``store_name``, if any."""
+    for meta in list_caches():
+        q = meta.get("query") or {}
+        if q.get("kind") == "store" and q.get("store") == store_name:
+            return Path(meta["path"])
+    return None
+
+
+def _cache_id(kind: str, label: str, identity: dict[str, Any]) -> str:
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return f"{kind}-{_slug(label)}-{digest}"
+
+
+def _key_counts(gdf: gpd.GeoDataFrame, keys: Sequence[str]) -> dict[str, int]:
+    return {k: int(gdf[k].notna().sum()) if k in gdf else 0 for k in keys}
+
+
+def _validate_keys(keys: Sequence[str]) -> tuple[str, ...]:
+    unknown = [k for k in keys if k not in OSM_LAYERS]
+    if unknown or not keys:
+        raise OsmFetchError(f"unknown OSM key(s) {unknown or '(none given)'}; choose from {list(OSM_LAYERS)}")
+    return tuple(k for k in OSM_LAYERS if k in keys)
+
+
+def fetch(
+    query: FetchQuery,
+    *,
+    keys: Sequence[str] = OSM_LAYERS,
+    date: str | None = "auto",
+    runway: bool | None = None,
+    refresh: bool = False,
+    retries: int = 4,
+    backoff_s: float = 5.0,
+    timeout_s: float = 180,
+    overpass_url: str | None = None,
+    progress: ProgressFn | None = None,
+) -> FetchResult:
+    """Fetch ``keys`` for ``query`` from Overpass through osmnx, part by part, with a resumable cache.
+
+    ``date``: ``"auto"`` (the store's imagery end date for store queries, else current), ``None`` or
+    ``"current"`` (today's OSM), or a date. ``runway``: add Earth Genome's runway points (default:
+    only for current snapshots, because the points file is itself undated and recent).
+    """
+    import os
+
+    keys = _validate_keys(keys)
+    if date == "auto":
+        date = query.default_date
+    date = normalize_date(None if date == "current" else date)
+    runway = (date is None) if runway is None else runway
+    url = (overpass_url or os.environ.get("ASGM_OVERPASS_URL") or DEFAULT_OVERPASS_URL).rstrip("/")
+    if not query.parts:
+        raise OsmFetchError(f"the {query.kind} query {query.label!r} covers no area; check the bounds or file")
+    identity = {"kind": query.kind, "parts": [p.wkb_hex for p in query.parts], "keys": keys, "date": date,
+                "runway": runway}
+    folder = osm_dir() / _cache_id(query.kind, query.label, identity)
+    out, side, parts_dir = folder / "features.parquet", folder / "features.json", folder / "parts"
+    if out.is_file() and side.is_file() and not refresh:
+        meta = json.loads(side.read_text(encoding="utf-8"))
+        if progress:
+            progress(len(query.parts), len(query.parts), True)
+        return FetchResult(out, meta, read_vectors(out), cached=True)
+    if refresh and parts_dir.exists():
+        for f in parts_dir.iterdir():
+            f.unlink()
+    atomic.write_json(folder / "query.json", {"query": query.description, "keys": list(keys), "date": date,
+                                              "runway_points": runway, "parts": len(query.parts)})
+    tags = {k: True for k in keys}
+    frames, bases, n_requests = [], [], 0
+    total = len(query.parts)
+    for i, part in enumerate(query.parts):
+        pq, pj = parts_dir / f"{i:05d}.parquet", parts_dir / f"{i:05d}.json"
+        from_disk = pq.is_file() and pj.is_file()
+        if from_disk:
+            frames.append(gpd.read_parquet(pq))
+            bases.append(json.loads(pj.read_text(encoding="utf-8")).get("osm_base"))
+        else:
+            raw, base = _fetch_part(part, tags, url=url, timeout_s=timeout_s, date=date, retries=retries,
+                                    backoff_s=backoff_s, where=f"part {i + 1}/{total} of {query.label}")
+            n_requests += 1
+            gdf = normalize_features(raw, keys)
+            _write_parquet(gdf, pq)  # parquet first, then its .json: a part counts only with both
+            atomic.write_json(pj, {"part": i, "features": len(gdf), "osm_base": base, "bounds": list(part.bounds),
+                                   "fetched_at": datetime.now(UTC).isoformat(timespec="seconds")})
+            frames.append(gdf)
+            bases.append(base)
+        if progress:
+            progress(i + 1, total, from_disk)
+    features = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else None
+    features = empty_vectors(keys) if features is None else gpd.GeoDataFrame(features, crs="EPSG:4326")
+    # Parts overlap where a feature crosses a cell or batch boundary: keep each element once.
+    features = features.drop_duplicates(subset=["element", "id"]).sort_values(["element", "id"]).reset_index(drop=True)
+    n_runways = 0
+    if runway:
+        rw = runway_points(query.area, keys) if "aeroway" in keys else empty_vectors(keys)
+        before = len(features)
+        features = _merge_runways(features, rw)
+        n_runways = len(features) - before
+    _write_parquet(features, out)
+    known = sorted(b for b in bases if b)
+    meta = {
+        "query": query.description, "keys": list(keys), "source": "overpass", "overpass_url": url,
+        "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "snapshot_date": date or (known[-1] if known else None),
+        "snapshot": {"requested_date": date, "osm_base_min": known[0] if known else None,
+                     "osm_base_max": known[-1] if known else None},
+        "parts": total, "features": int(len(features)), "counts": _key_counts(features, keys),
+        "runway_points": {"included": bool(runway), "added": int(n_runways)},
+        "osmnx_version": _osmnx_version(), "credit": CREDIT, "cache_id": folder.name,
+    }
+    atomic.write_json(side, meta)
+    return FetchResult(out, meta, features, cached=False, requests=n_requests)
+
+
+def _osmnx_version() -> str:
+    try:
+        import osmnx
+
+        return str(osmnx.__version__)
+    except ImportError:  # pragma: no cover - osmnx is a hard requirement of fetching
+        return "unknown"
+
+
+# -- local OSM XML -----------------------------------------------------------------------------
+def _xml_snapshot(path: Path) -> str | None:
+    """The data date of an OSM XML file: ``<meta osm_base=...>`` (Overpass output), else the newest
+    element ``timestamp`` attribute, else None."""
+    newest = None
+    try:
+        for _, elem in ET.iterparse(path, events=("start",)):
+            if elem.tag == "meta" and elem.get("osm_base"):
+                return elem.get("osm_base")
+            ts = elem.get("timestamp")
+            if ts and (newest is None or ts > newest):
+                newest = ts
+    except ET.ParseError as exc:
+        raise OsmFetchError(f"{path} is not valid OSM XML ({exc}); export it again (e.g. from Overpass with out meta)") from exc
+    return newest
+
+
+def fetch_xml(
+    path: str | Path,
+    *,
+    keys: Sequence[str] = OSM_LAYERS,
+    area: BaseGeometry | None = None,
+    runway: bool = False,
+    refresh: bool = False,
+) -> FetchResult:
+    """Features of a local OSM XML file (``osmnx.features_from_xml``), optionally clipped to ``area``,
+    cached like an Overpass fetch (keyed by the file's sha256)."""
+    import osmnx as ox
+    from osmnx._errors import InsufficientResponseError
+
+    path = Path(path)
+    keys = _validate_keys(keys)
+    if not path.is_file():
+        raise OsmFetchError(f"OSM XML file {path} not found")
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    identity = {"kind": "xml", "sha256": sha, "keys": keys, "area": area.wkb_hex if area is not None else None,
+                "runway": runway}
+    folder = osm_dir() / _cache_id("xml", path.stem, identity)
+    out, side = folder / "features.parquet", folder / "features.json"
+    if out.is_file() and side.is_file() and not refresh:
+        return FetchResult(out, json.loads(side.read_text(encoding="utf-8")), read_vectors(out), cached=True)
+    snapshot = _xml_snapshot(path)
+    try:
+        raw = ox.features_from_xml(path, tags={k: True for k in keys}, polygon=area)
+    except InsufficientResponseError:
+        raw = None
+    except (ET.ParseError, KeyError, ValueError) as exc:
+        raise OsmFetchError(f"could not read OSM XML {path} ({type(exc).__name__}: {exc})") from exc
+    features = normalize_features(raw, keys)
+    n_runways = 0
+    if runway and "aeroway" in keys:
+        clip = area if area is not None else (box(*features.total_bounds) if len(features) else shapely.Polygon())
+        before = len(features)
+        features = _merge_runways(features, runway_points(clip, keys))
+        n_runways = len(features) - before
+    _write_parquet(features, out)
+    meta = {
+        "query": {"kind": "xml", "file": str(path), "sha256": sha,
+                  "area": mapping(area) if area is not None else None},
+        "keys": list(keys), "source": "osm_xml", "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "snapshot_date": snapshot, "snapshot": {"requested_date": None, "file_date": snapshot},
+        "parts": 1, "features": int(len(features)), "counts": _key_counts(features, keys),
+        "runway_points": {"included": bool(runway), "added": int(n_runways)},
+        "osmnx_version": _osmnx_version(), "credit": CREDIT, "cache_id": folder.name,
+    }
+    atomic.write_json(side, meta)
+    return FetchResult(out, meta, features, cached=False)
