@@ -1,0 +1,257 @@
+"""``asgm train | runs | evaluate | model | experiments | ablation``: the training and evaluation engine."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from asgm.cli import CommandError, add_json_flag
+
+
+def _config_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("experiment (flags override --config)")
+    g.add_argument("--config", help="experiment config file (.toml or .json)")
+    g.add_argument("--name", help="free label for the run")
+    g.add_argument("--store", help="patch store name (default: demo)")
+    g.add_argument("--bands", help="comma-separated Sentinel-2 bands in channel order (default: the store's bands)")
+    g.add_argument("--osm", help="comma-separated OSM layers (highway,waterway,building,landuse,aeroway) or 'all'")
+    g.add_argument("--size", type=int, choices=(48, 256), help="patch size in pixels")
+    g.add_argument("--negatives", choices=("curated", "random"))
+    g.add_argument("--class-weight", action=argparse.BooleanOptionalAction, default=None,
+                   help="weight classes n/(2 n_c) on the training split")
+    g.add_argument("--seed", type=int)
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--learning-rate", type=float)
+    g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None, help="flips + 90° rotations")
+    g.add_argument("--affine", action=argparse.BooleanOptionalAction, default=None, help="small shifts/zoom too")
+    g.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="stop after PATIENCE epochs without "
+                   "a better validation PR-AUC")
+    g.add_argument("--holdout", choices=("caroni",), help="use a geographic holdout region as the test set")
+    g.add_argument("--split-eps", type=float, metavar="METRES", help="DBSCAN eps of the spatial split (true metres)")
+
+
+def config_from_args(args: argparse.Namespace) -> Any:
+    """An ExperimentConfig from ``--config`` plus flag overrides (bands default to the store's)."""
+    from asgm.config import OSM_LAYERS, ExperimentConfig
+
+    raw: dict[str, Any] = {}
+    if args.config:
+        raw = ExperimentConfig.from_file(args.config).model_dump()
+    flags = {
+        "name": args.name, "store": args.store, "patch_size": args.size, "negatives": args.negatives,
+        "class_weight": args.class_weight, "seed": args.seed, "epochs": args.epochs, "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate, "augment": args.augment, "affine_augment": args.affine,
+        "early_stopping_patience": args.early_stopping, "holdout": args.holdout, "split_eps_m": args.split_eps,
+    }
+    raw.update({k: v for k, v in flags.items() if v is not None})
+    if args.bands:
+        raw["bands"] = tuple(b.strip() for b in args.bands.split(",") if b.strip())
+    if args.osm:
+        raw["osm_layers"] = OSM_LAYERS if args.osm == "all" else tuple(x.strip() for x in args.osm.split(",") if x.strip())
+    if "bands" not in raw or "patch_size" not in raw:
+        # Default bands and size to what the chosen store holds, so `--store NAME` alone works.
+        from asgm.store import PatchStore
+
+        st = PatchStore.open(raw.get("store", "demo"))
+        raw.setdefault("bands", st.meta.bands)
+        raw.setdefault("patch_size", st.meta.size)
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValueError as exc:
+        raise CommandError(f"invalid experiment config: {exc}") from None
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    t = sub.add_parser("train", help="train the study's CNN on a patch store (spatial split, best epoch, test metrics)")
+    _config_flags(t)
+    t.add_argument("--run-id", help="train into this run folder (used by the app's background launcher)")
+    t.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs (default 1000)")
+    t.add_argument("--detach", action="store_true", help="start in the background and print the run id")
+    add_json_flag(t)
+    t.set_defaults(handler=_train, human=_human_metrics)
+
+    r = sub.add_parser("runs", help="list, show and cancel training runs (the run store)")
+    rs = r.add_subparsers(dest="runs_command", metavar="SUBCOMMAND", required=True)
+    ls = rs.add_parser("list", help="every run, newest first")
+    add_json_flag(ls)
+    ls.set_defaults(handler=_runs_list, human=_human_runs)
+    sh = rs.add_parser("show", help="one run's status, progress and metrics")
+    sh.add_argument("run_id")
+    add_json_flag(sh)
+    sh.set_defaults(handler=lambda a: _get(a.run_id).to_dict())
+    ca = rs.add_parser("cancel", help="ask a running run to stop")
+    ca.add_argument("run_id")
+    add_json_flag(ca)
+    ca.set_defaults(handler=_runs_cancel)
+
+    e = sub.add_parser("evaluate", help="re-score a run: predict val/test again, tune the threshold, write metrics")
+    e.add_argument("run_id")
+    e.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    add_json_flag(e)
+    e.set_defaults(handler=_evaluate, human=_human_metrics)
+
+    m = sub.add_parser("model", help="the study's CNN")
+    ms = m.add_subparsers(dest="model_command", metavar="SUBCOMMAND", required=True)
+    su = ms.add_parser("summary", help="layers and parameter count for an input size")
+    su.add_argument("--size", type=int, default=48, help="patch size in pixels (default 48)")
+    su.add_argument("--channels", type=int, default=12, help="input channels (default 12)")
+    add_json_flag(su)
+    su.set_defaults(handler=_model_summary, human=_human_summary)
+
+    x = sub.add_parser("experiments", help="the study's experiments")
+    xs = x.add_subparsers(dest="experiments_command", metavar="SUBCOMMAND", required=True)
+    t1 = xs.add_parser("table1", help="run Table 1's ten configurations (unsupported ones are reported as skipped)")
+    t1.add_argument("--dataset", action="append", help="patch store to use (repeat for a 48-px and a 256-px "
+                    "store; default: demo)")
+    t1.add_argument("--epochs", type=int, default=160)
+    t1.add_argument("--seed", type=int, default=7)
+    t1.add_argument("--only", help="comma-separated experiment numbers to run (default: all)")
+    t1.add_argument("--plan", action="store_true", help="only show which rows would run or be skipped")
+    add_json_flag(t1)
+    t1.set_defaults(handler=_table1, human=_human_table1)
+
+    a = sub.add_parser("ablation", help="each OSM layer of a run: retrained without it and zeroed at test time")
+    a.add_argument("run_id")
+    a.add_argument("--no-retrain", action="store_true", help="only zero channels at test time (fast)")
+    a.add_argument("--bootstrap", type=int, default=1000)
+    add_json_flag(a)
+    a.set_defaults(handler=_ablation, human=_human_ablation)
+
+
+def _get(run_id: str) -> Any:
+    from asgm.runs import get_run
+
+    return get_run(run_id)
+
+
+def _train(args: argparse.Namespace) -> dict[str, Any]:
+    from asgm import runs, train
+
+    config = config_from_args(args)
+    if args.detach:
+        return {"run_id": runs.launch(config), "status": "queued"}
+    run_id = train.train(config, run_id=args.run_id, show_progress=not args.json and sys.stderr.isatty(),
+                         n_boot=args.bootstrap)
+    info = runs.get_run(run_id)
+    if info.status != "completed":
+        raise CommandError(f"run {run_id} ended {info.status}: {info.error}")
+    return {"run_id": run_id, "status": info.status, "path": str(info.path), **(info.metrics or {})}
+
+
+def _human_metrics(m: dict[str, Any]) -> str:
+    if "f1" not in m:
+        return "\n".join(f"{k}: {v}" for k, v in m.items())
+    ci = m.get("f1_ci_patch") or [float("nan")] * 2
+    cc = m.get("f1_ci_cluster") or [float("nan")] * 2
+    ap = m.get("pr_auc")
+    apci = m.get("pr_auc_ci") or [float("nan")] * 2
+    lines = [
+        f"run {m.get('run_id', '')}  best epoch {m.get('best_epoch')}  threshold {m['threshold']:.4f} (prob >= t)",
+        f"test F1 {m['f1']:.3f}  95% CI patch [{ci[0]:.3f}, {ci[1]:.3f}]  cluster [{cc[0]:.3f}, {cc[1]:.3f}]",
+        f"precision {m['precision']:.3f}  recall {m['recall']:.3f}  PR-AUC "
+        + (f"{ap:.3f} [{apci[0]:.3f}, {apci[1]:.3f}]" if ap is not None else "n/a"),
+        f"TP {m['tp']}  FP {m['fp']}  FN {m['fn']}  TN {m['tn']}",
+    ]
+    return "\n".join(lines)
+
+
+def _runs_list(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from asgm.runs import list_runs
+
+    return [r.to_dict() for r in list_runs()]
+
+
+def _human_runs(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no runs yet; start one with `asgm train`"
+    out = []
+    for r in rows:
+        m = r.get("metrics") or {}
+        p = r.get("progress") or {}
+        extra = f"F1 {m['f1']:.3f}" if m.get("f1") is not None else (
+            f"epoch {p.get('epoch')}/{p.get('epochs')}" if p else "")
+        err = f"  {r['error']}" if r.get("error") and r["status"] != "completed" else ""
+        out.append(f"{r['run_id']:44s} {r['status']:10s} {extra}{err}")
+    return "\n".join(out)
+
+
+def _runs_cancel(args: argparse.Namespace) -> dict[str, Any]:
+    from asgm.runs import request_cancel
+
+    request_cancel(args.run_id)
+    return {"run_id": args.run_id, "cancel_requested": True}
+
+
+def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    from asgm.evaluate import evaluate_run
+
+    return {"run_id": args.run_id, **evaluate_run(args.run_id, n_boot=args.bootstrap)}
+
+
+def _model_summary(args: argparse.Namespace) -> dict[str, Any]:
+    from asgm.model import summary
+
+    if args.size < 18 or args.channels < 1:
+        raise CommandError("size must be at least 18 px (three poolings) and channels at least 1")
+    return summary(args.size, args.channels)
+
+
+def _human_summary(s: dict[str, Any]) -> str:
+    lines = [f"{la['name']:10s} {la['type']:14s} {str(la['output_shape']):18s} {la['params']:>9,}" for la in s["layers"]]
+    return "\n".join([*lines, f"input {s['input']}  total params {s['params']:,}"])
+
+
+def _table1(args: argparse.Namespace) -> dict[str, Any]:
+    from asgm import experiments
+
+    stores = args.dataset or ["demo"]
+    only = [int(x) for x in args.only.split(",")] if args.only else None
+    if args.plan:
+        rows = []
+        for p in experiments.plan_table1(stores, args.epochs, args.seed):
+            if only and p.exp not in only:
+                continue
+            rows.append(experiments._row(p, None, None, "planned" if p.config else "skipped", p.reason))
+        return {"rows": rows, "published": list(experiments.TABLE1_PUBLISHED)}
+    import tqdm
+
+    plans = experiments.plan_table1(stores, args.epochs, args.seed)
+    bar = tqdm.tqdm(total=len([p for p in plans if not only or p.exp in only]), desc="Table 1", unit="exp",
+                    disable=args.json or not sys.stderr.isatty())
+    out = experiments.run_table1(stores, args.epochs, args.seed, only=only, on_row=lambda r: bar.update(1))
+    bar.close()
+    return out
+
+
+def _human_table1(out: dict[str, Any]) -> str:
+    from asgm.experiments import format_table
+
+    text = "Reproduced:\n" + format_table(out["rows"]) + "\n\nPublished (Dissing & Kalo, Table 1):\n"
+    text += format_table([{**r, "status": ""} for r in out["published"]])
+    if out.get("path"):
+        text += f"\n\nsaved to {out['path']}"
+    return text
+
+
+def _ablation(args: argparse.Namespace) -> dict[str, Any]:
+    from asgm.experiments import ablation
+
+    def step(msg: str) -> None:
+        if not args.json:
+            print(f"ablation: {msg}", file=sys.stderr)
+
+    return ablation(args.run_id, retrain=not args.no_retrain, n_boot=args.bootstrap, on_step=step)
+
+
+def _human_ablation(out: dict[str, Any]) -> str:
+    full = out["full"]
+    lines = [f"full model: F1 {full['f1']:.3f}  precision {full['precision']:.3f}  recall {full['recall']:.3f}",
+             f"{'layer':10s} {'mode':10s} {'ΔF1':>7s} {'Δprec':>7s} {'Δrec':>7s}"]
+    for e in out["layers"]:
+        for mode in ("zeroed", "retrained"):
+            d = e.get(f"{mode}_delta")
+            if d:
+                lines.append(f"{e['layer']:10s} {mode:10s} {d['f1']:+7.3f} {d['precision']:+7.3f} {d['recall']:+7.3f}")
+    return "\n".join(lines)

@@ -1,0 +1,144 @@
+"""Single-patch inference for the app and CLI: inputs, probabilities, OSM layer ablation, Grad-CAM.
+
+The input recipe is ``asgm.dataset.prepare_input`` (the one used in training), so app and training
+cannot drift apart. Keras/TensorFlow are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from asgm.config import ExperimentConfig
+from asgm.dataset import DatasetError
+from asgm.dataset import prepare_input as _prepare
+from asgm.errors import AsgmError
+from asgm.store import Patch, PatchStore
+
+#: Loaded models kept by ``classify`` (bounded: each 256-px model holds ~4 MB of weights plus graphs).
+MODEL_CACHE_SIZE = 4
+_cache: OrderedDict[str, Any] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+class InferenceError(AsgmError):
+    """A patch or model that cannot be used as asked; the message says what to do."""
+
+
+def prepare_input(patch: Patch, osm: tuple[np.ndarray, Sequence[str]] | None, config: ExperimentConfig) -> np.ndarray:
+    """(H, W, C) float32 model input: config bands /10000 clipped to [0, 1], then OSM channels in
+    ``config.osm_layers`` order. Missing bands or OSM layers raise ``DatasetError``."""
+    if patch.data.shape[1] != config.patch_size or patch.data.shape[2] != config.patch_size:
+        raise InferenceError(f"patch {patch.sample_id!r} is {patch.data.shape[1]} px; the model takes {config.patch_size} px")
+    return _prepare(patch.data, patch.bands, osm, config)
+
+
+def _zero(x: np.ndarray, zero_layers: Sequence[str], config: ExperimentConfig | None) -> np.ndarray:
+    if not zero_layers:
+        return x
+    if config is None:
+        raise InferenceError("zero_layers needs the run config to know which channel holds which layer")
+    unknown = [z for z in zero_layers if z not in config.osm_layers]
+    if unknown:
+        raise InferenceError(f"the model has no OSM layer(s) {unknown}; its layers are {list(config.osm_layers)}")
+    x = np.array(x, dtype=np.float32, copy=True)
+    for z in zero_layers:
+        x[..., len(config.bands) + config.osm_layers.index(z)] = 0.0
+    return x
+
+
+def predict(model: Any, x: np.ndarray, zero_layers: Sequence[str] = (), config: ExperimentConfig | None = None) -> float:
+    """Probability of mining for one (H, W, C) input; ``zero_layers`` OSM channels are set to 0."""
+    x = _zero(np.asarray(x, np.float32), zero_layers, config)
+    expected = tuple(model.input_shape[1:])
+    if tuple(x.shape) != expected:
+        raise InferenceError(f"input of shape {x.shape} does not fit the model's {expected}")
+    # Direct call, not model.predict: one sample, no tf.data pipeline to build (much faster).
+    return float(np.asarray(model(x[None], training=False)).reshape(-1)[0])
+
+
+def _cached_model(run_id: str) -> Any:
+    from asgm import runs
+
+    with _cache_lock:
+        if run_id in _cache:
+            _cache.move_to_end(run_id)
+            return _cache[run_id]
+    model = runs.load_model(run_id)
+    with _cache_lock:
+        _cache[run_id] = model
+        while len(_cache) > MODEL_CACHE_SIZE:
+            _cache.popitem(last=False)
+    return model
+
+
+def clear_cache() -> None:
+    """Forget the loaded models (e.g. after a run folder was deleted)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def classify(run_id: str, store: PatchStore | str, sample_id: str, zero_layers: Sequence[str] = ()) -> dict[str, Any]:
+    """Probability, the run's threshold, decision (``prob >= threshold``) and true label of one patch."""
+    from asgm import runs
+    from asgm.evaluate import decide
+
+    info = runs.get_run(run_id)
+    if info.config is None or not info.metrics or "threshold" not in info.metrics:
+        raise InferenceError(f"run {run_id!r} is {info.status} and has no threshold; pick a completed run")
+    store = PatchStore.open(store) if isinstance(store, str) else store
+    patch = store.read_patch(sample_id)
+    osm = store.read_osm(sample_id) if info.config.osm_layers else None
+    x = prepare_input(patch, osm, info.config)
+    prob = predict(_cached_model(run_id), x, zero_layers, info.config)
+    threshold = float(info.metrics["threshold"])
+    return {"prob": prob, "threshold": threshold, "decision": int(decide(np.array([prob]), threshold)[0]),
+            "label": int(patch.label), "sample_id": sample_id}
+
+
+def layer_ablation(model: Any, x: np.ndarray, config: ExperimentConfig) -> dict[str, float]:
+    """Probability with each OSM layer zeroed in turn (key ``'none'``: nothing zeroed)."""
+    out = {"none": predict(model, x, (), config)}
+    for layer in config.osm_layers:
+        out[layer] = predict(model, x, (layer,), config)
+    return out
+
+
+def gradcam(model: Any, x: np.ndarray, layer_name: str | None = None) -> np.ndarray:
+    """Grad-CAM heat map (H, W) in [0, 1] for one input, on the last Conv2D (spec §5)."""
+    import keras
+    import tensorflow as tf
+
+    if layer_name is None:
+        convs = [la for la in model.layers if isinstance(la, keras.layers.Conv2D)]
+        if not convs:
+            raise InferenceError("the model has no Conv2D layer for Grad-CAM")
+        layer_name = convs[-1].name
+    # Re-wire the Sequential model as a functional graph exposing the target conv's output.
+    inp = keras.Input(model.input_shape[1:])
+    h, conv_out = inp, None
+    for layer in model.layers:
+        h = layer(h)
+        if layer.name == layer_name:
+            conv_out = h
+    if conv_out is None:
+        raise InferenceError(f"no layer named {layer_name!r} in the model")
+    grad_model = keras.Model(inp, [conv_out, h])
+    xt = tf.convert_to_tensor(np.asarray(x, np.float32)[None])
+    with tf.GradientTape() as tape:
+        conv, pred = grad_model(xt, training=False)
+        target = pred[:, 0]
+    grads = tape.gradient(target, conv)
+    weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
+    cam = tf.nn.relu(tf.reduce_sum(weights * conv, axis=-1))[0]
+    cam = tf.image.resize(cam[..., None], x.shape[:2], method="bilinear")[..., 0].numpy()
+    peak = float(cam.max())
+    return (cam / peak).astype(np.float32) if peak > 0 else np.zeros(x.shape[:2], np.float32)
+
+
+__all__ = ["prepare_input", "predict", "classify", "layer_ablation", "gradcam", "InferenceError", "DatasetError",
+           "clear_cache"]

@@ -1,0 +1,217 @@
+"""The run store ``models/<run_id>/`` (root ``asgm.config.models_dir()``): list, inspect, launch and
+cancel training runs. The folder layout is documented in ``asgm.train``.
+
+No TensorFlow at import (the app's map pages import this module); only ``load_model`` loads Keras.
+A run launched here trains in its own process (``python -m asgm train --run-id ID --config FILE``),
+so the app stays responsive and a crash there cannot take the app down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from asgm.config import PROJECT_ROOT, ExperimentConfig, models_dir
+from asgm.train import RunError, RunFolder, RunNotFound, create_run, load_keras_model, new_run_id, now
+
+__all__ = ["RunInfo", "RunError", "RunNotFound", "list_runs", "get_run", "load_model", "predictions", "launch",
+           "request_cancel"]
+
+#: Popen handles of runs launched by this process: polling them reaps finished children, whose
+#: pids would otherwise linger as zombies and look alive.
+_CHILDREN: dict[str, subprocess.Popen] = {}
+
+
+@dataclass
+class RunInfo:
+    """What the app and CLI show about one run."""
+
+    run_id: str
+    path: Path
+    config: ExperimentConfig | None
+    status: str  # queued | running | completed | failed | cancelled | corrupt
+    progress: dict[str, Any]
+    metrics: dict[str, Any] | None
+    error: str | None
+    created: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (for ``--json``)."""
+        return {
+            "run_id": self.run_id, "path": str(self.path), "status": self.status, "created": self.created,
+            "error": self.error, "config": self.config.model_dump() if self.config else None,
+            "progress": self.progress, "metrics": self.metrics,
+        }
+
+
+def _pid_alive(pid: int | None) -> bool:
+    """True when ``pid`` is a live (non-zombie) process."""
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{int(pid)}/stat")
+    try:
+        # Field 3 is the state; 'Z' is a zombie (finished, not yet reaped by its parent).
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _info(folder: RunFolder) -> RunInfo:
+    """Read one run folder; problems become status 'corrupt' with an error instead of raising."""
+    errors: list[str] = []
+    config = None
+    try:
+        config = ExperimentConfig.model_validate_json(folder.file("config.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        errors.append("config.json is missing")
+    except Exception as exc:  # pydantic or JSON errors: report, never raise while listing
+        errors.append(f"config.json is unreadable ({type(exc).__name__})")
+    status: dict[str, Any] = {}
+    try:
+        status = _read_json(folder.file("status.json"))
+    except FileNotFoundError:
+        errors.append("status.json is missing")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        errors.append("status.json is unreadable")
+    progress: dict[str, Any] = {}
+    if folder.file("progress.json").exists():
+        try:
+            progress = _read_json(folder.file("progress.json"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            errors.append("progress.json is unreadable")
+    metrics = None
+    if folder.file("metrics.json").exists():
+        try:
+            metrics = _read_json(folder.file("metrics.json"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            errors.append("metrics.json is unreadable")
+    state = status.get("status", "corrupt")
+    error = status.get("error")
+    child = _CHILDREN.get(folder.run_id)
+    if child is not None:
+        child.poll()  # reap if finished
+    if state in ("running", "queued") and status.get("pid") and not _pid_alive(status.get("pid")):
+        # The process is gone but never wrote an end state: it was killed (OOM, kill -9, reboot).
+        state = "failed"
+        error = (f"the training process (pid {status.get('pid')}) died without finishing (killed or out of "
+                 f"memory); see {folder.file('log.txt')} and start the run again")
+    if state == "completed" and metrics is None:
+        errors.append("metrics.json is missing")
+    if errors:
+        state = "corrupt"
+        error = "; ".join(errors) + f" in {folder.root}; delete the folder or retrain"
+    created = status.get("created") or ""
+    if not created:
+        try:
+            created = pd.Timestamp(folder.root.stat().st_mtime, unit="s", tz="UTC").isoformat()
+        except OSError:
+            created = ""
+    return RunInfo(folder.run_id, folder.root, config, state, progress, metrics, error, created)
+
+
+def list_runs(root: Path | None = None) -> list[RunInfo]:
+    """Every run folder, newest first. Never raises on a damaged folder: it is listed as 'corrupt'."""
+    root = Path(root or models_dir())
+    if not root.is_dir():
+        return []
+    out = []
+    for p in root.iterdir():
+        if not p.is_dir() or p.name.startswith((".", "_")) or p.name == "experiments":
+            continue
+        try:
+            out.append(_info(RunFolder(p.name, p)))
+        except Exception as exc:  # last resort: listing must never fail because of one folder
+            out.append(RunInfo(p.name, p, None, "corrupt", {}, None, f"unreadable run folder: {exc}", ""))
+    return sorted(out, key=lambda r: (r.created, r.run_id), reverse=True)
+
+
+def get_run(run_id: str) -> RunInfo:
+    """One run by id; an unknown id raises ``RunNotFound`` with the way out."""
+    folder = RunFolder.of(run_id)
+    if not folder.root.is_dir():
+        known = [r.run_id for r in list_runs()[:5]]
+        hint = f" Recent runs: {', '.join(known)}." if known else " There are no runs yet; start one with `asgm train`."
+        raise RunNotFound(f"no run {run_id!r} in {folder.root.parent}.{hint}")
+    return _info(folder)
+
+
+def load_model(run_id: str) -> Any:
+    """The run's Keras model (safe mode). Missing or corrupt file: ``RunError`` saying what to do."""
+    info = get_run(run_id)
+    path = info.path / "model.keras"
+    if not path.exists():
+        why = {"running": "it is still training", "queued": "it has not started",
+               "failed": f"it failed ({info.error})", "cancelled": "it was cancelled"}.get(info.status, "no model was saved")
+        raise RunError(f"run {run_id!r} has no model file ({why}); pick a completed run or retrain")
+    return load_keras_model(path)
+
+
+def predictions(run_id: str) -> pd.DataFrame:
+    """Validation and test predictions: sample_id, label, prob, pred, split, cluster, lon, lat."""
+    info = get_run(run_id)
+    path = info.path / "predictions.csv"
+    if not path.exists():
+        raise RunError(f"run {run_id!r} has no predictions yet (status {info.status}); wait for it to complete")
+    try:
+        df = pd.read_csv(path, dtype={"sample_id": str, "split": str})
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise RunError(f"{path} is corrupt ({exc}); rerun `asgm evaluate {run_id}`") from exc
+    missing = {"sample_id", "label", "prob", "pred", "split", "cluster", "lon", "lat"} - set(df.columns)
+    if missing:
+        raise RunError(f"{path} lacks columns {sorted(missing)}; rerun `asgm evaluate {run_id}`")
+    return df
+
+
+def _same_config(a: ExperimentConfig, b: ExperimentConfig) -> bool:
+    # The free-text name does not change what is trained.
+    return a.model_dump(exclude={"name"}) == b.model_dump(exclude={"name"})
+
+
+def launch(config: ExperimentConfig, run_id: str | None = None) -> str:
+    """Start training ``config`` in a detached process and return its run id at once.
+
+    Refuses (``RunError``) while a run with an identical config is queued or running."""
+    for r in list_runs():
+        if r.status in ("queued", "running") and r.config is not None and _same_config(r.config, config):
+            raise RunError(f"run {r.run_id} with the same config is already {r.status}; wait for it or cancel it "
+                           f"(`asgm runs cancel {r.run_id}`)")
+    folder = create_run(config, run_id or new_run_id(config), status="queued")
+    cmd = [sys.executable, "-m", "asgm", "train", "--run-id", folder.run_id, "--config",
+           str(folder.file("config.json"))]
+    env = dict(os.environ)
+    # The child must import this very package even when launched from elsewhere.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
+    env.setdefault("ASGM_MODELS_DIR", str(models_dir()))
+    with open(folder.file("log.txt"), "ab") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                cwd=str(PROJECT_ROOT), start_new_session=True)
+    _CHILDREN[folder.run_id] = proc
+    folder.set_status("queued", pid=proc.pid, launched=now())
+    return folder.run_id
+
+
+def request_cancel(run_id: str) -> RunInfo:
+    """Ask a queued or running run to stop (it checks after every batch); returns its info."""
+    info = get_run(run_id)
+    if info.status not in ("queued", "running"):
+        raise RunError(f"run {run_id!r} is {info.status}; only queued or running runs can be cancelled")
+    folder = RunFolder.of(run_id)
+    folder.file("cancel").write_text(now() + "\n", encoding="utf-8")
+    return info
