@@ -1,0 +1,149 @@
+"""ASGM Explorer — entry point (`streamlit run app.py`) and the Home page: what the tool does, which data
+is present, the active model, credits.
+
+Thin page: every fact shown comes from ``asgm`` (store summaries, registry status, run store). The
+other pages live in ``pages/`` and are registered with ``st.navigation`` so the menu reads "Home".
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from asgm import app_support as sup
+
+
+def home() -> None:
+    """The Home page."""
+    sup.page_setup("Home")
+    _home_body()
+
+
+def _home_body() -> None:
+    st.title("ASGM Explorer")
+    st.markdown(
+        "Find **artisanal and small-scale gold mining** (ASGM) in Sentinel-2 image patches of Bolívar, Venezuela, "
+        "with OpenStreetMap context layers — a reproduction of *Dissing & Kalo*'s study. Train the study's CNN on a "
+        "patch store, click points on the **Map** to classify them, inspect patches and OSM layers in the "
+        "**Patch viewer**, run the study's experiments on **Train** and compare them with the paper on **Compare**."
+    )
+
+    run_id = sup.selected_run_id()
+
+    # -- first start: prepare the demo ------------------------------------------------------------------
+    prep = sup.prepare_state()
+    missing = sup.needs_prepare()
+
+    def _situation() -> tuple:
+        """What decides the page's layout: missing data, preparation state, active and completed runs."""
+        runs = sup.list_runs_safe()
+        return (tuple(sup.needs_prepare()), sup.prepare_state().get("state"),
+                tuple(r.run_id for r in runs if r.status in ("running", "queued")),
+                tuple(r.run_id for r in runs if r.status == "completed"))
+
+    @st.fragment(run_every=3)
+    def _preparation_panel() -> None:
+        """Live state of the background preparation and of the default run's training."""
+        prep = sup.prepare_state()
+        missing = sup.needs_prepare()
+        running = [r for r in sup.list_runs_safe() if r.status in ("running", "queued") and r.config is not None]
+        if prep.get("state") == "running":
+            st.info(f"Preparing the demo in the background: {prep.get('message', '')}…")
+        elif prep.get("state") == "failed" and missing:
+            st.error(f"Preparing the demo failed: {prep.get('message', '')}")
+        for r in running:
+            p = r.progress or {}
+            epoch, epochs = p.get("epoch") or 0, p.get("epochs") or r.config.epochs
+            st.progress(min(1.0, epoch / max(1, epochs)),
+                        text=f"Training {r.run_id} ({r.config.name or r.config.store}): epoch {epoch}/{epochs}"
+                        + (f", loss {p['loss']:.3f}" if isinstance(p.get("loss"), (int, float)) else "")
+                        + (f", ETA {p['eta_s']:.0f} s" if isinstance(p.get("eta_s"), (int, float)) else ""))
+        # The rest of the page was drawn by the last full run: redraw it all when the situation changed
+        # (demo built, a run started or finished).
+        if _situation() != st.session_state.get("_home_situation"):
+            st.rerun(scope="app")
+
+    st.session_state["_home_situation"] = _situation()
+    if missing or prep.get("state") == "running":
+        st.subheader("Getting started")
+        if missing:
+            st.warning("Missing for click-to-classify: " + ", ".join(missing) + ".")
+        if st.button("Prepare the demo", type="primary", disabled=prep.get("state") == "running",
+                     help="Builds the demo patch store (real Sentinel-2 chips) if missing and trains a small default "
+                          "model (48 px, RGB, a few epochs) in the background."):
+            sup.start_prepare()
+            st.rerun()
+        _preparation_panel()
+    elif any(r.status in ("running", "queued") for r in sup.list_runs_safe()):
+        _preparation_panel()
+
+    # -- data present -----------------------------------------------------------------------------------
+    st.subheader("Data on this machine")
+    stores = sup.store_summaries()
+    runs = sup.list_runs_safe()
+    reg = sup.registry_status()
+    study_keys = {"study_positives", "study_curated_negatives", "study_random_negatives"}
+    c1, c2, c3, c4, c5 = st.columns(5)
+    c1.metric("Demo pack", "present" if any(s.get("name") == "demo" for s in stores) else "missing")
+    c2.metric("Study point files", f"{sum(r['present'] for r in reg if r['key'] in study_keys)}/{len(study_keys)}")
+    c3.metric("Patch stores", len(stores))
+    c4.metric("OSM cache files", len(sup.osm_caches()))
+    c5.metric("Runs", len(runs), help=", ".join(f"{s}: {sum(r.status == s for r in runs)}"
+                                                for s in ("completed", "running", "failed", "cancelled") if any(r.status == s for r in runs)) or None)
+
+    if stores:
+        rows = []
+        for s in stores:
+            if "error" in s:
+                rows.append({"store": s["name"], "kind": "error", "patches": None, "note": s["error"]})
+                continue
+            kind = "synthetic" if s.get("synthetic") else s.get("source", "")
+            rows.append({
+                "store": s["name"], "kind": kind, "patches": s["patches"],
+                "positives": s["by_label"].get("1", 0), "negatives": s["by_label"].get("0", 0),
+                "sets": ", ".join(f"{k} {v}" for k, v in s["by_set"].items()), "bands": ",".join(s["bands"]),
+                "size (px)": s["size"], "OSM masks": "yes" if s["osm"] else "no — `asgm osm fetch` + `asgm osm rasterize --store " + s["name"] + "`",
+                "note": "SYNTHETIC data (not real imagery)" if s.get("synthetic") else s.get("product_level", ""),
+            })
+        st.dataframe(rows, hide_index=True, width="stretch")
+    else:
+        st.info("No patch store yet. Click **Prepare the demo** above, or run `asgm demo build`.")
+
+    with st.expander("Upstream files (study points, Earth Genome reference layers)"):
+        st.dataframe([{k: r[k] for k in ("key", "present", "verified", "description", "licence")} for r in reg],
+                     hide_index=True, width="stretch")
+        if not all(r["present"] for r in reg):
+            st.caption("Missing files are downloaded on first use; offline, set `ASGM_DATA_MIRROR` to a local copy "
+                       "(or run `asgm data pull` where the network is available).")
+
+    # -- active model -----------------------------------------------------------------------------------
+    st.subheader("Active model")
+    if run_id:
+        try:
+            info = sup.get_run(run_id)
+            m = info.metrics or {}
+            st.markdown(f"**{sup.run_label(info)}** — store `{info.config.store}`, bands {', '.join(info.config.bands)}, "
+                        f"OSM layers: {', '.join(info.config.osm_layers) or 'none'}.")
+            cols = st.columns(4)
+            for col, (k, label) in zip(cols, (("f1", "F1"), ("pr_auc", "PR-AUC"), ("precision", "Precision"), ("recall", "Recall")), strict=True):
+                col.metric(label, f"{m[k]:.3f}" if isinstance(m.get(k), (int, float)) else "–")
+            store_kind = next((s for s in stores if s.get("name") == info.config.store), {})
+            if store_kind.get("synthetic"):
+                st.warning("This model was trained on **synthetic** data; its scores say nothing about real mining.")
+        except Exception as exc:
+            sup.show_error(exc, "Pick another run in the sidebar or delete the broken run folder under models/.")
+    else:
+        st.caption("No trained model yet.")
+
+    # -- credits ----------------------------------------------------------------------------------------
+    st.subheader("Credits and licences")
+    st.markdown(sup.credits_markdown())
+
+
+PAGES = [
+    st.Page(home, title="Home", default=True, url_path="home"),
+    st.Page("pages/1_Map.py", title="Map", url_path="Map"),
+    st.Page("pages/2_Patch_viewer.py", title="Patch viewer", url_path="Patch_viewer"),
+    st.Page("pages/3_Train.py", title="Train", url_path="Train"),
+    st.Page("pages/4_Compare.py", title="Compare", url_path="Compare"),
+]
+st.navigation(PAGES).run()

@@ -1,0 +1,187 @@
+"""App latency and memory: click -> probability, memory with a model loaded, first-page time.
+
+Runs a real ``streamlit run app.py`` on a temporary data folder (the real demo pack, built from the
+mirror or upstream) with a small model trained for a few epochs, and drives it with headless Chromium:
+
+- first page: from ``page.goto`` to the Home page's content drawn (target <= 3 s), on a fresh server;
+- click -> probability: clicks on isolated map markers, from the mouse click to the fresh
+  "classified <id>" result in the page (model warm, patch cached after the first click on it), p50/p95
+  over N clicks (target p95 <= 300 ms). Also the server-side share (the page's own "classified in" time);
+- memory: RSS of the server process (from /proc) after clicks, i.e. with a model loaded (target <= 1 GB).
+
+References measured in the same run, so ratios are machine-independent: the first page of a bare
+"hello" Streamlit app on a fresh server (what Streamlit itself costs), the round trip of a trivial rerun
+of the map page in the same browser (the "Errors only" toggle: no classification), and the RSS of the
+server right after the first page (no model loaded).
+
+Note: streamlit-folium debounces map events by 250 ms in the browser before it sends the click to
+Python. The click figures are given both ways: browser total (click to fresh result on screen), and
+from the moment the click leaves the browser (websocket message) to the fresh result on screen.
+
+Usage: ``ASGM_DATA_MIRROR=../shared/data python benchmarks/app_latency.py [--clicks 20] [--epochs 3]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests" / "e2e"))
+
+TARGETS = {"click_p95_ms": 300.0, "click_sent_p95_ms": 300.0, "rss_mb": 1024.0, "first_page_s": 3.0}
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its threads, from /proc (no psutil on the machine)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(q / 100 * (len(s) - 1))))]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clicks", type=int, default=20)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    args = ap.parse_args()
+
+    from conftest import CHROMIUM, CHROMIUM_ARGS, app_server, map_frame, wait_for_result
+    from playwright.sync_api import sync_playwright
+
+    work = Path(tempfile.mkdtemp(prefix="asgm-bench-"))
+    env = {"ASGM_DATA_DIR": str(work / "data"), "ASGM_MODELS_DIR": str(work / "models"), "ASGM_APP_AUTOPREPARE": "0"}
+    os.environ.update(env)
+    from asgm.config import ExperimentConfig
+    from asgm.sources import demo
+    from asgm.train import train
+
+    t = time.time()
+    demo.build(progress=False)
+    run_id = train(ExperimentConfig(name="bench", store="demo", epochs=args.epochs), n_boot=50)
+    print(f"setup: demo pack + {args.epochs}-epoch model in {time.time() - t:.0f} s (run {run_id})")
+
+    out: dict[str, float] = {}
+    # Reference: a bare Streamlit app's first page on a fresh server, same browser, same machine.
+    bare = work / "bare"
+    bare.mkdir()
+    (bare / "app.py").write_text("import streamlit as st\nst.title('hello')\nst.write('Credits and licences')\n")
+    with app_server({}, work, script=bare / "app.py") as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        t = time.perf_counter()
+        page.goto(url)
+        page.get_by_text("Credits and licences").wait_for()
+        out["first_page_ref_s"] = time.perf_counter() - t
+        browser.close()
+
+    with app_server(env, work) as url, sync_playwright() as p:
+        pid = int((work / f"streamlit-{url.rsplit(':', 1)[1]}.pid").read_text())
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(60_000)
+        sent: list[float] = []  # times the page sent a websocket message (a click reaching Python)
+        page.on("websocket", lambda ws: ws.on("framesent", lambda _f: sent.append(time.perf_counter())))
+
+        # First page on a fresh server (the first session pays for imports and caches).
+        t = time.perf_counter()
+        page.goto(url)
+        page.get_by_text("Credits and licences").wait_for()
+        out["first_page_s"] = time.perf_counter() - t
+        out["rss_ref_mb"] = rss_mb(pid)
+
+        page.goto(f"{url}/Map")
+        frame = map_frame(page)
+        markers = frame.evaluate("""() => { const pts = [], size = map_div.getSize();
+            map_div.eachLayer(l => { if (l.getTooltip && l.getTooltip() && l.getLatLng) {
+              const q = map_div.latLngToContainerPoint(l.getLatLng());
+              pts.push({sid: l.getTooltip().getContent(), x: q.x, y: q.y, patch: l.options.radius === 5}); } });
+            return pts.filter(a => a.patch && a.x > 20 && a.y > 20 && a.x < size.x - 20 && a.y < size.y - 20)
+              .map(a => ({...a, d: Math.min(...pts.filter(b => b !== a).map(b => Math.hypot(a.x - b.x, a.y - b.y)))}))
+              .filter(a => a.d > 8).sort((a, b) => b.d - a.d); }""")
+        if len(markers) < 2:
+            raise SystemExit("fewer than 2 isolated markers with a patch on the map; cannot measure clicks")
+        box = page.locator("iframe").first.bounding_box()
+
+        after_send: list[float] = []
+
+        def click(m: dict) -> float:
+            t0 = time.perf_counter()
+            page.mouse.click(box["x"] + m["x"], box["y"] + m["y"])
+            wait_for_result(page, m["sid"])
+            t1 = time.perf_counter()
+            first_sent = next((x for x in sent if x >= t0), None)
+            if first_sent is not None:
+                after_send.append((t1 - first_sent) * 1000)
+            return (t1 - t0) * 1000
+
+        # Warm-up: model load + first patch reads (not counted: "model warm, patch cached").
+        for m in markers[:2]:
+            click(m)
+        pool = markers[: max(2, min(len(markers), 8))]
+        for m in pool:
+            click(m)
+        after_send.clear()
+        lat, server = [], []
+        for i in range(args.clicks):
+            m = pool[i % len(pool)]
+            if i and pool[(i - 1) % len(pool)]["sid"] == m["sid"]:
+                continue
+            lat.append(click(m))
+            cap = page.locator('[data-stale="false"]').filter(has_text=f"classified {m['sid']} in").last.inner_text()
+            server.append(float(cap.rsplit(" in ", 1)[1].split()[0]))
+        out["click_p50_ms"], out["click_p95_ms"] = pct(lat, 50), pct(lat, 95)
+        out["click_sent_p50_ms"], out["click_sent_p95_ms"] = pct(after_send, 50), pct(after_send, 95)
+        out["classify_server_p95_ms"] = pct(server, 95)
+        out["rss_mb"] = rss_mb(pid)
+
+        # Reference: a trivial rerun of the same page in the same browser (no classification).
+        ref = []
+        toggle = page.get_by_text("Errors only (FP/FN)")
+        for _ in range(6):
+            t0 = time.perf_counter()
+            toggle.click()
+            page.wait_for_function("() => !document.querySelector('[data-stale=\"true\"]') && "
+                                   "!document.querySelector('[data-testid=stStatusWidget] button')", polling=20)
+            ref.append((time.perf_counter() - t0) * 1000)
+        out["rerun_ref_p50_ms"] = statistics.median(ref)
+        browser.close()
+
+    print("\nASGM Explorer app latency (2 cores, CPU)")
+    print(f"  first page after start : {out['first_page_s']:.2f} s   (target <= {TARGETS['first_page_s']:.0f} s)")
+    print(f"  click -> probability   : p50 {out['click_p50_ms']:.0f} ms, p95 {out['click_p95_ms']:.0f} ms over {len(lat)} clicks"
+          f"   (target p95 <= {TARGETS['click_p95_ms']:.0f} ms; includes streamlit-folium's 250 ms debounce)")
+    print(f"    from the click message leaving the browser: p50 {out['click_sent_p50_ms']:.0f} ms, "
+          f"p95 {out['click_sent_p95_ms']:.0f} ms   (target p95 <= {TARGETS['click_sent_p95_ms']:.0f} ms)")
+    print(f"    of which the page's classify step: p95 {out['classify_server_p95_ms']:.0f} ms")
+    print(f"  server RSS, model loaded: {out['rss_mb']:.0f} MB   (target <= {TARGETS['rss_mb']:.0f} MB)")
+    print("reference (same run)")
+    print(f"  first page of a bare 'hello' Streamlit app: {out['first_page_ref_s']:.2f} s")
+    print(f"  trivial rerun of the map page: p50 {out['rerun_ref_p50_ms']:.0f} ms")
+    print(f"  server RSS after first page (no model): {out['rss_ref_mb']:.0f} MB")
+    print("ratios")
+    print(f"  first page / bare Streamlit   : {out['first_page_s'] / out['first_page_ref_s']:.2f}")
+    print(f"  click p95 / trivial rerun p50 : {out['click_p95_ms'] / out['rerun_ref_p50_ms']:.2f}")
+    print(f"  RSS with model / without      : {out['rss_mb'] / out['rss_ref_mb']:.2f}")
+    for k, target in TARGETS.items():
+        print(f"  {k + ' / target':<30}: {out[k] / target:.2f}")
+    if args.json:
+        print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

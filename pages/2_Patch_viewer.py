@@ -1,0 +1,169 @@
+"""Patch viewer: one patch in true (and false) colour, OSM overlays with per-layer toggles that re-run the
+prediction with that channel zeroed, a Grad-CAM toggle, and keyboard-free navigation."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from asgm import app_support as sup
+from asgm import viz
+from asgm.store import list_stores
+
+sup.page_setup("Patch viewer")
+st.title("Patch viewer")
+
+run_id = sup.selected_run_id()
+stores = list_stores()
+if not stores:
+    st.warning("No patch store yet. Go to **Home** and click **Prepare the demo** (or run `asgm demo build`).")
+    st.stop()
+
+qp = st.query_params
+if qp.get("store") in stores and st.session_state.get("_viewer_qp") != dict(qp):
+    # A link from the map: adopt its store and sample once, then let the widgets drive.
+    st.session_state["_viewer_qp"] = dict(qp)
+    st.session_state["viewer_store"] = qp["store"]
+    st.session_state["viewer_sid"] = qp.get("sample")
+    st.session_state["viewer_pick"] = qp.get("sample")
+
+run = None
+if run_id:
+    try:
+        run = sup.get_run(run_id)
+    except Exception as exc:
+        sup.show_error(exc, "Pick another run in the sidebar.")
+default_store = st.session_state.get("viewer_store") or (run.config.store if run else "demo")
+store_name = st.sidebar.selectbox("Patch store", stores, index=stores.index(default_store) if default_store in stores else 0,
+                                  format_func=sup.store_label)
+st.session_state["viewer_store"] = store_name
+try:
+    store = sup.open_store(store_name)
+    index = sup.store_index(store_name)
+except Exception as exc:
+    sup.show_error(exc, f"Rebuild store `{store_name}` or pick another one.")
+    st.stop()
+if store.meta.synthetic:
+    st.warning(f"Store `{store_name}` holds **synthetic** patches (not real imagery).")
+if index.empty:
+    st.info(f"Store `{store_name}` is empty.")
+    st.stop()
+
+ids = list(index["sample_id"])
+sid = st.session_state.get("viewer_sid")
+if sid not in ids:
+    sid = ids[0]
+
+# -- navigation (buttons, no keyboard needed) ----------------------------------------------------------
+pred = None
+if run is not None and run.config.store == store_name:
+    try:
+        pred = sup.predictions(run_id)
+    except Exception as exc:
+        st.caption(f"No predictions for run {run_id}: {exc}")
+
+
+def _go(new_sid: str) -> None:
+    st.session_state["viewer_sid"] = new_sid
+    st.session_state["viewer_pick"] = new_sid
+
+
+nav = st.columns([1, 1, 1, 1, 4])
+pos = ids.index(sid)
+nav[0].button("◀ Previous", on_click=_go, args=(ids[(pos - 1) % len(ids)],), width="stretch")
+nav[1].button("Next ▶", on_click=_go, args=(ids[(pos + 1) % len(ids)],), width="stretch")
+rng = np.random.default_rng()
+for col, kind in ((nav[2], "FP"), (nav[3], "FN")):
+    pool = []
+    if pred is not None:
+        p = pred[pred["sample_id"].isin(ids)]
+        want = (p["pred"] == 1) & (p["label"] == 0) if kind == "FP" else (p["pred"] == 0) & (p["label"] == 1)
+        pool = list(p.loc[want, "sample_id"])
+    col.button(f"Random {kind}", disabled=not pool, on_click=_go, args=(str(rng.choice(pool)) if pool else sid,),
+               help=f"A random {'false positive' if kind == 'FP' else 'false negative'} of the selected run"
+               if pool else f"No {kind} in the selected run's predictions for this store", width="stretch")
+if st.session_state.get("viewer_pick") not in ids:
+    st.session_state["viewer_pick"] = sid
+sid = nav[4].selectbox("Patch", ids, key="viewer_pick", label_visibility="collapsed")
+st.session_state["viewer_sid"] = sid
+
+# -- the patch -----------------------------------------------------------------------------------------
+try:
+    patch = sup.read_patch(store_name, sid)
+    osm = sup.read_osm(store_name, sid)
+except Exception as exc:
+    sup.show_error(exc, f"Rebuild store `{store_name}` or re-fetch this patch.")
+    st.stop()
+
+st.markdown(f"**{sid}** · set `{patch.set}` · true label **{patch.label}** ({'mining' if patch.label else 'not mining'}) · "
+            f"lon {patch.lon:.4f}, lat {patch.lat:.4f} · {patch.grid.size} px at 10 m, EPSG:{patch.grid.epsg} · "
+            f"{patch.product_level} {patch.date_start}…{patch.date_end}")
+
+layers = tuple(osm[1]) if osm is not None else ()
+left, right = st.columns([3, 2])
+with right:
+    st.markdown("**OSM layers**")
+    if osm is None:
+        info = store.osm_info()
+        st.info(
+            f"No OSM masks for this patch. Get them with `asgm osm fetch` then `asgm osm rasterize --store {store_name}`."
+            if info is None else "This patch has no OSM mask file; rerun `asgm osm rasterize --store " + store_name + "`."
+        )
+        visible: list[str] = []
+    else:
+        st.markdown(viz.legend_html(layers), unsafe_allow_html=True)
+        visible = [layer for layer in layers if st.toggle(
+            f"{layer} ({int(osm[0][layers.index(layer)].sum())} px)", value=True, key=f"osm_{layer}",
+            help="Off hides the overlay and re-runs the prediction with this channel set to zero.")]
+    gradcam_on = st.toggle("Grad-CAM heatmap", value=False, disabled=run is None,
+                           help="Where the model looked (last convolution layer), for the selected run.")
+    show_false = st.toggle("False colour (B12-B8-B4)", value=False,
+                           disabled=viz.false_colour(patch.data, patch.bands) is None,
+                           help="Needs bands B12, B8 and B4; the demo pack has only B4, B3, B2.")
+
+# -- prediction with ablation --------------------------------------------------------------------------
+with right:
+    st.markdown("**Prediction**")
+    cam = None
+    if run is None:
+        st.info("No trained run yet (see **Home**/**Train**).")
+    else:
+        mismatch = sup.store_mismatch(run.config, store_name)
+        if mismatch:
+            st.warning(f"Run {run_id} cannot classify this store: {mismatch}.")
+        else:
+            zero = tuple(x for x in run.config.osm_layers if x not in visible)
+            try:
+                full = sup.classify(run_id, store_name, sid)
+                now = sup.classify(run_id, store_name, sid, zero_layers=zero) if zero else full
+                delta = now["prob"] - full["prob"]
+                # Four decimals: zeroing one OSM channel often moves the output by less than 0.001.
+                st.metric("Probability of mining", f"{now['prob']:.4f}",
+                          delta=f"{delta:+.4f} vs all layers" if zero else None, delta_color="off")
+                st.markdown(f"Decision at threshold {now['threshold']:.3f}: **{'mining' if now['decision'] else 'not mining'}**"
+                            + (f" · zeroed: {', '.join(zero)}" if zero else "")
+                            + f" · true label: **{'mining' if patch.label else 'not mining'}**")
+                if not run.config.osm_layers and layers:
+                    st.caption("The selected run uses no OSM channels, so toggling layers only changes the picture.")
+                if gradcam_on:
+                    from asgm import inference
+
+                    model, config, x = sup.model_input(run_id, store_name, sid)
+                    cam = inference.gradcam(model, x)
+            except Exception as exc:
+                sup.show_error(exc, "Retrain the run on the Train page, or pick another run in the sidebar.")
+
+with left:
+    tc = viz.true_colour(patch.data, patch.bands)
+    fc = viz.false_colour(patch.data, patch.bands) if show_false else None
+    imgs = [("True colour (B4-B3-B2)", tc)] + ([("False colour (B12-B8-B4)", fc)] if fc is not None else [])
+    cols = st.columns(len(imgs))
+    for col, (title, img) in zip(cols, imgs, strict=True):
+        if img is None:
+            col.info("This patch lacks B4, B3 or B2.")
+            continue
+        img = viz.overlay_osm(img, osm[0] if osm else None, layers, visible)
+        if cam is not None:
+            img = viz.overlay_heatmap(img, np.asarray(cam))
+            title += " + Grad-CAM"
+        col.image(viz.to_png(viz.mark_centre(img), size=420), caption=title, width="stretch")

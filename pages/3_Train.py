@@ -1,0 +1,131 @@
+"""Train: the study's experiment toggles -> one ExperimentConfig -> a background training process
+(``asgm.runs.launch``), with live progress, cancel, and errors shown. The Streamlit script thread never
+trains: the run lives on in its own process across reruns, page switches and browser reloads."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from asgm import app_support as sup
+from asgm.config import OSM_LAYERS, RGB_BANDS, S2_BANDS, ExperimentConfig
+from asgm.store import list_stores
+
+sup.page_setup("Train")
+st.title("Train")
+runs = sup.engine_runs()
+if runs is None:
+    st.stop()
+
+stores = list_stores()
+if not stores:
+    st.warning("No patch store to train on. Go to **Home** and click **Prepare the demo** (or run `asgm demo build`).")
+    st.stop()
+
+# -- the experiment ------------------------------------------------------------------------------------
+with st.form("experiment"):
+    st.markdown("**Experiment** (the study's Table 1 toggles)")
+    c1, c2, c3 = st.columns(3)
+    store_name = c1.selectbox("Dataset (patch store)", stores, index=stores.index("demo") if "demo" in stores else 0,
+                              format_func=sup.store_label)
+    store_meta = None
+    try:
+        store_meta = sup.open_store(store_name).meta
+        has_osm = sup.open_store(store_name).osm_info() is not None
+    except Exception as exc:
+        sup.show_error(exc, "Rebuild the store or pick another one.")
+        has_osm = False
+    avail = tuple(store_meta.bands) if store_meta else RGB_BANDS
+    band_choice = c1.radio("Bands", ["RGB (B4, B3, B2)", "all 12 (study)"], horizontal=True,
+                           disabled=set(S2_BANDS) - set(avail) != set(),
+                           help="12 bands need a store built from Earth Engine or STAC; the demo pack is RGB.")
+    use_osm = c2.toggle("OSM channels", value=False, help="The study's 'OSM: Yes' — needs OSM masks in the store.")
+    osm_layers = c2.multiselect("OSM layers", list(OSM_LAYERS), default=list(OSM_LAYERS))
+    patch_size = c2.radio("Patch size (px)", [48, 256], horizontal=True)
+    negatives = c3.radio("Negatives", ["curated", "random"], horizontal=True)
+    class_weight = c3.toggle("Class weighting", value=False)
+    e1, e2, e3 = st.columns(3)
+    epochs = e1.number_input("Epochs", min_value=1, max_value=500, value=20)
+    seed = e2.number_input("Seed", min_value=0, max_value=2**31 - 1, value=7)
+    name = e3.text_input("Name (optional)", value="")
+    submitted = st.form_submit_button("Train", type="primary")
+
+if submitted:
+    problems = []
+    if use_osm and not has_osm:
+        problems.append(f"store `{store_name}` has no OSM masks: run `asgm osm fetch` then "
+                        f"`asgm osm rasterize --store {store_name}`, or turn OSM channels off")
+    if use_osm and not osm_layers:
+        problems.append("OSM channels are on but no layer is selected")
+    if store_meta and patch_size != store_meta.size:
+        problems.append(f"store `{store_name}` holds {store_meta.size}-px patches; pick {store_meta.size} px or another store")
+    if problems:
+        st.error("Cannot train: " + "; ".join(problems) + ".")
+    else:
+        try:
+            config = ExperimentConfig(
+                name=name, store=store_name, bands=S2_BANDS if band_choice.startswith("all") else RGB_BANDS,
+                osm_layers=tuple(osm_layers) if use_osm else (), patch_size=patch_size, negatives=negatives,
+                class_weight=class_weight, epochs=int(epochs), seed=int(seed),
+            )
+            new_id = runs.launch(config)
+            st.session_state["train_run"] = new_id
+            st.success(f"Training started as run **{new_id}** in the background. You can leave this page; it keeps going.")
+        except Exception as exc:  # RunError for a duplicate launch, ValidationError for a bad config
+            sup.show_error(exc, "Wait for the identical run to finish (or cancel it below), or change the experiment.")
+
+# -- runs and their progress ---------------------------------------------------------------------------
+STALE_S = 180  # no progress update for this long while 'running' -> the process probably died
+
+
+@st.fragment(run_every=2)
+def _progress() -> None:
+    """Polls the run store (files written by the training process); only this fragment reruns."""
+    all_runs = sup.list_runs_safe()
+    active = [r for r in all_runs if r.status in ("queued", "running") and r.config is not None]
+    st.subheader("Training now" if active else "No training running")
+    for r in active:
+        p = r.progress or {}
+        epoch, total = int(p.get("epoch") or 0), int(p.get("epochs") or r.config.epochs)
+        bits = [f"epoch {epoch}/{total}"]
+        if isinstance(p.get("loss"), (int, float)):
+            bits.append(f"loss {p['loss']:.4f}")
+        if isinstance(p.get("val_pr_auc"), (int, float)):
+            bits.append(f"validation PR-AUC {p['val_pr_auc']:.3f}")
+        if isinstance(p.get("eta_s"), (int, float)):
+            bits.append(f"ETA {p['eta_s']:.0f} s")
+        c1, c2 = st.columns([5, 1])
+        c1.progress(min(1.0, epoch / max(1, total)), text=f"**{r.run_id}** ({r.config.name or r.config.store}, "
+                    f"{r.status}): " + " · ".join(bits))
+        if c2.button("Cancel", key=f"cancel_{r.run_id}"):
+            try:
+                runs.request_cancel(r.run_id)
+                st.toast(f"Cancel requested for {r.run_id}")
+            except Exception as exc:
+                sup.show_error(exc, "Reload the page; if the run still shows as running, delete its folder under models/.")
+        age = sup.seconds_since(p.get("updated"))
+        if age is not None and age > STALE_S:
+            st.warning(f"{r.run_id} has not reported progress for {age:.0f} s: its process may be stuck. "
+                       "Cancel it and launch it again.")
+    recent = all_runs[:12]
+    if recent:
+        st.subheader("Recent runs")
+        rows = []
+        for r in recent:
+            m = r.metrics or {}
+            if r.config is None:  # a corrupt run folder: still listed, with its error below
+                rows.append({"run": r.run_id, "status": r.status, "created": str(r.created)})
+                continue
+            rows.append({"run": r.run_id, "name": r.config.name, "status": r.status, "store": r.config.store,
+                         "OSM": ",".join(r.config.osm_layers) or "no", "patch": r.config.patch_size,
+                         "negatives": r.config.negatives, "class weight": r.config.class_weight,
+                         "epochs": r.config.epochs, "F1": m.get("f1"), "PR-AUC": m.get("pr_auc"),
+                         "created": str(r.created)})
+        st.dataframe(rows, hide_index=True, width="stretch")
+        for r in recent:
+            if r.status in ("failed", "corrupt"):
+                st.error(f"Run **{r.run_id}** failed: {r.error or 'no error message recorded'}\n\n"
+                         "**What to do:** fix the cause shown and launch it again "
+                         "(or delete the run folder under models/).")
+
+
+_progress()

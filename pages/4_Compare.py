@@ -1,0 +1,82 @@
+"""Compare: completed runs next to the study's published Table 1, with CIs, PR curves, confusion matrices,
+the OSM ablation (study's Fig. 3) and downloads."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from asgm import app_support as sup
+from asgm import viz
+
+sup.page_setup("Compare")
+st.title("Compare runs")
+
+all_runs = sup.list_runs_safe()
+done = [r for r in all_runs if r.status == "completed" and r.metrics and r.config is not None]
+ours = viz.runs_table(done) if done else pd.DataFrame(columns=["run", "source", "F1"])
+if not ours.empty:  # synthetic stores are labelled as such wherever they appear
+    ours["store"] = ours["store"].map(sup.store_label)
+published = sup.published_rows()
+pub = viz.published_table(published) if published else pd.DataFrame()
+show_pub = st.toggle("Show the study's published Table 1 as reference rows", value=True, disabled=pub.empty)
+if pub.empty:
+    st.caption("The study's published values are not available in this checkout (asgm.experiments).")
+
+if not done:
+    st.info("No completed run yet. Train one on the **Train** page (the default model trains on first start).")
+table = pd.concat([ours, pub], ignore_index=True) if show_pub and not pub.empty else ours
+
+cols = ["run", "name", "source", "OSM", "OSM layers", "Patch", "Neg Type", "Class Weight", "F1 [95% CI]", "PR-AUC",
+        "FP", "FN", "Precision", "Recall", "store", "bands", "epochs", "seed", "threshold"]
+cols = [c for c in cols if c in table.columns]
+if not table.empty:
+    st.dataframe(table[cols], hide_index=True, width="stretch",
+                 column_config={k: st.column_config.NumberColumn(format="%.3f")
+                                for k in ("PR-AUC", "Precision", "Recall", "threshold")})
+    st.caption("Click a column header to sort. F1 [95% CI]: bootstrap over test patches. "
+               "Published rows: Dissing & Kalo, Table 1 (their 2021 L1C imagery; not the demo pack).")
+    st.download_button("Download table (CSV)", table[cols].to_csv(index=False).encode(), "asgm_runs.csv", "text/csv")
+
+    st.subheader("F1 with 95 % confidence intervals")
+    st.plotly_chart(viz.f1_ci_figure(table), width="stretch")
+
+if done:
+    ids = [r.run_id for r in done]
+    pick = st.multiselect("Runs for curves and confusion matrices", ids, default=ids[:4], format_func=lambda i: i)
+    by_id = {r.run_id: r for r in done}
+    st.subheader("Precision-recall curves (test set)")
+    st.plotly_chart(viz.pr_curves_figure({i: (by_id[i].metrics or {}).get("pr_curve") or {} for i in pick}),
+                    width="stretch")
+    st.subheader("Confusion matrices (test set, at each run's threshold)")
+    cm_cols = st.columns(max(1, min(4, len(pick))))
+    for k, i in enumerate(pick):
+        cm_cols[k % len(cm_cols)].plotly_chart(viz.confusion_figure(by_id[i].metrics or {}, title=i), width="stretch",
+                                               key=f"cm_{i}")
+
+    st.subheader("OSM ablation (relative to the full OSM model, as the study's Fig. 3)")
+    abl = sup.ablation_results(ids)
+    if abl.empty:  # no ablation.json: pair "all layers but one" runs with their full-OSM run instead
+        abl = viz.ablation_table(ours, {r.run_id: r.config for r in done}).assign(mode="retrained")
+    if abl.empty:
+        st.info("No ablation results yet: train a model with all five OSM layers, and one per layer left out with "
+                "otherwise the same settings (CLI: `asgm experiments ablation RUN_ID`).")
+    else:
+        for (full, mode), part in abl.groupby(["full_run", "mode"]):
+            st.markdown(f"Full model **{full}**, layers {'retrained without' if mode == 'retrained' else 'zeroed at test time'}:")
+            st.plotly_chart(viz.ablation_figure(part), width="stretch", key=f"abl_{full}_{mode}")
+
+    st.subheader("Download a run's test predictions")
+    which = st.selectbox("Run", ids)
+    try:
+        pred = sup.predictions(which)
+        st.download_button("Download test predictions (GeoJSON)", viz.predictions_geojson(pred).encode(),
+                           f"{which}_test_predictions.geojson", "application/geo+json")
+    except Exception as exc:
+        sup.show_error(exc, "This run's predictions file is missing or damaged; retrain the run.")
+
+failed = [r for r in all_runs if r.status in ("failed", "corrupt")]
+if failed:
+    with st.expander(f"{len(failed)} failed run(s)"):
+        for r in failed:
+            st.markdown(f"- **{r.run_id}**: {r.error or 'no error recorded'}")

@@ -1,0 +1,307 @@
+"""AppTest for every page, against real stores and really trained runs (see ui_env.py).
+
+Expected values come from the core (``asgm.inference``, ``asgm.runs``), never from constants, so a page
+that shows the wrong number fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+from streamlit.testing.v1 import AppTest
+from ui_env import page
+
+TIMEOUT = 120
+
+
+def run_page(name: str, **session) -> AppTest:
+    at = AppTest.from_file(page(name), default_timeout=TIMEOUT)
+    for k, v in session.items():
+        at.session_state[k] = v
+    return at.run()
+
+
+def texts(at: AppTest) -> str:
+    """All text the page shows (markdown, captions, alerts, metrics) as one string."""
+    parts = [e.value for kind in ("markdown", "caption", "info", "warning", "error", "success", "title", "subheader")
+             for e in getattr(at, kind)]
+    parts += [f"{m.label} {m.value}" for m in at.metric]
+    return "\n".join(str(p) for p in parts)
+
+
+def fake_click(monkeypatch, sample_id: str | None, place: tuple[float, float] | None = None) -> list[dict]:
+    """Replace st_folium (imported by the Map page at script run) with one returning a click on the marker
+    of ``sample_id`` (or on the map at ``place`` = (lon, lat)); returns the calls so tests can inspect them."""
+    import streamlit_folium
+
+    calls: list[dict] = []
+
+    def st_folium(fig, **kwargs):
+        calls.append({"fig": fig, **kwargs})
+        latlng = {"lat": place[1], "lng": place[0]} if place else None
+        return {"last_object_clicked_tooltip": sample_id, "last_object_clicked": latlng if sample_id else None,
+                "last_clicked": latlng}
+
+    monkeypatch.setattr(streamlit_folium, "st_folium", st_folium)
+    return calls
+
+
+# -- Home -------------------------------------------------------------------------------------------
+def test_home_shows_data_model_and_credits(app_env):
+    at = AppTest.from_file(page("app.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Demo pack"] == "present"
+    assert metrics["Patch stores"] == "2"
+    assert metrics["Runs"] == "2"
+    stores = at.dataframe[0].value
+    toy = stores[stores["store"] == "toy"].iloc[0]
+    assert toy["kind"] == "synthetic" and "SYNTHETIC" in toy["note"]
+    demo = stores[stores["store"] == "demo"].iloc[0]
+    assert (demo["positives"], demo["negatives"]) == (209, 282)
+    text = texts(at)
+    for needle in ("CC BY 4.0", "Copernicus Sentinel data 2019", "OpenStreetMap contributors", "ODbL", "MIT"):
+        assert needle in text
+    from asgm import runs
+
+    newest = runs.list_runs()[0]
+    assert newest.run_id in text  # the active model is the newest completed run
+
+
+def test_home_on_empty_machine_offers_prepare(empty_env):
+    at = AppTest.from_file(page("app.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert any("Missing for click-to-classify" in w.value for w in at.warning)
+    assert any(b.label == "Prepare the demo" for b in at.button)
+    assert {m.label: m.value for m in at.metric}["Demo pack"] == "missing"
+
+
+# -- Map --------------------------------------------------------------------------------------------
+def test_map_click_classifies_with_selected_run(app_env, monkeypatch):
+    from asgm import inference
+
+    sid = "egp-0007"
+    calls = fake_click(monkeypatch, sid)
+    at = run_page("pages/1_Map.py", run_id=app_env.demo_run)
+    assert not at.exception, at.exception
+    # The map is asked for clicks only (no rerun on pan/zoom).
+    assert set(calls[0]["returned_objects"]) == {"last_object_clicked_tooltip", "last_object_clicked", "last_clicked"}
+    expected = inference.classify(app_env.demo_run, "demo", sid)
+    prob = next(m for m in at.metric if m.label == "Probability of mining")
+    assert prob.value == f"{expected['prob']:.3f}"
+    decision = "mining" if expected["decision"] else "not mining"
+    assert f"Decision at threshold {expected['threshold']:.3f}: **{decision}**" in texts(at)
+    assert f"classified {sid} in" in texts(at)
+    # Every point with a patch is on the map; the study's random negatives are too (without patches).
+    fig = calls[0]["fig"]
+    drawn = next(c.sample_ids for c in fig._children.values() if hasattr(c, "sample_ids"))
+    from asgm.points import load_points
+    from asgm.store import PatchStore
+
+    assert set(drawn) == set(load_points()["sample_id"]) | set(PatchStore.open("demo").sample_ids())
+    html = fig.get_root().render()
+    assert "/app/static/vendor/leaflet/leaflet.js" in html and "cdn.jsdelivr.net" not in html
+
+
+def test_map_click_without_patch_says_how_to_get_one(app_env, monkeypatch):
+    fake_click(monkeypatch, "rnd-0005")  # a study random negative: not in the demo pack
+    at = run_page("pages/1_Map.py", run_id=app_env.demo_run)
+    assert not at.exception
+    msg = " ".join(w.value for w in at.warning)
+    assert "No patch for **rnd-0005**" in msg and "asgm patches fetch --source stac --points random" in msg
+    assert not [m for m in at.metric if m.label == "Probability of mining"]
+
+
+def test_map_click_on_empty_place_says_none_is_available(app_env, monkeypatch):
+    fake_click(monkeypatch, None, place=(-66.5, 3.2))  # far south-west of every labelled point
+    at = run_page("pages/1_Map.py", run_id=app_env.demo_run)
+    assert not at.exception
+    msg = " ".join(w.value for w in at.warning)
+    assert "No patch at lon -66.5000, lat 3.2000" in msg and "none is available" in msg and "km away" in msg
+
+
+def test_map_click_next_to_a_patch_selects_it(app_env, monkeypatch):
+    from asgm.store import PatchStore
+
+    row = PatchStore.open("demo").index().set_index("sample_id").loc["egp-0007"]
+    fake_click(monkeypatch, None, place=(row["lon"] + 0.001, row["lat"]))  # ~110 m east of the point
+    at = run_page("pages/1_Map.py", run_id=app_env.demo_run)
+    assert not at.exception
+    assert "classified egp-0007 in" in texts(at)
+
+
+def test_map_errors_only_filter_matches_run_predictions(app_env, monkeypatch):
+    from asgm import runs
+
+    fake_click(monkeypatch, None)
+    at = run_page("pages/1_Map.py", run_id=app_env.demo_run)
+    errors = next(t for t in at.toggle if t.label == "Errors only (FP/FN)")
+    errors.set_value(True).run()
+    assert not at.exception
+    pred = runs.predictions(app_env.demo_run)
+    n_err = int(((pred["pred"] == 1) & (pred["label"] == 0)).sum() + ((pred["pred"] == 0) & (pred["label"] == 1)).sum())
+    shown = next(c.value for c in at.caption if "points shown" in c.value)
+    assert shown.startswith(f"{n_err:,} of ")
+
+
+def test_map_split_filter_keeps_the_runs_test_points(app_env, monkeypatch):
+    from asgm import runs
+
+    fake_click(monkeypatch, None)
+    at = run_page("pages/1_Map.py", run_id=app_env.demo_run)
+    next(m for m in at.multiselect if m.label == "Split (selected run)").set_value(["test"]).run()
+    assert not at.exception
+    pred = runs.predictions(app_env.demo_run)
+    shown = next(c.value for c in at.caption if "points shown" in c.value)
+    assert shown.startswith(f"{int((pred['split'] == 'test').sum()):,} of ")
+
+
+def test_map_with_broken_model_file_explains(app_env, monkeypatch, tmp_path):
+    # A copy of the run whose model file was deleted: a message with the way out, no traceback.
+    models = tmp_path / "models"
+    shutil.copytree(app_env.models / app_env.demo_run, models / app_env.demo_run)
+    (models / app_env.demo_run / "model.keras").unlink()
+    monkeypatch.setenv("ASGM_MODELS_DIR", str(models))
+    fake_click(monkeypatch, "egp-0007")
+    at = run_page("pages/1_Map.py", run_id=app_env.demo_run)
+    assert not at.exception
+    err = " ".join(e.value for e in at.error)
+    assert "no model file" in err and "What to do" in err
+
+
+# -- Patch viewer -----------------------------------------------------------------------------------
+def test_patch_viewer_osm_toggle_recomputes_prediction(app_env):
+    from asgm import inference
+
+    sid = "pos-0003"
+    full = inference.classify(app_env.osm_run, "toy", sid)
+    zeroed = inference.classify(app_env.osm_run, "toy", sid, zero_layers=("highway",))
+    assert f"{full['prob']:.4f}" != f"{zeroed['prob']:.4f}", "the toy model ignores highway; the test cannot tell"
+    at = run_page("pages/2_Patch_viewer.py", run_id=app_env.osm_run, viewer_store="toy", viewer_sid=sid)
+    assert not at.exception, at.exception
+    prob = next(m for m in at.metric if m.label == "Probability of mining")
+    assert prob.value == f"{full['prob']:.4f}"
+    at.toggle(key="osm_highway").set_value(False).run()
+    assert not at.exception
+    prob = next(m for m in at.metric if m.label == "Probability of mining")
+    assert prob.value == f"{zeroed['prob']:.4f}"
+    assert "zeroed: highway" in texts(at)
+    # Grad-CAM and false colour (the toy store has all 12 bands) each add to the picture.
+    next(t for t in at.toggle if t.label == "Grad-CAM heatmap").set_value(True).run()
+    next(t for t in at.toggle if t.label.startswith("False colour")).set_value(True).run()
+    assert not at.exception
+    captions = [img.caption for el in at.get("image") for img in el.proto.imgs]
+    assert any("Grad-CAM" in c for c in captions) and any("False colour" in c for c in captions)
+
+
+def test_patch_viewer_navigation_and_missing_osm(app_env):
+    at = run_page("pages/2_Patch_viewer.py", run_id=app_env.demo_run, viewer_store="demo", viewer_sid="cur-0004")
+    assert not at.exception
+    assert "asgm osm rasterize --store demo" in texts(at)
+    next(b for b in at.button if b.label == "Next ▶").click().run()
+    from asgm.store import PatchStore
+
+    ids = PatchStore.open("demo").sample_ids()
+    assert at.session_state["viewer_sid"] == ids[ids.index("cur-0004") + 1]
+
+
+def test_patch_viewer_random_error_button_picks_an_error_of_the_run(app_env):
+    from asgm import runs
+
+    pred = runs.predictions(app_env.demo_run)
+    fp = set(pred.loc[(pred["pred"] == 1) & (pred["label"] == 0), "sample_id"])
+    fn = set(pred.loc[(pred["pred"] == 0) & (pred["label"] == 1), "sample_id"])
+    assert fp or fn, "the 2-epoch model made no error on val/test; nothing to navigate to"
+    kind, pool = ("FP", fp) if fp else ("FN", fn)
+    at = run_page("pages/2_Patch_viewer.py", run_id=app_env.demo_run, viewer_store="demo", viewer_sid="cur-0004")
+    other = next(b for b in at.button if b.label == f"Random {'FN' if kind == 'FP' else 'FP'}")
+    assert other.disabled == (not (fn if kind == "FP" else fp))
+    next(b for b in at.button if b.label == f"Random {kind}").click().run()
+    assert not at.exception
+    assert at.session_state["viewer_sid"] in pool
+
+
+# -- Train ------------------------------------------------------------------------------------------
+def test_train_refuses_osm_without_masks_and_identical_running_run(app_env, monkeypatch, tmp_path):
+    from asgm.config import ExperimentConfig
+    from asgm.train import create_run
+
+    monkeypatch.setenv("ASGM_MODELS_DIR", str(tmp_path / "models"))
+    at = run_page("pages/3_Train.py")
+    assert not at.exception
+    at.toggle[0].set_value(True)  # OSM channels on, on the demo pack (no masks)
+    at.button[0].click().run()
+    assert any("has no OSM masks" in e.value and "asgm osm rasterize --store demo" in e.value for e in at.error)
+
+    # An identical run already running (its pid is alive: this process) -> the launch is refused.
+    cfg = ExperimentConfig(store="demo", epochs=20, seed=7)
+    folder = create_run(cfg, "busy-run", status="running")
+    folder.set_status("running", pid=os.getpid())
+    at = run_page("pages/3_Train.py")
+    at.button[0].click().run()
+    assert any("already running" in e.value for e in at.error), [e.value for e in at.error]
+    assert "busy-run" in texts(at) + str(at.dataframe[0].value.to_dict())
+    # Cancel asks the run to stop through the run store (the training process checks after every batch).
+    next(b for b in at.button if b.label == "Cancel").click().run()
+    assert not at.exception
+    assert folder.file("cancel").exists()
+
+
+def test_train_shows_failed_run_error(app_env, monkeypatch, tmp_path):
+    from asgm.config import ExperimentConfig
+    from asgm.train import create_run
+
+    monkeypatch.setenv("ASGM_MODELS_DIR", str(tmp_path / "models"))
+    folder = create_run(ExperimentConfig(store="demo", epochs=3), "broken-run", status="running")
+    folder.set_status("failed", error="DatasetError: store 'demo' has no patches left after the masked filter")
+    at = run_page("pages/3_Train.py")
+    assert not at.exception
+    assert any("broken-run" in e.value and "masked filter" in e.value for e in at.error)
+
+
+# -- Compare ----------------------------------------------------------------------------------------
+def test_compare_table_published_rows_and_downloads(app_env):
+    from asgm import runs
+    from asgm.experiments import TABLE1_PUBLISHED
+
+    at = run_page("pages/4_Compare.py")
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    ours = table[table["source"] == "this project"]
+    assert set(ours["run"]) == {app_env.demo_run, app_env.osm_run}
+    m = runs.get_run(app_env.osm_run).metrics
+    row = ours[ours["run"] == app_env.osm_run].iloc[0]
+    assert row["FP"] == m["fp"] and row["FN"] == m["fn"] and row["OSM"] == "Yes"
+    assert row["F1 [95% CI]"].startswith(f"{m['f1']:.3f} [")
+    pub = table[table["source"] == "published"]
+    assert len(pub) == len(TABLE1_PUBLISHED)
+    assert pub.iloc[1]["F1 [95% CI]"] == "0.923 [0.827, 1.000]"  # Exp 2 as printed in the paper
+    labels = [d.proto.label for d in at.get("download_button")]
+    assert "Download table (CSV)" in labels and "Download test predictions (GeoJSON)" in labels
+    assert "No ablation results yet" in texts(at)
+
+
+def test_compare_shows_ablation_when_results_exist(app_env, tmp_path, monkeypatch):
+    # A copy of the OSM run with an ablation.json in the format asgm.experiments.ablation writes.
+    models = tmp_path / "models"
+    shutil.copytree(app_env.models / app_env.osm_run, models / app_env.osm_run)
+    layers = [{"layer": x, "zeroed_delta": {"f1": -0.1 * i, "precision": -0.05, "recall": 0.0}}
+              for i, x in enumerate(("highway", "waterway", "building", "landuse", "aeroway"))]
+    (models / app_env.osm_run / "ablation.json").write_text(json.dumps({"run_id": app_env.osm_run, "layers": layers}))
+    monkeypatch.setenv("ASGM_MODELS_DIR", str(models))
+    at = run_page("pages/4_Compare.py")
+    assert not at.exception
+    assert "No ablation results yet" not in texts(at)
+    assert any("zeroed at test time" in t.value for t in at.markdown)
+
+
+# -- every page survives missing data -----------------------------------------------------------------
+@pytest.mark.parametrize("name", ["app.py", "pages/1_Map.py", "pages/2_Patch_viewer.py", "pages/3_Train.py",
+                                  "pages/4_Compare.py"])
+def test_pages_without_any_data(empty_env, name):
+    at = AppTest.from_file(page(name), default_timeout=TIMEOUT).run()
+    assert not at.exception, at.exception
+    assert "Prepare the demo" in texts(at) + " ".join(b.label for b in at.button) or "No completed run" in texts(at)

@@ -1,0 +1,163 @@
+"""Browser-test fixtures: a real ``streamlit run app.py`` per test environment and a headless Chromium.
+
+The server is started as ``bash -c 'echo $$ > pidfile; exec streamlit run ...'`` so it is stopped by its
+own PID; training processes the app launched are stopped by the PIDs recorded in their run folders.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "app"))
+from ui_env import UiEnv, shared_ui_env  # noqa: E402
+
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def app_server(env: dict[str, str], workdir: Path, script: Path | None = None) -> Iterator[str]:
+    """Run the app (or ``script``) on a free port with ``env`` added to the environment; yields its base URL."""
+    port = free_port()
+    pidfile = workdir / f"streamlit-{port}.pid"
+    log = open(workdir / f"streamlit-{port}.log", "wb")
+    cmd = (f"echo $$ > {pidfile}; exec {sys.executable} -m streamlit run {script or 'app.py'} --server.headless true "
+           f"--server.address 127.0.0.1 --server.port {port}")
+    proc = subprocess.Popen(["bash", "-c", cmd], cwd=REPO, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"streamlit did not start: {(workdir / f'streamlit-{port}.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        pid = int(pidfile.read_text()) if pidfile.exists() else proc.pid
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.kill(pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+def stop_training_processes(models: Path) -> None:
+    """Stop training processes the app launched under ``models`` (by the PID each run recorded)."""
+    for status in models.glob("*/status.json"):
+        try:
+            s = json.loads(status.read_text())
+        except (OSError, ValueError):
+            continue
+        if s.get("status") in ("queued", "running") and s.get("pid"):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(s["pid"]), signal.SIGTERM)
+
+
+@pytest.fixture(scope="session")
+def ui_env(tmp_path_factory, demo_root) -> UiEnv:
+    return shared_ui_env(tmp_path_factory, demo_root)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def new_page(browser):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = ctx.new_page()
+    page.set_default_timeout(60_000)
+    failed: list[str] = []
+    page.on("requestfailed", lambda r: failed.append(r.url))
+    page.failed_requests = failed  # type: ignore[attr-defined]
+    yield page
+    ctx.close()
+
+
+def shot(page, name: str) -> Path:
+    """Save a full-page screenshot to test-artifacts/ (git-ignored)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.wait_for_timeout(800)  # let charts and the map finish drawing
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def map_frame(page):
+    """The st_folium iframe's frame, once Leaflet has built the map."""
+    page.wait_for_selector("iframe[title*='st_folium'], iframe", timeout=60_000)
+    frame = page.locator("iframe").first.element_handle().content_frame()
+    frame.wait_for_function("() => window.map_div !== undefined && Object.keys(map_div._layers).length > 10",
+                            timeout=60_000)
+    return frame
+
+
+#: JS: the marker with a patch (radius 5) farthest from any other marker, so a click cannot hit another.
+ISOLATED_MARKER_JS = """() => {
+  const pts = [];
+  map_div.eachLayer(l => { if (l.getTooltip && l.getTooltip() && l.getLatLng) {
+      const p = map_div.latLngToContainerPoint(l.getLatLng());
+      pts.push({sid: l.getTooltip().getContent(), x: p.x, y: p.y, patch: l.options.radius === 5}); } });
+  const size = map_div.getSize();
+  let best = null, bestD = -1;
+  for (const a of pts) {
+    if (!a.patch || a.x < 20 || a.y < 20 || a.x > size.x - 20 || a.y > size.y - 20) continue;
+    let d = Infinity;
+    for (const b of pts) { if (b !== a) d = Math.min(d, Math.hypot(a.x - b.x, a.y - b.y)); }
+    if (d > bestD) { bestD = d; best = a; }
+  }
+  return best && {...best, clearance: bestD};
+}"""
+
+
+def click_marker(page, frame, marker: dict) -> None:
+    """Click the map canvas where the marker is drawn (canvas rendering: there is no DOM node per marker)."""
+    box = page.locator("iframe").first.bounding_box()
+    page.mouse.click(box["x"] + marker["x"], box["y"] + marker["y"])
+
+
+def wait_for_result(page, sid: str, timeout_ms: int = 60_000) -> None:
+    """Wait until the Map page shows the (fresh, not stale) classification of ``sid``."""
+    # textContent, not innerText: innerText forces a layout on every poll and slows the page it measures.
+    page.wait_for_function(
+        """(sid) => Array.from(document.querySelectorAll('[data-testid="stCaptionContainer"]'))
+              .some(e => e.textContent.startsWith('classified ' + sid + ' in')
+                         && !e.closest('[data-stale="true"]'))""",
+        arg=sid, timeout=timeout_ms, polling=20)
