@@ -421,6 +421,17 @@ def store_mismatch(run_config: ExperimentConfig, store_name: str) -> str | None:
     return None
 
 
+def product_level_note(run_config: ExperimentConfig, store_name: str) -> str | None:
+    """A caution when the run was trained on another Sentinel-2 product level (L1C vs L2A) than this store holds."""
+    from asgm.sources.common import product_level_warning
+
+    try:
+        trained, here = open_store(run_config.store), open_store(store_name)
+    except PatchStoreError:
+        return None
+    return product_level_warning(trained.meta.product_level, here.meta.product_level)
+
+
 # -- map data ----------------------------------------------------------------------------------------
 def combine_points(study: pd.DataFrame | None, index: pd.DataFrame | None, pred: pd.DataFrame | None) -> pd.DataFrame:
     """All points to draw: the study's labelled points and the store's patches (union by sample_id),

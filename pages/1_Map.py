@@ -169,6 +169,8 @@ def _map_and_result() -> None:
                 if mismatch:
                     st.warning(f"Run {run_id} cannot classify this store: {mismatch}.")
                 else:
+                    if (level_note := sup.product_level_note(run.config, store_name)):
+                        st.warning(level_note)
                     try:
                         t0 = time.perf_counter()
                         res = sup.classify(run_id, store_name, sid)

@@ -132,6 +132,8 @@ with right:
         if mismatch:
             st.warning(f"Run {run_id} cannot classify this store: {mismatch}.")
         else:
+            if (level_note := sup.product_level_note(run.config, store_name)):
+                st.warning(level_note)
             zero = tuple(x for x in run.config.osm_layers if x not in visible)
             try:
                 full = sup.classify(run_id, store_name, sid)

@@ -1,0 +1,15 @@
+"""app_support glue that pages share, tested without a browser."""
+
+from asgm import app_support as sup
+from asgm.config import ExperimentConfig
+from asgm.store import PatchStore, StoreMeta
+
+
+def test_product_level_note_warns_across_levels_only(data_env):
+    for name, level in [("l1c", "L1C"), ("l2a", "L2A"), ("l1c-b", "L1C")]:
+        PatchStore.create(StoreMeta(name=name, source="test", bands=("B4", "B3", "B2"), size=48, product_level=level))
+    trained_on_l1c = ExperimentConfig(store="l1c")
+    note = sup.product_level_note(trained_on_l1c, "l2a")
+    assert note and "Level-1C" in note and "Level-2A" in note
+    assert sup.product_level_note(trained_on_l1c, "l1c-b") is None
+    assert sup.product_level_note(ExperimentConfig(store="deleted"), "l2a") is None
