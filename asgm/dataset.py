@@ -6,7 +6,12 @@ masks (0/1) in ``config.osm_layers`` order. Nothing is fitted to the data, so no
 
 Memory: patches are kept (if at all) as their compact on-disk dtypes (uint16 DN, uint8 masks) and are
 only turned into float32 one batch at a time inside the pipeline, so 1,259 patches of 256x256x17 never
-sit in memory as float32, let alone twice (the study's in-memory arrays peaked at 10 GB; spec §4).
+sit in memory as float32, let alone twice (the study's in-memory arrays peaked at 10 GB; spec §4). The
+cache is bounded (``DEFAULT_CACHE_LIMIT_MB``): rows beyond it stream from the GeoTIFFs.
+
+Speed: one numpy call per batch gathers the rows, converts them to float32 and applies the per-sample
+D4 augmentation in the same copy; loading overlaps training (prefetch). ``benchmarks/train_speed.py``
+measures it against the study's recipe.
 TensorFlow is imported lazily: row selection and the filter are usable without it.
 """
 
@@ -28,8 +33,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: DN -> reflectance scale of the study (divide, then clip to [0, 1]).
 DN_SCALE = 10000.0
-#: Keep compact patch arrays in RAM when they need less than this; stream from disk otherwise.
-DEFAULT_CACHE_LIMIT_MB = 1024
+#: RAM for compact patch arrays (per dataset); rows beyond it are streamed from disk. 128 MB holds a whole
+#: 48-px store of 1,259 patches (84 MB) but only ~65 patches of 256 px: there TF (~0.65 GB) + the batch-16
+#: training step (~1.1 GB) + pipeline buffers leave little room under the 2.5 GB target (issue 3 item 9;
+#: measured 2.39 GiB peak with 384 MB), and streaming costs little next to a 256-px training step.
+DEFAULT_CACHE_LIMIT_MB = 128
 
 
 class DatasetError(AsgmError):
@@ -149,30 +157,44 @@ def prepare_input(data: np.ndarray, bands: Sequence[str], osm: tuple[np.ndarray,
 
 
 class PatchSource:
-    """Loads model inputs by row position, from a compact in-RAM cache or straight from disk."""
+    """Loads model inputs by row position, from a compact in-RAM cache or straight from disk.
+
+    The cache holds the first ``capacity`` rows (as many as ``cache_limit_mb`` allows) in two
+    preallocated arrays of the on-disk dtypes, already in (H, W, C) layout: uint16 DN of the bands used
+    and uint8 0/1 OSM masks. Rows beyond the capacity are read from the GeoTIFFs every time, so memory
+    stays bounded by the limit whatever the store size. ``cached`` is True when every row fits."""
 
     def __init__(self, store: PatchStore, config: ExperimentConfig, sample_ids: Sequence[str],
                  cache_limit_mb: float = DEFAULT_CACHE_LIMIT_MB):
         self.store, self.config = store, config
         self.sample_ids = list(sample_ids)
         size = int(config.patch_size)
-        bytes_per = size * size * (2 * len(config.bands) + len(config.osm_layers))
-        self.cached = bytes_per * len(self.sample_ids) <= cache_limit_mb * 1e6
-        self._cache: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
+        self._nb, self._no = len(config.bands), len(config.osm_layers)
+        bytes_per = size * size * (2 * self._nb + self._no)
+        n = len(self.sample_ids)
+        self.capacity = int(min(n, max(0.0, cache_limit_mb) * 1e6 // bytes_per)) if bytes_per else n
+        self.cached = self.capacity >= n
+        # np.empty only reserves address space: pages become resident as rows are filled in.
+        self._dn = np.empty((self.capacity, size, size, self._nb), dtype=np.uint16)
+        self._mk = np.empty((self.capacity, size, size, self._no), dtype=np.uint8) if self._no else None
+        self._have = np.zeros(self.capacity, dtype=bool)
 
     @property
     def shape(self) -> tuple[int, int, int]:
         return (int(self.config.patch_size), int(self.config.patch_size), len(self.config.channels))
 
-    def _compact(self, i: int) -> tuple[np.ndarray, np.ndarray | None]:
-        if i in self._cache:
-            return self._cache[i]
+    def _read(self, i: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """(H, W, bands) uint16 and (H, W, layers) uint8 0/1 views of row ``i``, from disk."""
         sid = self.sample_ids[i]
         patch = self.store.read_patch(sid)
-        idx = [list(patch.bands).index(b) for b in self.config.bands]
-        dn = patch.data[idx]  # uint16, only the bands used
+        try:
+            idx = [list(patch.bands).index(b) for b in self.config.bands]
+        except ValueError:
+            raise DatasetError(f"patch {sid!r} has bands {list(patch.bands)}, the model needs "
+                               f"{list(self.config.bands)}") from None
+        dn = patch.data[idx].transpose(1, 2, 0)  # uint16, only the bands used
         masks = None
-        if self.config.osm_layers:
+        if self._no:
             osm = self.store.read_osm(sid)
             if osm is None:
                 raise DatasetError(f"patch {sid!r} has no OSM masks; rerun `asgm osm rasterize` on {self.store.name!r}")
@@ -180,32 +202,61 @@ class PatchSource:
             lacking = [x for x in self.config.osm_layers if x not in names]
             if lacking:
                 raise DatasetError(f"OSM masks of {sid!r} lack layers {lacking}")
+            # Masks are 0/1 by construction; clip guards against 0/255 encodings.
             masks = np.clip(arr[[list(names).index(x) for x in self.config.osm_layers]], 0, 1).astype(np.uint8)
-        item = (dn, masks)
-        if self.cached:
-            self._cache[i] = item
-        return item
+            masks = masks.transpose(1, 2, 0)
+        return dn, masks
+
+    def _compact(self, i: int) -> tuple[np.ndarray, np.ndarray | None]:
+        if i >= self.capacity:
+            return self._read(i)
+        if not self._have[i]:
+            dn, masks = self._read(i)
+            self._dn[i] = dn
+            if masks is not None:
+                self._mk[i] = masks
+            self._have[i] = True  # set last: a concurrent reader never sees a half-filled row
+        return self._dn[i], (self._mk[i] if self._mk is not None else None)
 
     def load(self, i: int) -> np.ndarray:
         """Model input (H, W, C) float32 of row ``i``."""
-        dn, masks = self._compact(i)
-        x = np.clip(dn.astype(np.float32) / DN_SCALE, 0.0, 1.0)
-        if masks is not None:
-            x = np.concatenate([x, masks.astype(np.float32)], axis=0)
-        return x.transpose(1, 2, 0)
+        return self.load_batch(np.array([i]))[0]
 
-    def load_batch(self, idx: np.ndarray) -> np.ndarray:
-        """Stacked inputs (B, H, W, C) float32 of the given row positions."""
+    def load_batch(self, idx: np.ndarray, d4: np.ndarray | None = None) -> np.ndarray:
+        """Stacked inputs (B, H, W, C) float32 of the given row positions.
+
+        ``d4`` (optional, one code 0-7 per row) applies a symmetry of the square to each row while it
+        is copied into the batch (bit 0: transpose, bit 1: horizontal flip, bit 2: vertical flip), so
+        augmentation costs no extra pass over the data."""
+        idx = np.asarray(idx).reshape(-1)
+        nb = self._nb
         out = np.empty((len(idx), *self.shape), dtype=np.float32)
-        for k, i in enumerate(np.asarray(idx).tolist()):
-            out[k] = self.load(int(i))
+        codes = np.zeros(len(idx), dtype=np.int64) if d4 is None else np.asarray(d4).reshape(-1)
+        for k, (i, code) in enumerate(zip(idx.tolist(), codes.tolist(), strict=True)):
+            dn, masks = self._compact(int(i))
+            # DN / 10000 in float32 written straight into the batch (uint16 -> float32 is exact).
+            np.divide(_d4(dn, code), np.float32(DN_SCALE), out=out[k, :, :, :nb])
+            if masks is not None:
+                out[k, :, :, nb:] = _d4(masks, code)
+        # DN are >= 0, so clipping to [0, 1] only needs the upper bound.
+        np.minimum(out[..., :nb], np.float32(1.0), out=out[..., :nb])
         return out
 
     def warm(self) -> None:
-        """Fill the compact cache up front (no-op when streaming from disk)."""
-        if self.cached:
-            for i in range(len(self.sample_ids)):
-                self._compact(i)
+        """Fill the compact cache up front (rows beyond the capacity are not touched)."""
+        for i in range(self.capacity):
+            self._compact(i)
+
+
+def _d4(a: np.ndarray, code: int) -> np.ndarray:
+    """A view of an (H, W, C) array under D4 element ``code`` (bit 0 transpose, 1 h-flip, 2 v-flip)."""
+    if code & 1:
+        a = a.transpose(1, 0, 2)
+    if code & 2:
+        a = a[:, ::-1]
+    if code & 4:
+        a = a[::-1]
+    return a
 
 
 def class_weights(labels: np.ndarray) -> dict[int, float]:
@@ -220,39 +271,63 @@ def class_weights(labels: np.ndarray) -> dict[int, float]:
     return {int(c): float(v) for c, v in zip(classes, w, strict=True)}
 
 
-def augmenter(config: ExperimentConfig, n_bands: int, seed: int) -> Any:
-    """Keras preprocessing layers for training batches: D4 symmetry (random horizontal and vertical
-    flips plus a random transpose = all flips and 90° rotations), optionally a small affine (shift,
-    zoom) whose output OSM channels are re-binarised so masks are never blurred (bug B7)."""
-    import keras
+class Augmenter:
+    """Training-time augmentation: the D4 symmetry group of the square (all flips and 90° rotations,
+    uniformly, independently per sample), optionally followed by a small affine (shift, zoom) after
+    which the OSM channels are re-binarised so masks are never blurred (bug B7).
 
-    layers = [
-        keras.layers.RandomFlip("horizontal", seed=seed),
-        keras.layers.RandomFlip("vertical", seed=seed + 1),
-    ]
-    if config.affine_augment:
-        layers += [
+    Calling it on a float batch (B, H, W, C) applies everything in-graph (Keras layers).
+    ``make_tf_dataset`` instead draws a D4 code per sample from a seeded ``tf.data`` random stream and
+    lets ``PatchSource.load_batch`` apply it while copying the patch into the batch (no extra pass over
+    the data); only the affine part, if any, then runs on the float batch. Both give the same
+    distribution: each of the 8 symmetries with probability 1/8 per sample, new draws every epoch."""
+
+    def __init__(self, config: ExperimentConfig, n_bands: int, seed: int):
+        import keras
+
+        self.seed, self.n_bands = int(seed), int(n_bands)
+        self.n_osm = len(config.osm_layers)
+        self.affine = bool(config.affine_augment)
+        self._flips = keras.Sequential([
+            keras.layers.RandomFlip("horizontal", seed=seed),
+            keras.layers.RandomFlip("vertical", seed=seed + 1),
+        ], name="augment_d4")
+        self._transpose_seed = keras.random.SeedGenerator(seed + 2)
+        self._affine = keras.Sequential([
             keras.layers.RandomTranslation(0.05, 0.05, fill_mode="reflect", seed=seed + 3),
             keras.layers.RandomZoom(0.1, 0.1, fill_mode="reflect", seed=seed + 4),
-        ]
-    pipe = keras.Sequential(layers, name="augment")
-    n_osm = len(config.osm_layers)
-    transpose_seed = keras.random.SeedGenerator(seed + 2)
+        ], name="augment_affine") if self.affine else None
 
-    def apply(x: tf.Tensor) -> tf.Tensor:
+    def d4(self, x: tf.Tensor) -> tf.Tensor:
+        """Random D4 symmetry per sample of a float batch, in-graph."""
+        import keras
         import tensorflow as tf
 
         # Keras has no 90-degree rotation layer: a per-sample transpose on top of the two independent
         # flips generates all 8 symmetries of the square (rotations by k*90° included), exactly.
-        coin = keras.random.uniform((tf.shape(x)[0], 1, 1, 1), seed=transpose_seed) < 0.5
+        coin = keras.random.uniform((tf.shape(x)[0], 1, 1, 1), seed=self._transpose_seed) < 0.5
         x = tf.where(coin, tf.transpose(x, [0, 2, 1, 3]), x)
-        y = pipe(x, training=True)
-        if config.affine_augment and n_osm:
+        return self._flips(x, training=True)
+
+    def affine_part(self, x: tf.Tensor) -> tf.Tensor:
+        """The optional small affine, with OSM channels snapped back to 0/1 (identity without affine)."""
+        import tensorflow as tf
+
+        if self._affine is None:
+            return x
+        y = self._affine(x, training=True)
+        if self.n_osm:
             # Interpolation mixes neighbouring mask pixels: snap the OSM channels back to 0/1.
-            y = tf.concat([y[..., :n_bands], tf.cast(y[..., n_bands:] >= 0.5, y.dtype)], axis=-1)
+            y = tf.concat([y[..., :self.n_bands], tf.cast(y[..., self.n_bands:] >= 0.5, y.dtype)], axis=-1)
         return y
 
-    return apply
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        return self.affine_part(self.d4(x))
+
+
+def augmenter(config: ExperimentConfig, n_bands: int, seed: int) -> Augmenter:
+    """The training augmentation of ``config`` (see ``Augmenter``)."""
+    return Augmenter(config, n_bands, seed)
 
 
 def make_tf_dataset(source: PatchSource, labels: np.ndarray, batch_size: int, *, training: bool = False,
@@ -261,8 +336,9 @@ def make_tf_dataset(source: PatchSource, labels: np.ndarray, batch_size: int, *,
     """A streaming ``tf.data`` pipeline of (x, y[, sample_weight]) batches.
 
     Shuffles row positions (reshuffled each epoch, seeded) when ``training``; loads each batch with one
-    numpy call (compact cache or disk), converts to float32 there, augments with Keras layers in-graph,
-    and prefetches so loading overlaps the previous step."""
+    numpy call (compact cache or disk) that converts to float32 and, for an ``Augmenter``, applies the
+    per-sample D4 symmetry during that same copy; any other augmentation (the affine part, or a plain
+    callable) runs in-graph on the batch; prefetches so loading overlaps the previous step."""
     import tensorflow as tf
 
     labels = np.asarray(labels, dtype=np.float32)
@@ -270,23 +346,37 @@ def make_tf_dataset(source: PatchSource, labels: np.ndarray, batch_size: int, *,
     idx = tf.data.Dataset.from_tensor_slices(np.arange(n, dtype=np.int64))
     if training:
         idx = idx.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    fused = training and isinstance(augment, Augmenter)
+    if fused:
+        # One D4 code (0-7, uniform) per sample from a seeded stream that is redrawn every epoch.
+        codes = tf.data.Dataset.random(seed=augment.seed, rerandomize_each_iteration=True).map(
+            lambda r: tf.math.floormod(r, 8))
+        idx = tf.data.Dataset.zip(idx, codes)
+    else:
+        idx = idx.map(lambda i: (i, tf.zeros((), tf.int64)))
     idx = idx.batch(batch_size)
     shape = source.shape
     label_t = tf.constant(labels)
     w_t = tf.constant([weights.get(0, 1.0), weights.get(1, 1.0)], dtype=tf.float32) if weights else None
 
-    def load(batch_idx: tf.Tensor) -> tuple:
-        x = tf.numpy_function(source.load_batch, [batch_idx], tf.float32, stateful=False)
+    def load(batch_idx: tf.Tensor, batch_codes: tf.Tensor) -> tuple:
+        if fused:
+            x = tf.numpy_function(source.load_batch, [batch_idx, batch_codes], tf.float32, stateful=False)
+        else:
+            x = tf.numpy_function(source.load_batch, [batch_idx], tf.float32, stateful=False)
         x.set_shape((None, *shape))
         y = tf.gather(label_t, batch_idx)
         if w_t is not None:
             return x, y, tf.gather(w_t, tf.cast(y, tf.int32))
         return x, y
 
+    # Reading GeoTIFFs releases the GIL: two batches in flight when streaming; copying from the
+    # compact cache is cheap enough for one.
     ds = idx.map(load, num_parallel_calls=2 if not source.cached else 1, deterministic=True)
-    if training and augment is not None:
+    extra = augment.affine_part if fused and augment.affine else (augment if training and not fused else None)
+    if extra is not None:
         if w_t is not None:
-            ds = ds.map(lambda x, y, w: (augment(x), y, w), num_parallel_calls=1)
+            ds = ds.map(lambda x, y, w: (extra(x), y, w), num_parallel_calls=1)
         else:
-            ds = ds.map(lambda x, y: (augment(x), y), num_parallel_calls=1)
+            ds = ds.map(lambda x, y: (extra(x), y), num_parallel_calls=1)
     return ds.prefetch(2)

@@ -208,7 +208,8 @@ def score(model: Any, store: Any, config: ExperimentConfig, split: pd.DataFrame,
     frames = []
     for name in ("val", "test"):
         part = split[split["split"] == name].sort_values("sample_id").reset_index(drop=True)
-        source = PatchSource(store, config, part["sample_id"])
+        # One pass over each split: caching would only cost memory.
+        source = PatchSource(store, config, part["sample_id"], cache_limit_mb=0)
         if zero_layers:
             source = _ZeroedSource(source, [len(config.bands) + config.osm_layers.index(x) for x in zero_layers])
         part = part.assign(prob=_predict(model, source, config.batch_size))
@@ -231,8 +232,8 @@ class _ZeroedSource:
         self._s, self._ch = source, channels
         self.sample_ids, self.shape, self.cached = source.sample_ids, source.shape, source.cached
 
-    def load_batch(self, idx: np.ndarray) -> np.ndarray:
-        x = self._s.load_batch(idx)
+    def load_batch(self, idx: np.ndarray, d4: np.ndarray | None = None) -> np.ndarray:
+        x = self._s.load_batch(idx, d4)
         x[..., self._ch] = 0.0
         return x
 
@@ -263,7 +264,7 @@ def train(config: ExperimentConfig, run_id: str | None = None, *, show_progress:
 
 def _train(folder: RunFolder, config: ExperimentConfig, show_progress: bool, n_boot: int,
            split_override: pd.DataFrame | None) -> dict[str, Any]:
-    from asgm.dataset import PatchSource, assemble, augmenter, class_weights, make_tf_dataset
+    from asgm.dataset import DEFAULT_CACHE_LIMIT_MB, PatchSource, assemble, augmenter, class_weights, make_tf_dataset
     from asgm.split import holdout_mask, spatial_split, split_counts
     from asgm.store import PatchStore
 
@@ -293,8 +294,10 @@ def _train(folder: RunFolder, config: ExperimentConfig, show_progress: bool, n_b
     val_rows = split[split["split"] == "val"].sort_values("sample_id").reset_index(drop=True)
     y_train = train_rows["label"].to_numpy()
     weights = class_weights(y_train) if config.class_weight else None
-    train_src = PatchSource(store, config, train_rows["sample_id"])
-    val_src = PatchSource(store, config, val_rows["sample_id"])
+    # One cache budget shared by the training and validation rows (memory stays bounded, spec §4).
+    share = len(train_rows) / max(1, len(train_rows) + len(val_rows))
+    train_src = PatchSource(store, config, train_rows["sample_id"], cache_limit_mb=DEFAULT_CACHE_LIMIT_MB * share)
+    val_src = PatchSource(store, config, val_rows["sample_id"], cache_limit_mb=DEFAULT_CACHE_LIMIT_MB * (1 - share))
     aug = augmenter(config, len(config.bands), config.seed) if config.augment else None
     train_ds = make_tf_dataset(train_src, y_train, config.batch_size, training=True, seed=config.seed,
                                weights=weights, augment=aug)
@@ -314,6 +317,7 @@ def _train(folder: RunFolder, config: ExperimentConfig, show_progress: bool, n_b
     finally:
         if bar is not None:
             bar.close()
+    del train_ds, val_ds, train_src, val_src  # release the patch caches before scoring
     if progress.cancelled:
         raise RunCancelled()
     if progress.best_weights is not None:

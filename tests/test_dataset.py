@@ -132,3 +132,33 @@ def test_augmentation_is_d4_and_keeps_osm_binary(tmp_path):
     out = np.asarray(augmenter(cfg_aff, len(cfg.bands), seed=3)(np.repeat(x[None], 8, axis=0)))
     assert set(np.unique(out[..., -1])) <= {0.0, 1.0}
     assert not np.allclose(out[..., :-1], x[None, ..., :-1])  # the affine really moved pixels
+
+
+def test_partial_cache_and_fused_d4_match_the_plain_inputs(tmp_path):
+    st = toy_store(tmp_path, n_pos=5, n_neg=5, osm=("highway", "aeroway"))
+    cfg = _cfg(st, osm_layers=("highway", "aeroway"), batch_size=4)
+    rows = select_rows(st, cfg)
+    ref = np.stack([prepare_input(st.read_patch(s).data, S2_BANDS, st.read_osm(s), cfg) for s in rows["sample_id"]])
+    per_row_mb = 48 * 48 * (2 * 12 + 2) / 1e6
+    src = PatchSource(st, cfg, rows["sample_id"], cache_limit_mb=3.5 * per_row_mb)  # 3 rows cached, 7 streamed
+    assert src.capacity == 3 and not src.cached
+    for _ in range(2):  # cold, then from the cache
+        assert np.array_equal(src.load_batch(np.arange(len(rows))), ref)
+    # The D4 code is applied while copying: bit 0 transpose, bit 1 horizontal flip, bit 2 vertical flip.
+    for code in range(8):
+        want = ref.transpose(0, 2, 1, 3) if code & 1 else ref
+        want = want[:, :, ::-1] if code & 2 else want
+        want = want[:, ::-1] if code & 4 else want
+        assert np.array_equal(src.load_batch(np.arange(len(rows)), np.full(len(rows), code)), want)
+    # Through the pipeline: every output is a D4 image of its own row, and the draws vary.
+    ds = make_tf_dataset(src, rows["label"].to_numpy(), 4, training=True, seed=2, augment=augmenter(cfg, 12, 5))
+    x = np.concatenate([b[0] for b in ds.as_numpy_iterator()])
+    syms = [[np.rot90(v, k, axes=(0, 1)) for v in (r, r[::-1]) for k in range(4)] for r in ref]
+    rows_seen, used = [], set()
+    for o in x:
+        hits = [(i, j) for i, sym in enumerate(syms) for j, s in enumerate(sym) if np.array_equal(o, s)]
+        assert hits, "output is not a flip/90° rotation of any input row"
+        rows_seen.append(hits[0][0])
+        used.add(hits[0][1])
+        assert set(np.unique(o[..., 12:])) <= {0.0, 1.0}
+    assert sorted(rows_seen) == list(range(len(rows))) and len(used) > 1
