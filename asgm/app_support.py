@@ -432,6 +432,17 @@ def product_level_note(run_config: ExperimentConfig, store_name: str) -> str | N
     return product_level_warning(trained.meta.product_level, here.meta.product_level)
 
 
+def run_can_classify(run_id: str, run_config: ExperimentConfig, store_name: str) -> bool:
+    """Show why a run cannot classify a store's patches (or a product-level caution); True when it can."""
+    mismatch = store_mismatch(run_config, store_name)
+    if mismatch:
+        st.warning(f"Run {run_id} cannot classify this store: {mismatch}.")
+        return False
+    if note := product_level_note(run_config, store_name):
+        st.warning(note)
+    return True
+
+
 # -- map data ----------------------------------------------------------------------------------------
 def combine_points(study: pd.DataFrame | None, index: pd.DataFrame | None, pred: pd.DataFrame | None) -> pd.DataFrame:
     """All points to draw: the study's labelled points and the store's patches (union by sample_id),

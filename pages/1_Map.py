@@ -164,27 +164,21 @@ def _map_and_result() -> None:
                 st.warning(sup.no_patch_message(sid, store_name or "(none)", str(row.iloc[0]["set"]) if not row.empty else None))
             elif run is None:
                 st.info("No trained run to classify with yet: the default model trains in the background (see **Home**).")
-            else:
-                mismatch = sup.store_mismatch(run.config, store_name)
-                if mismatch:
-                    st.warning(f"Run {run_id} cannot classify this store: {mismatch}.")
-                else:
-                    if (level_note := sup.product_level_note(run.config, store_name)):
-                        st.warning(level_note)
-                    try:
-                        t0 = time.perf_counter()
-                        res = sup.classify(run_id, store_name, sid)
-                        ms = (time.perf_counter() - t0) * 1000
-                        word = "mining" if res["decision"] else "not mining"
-                        truth = "mining" if res["label"] else "not mining"
-                        ok = res["decision"] == res["label"]
-                        st.metric("Probability of mining", f"{res['prob']:.3f}",
-                                  help=f"Decision threshold of run {run_id}: {res['threshold']:.3f}")
-                        st.markdown(f"Decision at threshold {res['threshold']:.3f}: **{word}** · true label: **{truth}** "
-                                    + (":green[(correct)]" if ok else ":red[(" + ("false positive" if res["decision"] else "false negative") + ")]"))
-                        st.caption(f"classified {sid} in {ms:.0f} ms")
-                    except Exception as exc:
-                        sup.show_error(exc, "Retrain the run on the Train page, or pick another run in the sidebar.")
+            elif sup.run_can_classify(run_id, run.config, store_name):
+                try:
+                    t0 = time.perf_counter()
+                    res = sup.classify(run_id, store_name, sid)
+                    ms = (time.perf_counter() - t0) * 1000
+                    word = "mining" if res["decision"] else "not mining"
+                    truth = "mining" if res["label"] else "not mining"
+                    ok = res["decision"] == res["label"]
+                    st.metric("Probability of mining", f"{res['prob']:.3f}",
+                              help=f"Decision threshold of run {run_id}: {res['threshold']:.3f}")
+                    st.markdown(f"Decision at threshold {res['threshold']:.3f}: **{word}** · true label: **{truth}** "
+                                + (":green[(correct)]" if ok else ":red[(" + ("false positive" if res["decision"] else "false negative") + ")]"))
+                    st.caption(f"classified {sid} in {ms:.0f} ms")
+                except Exception as exc:
+                    sup.show_error(exc, "Retrain the run on the Train page, or pick another run in the sidebar.")
             if has_patch:
                 try:
                     patch = sup.read_patch(store_name, sid)

@@ -127,33 +127,27 @@ with right:
     cam = None
     if run is None:
         st.info("No trained run yet (see **Home**/**Train**).")
-    else:
-        mismatch = sup.store_mismatch(run.config, store_name)
-        if mismatch:
-            st.warning(f"Run {run_id} cannot classify this store: {mismatch}.")
-        else:
-            if (level_note := sup.product_level_note(run.config, store_name)):
-                st.warning(level_note)
-            zero = tuple(x for x in run.config.osm_layers if x not in visible)
-            try:
-                full = sup.classify(run_id, store_name, sid)
-                now = sup.classify(run_id, store_name, sid, zero_layers=zero) if zero else full
-                delta = now["prob"] - full["prob"]
-                # Four decimals: zeroing one OSM channel often moves the output by less than 0.001.
-                st.metric("Probability of mining", f"{now['prob']:.4f}",
-                          delta=f"{delta:+.4f} vs all layers" if zero else None, delta_color="off")
-                st.markdown(f"Decision at threshold {now['threshold']:.3f}: **{'mining' if now['decision'] else 'not mining'}**"
-                            + (f" · zeroed: {', '.join(zero)}" if zero else "")
-                            + f" · true label: **{'mining' if patch.label else 'not mining'}**")
-                if not run.config.osm_layers and layers:
-                    st.caption("The selected run uses no OSM channels, so toggling layers only changes the picture.")
-                if gradcam_on:
-                    from asgm import inference
+    elif sup.run_can_classify(run_id, run.config, store_name):
+        zero = tuple(x for x in run.config.osm_layers if x not in visible)
+        try:
+            full = sup.classify(run_id, store_name, sid)
+            now = sup.classify(run_id, store_name, sid, zero_layers=zero) if zero else full
+            delta = now["prob"] - full["prob"]
+            # Four decimals: zeroing one OSM channel often moves the output by less than 0.001.
+            st.metric("Probability of mining", f"{now['prob']:.4f}",
+                      delta=f"{delta:+.4f} vs all layers" if zero else None, delta_color="off")
+            st.markdown(f"Decision at threshold {now['threshold']:.3f}: **{'mining' if now['decision'] else 'not mining'}**"
+                        + (f" · zeroed: {', '.join(zero)}" if zero else "")
+                        + f" · true label: **{'mining' if patch.label else 'not mining'}**")
+            if not run.config.osm_layers and layers:
+                st.caption("The selected run uses no OSM channels, so toggling layers only changes the picture.")
+            if gradcam_on:
+                from asgm import inference
 
-                    model, config, x = sup.model_input(run_id, store_name, sid)
-                    cam = inference.gradcam(model, x)
-            except Exception as exc:
-                sup.show_error(exc, "Retrain the run on the Train page, or pick another run in the sidebar.")
+                model, config, x = sup.model_input(run_id, store_name, sid)
+                cam = inference.gradcam(model, x)
+        except Exception as exc:
+            sup.show_error(exc, "Retrain the run on the Train page, or pick another run in the sidebar.")
 
 with left:
     tc = viz.true_colour(patch.data, patch.bands)
