@@ -373,6 +373,17 @@ def get_run(run_id: str):
     return runs.get_run(run_id)
 
 
+def selected_run(run_id: str | None):
+    """The selected run's RunInfo, or None (with the reason shown) when there is none or it cannot be read."""
+    if not run_id:
+        return None
+    try:
+        return get_run(run_id)
+    except Exception as exc:
+        show_error(exc, "Pick another run in the sidebar.")
+        return None
+
+
 # -- classification ----------------------------------------------------------------------------------
 def model_input(run_id: str, store_name: str, sid: str) -> tuple[Any, Any, np.ndarray]:
     """(model, config, x) for one patch; the patch and model come from the caches."""

@@ -15,12 +15,7 @@ sup.page_setup("Map")
 st.title("Map")
 
 run_id = sup.selected_run_id()
-run = None
-if run_id:
-    try:
-        run = sup.get_run(run_id)
-    except Exception as exc:
-        sup.show_error(exc, "Pick another run in the sidebar.")
+run = sup.selected_run(run_id)
 
 stores = list_stores()
 if not stores:

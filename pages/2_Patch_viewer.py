@@ -27,12 +27,7 @@ if qp.get("store") in stores and st.session_state.get("_viewer_qp") != dict(qp):
     st.session_state["viewer_sid"] = qp.get("sample")
     st.session_state["viewer_pick"] = qp.get("sample")
 
-run = None
-if run_id:
-    try:
-        run = sup.get_run(run_id)
-    except Exception as exc:
-        sup.show_error(exc, "Pick another run in the sidebar.")
+run = sup.selected_run(run_id)
 default_store = st.session_state.get("viewer_store") or (run.config.store if run else "demo")
 store_name = st.sidebar.selectbox("Patch store", stores, index=stores.index(default_store) if default_store in stores else 0,
                                   format_func=sup.store_label)

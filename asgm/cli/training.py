@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from asgm.cli import CommandError, add_json_flag
+from asgm.cli import CommandError, add_command, add_json_flag, command_group
 
 
 def _config_flags(p: argparse.ArgumentParser) -> None:
@@ -72,19 +72,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json_flag(t)
     t.set_defaults(handler=_train, human=_human_metrics)
 
-    r = sub.add_parser("runs", help="list, show and cancel training runs (the run store)")
-    rs = r.add_subparsers(dest="runs_command", metavar="SUBCOMMAND", required=True)
-    ls = rs.add_parser("list", help="every run, newest first")
-    add_json_flag(ls)
-    ls.set_defaults(handler=_runs_list, human=_human_runs)
-    sh = rs.add_parser("show", help="one run's status, progress and metrics")
-    sh.add_argument("run_id")
-    add_json_flag(sh)
-    sh.set_defaults(handler=lambda a: _get(a.run_id).to_dict())
-    ca = rs.add_parser("cancel", help="ask a running run to stop")
-    ca.add_argument("run_id")
-    add_json_flag(ca)
-    ca.set_defaults(handler=_runs_cancel)
+    runs = command_group(sub, "runs", "list, show and cancel training runs (the run store)")
+    add_command(runs, "list", "every run, newest first", _runs_list, _human_runs)
+    add_command(runs, "show", "one run's status, progress and metrics",
+                lambda a: _get(a.run_id).to_dict()).add_argument("run_id")
+    add_command(runs, "cancel", "ask a running run to stop", _runs_cancel).add_argument("run_id")
 
     e = sub.add_parser("evaluate", help="re-score a run: predict val/test again, tune the threshold, write metrics")
     e.add_argument("run_id")
@@ -92,25 +84,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json_flag(e)
     e.set_defaults(handler=_evaluate, human=_human_metrics)
 
-    m = sub.add_parser("model", help="the study's CNN")
-    ms = m.add_subparsers(dest="model_command", metavar="SUBCOMMAND", required=True)
-    su = ms.add_parser("summary", help="layers and parameter count for an input size")
+    model = command_group(sub, "model", "the study's CNN")
+    su = add_command(model, "summary", "layers and parameter count for an input size", _model_summary, _human_summary)
     su.add_argument("--size", type=int, default=48, help="patch size in pixels (default 48)")
     su.add_argument("--channels", type=int, default=12, help="input channels (default 12)")
-    add_json_flag(su)
-    su.set_defaults(handler=_model_summary, human=_human_summary)
 
-    x = sub.add_parser("experiments", help="the study's experiments")
-    xs = x.add_subparsers(dest="experiments_command", metavar="SUBCOMMAND", required=True)
-    t1 = xs.add_parser("table1", help="run Table 1's ten configurations (unsupported ones are reported as skipped)")
+    experiments = command_group(sub, "experiments", "the study's experiments")
+    t1 = add_command(experiments, "table1", "run Table 1's ten configurations (unsupported ones are reported as skipped)",
+                     _table1, _human_table1)
     t1.add_argument("--dataset", action="append", help="patch store to use (repeat for a 48-px and a 256-px "
                     "store; default: demo)")
     t1.add_argument("--epochs", type=int, default=160)
     t1.add_argument("--seed", type=int, default=7)
     t1.add_argument("--only", help="comma-separated experiment numbers to run (default: all)")
     t1.add_argument("--plan", action="store_true", help="only show which rows would run or be skipped")
-    add_json_flag(t1)
-    t1.set_defaults(handler=_table1, human=_human_table1)
 
     a = sub.add_parser("ablation", help="each OSM layer of a run: retrained without it and zeroed at test time")
     a.add_argument("run_id")
