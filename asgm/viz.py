@@ -279,10 +279,11 @@ def runs_table(runs: Sequence[Any]) -> pd.DataFrame:
         c = r.config
         ci = m.get("f1_ci_patch") or m.get("f1_ci_cluster")
         rows.append({
-            "run": r.run_id, "name": c.name, "source": "this project", "status": r.status,
+            # the store right after the name, so "(synthetic)" is seen without scrolling
+            "run": r.run_id, "name": c.name, "store": c.store, "source": "this project", "status": r.status,
             "OSM": "Yes" if c.osm_layers else "No", "OSM layers": ",".join(c.osm_layers),
             "Patch": c.patch_size, "Neg Type": c.negatives.capitalize(), "Class Weight": "Yes" if c.class_weight else "No",
-            "store": c.store, "bands": ",".join(c.bands), "epochs": c.epochs, "seed": c.seed,
+            "bands": ",".join(c.bands), "epochs": c.epochs, "seed": c.seed,
             "F1": m.get("f1"), "F1 lo": ci[0] if ci else None, "F1 hi": ci[1] if ci else None,
             "F1 [95% CI]": _ci_text(m.get("f1"), ci), "PR-AUC": m.get("pr_auc"), "FP": m.get("fp"), "FN": m.get("fn"),
             "Precision": m.get("precision"), "Recall": m.get("recall"), "threshold": m.get("threshold"),
