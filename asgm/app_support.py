@@ -585,23 +585,12 @@ def prepare_state() -> dict[str, Any]:
         s = json.loads(_prepare_file().read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return {"state": "idle"}
-    if s.get("state") == "running" and not _alive(int(s.get("pid") or 0)):
+    from asgm.runs import pid_alive
+
+    if s.get("state") == "running" and not pid_alive(s.get("pid")):
         s = {**s, "state": "failed", "message": (s.get("message") or "") +
              " — the preparation process stopped unexpectedly. Click 'Prepare the demo' to try again."}
     return s
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    try:  # a zombie (exited, not yet reaped by us) counts as dead
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return True
 
 
 def _write_prepare(**state: Any) -> None:

@@ -51,7 +51,7 @@ class RunInfo:
         }
 
 
-def _pid_alive(pid: int | None) -> bool:
+def pid_alive(pid: int | None) -> bool:
     """True when ``pid`` is a live (non-zombie) process."""
     if not pid:
         return False
@@ -107,7 +107,7 @@ def _info(folder: RunFolder) -> RunInfo:
     child = _CHILDREN.get(folder.run_id)
     if child is not None:
         child.poll()  # reap if finished
-    if state in ("running", "queued") and status.get("pid") and not _pid_alive(status.get("pid")):
+    if state in ("running", "queued") and status.get("pid") and not pid_alive(status.get("pid")):
         # The process is gone but never wrote an end state: it was killed (OOM, kill -9, reboot).
         state = "failed"
         error = (f"the training process (pid {status.get('pid')}) died without finishing (killed or out of "

@@ -32,6 +32,8 @@ from asgm.config import stores_dir
 from asgm.errors import AsgmError
 from asgm.grid import PatchGrid
 
+#: Store pixels are digital numbers: reflectance x DN_SCALE, as uint16 (0 = no data).
+DN_SCALE = 10000.0
 #: A pixel is masked when its mean over the bands is below this many DN (study's ``filter_black``).
 MASKED_DN = 10.0
 

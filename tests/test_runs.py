@@ -89,7 +89,7 @@ def test_launch_refuses_duplicates_and_honours_cancel(data_env):
     info = _wait(lambda: (lambda i: i if i.status not in ("queued", "running") else None)(runs.get_run(run_id)))
     assert info.status == "cancelled", (info.status, info.error, (info.path / "log.txt").read_text()[-2000:])
     pid = RunFolder.of(run_id).read_json("status.json")["pid"]
-    _wait(lambda: not runs._pid_alive(pid))
+    _wait(lambda: not runs.pid_alive(pid))
     with pytest.raises(runs.RunError, match="only queued or running"):
         runs.request_cancel(run_id)
 

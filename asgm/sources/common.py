@@ -26,7 +26,7 @@ import numpy as np
 
 from asgm.errors import AsgmError
 from asgm.grid import PatchGrid
-from asgm.store import Patch, PatchStore, PatchStoreError, StoreMeta, list_stores
+from asgm.store import DN_SCALE, Patch, PatchStore, PatchStoreError, StoreMeta, list_stores
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,6 @@ DEFAULT_END = "2022-01-01"
 DEFAULT_CLEAR_THRESHOLD = 0.75
 PATCH_SIZES = (48, 256)
 #: Reflectance -> DN factor of the store (and of Level-1C on Earth Engine).
-DN_SCALE = 10000.0
 
 T = TypeVar("T")
 
