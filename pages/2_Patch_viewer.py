@@ -27,6 +27,10 @@ if qp.get("store") in stores and st.session_state.get("_viewer_qp") != dict(qp):
     st.session_state["viewer_sid"] = qp.get("sample")
     st.session_state["viewer_pick"] = qp.get("sample")
 
+if qp.get("store") and qp.get("store") not in stores:
+    st.warning(f"The link asks for patch store `{qp['store']}`, which is not on this machine "
+               f"(stores present: {', '.join(stores)}). Showing another store instead.")
+
 run = sup.selected_run(run_id)
 default_store = st.session_state.get("viewer_store") or (run.config.store if run else "demo")
 store_name = st.sidebar.selectbox("Patch store", stores, index=stores.index(default_store) if default_store in stores else 0,
@@ -47,6 +51,8 @@ if index.empty:
 ids = list(index["sample_id"])
 sid = st.session_state.get("viewer_sid")
 if sid not in ids:
+    if sid:
+        st.warning(f"No patch `{sid}` in store `{store_name}`; showing `{ids[0]}`. Pick a sample below.")
     sid = ids[0]
 
 # -- navigation (buttons, no keyboard needed) ----------------------------------------------------------

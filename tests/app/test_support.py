@@ -13,3 +13,22 @@ def test_product_level_note_warns_across_levels_only(data_env):
     assert note and "Level-1C" in note and "Level-2A" in note
     assert sup.product_level_note(trained_on_l1c, "l1c-b") is None
     assert sup.product_level_note(ExperimentConfig(store="deleted"), "l2a") is None
+
+
+def test_patch_viewer_explains_a_bad_link(data_env, demo_root, monkeypatch):
+    """A deep link naming a store or sample that does not exist says so instead of silently switching."""
+    import shutil
+
+    from streamlit.testing.v1 import AppTest
+
+    shutil.copytree(demo_root / "demo", data_env / "data" / "stores" / "demo")
+    monkeypatch.setenv("ASGM_APP_AUTOPREPARE", "0")
+    at = AppTest.from_file(str(sup.PROJECT_ROOT / "pages" / "2_Patch_viewer.py"), default_timeout=120)
+    at.query_params["store"] = "nope"
+    at.run()
+    assert any("`nope`, which is not on this machine" in w.value for w in at.warning)
+    at = AppTest.from_file(str(sup.PROJECT_ROOT / "pages" / "2_Patch_viewer.py"), default_timeout=120)
+    at.query_params["store"] = "demo"
+    at.query_params["sample"] = "xyz"
+    at.run()
+    assert any("No patch `xyz` in store `demo`" in w.value for w in at.warning)
