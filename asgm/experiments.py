@@ -15,7 +15,7 @@ from typing import Any
 from asgm import atomic
 from asgm.config import S2_BANDS, ExperimentConfig, models_dir
 from asgm.errors import AsgmError
-from asgm.train import now
+from asgm.runs import now
 
 #: Table 1 of Dissing & Kalo, as published (paper.md). F1 CI is the patch-level bootstrap.
 TABLE1_PUBLISHED: tuple[dict[str, Any], ...] = tuple(
@@ -178,9 +178,10 @@ def ablation(run_id: str, retrain: bool = True, n_boot: int = 1000,
     (The study's jobs actually *added* single layers; see pipeline spec §5. This is leave-one-out.)"""
     import pandas as pd
 
-    from asgm.runs import get_run, load_model
+    from asgm.evaluate import score
+    from asgm.runs import RunFolder, get_run, load_model
     from asgm.store import PatchStore
-    from asgm.train import RunFolder, score, train
+    from asgm.train import train
 
     info = get_run(run_id)
     if info.status != "completed" or info.config is None or not info.metrics:

@@ -1,5 +1,18 @@
-"""The run store ``models/<run_id>/`` (root ``asgm.config.models_dir()``): list, inspect, launch and
-cancel training runs. The folder layout is documented in ``asgm.train``.
+"""The run store ``models/<run_id>/`` (root ``asgm.config.models_dir()``): run ids, run folders, list,
+inspect, launch and cancel training runs.
+
+Run folder layout (every file written atomically; ``asgm.train`` and ``asgm.evaluate`` write it)::
+
+    config.json       the ExperimentConfig
+    status.json       status (queued|running|completed|failed|cancelled), pid, times, error
+    progress.json     after every epoch: epoch, losses, validation metrics, best epoch, ETA
+    history.json      per-epoch metrics
+    split.csv         sample_id, label, lon, lat, cluster, split (the spatial split actually used)
+    predictions.csv   validation and test predictions: sample_id, label, prob, pred, split, cluster, lon, lat
+    metrics.json      threshold, test metrics with CIs, best epoch, counts
+    model.keras       the weights of the best epoch (by validation PR-AUC)
+    cancel            present when a cancel was requested
+    error.txt         traceback of a crash
 
 No TensorFlow at import (the app's map pages import this module); only ``load_model`` loads Keras.
 A run launched here trains in its own process (``python -m asgm train --run-id ID --config FILE``),
@@ -10,16 +23,113 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
 import subprocess
 import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from asgm import atomic
 from asgm.config import PROJECT_ROOT, ExperimentConfig, models_dir
-from asgm.train import RunError, RunFolder, RunNotFound, create_run, load_keras_model, new_run_id, now
+from asgm.errors import AsgmError
+
+STATUSES = ("queued", "running", "completed", "failed", "cancelled")
+_RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+class RunError(AsgmError):
+    """A run-store problem a user can act on; the message says what to do."""
+
+
+class RunNotFound(RunError):
+    """No run folder with that id."""
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def new_run_id(config: ExperimentConfig) -> str:
+    """A fresh, sortable run id: UTC time, a slug of the name (or store), random suffix."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", config.name or config.store).strip("-").lower()[:32] or "run"
+    return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{slug}-{secrets.token_hex(3)}"
+
+
+@dataclass
+class RunFolder:
+    """Paths and atomic writers of one run folder."""
+
+    run_id: str
+    root: Path
+
+    @classmethod
+    def of(cls, run_id: str, root: Path | None = None) -> RunFolder:
+        if not _RUN_ID_RE.match(run_id or ""):
+            raise RunNotFound(f"invalid run id {run_id!r}; list runs with `asgm runs list`")
+        return cls(run_id, Path(root or models_dir()) / run_id)
+
+    def file(self, name: str) -> Path:
+        return self.root / name
+
+    @property
+    def model_path(self) -> Path:
+        return self.root / "model.keras"
+
+    def read_json(self, name: str) -> Any:
+        return json.loads(self.file(name).read_text(encoding="utf-8"))
+
+    def write_json(self, name: str, obj: Any) -> None:
+        atomic.write_json(self.file(name), obj)
+
+    def status(self) -> dict[str, Any]:
+        try:
+            return self.read_json("status.json")
+        except FileNotFoundError:
+            return {}
+
+    def set_status(self, status: str, **fields: Any) -> dict[str, Any]:
+        """Merge ``fields`` into status.json and set the status."""
+        if status not in STATUSES:
+            raise ValueError(f"unknown run status {status!r}; one of {STATUSES}")
+        current = self.status() if self.file("status.json").exists() else {}
+        current.update(fields, status=status, run_id=self.run_id, updated=now())
+        self.write_json("status.json", current)
+        return current
+
+    def cancel_requested(self) -> bool:
+        return self.file("cancel").exists()
+
+
+def create_run(config: ExperimentConfig, run_id: str | None = None, status: str = "queued") -> RunFolder:
+    """Make the run folder with its config and an initial status."""
+    folder = RunFolder.of(run_id or new_run_id(config))
+    folder.root.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(folder.file("config.json"), config.to_json() + "\n")
+    if not folder.file("status.json").exists():
+        folder.set_status(status, created=now(), pid=None, error=None)
+    return folder
+
+
+def load_keras_model(path: Path) -> Any:
+    """Load a ``.keras`` file with Keras safe mode; a missing or corrupt file is a ``RunError``."""
+    path = Path(path)
+    if not path.is_file():
+        raise RunError(f"no model file at {path}: the run did not finish; retrain it with `asgm train`")
+    import keras
+
+    try:
+        return keras.models.load_model(path, safe_mode=True, compile=False)
+    except Exception as exc:  # Keras raises several types for a damaged archive
+        raise RunError(
+            f"model file {path} is corrupt or unreadable ({type(exc).__name__}: {exc}); "
+            "delete the run folder and retrain it with `asgm train`"
+        ) from exc
+
 
 __all__ = ["RunInfo", "RunError", "RunNotFound", "list_runs", "get_run", "load_model", "predictions", "launch",
            "request_cancel"]

@@ -1,17 +1,4 @@
-"""Training: one run of an ``ExperimentConfig`` into its run folder ``models/<run_id>/``.
-
-Run folder layout (every file written atomically; ``asgm.runs`` reads it)::
-
-    config.json       the ExperimentConfig
-    status.json       status (queued|running|completed|failed|cancelled), pid, times, error
-    progress.json     after every epoch: epoch, losses, validation metrics, best epoch, ETA
-    history.json      per-epoch metrics
-    split.csv         sample_id, label, lon, lat, cluster, split (the spatial split actually used)
-    predictions.csv   validation and test predictions: sample_id, label, prob, pred, split, cluster, lon, lat
-    metrics.json      threshold, test metrics with CIs, best epoch, counts
-    model.keras       the weights of the best epoch (by validation PR-AUC)
-    cancel            present when a cancel was requested
-    error.txt         traceback of a crash
+"""Training: one run of an ``ExperimentConfig`` into its run folder ``models/<run_id>/`` (layout: ``asgm.runs``).
 
 Fixes of the study (spec §4, §7): the batch size is really used (tf.data), the best epoch by
 validation PR-AUC is kept (and recorded), augmentation is D4 + optional small affine that keeps OSM
@@ -20,119 +7,22 @@ masks binary, patches are keyed by sample_id throughout.
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import secrets
 import time
 import traceback
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from asgm import atomic
-from asgm.config import ExperimentConfig, models_dir
-from asgm.errors import AsgmError
-from asgm.evaluate import N_BOOT, best_threshold, decide, metrics_on_test
-
-STATUSES = ("queued", "running", "completed", "failed", "cancelled")
-_RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-
-
-class RunError(AsgmError):
-    """A run-store problem a user can act on; the message says what to do."""
-
-
-class RunNotFound(RunError):
-    """No run folder with that id."""
+from asgm.config import ExperimentConfig
+from asgm.evaluate import N_BOOT, score
+from asgm.runs import RunFolder, create_run, now
 
 
 class RunCancelled(Exception):
     """Raised inside training when a cancel was requested."""
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def new_run_id(config: ExperimentConfig) -> str:
-    """A fresh, sortable run id: UTC time, a slug of the name (or store), random suffix."""
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", config.name or config.store).strip("-").lower()[:32] or "run"
-    return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{slug}-{secrets.token_hex(3)}"
-
-
-@dataclass
-class RunFolder:
-    """Paths and atomic writers of one run folder."""
-
-    run_id: str
-    root: Path
-
-    @classmethod
-    def of(cls, run_id: str, root: Path | None = None) -> RunFolder:
-        if not _RUN_ID_RE.match(run_id or ""):
-            raise RunNotFound(f"invalid run id {run_id!r}; list runs with `asgm runs list`")
-        return cls(run_id, Path(root or models_dir()) / run_id)
-
-    def file(self, name: str) -> Path:
-        return self.root / name
-
-    @property
-    def model_path(self) -> Path:
-        return self.root / "model.keras"
-
-    def read_json(self, name: str) -> Any:
-        return json.loads(self.file(name).read_text(encoding="utf-8"))
-
-    def write_json(self, name: str, obj: Any) -> None:
-        atomic.write_json(self.file(name), obj)
-
-    def status(self) -> dict[str, Any]:
-        try:
-            return self.read_json("status.json")
-        except FileNotFoundError:
-            return {}
-
-    def set_status(self, status: str, **fields: Any) -> dict[str, Any]:
-        """Merge ``fields`` into status.json and set the status."""
-        assert status in STATUSES, status
-        current = self.status() if self.file("status.json").exists() else {}
-        current.update(fields, status=status, run_id=self.run_id, updated=now())
-        self.write_json("status.json", current)
-        return current
-
-    def cancel_requested(self) -> bool:
-        return self.file("cancel").exists()
-
-
-def create_run(config: ExperimentConfig, run_id: str | None = None, status: str = "queued") -> RunFolder:
-    """Make the run folder with its config and an initial status."""
-    folder = RunFolder.of(run_id or new_run_id(config))
-    folder.root.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(folder.file("config.json"), config.to_json() + "\n")
-    if not folder.file("status.json").exists():
-        folder.set_status(status, created=now(), pid=None, error=None)
-    return folder
-
-
-def load_keras_model(path: Path) -> Any:
-    """Load a ``.keras`` file with Keras safe mode; a missing or corrupt file is a ``RunError``."""
-    path = Path(path)
-    if not path.is_file():
-        raise RunError(f"no model file at {path}: the run did not finish; retrain it with `asgm train`")
-    import keras
-
-    try:
-        return keras.models.load_model(path, safe_mode=True, compile=False)
-    except Exception as exc:  # Keras raises several types for a damaged archive
-        raise RunError(
-            f"model file {path} is corrupt or unreadable ({type(exc).__name__}: {exc}); "
-            "delete the run folder and retrain it with `asgm train`"
-        ) from exc
 
 
 def _progress_callback(folder: RunFolder, epochs: int, tqdm_bar: Any = None) -> Any:
@@ -187,55 +77,6 @@ def _progress_callback(folder: RunFolder, epochs: int, tqdm_bar: Any = None) -> 
                                      val_pr_auc=f"{value:.3f}", best=self.best_epoch)
 
     return Progress()
-
-
-def _predict(model: Any, source: Any, batch_size: int) -> np.ndarray:
-    """Probabilities for every row of a PatchSource (no augmentation, in order)."""
-    from asgm.dataset import make_tf_dataset
-
-    ds = make_tf_dataset(source, np.zeros(len(source.sample_ids)), batch_size, training=False)
-    return model.predict(ds.map(lambda x, y: x), verbose=0).reshape(-1).astype(float)
-
-
-def score(model: Any, store: Any, config: ExperimentConfig, split: pd.DataFrame,
-          n_boot: int = N_BOOT, zero_layers: tuple[str, ...] = ()) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Predict validation and test rows, tune the threshold on validation, score test.
-
-    ``zero_layers`` zeroes those OSM channels at prediction time (ablation). Returns (metrics,
-    predictions frame of val+test rows)."""
-    from asgm.dataset import PatchSource
-
-    frames = []
-    for name in ("val", "test"):
-        part = split[split["split"] == name].sort_values("sample_id").reset_index(drop=True)
-        # One pass over each split: caching would only cost memory.
-        source = PatchSource(store, config, part["sample_id"], cache_limit_mb=0)
-        if zero_layers:
-            source = _ZeroedSource(source, [len(config.bands) + config.osm_layers.index(x) for x in zero_layers])
-        part = part.assign(prob=_predict(model, source, config.batch_size))
-        frames.append(part)
-    val, test = frames
-    threshold, val_f1 = best_threshold(val["label"].to_numpy(), val["prob"].to_numpy())
-    metrics = metrics_on_test(test["label"].to_numpy(), test["prob"].to_numpy(), threshold,
-                           clusters=test["cluster"].to_numpy(), n_boot=n_boot, seed=42)
-    metrics["val_f1"] = val_f1
-    preds = pd.concat(frames, ignore_index=True)
-    preds["pred"] = decide(preds["prob"].to_numpy(), threshold)
-    preds = preds[["sample_id", "label", "prob", "pred", "split", "cluster", "lon", "lat"]]
-    return metrics, preds
-
-
-class _ZeroedSource:
-    """A PatchSource wrapper whose given channels are zero (test-time layer ablation)."""
-
-    def __init__(self, source: Any, channels: list[int]):
-        self._s, self._ch = source, channels
-        self.sample_ids, self.shape, self.cached = source.sample_ids, source.shape, source.cached
-
-    def load_batch(self, idx: np.ndarray, d4: np.ndarray | None = None) -> np.ndarray:
-        x = self._s.load_batch(idx, d4)
-        x[..., self._ch] = 0.0
-        return x
 
 
 def train(config: ExperimentConfig, run_id: str | None = None, *, show_progress: bool = False,
@@ -338,30 +179,5 @@ def _train(folder: RunFolder, config: ExperimentConfig, show_progress: bool, n_b
         "channels": list(config.channels),
         "train_seconds": round(time.monotonic() - t0, 1),
     })
-    folder.write_json("metrics.json", metrics)
-    return metrics
-
-
-def evaluate_saved_run(run_id: str, n_boot: int = N_BOOT) -> dict[str, Any]:
-    """Re-score a completed run from its model.keras, split.csv and store (see ``asgm.evaluate``)."""
-    from asgm.store import PatchStore
-
-    folder = RunFolder.of(run_id)
-    if not folder.file("config.json").exists():
-        raise RunNotFound(f"no run {run_id!r} in {folder.root.parent}; list runs with `asgm runs list`")
-    config = ExperimentConfig.model_validate_json(folder.file("config.json").read_text(encoding="utf-8"))
-    if not folder.file("split.csv").exists():
-        raise RunError(f"run {run_id!r} has no split.csv (it stopped before splitting); retrain it")
-    split = pd.read_csv(folder.file("split.csv"), dtype={"sample_id": str})
-    model = load_keras_model(folder.model_path)
-    store = PatchStore.open(config.store)
-    metrics, preds = score(model, store, config, split, n_boot=n_boot)
-    old = folder.read_json("metrics.json") if folder.file("metrics.json").exists() else {}
-    for key in ("best_epoch", "best_epoch_by", "epochs_run", "batch_size", "class_weights", "counts", "store",
-                "store_source", "channels", "train_seconds"):
-        if key in old:
-            metrics[key] = old[key]
-    metrics["evaluated"] = now()
-    atomic.write_text(folder.file("predictions.csv"), preds.to_csv(index=False))
     folder.write_json("metrics.json", metrics)
     return metrics

@@ -13,7 +13,8 @@ from _engine import toy_store
 
 from asgm import runs
 from asgm.config import S2_BANDS, ExperimentConfig
-from asgm.train import RunFolder, create_run, train
+from asgm.runs import RunFolder, create_run
+from asgm.train import train
 
 
 def _wait(pred, timeout=240.0, step=0.5):

@@ -9,8 +9,9 @@ import pytest
 from _engine import toy_store
 
 from asgm.config import S2_BANDS, ExperimentConfig
+from asgm.runs import RunFolder, create_run
 from asgm.store import PatchStoreError
-from asgm.train import RunFolder, create_run, train
+from asgm.train import train
 
 METRIC_KEYS = {"threshold", "f1", "f1_ci_patch", "f1_ci_cluster", "precision", "recall", "pr_auc", "pr_auc_ci",
                "fp", "fn", "tp", "tn", "confusion", "pr_curve", "best_epoch", "counts"}

@@ -227,7 +227,7 @@ def test_patch_viewer_random_error_button_picks_an_error_of_the_run(app_env):
 # -- Train ------------------------------------------------------------------------------------------
 def test_train_refuses_osm_without_masks_and_identical_running_run(app_env, monkeypatch, tmp_path):
     from asgm.config import ExperimentConfig
-    from asgm.train import create_run
+    from asgm.runs import create_run
 
     monkeypatch.setenv("ASGM_MODELS_DIR", str(tmp_path / "models"))
     at = run_page("pages/3_Train.py")
@@ -252,7 +252,7 @@ def test_train_refuses_osm_without_masks_and_identical_running_run(app_env, monk
 
 def test_train_shows_failed_run_error(app_env, monkeypatch, tmp_path):
     from asgm.config import ExperimentConfig
-    from asgm.train import create_run
+    from asgm.runs import create_run
 
     monkeypatch.setenv("ASGM_MODELS_DIR", str(tmp_path / "models"))
     folder = create_run(ExperimentConfig(store="demo", epochs=3), "broken-run", status="running")
