@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from asgm import app_support as sup
+from asgm.app import loaders, page, prepare
 
 
 def home() -> None:
     """The Home page."""
-    sup.page_setup("Home")
+    page.page_setup("Home")
     _home_body()
 
 
@@ -27,25 +27,25 @@ def _home_body() -> None:
         "**Patch viewer**, run the study's experiments on **Train** and compare them with the paper on **Compare**."
     )
 
-    run_id = sup.selected_run_id()
+    run_id = page.selected_run_id()
 
     # -- first start: prepare the demo ------------------------------------------------------------------
-    prep = sup.prepare_state()
-    missing = sup.needs_prepare()
+    prep = prepare.prepare_state()
+    missing = prepare.needs_prepare()
 
     def _situation() -> tuple:
         """What decides the page's layout: missing data, preparation state, active and completed runs."""
-        runs = sup.list_runs_safe()
-        return (tuple(sup.needs_prepare()), sup.prepare_state().get("state"),
+        runs = loaders.list_runs_safe()
+        return (tuple(prepare.needs_prepare()), prepare.prepare_state().get("state"),
                 tuple(r.run_id for r in runs if r.status in ("running", "queued")),
                 tuple(r.run_id for r in runs if r.status == "completed"))
 
     @st.fragment(run_every=3)
     def _preparation_panel() -> None:
         """Live state of the background preparation and of the default run's training."""
-        prep = sup.prepare_state()
-        missing = sup.needs_prepare()
-        running = [r for r in sup.list_runs_safe() if r.status in ("running", "queued") and r.config is not None]
+        prep = prepare.prepare_state()
+        missing = prepare.needs_prepare()
+        running = [r for r in loaders.list_runs_safe() if r.status in ("running", "queued") and r.config is not None]
         if prep.get("state") == "running":
             st.info(f"Preparing the demo in the background: {prep.get('message', '')}…")
         elif prep.get("state") == "failed" and missing:
@@ -70,23 +70,23 @@ def _home_body() -> None:
         if st.button("Prepare the demo", type="primary", disabled=prep.get("state") == "running",
                      help="Builds the demo patch store (real Sentinel-2 chips) if missing and trains a small default "
                           "model (48 px, RGB, a few epochs) in the background."):
-            sup.start_prepare()
+            prepare.start_prepare()
             st.rerun()
         _preparation_panel()
-    elif any(r.status in ("running", "queued") for r in sup.list_runs_safe()):
+    elif any(r.status in ("running", "queued") for r in loaders.list_runs_safe()):
         _preparation_panel()
 
     # -- data present -----------------------------------------------------------------------------------
     st.subheader("Data on this machine")
-    stores = sup.store_summaries()
-    runs = sup.list_runs_safe()
-    reg = sup.registry_status()
+    stores = loaders.store_summaries()
+    runs = loaders.list_runs_safe()
+    reg = loaders.registry_status()
     study_keys = {"study_positives", "study_curated_negatives", "study_random_negatives"}
     c1, c2, c3, c4, c5 = st.columns(5)
     c1.metric("Demo pack", "present" if any(s.get("name") == "demo" for s in stores) else "missing")
     c2.metric("Study point files", f"{sum(r['present'] for r in reg if r['key'] in study_keys)}/{len(study_keys)}")
     c3.metric("Patch stores", len(stores))
-    c4.metric("OSM cache files", len(sup.osm_caches()))
+    c4.metric("OSM cache files", len(loaders.osm_caches()))
     c5.metric("Runs", len(runs), help=", ".join(f"{s}: {sum(r.status == s for r in runs)}"
                                                 for s in ("completed", "running", "failed", "cancelled") if any(r.status == s for r in runs)) or None)
 
@@ -119,9 +119,9 @@ def _home_body() -> None:
     st.subheader("Active model")
     if run_id:
         try:
-            info = sup.get_run(run_id)
+            info = loaders.get_run(run_id)
             m = info.metrics or {}
-            st.markdown(f"**{sup.run_label(info)}** — store `{info.config.store}`, bands {', '.join(info.config.bands)}, "
+            st.markdown(f"**{page.run_label(info)}** — store `{info.config.store}`, bands {', '.join(info.config.bands)}, "
                         f"OSM layers: {', '.join(info.config.osm_layers) or 'none'}.")
             cols = st.columns(4)
             for col, (k, label) in zip(cols, (("f1", "F1"), ("pr_auc", "PR-AUC"), ("precision", "Precision"), ("recall", "Recall")), strict=True):
@@ -130,13 +130,13 @@ def _home_body() -> None:
             if store_kind.get("synthetic"):
                 st.warning("This model was trained on **synthetic** data; its scores say nothing about real mining.")
         except Exception as exc:
-            sup.show_error(exc, "Pick another run in the sidebar or delete the broken run folder under models/.")
+            page.show_error(exc, "Pick another run in the sidebar or delete the broken run folder under models/.")
     else:
         st.caption("No trained model yet.")
 
     # -- credits ----------------------------------------------------------------------------------------
     st.subheader("Credits and licences")
-    st.markdown(sup.credits_markdown())
+    st.markdown(page.credits_markdown())
 
 
 PAGES = [

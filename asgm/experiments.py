@@ -10,12 +10,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asgm import atomic
 from asgm.config import S2_BANDS, ExperimentConfig, models_dir
 from asgm.errors import AsgmError
 from asgm.runs import now
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Table 1 of Dissing & Kalo, as published (paper.md). F1 CI is the patch-level bootstrap.
 TABLE1_PUBLISHED: tuple[dict[str, Any], ...] = tuple(
@@ -221,3 +224,30 @@ def ablation(run_id: str, retrain: bool = True, n_boot: int = 1000,
            "note": "deltas are ablated minus full model (negative = the layer helped)"}
     atomic.write_json(folder.file("ablation.json"), out)
     return out
+
+
+def ablation_results(run_ids: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
+    """OSM ablation results written by ``ablation`` (``ablation.json`` in a run folder), one row per (run,
+    removed layer, mode) with the change of F1/precision/recall vs the full model; and one problem message
+    per unreadable file (the other runs' results are still returned)."""
+    import json
+
+    import pandas as pd
+
+    rows, problems = [], []
+    for rid in run_ids:
+        path = models_dir() / rid / "ablation.json"
+        if not path.exists():
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            for entry in data.get("layers", []):
+                for mode in ("retrained", "zeroed"):
+                    d = entry.get(f"{mode}_delta")
+                    if d:
+                        rows.append({"full_run": rid, "removed": entry["layer"], "mode": mode,
+                                     **{f"delta_{k}": d.get(k) for k in ("f1", "precision", "recall")}})
+        except (OSError, json.JSONDecodeError, KeyError, AttributeError) as exc:
+            problems.append(f"{path} is unreadable ({exc}); rerun `asgm ablation {rid}`.")
+    columns = ["full_run", "removed", "mode", "delta_f1", "delta_precision", "delta_recall"]
+    return pd.DataFrame(rows, columns=columns), problems

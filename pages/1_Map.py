@@ -7,15 +7,15 @@ import time
 import streamlit as st
 from streamlit_folium import st_folium  # imported at script run so tests can monkeypatch it
 
-from asgm import app_support as sup
-from asgm import viz
+from asgm import map_data, viz
+from asgm.app import assets, loaders, page
 from asgm.store import list_stores
 
-sup.page_setup("Map")
+page.page_setup("Map")
 st.title("Map")
 
-run_id = sup.selected_run_id()
-run = sup.selected_run(run_id)
+run_id = page.selected_run_id()
+run = page.selected_run(run_id)
 
 stores = list_stores()
 if not stores:
@@ -23,32 +23,32 @@ if not stores:
                "(or run `asgm demo build`). The study's points are still shown.")
 default_store = run.config.store if run and run.config.store in stores else ("demo" if "demo" in stores else None)
 store_name = (st.sidebar.selectbox("Patch store", stores, index=stores.index(default_store) if default_store else 0,
-                                  format_func=sup.store_label) if stores else None)
+                                  format_func=loaders.store_label) if stores else None)
 if store_name:
     try:
-        if sup.open_store(store_name).meta.synthetic:
+        if loaders.open_store(store_name).meta.synthetic:
             st.warning(f"Store `{store_name}` holds **synthetic** patches (not real imagery).")
     except Exception as exc:
-        sup.show_error(exc, "Rebuild the store (`asgm demo build` for the demo) or pick another one.")
+        page.show_error(exc, "Rebuild the store (`asgm demo build` for the demo) or pick another one.")
         store_name = None
 
 # -- data ---------------------------------------------------------------------------------------------
 study = index = pred = None
 try:
-    study = sup.study_points()
+    study = loaders.study_points()
 except Exception as exc:
     st.warning(f"The study's points are unavailable: {exc}")
 if store_name:
     try:
-        index = sup.store_index(store_name)
+        index = loaders.store_index(store_name)
     except Exception as exc:
-        sup.show_error(exc, "Rebuild the store.")
+        page.show_error(exc, "Rebuild the store.")
 if run_id:
     try:
-        pred = sup.predictions(run_id)
+        pred = loaders.predictions(run_id)
     except Exception as exc:
         st.warning(f"No predictions for run {run_id}: {exc}")
-points = sup.map_points(store_name, run_id)
+points = loaders.map_points(store_name, run_id)
 
 # -- filters ------------------------------------------------------------------------------------------
 with st.sidebar:
@@ -77,7 +77,7 @@ with st.sidebar:
 
 pred_filter = predicted if pred is not None and set(predicted or []) != {0, 1} else None
 split_filter = splits if splits is not None and set(splits) != {"val", "test", "other"} else None
-shown = sup.filter_points(points, sets=sets, labels=labels, predicted=pred_filter, errors_only=bool(errors_only),
+shown = map_data.filter_points(points, sets=sets, labels=labels, predicted=pred_filter, errors_only=bool(errors_only),
                           splits=split_filter)
 st.caption(f"{len(shown):,} of {len(points):,} points shown · larger dots have a patch in `{store_name}` · "
            + viz.map_legend(colour_by if pred is not None else "label"))
@@ -90,11 +90,11 @@ def _map(key: tuple, _shown, colour_by: str, layers: tuple[bool, bool, bool], ti
     # Centre on the points; zoom 7 shows all of Bolívar in the map column.
     center = ((float(_shown["lat"].min()) + float(_shown["lat"].max())) / 2,
               (float(_shown["lon"].min()) + float(_shown["lon"].max())) / 2) if len(_shown) else (6.8, -63.0)
-    m = viz.base_map(center=center, zoom=7, tiles=tiles, js=sup.LEAFLET_JS, css=sup.LEAFLET_CSS)
-    for on, lkey, colour, fill in zip(layers, sup.REFERENCE_LAYERS, ("#e6ab02", "#444444", "#1b9e77"), (0.5, 0.7, 0.05), strict=True):
+    m = viz.base_map(center=center, zoom=7, tiles=tiles, js=assets.LEAFLET_JS, css=assets.LEAFLET_CSS)
+    for on, lkey, colour, fill in zip(layers, assets.REFERENCE_LAYERS, ("#e6ab02", "#444444", "#1b9e77"), (0.5, 0.7, 0.05), strict=True):
         if on:
             try:
-                viz.remote_geojson_layer(sup.reference_layer_url(lkey), colour, fill_opacity=fill).add_to(m)
+                viz.remote_geojson_layer(assets.reference_layer_url(lkey), colour, fill_opacity=fill).add_to(m)
             except Exception as exc:  # a missing reference file must not hide the points
                 st.warning(f"Reference layer {lkey} unavailable: {exc}")
     viz.points_layer(_shown, colour_by=colour_by).add_to(m)
@@ -107,7 +107,7 @@ def _map(key: tuple, _shown, colour_by: str, layers: tuple[bool, bool, bool], ti
 
 key = (store_name, run_id, tuple(sets), tuple(labels), tuple(pred_filter or ()), tuple(split_filter or ()),
        bool(errors_only), colour_by,
-       show_polys, show_runways, show_holdout, tiles, sup.store_version(store_name) if store_name else 0)
+       show_polys, show_runways, show_holdout, tiles, loaders.store_version(store_name) if store_name else 0)
 fmap = _map(key, shown, colour_by if pred is not None else "label", (show_polys, show_runways, show_holdout), tiles)
 
 @st.fragment
@@ -130,16 +130,7 @@ def _map_and_result() -> None:
         st.session_state["map_sid"] = str(now["last_object_clicked_tooltip"]).strip()
     elif now["last_clicked"] and now["last_clicked"] != before.get("last_clicked"):
         lon, lat = float(now["last_clicked"]["lng"]), float(now["last_clicked"]["lat"])
-        near, dist = sup.nearest_point(points[points["has_patch"]], lon, lat)
-        if near is not None and dist <= 300:  # within a 48-px patch of a point with a patch: that patch
-            st.session_state["map_sid"] = str(near["sample_id"])
-        else:
-            st.session_state["map_sid"] = None
-            any_near, any_dist = sup.nearest_point(points, lon, lat)
-            place_msg = (f"No patch at lon {lon:.4f}, lat {lat:.4f}, and none is available: patches exist only for "
-                         f"labelled points (`asgm patches fetch` fetches them per point set)."
-                         + (f" The nearest labelled point, **{any_near['sample_id']}**, is {any_dist / 1000:.1f} km away."
-                            if any_near is not None else ""))
+        st.session_state["map_sid"], place_msg = map_data.clicked_patch(points, lon, lat)
     sid = st.session_state.get("map_sid")
 
     with right:
@@ -156,13 +147,13 @@ def _map_and_result() -> None:
                 st.caption(f"set `{r['set']}` · true label **{int(r['label'])}** · lon {r['lon']:.4f}, lat {r['lat']:.4f}"
                            + (f" · split `{r['split']}`" if isinstance(r.get("split"), str) else ""))
             if not has_patch:
-                st.warning(sup.no_patch_message(sid, store_name or "(none)", str(row.iloc[0]["set"]) if not row.empty else None))
+                st.warning(map_data.no_patch_message(sid, store_name or "(none)", str(row.iloc[0]["set"]) if not row.empty else None))
             elif run is None:
                 st.info("No trained run to classify with yet: the default model trains in the background (see **Home**).")
-            elif sup.run_can_classify(run_id, run.config, store_name):
+            elif page.run_can_classify(run_id, run.config, store_name):
                 try:
                     t0 = time.perf_counter()
-                    res = sup.classify(run_id, store_name, sid)
+                    res = loaders.classify(run_id, store_name, sid)
                     ms = (time.perf_counter() - t0) * 1000
                     word = "mining" if res["decision"] else "not mining"
                     truth = "mining" if res["label"] else "not mining"
@@ -173,12 +164,12 @@ def _map_and_result() -> None:
                                 + (":green[(correct)]" if ok else ":red[(" + ("false positive" if res["decision"] else "false negative") + ")]"))
                     st.caption(f"classified {sid} in {ms:.0f} ms")
                 except Exception as exc:
-                    sup.show_error(exc, "Retrain the run on the Train page, or pick another run in the sidebar.")
+                    page.show_error(exc, "Retrain the run on the Train page, or pick another run in the sidebar.")
             if has_patch:
                 try:
-                    patch = sup.read_patch(store_name, sid)
+                    patch = loaders.read_patch(store_name, sid)
                     img = viz.true_colour(patch.data, patch.bands)
-                    osm = sup.read_osm(store_name, sid)
+                    osm = loaders.read_osm(store_name, sid)
                     if img is not None:
                         if osm is not None:
                             img = viz.overlay_osm(img, osm[0], osm[1], osm[1])
@@ -187,8 +178,8 @@ def _map_and_result() -> None:
                         if osm is not None:
                             st.markdown(viz.legend_html(osm[1]), unsafe_allow_html=True)
                 except Exception as exc:
-                    sup.show_error(exc, f"Rebuild store `{store_name}`.")
-                sup.patch_viewer_link(store_name, sid)
+                    page.show_error(exc, f"Rebuild store `{store_name}`.")
+                page.patch_viewer_link(store_name, sid)
 
 
 _map_and_result()

@@ -6,14 +6,14 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from asgm import app_support as sup
 from asgm import viz
+from asgm.app import loaders, page
 from asgm.store import list_stores
 
-sup.page_setup("Patch viewer")
+page.page_setup("Patch viewer")
 st.title("Patch viewer")
 
-run_id = sup.selected_run_id()
+run_id = page.selected_run_id()
 stores = list_stores()
 if not stores:
     st.warning("No patch store yet. Go to **Home** and click **Prepare the demo** (or run `asgm demo build`).")
@@ -31,16 +31,16 @@ if qp.get("store") and qp.get("store") not in stores:
     st.warning(f"The link asks for patch store `{qp['store']}`, which is not on this machine "
                f"(stores present: {', '.join(stores)}). Showing another store instead.")
 
-run = sup.selected_run(run_id)
+run = page.selected_run(run_id)
 default_store = st.session_state.get("viewer_store") or (run.config.store if run else "demo")
 store_name = st.sidebar.selectbox("Patch store", stores, index=stores.index(default_store) if default_store in stores else 0,
-                                  format_func=sup.store_label)
+                                  format_func=loaders.store_label)
 st.session_state["viewer_store"] = store_name
 try:
-    store = sup.open_store(store_name)
-    index = sup.store_index(store_name)
+    store = loaders.open_store(store_name)
+    index = loaders.store_index(store_name)
 except Exception as exc:
-    sup.show_error(exc, f"Rebuild store `{store_name}` or pick another one.")
+    page.show_error(exc, f"Rebuild store `{store_name}` or pick another one.")
     st.stop()
 if store.meta.synthetic:
     st.warning(f"Store `{store_name}` holds **synthetic** patches (not real imagery).")
@@ -59,7 +59,7 @@ if sid not in ids:
 pred = None
 if run is not None and run.config.store == store_name:
     try:
-        pred = sup.predictions(run_id)
+        pred = loaders.predictions(run_id)
     except Exception as exc:
         st.caption(f"No predictions for run {run_id}: {exc}")
 
@@ -90,10 +90,10 @@ st.session_state["viewer_sid"] = sid
 
 # -- the patch -----------------------------------------------------------------------------------------
 try:
-    patch = sup.read_patch(store_name, sid)
-    osm = sup.read_osm(store_name, sid)
+    patch = loaders.read_patch(store_name, sid)
+    osm = loaders.read_osm(store_name, sid)
 except Exception as exc:
-    sup.show_error(exc, f"Rebuild store `{store_name}` or re-fetch this patch.")
+    page.show_error(exc, f"Rebuild store `{store_name}` or re-fetch this patch.")
     st.stop()
 
 st.markdown(f"**{sid}** · set `{patch.set}` · true label **{patch.label}** ({'mining' if patch.label else 'not mining'}) · "
@@ -128,11 +128,11 @@ with right:
     cam = None
     if run is None:
         st.info("No trained run yet (see **Home**/**Train**).")
-    elif sup.run_can_classify(run_id, run.config, store_name):
+    elif page.run_can_classify(run_id, run.config, store_name):
         zero = tuple(x for x in run.config.osm_layers if x not in visible)
         try:
-            full = sup.classify(run_id, store_name, sid)
-            now = sup.classify(run_id, store_name, sid, zero_layers=zero) if zero else full
+            full = loaders.classify(run_id, store_name, sid)
+            now = loaders.classify(run_id, store_name, sid, zero_layers=zero) if zero else full
             delta = now["prob"] - full["prob"]
             # Four decimals: zeroing one OSM channel often moves the output by less than 0.001.
             st.metric("Probability of mining", f"{now['prob']:.4f}",
@@ -145,10 +145,10 @@ with right:
             if gradcam_on:
                 from asgm import inference
 
-                model, config, x = sup.model_input(run_id, store_name, sid)
+                model, config, x = loaders.model_input(run_id, store_name, sid)
                 cam = inference.gradcam(model, x)
         except Exception as exc:
-            sup.show_error(exc, "Retrain the run on the Train page, or pick another run in the sidebar.")
+            page.show_error(exc, "Retrain the run on the Train page, or pick another run in the sidebar.")
 
 with left:
     tc = viz.true_colour(patch.data, patch.bands)

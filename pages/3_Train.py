@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from asgm import app_support as sup
+from asgm import runs
+from asgm.app import loaders, page
 from asgm.config import OSM_LAYERS, RGB_BANDS, S2_BANDS, ExperimentConfig
 from asgm.store import list_stores
 
-sup.page_setup("Train")
+page.page_setup("Train")
 st.title("Train")
-runs = sup.engine_runs()
-if runs is None:
-    st.stop()
 
 stores = list_stores()
 if not stores:
@@ -26,13 +24,13 @@ with st.form("experiment"):
     st.markdown("**Experiment** (the study's Table 1 toggles)")
     c1, c2, c3 = st.columns(3)
     store_name = c1.selectbox("Dataset (patch store)", stores, index=stores.index("demo") if "demo" in stores else 0,
-                              format_func=sup.store_label)
+                              format_func=loaders.store_label)
     store_meta = None
     try:
-        store_meta = sup.open_store(store_name).meta
-        has_osm = sup.open_store(store_name).osm_info() is not None
+        store_meta = loaders.open_store(store_name).meta
+        has_osm = loaders.open_store(store_name).osm_info() is not None
     except Exception as exc:
-        sup.show_error(exc, "Rebuild the store or pick another one.")
+        page.show_error(exc, "Rebuild the store or pick another one.")
         has_osm = False
     avail = tuple(store_meta.bands) if store_meta else RGB_BANDS
     band_choice = c1.radio("Bands", ["RGB (B4, B3, B2)", "all 12 (study)"], horizontal=True,
@@ -71,7 +69,7 @@ if submitted:
             st.session_state["train_run"] = new_id
             st.success(f"Training started as run **{new_id}** in the background. You can leave this page; it keeps going.")
         except Exception as exc:  # RunError for a duplicate launch, ValidationError for a bad config
-            sup.show_error(exc, "Wait for the identical run to finish (or cancel it below), or change the experiment.")
+            page.show_error(exc, "Wait for the identical run to finish (or cancel it below), or change the experiment.")
 
 # -- runs and their progress ---------------------------------------------------------------------------
 STALE_S = 180  # no progress update for this long while 'running' -> the process probably died
@@ -80,7 +78,7 @@ STALE_S = 180  # no progress update for this long while 'running' -> the process
 @st.fragment(run_every=2)
 def _progress() -> None:
     """Polls the run store (files written by the training process); only this fragment reruns."""
-    all_runs = sup.list_runs_safe()
+    all_runs = loaders.list_runs_safe()
     active = [r for r in all_runs if r.status in ("queued", "running") and r.config is not None]
     st.subheader("Training now" if active else "No training running")
     for r in active:
@@ -101,8 +99,8 @@ def _progress() -> None:
                 runs.request_cancel(r.run_id)
                 st.toast(f"Cancel requested for {r.run_id}")
             except Exception as exc:
-                sup.show_error(exc, "Reload the page; if the run still shows as running, delete its folder under models/.")
-        age = sup.seconds_since(p.get("updated"))
+                page.show_error(exc, "Reload the page; if the run still shows as running, delete its folder under models/.")
+        age = page.seconds_since(p.get("updated"))
         if age is not None and age > STALE_S:
             st.warning(f"{r.run_id} has not reported progress for {age:.0f} s: its process may be stuck. "
                        "Cancel it and launch it again.")

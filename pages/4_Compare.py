@@ -6,26 +6,24 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from asgm import app_support as sup
 from asgm import viz
+from asgm.app import loaders, page
+from asgm.experiments import TABLE1_PUBLISHED
 
-sup.page_setup("Compare")
+page.page_setup("Compare")
 st.title("Compare runs")
 
-all_runs = sup.list_runs_safe()
+all_runs = loaders.list_runs_safe()
 done = [r for r in all_runs if r.status == "completed" and r.metrics and r.config is not None]
 ours = viz.runs_table(done) if done else pd.DataFrame(columns=["run", "source", "F1"])
 if not ours.empty:  # synthetic stores are labelled as such wherever they appear
-    ours["store"] = ours["store"].map(sup.store_label)
-published = sup.published_rows()
-pub = viz.published_table(published) if published else pd.DataFrame()
-show_pub = st.toggle("Show the study's published Table 1 as reference rows", value=True, disabled=pub.empty)
-if pub.empty:
-    st.caption("The study's published values are not available in this checkout (asgm.experiments).")
+    ours["store"] = ours["store"].map(loaders.store_label)
+pub = viz.published_table(list(TABLE1_PUBLISHED))
+show_pub = st.toggle("Show the study's published Table 1 as reference rows", value=True)
 
 if not done:
     st.info("No completed run yet. Train one on the **Train** page (the default model trains on first start).")
-table = pd.concat([ours, pub], ignore_index=True) if show_pub and not pub.empty else ours
+table = pd.concat([ours, pub], ignore_index=True) if show_pub else ours
 
 cols = ["run", "name", "source", "OSM", "OSM layers", "Patch", "Neg Type", "Class Weight", "F1 [95% CI]", "PR-AUC",
         "FP", "FN", "Precision", "Recall", "store", "bands", "epochs", "seed", "threshold"]
@@ -55,12 +53,12 @@ if done:
                                                key=f"cm_{i}")
 
     st.subheader("OSM ablation (relative to the full OSM model, as the study's Fig. 3)")
-    abl = sup.ablation_results(ids)
+    abl = loaders.ablation_results(ids)
     if abl.empty:  # no ablation.json: pair "all layers but one" runs with their full-OSM run instead
         abl = viz.ablation_table(ours, {r.run_id: r.config for r in done}).assign(mode="retrained")
     if abl.empty:
         st.info("No ablation results yet: train a model with all five OSM layers, and one per layer left out with "
-                "otherwise the same settings (CLI: `asgm experiments ablation RUN_ID`).")
+                "otherwise the same settings (CLI: `asgm ablation RUN_ID`).")
     else:
         for (full, mode), part in abl.groupby(["full_run", "mode"]):
             st.markdown(f"Full model **{full}**, layers {'retrained without' if mode == 'retrained' else 'zeroed at test time'}:")
@@ -69,11 +67,11 @@ if done:
     st.subheader("Download a run's test predictions")
     which = st.selectbox("Run", ids)
     try:
-        pred = sup.predictions(which)
+        pred = loaders.predictions(which)
         st.download_button("Download test predictions (GeoJSON)", viz.predictions_geojson(pred).encode(),
                            f"{which}_test_predictions.geojson", "application/geo+json")
     except Exception as exc:
-        sup.show_error(exc, "This run's predictions file is missing or damaged; retrain the run.")
+        page.show_error(exc, "This run's predictions file is missing or damaged; retrain the run.")
 
 failed = [r for r in all_runs if r.status in ("failed", "corrupt")]
 if failed:

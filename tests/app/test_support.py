@@ -1,7 +1,7 @@
-"""app_support glue that pages share, tested without a browser."""
+"""App glue (asgm.app) that pages share, tested without a browser."""
 
-from asgm import app_support as sup
-from asgm.config import ExperimentConfig
+from asgm.app import loaders
+from asgm.config import PROJECT_ROOT, ExperimentConfig
 from asgm.store import PatchStore, StoreMeta
 
 
@@ -9,10 +9,10 @@ def test_product_level_note_warns_across_levels_only(data_env):
     for name, level in [("l1c", "L1C"), ("l2a", "L2A"), ("l1c-b", "L1C")]:
         PatchStore.create(StoreMeta(name=name, source="test", bands=("B4", "B3", "B2"), size=48, product_level=level))
     trained_on_l1c = ExperimentConfig(store="l1c")
-    note = sup.product_level_note(trained_on_l1c, "l2a")
+    note = loaders.product_level_note(trained_on_l1c, "l2a")
     assert note and "Level-1C" in note and "Level-2A" in note
-    assert sup.product_level_note(trained_on_l1c, "l1c-b") is None
-    assert sup.product_level_note(ExperimentConfig(store="deleted"), "l2a") is None
+    assert loaders.product_level_note(trained_on_l1c, "l1c-b") is None
+    assert loaders.product_level_note(ExperimentConfig(store="deleted"), "l2a") is None
 
 
 def test_patch_viewer_explains_a_bad_link(data_env, demo_root, monkeypatch):
@@ -23,11 +23,11 @@ def test_patch_viewer_explains_a_bad_link(data_env, demo_root, monkeypatch):
 
     shutil.copytree(demo_root / "demo", data_env / "data" / "stores" / "demo")
     monkeypatch.setenv("ASGM_APP_AUTOPREPARE", "0")
-    at = AppTest.from_file(str(sup.PROJECT_ROOT / "pages" / "2_Patch_viewer.py"), default_timeout=120)
+    at = AppTest.from_file(str(PROJECT_ROOT / "pages" / "2_Patch_viewer.py"), default_timeout=120)
     at.query_params["store"] = "nope"
     at.run()
     assert any("`nope`, which is not on this machine" in w.value for w in at.warning)
-    at = AppTest.from_file(str(sup.PROJECT_ROOT / "pages" / "2_Patch_viewer.py"), default_timeout=120)
+    at = AppTest.from_file(str(PROJECT_ROOT / "pages" / "2_Patch_viewer.py"), default_timeout=120)
     at.query_params["store"] = "demo"
     at.query_params["sample"] = "xyz"
     at.run()

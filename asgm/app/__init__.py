@@ -1,0 +1,11 @@
+"""Streamlit glue for the pages (``app.py``, ``pages/``): the only package of ``asgm`` that imports streamlit.
+
+- ``asgm.app.page``: page setup, the selected run, error boxes, links;
+- ``asgm.app.loaders``: cached loaders (stores, patches, models, predictions) and click-to-classify with them;
+- ``asgm.app.assets``: local Leaflet/jQuery and reference layers served from ``static/``;
+- ``asgm.app.prepare``: the first-start "prepare the demo" background job.
+
+Everything that does not need Streamlit lives in the core (``asgm.map_data``, ``asgm.inference``,
+``asgm.experiments``, ``asgm.compat``, ...). TensorFlow is never imported at module level here, so the
+map and home pages open fast.
+"""

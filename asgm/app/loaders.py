@@ -1,0 +1,269 @@
+"""Cached loaders for the pages (stores, patches, models, predictions, runs, map points), keyed by the
+version (mtime) of what they read so a rebuilt store or retrained run is picked up; and click-to-classify
+with the cached model and patch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from asgm.config import ExperimentConfig, data_dir, models_dir
+from asgm.store import PatchStore, PatchStoreError, list_stores
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def registry_status() -> list[dict[str, Any]]:
+    """Upstream files present locally (hashing them takes ~0.1 s, so cached for a minute)."""
+    from asgm import registry
+
+    return registry.status()
+
+
+def store_summaries() -> list[dict[str, Any]]:
+    """``PatchStore.summary()`` of every store on disk; a corrupt store becomes a row with its error."""
+    out = []
+    for name in list_stores():
+        try:
+            s = PatchStore.open(name).summary()
+        except Exception as exc:  # a corrupt store must not hide the others
+            s = {"name": name, "error": str(exc)}
+        out.append(s)
+    return out
+
+
+def store_label(name: str) -> str:
+    """A store's name for pickers, marked '(synthetic)' when it holds synthetic patches."""
+    try:
+        return f"{name} (synthetic)" if open_store(name).meta.synthetic else name
+    except Exception:  # a broken store still gets listed; opening it shows the error
+        return f"{name} (unreadable)"
+
+
+def osm_caches() -> list[dict[str, Any]]:
+    """Files in the OSM fetch cache (``data/osm``)."""
+    root = data_dir() / "osm"
+    if not root.is_dir():
+        return []
+    return [{"file": str(p.relative_to(root)), "bytes": p.stat().st_size} for p in sorted(root.rglob("*")) if p.is_file()]
+
+
+def list_runs_safe() -> list[Any]:
+    """All runs, newest first; [] when the engine is missing or the run store unreadable."""
+    try:
+        from asgm import runs
+    except ImportError:
+        return []
+    try:
+        out = list(runs.list_runs())
+    except Exception:  # one corrupt run folder must not empty the app; pages show per-run errors
+        return []
+    return sorted(out, key=lambda r: str(r.created), reverse=True)
+
+
+def completed_runs() -> list[Any]:
+    return [r for r in list_runs_safe() if r.status == "completed" and r.config is not None]
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def store_version(name: str) -> float:
+    """Changes whenever the store's index is rewritten (cache key for store-derived data)."""
+    try:
+        from asgm.config import stores_dir
+
+        return _mtime(stores_dir() / name / "index.csv") + _mtime(stores_dir() / name / "osm.json")
+    except Exception:
+        return 0.0
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _open_store(name: str, version: float) -> PatchStore:
+    return PatchStore.open(name)
+
+
+def open_store(name: str) -> PatchStore:
+    """The store, opened once per version of its index."""
+    return _open_store(name, store_version(name))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _store_index(name: str, version: float) -> pd.DataFrame:
+    return PatchStore.open(name).index()
+
+
+def store_index(name: str) -> pd.DataFrame:
+    return _store_index(name, store_version(name))
+
+
+@st.cache_data(max_entries=1024, show_spinner=False)
+def _read_patch(name: str, sid: str, version: float):
+    return open_store(name).read_patch(sid)
+
+
+def read_patch(name: str, sid: str):
+    """A patch, cached (max 1,024 patches, ~5 MB for 48 px RGB)."""
+    return _read_patch(name, sid, store_version(name))
+
+
+@st.cache_data(max_entries=1024, show_spinner=False)
+def _read_osm(name: str, sid: str, version: float):
+    return open_store(name).read_osm(sid)
+
+
+def read_osm(name: str, sid: str):
+    """(masks, layers) or None, cached."""
+    return _read_osm(name, sid, store_version(name))
+
+
+@st.cache_data(show_spinner="Loading the study's labelled points…")
+def study_points() -> pd.DataFrame:
+    """The study's 1,259 labelled points (positives, curated and random negatives) as a plain DataFrame."""
+    from asgm.points import load_points
+
+    return pd.DataFrame(load_points().drop(columns="geometry"))
+
+
+def _run_version(run_id: str) -> float:
+    folder = models_dir() / run_id
+    return _mtime(folder / "model.keras") + _mtime(folder / "metrics.json") + _mtime(folder / "predictions.csv")
+
+
+@st.cache_resource(max_entries=3, show_spinner="Loading the model…")
+def _load_model(run_id: str, version: float):
+    from asgm import runs
+
+    return runs.load_model(run_id)
+
+
+def load_model(run_id: str):
+    """The run's Keras model, loaded once (at most 3 kept); reloaded if the model file changes."""
+    return _load_model(run_id, _run_version(run_id))
+
+
+@st.cache_resource(max_entries=3, show_spinner=False)
+def _compiled_model(run_id: str, version: float) -> Any:
+    from asgm.inference import CompiledModel
+
+    return CompiledModel(_load_model(run_id, version))
+
+
+def compiled_model(run_id: str) -> Any:
+    """The run's model with a compiled single-patch forward pass (cached like ``load_model``)."""
+    return _compiled_model(run_id, _run_version(run_id))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _predictions(run_id: str, version: float) -> pd.DataFrame:
+    from asgm import runs
+
+    return runs.predictions(run_id)
+
+
+def predictions(run_id: str) -> pd.DataFrame:
+    return _predictions(run_id, _run_version(run_id))
+
+
+def get_run(run_id: str):
+    from asgm import runs
+
+    return runs.get_run(run_id)
+
+
+def model_input(run_id: str, store_name: str, sid: str) -> tuple[Any, Any, np.ndarray]:
+    """(model, config, x) for one patch; the patch and model come from the caches."""
+    from asgm import inference
+
+    info = get_run(run_id)
+    model = load_model(run_id)
+    patch = read_patch(store_name, sid)
+    osm = read_osm(store_name, sid) if info.config.osm_layers else None
+    x = inference.prepare_input(patch, osm, info.config)
+    return model, info.config, x
+
+
+def classify(run_id: str, store_name: str, sid: str, zero_layers: Sequence[str] = ()) -> dict[str, Any]:
+    """Probability, threshold, decision and true label of one patch under the selected run.
+
+    ``asgm.inference.classify`` with the model and patch taken from the app caches, so a click costs one
+    forward pass."""
+    from asgm import inference
+
+    info = get_run(run_id)
+    inference.run_threshold(info)  # a run without a threshold is the problem to report, before loading its model
+    model = compiled_model(run_id)
+    patch = read_patch(store_name, sid)
+    osm = read_osm(store_name, sid) if info.config.osm_layers else None
+    return inference.classify_patch(model, info, patch, osm, zero_layers)
+
+
+def store_mismatch(run_config: ExperimentConfig, store_name: str) -> str | None:
+    """Why a run cannot classify the patches of a store (missing bands or OSM masks), else None."""
+    try:
+        store = open_store(store_name)
+    except PatchStoreError as exc:
+        return str(exc)
+    missing = [b for b in run_config.bands if b not in store.meta.bands]
+    if missing:
+        return (f"the run uses bands {list(run_config.bands)} but store {store_name!r} has {list(store.meta.bands)}; "
+                f"pick a run trained on this store's bands")
+    if run_config.osm_layers and store.osm_info() is None:
+        return (f"the run uses OSM layers {list(run_config.osm_layers)} but store {store_name!r} has no OSM masks; "
+                f"run `asgm osm fetch` then `asgm osm rasterize --store {store_name}`")
+    return None
+
+
+def product_level_note(run_config: ExperimentConfig, store_name: str) -> str | None:
+    """A caution when the run was trained on another Sentinel-2 product level (L1C vs L2A) than this store holds."""
+    from asgm.sources.common import product_level_warning
+
+    try:
+        trained, here = open_store(run_config.store), open_store(store_name)
+    except PatchStoreError:
+        return None
+    return product_level_warning(trained.meta.product_level, here.meta.product_level)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _map_points(store_name: str | None, run_id: str | None, store_v: float, run_v: float) -> pd.DataFrame:
+    try:
+        study = study_points()
+    except Exception:  # shown as a warning by the page; the store's points are still drawn
+        study = None
+    try:
+        index = store_index(store_name) if store_name else None
+    except Exception:
+        index = None
+    try:
+        pred = predictions(run_id) if run_id else None
+    except Exception:
+        pred = None
+    from asgm.map_data import combine_points
+
+    return combine_points(study, index, pred)
+
+
+def map_points(store_name: str | None, run_id: str | None) -> pd.DataFrame:
+    """``combine_points`` of the study points, the store's patches and the run's predictions, cached per
+    version of the store and the run."""
+    return _map_points(store_name, run_id, store_version(store_name) if store_name else 0.0,
+                       _run_version(run_id) if run_id else 0.0)
+
+
+def ablation_results(run_ids: Sequence[str]) -> pd.DataFrame:
+    """``asgm.experiments.ablation_results``, with a warning shown per unreadable results file."""
+    from asgm import experiments
+
+    table, problems = experiments.ablation_results(run_ids)
+    for problem in problems:
+        st.warning(problem)
+    return table

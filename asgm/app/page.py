@@ -1,0 +1,136 @@
+"""What every page shares: page setup, the selected run (sidebar picker), error boxes and links."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from asgm import CREDITS
+from asgm.app import assets
+from asgm.app.loaders import completed_runs, get_run, product_level_note, store_mismatch
+from asgm.app.prepare import auto_prepare
+from asgm.config import RGB_BANDS, ExperimentConfig
+
+
+def page_setup(title: str) -> None:
+    """Common first lines of every page: page config, local map assets, first-start preparation."""
+    st.set_page_config(page_title=f"{title} · ASGM Explorer", page_icon=_favicon(), layout="wide")
+    try:
+        _static_once()
+    except Exception as exc:  # a read-only checkout must not take the app down; only the map suffers
+        st.warning(f"Could not copy the local map assets into {assets.VENDOR_DIR} ({exc}); maps need the network.")
+    auto_prepare()
+
+
+@st.cache_resource
+def _favicon():
+    """A small local favicon (a gold dot on dark green): emoji and material icons would be fetched from a
+    CDN, which fails offline."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGBA", (32, 32), (27, 94, 32, 255))
+    ImageDraw.Draw(img).ellipse((8, 8, 24, 24), fill=(230, 171, 2, 255))
+    return img
+
+
+@st.cache_resource
+def _static_once() -> Path:
+    return assets.ensure_static_assets()
+
+
+def patch_viewer_link(store_name: str, sid: str) -> None:
+    """A link to the patch viewer for one patch (store and sample carried in the query string)."""
+    from urllib.parse import urlencode
+
+    try:
+        st.page_link("pages/2_Patch_viewer.py", label="Open in the patch viewer →",
+                     query_params={"store": store_name, "sample": sid})
+    except Exception:  # page not registered (a page run on its own, e.g. in tests): a plain link does the same
+        st.markdown(f"[Open in the patch viewer](Patch_viewer?{urlencode({'store': store_name, 'sample': sid})})")
+
+
+def show_error(exc: BaseException, way_out: str = "") -> None:
+    """One user-facing error box: what went wrong and what to do."""
+    st.error(f"{exc}" + (f"\n\n**What to do:** {way_out}" if way_out else ""))
+
+
+def seconds_since(stamp: Any) -> float | None:
+    """Seconds since an ISO timestamp (or epoch seconds); None when absent or unparsable."""
+    if isinstance(stamp, (int, float)):
+        return time.time() - float(stamp)
+    try:
+        return time.time() - pd.Timestamp(stamp).timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
+def run_label(r: Any) -> str:
+    c = r.config
+    osm = "+OSM(" + ",".join(c.osm_layers) + ")" if c.osm_layers else "RGB" if tuple(c.bands) == RGB_BANDS else "bands"
+    f1 = (r.metrics or {}).get("f1")
+    f1s = f" F1 {f1:.2f}" if isinstance(f1, (int, float)) else ""
+    return f"{r.run_id} · {c.name or c.store} · {c.store} {c.patch_size}px {osm}{f1s}"
+
+
+def selected_run_id(sidebar: bool = True) -> str | None:
+    """The run the pages classify with (``st.session_state['run_id']``), picked in the sidebar.
+
+    Defaults to the newest completed run; kept across page switches in session state."""
+    done = completed_runs()
+    if not done:
+        if sidebar:
+            st.sidebar.info("No trained run yet. The default model trains on first start; see **Home** or **Train**.")
+        return None
+    ids = [r.run_id for r in done]
+    if st.query_params.get("run") in ids and st.session_state.get("_run_from_url") != st.query_params["run"]:
+        # A shared link names its run (?run=ID): adopt it once, then the sidebar picker rules.
+        st.session_state["run_id"] = st.session_state["_run_from_url"] = st.query_params["run"]
+    current = st.session_state.get("run_id")
+    if current not in ids:
+        current = ids[0]
+        st.session_state["run_id"] = current
+    if sidebar:
+        labels = {r.run_id: run_label(r) for r in done}
+
+        def _pick() -> None:
+            st.session_state["run_id"] = st.session_state["_run_picker"]
+
+        st.sidebar.selectbox("Model (run)", ids, index=ids.index(current), format_func=labels.get,
+                             key="_run_picker", on_change=_pick)
+    return st.session_state["run_id"]
+
+
+def selected_run(run_id: str | None):
+    """The selected run's RunInfo, or None (with the reason shown) when there is none or it cannot be read."""
+    if not run_id:
+        return None
+    try:
+        return get_run(run_id)
+    except Exception as exc:
+        show_error(exc, "Pick another run in the sidebar.")
+        return None
+
+
+def run_can_classify(run_id: str, run_config: ExperimentConfig, store_name: str) -> bool:
+    """Show why a run cannot classify a store's patches (or a product-level caution); True when it can."""
+    mismatch = store_mismatch(run_config, store_name)
+    if mismatch:
+        st.warning(f"Run {run_id} cannot classify this store: {mismatch}.")
+        return False
+    if note := product_level_note(run_config, store_name):
+        st.warning(note)
+    return True
+
+
+def credits_markdown() -> str:
+    """Credits and licences, for the Home page footer."""
+    return "\n".join(f"- {v}" for v in CREDITS.values()) + (
+        "\n- Earth Genome data (chips, mining polygons, runway points, holdout): CC BY 4.0."
+        "\n- Contains modified Copernicus Sentinel data 2019."
+        "\n- © OpenStreetMap contributors, ODbL 1.0."
+        "\n- Study (Dissing & Kalo, ASGM-Detector): MIT licence."
+    )
