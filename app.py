@@ -10,6 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from asgm.app import loaders, page, prepare
+from asgm.errors import AsgmError
 
 
 def home() -> None:
@@ -129,7 +130,7 @@ def _home_body() -> None:
             store_kind = next((s for s in stores if s.get("name") == info.config.store), {})
             if store_kind.get("synthetic"):
                 st.warning("This model was trained on **synthetic** data; its scores say nothing about real mining.")
-        except Exception as exc:
+        except AsgmError as exc:
             page.show_error(exc, "Pick another run in the sidebar or delete the broken run folder under models/.")
     else:
         st.caption("No trained model yet.")

@@ -65,27 +65,13 @@ class Assembled:
 
 
 def check_store(store: PatchStore, config: ExperimentConfig) -> None:
-    """Raise ``DatasetError`` when the store lacks the config's bands, size or OSM layers."""
-    missing = [b for b in config.bands if b not in store.meta.bands]
-    if missing:
-        raise DatasetError(
-            f"store {store.name!r} has bands {list(store.meta.bands)}; the config asks for {missing} too. "
-            f"Choose bands from the store (e.g. --bands {','.join(store.meta.bands)}) or another store."
-        )
-    if int(store.meta.size) != int(config.patch_size):
-        raise DatasetError(
-            f"store {store.name!r} holds {store.meta.size}-px patches, the config asks for {config.patch_size} px; "
-            f"set patch_size={store.meta.size} or pick a {config.patch_size}-px store."
-        )
-    if config.osm_layers:
-        info = store.osm_info()
-        have = tuple((info or {}).get("layers", ()))
-        lacking = [x for x in config.osm_layers if x not in have]
-        if info is None or lacking:
-            raise DatasetError(
-                f"store {store.name!r} has no OSM masks for {lacking or list(config.osm_layers)} "
-                f"(has: {list(have) or 'none'}); run `asgm osm rasterize` on it or drop those layers."
-            )
+    """Raise ``DatasetError`` naming every way the store lacks the config's bands, size or OSM layers
+    (``asgm.compat.store_problems``)."""
+    from asgm.compat import store_problems
+
+    problems = store_problems(store, config)
+    if problems:
+        raise DatasetError("; ".join(problems) + ".")
 
 
 def select_rows(store: PatchStore, config: ExperimentConfig) -> pd.DataFrame:
@@ -212,7 +198,7 @@ class PatchSource:
         if not self._have[i]:
             dn, masks = self._read(i)
             self._dn[i] = dn
-            if masks is not None:
+            if masks is not None and self._mk is not None:
                 self._mk[i] = masks
             self._have[i] = True  # set last: a concurrent reader never sees a half-filled row
         return self._dn[i], (self._mk[i] if self._mk is not None else None)

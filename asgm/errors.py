@@ -11,5 +11,3 @@ from __future__ import annotations
 class AsgmError(Exception):
     """A failure the user can act on; its message says what is wrong and what to do."""
 
-
-USER_ERRORS: tuple[type[Exception], ...] = (AsgmError,)

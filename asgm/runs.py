@@ -297,11 +297,18 @@ def _same_config(a: ExperimentConfig, b: ExperimentConfig) -> bool:
 def launch(config: ExperimentConfig, run_id: str | None = None) -> str:
     """Start training ``config`` in a detached process and return its run id at once.
 
-    Refuses (``RunError``) while a run with an identical config is queued or running."""
+    Refuses (``RunError``) while a run with an identical config is queued or running, and when the store
+    cannot train the config (``asgm.compat.store_problems``: it would only fail in the background)."""
+    from asgm.compat import store_problems
+    from asgm.store import PatchStore
+
     for r in list_runs():
         if r.status in ("queued", "running") and r.config is not None and _same_config(r.config, config):
             raise RunError(f"run {r.run_id} with the same config is already {r.status}; wait for it or cancel it "
                            f"(`asgm runs cancel {r.run_id}`)")
+    problems = store_problems(PatchStore.open(config.store), config)
+    if problems:
+        raise RunError("cannot train this config: " + "; ".join(problems) + ".")
     folder = create_run(config, run_id or new_run_id(config), status="queued")
     cmd = [sys.executable, "-m", "asgm", "train", "--run-id", folder.run_id, "--config",
            str(folder.file("config.json"))]

@@ -9,6 +9,7 @@ from streamlit_folium import st_folium  # imported at script run so tests can mo
 
 from asgm import map_data, viz
 from asgm.app import assets, loaders, page
+from asgm.errors import AsgmError
 from asgm.store import list_stores
 
 page.page_setup("Map")
@@ -28,7 +29,7 @@ if store_name:
     try:
         if loaders.open_store(store_name).meta.synthetic:
             st.warning(f"Store `{store_name}` holds **synthetic** patches (not real imagery).")
-    except Exception as exc:
+    except AsgmError as exc:
         page.show_error(exc, "Rebuild the store (`asgm demo build` for the demo) or pick another one.")
         store_name = None
 
@@ -36,17 +37,17 @@ if store_name:
 study = index = pred = None
 try:
     study = loaders.study_points()
-except Exception as exc:
+except AsgmError as exc:
     st.warning(f"The study's points are unavailable: {exc}")
 if store_name:
     try:
         index = loaders.store_index(store_name)
-    except Exception as exc:
+    except AsgmError as exc:
         page.show_error(exc, "Rebuild the store.")
 if run_id:
     try:
         pred = loaders.predictions(run_id)
-    except Exception as exc:
+    except AsgmError as exc:
         st.warning(f"No predictions for run {run_id}: {exc}")
 points = loaders.map_points(store_name, run_id)
 
@@ -95,7 +96,7 @@ def _map(key: tuple, _shown, colour_by: str, layers: tuple[bool, bool, bool], ti
         if on:
             try:
                 viz.remote_geojson_layer(assets.reference_layer_url(lkey), colour, fill_opacity=fill).add_to(m)
-            except Exception as exc:  # a missing reference file must not hide the points
+            except (AsgmError, OSError) as exc:  # a missing reference file must not hide the points
                 st.warning(f"Reference layer {lkey} unavailable: {exc}")
     viz.points_layer(_shown, colour_by=colour_by).add_to(m)
     if tiles:
@@ -163,7 +164,7 @@ def _map_and_result() -> None:
                     st.markdown(f"Decision at threshold {res['threshold']:.3f}: **{word}** · true label: **{truth}** "
                                 + (":green[(correct)]" if ok else ":red[(" + ("false positive" if res["decision"] else "false negative") + ")]"))
                     st.caption(f"classified {sid} in {ms:.0f} ms")
-                except Exception as exc:
+                except AsgmError as exc:
                     page.show_error(exc, "Retrain the run on the Train page, or pick another run in the sidebar.")
             if has_patch:
                 try:
@@ -177,7 +178,7 @@ def _map_and_result() -> None:
                                  + (" with OSM overlays" if osm is not None else " — no OSM masks in this store"), width=240)
                         if osm is not None:
                             st.markdown(viz.legend_html(osm[1]), unsafe_allow_html=True)
-                except Exception as exc:
+                except AsgmError as exc:
                     page.show_error(exc, f"Rebuild store `{store_name}`.")
                 page.patch_viewer_link(store_name, sid)
 

@@ -8,6 +8,7 @@ import streamlit as st
 
 from asgm import viz
 from asgm.app import loaders, page
+from asgm.errors import AsgmError
 from asgm.store import list_stores
 
 page.page_setup("Patch viewer")
@@ -39,7 +40,7 @@ st.session_state["viewer_store"] = store_name
 try:
     store = loaders.open_store(store_name)
     index = loaders.store_index(store_name)
-except Exception as exc:
+except AsgmError as exc:
     page.show_error(exc, f"Rebuild store `{store_name}` or pick another one.")
     st.stop()
 if store.meta.synthetic:
@@ -60,7 +61,7 @@ pred = None
 if run is not None and run.config.store == store_name:
     try:
         pred = loaders.predictions(run_id)
-    except Exception as exc:
+    except AsgmError as exc:
         st.caption(f"No predictions for run {run_id}: {exc}")
 
 
@@ -92,7 +93,7 @@ st.session_state["viewer_sid"] = sid
 try:
     patch = loaders.read_patch(store_name, sid)
     osm = loaders.read_osm(store_name, sid)
-except Exception as exc:
+except AsgmError as exc:
     page.show_error(exc, f"Rebuild store `{store_name}` or re-fetch this patch.")
     st.stop()
 
@@ -147,7 +148,7 @@ with right:
 
                 model, config, x = loaders.model_input(run_id, store_name, sid)
                 cam = inference.gradcam(model, x)
-        except Exception as exc:
+        except AsgmError as exc:
             page.show_error(exc, "Retrain the run on the Train page, or pick another run in the sidebar.")
 
 with left:

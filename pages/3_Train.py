@@ -9,6 +9,7 @@ import streamlit as st
 from asgm import runs
 from asgm.app import loaders, page
 from asgm.config import OSM_LAYERS, RGB_BANDS, S2_BANDS, ExperimentConfig
+from asgm.errors import AsgmError
 from asgm.store import list_stores
 
 page.page_setup("Train")
@@ -28,10 +29,8 @@ with st.form("experiment"):
     store_meta = None
     try:
         store_meta = loaders.open_store(store_name).meta
-        has_osm = loaders.open_store(store_name).osm_info() is not None
-    except Exception as exc:
+    except AsgmError as exc:
         page.show_error(exc, "Rebuild the store or pick another one.")
-        has_osm = False
     avail = tuple(store_meta.bands) if store_meta else RGB_BANDS
     band_choice = c1.radio("Bands", ["RGB (B4, B3, B2)", "all 12 (study)"], horizontal=True,
                            disabled=set(S2_BANDS) - set(avail) != set(),
@@ -48,16 +47,9 @@ with st.form("experiment"):
     submitted = st.form_submit_button("Train", type="primary")
 
 if submitted:
-    problems = []
-    if use_osm and not has_osm:
-        problems.append(f"store `{store_name}` has no OSM masks: run `asgm osm fetch` then "
-                        f"`asgm osm rasterize --store {store_name}`, or turn OSM channels off")
+    config, problems = None, []
     if use_osm and not osm_layers:
         problems.append("OSM channels are on but no layer is selected")
-    if store_meta and patch_size != store_meta.size:
-        problems.append(f"store `{store_name}` holds {store_meta.size}-px patches; pick {store_meta.size} px or another store")
-    if problems:
-        st.error("Cannot train: " + "; ".join(problems) + ".")
     else:
         try:
             config = ExperimentConfig(
@@ -65,10 +57,18 @@ if submitted:
                 osm_layers=tuple(osm_layers) if use_osm else (), patch_size=patch_size, negatives=negatives,
                 class_weight=class_weight, epochs=int(epochs), seed=int(seed),
             )
+        except ValueError as exc:  # pydantic's ValidationError: a setting out of range
+            problems.append(f"invalid experiment ({exc})")
+    if config is not None:
+        problems += loaders.store_problems(config, store_name)
+    if problems:
+        st.error("Cannot train: " + "; ".join(problems) + ".")
+    else:
+        try:
             new_id = runs.launch(config)
             st.session_state["train_run"] = new_id
             st.success(f"Training started as run **{new_id}** in the background. You can leave this page; it keeps going.")
-        except Exception as exc:  # RunError for a duplicate launch, ValidationError for a bad config
+        except AsgmError as exc:  # RunError: an identical run is already queued or running
             page.show_error(exc, "Wait for the identical run to finish (or cancel it below), or change the experiment.")
 
 # -- runs and their progress ---------------------------------------------------------------------------
@@ -98,7 +98,7 @@ def _progress() -> None:
             try:
                 runs.request_cancel(r.run_id)
                 st.toast(f"Cancel requested for {r.run_id}")
-            except Exception as exc:
+            except AsgmError as exc:
                 page.show_error(exc, "Reload the page; if the run still shows as running, delete its folder under models/.")
         age = page.seconds_since(p.get("updated"))
         if age is not None and age > STALE_S:

@@ -8,6 +8,7 @@ import streamlit as st
 
 from asgm import viz
 from asgm.app import loaders, page
+from asgm.errors import AsgmError
 from asgm.experiments import TABLE1_PUBLISHED
 
 page.page_setup("Compare")
@@ -70,7 +71,7 @@ if done:
         pred = loaders.predictions(which)
         st.download_button("Download test predictions (GeoJSON)", viz.predictions_geojson(pred).encode(),
                            f"{which}_test_predictions.geojson", "application/geo+json")
-    except Exception as exc:
+    except AsgmError as exc:
         page.show_error(exc, "This run's predictions file is missing or damaged; retrain the run.")
 
 failed = [r for r in all_runs if r.status in ("failed", "corrupt")]

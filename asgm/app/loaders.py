@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from asgm.config import ExperimentConfig, data_dir, models_dir
+from asgm.errors import AsgmError
 from asgm.store import PatchStore, PatchStoreError, list_stores
 
 
@@ -30,7 +31,7 @@ def store_summaries() -> list[dict[str, Any]]:
     for name in list_stores():
         try:
             s = PatchStore.open(name).summary()
-        except Exception as exc:  # a corrupt store must not hide the others
+        except AsgmError as exc:  # a corrupt store must not hide the others
             s = {"name": name, "error": str(exc)}
         out.append(s)
     return out
@@ -40,7 +41,7 @@ def store_label(name: str) -> str:
     """A store's name for pickers, marked '(synthetic)' when it holds synthetic patches."""
     try:
         return f"{name} (synthetic)" if open_store(name).meta.synthetic else name
-    except Exception:  # a broken store still gets listed; opening it shows the error
+    except AsgmError:  # a broken store still gets listed; opening it shows the error
         return f"{name} (unreadable)"
 
 
@@ -53,14 +54,13 @@ def osm_caches() -> list[dict[str, Any]]:
 
 
 def list_runs_safe() -> list[Any]:
-    """All runs, newest first; [] when the engine is missing or the run store unreadable."""
-    try:
-        from asgm import runs
-    except ImportError:
-        return []
+    """All runs, newest first; [] when the run store is unreadable (a damaged run folder is listed as
+    'corrupt' by ``asgm.runs.list_runs``; pages show per-run errors)."""
+    from asgm import runs
+
     try:
         out = list(runs.list_runs())
-    except Exception:  # one corrupt run folder must not empty the app; pages show per-run errors
+    except (OSError, AsgmError):
         return []
     return sorted(out, key=lambda r: str(r.created), reverse=True)
 
@@ -82,7 +82,7 @@ def store_version(name: str) -> float:
         from asgm.config import stores_dir
 
         return _mtime(stores_dir() / name / "index.csv") + _mtime(stores_dir() / name / "osm.json")
-    except Exception:
+    except OSError:
         return 0.0
 
 
@@ -206,46 +206,42 @@ def classify(run_id: str, store_name: str, sid: str, zero_layers: Sequence[str] 
     return inference.classify_patch(model, info, patch, osm, zero_layers)
 
 
-def store_mismatch(run_config: ExperimentConfig, store_name: str) -> str | None:
-    """Why a run cannot classify the patches of a store (missing bands or OSM masks), else None."""
+def store_problems(run_config: ExperimentConfig, store_name: str) -> list[str]:
+    """Why a run cannot classify (or a config cannot train on) the patches of a store
+    (``asgm.compat.store_problems`` on the cached store); [] when it can."""
+    from asgm.compat import store_problems as problems
+
     try:
         store = open_store(store_name)
     except PatchStoreError as exc:
-        return str(exc)
-    missing = [b for b in run_config.bands if b not in store.meta.bands]
-    if missing:
-        return (f"the run uses bands {list(run_config.bands)} but store {store_name!r} has {list(store.meta.bands)}; "
-                f"pick a run trained on this store's bands")
-    if run_config.osm_layers and store.osm_info() is None:
-        return (f"the run uses OSM layers {list(run_config.osm_layers)} but store {store_name!r} has no OSM masks; "
-                f"run `asgm osm fetch` then `asgm osm rasterize --store {store_name}`")
-    return None
+        return [str(exc)]
+    return problems(store, run_config)
 
 
 def product_level_note(run_config: ExperimentConfig, store_name: str) -> str | None:
     """A caution when the run was trained on another Sentinel-2 product level (L1C vs L2A) than this store holds."""
-    from asgm.sources.common import product_level_warning
+    from asgm.compat import product_level_note as note
 
     try:
         trained, here = open_store(run_config.store), open_store(store_name)
     except PatchStoreError:
         return None
-    return product_level_warning(trained.meta.product_level, here.meta.product_level)
+    return note(trained, here)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def _map_points(store_name: str | None, run_id: str | None, store_v: float, run_v: float) -> pd.DataFrame:
     try:
         study = study_points()
-    except Exception:  # shown as a warning by the page; the store's points are still drawn
+    except AsgmError:  # shown as a warning by the page; the store's points are still drawn
         study = None
     try:
         index = store_index(store_name) if store_name else None
-    except Exception:
+    except AsgmError:
         index = None
     try:
         pred = predictions(run_id) if run_id else None
-    except Exception:
+    except AsgmError:
         pred = None
     from asgm.map_data import combine_points
 

@@ -11,9 +11,10 @@ import streamlit as st
 
 from asgm import CREDITS
 from asgm.app import assets
-from asgm.app.loaders import completed_runs, get_run, product_level_note, store_mismatch
+from asgm.app.loaders import completed_runs, get_run, product_level_note, store_problems
 from asgm.app.prepare import auto_prepare
 from asgm.config import RGB_BANDS, ExperimentConfig
+from asgm.errors import AsgmError
 
 
 def page_setup(title: str) -> None:
@@ -21,7 +22,7 @@ def page_setup(title: str) -> None:
     st.set_page_config(page_title=f"{title} · ASGM Explorer", page_icon=_favicon(), layout="wide")
     try:
         _static_once()
-    except Exception as exc:  # a read-only checkout must not take the app down; only the map suffers
+    except OSError as exc:  # a read-only checkout must not take the app down; only the map suffers
         st.warning(f"Could not copy the local map assets into {assets.VENDOR_DIR} ({exc}); maps need the network.")
     auto_prepare()
 
@@ -53,8 +54,9 @@ def patch_viewer_link(store_name: str, sid: str) -> None:
         st.markdown(f"[Open in the patch viewer](Patch_viewer?{urlencode({'store': store_name, 'sample': sid})})")
 
 
-def show_error(exc: BaseException, way_out: str = "") -> None:
-    """One user-facing error box: what went wrong and what to do."""
+def show_error(exc: AsgmError, way_out: str = "") -> None:
+    """One user-facing error box for an ``AsgmError``: what went wrong and what to do. Anything else is a
+    bug: pages let it reach Streamlit's own error display instead of dressing it up as guidance."""
     st.error(f"{exc}" + (f"\n\n**What to do:** {way_out}" if way_out else ""))
 
 
@@ -99,7 +101,7 @@ def selected_run_id(sidebar: bool = True) -> str | None:
         def _pick() -> None:
             st.session_state["run_id"] = st.session_state["_run_picker"]
 
-        st.sidebar.selectbox("Model (run)", ids, index=ids.index(current), format_func=labels.get,
+        st.sidebar.selectbox("Model (run)", ids, index=ids.index(current), format_func=lambda rid: labels[rid],
                              key="_run_picker", on_change=_pick)
     return st.session_state["run_id"]
 
@@ -110,16 +112,16 @@ def selected_run(run_id: str | None):
         return None
     try:
         return get_run(run_id)
-    except Exception as exc:
+    except AsgmError as exc:
         show_error(exc, "Pick another run in the sidebar.")
         return None
 
 
 def run_can_classify(run_id: str, run_config: ExperimentConfig, store_name: str) -> bool:
     """Show why a run cannot classify a store's patches (or a product-level caution); True when it can."""
-    mismatch = store_mismatch(run_config, store_name)
-    if mismatch:
-        st.warning(f"Run {run_id} cannot classify this store: {mismatch}.")
+    problems = store_problems(run_config, store_name)
+    if problems:
+        st.warning(f"Run {run_id} cannot classify this store: " + "; ".join(problems) + ".")
         return False
     if note := product_level_note(run_config, store_name):
         st.warning(note)

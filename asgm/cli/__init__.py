@@ -13,12 +13,14 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from asgm.errors import AsgmError
+
 #: Subcommand modules, in the order ``asgm --help`` lists them.
 COMMAND_MODULES = ["data", "points", "demo", "synthetic", "patches", "osm", "training"]
 
 
-class CommandError(Exception):
-    """A failure the user can fix: printed as one line, exit status 1."""
+class CommandError(AsgmError):
+    """A bad combination of command-line arguments: printed as one line, exit status 1."""
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
@@ -72,14 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``asgm`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from asgm.errors import USER_ERRORS
-
     try:
         report = args.handler(args)
     except KeyboardInterrupt:
         print("asgm: interrupted", file=sys.stderr)
         return 130
-    except (CommandError, *USER_ERRORS) as exc:
+    except AsgmError as exc:  # CommandError and every module's error type
         print(f"asgm {args.command}: {exc}", file=sys.stderr)
         return 1
     human = getattr(args, "human", None)

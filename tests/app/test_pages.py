@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -248,6 +249,49 @@ def test_train_refuses_osm_without_masks_and_identical_running_run(app_env, monk
     next(b for b in at.button if b.label == "Cancel").click().run()
     assert not at.exception
     assert folder.file("cancel").exists()
+
+
+def test_train_refuses_osm_layers_missing_from_the_store(app_env, monkeypatch, tmp_path):
+    """A store with masks for some OSM layers only: launching with all five is refused up front (every
+    missing layer named), instead of a run that fails in the background."""
+    from _engine import toy_store
+
+    from asgm import runs
+
+    data = tmp_path / "data"
+    toy_store(data / "stores", name="partial", n_pos=4, n_neg=4, osm=("highway", "waterway"))
+    monkeypatch.setenv("ASGM_DATA_DIR", str(data))
+    monkeypatch.setenv("ASGM_MODELS_DIR", str(tmp_path / "models"))
+    at = run_page("pages/3_Train.py")
+    assert not at.exception
+    at.selectbox[0].set_value("partial")
+    at.radio[0].set_value("all 12 (study)")
+    at.toggle[0].set_value(True)  # OSM channels on, all five layers selected (the default)
+    at.button[0].click().run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert any("Cannot train" in e and "['building', 'landuse', 'aeroway']" in e
+               and "asgm osm rasterize --store partial" in e for e in errors), errors
+    assert runs.list_runs() == [] and not at.success
+    # The layers the store has are accepted: the run is launched (and cancelled at once).
+    at.multiselect[0].set_value(["highway", "waterway"])
+    at.button[0].click().run()
+    assert [s.value for s in at.success], [e.value for e in at.error]
+    launched = runs.list_runs()
+    assert len(launched) == 1 and launched[0].config.osm_layers == ("highway", "waterway")
+    runs.request_cancel(launched[0].run_id)
+    deadline = time.monotonic() + 180  # let the training process see the cancel and exit before tmp_path goes
+    while runs.get_run(launched[0].run_id).status in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert runs.get_run(launched[0].run_id).status == "cancelled"
+
+
+def test_viewer_names_every_reason_a_run_cannot_classify_a_store(app_env):
+    """The OSM run (12 bands + 5 OSM layers, trained on toy) on the demo pack (RGB, no masks)."""
+    at = run_page("pages/2_Patch_viewer.py", run_id=app_env.osm_run, viewer_store="demo")
+    assert not at.exception
+    why = next(w.value for w in at.warning if "cannot classify this store" in w.value)
+    assert "has bands ['B4', 'B3', 'B2']" in why and "has no OSM masks" in why
 
 
 def test_train_shows_failed_run_error(app_env, monkeypatch, tmp_path):

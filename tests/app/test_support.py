@@ -32,3 +32,30 @@ def test_patch_viewer_explains_a_bad_link(data_env, demo_root, monkeypatch):
     at.query_params["sample"] = "xyz"
     at.run()
     assert any("No patch `xyz` in store `demo`" in w.value for w in at.warning)
+
+
+def test_pages_show_only_asgm_errors_as_guidance():
+    """``show_error`` (an error box saying what to do) is only reached from ``except AsgmError``: a plain bug
+    must reach Streamlit's own error display, not be dressed up as advice."""
+    import ast
+
+    files = [PROJECT_ROOT / "app.py", *sorted((PROJECT_ROOT / "pages").glob("*.py")),
+             *sorted((PROJECT_ROOT / "asgm" / "app").glob("*.py"))]
+    calls = 0
+    for path in files:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for handler in (n for n in ast.walk(tree) if isinstance(n, ast.ExceptHandler)):
+            names = {n.id for n in ast.walk(handler.type) if isinstance(n, ast.Name)} if handler.type else {"<bare>"}
+            shown = [c for c in ast.walk(handler) if isinstance(c, ast.Call) and getattr(c.func, "attr",
+                     getattr(c.func, "id", None)) == "show_error"]
+            calls += len(shown)
+            assert not shown or names == {"AsgmError"}, f"{path.name}:{handler.lineno} shows {names} as guidance"
+    assert calls >= 10  # the check saw the pages' error boxes
+
+
+def test_cli_errors_are_asgm_errors():
+    from asgm.cli import CommandError, main
+    from asgm.errors import AsgmError
+
+    assert issubclass(CommandError, AsgmError)
+    assert main(["model", "summary", "--size", "4"]) == 1  # a CommandError: one line, exit status 1

@@ -1,0 +1,51 @@
+"""Does a patch store fit an experiment config? One check for "can this store train this config" and "can
+this run classify this store's patches" (a run is its config), reporting every problem at once.
+
+Used by ``asgm.dataset.check_store`` (training, CLI and background runs), ``asgm.runs.launch`` (nothing
+is launched that would fail in the background), and the app's Train, Map and Patch viewer pages.
+"""
+
+from __future__ import annotations
+
+from asgm.config import ExperimentConfig
+from asgm.store import PatchStore
+
+
+def store_problems(store: PatchStore, config: ExperimentConfig) -> list[str]:
+    """Every reason ``store`` cannot feed a model of ``config`` (bands, patch size, OSM layers), each saying
+    what to do; empty when it can."""
+    problems = []
+    missing = [b for b in config.bands if b not in store.meta.bands]
+    if missing:
+        problems.append(
+            f"store {store.name!r} has bands {list(store.meta.bands)}; the config asks for {missing} too. "
+            f"Choose bands from the store (e.g. --bands {','.join(store.meta.bands)}) or another store"
+        )
+    if int(store.meta.size) != int(config.patch_size):
+        problems.append(
+            f"store {store.name!r} holds {store.meta.size}-px patches, the config asks for {config.patch_size} px; "
+            f"set patch_size={store.meta.size} or pick a {config.patch_size}-px store"
+        )
+    if config.osm_layers:
+        info = store.osm_info()
+        have = tuple((info or {}).get("layers", ()))
+        lacking = [x for x in config.osm_layers if x not in have]
+        if info is None:
+            problems.append(
+                f"store {store.name!r} has no OSM masks (the config uses {list(config.osm_layers)}); run "
+                f"`asgm osm fetch` then `asgm osm rasterize --store {store.name}`, or drop the OSM layers"
+            )
+        elif lacking:
+            problems.append(
+                f"store {store.name!r} has no OSM masks for {lacking} (has: {list(have) or 'none'}); run "
+                f"`asgm osm rasterize --store {store.name} --layers {' '.join(config.osm_layers)}`, or drop them"
+            )
+    return problems
+
+
+def product_level_note(trained_on: PatchStore, store: PatchStore) -> str | None:
+    """A caution when a run trained on ``trained_on`` is applied to patches of another Sentinel-2 product
+    level (L1C vs L2A) in ``store``, else None."""
+    from asgm.sources.common import product_level_warning
+
+    return product_level_warning(trained_on.meta.product_level, store.meta.product_level)

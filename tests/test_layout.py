@@ -1,0 +1,92 @@
+"""The package's shape: no import cycle in ``asgm/``, and Streamlit only in the app glue (plus the one place
+that reads credentials from Streamlit secrets)."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+PKG = Path(__file__).resolve().parent.parent / "asgm"
+#: Outside ``asgm/app/``, only this module may import streamlit: it reads Earth Engine credentials from st.secrets.
+SECRETS_READER = "asgm.sources.gee"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PKG.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module this file imports (at the top or inside functions), as dotted names."""
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+            out.update(f"{node.module}.{a.name}" for a in node.names)  # `from asgm import runs` names a module
+    return out
+
+
+def _graph() -> dict[str, set[str]]:
+    files = {_module_name(p): p for p in PKG.rglob("*.py")}
+    return {name: {m for m in _imports(path) if m in files and m != name} for name, path in files.items()}
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as a list of modules, or None (depth-first search with colours)."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def test_graph_sees_known_edges():
+    """The checker itself: it finds the real edges (so an empty graph cannot pass the tests below)."""
+    graph = _graph()
+    assert {"asgm.runs", "asgm.evaluate"} <= graph["asgm.train"]
+    assert "asgm.runs" in graph["asgm.evaluate"]
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+
+
+def test_no_import_cycle_in_asgm():
+    assert _cycle(_graph()) is None
+
+
+def test_nothing_in_the_core_depends_on_train_but_its_callers():
+    users = {m for m, deps in _graph().items() if "asgm.train" in deps}
+    assert users <= {"asgm.experiments", "asgm.cli.training"}, users
+
+
+def test_streamlit_only_in_the_app_package_and_the_secrets_reader():
+    importers = {_module_name(p) for p in PKG.rglob("*.py") if "streamlit" in {m.split(".")[0] for m in _imports(p)}}
+    outside = {m for m in importers if not m.startswith("asgm.app")}
+    assert outside == {SECRETS_READER}, outside
+    assert any(m.startswith("asgm.app.") for m in importers)
+
+
+def test_core_modules_import_without_streamlit_or_tensorflow():
+    """Importing the engine and the CLI in a fresh interpreter pulls in neither Streamlit nor TensorFlow."""
+    code = ("import sys, asgm.train, asgm.runs, asgm.evaluate, asgm.experiments, asgm.inference, asgm.map_data, "
+            "asgm.compat, asgm.cli, asgm.cli.training; "
+            "print(sorted(m for m in ('streamlit', 'tensorflow') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=PKG.parent).stdout.strip()
+    assert out == "[]"
