@@ -6,7 +6,7 @@ import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -76,7 +76,7 @@ class ExperimentConfig(BaseModel):
 
     @field_validator("osm_layers", mode="before")
     @classmethod
-    def _order_layers(cls, value: object) -> tuple[str, ...]:
+    def _order_layers(cls, value: Any) -> tuple[str, ...]:
         layers = tuple(value or ())
         unknown = [x for x in layers if x not in OSM_LAYERS]
         if unknown:
@@ -96,7 +96,7 @@ class ExperimentConfig(BaseModel):
         return tuple(self.bands) + tuple(f"osm:{x}" for x in self.osm_layers)
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "ExperimentConfig":
+    def from_file(cls, path: str | Path) -> ExperimentConfig:
         """Load a config from a ``.toml`` or ``.json`` file."""
         path = Path(path)
         text = path.read_text(encoding="utf-8")

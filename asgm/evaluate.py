@@ -12,7 +12,7 @@ scikit-learn. No TensorFlow at import.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,9 @@ import pandas as pd
 from asgm import atomic
 from asgm.config import ExperimentConfig
 from asgm.runs import RunError, RunFolder, RunNotFound, load_keras_model, now
+
+if TYPE_CHECKING:
+    from asgm.store import PatchStore
 
 N_BOOT = 1000
 BOOT_SEED = 42
@@ -147,7 +150,7 @@ def _predict(model: Any, source: Any, batch_size: int) -> np.ndarray:
     return model.predict(ds.map(lambda x, y: x), verbose=0).reshape(-1).astype(float)
 
 
-def score(model: Any, store: Any, config: ExperimentConfig, split: pd.DataFrame,
+def score(model: Any, store: PatchStore, config: ExperimentConfig, split: pd.DataFrame,
           n_boot: int = N_BOOT, zero_layers: tuple[str, ...] = ()) -> tuple[dict[str, Any], pd.DataFrame]:
     """Predict validation and test rows, tune the threshold on validation, score test.
 
@@ -159,7 +162,7 @@ def score(model: Any, store: Any, config: ExperimentConfig, split: pd.DataFrame,
     for name in ("val", "test"):
         part = split[split["split"] == name].sort_values("sample_id").reset_index(drop=True)
         # One pass over each split: caching would only cost memory.
-        source = PatchSource(store, config, part["sample_id"], cache_limit_mb=0)
+        source: PatchSource | _ZeroedSource = PatchSource(store, config, part["sample_id"], cache_limit_mb=0)
         if zero_layers:
             source = _ZeroedSource(source, [len(config.bands) + config.osm_layers.index(x) for x in zero_layers])
         part = part.assign(prob=_predict(model, source, config.batch_size))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -111,8 +111,9 @@ def classify_patch(model: Any, info: RunInfo, patch: Patch, osm: tuple[np.ndarra
     from asgm.evaluate import decide
 
     threshold = run_threshold(info)
-    x = prepare_input(patch, osm, info.config)
-    prob = predict(model, x, zero_layers, info.config)
+    config = cast(ExperimentConfig, info.config)  # run_threshold refused a run without one
+    x = prepare_input(patch, osm, config)
+    prob = predict(model, x, zero_layers, config)
     return {"prob": prob, "threshold": threshold, "decision": int(decide(np.array([prob]), threshold)[0]),
             "label": int(patch.label), "sample_id": patch.sample_id}
 

@@ -18,7 +18,7 @@ import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,11 +63,11 @@ class StoreMeta:
     description: str = ""
     credits: tuple[str, ...] = ()
     synthetic: bool = False
-    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "StoreMeta":
+    def from_dict(cls, raw: dict[str, Any]) -> StoreMeta:
         raw = dict(raw)
         raw["bands"] = tuple(raw["bands"])
         raw["credits"] = tuple(raw.get("credits", ()))
@@ -128,7 +128,7 @@ class PatchStore:
 
     # -- opening -------------------------------------------------------------------------------
     @classmethod
-    def create(cls, meta: StoreMeta, root: Path | None = None, overwrite: bool = False) -> "PatchStore":
+    def create(cls, meta: StoreMeta, root: Path | None = None, overwrite: bool = False) -> PatchStore:
         """Create (or, with ``overwrite``, empty and recreate) a store named ``meta.name``."""
         if not _NAME_RE.match(meta.name):
             raise PatchStoreError(f"invalid store name {meta.name!r}: use letters, digits, '_', '-', '.'")
@@ -139,8 +139,8 @@ class PatchStore:
             for sub in ("patches", "osm"):
                 for f in (folder / sub).glob("*.tif") if (folder / sub).exists() else []:
                     f.unlink()
-            for f in ("index.csv", "osm.json"):
-                (folder / f).unlink(missing_ok=True)
+            for name in ("index.csv", "osm.json"):
+                (folder / name).unlink(missing_ok=True)
         (folder / "patches").mkdir(parents=True, exist_ok=True)
         atomic.write_json(folder / "store.json", asdict(meta))
         store = cls(folder, meta)
@@ -149,7 +149,7 @@ class PatchStore:
         return store
 
     @classmethod
-    def open(cls, name: str, root: Path | None = None) -> "PatchStore":
+    def open(cls, name: str, root: Path | None = None) -> PatchStore:
         """Open an existing store by name (or path)."""
         folder = Path(name) if Path(name).is_dir() else (root or stores_dir()) / name
         meta_file = folder / "store.json"
@@ -187,7 +187,7 @@ class PatchStore:
         return self._index
 
     def _write_index(self) -> None:
-        df = self._index.sort_values("sample_id").reset_index(drop=True)
+        df = self._load_index().sort_values("sample_id").reset_index(drop=True)
         self._index = df
         atomic.write_text(self.root / "index.csv", df.to_csv(index=False))
 

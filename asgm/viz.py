@@ -98,7 +98,7 @@ def to_png(img: np.ndarray, size: int = 240) -> bytes:
     from PIL import Image
 
     arr = (np.clip(img, 0, 1) * 255).astype(np.uint8)
-    pil = Image.fromarray(arr).resize((size, size), Image.NEAREST)
+    pil = Image.fromarray(arr).resize((size, size), Image.Resampling.NEAREST)
     buf = io.BytesIO()
     pil.save(buf, format="PNG")
     return buf.getvalue()
@@ -178,7 +178,7 @@ def points_layer(points: pd.DataFrame, colour_by: str = "label", name: str = "La
     st_folium binds its click handler to the layers present at that moment."""
     from jinja2 import Template
 
-    class CanvasPoints(_macro_element()):
+    class CanvasPoints(_macro_element()):  # type: ignore[misc]  # folium's MacroElement, imported lazily
         _template = Template("""
 {% macro script(this, kwargs) %}
 var {{ this.get_name() }} = (function (d) {
@@ -208,7 +208,7 @@ def remote_geojson_layer(url: str, colour: str, point_radius: int = 2, fill_opac
     never pass through Python on a rerun. Not clickable (it is added after the click handlers are bound)."""
     from jinja2 import Template
 
-    class RemoteGeoJson(_macro_element()):
+    class RemoteGeoJson(_macro_element()):  # type: ignore[misc]  # folium's MacroElement, imported lazily
         _template = Template("""
 {% macro script(this, kwargs) %}
 fetch({{ this.url|tojson }}).then(function (r) { return r.json(); }).then(function (d) {

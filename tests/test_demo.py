@@ -18,7 +18,7 @@ def test_demo_study_curated_negatives_present(demo_store, mirror):
     in_demo = idx[idx.set == "curated"]
     assert set(in_demo.sample_id) <= set(curated.sample_id)
     # the 248 clear (code A) chips include 239 study curated negatives, as the data README records
-    a_ids = {sid for sid, code in zip(_eg_negative_ids(demo_store), demo.NEGATIVE_CODES) if code == "A"}
+    a_ids = {sid for sid, code in zip(_eg_negative_ids(demo_store), demo.NEGATIVE_CODES, strict=True) if code == "A"}
     assert len(a_ids & set(in_demo.sample_id)) == 239
     # ids and coordinates agree with the study file
     merged = in_demo.merge(curated[["sample_id", "lon", "lat"]], on="sample_id", suffixes=("", "_study"))

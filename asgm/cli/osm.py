@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asgm.cli import CommandError, add_json_flag
 from asgm.config import OSM_LAYERS
+
+if TYPE_CHECKING:
+    from asgm.store import PatchStore
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -91,7 +94,8 @@ class _Bar:
     def __init__(self, desc: str, unit: str) -> None:
         from tqdm import tqdm
 
-        self._tqdm, self.desc, self.unit, self.bar = tqdm, desc, unit, None
+        self._tqdm, self.desc, self.unit = tqdm, desc, unit
+        self.bar: Any = None
 
     def __call__(self, done: int, total: int, *_: Any) -> None:
         if self.bar is None:
@@ -104,7 +108,7 @@ class _Bar:
             self.bar.close()
 
 
-def _open_store(name: str) -> Any:
+def _open_store(name: str) -> PatchStore:
     from asgm.store import PatchStore
 
     return PatchStore.open(name)
@@ -125,7 +129,8 @@ def _fetch(args: argparse.Namespace) -> dict[str, Any]:
             if args.area:
                 query = F.area_query(args.area, cell_deg=args.cell_deg)
             elif args.bbox:
-                query = F.bbox_query(*args.bbox, cell_deg=args.cell_deg)
+                west, south, east, north = args.bbox
+                query = F.bbox_query(west, south, east, north, cell_deg=args.cell_deg)
             elif args.polygon:
                 query = F.polygon_query(args.polygon, cell_deg=args.cell_deg)
             else:

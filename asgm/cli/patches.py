@@ -67,9 +67,9 @@ def _fetch(args: argparse.Namespace) -> dict[str, Any]:
 
         source: Any = GeeSource(args.size, args.start, args.end,
                                 clear_threshold=DEFAULT_CLEAR_THRESHOLD if args.clear_threshold is None else args.clear_threshold)
-        credits = ("Contains modified Copernicus Sentinel data, processed by Google Earth Engine",
+        credits: tuple[str, ...] = ("Contains modified Copernicus Sentinel data, processed by Google Earth Engine",
                    "Cloud Score+ (Pasquarella et al. 2023)")
-        compare = ("clear_threshold",)
+        compare: tuple[str, ...] = ("clear_threshold",)
     else:
         if args.clear_threshold is not None:
             raise CommandError("--clear-threshold only applies to --source gee (STAC masks clouds with SCL)")

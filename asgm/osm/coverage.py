@@ -10,7 +10,7 @@ sees); tag-value frequencies are read from the vectors the masks were made from 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import geopandas as gpd
 import pandas as pd
@@ -18,6 +18,9 @@ from shapely.geometry import box
 
 from asgm.config import OSM_LAYERS
 from asgm.osm import OsmError
+
+if TYPE_CHECKING:
+    from asgm.store import PatchStore
 
 GroupBy = Literal["label", "set"]
 LABEL_NAMES = {1: "mining", 0: "non-mining"}
@@ -31,7 +34,7 @@ def _groups(index: pd.DataFrame, by: GroupBy) -> pd.Series:
     raise OsmError(f"group by {by!r} is not supported; use 'label' or 'set'")
 
 
-def presence(store: Any) -> tuple[pd.DataFrame, tuple[str, ...]]:
+def presence(store: PatchStore) -> tuple[pd.DataFrame, tuple[str, ...]]:
     """One row per patch: sample_id and a bool column per stored OSM layer (mask has a 1 anywhere)."""
     ids = store.sample_ids()
     rows, layers = [], None
@@ -45,7 +48,8 @@ def presence(store: Any) -> tuple[pd.DataFrame, tuple[str, ...]]:
         layers = layers or tuple(names)
         if tuple(names) != layers:
             raise OsmError(f"patch {sid!r} has OSM layers {names}, others {layers}; rerun `asgm osm rasterize --store {store.name}`")
-        rows.append([sid, *masks.reshape(len(names), -1).any(axis=1).tolist()])
+        present = [bool(v) for v in masks.reshape(len(names), -1).max(axis=1)]  # 1 anywhere in each layer
+        rows.append([sid, *present])
     if missing:
         raise OsmError(
             f"{len(missing)} of {len(ids)} patches of store {store.name!r} have no OSM masks (e.g. {missing[:3]}); "
@@ -55,7 +59,7 @@ def presence(store: Any) -> tuple[pd.DataFrame, tuple[str, ...]]:
     return pd.DataFrame(rows, columns=["sample_id", *layers]), layers
 
 
-def coverage_table(store: Any, by: GroupBy = "label") -> pd.DataFrame:
+def coverage_table(store: PatchStore, by: GroupBy = "label") -> pd.DataFrame:
     """Tidy table: group, key ('any' then the layers), patches_with, patches_total, share (0-1)."""
     index = store.index()
     pres, layers = presence(store)
@@ -71,7 +75,7 @@ def coverage_table(store: Any, by: GroupBy = "label") -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["group", "key", "patches_with", "patches_total", "share"])
 
 
-def tag_values_table(store: Any, vectors: gpd.GeoDataFrame | str | Path | None = None, by: GroupBy = "label") -> pd.DataFrame:
+def tag_values_table(store: PatchStore, vectors: gpd.GeoDataFrame | str | Path | None = None, by: GroupBy = "label") -> pd.DataFrame:
     """Tidy table: group, key, value, patches (with >= 1 such feature touching the patch),
     patches_total, share, features, excluded (whether the store's masks left the value out)."""
     from asgm.osm.rasterize import RasterizeOptions, patch_grid_of, project_vectors, resolve_vectors
@@ -119,7 +123,7 @@ def tag_values_table(store: Any, vectors: gpd.GeoDataFrame | str | Path | None =
     return out.sort_values(["group", "key", "patches", "value"], ascending=[True, True, False, True])[cols].reset_index(drop=True)
 
 
-def coverage_report(store: Any, by: GroupBy = "label", tag_values: bool = True, top: int = 10) -> dict[str, Any]:
+def coverage_report(store: PatchStore, by: GroupBy = "label", tag_values: bool = True, top: int = 10) -> dict[str, Any]:
     """JSON-able report for the CLI and the app: presence per group and key, tag-value frequencies."""
     table = coverage_table(store, by)
     report: dict[str, Any] = {

@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
@@ -50,6 +50,9 @@ from shapely.prepared import prep
 from asgm import atomic
 from asgm.config import OSM_LAYERS, data_dir
 from asgm.osm import OsmFetchError, OverpassError
+
+if TYPE_CHECKING:
+    from asgm.store import PatchStore
 
 #: Public Overpass endpoint osmnx uses by default; ``ASGM_OVERPASS_URL`` or ``overpass_url=`` overrides.
 DEFAULT_OVERPASS_URL = "https://overpass-api.de/api"
@@ -225,7 +228,7 @@ def area_query(name: str, cell_deg: float = 0.25) -> FetchQuery:
                       {"kind": "area", "area": "bolivar", "bounds": list(area.bounds), "cell_deg": cell_deg})
 
 
-def store_query(store: Any, pad_m: float = 100.0, batch_deg: float = 0.1) -> FetchQuery:
+def store_query(store: PatchStore, pad_m: float = 100.0, batch_deg: float = 0.1) -> FetchQuery:
     """The footprints of a patch store, batched: patches whose centres share a ``batch_deg`` cell
     are fetched with one request for the bounding box of their (padded) footprints, so scattered
     patches cost one small request each and clustered ones share a request."""

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
@@ -38,6 +38,9 @@ from shapely.geometry import box
 from asgm.config import OSM_LAYERS
 from asgm.grid import PatchGrid
 from asgm.osm import OsmError, OsmRasterizeError
+
+if TYPE_CHECKING:
+    from asgm.store import PatchStore
 
 DEFAULT_BUFFER_M = 5.0
 _AREA_TYPES = ("Polygon", "MultiPolygon")
@@ -103,7 +106,7 @@ def layer_flags(vectors: gpd.GeoDataFrame, options: RasterizeOptions) -> np.ndar
             continue
         series = vectors[key]
         ok = np.array(series.notna() & (series.astype(str) != ""), dtype=bool)  # a writable copy
-        col = np.where(ok, series.astype(str).to_numpy(dtype=object), None)
+        col = np.asarray(np.where(ok, series.astype(str).to_numpy(dtype=object), None))
         if key in options.exclude:
             ok &= ~_matches(col, set(options.exclude[key]))
         if key in options.include:
@@ -211,7 +214,7 @@ def _padded(b: tuple[float, float, float, float], m: float) -> tuple[float, floa
 
 
 # -- patch stores --------------------------------------------------------------------------------
-def patch_grid_of(store: Any, sample_id: str) -> PatchGrid:
+def patch_grid_of(store: PatchStore, sample_id: str) -> PatchGrid:
     """The exact grid (CRS, affine, shape) of a patch, read from its GeoTIFF header."""
     path = store.patch_path(sample_id)
     try:
@@ -233,7 +236,7 @@ def _sidecar(path: Path) -> dict[str, Any]:
     return {}
 
 
-def resolve_vectors(store: Any, vectors: str | Path | gpd.GeoDataFrame | None = None) -> tuple[gpd.GeoDataFrame, str, dict[str, Any]]:
+def resolve_vectors(store: PatchStore, vectors: str | Path | gpd.GeoDataFrame | None = None) -> tuple[gpd.GeoDataFrame, str, dict[str, Any]]:
     """(vectors, where they came from, their sidecar) for a store: the given file/frame; else the
     synthetic store's own ``osm_vectors.parquet``; else the newest fetch cache for the store."""
     from asgm.osm.fetch import find_store_cache, read_vectors
@@ -261,7 +264,7 @@ def resolve_vectors(store: Any, vectors: str | Path | gpd.GeoDataFrame | None = 
 
 
 def rasterize_store(
-    store: Any,
+    store: PatchStore,
     vectors: str | Path | gpd.GeoDataFrame | None = None,
     options: RasterizeOptions | None = None,
     progress: Callable[[int, int], None] | None = None,

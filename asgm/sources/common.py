@@ -112,7 +112,7 @@ def lonlat_bounds(grid: PatchGrid) -> tuple[float, float, float, float]:
     """(west, south, east, north) in lon/lat enclosing the patch (densified edges)."""
     from rasterio.warp import transform_bounds
 
-    return tuple(transform_bounds(grid.crs, "EPSG:4326", *grid.bounds, densify_pts=21))  # type: ignore[return-value]
+    return tuple(transform_bounds(grid.crs, "EPSG:4326", *grid.bounds, densify_pts=21))
 
 
 def ee_grid(grid: PatchGrid) -> dict[str, Any]:
@@ -164,7 +164,7 @@ class _quiet_all_nan:
         self._ctx.__enter__()
         warnings.filterwarnings("ignore", message="All-NaN slice encountered")
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: Any) -> None:
         self._ctx.__exit__(*exc)
 
 

@@ -69,7 +69,7 @@ def demo_items() -> list[dict]:
 
     items: list[dict] = []
     pos = read_points_file(registry.get("eg_positives"), "egp", 1, "eg-positives")
-    for chip, row in zip(_chips(_load_gallery("eg_positives_gallery"), len(pos)), pos.itertuples()):
+    for chip, row in zip(_chips(_load_gallery("eg_positives_gallery"), len(pos)), pos.itertuples(), strict=True):
         items.append(dict(sample_id=row.sample_id, label=1, set="eg-positives", lon=row.lon, lat=row.lat,
                           dn=_to_dn(chip), clear_threshold=0.75))
 
@@ -85,11 +85,11 @@ def demo_items() -> list[dict]:
     from asgm.points import nearest_index_m
 
     idx, dist = nearest_index_m(neg[["lon", "lat"]].to_numpy(), curated[["lon", "lat"]].to_numpy())
-    study_ids = [curated.sample_id.iloc[i] if d < 1.0 else None for i, d in zip(idx, dist)]
+    study_ids = [curated.sample_id.iloc[i] if d < 1.0 else None for i, d in zip(idx, dist, strict=True)]
     counts = Counter(NEGATIVE_CODES)
     chips = {code: _chips(_load_gallery(g), counts[code]) for code, g in GALLERY_KEYS.items()}
     seen: Counter[str] = Counter()
-    for row, code, sid in zip(neg.itertuples(), NEGATIVE_CODES, study_ids):
+    for row, code, sid in zip(neg.itertuples(), NEGATIVE_CODES, study_ids, strict=True):
         k = seen[code]
         seen[code] += 1
         if code not in chips:

@@ -104,7 +104,7 @@ def _setting(names: tuple[str, ...], secrets: dict[str, Any]) -> tuple[Any, str]
     for name in names:
         if os.environ.get(name):
             return os.environ[name], f"environment variable {name}"
-    section = secrets.get("earthengine") if isinstance(secrets.get("earthengine"), dict) else {}
+    section: dict[str, Any] = secrets["earthengine"] if isinstance(secrets.get("earthengine"), dict) else {}
     for name in names:
         for where, table in (("", secrets), ("[earthengine] ", section)):
             if table.get(name):
@@ -293,7 +293,7 @@ def check(probe_timeout: float = PROBE_TIMEOUT_S) -> dict[str, Any]:
     return {"ok": True, "project": settings.project, "message": f"Earth Engine ready (project {settings.project})"}
 
 
-def _short(exc: BaseException, n: int = 200) -> str:
+def _short(exc: BaseException | str, n: int = 200) -> str:
     text = " ".join(str(exc).split())
     return text[:n] + ("…" if len(text) > n else "")
 

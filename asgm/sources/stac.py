@@ -165,7 +165,8 @@ class StacSource:
             requests.get(self.url, timeout=5).raise_for_status()
             client = Client.open(self.url, timeout=(5, 60))
         except requests.HTTPError as exc:
-            raise SourceNetworkError(f"{self.url} answered {exc.response.status_code}; check --stac-url") from None
+            status = exc.response.status_code if exc.response is not None else "an HTTP error"
+            raise SourceNetworkError(f"{self.url} answered {status}; check --stac-url") from None
         except requests.RequestException as exc:
             raise SourceNetworkError(
                 f"cannot reach the STAC API at {self.url} ({type(exc).__name__}). Check your internet connection or "
@@ -173,7 +174,7 @@ class StacSource:
             ) from None
         except (APIError, ValueError) as exc:
             raise SourceError(f"{self.url} is not a usable STAC API ({_short(exc)}); check --stac-url") from None
-        if not client.conforms_to("ITEM_SEARCH"):  # type: ignore[arg-type]
+        if not client.conforms_to("ITEM_SEARCH"):
             raise SourceError(f"{self.url} is a static STAC catalogue without item search; point --stac-url at a STAC API")
         self._client = client
         return client

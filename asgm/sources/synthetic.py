@@ -192,7 +192,7 @@ def build_store(
     counters: dict[str, int] = {}
     scenes, vectors = [], []
     for (prefix, label, set_name, hard), lon, lat, s in tqdm(
-        list(zip(specs, lons, lats, seeds)), desc="synthetic scenes", disable=not progress
+        list(zip(specs, lons, lats, seeds, strict=True)), desc="synthetic scenes", disable=not progress
     ):
         k = counters[prefix] = counters.get(prefix, -1) + 1
         scene = make_scene(f"{prefix}-{k:04d}", label, float(lon), float(lat), size, int(s), hard, set_name)
