@@ -4,7 +4,7 @@
 - the patch footprint in lon/lat and as an Earth Engine ``grid`` (exact 10 m UTM, ``asgm.grid``);
 - the one pixel format of the store: uint16 DN = reflectance x 10000, 0 = masked;
 - the per-pixel median over a stack of masked observations;
-- retries with exponential backoff for quota and transient errors;
+- retries (``asgm.net``) ending in the sources' own quota and network errors;
 - the fetch driver: resumable (stored patches are skipped), bounded concurrency, progress,
   per-point failures reported, systemic failures (credentials, network) stop the run;
 - ``product_level_warning`` for applying a model to a store of another processing level.
@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -24,8 +23,10 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
+from asgm import net
 from asgm.errors import AsgmError
 from asgm.grid import PatchGrid
+from asgm.net import QuotaError, TransientError
 from asgm.store import DN_SCALE, Patch, PatchStore, PatchStoreError, StoreMeta, list_stores
 
 log = logging.getLogger(__name__)
@@ -73,14 +74,6 @@ class NoSceneError(PointError):
 
 class CloudyCompositeError(PointError):
     """Every observation of the patch was masked (clouds, shadows, no data)."""
-
-
-class TransientError(Exception):
-    """An error worth retrying (HTTP 5xx, timeouts, dropped connections)."""
-
-
-class QuotaError(TransientError):
-    """HTTP 429 / quota exceeded: retried with a longer backoff."""
 
 
 # -- dates ---------------------------------------------------------------------------------------
@@ -178,31 +171,23 @@ def retry(
     what: str = "request",
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
-    """Call ``fn``; on ``TransientError`` retry with exponential backoff and jitter.
+    """``asgm.net.retry`` for the Sentinel-2 sources: after ``attempts`` tries the last error becomes
+    ``SourceQuotaError`` / ``SourceNetworkError`` with the fix."""
 
-    Quota errors (429) wait twice as long as other transient errors. After ``attempts`` tries the
-    last error is turned into ``SourceQuotaError`` / ``SourceNetworkError`` with the fix.
-    """
-    for attempt in range(1, attempts + 1):
-        try:
-            return fn()
-        except TransientError as exc:
-            if attempt == attempts:
-                if isinstance(exc, QuotaError):
-                    raise SourceQuotaError(
-                        f"{what}: quota or rate limit still exceeded after {attempts} tries ({exc}). "
-                        "Run again later (stored patches are kept and skipped), lower --workers, "
-                        "or raise the project's Earth Engine quota in the Google Cloud console."
-                    ) from exc
-                raise SourceNetworkError(
-                    f"{what}: still failing after {attempts} tries ({exc}). The service may be down or the "
-                    "connection unstable; run the same command again later to resume."
-                ) from exc
-            delay = min(max_delay, base_delay * 2 ** (attempt - 1)) * (2.0 if isinstance(exc, QuotaError) else 1.0)
-            delay = min(max_delay, delay) * random.uniform(0.5, 1.0)  # jitter spreads out parallel workers
-            log.info("%s: %s; retry %d/%d in %.1f s", what, exc, attempt, attempts - 1, delay)
-            sleep(delay)
-    raise AssertionError("unreachable")
+    def give_up(exc: TransientError, tries: int) -> SourceError:
+        if isinstance(exc, QuotaError):
+            return SourceQuotaError(
+                f"{what}: quota or rate limit still exceeded after {tries} tries ({exc}). "
+                "Run again later (stored patches are kept and skipped), lower --workers, "
+                "or raise the project's Earth Engine quota in the Google Cloud console."
+            )
+        return SourceNetworkError(
+            f"{what}: still failing after {tries} tries ({exc}). The service may be down or the "
+            "connection unstable; run the same command again later to resume."
+        )
+
+    return net.retry(fn, attempts=attempts, base_delay=base_delay, max_delay=max_delay, what=what, give_up=give_up,
+                     sleep=sleep)
 
 
 # -- stores --------------------------------------------------------------------------------------

@@ -36,16 +36,15 @@ import numpy as np
 
 from asgm.config import S2_BANDS
 from asgm.grid import PatchGrid, patch_grid
+from asgm.net import QuotaError, TransientError, http_status, is_transport_error, short, transient_for
 from asgm.sources.common import (
     DEFAULT_CLEAR_THRESHOLD,
     CloudyCompositeError,
     NoSceneError,
-    QuotaError,
     SourceAuthError,
     SourceError,
     SourceNetworkError,
     SourceProjectError,
-    TransientError,
     ee_grid,
     parse_date_range,
     retry,
@@ -262,7 +261,7 @@ def initialize(settings: GeeSettings | None = None, probe_timeout: float = PROBE
         except google.auth.exceptions.RefreshError as exc:
             raise SourceAuthError(
                 f"Google rejected the credentials from {settings.key_source or 'earthengine authenticate'} "
-                f"({_short(exc)}); the key may be deleted or disabled — create a new key. {SETUP_HELP}"
+                f"({short(exc)}); the key may be deleted or disabled — create a new key. {SETUP_HELP}"
             ) from None
         except (requests.RequestException, OSError, google.auth.exceptions.TransportError) as exc:
             raise SourceNetworkError(
@@ -293,34 +292,30 @@ def check(probe_timeout: float = PROBE_TIMEOUT_S) -> dict[str, Any]:
     return {"ok": True, "project": settings.project, "message": f"Earth Engine ready (project {settings.project})"}
 
 
-def _short(exc: BaseException | str, n: int = 200) -> str:
-    text = " ".join(str(exc).split())
-    return text[:n] + ("…" if len(text) > n else "")
-
-
 def _classify_init_error(message: str, project: str | None) -> SourceError:
     low = message.lower()
     if any(s in low for s in ("not registered", "has not been used in project", "caller does not have required permission",
                               "permission_denied", "permission denied", "earth engine api has not been")):
         return SourceProjectError(
-            f"project {project!r} cannot use Earth Engine ({_short(message)}). Register it at "
+            f"project {project!r} cannot use Earth Engine ({short(message)}). Register it at "
             "https://code.earthengine.google.com/register, enable the Earth Engine API "
             f"(https://console.cloud.google.com/apis/library/earthengine.googleapis.com?project={project}), and give "
             "the service account the 'Earth Engine Resource Viewer' and 'Service Usage Consumer' roles."
         )
     if "authorize access" in low or "credentials" in low or "unauthenticated" in low:
-        return SourceAuthError(f"Earth Engine did not accept the credentials ({_short(message)}). {SETUP_HELP}")
+        return SourceAuthError(f"Earth Engine did not accept the credentials ({short(message)}). {SETUP_HELP}")
     if _is_quota(low):
-        return SourceError(f"Earth Engine quota exceeded while initializing ({_short(message)}); try again later")
-    return SourceError(f"Earth Engine initialization failed: {_short(message)}")
+        return SourceError(f"Earth Engine quota exceeded while initializing ({short(message)}); try again later")
+    return SourceError(f"Earth Engine initialization failed: {short(message)}")
 
 
 def _is_quota(low: str) -> bool:
-    return any(s in low for s in ("too many", "quota", "rate limit", "resource_exhausted", "resource exhausted", "429"))
+    return any(s in low for s in ("too many", "quota", "rate limit", "resource_exhausted", "resource exhausted"))
 
 
+#: Wording of retryable Earth Engine errors, for the rare error without an HTTP status behind it.
 _TRANSIENT = ("internal error", "service unavailable", "backend error", "timed out", "deadline", "try again",
-              "unavailable", "502", "503", "504", "500")
+              "unavailable")
 
 
 # -- the recipe ----------------------------------------------------------------------------------
@@ -402,10 +397,10 @@ class GeeSource:
             try:
                 return ee.data.computePixels(pixel_request(grid, self.start, self.end, self.clear_threshold))
             except ee.EEException as exc:
-                raise self._classify(str(exc), where) from None
+                raise self._classify(exc, where) from None
             except Exception as exc:  # transport errors from requests / httplib2 / sockets
-                if _is_transport_error(exc):
-                    raise TransientError(f"{type(exc).__name__}: {_short(exc)}") from None
+                if is_transport_error(exc):
+                    raise TransientError(f"{type(exc).__name__}: {short(exc)}") from None
                 raise
 
         arr = retry(call, attempts=self.retry_attempts, base_delay=self.retry_base_delay, what=f"Earth Engine {where}")
@@ -420,27 +415,22 @@ class GeeSource:
             source=self.name, date_start=self.start, date_end=self.end, product_level=PRODUCT_LEVEL,
         )
 
-    def _classify(self, message: str, where: str) -> Exception:
+    def _classify(self, exc: BaseException, where: str) -> Exception:
+        """What an Earth Engine error means: no scene, retry (by the HTTP status behind it), or refusal."""
+        message = str(exc)
         low = message.lower()
         if "did not match any bands" in low or "no bands" in low or "available bands: []" in low:
             return NoSceneError(
                 f"{where}: no Sentinel-2 scene covers this point between {self.start} and {self.end}. "
                 "Check the coordinates (lon, lat order) and the date range."
             )
-        if _is_quota(low):
-            return QuotaError(_short(message))
-        if any(s in low for s in _TRANSIENT):
-            return TransientError(_short(message))
+        if (again := transient_for(exc, message)) is not None:
+            return again
+        if http_status(exc) is None and (_is_quota(low) or any(s in low for s in _TRANSIENT)):
+            return (QuotaError if _is_quota(low) else TransientError)(short(message))
         if "not registered" in low or "permission" in low or "has not been used in project" in low:
             return _classify_init_error(message, self.settings.project if self.settings else None)
-        return SourceError(f"{where}: Earth Engine refused the request: {_short(message)}")
-
-
-def _is_transport_error(exc: BaseException) -> bool:
-    import httplib2
-    import requests
-
-    return isinstance(exc, (requests.RequestException, httplib2.HttpLib2Error, ConnectionError, TimeoutError, OSError))
+        return SourceError(f"{where}: Earth Engine refused the request: {short(message)}")
 
 
 def _to_band_array(arr: Any, size: int) -> np.ndarray:

@@ -20,13 +20,12 @@ import numpy as np
 
 from asgm.config import S2_BANDS
 from asgm.grid import PatchGrid, patch_grid
+from asgm.net import TransientError, http_status, is_transport_error, short, transient_for
 from asgm.sources.common import (
     CloudyCompositeError,
     NoSceneError,
-    QuotaError,
     SourceError,
     SourceNetworkError,
-    TransientError,
     lonlat_bounds,
     median_composite,
     parse_date_range,
@@ -173,7 +172,7 @@ class StacSource:
                 "proxy, or pass another --stac-url; stored patches are kept."
             ) from None
         except (APIError, ValueError) as exc:
-            raise SourceError(f"{self.url} is not a usable STAC API ({_short(exc)}); check --stac-url") from None
+            raise SourceError(f"{self.url} is not a usable STAC API ({short(exc)}); check --stac-url") from None
         if not client.conforms_to("ITEM_SEARCH"):
             raise SourceError(f"{self.url} is a static STAC catalogue without item search; point --stac-url at a STAC API")
         self._client = client
@@ -194,8 +193,8 @@ class StacSource:
             except APIError as exc:
                 raise _transient_or_error(exc) from None
             except Exception as exc:
-                if _is_transport_error(exc):
-                    raise TransientError(f"{type(exc).__name__}: {_short(exc)}") from None
+                if is_transport_error(exc):
+                    raise TransientError(f"{type(exc).__name__}: {short(exc)}") from None
                 raise
 
         items = retry(call, attempts=self.retry_attempts, base_delay=self.retry_base_delay, what=f"STAC search {self.url}")
@@ -212,12 +211,10 @@ class StacSource:
             try:
                 return read_window(href, grid, resampling, nodata)
             except RasterioIOError as exc:
-                text = str(exc)
-                if "429" in text:
-                    raise QuotaError(_short(text)) from None
-                if "404" in text or "does not exist" in text.lower():
-                    raise SourceError(f"asset {href} is missing on the server ({_short(text)})") from None
-                raise TransientError(_short(text)) from None
+                # GDAL reports the HTTP status only in its message ("HTTP response code: 404").
+                if http_status(exc) == 404 or "does not exist" in str(exc).lower():
+                    raise SourceError(f"asset {href} is missing on the server ({short(exc)})") from None
+                raise transient_for(exc) or TransientError(short(exc)) from None
 
         return retry(call, attempts=self.retry_attempts, base_delay=self.retry_base_delay, what=f"reading {href}")
 
@@ -267,22 +264,8 @@ class StacSource:
         )
 
 
-def _short(exc: BaseException | str, n: int = 200) -> str:
-    text = " ".join(str(exc).split())
-    return text[:n] + ("…" if len(text) > n else "")
-
-
 def _transient_or_error(exc: Exception) -> Exception:
-    text = str(exc)
-    status = getattr(exc, "status_code", None)
-    if status == 429 or "too many" in text.lower():
-        return QuotaError(f"HTTP 429: {_short(text)}")
-    if (status is not None and status >= 500) or "timed out" in text.lower():
-        return TransientError(f"HTTP {status}: {_short(text)}")
-    return SourceError(f"the STAC API refused the search (HTTP {status}): {_short(text)}; check --stac-url")
-
-
-def _is_transport_error(exc: BaseException) -> bool:
-    import requests
-
-    return isinstance(exc, (requests.RequestException, ConnectionError, TimeoutError))
+    """A failed search: retry on 429 / 408 / 5xx (``asgm.net.transient_for``), else the API refused it."""
+    if (again := transient_for(exc)) is not None:
+        return again
+    return SourceError(f"the STAC API refused the search (HTTP {http_status(exc)}): {short(exc)}; check --stac-url")
