@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from asgm import atomic
 from asgm.config import S2_BANDS, ExperimentConfig, models_dir
 from asgm.errors import AsgmError
+from asgm.evaluate import N_BOOT
 from asgm.runs import now
 
 if TYPE_CHECKING:
@@ -100,7 +101,8 @@ def plan_table1(stores: Sequence[str], epochs: int = 160, seed: int = 7, **overr
     return plans
 
 
-def _row(plan: Plan, run_id: str | None, metrics: dict[str, Any] | None, status: str, reason: str | None) -> dict[str, Any]:
+def table_row(plan: Plan, run_id: str | None, metrics: dict[str, Any] | None, status: str, reason: str | None) -> dict[str, Any]:
+    """One row of the reproduced Table 1 (``COLUMNS``) for a plan and, when it ran, its run's metrics."""
     s = plan.spec
     m = metrics or {}
     return {
@@ -111,6 +113,13 @@ def _row(plan: Plan, run_id: str | None, metrics: dict[str, Any] | None, status:
         "store": plan.config.store if plan.config else None,
         "bands": list(plan.config.bands) if plan.config else None, "reason": reason,
     }
+
+
+def planned_rows(stores: Sequence[str], epochs: int = 160, seed: int = 7,
+                 only: Sequence[int] | None = None) -> list[dict[str, Any]]:
+    """Table 1 as it would run on ``stores``: each row 'planned' or 'skipped' with the reason, nothing trained."""
+    return [table_row(p, None, None, "planned" if p.config else "skipped", p.reason)
+            for p in plan_table1(stores, epochs, seed) if not only or p.exp in only]
 
 
 def run_table1(stores: Sequence[str], epochs: int = 160, seed: int = 7, only: Sequence[int] | None = None,
@@ -124,16 +133,16 @@ def run_table1(stores: Sequence[str], epochs: int = 160, seed: int = 7, only: Se
         if only and plan.exp not in only:
             continue
         if plan.config is None:
-            row = _row(plan, None, None, "skipped", plan.reason)
+            row = table_row(plan, None, None, "skipped", plan.reason)
         else:
             try:
                 run_id = train(plan.config)
                 from asgm.runs import get_run
 
                 info = get_run(run_id)
-                row = _row(plan, run_id, info.metrics, info.status, info.error)
+                row = table_row(plan, run_id, info.metrics, info.status, info.error)
             except Exception as exc:  # one failing row must not lose the others
-                row = _row(plan, None, None, "failed", f"{type(exc).__name__}: {exc}")
+                row = table_row(plan, None, None, "failed", f"{type(exc).__name__}: {exc}")
         rows.append(row)
         if on_row:
             on_row(row)
@@ -172,7 +181,7 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def ablation(run_id: str, retrain: bool = True, n_boot: int = 1000,
+def ablation(run_id: str, retrain: bool = True, n_boot: int = N_BOOT,
              on_step: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Each OSM layer of a completed run measured two ways, relative to the full model:
     - ``zeroed``: the run's model on its own test set with that channel set to 0 (threshold re-tuned

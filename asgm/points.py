@@ -155,3 +155,15 @@ def random_negatives(
         "lon": chosen[:, 0], "lat": chosen[:, 1],
     })
     return gpd.GeoDataFrame(df, geometry=[Point(xy) for xy in chosen], crs="EPSG:4326")
+
+
+def save_random_negatives(gdf: gpd.GeoDataFrame, seed: int, path: str | Path | None = None) -> Path:
+    """Record the exact list of drawn negatives as GeoJSON (atomically), by default under
+    ``data/points/random_seed<SEED>.geojson``; returns the path."""
+    from asgm import atomic
+    from asgm.config import data_dir
+
+    out = Path(path) if path else data_dir() / "points" / f"random_seed{seed}.geojson"
+    with atomic.atomic_path(out, suffix=".geojson") as tmp:
+        gdf.to_file(tmp, driver="GeoJSON")
+    return out

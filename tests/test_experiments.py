@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -63,3 +64,27 @@ def test_ablation_both_ways(data_env):
     assert sub.osm_layers == ("landuse",)
     with pytest.raises(experiments.ExperimentError, match="no OSM"):
         experiments.ablation(train(cfg.model_copy(update={"osm_layers": ()}), n_boot=20), retrain=False)
+
+
+def test_table1_plan_cli_trains_nothing(data_env, capsys):
+    from asgm import runs
+    from asgm.cli import main
+
+    toy_store(data_env / "data" / "stores", name="rgb48", n_pos=4, n_neg=4, bands=("B4", "B3", "B2"))
+    assert main(["experiments", "table1", "--dataset", "rgb48", "--plan", "--only", "3,4", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert [(r["exp"], r["status"]) for r in rows] == [(3, "planned"), (4, "skipped")]
+    assert rows == experiments.planned_rows(["rgb48"], only=[3, 4]) and runs.list_runs() == []
+
+
+def test_ablation_results_report_unreadable_files(data_env):
+    from asgm.config import models_dir
+
+    good = {"layers": [{"layer": "highway", "zeroed_delta": {"f1": -0.1, "precision": 0.0, "recall": -0.2}}]}
+    for rid, text in (("full", json.dumps(good)), ("broken", "{not json")):
+        (models_dir() / rid).mkdir(parents=True)
+        (models_dir() / rid / "ablation.json").write_text(text)
+    table, problems = experiments.ablation_results(["full", "broken", "never-ablated"])
+    assert table.to_dict("records") == [{"full_run": "full", "removed": "highway", "mode": "zeroed", "delta_f1": -0.1,
+                                         "delta_precision": 0.0, "delta_recall": -0.2}]
+    assert len(problems) == 1 and "broken" in problems[0] and "`asgm ablation broken`" in problems[0]

@@ -52,49 +52,25 @@ def _point_sets(values: list[str]) -> list[str]:
 
 
 def _fetch(args: argparse.Namespace) -> dict[str, Any]:
-    from asgm.points import load_points
-    from asgm.sources.common import DEFAULT_CLEAR_THRESHOLD, fetch_points, open_or_create_store
-    from asgm.store import StoreMeta
+    from asgm.sources import make_source
+    from asgm.sources.common import fetch_to_store, store_meta
 
     if args.limit is not None and args.limit < 1:
         raise CommandError("--limit must be at least 1")
     if args.workers < 1 or args.workers > 32:
         raise CommandError("--workers must be between 1 and 32")
-    if args.source == "gee":
-        if args.stac_url:
-            raise CommandError("--stac-url only applies to --source stac")
-        from asgm.sources.gee import GeeSource
-
-        source: Any = GeeSource(args.size, args.start, args.end,
-                                clear_threshold=DEFAULT_CLEAR_THRESHOLD if args.clear_threshold is None else args.clear_threshold)
-        credits: tuple[str, ...] = ("Contains modified Copernicus Sentinel data, processed by Google Earth Engine",
-                   "Cloud Score+ (Pasquarella et al. 2023)")
-        compare: tuple[str, ...] = ("clear_threshold",)
-    else:
-        if args.clear_threshold is not None:
-            raise CommandError("--clear-threshold only applies to --source gee (STAC masks clouds with SCL)")
-        from asgm.sources.stac import EARTH_SEARCH_URL, StacSource
-
-        source = StacSource(args.size, args.start, args.end, url=args.stac_url or EARTH_SEARCH_URL,
-                            max_scenes=args.max_scenes or None)
-        credits = ("Contains modified Copernicus Sentinel data, via Element84 Earth Search (AWS Open Data)",)
-        compare = ("collection", "max_scenes")
-
-    points = load_points(_point_sets(args.points))
-    meta = StoreMeta(
-        name=args.store or f"{args.source}-{args.size}", source=source.name, bands=_bands(), size=args.size,
-        product_level=source.product_level, date_start=source.start, date_end=source.end,
-        description=f"Sentinel-2 {source.product_level} median composites from {source.name}", credits=credits,
-        extra=source.store_extra(),
-    )
-    source.connect()  # credentials, project and network are checked before anything is created
-    store = open_or_create_store(meta, compare_extra=compare)
+    if args.source == "gee" and args.stac_url:
+        raise CommandError("--stac-url only applies to --source stac")
+    if args.source == "stac" and args.clear_threshold is not None:
+        raise CommandError("--clear-threshold only applies to --source gee (STAC masks clouds with SCL)")
+    source = make_source(args.source, args.size, args.start, args.end, clear_threshold=args.clear_threshold,
+                         stac_url=args.stac_url, max_scenes=args.max_scenes)
 
     bar = None
     if not args.no_progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=0, unit="patch", desc=f"{source.name} -> {store.name}", disable=None)
+        bar = tqdm(total=0, unit="patch", desc=f"{source.name} -> {store_meta(source, args.store).name}", disable=None)
 
     def progress(done: int, total: int) -> None:
         if bar is not None:
@@ -103,20 +79,11 @@ def _fetch(args: argparse.Namespace) -> dict[str, Any]:
             bar.refresh()
 
     try:
-        report = fetch_points(source, points, store, workers=args.workers, limit=args.limit, progress=progress)
+        return fetch_to_store(source, _point_sets(args.points), args.store, workers=args.workers, limit=args.limit,
+                              progress=progress)
     finally:
         if bar is not None:
             bar.close()
-    out = report.as_dict()
-    out["store_root"] = str(store.root)
-    out["product_level"] = source.product_level
-    return out
-
-
-def _bands() -> tuple[str, ...]:
-    from asgm.config import S2_BANDS
-
-    return S2_BANDS
 
 
 def _human_fetch(r: dict[str, Any]) -> str:

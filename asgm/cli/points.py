@@ -34,8 +34,7 @@ def _summary(args: argparse.Namespace) -> dict:
 
 
 def _random(args: argparse.Namespace) -> dict:
-    from asgm import atomic, boundary, points
-    from asgm.config import data_dir
+    from asgm import boundary, points
 
     pos = points.load_points(["positives"])
     if args.boundary == "osm":
@@ -47,8 +46,6 @@ def _random(args: argparse.Namespace) -> dict:
         area, used = boundary.extent_of(points.load_points()), "extent of the labelled points (offline fallback)"
     gdf = points.random_negatives(area, pos, n=args.n, spacing_m=args.spacing, min_distance_m=args.min_distance,
                                   seed=args.seed, prefix=f"gen{args.seed}")
-    out = args.out or data_dir() / "points" / f"random_seed{args.seed}.geojson"
-    with atomic.atomic_path(out, suffix=".geojson") as tmp:
-        gdf.to_file(tmp, driver="GeoJSON")
+    out = points.save_random_negatives(gdf, args.seed, args.out)
     d = points.nearest_distance_m(gdf[["lon", "lat"]].to_numpy(), pos[["lon", "lat"]].to_numpy())
     return {"n": len(gdf), "path": str(out), "seed": args.seed, "boundary": used, "min_distance_m": float(d.min())}

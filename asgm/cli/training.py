@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from asgm.cli import CommandError, add_command, add_json_flag, command_group
+from asgm.evaluate import N_BOOT
 
 
 def _config_flags(p: argparse.ArgumentParser) -> None:
@@ -67,7 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser("train", help="train the study's CNN on a patch store (spatial split, best epoch, test metrics)")
     _config_flags(t)
     t.add_argument("--run-id", help="train into this run folder (used by the app's background launcher)")
-    t.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs (default 1000)")
+    t.add_argument("--bootstrap", type=int, default=N_BOOT, help=f"bootstrap resamples for the CIs (default {N_BOOT})")
     t.add_argument("--detach", action="store_true", help="start in the background and print the run id")
     add_json_flag(t)
     t.set_defaults(handler=_train, human=_human_metrics)
@@ -80,7 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     e = sub.add_parser("evaluate", help="re-score a run: predict val/test again, tune the threshold, write metrics")
     e.add_argument("run_id")
-    e.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    e.add_argument("--bootstrap", type=int, default=N_BOOT, help=f"bootstrap resamples (default {N_BOOT})")
     add_json_flag(e)
     e.set_defaults(handler=_evaluate, human=_human_metrics)
 
@@ -102,7 +103,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     a = sub.add_parser("ablation", help="each OSM layer of a run: retrained without it and zeroed at test time")
     a.add_argument("run_id")
     a.add_argument("--no-retrain", action="store_true", help="only zero channels at test time (fast)")
-    a.add_argument("--bootstrap", type=int, default=1000)
+    a.add_argument("--bootstrap", type=int, default=N_BOOT, help=f"bootstrap resamples (default {N_BOOT})")
     add_json_flag(a)
     a.set_defaults(handler=_ablation, human=_human_ablation)
 
@@ -196,12 +197,8 @@ def _table1(args: argparse.Namespace) -> dict[str, Any]:
     stores = args.dataset or ["demo"]
     only = [int(x) for x in args.only.split(",")] if args.only else None
     if args.plan:
-        rows = []
-        for p in experiments.plan_table1(stores, args.epochs, args.seed):
-            if only and p.exp not in only:
-                continue
-            rows.append(experiments._row(p, None, None, "planned" if p.config else "skipped", p.reason))
-        return {"rows": rows, "published": list(experiments.TABLE1_PUBLISHED)}
+        return {"rows": experiments.planned_rows(stores, args.epochs, args.seed, only),
+                "published": list(experiments.TABLE1_PUBLISHED)}
     import tqdm
 
     plans = experiments.plan_table1(stores, args.epochs, args.seed)

@@ -38,7 +38,6 @@ DEFAULT_END = "2022-01-01"
 #: The study's Cloud Score+ threshold (``cs_cdf >= 0.75`` is clear).
 DEFAULT_CLEAR_THRESHOLD = 0.75
 PATCH_SIZES = (48, 256)
-#: Reflectance -> DN factor of the store (and of Level-1C on Earth Engine).
 
 T = TypeVar("T")
 
@@ -213,6 +212,36 @@ def open_or_create_store(meta: StoreMeta, compare_extra: Sequence[str] = ()) -> 
             "Use another --store name (or delete the store folder) to fetch with these settings."
         )
     return store
+
+
+def store_meta(source: Any, name: str | None = None) -> StoreMeta:
+    """The metadata of a store of ``source``'s Sentinel-2 patches (default name ``<source>-<size>``)."""
+    from asgm.config import S2_BANDS
+
+    return StoreMeta(
+        name=name or f"{source.name}-{source.size}", source=source.name, bands=S2_BANDS, size=source.size,
+        product_level=source.product_level, date_start=source.start, date_end=source.end,
+        description=f"Sentinel-2 {source.product_level} median composites from {source.name}",
+        credits=tuple(source.credits), extra=source.store_extra(),
+    )
+
+
+def fetch_to_store(source: Any, point_sets: Sequence[str], store_name: str | None = None, *, workers: int = 4,
+                   limit: int | None = None, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Fetch the patches of ``point_sets`` with ``source`` into its store (created, or reopened if it holds the
+    same kind of patches; resumable). Credentials, project and network are checked before anything is created.
+    Returns the fetch report with the store's folder and product level."""
+    from asgm.points import load_points
+
+    points = load_points(list(point_sets))
+    meta = store_meta(source, store_name)
+    source.connect()
+    store = open_or_create_store(meta, compare_extra=source.compare_extra)
+    report = fetch_points(source, points, store, workers=workers, limit=limit, progress=progress)
+    out = report.as_dict()
+    out["store_root"] = str(store.root)
+    out["product_level"] = source.product_level
+    return out
 
 
 # -- the fetch driver ----------------------------------------------------------------------------

@@ -352,6 +352,10 @@ class GeeSource:
 
     name = "gee"
     product_level = PRODUCT_LEVEL
+    credits = ("Contains modified Copernicus Sentinel data, processed by Google Earth Engine",
+               "Cloud Score+ (Pasquarella et al. 2023)")
+    #: ``StoreMeta.extra`` keys that must match to fetch more patches into an existing store.
+    compare_extra = ("clear_threshold",)
 
     def __init__(
         self,

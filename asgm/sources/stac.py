@@ -116,6 +116,9 @@ class StacSource:
 
     name = "stac"
     product_level = PRODUCT_LEVEL
+    credits = ("Contains modified Copernicus Sentinel data, via Element84 Earth Search (AWS Open Data)",)
+    #: ``StoreMeta.extra`` keys that must match to fetch more patches into an existing store.
+    compare_extra = ("collection", "max_scenes")
 
     def __init__(
         self,
