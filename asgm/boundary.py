@@ -1,6 +1,6 @@
 """The state boundary of Bolívar at run time (OSM via the osmnx geocoder), cached, with an offline fallback.
 
-No boundary is shipped: the study's is GADM's, which may not be redistributed (pipeline spec, B14).
+No boundary is shipped: the study's is GADM's, which may not be redistributed (study bug B14, docs/study-bugs.md).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Rule used everywhere (sources, OSM rasterization, tests): for a patch of N pixels, pixel
 (row N//2, col N//2) has its centre exactly on the point. This fixes the study's EPSG:4326 grid and
-its one-pixel misregistration (pipeline spec, bug B11).
+its one-pixel misregistration (study bug B11, docs/study-bugs.md).
 """
 
 from __future__ import annotations

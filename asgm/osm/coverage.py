@@ -1,6 +1,6 @@
 """OSM coverage of a patch store, per class and per key, with the right denominator.
 
-The study divided its per-key shares by "patches with any OSM" (pipeline spec B9); here every share
+The study divided its per-key shares by "patches with any OSM" (study bug B9, docs/study-bugs.md); here every share
 is over *all* patches of the class (or set). Presence is read from the stored masks (what the model
 sees); tag-value frequencies are read from the vectors the masks were made from (recorded in
 ``osm.json``), listing also values that a filter left out, so leakage candidates such as

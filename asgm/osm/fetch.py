@@ -9,7 +9,7 @@ sidecar ``features.json`` (query, keys, fetch time, OSM snapshot date, counts). 
     data/osm/<cache_id>/features.json       sidecar
     data/osm/<cache_id>/parts/00000.parquet one file (+ .json) per finished Overpass request
 
-Snapshot dates (pipeline spec B4): ``date`` asks Overpass for the state of OSM at that instant
+Snapshot dates (study bug B4, docs/study-bugs.md): ``date`` asks Overpass for the state of OSM at that instant
 (``[date:"..."]`` in the query header via ``osmnx.settings.overpass_settings``); for a patch store it
 defaults to the end of the store's imagery period. Without a date the snapshot date recorded is the
 server's ``timestamp_osm_base``.

@@ -1,6 +1,6 @@
 """Rasterize OSM vectors onto the exact grid of each patch: one binary uint8 channel per key.
 
-Choices (pipeline spec B11), recorded in the store's ``osm.json``:
+Choices (study bug B11, docs/study-bugs.md), recorded in the store's ``osm.json``:
 
 * Grid: each mask has the CRS, affine transform and shape of its patch's Sentinel-2 GeoTIFF, read
   from the file header, so mask pixel (r, c) is patch pixel (r, c). Vectors are reprojected from
