@@ -11,6 +11,7 @@ import streamlit as st
 
 from asgm.app import loaders, page, prepare
 from asgm.errors import AsgmError
+from asgm.runs import get_run
 
 
 def home() -> None:
@@ -120,7 +121,7 @@ def _home_body() -> None:
     st.subheader("Active model")
     if run_id:
         try:
-            info = loaders.get_run(run_id)
+            info = get_run(run_id)
             m = info.metrics or {}
             st.markdown(f"**{page.run_label(info)}** — store `{info.config.store}`, bands {', '.join(info.config.bands)}, "
                         f"OSM layers: {', '.join(info.config.osm_layers) or 'none'}.")

@@ -31,7 +31,6 @@ from asgm.store import DN_SCALE, PatchStore
 if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf
 
-#: DN -> reflectance scale of the study (divide, then clip to [0, 1]).
 #: RAM for compact patch arrays (per dataset); rows beyond it are streamed from disk. 128 MB holds a whole
 #: 48-px store of 1,259 patches (84 MB) but only ~65 patches of 256 px: there TF (~0.65 GB) + the batch-16
 #: training step (~1.1 GB) + pipeline buffers leave little room under the 2.5 GB target (issue 3 item 9;

@@ -330,5 +330,5 @@ def request_cancel(run_id: str) -> RunInfo:
     if info.status not in ("queued", "running"):
         raise RunError(f"run {run_id!r} is {info.status}; only queued or running runs can be cancelled")
     folder = RunFolder.of(run_id)
-    folder.file("cancel").write_text(now() + "\n", encoding="utf-8")
+    atomic.write_text(folder.file("cancel"), now() + "\n")
     return info

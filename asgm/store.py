@@ -96,11 +96,6 @@ class Patch:
         """Share of pixels whose mean over the bands is below 10 DN (cloud-masked or no data)."""
         return masked_fraction(self.data)
 
-    def rgb(self) -> np.ndarray:
-        """True-colour (H, W, 3) float image in [0, 1]: B4, B3, B2 / 3000 as the study displays."""
-        idx = [self.bands.index(b) for b in ("B4", "B3", "B2")]
-        return np.clip(self.data[idx].transpose(1, 2, 0).astype(np.float32) / 3000.0, 0.0, 1.0)
-
 
 def masked_fraction(data: np.ndarray) -> float:
     """Share of pixels of a (bands, H, W) DN array whose band mean is below ``MASKED_DN``."""

@@ -27,7 +27,7 @@ OSM_COLOURS: dict[str, tuple[int, int, int]] = {
 LABEL_COLOURS = {1: "#d7301f", 0: "#2b8cbe"}
 #: Colours of prediction outcomes on the map (true/false positive/negative).
 OUTCOME_COLOURS = {"TP": "#d7301f", "TN": "#2b8cbe", "FP": "#ff7f00", "FN": "#984ea3", "": "#7f7f7f"}
-#: Display stretch of the study: DN / 3000 clipped to [0, 1] (patch.rgb() uses the same).
+#: Display stretch of the study: DN / 3000 clipped to [0, 1].
 DISPLAY_DN = 3000.0
 FALSE_COLOUR_BANDS = ("B12", "B8", "B4")
 

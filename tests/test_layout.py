@@ -90,3 +90,12 @@ def test_core_modules_import_without_streamlit_or_tensorflow():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=PKG.parent).stdout.strip()
     assert out == "[]"
+
+
+def test_the_core_never_imports_the_app_package():
+    graph = _graph()
+    reaching_up = {m for m, deps in graph.items() if not m.startswith("asgm.app")
+                   and any(d.startswith("asgm.app") for d in deps)}
+    assert reaching_up == set(), reaching_up
+    assert any(d.startswith("asgm.map_data") or d.startswith("asgm.inference") for d in
+               set().union(*(graph[m] for m in graph if m.startswith("asgm.app"))))

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
+from asgm import runs
 from asgm.config import ExperimentConfig, data_dir, models_dir
 from asgm.errors import AsgmError
 from asgm.store import PatchStore, PatchStoreError, list_stores
@@ -56,8 +57,6 @@ def osm_caches() -> list[dict[str, Any]]:
 def list_runs_safe() -> list[Any]:
     """All runs, newest first; [] when the run store is unreadable (a damaged run folder is listed as
     'corrupt' by ``asgm.runs.list_runs``; pages show per-run errors)."""
-    from asgm import runs
-
     try:
         out = list(runs.list_runs())
     except (OSError, AsgmError):
@@ -140,8 +139,6 @@ def _run_version(run_id: str) -> float:
 
 @st.cache_resource(max_entries=3, show_spinner="Loading the model…")
 def _load_model(run_id: str, version: float):
-    from asgm import runs
-
     return runs.load_model(run_id)
 
 
@@ -164,8 +161,6 @@ def compiled_model(run_id: str) -> Any:
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def _predictions(run_id: str, version: float) -> pd.DataFrame:
-    from asgm import runs
-
     return runs.predictions(run_id)
 
 
@@ -173,22 +168,18 @@ def predictions(run_id: str) -> pd.DataFrame:
     return _predictions(run_id, _run_version(run_id))
 
 
-def get_run(run_id: str):
-    from asgm import runs
-
-    return runs.get_run(run_id)
-
-
 def model_input(run_id: str, store_name: str, sid: str) -> tuple[Any, Any, np.ndarray]:
     """(model, config, x) for one patch; the patch and model come from the caches."""
     from asgm import inference
 
-    info = get_run(run_id)
+    info = runs.get_run(run_id)
+    inference.run_threshold(info)  # only a completed run (with its config) has a model
+    config = cast(ExperimentConfig, info.config)
     model = load_model(run_id)
     patch = read_patch(store_name, sid)
-    osm = read_osm(store_name, sid) if info.config.osm_layers else None
-    x = inference.prepare_input(patch, osm, info.config)
-    return model, info.config, x
+    osm = read_osm(store_name, sid) if config.osm_layers else None
+    x = inference.prepare_input(patch, osm, config)
+    return model, config, x
 
 
 def classify(run_id: str, store_name: str, sid: str, zero_layers: Sequence[str] = ()) -> dict[str, Any]:
@@ -198,11 +189,12 @@ def classify(run_id: str, store_name: str, sid: str, zero_layers: Sequence[str] 
     forward pass."""
     from asgm import inference
 
-    info = get_run(run_id)
+    info = runs.get_run(run_id)
     inference.run_threshold(info)  # a run without a threshold is the problem to report, before loading its model
+    config = cast(ExperimentConfig, info.config)  # run_threshold refused a run without one
     model = compiled_model(run_id)
     patch = read_patch(store_name, sid)
-    osm = read_osm(store_name, sid) if info.config.osm_layers else None
+    osm = read_osm(store_name, sid) if config.osm_layers else None
     return inference.classify_patch(model, info, patch, osm, zero_layers)
 
 

@@ -9,9 +9,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from asgm import CREDITS
+from asgm import CREDITS, runs
 from asgm.app import assets
-from asgm.app.loaders import completed_runs, get_run, product_level_note, store_problems
+from asgm.app.loaders import completed_runs, product_level_note, store_problems
 from asgm.app.prepare import auto_prepare
 from asgm.config import RGB_BANDS, ExperimentConfig
 from asgm.errors import AsgmError
@@ -111,7 +111,7 @@ def selected_run(run_id: str | None):
     if not run_id:
         return None
     try:
-        return get_run(run_id)
+        return runs.get_run(run_id)
     except AsgmError as exc:
         show_error(exc, "Pick another run in the sidebar.")
         return None
@@ -130,9 +130,4 @@ def run_can_classify(run_id: str, run_config: ExperimentConfig, store_name: str)
 
 def credits_markdown() -> str:
     """Credits and licences, for the Home page footer."""
-    return "\n".join(f"- {v}" for v in CREDITS.values()) + (
-        "\n- Earth Genome data (chips, mining polygons, runway points, holdout): CC BY 4.0."
-        "\n- Contains modified Copernicus Sentinel data 2019."
-        "\n- © OpenStreetMap contributors, ODbL 1.0."
-        "\n- Study (Dissing & Kalo, ASGM-Detector): MIT licence."
-    )
+    return "\n".join(f"- {v}" for v in CREDITS.values())

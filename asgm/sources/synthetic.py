@@ -23,6 +23,7 @@ from shapely.geometry import LineString, Point, Polygon, box
 from shapely.ops import transform as shp_transform
 from tqdm import tqdm
 
+from asgm import atomic
 from asgm.config import OSM_LAYERS, S2_BANDS
 from asgm.grid import PatchGrid, patch_grid
 from asgm.store import Patch, PatchStore, StoreMeta
@@ -200,5 +201,6 @@ def build_store(
         vectors.append(scene.osm)
     store.write_patches(scenes)
     osm = pd.concat(vectors, ignore_index=True) if vectors else gpd.GeoDataFrame(columns=[*OSM_LAYERS, "sample_id", "geometry"])
-    gpd.GeoDataFrame(osm, geometry="geometry", crs="EPSG:4326").to_parquet(store.root / "osm_vectors.parquet")
+    with atomic.atomic_path(store.root / "osm_vectors.parquet") as tmp:  # never a half-written file
+        gpd.GeoDataFrame(osm, geometry="geometry", crs="EPSG:4326").to_parquet(tmp)
     return store

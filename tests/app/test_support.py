@@ -59,3 +59,13 @@ def test_cli_errors_are_asgm_errors():
 
     assert issubclass(CommandError, AsgmError)
     assert main(["model", "summary", "--size", "4"]) == 1  # a CommandError: one line, exit status 1
+
+
+def test_home_credits_each_source_once():
+    from asgm import CREDITS
+    from asgm.app import page
+
+    text = page.credits_markdown()
+    assert len(text.splitlines()) == len(CREDITS)
+    for needle in ("OpenStreetMap contributors", "CC BY 4.0", "Copernicus Sentinel data", "MIT"):
+        assert text.count(needle) == 1, needle
