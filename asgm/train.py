@@ -3,7 +3,7 @@
 Run folder layout (every file written atomically; ``asgm.runs`` reads it)::
 
     config.json       the ExperimentConfig
-    status.json       status (queued|running|completed|failed|cancelled), pid, times, error
+    status.json       status (queued|running|completed|failed|cancelled), pid, times, error (one line)
     progress.json     after every epoch: epoch, losses, validation metrics, best epoch, ETA
     history.json      per-epoch metrics
     split.csv         sample_id, label, lon, lat, cluster, split (the spatial split actually used)
@@ -28,6 +28,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ import pandas as pd
 
 from asgm import atomic
 from asgm.config import ExperimentConfig, models_dir
-from asgm.errors import AsgmError
+from asgm.errors import AsgmError, one_line
 from asgm.evaluate import N_BOOT, best_threshold, decide, metrics_on_test
 
 STATUSES = ("queued", "running", "completed", "failed", "cancelled")
@@ -119,6 +120,18 @@ def create_run(config: ExperimentConfig, run_id: str | None = None, status: str 
     return folder
 
 
+def read_run_config(folder: RunFolder) -> ExperimentConfig:
+    """The run's ``config.json``; a missing or invalid one is a ``RunError`` saying what to do."""
+    path = folder.file("config.json")
+    try:
+        return ExperimentConfig.model_validate_json(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunError(f"run {folder.run_id!r} has no config.json ({path}); delete the run folder") from None
+    except (ValueError, UnicodeDecodeError) as exc:  # pydantic's ValidationError is a ValueError
+        raise RunError(f"run {folder.run_id!r} has an invalid config.json ({path}: {one_line(exc)}); "
+                       "restore it or delete the run folder") from None
+
+
 def load_keras_model(path: Path) -> Any:
     """Load a ``.keras`` file with Keras safe mode; a missing or corrupt file is a ``RunError``."""
     path = Path(path)
@@ -191,10 +204,10 @@ def _progress_callback(folder: RunFolder, epochs: int, tqdm_bar: Any = None) -> 
 
 def _predict(model: Any, source: Any, batch_size: int) -> np.ndarray:
     """Probabilities for every row of a PatchSource (no augmentation, in order)."""
-    from asgm.dataset import make_tf_dataset
+    from asgm.dataset import make_tf_dataset, run_pipeline
 
     ds = make_tf_dataset(source, np.zeros(len(source.sample_ids)), batch_size, training=False)
-    return model.predict(ds.map(lambda x, y: x), verbose=0).reshape(-1).astype(float)
+    return run_pipeline(lambda: model.predict(ds.map(lambda x, y: x), verbose=0), source).reshape(-1).astype(float)
 
 
 def score(model: Any, store: Any, config: ExperimentConfig, split: pd.DataFrame,
@@ -232,6 +245,10 @@ class _ZeroedSource:
         self._s, self._ch = source, channels
         self.sample_ids, self.shape, self.cached = source.sample_ids, source.shape, source.cached
 
+    @property
+    def failure(self) -> Any:
+        return self._s.failure
+
     def load_batch(self, idx: np.ndarray, d4: np.ndarray | None = None) -> np.ndarray:
         x = self._s.load_batch(idx, d4)
         x[..., self._ch] = 0.0
@@ -244,7 +261,13 @@ def train(config: ExperimentConfig, run_id: str | None = None, *, show_progress:
 
     The folder ends ``completed`` with metrics, ``cancelled`` when a cancel was requested, or
     ``failed`` with the error (the exception is re-raised). ``split_override`` reuses a given split
-    (sample_id, split, cluster) instead of computing one, e.g. for ablation retraining."""
+    (sample_id, split, cluster) instead of computing one, e.g. for ablation retraining.
+
+    Without ``run_id`` a store that cannot be opened is refused before any run folder is made."""
+    if run_id is None:
+        from asgm.store import PatchStore
+
+        PatchStore.open(config.store)
     folder = create_run(config, run_id, status="running")
     folder.set_status("running", pid=os.getpid(), started=now(), error=None)
     try:
@@ -255,7 +278,8 @@ def train(config: ExperimentConfig, run_id: str | None = None, *, show_progress:
     except BaseException as exc:
         folder.file("error.txt").parent.mkdir(parents=True, exist_ok=True)
         atomic.write_text(folder.file("error.txt"), traceback.format_exc())
-        msg = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+        # One line for lists and pages; error.txt keeps the traceback.
+        msg = "interrupted" if isinstance(exc, KeyboardInterrupt) else one_line(exc)
         folder.set_status("failed", finished=now(), error=msg)
         raise
     folder.set_status("completed", finished=now(), error=None, f1=result.get("f1"))
@@ -264,7 +288,15 @@ def train(config: ExperimentConfig, run_id: str | None = None, *, show_progress:
 
 def _train(folder: RunFolder, config: ExperimentConfig, show_progress: bool, n_boot: int,
            split_override: pd.DataFrame | None) -> dict[str, Any]:
-    from asgm.dataset import DEFAULT_CACHE_LIMIT_MB, PatchSource, assemble, augmenter, class_weights, make_tf_dataset
+    from asgm.dataset import (
+        DEFAULT_CACHE_LIMIT_MB,
+        PatchSource,
+        assemble,
+        augmenter,
+        class_weights,
+        make_tf_dataset,
+        run_pipeline,
+    )
     from asgm.split import holdout_mask, spatial_split, split_counts
     from asgm.store import PatchStore
 
@@ -312,8 +344,8 @@ def _train(folder: RunFolder, config: ExperimentConfig, show_progress: bool, n_b
                                                        patience=config.early_stopping_patience))
     try:
         # shuffle=False: the tf.data pipeline already reshuffles every epoch (seeded).
-        model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks, verbose=0,
-                  shuffle=False)
+        run_pipeline(partial(model.fit, train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks,
+                             verbose=0, shuffle=False), train_src, val_src)
     finally:
         if bar is not None:
             bar.close()
@@ -349,12 +381,15 @@ def evaluate_saved_run(run_id: str, n_boot: int = N_BOOT) -> dict[str, Any]:
     folder = RunFolder.of(run_id)
     if not folder.file("config.json").exists():
         raise RunNotFound(f"no run {run_id!r} in {folder.root.parent}; list runs with `asgm runs list`")
-    config = ExperimentConfig.model_validate_json(folder.file("config.json").read_text(encoding="utf-8"))
+    config = read_run_config(folder)
     if not folder.file("split.csv").exists():
         raise RunError(f"run {run_id!r} has no split.csv (it stopped before splitting); retrain it")
     split = pd.read_csv(folder.file("split.csv"), dtype={"sample_id": str})
     model = load_keras_model(folder.model_path)
     store = PatchStore.open(config.store)
+    from asgm.dataset import verify_rows
+
+    verify_rows(store, split.loc[split["split"].isin(["val", "test"]), "sample_id"])
     metrics, preds = score(model, store, config, split, n_boot=n_boot)
     old = folder.read_json("metrics.json") if folder.file("metrics.json").exists() else {}
     for key in ("best_epoch", "best_epoch_by", "epochs_run", "batch_size", "class_weights", "counts", "store",
