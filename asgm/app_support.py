@@ -194,11 +194,18 @@ def selected_run_id(sidebar: bool = True) -> str | None:
 
     Defaults to the newest completed run; kept across page switches in session state."""
     done = completed_runs()
+    ids = [r.run_id for r in done]
+    linked = st.query_params.get("run")
+    if linked and linked not in ids:
+        from asgm import runs
+
+        # Say so rather than silently showing another run.
+        st.warning(f"The link names run {linked!r}, but {runs.unusable_reason(linked) or 'it cannot be read'}; "
+                   + ("showing the selected run instead." if done else "no trained run is available."))
     if not done:
         if sidebar:
             st.sidebar.info("No trained run yet. The default model trains on first start; see **Home** or **Train**.")
         return None
-    ids = [r.run_id for r in done]
     if st.query_params.get("run") in ids and st.session_state.get("_run_from_url") != st.query_params["run"]:
         # A shared link names its run (?run=ID): adopt it once, then the sidebar picker rules.
         st.session_state["run_id"] = st.session_state["_run_from_url"] = st.query_params["run"]

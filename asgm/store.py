@@ -373,7 +373,7 @@ class PatchStore:
         (None with ``pixels=False``, which reads the header only). A file that is missing, empty,
         unreadable, of the wrong size, dtype or bands is a ``PatchStoreError`` with a one-line cause."""
         path = self.patch_path(sample_id)
-        where = f"patch {sample_id!r} ({path})"
+        where = f"patch {sample_id!r} ({path.relative_to(self.root)})"
         if not path.is_file():
             raise PatchStoreError(f"{where}: file is missing")
         if path.stat().st_size == 0:
@@ -394,7 +394,7 @@ class PatchStore:
                     raise PatchStoreError(f"{where}: {names}, the store holds {list(bands)}")
                 return masked_fraction(src.read()) if pixels else None
         except (RasterioError, OSError, ValueError) as exc:
-            cause = " ".join(str(exc).split())[:200]
+            cause = " ".join(str(exc).replace(str(path), path.name).split())[:200]
             raise PatchStoreError(f"{where}: unreadable GeoTIFF ({cause})") from None
 
     def check(self, sample_ids: Sequence[str] | None = None, pixels: bool = True, workers: int = 2,

@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         print_report(report, getattr(args, "json", False), human)
     except BrokenPipeError:  # output piped into `head` and friends
         sys.stderr.close()
-    return 0
+    # A check whose report says ``ok: false`` fails, so scripts can rely on the exit status.
+    return 1 if isinstance(report, dict) and report.get("ok") is False else 0
 
 
 if __name__ == "__main__":
