@@ -51,6 +51,11 @@ def mirror_dir() -> Path | None:
     return Path(value).expanduser().resolve() if value else None
 
 
+def invalid_fields(exc: ValidationError, limit: int = 5) -> str:
+    """A pydantic validation error as one line: ``field: problem; field: problem``."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors()[:limit])
+
+
 class ConfigError(AsgmError):
     """An experiment config file that cannot be used; the message names the problem."""
 
@@ -120,8 +125,7 @@ class ExperimentConfig(BaseModel):
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors()[:5])
-            raise ConfigError(f"config file {path} is not a valid experiment config: {problems}") from None
+            raise ConfigError(f"config file {path} is not a valid experiment config: {invalid_fields(exc)}") from None
 
     def to_json(self) -> str:
         """Serialize to indented JSON (the run store's ``config.json``)."""

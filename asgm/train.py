@@ -24,6 +24,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import time
 import traceback
 from dataclasses import dataclass
@@ -34,9 +35,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 
 from asgm import atomic
-from asgm.config import ExperimentConfig, models_dir
+from asgm.config import ExperimentConfig, invalid_fields, models_dir
 from asgm.errors import AsgmError, one_line
 from asgm.evaluate import N_BOOT, best_threshold, decide, metrics_on_test
 
@@ -113,10 +115,16 @@ class RunFolder:
 def create_run(config: ExperimentConfig, run_id: str | None = None, status: str = "queued") -> RunFolder:
     """Make the run folder with its config and an initial status."""
     folder = RunFolder.of(run_id or new_run_id(config))
+    fresh = not folder.root.exists()
     folder.root.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(folder.file("config.json"), config.to_json() + "\n")
-    if not folder.file("status.json").exists():
-        folder.set_status(status, created=now(), pid=None, error=None)
+    try:
+        atomic.write_text(folder.file("config.json"), config.to_json() + "\n")
+        if not folder.file("status.json").exists():
+            folder.set_status(status, created=now(), pid=None, error=None)
+    except BaseException:
+        if fresh:  # e.g. a full disk: leave no half-made run behind to be listed as corrupt
+            shutil.rmtree(folder.root, ignore_errors=True)
+        raise
     return folder
 
 
@@ -127,8 +135,9 @@ def read_run_config(folder: RunFolder) -> ExperimentConfig:
         return ExperimentConfig.model_validate_json(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RunError(f"run {folder.run_id!r} has no config.json ({path}); delete the run folder") from None
-    except (ValueError, UnicodeDecodeError) as exc:  # pydantic's ValidationError is a ValueError
-        raise RunError(f"run {folder.run_id!r} has an invalid config.json ({path}: {one_line(exc)}); "
+    except (ValueError, UnicodeDecodeError) as exc:  # JSON and pydantic errors are ValueErrors
+        why = invalid_fields(exc) if isinstance(exc, ValidationError) else one_line(exc)
+        raise RunError(f"run {folder.run_id!r} has an invalid config.json ({path}: {why}); "
                        "restore it or delete the run folder") from None
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -72,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``asgm`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # TensorFlow logs a failing pipeline step (with its Python traceback) at warning level; the CLI
+    # reports the cause itself in one line. Set before TensorFlow is imported; a user's value wins.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from asgm.errors import USER_ERRORS
 
     try:
