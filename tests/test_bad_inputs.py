@@ -322,6 +322,20 @@ def test_full_disk_at_run_creation_leaves_nothing_behind(tmp_path):
     assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
 
 
+def test_full_disk_while_saving_the_model_is_one_line(tmp_path):
+    small_store(tmp_path / "data" / "stores")
+    # ~200 kB per file: the run's JSON and CSV files fit, the 1.4 MB model.keras does not
+    rc, out, err, _ = subprocess_cli(tmp_path, "train", "--store", "toy", "--epochs", "1", "--bootstrap", "10",
+                                     limit_file_bytes=200_000)
+    assert rc == 1 and out == "" and "Traceback" not in err
+    message = [ln for ln in err.splitlines() if ln.startswith("asgm train:")]  # TensorFlow logs its start-up too
+    assert len(message) == 1 and "no space left to write" in message[0] and "model.keras" in message[0]
+    (run,) = (tmp_path / "models").iterdir()
+    status = json.loads((run / "status.json").read_text())
+    assert status["status"] == "failed" and status["error"].startswith("no space left to write")
+    assert not (run / "model.keras").exists() and not list(run.glob(".tmp-*"))
+
+
 def test_nan_polygon_and_damaged_boundary_cache(data_env, capsys):
     from asgm import boundary
 
