@@ -196,12 +196,16 @@ def selected_run_id(sidebar: bool = True) -> str | None:
     done = completed_runs()
     ids = [r.run_id for r in done]
     linked = st.query_params.get("run")
-    if linked and linked not in ids:
-        from asgm import runs
+    chosen = st.session_state.get("run_id")
+    instead = "showing the selected run instead." if done else "no trained run is available."
+    from asgm import runs
 
-        # Say so rather than silently showing another run.
-        st.warning(f"The link names run {linked!r}, but {runs.unusable_reason(linked) or 'it cannot be read'}; "
-                   + ("showing the selected run instead." if done else "no trained run is available."))
+    # Say so rather than silently showing another run.
+    if linked and linked not in ids:
+        st.warning(f"The link names run {linked!r}, but {runs.unusable_reason(linked) or 'it cannot be read'}; {instead}")
+    elif chosen and chosen not in ids:
+        st.warning(f"Run {chosen!r} can no longer be used: {runs.unusable_reason(chosen) or 'it cannot be read'}; "
+                   f"retrain it or pick another run. {instead.capitalize()}")
     if not done:
         if sidebar:
             st.sidebar.info("No trained run yet. The default model trains on first start; see **Home** or **Train**.")
