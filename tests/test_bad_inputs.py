@@ -526,3 +526,21 @@ def test_foreground_train_refuses_a_duplicate_of_a_running_run(data_env, capsys)
     assert rc == 1
     one_line(err, "run running-1 with the same config is already running")
     assert sorted(p.name for p in (data_env / "models").iterdir()) == ["running-1"]
+
+
+@pytest.mark.parametrize("page", ["app.py", "pages/1_Map.py", "pages/2_Patch_viewer.py", "pages/3_Train.py",
+                                  "pages/4_Compare.py"])
+def test_the_app_stays_up_with_a_cut_index_and_a_corrupt_run(data_env, monkeypatch, page):
+    from streamlit.testing.v1 import AppTest
+
+    from asgm import app_support as sup
+
+    monkeypatch.setenv("ASGM_APP_AUTOPREPARE", "0")
+    store = small_store(data_env / "data" / "stores", name="demo")
+    index = store.root / "index.csv"
+    index.write_text("".join(index.read_text().splitlines(keepends=True)[:3]))
+    _completed_run("empty", b"")
+    at = AppTest.from_file(str(sup.PROJECT_ROOT / page), default_timeout=120)
+    at.query_params["store"] = "demo"
+    at.run()
+    assert not at.exception
