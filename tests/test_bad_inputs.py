@@ -544,3 +544,5 @@ def test_the_app_stays_up_with_a_cut_index_and_a_corrupt_run(data_env, monkeypat
     at.query_params["store"] = "demo"
     at.run()
     assert not at.exception
+    if page in ("pages/1_Map.py", "pages/2_Patch_viewer.py"):  # the pages that read the store say what is wrong
+        assert any("the index was truncated" in e.value for e in at.error)
