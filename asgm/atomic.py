@@ -6,6 +6,7 @@ A reader never sees a half-written file, and a crash leaves at most a stray ``.t
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -13,18 +14,50 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from asgm.errors import AsgmError
+
+#: errno values that mean "the disk (or the user's quota / file size limit) is full".
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+class DiskFullError(AsgmError):
+    """A write failed for lack of space; nothing was replaced."""
+
+
+def _full(exc: OSError, target: Path) -> DiskFullError | None:
+    """A ``DiskFullError`` for an out-of-space ``exc`` (None for any other OSError)."""
+    if exc.errno not in _FULL:
+        return None
+    return DiskFullError(
+        f"no space left to write {target} ({os.strerror(exc.errno)}); free disk space (or raise the quota) "
+        "and try again. The previous version of the file, if any, is unchanged"
+    )
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path next to ``target``; on success rename it onto ``target``."""
+    """Yield a temporary path next to ``target``; on success rename it onto ``target``.
+
+    Running out of space (ENOSPC, quota, file size limit) is a ``DiskFullError``; ``target`` is untouched."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{target.name}-", suffix=suffix or target.suffix, dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".tmp-{target.name}-", suffix=suffix or target.suffix, dir=target.parent)
+    except OSError as exc:
+        full = _full(exc, target)
+        if full is None:
+            raise
+        raise full from exc
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.replace(tmp_path, target)
+    except OSError as exc:
+        full = _full(exc, target)
+        if full is None:
+            raise
+        raise full from exc
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

@@ -5,6 +5,8 @@ No boundary is shipped: the study's is GADM's, which may not be redistributed (s
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import geopandas as gpd
 
 from asgm import atomic
@@ -18,7 +20,7 @@ class BoundaryUnavailable(AsgmError):
     """The boundary could not be fetched (usually: no network)."""
 
 
-def cached_path():
+def cached_path() -> Path:
     return cache_dir() / "boundary" / "bolivar_osm.geojson"
 
 
@@ -26,7 +28,7 @@ def bolivar(timeout: float = 30.0) -> gpd.GeoDataFrame:
     """Bolívar's boundary polygon (EPSG:4326) from OSM (© OpenStreetMap contributors, ODbL), cached."""
     path = cached_path()
     if path.exists():
-        return gpd.read_file(path)
+        return _read_cache(path)
     import osmnx as ox
 
     ox.settings.requests_timeout = timeout
@@ -40,6 +42,23 @@ def bolivar(timeout: float = 30.0) -> gpd.GeoDataFrame:
     gdf = gdf[["geometry"]].to_crs("EPSG:4326")
     with atomic.atomic_path(path, suffix=".geojson") as tmp:
         gdf.to_file(tmp, driver="GeoJSON")
+    return gdf
+
+
+def _read_cache(path: Path) -> gpd.GeoDataFrame:
+    """The cached boundary; a damaged cache is a ``BoundaryUnavailable`` saying to delete it."""
+    from asgm.vectors import VectorDataError, check_lonlat
+
+    fix = f"delete {path} to fetch the boundary again (or use --boundary extent offline)"
+    try:
+        gdf = gpd.read_file(path)
+        check_lonlat(gdf, f"the cached boundary {path}")
+    except VectorDataError as exc:
+        raise BoundaryUnavailable(f"{exc}; {fix}") from None
+    except Exception as exc:  # pyogrio raises several types for a damaged file
+        raise BoundaryUnavailable(f"the cached boundary {path} is damaged ({type(exc).__name__}); {fix}") from None
+    if gdf.empty or not gdf.geometry.notna().any():
+        raise BoundaryUnavailable(f"the cached boundary {path} holds no polygon; {fix}")
     return gdf
 
 

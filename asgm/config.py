@@ -8,7 +8,9 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from asgm.errors import AsgmError, one_line
 
 #: The repository root (the folder holding ``app.py``), when running from a checkout.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +49,15 @@ def mirror_dir() -> Path | None:
     """Local mirror of upstream files (``ASGM_DATA_MIRROR``), or None to use the network."""
     value = os.environ.get("ASGM_DATA_MIRROR")
     return Path(value).expanduser().resolve() if value else None
+
+
+def invalid_fields(exc: ValidationError, limit: int = 5) -> str:
+    """A pydantic validation error as one line: ``field: problem; field: problem``."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors()[:limit])
+
+
+class ConfigError(AsgmError):
+    """An experiment config file that cannot be used; the message names the problem."""
 
 
 class ExperimentConfig(BaseModel):
@@ -97,11 +108,24 @@ class ExperimentConfig(BaseModel):
 
     @classmethod
     def from_file(cls, path: str | Path) -> ExperimentConfig:
-        """Load a config from a ``.toml`` or ``.json`` file."""
+        """Load a config from a ``.toml`` or ``.json`` file; a missing, unparsable or invalid file is a
+        ``ConfigError`` naming the problem."""
         path = Path(path)
-        text = path.read_text(encoding="utf-8")
-        raw = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
-        return cls.model_validate(raw)
+        kind = "TOML" if path.suffix.lower() == ".toml" else "JSON"
+        try:
+            text = path.read_text(encoding="utf-8")
+            raw = tomllib.loads(text) if kind == "TOML" else json.loads(text)
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} not found") from None
+        except (OSError, UnicodeDecodeError, ValueError) as exc:  # JSON/TOML decode errors are ValueErrors
+            raise ConfigError(f"config file {path} is not valid {kind} ({one_line(exc)}); "
+                              "write a .json or .toml experiment config") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config file {path} must hold a {kind} object of experiment settings")
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise ConfigError(f"config file {path} is not a valid experiment config: {invalid_fields(exc)}") from None
 
     def to_json(self) -> str:
         """Serialize to indented JSON (the run store's ``config.json``)."""

@@ -13,19 +13,25 @@ Speed: one numpy call per batch gathers the rows, converts them to float32 and a
 D4 augmentation in the same copy; loading overlaps training (prefetch). ``benchmarks/train_speed.py``
 measures it against the study's recipe.
 TensorFlow is imported lazily: row selection and the filter are usable without it.
+
+Bad patches: ``assemble`` checks every selected file before anything trains (``verify_rows``) and takes
+the masked share from the pixels, not the index. A patch that still fails inside the ``tf.data``
+pipeline is recorded by its ``PatchSource``; ``run_pipeline`` turns that into one ``DatasetError`` line
+naming the sample, after letting go of TensorFlow's error (kept alive, it stopped the process exiting).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import gc
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pandas as pd
 
 from asgm.config import ExperimentConfig
-from asgm.errors import AsgmError
+from asgm.errors import AsgmError, one_line
 from asgm.store import DN_SCALE, PatchStore
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -40,6 +46,9 @@ DEFAULT_CACHE_LIMIT_MB = 128
 
 class DatasetError(AsgmError):
     """The patch store cannot feed this experiment config; the message says what to change."""
+
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -107,10 +116,23 @@ def masked_filter(rows: pd.DataFrame, limit_pos: float = 0.10, limit_neg: float 
     return rows[~drop].reset_index(drop=True), dropped
 
 
+def verify_rows(store: PatchStore, sample_ids: Sequence[str]) -> dict[str, float]:
+    """Check the files of ``sample_ids`` (present, readable, right size, dtype and bands) and return
+    their masked shares computed from the pixels; any unusable patch is a ``DatasetError`` naming it."""
+    report = store.check(sample_ids, pixels=True)
+    if not report.ok:
+        raise DatasetError(f"{report.summary()}. Re-fetch or rebuild them, or list every problem with "
+                           f"`asgm patches check --store {store.name}`")
+    return report.masked_fraction
+
+
 def assemble(store: PatchStore, config: ExperimentConfig) -> Assembled:
-    """Check the store against the config, select rows and apply the masked-patch filter."""
+    """Check the store against the config, select rows, verify their files and apply the masked-patch
+    filter to the masked shares of the pixels (the index may be stale)."""
     check_store(store, config)
-    rows, dropped = masked_filter(select_rows(store, config), config.masked_limit_pos, config.masked_limit_neg)
+    rows = select_rows(store, config)
+    rows["masked_fraction"] = rows["sample_id"].map(verify_rows(store, rows["sample_id"]))
+    rows, dropped = masked_filter(rows, config.masked_limit_pos, config.masked_limit_neg)
     if (rows["label"] == 1).sum() == 0:
         raise DatasetError(f"every positive of store {store.name!r} was dropped by the masked-patch filter")
     return Assembled(store=store, config=config, rows=rows, dropped=dropped)
@@ -162,6 +184,8 @@ class PatchSource:
         self._dn = np.empty((self.capacity, size, size, self._nb), dtype=np.uint16)
         self._mk = np.empty((self.capacity, size, size, self._no), dtype=np.uint8) if self._no else None
         self._have = np.zeros(self.capacity, dtype=bool)
+        #: The first patch that could not be loaded (see ``run_pipeline``), as a one-line error.
+        self.failure: DatasetError | None = None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -217,11 +241,17 @@ class PatchSource:
         out = np.empty((len(idx), *self.shape), dtype=np.float32)
         codes = np.zeros(len(idx), dtype=np.int64) if d4 is None else np.asarray(d4).reshape(-1)
         for k, (i, code) in enumerate(zip(idx.tolist(), codes.tolist(), strict=True)):
-            dn, masks = self._compact(int(i))
-            # DN / 10000 in float32 written straight into the batch (uint16 -> float32 is exact).
-            np.divide(_d4(dn, code), np.float32(DN_SCALE), out=out[k, :, :, :nb])
-            if masks is not None:
-                out[k, :, :, nb:] = _d4(masks, code)
+            try:
+                dn, masks = self._compact(int(i))
+                # DN / 10000 in float32 written straight into the batch (uint16 -> float32 is exact).
+                np.divide(_d4(dn, code), np.float32(DN_SCALE), out=out[k, :, :, :nb])
+                if masks is not None:
+                    out[k, :, :, nb:] = _d4(masks, code)
+            except Exception as exc:  # e.g. a file replaced by a 47-px one: numpy's shape error
+                sid = self.sample_ids[int(i)]
+                cause = str(exc) if isinstance(exc, AsgmError) else f"patch {sid!r}: {one_line(exc)}"
+                self.failure = self.failure or DatasetError(cause)
+                raise DatasetError(cause) from exc
         # DN are >= 0, so clipping to [0, 1] only needs the upper bound.
         np.minimum(out[..., :nb], np.float32(1.0), out=out[..., :nb])
         return out
@@ -230,6 +260,22 @@ class PatchSource:
         """Fill the compact cache up front (rows beyond the capacity are not touched)."""
         for i in range(self.capacity):
             self._compact(i)
+
+
+def run_pipeline(fn: Callable[[], T], *sources: Any) -> T:
+    """Run ``fn`` (a Keras fit or predict fed by ``sources``' pipelines). When a patch failed inside a
+    pipeline, raise that patch's one-line ``DatasetError`` instead of TensorFlow's error, and only after
+    releasing the latter: its traceback holds the pipeline iterator, whose threads then blocked the
+    process from ever exiting."""
+    failure = None
+    try:
+        return fn()
+    except Exception:
+        failure = next((s.failure for s in sources if getattr(s, "failure", None) is not None), None)
+        if failure is None:
+            raise
+    gc.collect()  # tear the iterator down now, while the interpreter is fully alive
+    raise DatasetError(str(failure))
 
 
 def _d4(a: np.ndarray, code: int) -> np.ndarray:

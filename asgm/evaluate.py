@@ -19,7 +19,7 @@ import pandas as pd
 
 from asgm import atomic
 from asgm.config import ExperimentConfig
-from asgm.runs import RunError, RunFolder, RunNotFound, load_keras_model, now
+from asgm.runs import RunError, RunFolder, RunNotFound, load_keras_model, now, read_run_config
 
 if TYPE_CHECKING:
     from asgm.store import PatchStore
@@ -144,10 +144,10 @@ def metrics_on_test(y_true: np.ndarray, prob: np.ndarray, threshold: float, clus
 
 def _predict(model: Any, source: Any, batch_size: int) -> np.ndarray:
     """Probabilities for every row of a PatchSource (no augmentation, in order)."""
-    from asgm.dataset import make_tf_dataset
+    from asgm.dataset import make_tf_dataset, run_pipeline
 
     ds = make_tf_dataset(source, np.zeros(len(source.sample_ids)), batch_size, training=False)
-    return model.predict(ds.map(lambda x, y: x), verbose=0).reshape(-1).astype(float)
+    return run_pipeline(lambda: model.predict(ds.map(lambda x, y: x), verbose=0), source).reshape(-1).astype(float)
 
 
 def score(model: Any, store: PatchStore, config: ExperimentConfig, split: pd.DataFrame,
@@ -185,6 +185,10 @@ class _ZeroedSource:
         self._s, self._ch = source, channels
         self.sample_ids, self.shape, self.cached = source.sample_ids, source.shape, source.cached
 
+    @property
+    def failure(self) -> Any:
+        return self._s.failure
+
     def load_batch(self, idx: np.ndarray, d4: np.ndarray | None = None) -> np.ndarray:
         x = self._s.load_batch(idx, d4)
         x[..., self._ch] = 0.0
@@ -201,12 +205,15 @@ def evaluate_run(run_id: str, n_boot: int = N_BOOT) -> dict[str, Any]:
     folder = RunFolder.of(run_id)
     if not folder.file("config.json").exists():
         raise RunNotFound(f"no run {run_id!r} in {folder.root.parent}; list runs with `asgm runs list`")
-    config = ExperimentConfig.model_validate_json(folder.file("config.json").read_text(encoding="utf-8"))
+    config = read_run_config(folder)
     if not folder.file("split.csv").exists():
         raise RunError(f"run {run_id!r} has no split.csv (it stopped before splitting); retrain it")
     split = pd.read_csv(folder.file("split.csv"), dtype={"sample_id": str})
     model = load_keras_model(folder.model_path)
     store = PatchStore.open(config.store)
+    from asgm.dataset import verify_rows
+
+    verify_rows(store, split.loc[split["split"].isin(["val", "test"]), "sample_id"])
     metrics, preds = score(model, store, config, split, n_boot=n_boot)
     old = folder.read_json("metrics.json") if folder.file("metrics.json").exists() else {}
     for key in ("best_epoch", "best_epoch_by", "epochs_run", "batch_size", "class_weights", "counts", "store",

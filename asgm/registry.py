@@ -116,6 +116,9 @@ def get(key: str, progress: bool = False) -> Path:
                 f"damaged or a different version: replace it with {f.url}"
             )
         return path
+    cached = cache_dir() / f.relpath
+    # pooch silently re-downloads a cached copy that fails its checksum; offline that must say so.
+    damaged = cached.is_file() and _sha256(cached) != f.sha256
     try:
         return Path(
             pooch.retrieve(
@@ -129,6 +132,11 @@ def get(key: str, progress: bool = False) -> Path:
             f"upstream file changed and the pin in asgm/registry.py needs review"
         ) from exc
     except Exception as exc:  # network errors come from requests/urllib3 in many shapes
+        if damaged:
+            raise DataFetchError(
+                f"{key}: the cached copy {cached} is damaged (sha256 mismatch) and a fresh download failed "
+                f"({type(exc).__name__}); delete it and retry online, or set ASGM_DATA_MIRROR to a local copy"
+            ) from exc
         raise DataFetchError(
             f"{key}: could not download {f.url} ({type(exc).__name__}: {exc}). Check the network, or set "
             f"ASGM_DATA_MIRROR to a local copy of the files (see README, 'Data')"

@@ -25,18 +25,21 @@ import json
 import os
 import re
 import secrets
+import shutil
 import subprocess
 import sys
+import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pydantic import ValidationError
 
 from asgm import atomic
-from asgm.config import PROJECT_ROOT, ExperimentConfig, models_dir
-from asgm.errors import AsgmError
+from asgm.config import PROJECT_ROOT, ExperimentConfig, invalid_fields, models_dir
+from asgm.errors import AsgmError, one_line
 
 STATUSES = ("queued", "running", "completed", "failed", "cancelled")
 _RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -108,11 +111,30 @@ class RunFolder:
 def create_run(config: ExperimentConfig, run_id: str | None = None, status: str = "queued") -> RunFolder:
     """Make the run folder with its config and an initial status."""
     folder = RunFolder.of(run_id or new_run_id(config))
+    fresh = not folder.root.exists()
     folder.root.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(folder.file("config.json"), config.to_json() + "\n")
-    if not folder.file("status.json").exists():
-        folder.set_status(status, created=now(), pid=None, error=None)
+    try:
+        atomic.write_text(folder.file("config.json"), config.to_json() + "\n")
+        if not folder.file("status.json").exists():
+            folder.set_status(status, created=now(), pid=None, error=None)
+    except BaseException:
+        if fresh:  # e.g. a full disk: leave no half-made run behind to be listed as corrupt
+            shutil.rmtree(folder.root, ignore_errors=True)
+        raise
     return folder
+
+
+def read_run_config(folder: RunFolder) -> ExperimentConfig:
+    """The run's ``config.json``; a missing or invalid one is a ``RunError`` saying what to do."""
+    path = folder.file("config.json")
+    try:
+        return ExperimentConfig.model_validate_json(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunError(f"run {folder.run_id!r} has no config.json ({path}); delete the run folder") from None
+    except (ValueError, UnicodeDecodeError) as exc:  # JSON and pydantic errors are ValueErrors
+        why = invalid_fields(exc) if isinstance(exc, ValidationError) else one_line(exc)
+        raise RunError(f"run {folder.run_id!r} has an invalid config.json ({path}: {why}); "
+                       "restore it or delete the run folder") from None
 
 
 def load_keras_model(path: Path) -> Any:
@@ -183,6 +205,27 @@ def _read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def model_file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be a saved Keras model (missing, empty, not a zip archive), or None.
+    Cheap enough for every listing: a stat and the zip directory, no Keras."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return "model.keras is missing"
+    except OSError as exc:
+        return f"model.keras is unreadable ({exc.strerror})"
+    if size == 0:
+        return "model.keras is empty (0 bytes)"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return "model.keras is not a Keras archive (damaged or cut short)"
+    if not {"config.json", "model.weights.h5"} <= names:
+        return "model.keras lacks the model config or weights"
+    return None
+
+
 def _info(folder: RunFolder) -> RunInfo:
     """Read one run folder; problems become status 'corrupt' with an error instead of raising."""
     errors: list[str] = []
@@ -220,10 +263,17 @@ def _info(folder: RunFolder) -> RunInfo:
     if state in ("running", "queued") and status.get("pid") and not pid_alive(status.get("pid")):
         # The process is gone but never wrote an end state: it was killed (OOM, kill -9, reboot).
         state = "failed"
+        # Only detached runs write log.txt; a foreground run's output went to its terminal.
+        log = folder.file("log.txt")
+        see = f"see {log} and " if log.is_file() else ""
         error = (f"the training process (pid {status.get('pid')}) died without finishing (killed or out of "
-                 f"memory); see {folder.file('log.txt')} and start the run again")
+                 f"memory); {see}start the run again")
     if state == "completed" and metrics is None:
         errors.append("metrics.json is missing")
+    if state == "completed":
+        problem = model_file_problem(folder.model_path)
+        if problem:
+            errors.append(problem)
     if errors:
         state = "corrupt"
         error = "; ".join(errors) + f" in {folder.root}; delete the folder or retrain"
@@ -262,6 +312,17 @@ def get_run(run_id: str) -> RunInfo:
     return _info(folder)
 
 
+def unusable_reason(run_id: str) -> str | None:
+    """Why ``run_id`` (e.g. from a shared link) cannot be used as a model, or None when it can."""
+    try:
+        info = get_run(run_id)
+    except RunNotFound:
+        return "no run with that id exists here"
+    if info.status == "completed":
+        return None
+    return f"that run is {info.status}" + (f" ({info.error})" if info.error else "")
+
+
 def load_model(run_id: str) -> Any:
     """The run's Keras model (safe mode). Missing or corrupt file: ``RunError`` saying what to do."""
     info = get_run(run_id)
@@ -294,6 +355,14 @@ def _same_config(a: ExperimentConfig, b: ExperimentConfig) -> bool:
     return a.model_dump(exclude={"name"}) == b.model_dump(exclude={"name"})
 
 
+def refuse_duplicate(config: ExperimentConfig) -> None:
+    """``RunError`` while a run with an identical config is queued or running (foreground or detached)."""
+    for r in list_runs():
+        if r.status in ("queued", "running") and r.config is not None and _same_config(r.config, config):
+            raise RunError(f"run {r.run_id} with the same config is already {r.status}; wait for it or cancel it "
+                           f"(`asgm runs cancel {r.run_id}`)")
+
+
 def launch(config: ExperimentConfig, run_id: str | None = None) -> str:
     """Start training ``config`` in a detached process and return its run id at once.
 
@@ -302,10 +371,7 @@ def launch(config: ExperimentConfig, run_id: str | None = None) -> str:
     from asgm.compat import store_problems
     from asgm.store import PatchStore
 
-    for r in list_runs():
-        if r.status in ("queued", "running") and r.config is not None and _same_config(r.config, config):
-            raise RunError(f"run {r.run_id} with the same config is already {r.status}; wait for it or cancel it "
-                           f"(`asgm runs cancel {r.run_id}`)")
+    refuse_duplicate(config)
     problems = store_problems(PatchStore.open(config.store), config)
     if problems:
         raise RunError("cannot train this config: " + "; ".join(problems) + ".")

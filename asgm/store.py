@@ -3,12 +3,14 @@
 Layout of ``data/stores/<name>/``::
 
     store.json          what the store holds: source, bands, product level, date range, credits
-    index.csv           one row per patch (sample_id, label, set, lon, lat, epsg, ...), GIS-readable
+    index.csv           one row per patch (sample_id, label, set, lon, lat, epsg, ...), GIS-readable;
+                        store.json records how many rows it has, so a cut index is detected
     patches/<id>.tif    Sentinel-2 digital numbers (reflectance x 10000) as uint16, 0 = no data
     osm/<id>.tif        optional OSM masks on the very same grid, one uint8 band per layer
     osm.json            how the OSM masks were made (layers in order, buffer, snapshot date, ...)
 
-Every write is atomic (temp file, then rename). No pickles anywhere.
+Every write is atomic (temp file, then rename). No pickles anywhere. ``PatchStore.check`` verifies the
+files against the index (present, readable, right size, dtype and bands; masked share from the pixels).
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import rasterio
-from rasterio.errors import RasterioIOError
+from rasterio.errors import RasterioError, RasterioIOError
 
 from asgm import atomic
 from asgm.config import stores_dir
@@ -43,6 +46,8 @@ INDEX_COLUMNS = [
 ]
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+#: Index columns a row cannot do without (a row missing one was cut short).
+_REQUIRED = ["sample_id", "label", "set", "lon", "lat", "epsg", "size", "masked_fraction"]
 
 
 class PatchStoreError(AsgmError):
@@ -65,6 +70,8 @@ class StoreMeta:
     synthetic: bool = False
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Rows of index.csv at its last write (None for stores made before this was recorded).
+    patches: int | None = None
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> StoreMeta:
@@ -112,6 +119,40 @@ def list_stores(root: Path | None = None) -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / "store.json").is_file())
 
 
+@dataclass
+class StoreCheck:
+    """What ``PatchStore.check`` found."""
+
+    store: str
+    patches: int  # rows in the index
+    checked: int  # patches checked
+    problems: dict[str, str] = field(default_factory=dict)  # sample_id -> one-line cause
+    store_problems: list[str] = field(default_factory=list)
+    masked_fraction: dict[str, float] = field(default_factory=dict)  # from the pixels
+    masked_mismatch: dict[str, tuple[float, float]] = field(default_factory=dict)  # (index, pixels)
+
+    @property
+    def ok(self) -> bool:
+        """No unusable patch and nothing wrong with the store (masked-share drift alone is fixable)."""
+        return not self.problems and not self.store_problems
+
+    def summary(self, limit: int = 3) -> str:
+        """One line: how many patches are unusable and the first few causes."""
+        if self.ok:
+            return f"store {self.store!r}: all {self.checked} patches checked are usable"
+        parts = list(self.store_problems) + list(self.problems.values())[:limit]
+        more = len(self.problems) - min(limit, len(self.problems))
+        return (f"store {self.store!r}: {len(self.problems)} of {self.checked} patches cannot be used: "
+                + "; ".join(parts) + (f"; and {more} more" if more else ""))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "store": self.store, "ok": self.ok, "patches": self.patches, "checked": self.checked,
+            "problems": dict(self.problems), "store_problems": list(self.store_problems),
+            "masked_mismatch": {k: {"index": a, "pixels": b} for k, (a, b) in self.masked_mismatch.items()},
+        }
+
+
 class PatchStore:
     """A folder of GeoTIFF patches with an index. Thread-safe for writers within one process."""
 
@@ -154,8 +195,11 @@ class PatchStore:
             raise PatchStoreError(f"no patch store {name!r} at {folder} (stores present: {present}).{hint}")
         try:
             meta = StoreMeta.from_dict(json.loads(meta_file.read_text(encoding="utf-8")))
-        except (json.JSONDecodeError, TypeError, KeyError) as exc:
+        except (json.JSONDecodeError, TypeError, KeyError, UnicodeDecodeError) as exc:
             raise PatchStoreError(f"{meta_file} is corrupt ({exc}); rebuild the store") from exc
+        if meta.name != folder.name and _NAME_RE.match(folder.name):
+            # A copied or renamed store is called by its folder, never by the name it was built under.
+            meta = replace(meta, name=folder.name)
         return cls(folder, meta)
 
     @property
@@ -170,21 +214,53 @@ class PatchStore:
 
     def _load_index(self) -> pd.DataFrame:
         if self._index is None:
-            path = self.root / "index.csv"
-            if not path.exists():
-                self._index = pd.DataFrame(columns=INDEX_COLUMNS)
-            else:
-                try:
-                    self._index = pd.read_csv(path, dtype={"sample_id": str, "set": str, "bands": str})
-                except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-                    raise PatchStoreError(f"{path} is corrupt ({exc}); rebuild the store") from exc
-                self._index = self._index.fillna({"date_start": "", "date_end": ""})
+            self._index = self._read_index()
         return self._index
+
+    def _read_index(self) -> pd.DataFrame:
+        """index.csv, checked: present when the store has patches, parseable, rows complete, and not
+        shorter than the count store.json recorded at the last write."""
+        path = self.root / "index.csv"
+        fix = "rebuild the store (or fetch its patches again); `asgm patches check --store NAME` lists what is wrong"
+        fix = fix.replace("NAME", self.name)
+        if not path.exists():
+            files = len(list((self.root / "patches").glob("*.tif")))
+            if files or self.meta.patches:
+                raise PatchStoreError(
+                    f"the index of store {self.name!r} ({path}) is missing although {files} patch file(s) are "
+                    f"present (store.json records {self.meta.patches}); {fix}"
+                )
+            return pd.DataFrame(columns=INDEX_COLUMNS)
+        try:
+            df = pd.read_csv(path, dtype={"sample_id": str, "set": str, "bands": str})
+        except pd.errors.EmptyDataError:
+            raise PatchStoreError(f"the index of store {self.name!r} ({path}) is empty (0 bytes); {fix}") from None
+        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise PatchStoreError(f"the index of store {self.name!r} ({path}) is corrupt ({exc}); {fix}") from None
+        lacking = [c for c in _REQUIRED if c not in df.columns]
+        if lacking:
+            raise PatchStoreError(f"the index of store {self.name!r} ({path}) lacks columns {lacking}; {fix}")
+        cut = df[df[_REQUIRED].isna().any(axis=1)]
+        if len(cut):
+            where = ", ".join(f"line {i + 2} ({sid})" for i, sid in zip(cut.index[:3], cut["sample_id"][:3], strict=True))
+            raise PatchStoreError(
+                f"the index of store {self.name!r} ({path}) has {len(cut)} incomplete row(s): {where}; the file was "
+                f"cut short or edited; {fix}"
+            )
+        if self.meta.patches is not None and len(df) < self.meta.patches:
+            raise PatchStoreError(
+                f"the index of store {self.name!r} ({path}) lists {len(df)} patches but store.json records "
+                f"{self.meta.patches}: the index was truncated; {fix}"
+            )
+        return df.fillna({"date_start": "", "date_end": ""})
 
     def _write_index(self) -> None:
         df = self._load_index().sort_values("sample_id").reset_index(drop=True)
         self._index = df
         atomic.write_text(self.root / "index.csv", df.to_csv(index=False))
+        # The count goes in after the index: a crash in between leaves more rows than recorded, never fewer.
+        self.meta = replace(self.meta, patches=len(df))
+        atomic.write_json(self.root / "store.json", asdict(self.meta))
 
     def __len__(self) -> int:
         return len(self.index())
@@ -285,6 +361,73 @@ class PatchStore:
         """Yield patches in sample_id order (or the order given)."""
         for sid in sample_ids if sample_ids is not None else self.sample_ids():
             yield self.read_patch(sid)
+
+    # -- integrity -----------------------------------------------------------------------------
+    def inspect_file(self, sample_id: str, pixels: bool = True) -> float | None:
+        """Check one patch file against the store and return its masked share computed from the pixels
+        (None with ``pixels=False``, which reads the header only). A file that is missing, empty,
+        unreadable, of the wrong size, dtype or bands is a ``PatchStoreError`` with a one-line cause."""
+        path = self.patch_path(sample_id)
+        where = f"patch {sample_id!r} ({path.relative_to(self.root)})"
+        if not path.is_file():
+            raise PatchStoreError(f"{where}: file is missing")
+        if path.stat().st_size == 0:
+            raise PatchStoreError(f"{where}: file is empty (0 bytes)")
+        size, bands = int(self.meta.size), tuple(self.meta.bands)
+        try:
+            with rasterio.open(path) as src:
+                if src.crs is None:
+                    raise PatchStoreError(f"{where}: GeoTIFF has no CRS")
+                if (src.width, src.height) != (size, size):
+                    raise PatchStoreError(f"{where}: {src.width}x{src.height} px, the store holds {size}x{size} px")
+                if src.count != len(bands):
+                    raise PatchStoreError(f"{where}: {src.count} bands, the store holds {len(bands)} ({','.join(bands)})")
+                if set(src.dtypes) != {"uint16"}:
+                    raise PatchStoreError(f"{where}: pixels are {src.dtypes[0]}, the store holds uint16 DN")
+                if tuple(src.descriptions) != bands:
+                    names = "no band names" if not any(src.descriptions) else f"bands {list(src.descriptions)}"
+                    raise PatchStoreError(f"{where}: {names}, the store holds {list(bands)}")
+                return masked_fraction(src.read()) if pixels else None
+        except (RasterioError, OSError, ValueError) as exc:
+            cause = " ".join(str(exc).replace(str(path), path.name).split())[:200]
+            raise PatchStoreError(f"{where}: unreadable GeoTIFF ({cause})") from None
+
+    def check(self, sample_ids: Sequence[str] | None = None, pixels: bool = True, workers: int = 2,
+              progress: Callable[[int, int], None] | None = None) -> StoreCheck:
+        """Verify the patches (all, or ``sample_ids``) against the index: every file present and readable
+        with the store's size, dtype and bands; with ``pixels``, the masked share recomputed from the
+        pixels and compared with the index. An unreadable index raises ``PatchStoreError``."""
+        df = self.index()
+        ids = list(df["sample_id"]) if sample_ids is None else [str(x) for x in sample_ids]
+        indexed = dict(zip(df["sample_id"], df["masked_fraction"].astype(float), strict=True))
+        out = StoreCheck(store=self.name, patches=len(df), checked=len(ids))
+        if sample_ids is None:
+            on_disk = {p.stem for p in (self.root / "patches").glob("*.tif")}
+            stray = sorted(on_disk - set(indexed))
+            if stray:
+                out.store_problems.append(
+                    f"{len(stray)} patch file(s) are not in the index (e.g. {', '.join(stray[:3])}): the index may "
+                    "have been cut or replaced")
+
+        def one(sid: str) -> tuple[str, float | None, str | None]:
+            if sid not in indexed:
+                return sid, None, "not in the index"
+            try:
+                return sid, self.inspect_file(sid, pixels=pixels), None
+            except PatchStoreError as exc:
+                return sid, None, str(exc)
+
+        with ThreadPoolExecutor(max(1, workers)) as pool:  # reading GeoTIFFs releases the GIL
+            for done, (sid, frac, problem) in enumerate(pool.map(one, ids), start=1):
+                if problem is not None:
+                    out.problems[sid] = problem
+                elif frac is not None:
+                    out.masked_fraction[sid] = frac
+                    if abs(frac - indexed[sid]) > 1e-3:
+                        out.masked_mismatch[sid] = (indexed[sid], frac)
+                if progress:
+                    progress(done, len(ids))
+        return out
 
     # -- OSM masks on the same grid ------------------------------------------------------------
     def osm_path(self, sample_id: str) -> Path:

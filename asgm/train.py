@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 import traceback
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ import pandas as pd
 
 from asgm import atomic
 from asgm.config import ExperimentConfig
+from asgm.errors import one_line
 from asgm.evaluate import N_BOOT, score
 from asgm.runs import RunFolder, create_run, now
 
@@ -86,6 +88,10 @@ def train(config: ExperimentConfig, run_id: str | None = None, *, show_progress:
     The folder ends ``completed`` with metrics, ``cancelled`` when a cancel was requested, or
     ``failed`` with the error (the exception is re-raised). ``split_override`` reuses a given split
     (sample_id, split, cluster) instead of computing one, e.g. for ablation retraining."""
+    if run_id is None:
+        from asgm.store import PatchStore
+
+        PatchStore.open(config.store)
     folder = create_run(config, run_id, status="running")
     folder.set_status("running", pid=os.getpid(), started=now(), error=None)
     try:
@@ -96,7 +102,8 @@ def train(config: ExperimentConfig, run_id: str | None = None, *, show_progress:
     except BaseException as exc:
         folder.file("error.txt").parent.mkdir(parents=True, exist_ok=True)
         atomic.write_text(folder.file("error.txt"), traceback.format_exc())
-        msg = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+        # One line for lists and pages; error.txt keeps the traceback.
+        msg = "interrupted" if isinstance(exc, KeyboardInterrupt) else one_line(exc)
         folder.set_status("failed", finished=now(), error=msg)
         raise
     folder.set_status("completed", finished=now(), error=None, f1=result.get("f1"))
@@ -105,7 +112,15 @@ def train(config: ExperimentConfig, run_id: str | None = None, *, show_progress:
 
 def _train(folder: RunFolder, config: ExperimentConfig, show_progress: bool, n_boot: int,
            split_override: pd.DataFrame | None) -> dict[str, Any]:
-    from asgm.dataset import DEFAULT_CACHE_LIMIT_MB, PatchSource, assemble, augmenter, class_weights, make_tf_dataset
+    from asgm.dataset import (
+        DEFAULT_CACHE_LIMIT_MB,
+        PatchSource,
+        assemble,
+        augmenter,
+        class_weights,
+        make_tf_dataset,
+        run_pipeline,
+    )
     from asgm.split import holdout_mask, spatial_split, split_counts
     from asgm.store import PatchStore
 
@@ -153,8 +168,8 @@ def _train(folder: RunFolder, config: ExperimentConfig, show_progress: bool, n_b
                                                        patience=config.early_stopping_patience))
     try:
         # shuffle=False: the tf.data pipeline already reshuffles every epoch (seeded).
-        model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks, verbose=0,
-                  shuffle=False)
+        run_pipeline(partial(model.fit, train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks,
+                             verbose=0, shuffle=False), train_src, val_src)
     finally:
         if bar is not None:
             bar.close()

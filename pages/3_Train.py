@@ -121,7 +121,7 @@ def _progress() -> None:
         st.dataframe(rows, hide_index=True, width="stretch")
         for r in recent:
             if r.status in ("failed", "corrupt"):
-                st.error(f"Run **{r.run_id}** failed: {r.error or 'no error message recorded'}\n\n"
+                st.error(f"Run **{r.run_id}** {'is corrupt' if r.status == 'corrupt' else 'failed'}: {r.error or 'no error message recorded'}\n\n"
                          "**What to do:** fix the cause shown and launch it again "
                          "(or delete the run folder under models/).")
 

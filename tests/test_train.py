@@ -9,6 +9,7 @@ import pytest
 from _engine import toy_store
 
 from asgm.config import S2_BANDS, ExperimentConfig
+from asgm.dataset import DatasetError
 from asgm.runs import RunFolder, create_run
 from asgm.store import PatchStoreError
 from asgm.train import train
@@ -67,11 +68,12 @@ def test_crash_is_recorded_with_the_error(data_env):
     assert "Traceback" in (data_env / "models" / "crash-1" / "error.txt").read_text()
 
 
-def test_crash_during_fit_is_recorded(data_env):
+def test_unreadable_patches_fail_before_fit_in_one_line(data_env):
     st = toy_store(data_env / "stores", n_pos=8, n_neg=8)
     for tif in (st.root / "patches").glob("*.tif"):
-        tif.write_bytes(b"not a tiff")  # every read fails inside the tf.data pipeline
-    with pytest.raises(Exception):  # noqa: B017 - TF wraps the store error in its own type
+        tif.write_bytes(b"not a tiff")
+    with pytest.raises(DatasetError, match="16 of 16 patches cannot be used"):
         train(_cfg(st), run_id="crash-2")
     status = RunFolder.of("crash-2").read_json("status.json")
-    assert status["status"] == "failed" and "corrupt" in status["error"]
+    assert status["status"] == "failed" and "unreadable GeoTIFF" in status["error"]
+    assert "\n" not in status["error"] and "Traceback" in RunFolder.of("crash-2").file("error.txt").read_text()

@@ -83,11 +83,20 @@ def selected_run_id(sidebar: bool = True) -> str | None:
 
     Defaults to the newest completed run; kept across page switches in session state."""
     done = completed_runs()
+    ids = [r.run_id for r in done]
+    linked = st.query_params.get("run")
+    chosen = st.session_state.get("run_id")
+    instead = "showing the selected run instead." if done else "no trained run is available."
+    # Say so rather than silently showing another run.
+    if linked and linked not in ids:
+        st.warning(f"The link names run {linked!r}, but {runs.unusable_reason(linked) or 'it cannot be read'}; {instead}")
+    elif chosen and chosen not in ids:
+        st.warning(f"Run {chosen!r} can no longer be used: {runs.unusable_reason(chosen) or 'it cannot be read'}; "
+                   f"retrain it or pick another run. {instead.capitalize()}")
     if not done:
         if sidebar:
             st.sidebar.info("No trained run yet. The default model trains on first start; see **Home** or **Train**.")
         return None
-    ids = [r.run_id for r in done]
     if st.query_params.get("run") in ids and st.session_state.get("_run_from_url") != st.query_params["run"]:
         # A shared link names its run (?run=ID): adopt it once, then the sidebar picker rules.
         st.session_state["run_id"] = st.session_state["_run_from_url"] = st.query_params["run"]

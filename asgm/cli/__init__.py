@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -68,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``asgm`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # TensorFlow logs a failing pipeline step (with its Python traceback) at warning level; the CLI
+    # reports the cause itself in one line. Set before TensorFlow is imported; a user's value wins.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         report = args.handler(args)
     except KeyboardInterrupt:
@@ -81,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         print_report(report, getattr(args, "json", False), human)
     except BrokenPipeError:  # output piped into `head` and friends
         sys.stderr.close()
-    return 0
+    # A check whose report says ``ok: false`` fails, so scripts can rely on the exit status.
+    return 1 if isinstance(report, dict) and report.get("ok") is False else 0
 
 
 if __name__ == "__main__":

@@ -72,6 +72,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="leave tag values out of a channel, e.g. landuse=quarry (repeatable)")
     r.add_argument("--include", action="append", metavar="KEY=VALUE[,VALUE]",
                    help="keep only these tag values in a channel, e.g. highway=primary,secondary (repeatable)")
+    r.add_argument("--force", action="store_true",
+                   help="write even when the vectors put no feature on any patch (replacing existing masks)")
     add_json_flag(r)
     r.set_defaults(handler=_rasterize, human=_rasterize_human)
 
@@ -164,7 +166,7 @@ def _rasterize(args: argparse.Namespace) -> dict[str, Any]:
     store = _open_store(args.store)
     bar = _Bar(f"rasterize {store.name}", "patch")
     try:
-        info = rasterize_store(store, vectors=args.vectors, options=options, progress=bar)
+        info = rasterize_store(store, vectors=args.vectors, options=options, progress=bar, force=args.force)
     finally:
         bar.close()
     return {"store": store.name, **info}

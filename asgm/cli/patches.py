@@ -45,6 +45,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json_flag(ls)
     ls.set_defaults(handler=_list, human=_human_list)
 
+    ck = s.add_parser("check", help="verify a store's files against its index (exit 1 when a patch is unusable)",
+                      description="Check every patch of a store: file present, a readable GeoTIFF of the store's size, "
+                                  "dtype and bands, and its masked share recomputed from the pixels; the index complete "
+                                  "(rows, columns, the count in store.json). Training runs the same check first.")
+    ck.add_argument("--store", required=True, help="patch store name (or folder)")
+    ck.add_argument("--no-pixels", action="store_true", help="headers only (fast): skip reading the pixels")
+    add_json_flag(ck)
+    ck.set_defaults(handler=_check, human=_human_check)
+
 
 def _point_sets(values: list[str]) -> list[str]:
     sets = [v.strip() for value in values for v in value.split(",") if v.strip()]
@@ -115,3 +124,26 @@ def _human_list(r: dict[str, Any]) -> str:
     rows = [f"{p['sample_id']:12s} {p['set']:10s} label={p['label']} lon={p['lon']:.5f} lat={p['lat']:.5f} "
             f"EPSG:{p['epsg']} masked={float(p['masked_fraction']):.1%}" for p in r["patches"]]
     return "\n".join([head, *rows])
+
+
+def _check(args: argparse.Namespace) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    from asgm.store import PatchStore
+
+    store = PatchStore.open(args.store)
+    with tqdm(total=len(store), unit="patch", desc=f"check {store.name}", disable=None, leave=False) as bar:
+        report = store.check(pixels=not args.no_pixels, progress=lambda done, total: bar.update(1))
+    return report.as_dict()
+
+
+def _human_check(r: dict[str, Any]) -> str:
+    lines = [f"store {r['store']}: {r['checked']} patches checked, {len(r['problems'])} unusable"]
+    lines += [f"  {p}" for p in r["store_problems"]]
+    lines += [f"  {msg}" for msg in r["problems"].values()]
+    for sid, m in r["masked_mismatch"].items():
+        lines.append(f"  patch {sid!r}: index says {m['index']:.1%} masked, the pixels {m['pixels']:.1%} "
+                     "(training uses the pixels)")
+    if not r["ok"]:
+        lines.append("re-fetch or rebuild the patches above (`asgm patches fetch` skips those already stored)")
+    return "\n".join(lines)

@@ -120,6 +120,8 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
     config = config_from_args(args)
     if args.detach:
         return {"run_id": runs.launch(config), "status": "queued"}
+    if args.run_id is None:  # a launched child trains into its own queued folder: not a duplicate
+        runs.refuse_duplicate(config)
     run_id = train.train(config, run_id=args.run_id, show_progress=not args.json and sys.stderr.isatty(),
                          n_boot=args.bootstrap)
     info = runs.get_run(run_id)

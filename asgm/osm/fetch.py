@@ -196,6 +196,12 @@ def polygon_query(path: str | Path, cell_deg: float = 0.25) -> FetchQuery:
         raise OsmFetchError(f"could not read polygon file {path} ({type(exc).__name__}: {exc})") from exc
     if gdf.crs is None:
         raise OsmFetchError(f"{path} has no CRS; save it with one (EPSG:4326 lon/lat is simplest)")
+    from asgm.vectors import VectorDataError, check_lonlat
+
+    try:
+        check_lonlat(gdf, f"polygon file {path}")
+    except VectorDataError as exc:
+        raise OsmFetchError(str(exc)) from None
     area = shapely.make_valid(gdf.to_crs("EPSG:4326").union_all())
     polys = [g for g in shapely.get_parts(area) if g.geom_type in ("Polygon", "MultiPolygon")]
     if not polys:
@@ -463,7 +469,10 @@ def _xml_snapshot(path: Path) -> str | None:
     element ``timestamp`` attribute, else None."""
     newest = None
     try:
-        for _, elem in ET.iterparse(path, events=("start",)):
+        for n, (_, elem) in enumerate(ET.iterparse(path, events=("start",))):
+            if n == 0 and elem.tag != "osm":  # e.g. an HTML error page saved instead of the extract
+                raise OsmFetchError(f"{path} is not OSM XML: its root element is <{elem.tag}>, not <osm>; "
+                                    "export the data again")
             if elem.tag == "meta" and elem.get("osm_base"):
                 return elem.get("osm_base")
             ts = elem.get("timestamp")

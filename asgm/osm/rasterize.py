@@ -16,7 +16,10 @@ Choices (study bug B11, docs/study-bugs.md), recorded in the store's ``osm.json`
   over the mines themselves, spec B4); ``include`` keeps only the listed values. A value such as
   ``quarry;industrial`` matches when any of its ``;``-separated parts matches. Filters act per
   channel: a feature tagged landuse=quarry and highway=track still counts for highway.
-* No features -> an all-zero mask, never an error.
+* No features on a patch -> an all-zero mask, never an error. But a vector file that cannot be OSM
+  data for the store (no CRS, NaN or out-of-range lon/lat, no feature with an OSM key, nothing near any
+  patch) is refused before anything is written, and a result with no feature on any patch never
+  replaces existing masks unless ``force`` is given.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from shapely.geometry import box
 from asgm.config import OSM_LAYERS
 from asgm.grid import PatchGrid
 from asgm.osm import OsmError, OsmRasterizeError
+from asgm.vectors import VectorDataError, check_lonlat
 
 if TYPE_CHECKING:
     from asgm.store import PatchStore
@@ -263,29 +267,81 @@ def resolve_vectors(store: PatchStore, vectors: str | Path | gpd.GeoDataFrame | 
         raise OsmRasterizeError(str(exc)) from exc
 
 
+def check_vectors(gdf: gpd.GeoDataFrame, grids: Sequence[PatchGrid], options: RasterizeOptions, source: str,
+                  force: bool = False) -> None:
+    """Refuse vectors that cannot be OSM data for these patches: no CRS, NaN or out-of-range lon/lat
+    (always); and, unless ``force``, no features, no feature with a value for the OSM keys, or no
+    feature anywhere near the patches (wrong file or wrong store)."""
+    try:
+        check_lonlat(gdf, f"OSM vectors {source}")
+    except VectorDataError as exc:
+        raise OsmRasterizeError(str(exc)) from None
+    if force:
+        return
+    again = "check the file (or pass --force to write empty masks anyway)"
+    if len(gdf) == 0:
+        raise OsmRasterizeError(f"OSM vectors {source} hold no features; {again}")
+    keyed = np.zeros(len(gdf), dtype=bool)
+    for key in options.layers:
+        if key in gdf.columns:
+            keyed |= (gdf[key].notna() & (gdf[key].astype(str) != "")).to_numpy()
+    if not keyed.any():
+        raise OsmRasterizeError(
+            f"no feature of OSM vectors {source} has a value for the keys {list(options.layers)} (columns: "
+            f"{[c for c in gdf.columns if c != gdf.geometry.name]}); they are not OSM vectors in the expected schema; "
+            f"{again}")
+    footprints = [gpd.GeoSeries([box(*g.bounds) for g in grids if g.epsg == epsg], crs=epsg).to_crs("EPSG:4326")
+                  for epsg in sorted({g.epsg for g in grids})]
+    area = shapely.union_all([f.union_all() for f in footprints]).buffer(0.01)  # ~1 km of slack
+    if not gdf.sindex.query(area, predicate="intersects").size:
+        w, s, e, n = gdf.total_bounds
+        aw, as_, ae, an = area.bounds
+        raise OsmRasterizeError(
+            f"OSM vectors {source} (lon {w:.3f}..{e:.3f}, lat {s:.3f}..{n:.3f}) do not reach any patch of the store "
+            f"(lon {aw:.3f}..{ae:.3f}, lat {as_:.3f}..{an:.3f}): wrong file or wrong store; {again}")
+
+
 def rasterize_store(
     store: PatchStore,
     vectors: str | Path | gpd.GeoDataFrame | None = None,
     options: RasterizeOptions | None = None,
     progress: Callable[[int, int], None] | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Rasterize OSM vectors onto every patch of ``store`` (``store.write_osm``) and record how in
-    ``osm.json`` (``store.write_osm_info``). Returns that record plus counts."""
+    ``osm.json`` (``store.write_osm_info``). Returns that record plus counts.
+
+    The vectors are checked first (``check_vectors``). Without ``force``, a result with no feature on
+    any patch is not written over existing masks: empty masks are held back until a patch with a
+    feature appears, so a refused run leaves every file as it was."""
     options = options or RasterizeOptions()
     gdf, source, side = resolve_vectors(store, vectors)
     ids = store.sample_ids()
     if not ids:
         raise OsmRasterizeError(f"patch store {store.name!r} has no patches to rasterize onto")
     grids = [patch_grid_of(store, sid) for sid in ids]
+    check_vectors(gdf, grids, options, source, force=force)
+    has_masks = store.osm_info() is not None or any((store.root / "osm").glob("*.tif"))
+    held: list[str] = []  # all-empty results not written yet (they are all zeros: nothing to keep)
     with_any = 0
     per_layer = np.zeros(len(options.layers), dtype=int)
     for i, (sid, masks) in enumerate(zip(ids, rasterize_grids(gdf, grids, options), strict=True)):
-        store.write_osm(sid, masks, options.layers)
         present = masks.reshape(len(options.layers), -1).any(axis=1)
+        if not present.any() and not with_any and has_masks and not force:
+            held.append(sid)
+        else:
+            for h in held:
+                store.write_osm(h, np.zeros_like(masks), options.layers)
+            held.clear()
+            store.write_osm(sid, masks, options.layers)
         per_layer += present
         with_any += bool(present.any())
         if progress:
             progress(i + 1, len(ids))
+    if held:
+        raise OsmRasterizeError(
+            f"OSM vectors {source} put no feature on any of the {len(ids)} patches of store {store.name!r}; its "
+            "existing OSM masks were left as they were. Pass --force to replace them with empty masks")
     info = {
         **options.record(),
         "snapshot_date": side.get("snapshot_date"),

@@ -169,8 +169,9 @@ def test_map_with_broken_model_file_explains(app_env, monkeypatch, tmp_path):
     fake_click(monkeypatch, "egp-0007")
     at = run_page("pages/1_Map.py", run_id=app_env.demo_run)
     assert not at.exception
-    err = " ".join(e.value for e in at.error)
-    assert "no model file" in err and "What to do" in err
+    # The run is listed as corrupt, so it is no longer offered, and the page says why.
+    warning = " ".join(e.value for e in at.warning)
+    assert f"Run '{app_env.demo_run}' can no longer be used" in warning and "model.keras is missing" in warning
 
 
 # -- Patch viewer -----------------------------------------------------------------------------------

@@ -1,0 +1,548 @@
+"""What the project promises when its input is bad (issue 13: nothing hangs, nothing lies).
+
+Every case feeds a real bad file (tiny, generated here) to the command or page a user would use and
+checks four things: the one-line message (what is wrong, what to do), the exit status, that the
+process ends (a subprocess deadline where a hang was possible), and that no file was changed or left
+half-written. Read top to bottom, this is the list of those promises:
+
+1. A patch that cannot be read stops ``train`` / ``evaluate`` in seconds, naming the sample and cause.
+2. A store's files are checked against its index (``asgm patches check``); a cut, emptied or deleted
+   index is a message, the masked filter uses the pixels, a copied store goes by its folder name.
+3. Failures are one line (bad ``--config``, invalid run config, full disk, NaN geometry, damaged caches);
+   the traceback goes to the run's error.txt only.
+4. Bad OSM vectors are refused before anything is written; an all-empty result never replaces masks
+   without ``--force``; an HTML page is not an OSM extract.
+5. A run whose model file is missing, empty or damaged is listed "corrupt", and a link to an unusable
+   run says so.
+6. Smaller: refused stores leave no run folder, damaged cached downloads say so offline, the kill -9
+   message only points at a log that exists, foreground training refuses duplicates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import resource
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+from _engine import toy_store
+from shapely.geometry import LineString
+
+from asgm.cli import main
+from asgm.config import RGB_BANDS, ExperimentConfig
+
+REPO = Path(__file__).resolve().parent.parent
+DEADLINE_S = 240  # generous for a loaded 2-core machine; a hang runs into it and fails the test
+
+
+# -- helpers ----------------------------------------------------------------------------------------
+def snapshot(root: Path) -> dict[str, str]:
+    """sha256 of every file under ``root`` (to prove nothing was changed, added or half-written)."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def cli(capsys, *args: str) -> tuple[int, str, str]:
+    """Run ``asgm ARGS`` in-process; (exit status, stdout, stderr)."""
+    rc = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def one_line(err: str, *needles: str) -> str:
+    """Assert ``err`` is a single line without a traceback that contains every needle; return it."""
+    # tqdm progress bars share stderr (redrawn with \r): they are not messages
+    lines = [ln for ln in re.split(r"[\r\n]", err) if ln.strip() and not re.search(r"\d+%\|", ln)]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+def subprocess_cli(env_root: Path, *args: str, limit_file_bytes: int | None = None) -> tuple[int, str, str, float]:
+    """Run ``python -m asgm ARGS`` in its own process against ``env_root``; (status, stdout, stderr, seconds)."""
+    env = {**os.environ, "ASGM_DATA_DIR": str(env_root / "data"), "ASGM_MODELS_DIR": str(env_root / "models"),
+           "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
+
+    def limit() -> None:  # a full disk, as the kernel reports it for a file size limit (EFBIG)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_file_bytes, limit_file_bytes))
+
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "asgm", *map(str, args)], capture_output=True, text=True, env=env,
+                          cwd=REPO, timeout=DEADLINE_S, preexec_fn=limit if limit_file_bytes else None)
+    return proc.returncode, proc.stdout, proc.stderr, time.monotonic() - t0
+
+
+def small_store(root: Path, name: str = "toy"):
+    """Six RGB patches of 48 px on real UTM grids (3 positives, 3 curated negatives)."""
+    return toy_store(root, name=name, n_pos=3, n_neg=3, bands=RGB_BANDS)
+
+
+def write_tif(path: Path, data: np.ndarray, bands: tuple[str, ...] | None, like: Path) -> None:
+    """A GeoTIFF on the grid of ``like`` (its CRS and origin) holding ``data``; band names optional."""
+    with rasterio.open(like) as src:
+        crs, transform = src.crs, src.transform
+    with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
+                       dtype=data.dtype, crs=crs, transform=transform) as dst:
+        dst.write(data)
+        for i, b in enumerate(bands or (), start=1):
+            dst.set_band_description(i, b)
+
+
+# -- 1. a bad patch stops training in seconds, naming the sample -----------------------------------
+def _corrupt(kind: str, path: Path) -> str:
+    """Damage one patch file; returns the words the message must contain."""
+    n = 48
+    if kind == "deleted":
+        path.unlink()
+        return "file is missing"
+    if kind == "random bytes":
+        path.write_bytes(np.random.default_rng(0).bytes(4000))
+        return "unreadable GeoTIFF"
+    if kind == "0 bytes":
+        path.write_bytes(b"")
+        return "file is empty (0 bytes)"
+    src = path.with_suffix(".orig")
+    path.rename(src)
+    if kind == "47 px":
+        write_tif(path, np.full((3, 47, 47), 900, np.uint16), RGB_BANDS, like=src)
+        expected = "47x47 px, the store holds 48x48 px"
+    elif kind == "5 bands":
+        write_tif(path, np.full((5, n, n), 900, np.uint16), ("B4", "B3", "B2", "B8", "B11"), like=src)
+        expected = "5 bands, the store holds 3"
+    elif kind == "no band names":
+        write_tif(path, np.full((3, n, n), 900, np.uint16), None, like=src)
+        expected = "no band names"
+    else:  # "NaN pixels": a float GeoTIFF with NaNs, not the store's uint16 DN
+        data = np.full((3, n, n), 0.1, np.float32)
+        data[:, :5] = np.nan
+        write_tif(path, data, RGB_BANDS, like=src)
+        expected = "pixels are float32"
+    src.unlink()
+    return expected
+
+
+@pytest.mark.parametrize("kind", ["deleted", "random bytes", "0 bytes", "47 px", "5 bands", "no band names",
+                                  "NaN pixels"])
+def test_train_refuses_a_bad_patch_in_one_line(data_env, capsys, kind):
+    store = small_store(data_env / "stores")
+    expected = _corrupt(kind, store.patch_path("pos-0001"))
+    before = snapshot(store.root)
+    rc, out, err = cli(capsys, "train", "--store", store.root, "--epochs", "1")
+    assert rc == 1 and out == ""
+    one_line(err, "pos-0001", expected, "asgm patches check --store toy")
+    assert snapshot(store.root) == before
+    # the run is recorded as failed with that same line; the traceback is only in error.txt
+    (run,) = (data_env / "models").iterdir()
+    status = json.loads((run / "status.json").read_text())
+    assert status["status"] == "failed" and "pos-0001" in status["error"] and "\n" not in status["error"]
+    rc, out, _ = cli(capsys, "runs", "list")
+    assert rc == 0 and "failed" in out and "pos-0001" in out and len(out.strip().splitlines()) == 1
+
+
+def test_train_process_with_a_deleted_patch_exits_in_seconds(tmp_path):
+    store = small_store(tmp_path / "data" / "stores")
+    store.patch_path("neg-0002").unlink()
+    rc, out, err, seconds = subprocess_cli(tmp_path, "train", "--store", "toy", "--epochs", "1")
+    assert rc == 1, err
+    one_line(err, "neg-0002", "file is missing")
+    assert seconds < 60, seconds  # it fails before TensorFlow is even imported
+
+
+PIPELINE_SCRIPT = """
+import sys
+import numpy as np
+from asgm.config import ExperimentConfig
+from asgm.dataset import PatchSource, make_tf_dataset, run_pipeline
+from asgm.errors import AsgmError
+from asgm.model import build_model
+from asgm.store import PatchStore
+
+store = PatchStore.open(sys.argv[1])
+cfg = ExperimentConfig(store=sys.argv[1], bands=store.meta.bands, patch_size=store.meta.size)
+source = PatchSource(store, cfg, store.sample_ids(), cache_limit_mb=0)
+store.patch_path(sys.argv[2]).unlink()  # the file vanishes after the checks, while the pipeline runs
+model = build_model(cfg.patch_size, len(cfg.channels))
+ds = make_tf_dataset(source, np.zeros(len(source.sample_ids)), 16)
+try:
+    run_pipeline(lambda: model.predict(ds.map(lambda x, y: x), verbose=0), source)
+except AsgmError as exc:
+    print(f"ERROR {exc}")
+    sys.exit(1)
+"""
+
+
+def test_a_patch_failing_inside_the_pipeline_ends_the_process(tmp_path):
+    """Before the fix this process printed TensorFlow's error and then never exited (issue 13 item 1;
+    reproduced with these 40 patches in batches of 16, the failing one in the first batch)."""
+    store = toy_store(tmp_path / "stores", n_pos=20, n_neg=20, bands=RGB_BANDS)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run([sys.executable, "-c", PIPELINE_SCRIPT, str(store.root), "neg-0002"], capture_output=True,
+                          text=True, env=env, timeout=DEADLINE_S)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert proc.stdout.strip().startswith("ERROR patch file for 'neg-0002' is missing")
+
+
+def test_evaluate_refuses_a_bad_patch_in_one_line(data_env, capsys):
+    from asgm.runs import create_run
+
+    store = small_store(data_env / "stores")
+    folder = create_run(ExperimentConfig(store=str(store.root), bands=RGB_BANDS, epochs=1), "done-1")
+    folder.set_status("completed")
+    split = store.index()[["sample_id", "label", "lon", "lat"]].assign(cluster=0, split="test")
+    folder.file("split.csv").write_text(split.to_csv(index=False))
+    _save_tiny_keras_model(folder.model_path)
+    store.patch_path("neg-0001").write_bytes(b"")
+    rc, _, err = cli(capsys, "evaluate", "done-1", "--bootstrap", "10")
+    assert rc == 1
+    one_line(err, "neg-0001", "empty (0 bytes)")
+    assert not folder.file("metrics.json").exists() and not folder.file("predictions.csv").exists()
+
+
+def _save_tiny_keras_model(path: Path) -> None:
+    from asgm.model import build_model
+
+    build_model(48, 3).save(path)
+
+
+# -- 2. store integrity ------------------------------------------------------------------------------
+def test_patches_check_reports_every_bad_file_and_exits_1(data_env, capsys):
+    store = small_store(data_env / "stores")
+    assert cli(capsys, "patches", "check", "--store", store.root)[0] == 0
+    store.patch_path("pos-0000").unlink()
+    store.patch_path("neg-0000").write_bytes(b"")
+    before = snapshot(store.root)
+    rc, out, _ = cli(capsys, "patches", "check", "--store", store.root, "--json")
+    report = json.loads(out)
+    assert rc == 1 and report["ok"] is False and report["checked"] == 6
+    assert set(report["problems"]) == {"pos-0000", "neg-0000"}
+    assert "missing" in report["problems"]["pos-0000"] and "0 bytes" in report["problems"]["neg-0000"]
+    rc, out, _ = cli(capsys, "patches", "check", "--store", store.root)
+    assert rc == 1 and "2 unusable" in out and "pos-0000" in out and "neg-0000" in out
+    assert snapshot(store.root) == before
+
+
+def test_masked_filter_uses_the_pixels_not_the_index(data_env, capsys):
+    from asgm.dataset import assemble
+
+    store = small_store(data_env / "stores")
+    path = store.patch_path("pos-0002")
+    _corrupt("no band names", path)  # replace it with a clean file, then give it names but zero pixels
+    write_tif(path, np.zeros((3, 48, 48), np.uint16), RGB_BANDS, like=store.patch_path("pos-0000"))
+    assert store.index().set_index("sample_id").loc["pos-0002", "masked_fraction"] == 0.0  # the index is stale
+    rc, out, _ = cli(capsys, "patches", "check", "--store", store.root)
+    assert rc == 0 and "index says 0.0% masked, the pixels 100.0%" in out
+    data = assemble(store, ExperimentConfig(store=str(store.root), bands=RGB_BANDS))
+    assert "pos-0002" not in set(data.rows["sample_id"]) and data.dropped["positives"] == 1
+
+
+@pytest.mark.parametrize("damage, expected", [
+    ("cut at a row boundary", "lists 4 patches but store.json records 6: the index was truncated"),
+    ("cut mid-line", "has 1 incomplete row(s): line 7 (pos-0002)"),
+    ("0 bytes", "is empty (0 bytes)"),
+    ("deleted", "is missing although 6 patch file(s) are present"),
+])
+def test_a_damaged_index_is_a_message_for_every_command(data_env, capsys, damage, expected):
+    store = small_store(data_env / "stores")
+    index = store.root / "index.csv"
+    text = index.read_text()
+    if damage == "cut at a row boundary":
+        index.write_text("".join(text.splitlines(keepends=True)[:5]))
+    elif damage == "cut mid-line":
+        index.write_text(text[: len(text) - 60])
+    elif damage == "0 bytes":
+        index.write_text("")
+    else:
+        index.unlink()
+    before = snapshot(store.root)
+    for args in (["patches", "list", "--store", store.root], ["patches", "check", "--store", store.root],
+                 ["train", "--store", store.root, "--epochs", "1"]):
+        rc, out, err = cli(capsys, *args)
+        assert rc == 1 and out == "", args
+        one_line(err, expected, "rebuild the store")
+    assert snapshot(store.root) == before
+
+
+def test_a_copied_store_goes_by_its_folder_name(data_env, capsys):
+    import shutil
+
+    store = small_store(data_env / "stores")
+    shutil.copytree(store.root, store.root.parent / "copy")
+    rc, out, _ = cli(capsys, "patches", "list", "--store", store.root.parent / "copy", "--json")
+    assert rc == 0 and json.loads(out)["summary"]["name"] == "copy"
+
+
+# -- 3. one-line failures ----------------------------------------------------------------------------
+@pytest.mark.parametrize("content, expected", [
+    ("{not json", "is not valid JSON"),
+    ('{"epochs": 0, "colour": "red"}', "epochs: Input should be greater than or equal to 1; colour: Extra inputs"),
+    ("[1, 2]", "must hold a JSON object"),
+    (None, "not found"),
+])
+def test_bad_config_file(data_env, capsys, content, expected):
+    path = data_env / "exp.json"
+    if content is not None:
+        path.write_text(content)
+    rc, out, err = cli(capsys, "train", "--config", path)
+    assert rc == 1 and out == ""
+    one_line(err, f"config file {path}", expected)
+    assert not (data_env / "models").exists()
+
+
+def test_invalid_run_config_is_a_message(data_env, capsys):
+    from asgm.runs import create_run
+
+    folder = create_run(ExperimentConfig(epochs=1), "bad-config")
+    folder.file("config.json").write_text('{"epochs": "many"}')
+    rc, _, err = cli(capsys, "evaluate", "bad-config")
+    assert rc == 1
+    one_line(err, "run 'bad-config' has an invalid config.json", "epochs")
+    rc, out, _ = cli(capsys, "runs", "list")
+    assert rc == 0 and "corrupt" in out and "config.json is unreadable" in out
+
+
+def test_full_disk_at_run_creation_leaves_nothing_behind(tmp_path):
+    small_store(tmp_path / "data" / "stores")
+    rc, out, err, _ = subprocess_cli(tmp_path, "train", "--store", "toy", "--epochs", "1", limit_file_bytes=300)
+    assert rc == 1, err
+    one_line(err, "no space left to write", "config.json", "free disk space")
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
+
+
+def test_full_disk_while_saving_the_model_is_one_line(tmp_path):
+    small_store(tmp_path / "data" / "stores")
+    # ~200 kB per file: the run's JSON and CSV files fit, the 1.4 MB model.keras does not
+    rc, out, err, _ = subprocess_cli(tmp_path, "train", "--store", "toy", "--epochs", "1", "--bootstrap", "10",
+                                     limit_file_bytes=200_000)
+    assert rc == 1 and out == "" and "Traceback" not in err
+    message = [ln for ln in err.splitlines() if ln.startswith("asgm train:")]  # TensorFlow logs its start-up too
+    assert len(message) == 1 and "no space left to write" in message[0] and "model.keras" in message[0]
+    (run,) = (tmp_path / "models").iterdir()
+    status = json.loads((run / "status.json").read_text())
+    assert status["status"] == "failed" and status["error"].startswith("no space left to write")
+    assert not (run / "model.keras").exists() and not list(run.glob(".tmp-*"))
+
+
+def test_nan_polygon_and_damaged_boundary_cache(data_env, capsys):
+    from asgm import boundary
+
+    poly = data_env / "area.geojson"
+    poly.write_text(json.dumps({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {},
+                    "geometry": {"type": "Polygon", "coordinates": [[[-63, 6], ["NaN", 6.1], [-62.9, 6.1], [-63, 6]]]}}]})
+                    .replace('"NaN"', "NaN"))
+    rc, _, err = cli(capsys, "osm", "fetch", "--polygon", poly)
+    assert rc == 1
+    one_line(err, "NaN or infinite coordinate")
+    cache = boundary.cached_path()
+    cache.parent.mkdir(parents=True)
+    cache.write_bytes(b"\x00garbage")
+    rc, _, err = cli(capsys, "points", "random", "--boundary", "osm")
+    assert rc == 1
+    one_line(err, "cached boundary", "is damaged", "delete")
+    assert cache.read_bytes() == b"\x00garbage"
+
+
+# -- 4. OSM vectors ------------------------------------------------------------------------------------
+def _vectors(path: Path, lines: list[list[tuple[float, float]]], crs: str = "EPSG:4326", **columns) -> Path:
+    cols = columns or {"highway": ["track"] * len(lines)}
+    gpd.GeoDataFrame(cols, geometry=[LineString(c) for c in lines], crs=crs).to_parquet(path)
+    return path
+
+
+@pytest.fixture
+def osm_store(data_env, capsys):
+    """A store with OSM masks already made from a good file (a road through the first positive)."""
+    store = small_store(data_env / "stores")
+    row = store.index().iloc[0]
+    lon, lat = float(row["lon"]), float(row["lat"])
+    good = _vectors(data_env / "good.parquet", [[(lon - 0.01, lat), (lon + 0.01, lat)]])
+    assert cli(capsys, "osm", "rasterize", "--store", store.root, "--vectors", good)[0] == 0
+    return store, lon, lat
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("latitude out of range", "beyond ±180/±90"),
+    ("metres labelled as lon/lat", "probably metres of a projected CRS"),
+    ("NaN coordinates", "NaN or infinite coordinate"),
+    ("empty file", "hold no features"),
+    ("no OSM key columns", "has a value for the keys"),
+    ("somewhere else", "do not reach any patch of the store"),
+    ("near but on no patch", "put no feature on any of the 6 patches"),
+])
+def test_bad_osm_vectors_never_touch_existing_masks(osm_store, data_env, capsys, case, expected):
+    store, lon, lat = osm_store
+    f = data_env / "bad.parquet"
+    if case == "latitude out of range":
+        _vectors(f, [[(lon, lat), (lon, 95.0)]])
+    elif case == "metres labelled as lon/lat":
+        _vectors(f, [[(612_000.0, 663_000.0), (612_500.0, 663_000.0)]])
+    elif case == "NaN coordinates":
+        _vectors(f, [[(lon, lat), (np.nan, lat)]])
+    elif case == "empty file":
+        gpd.GeoDataFrame({"highway": []}, geometry=[], crs="EPSG:4326").to_parquet(f)
+    elif case == "no OSM key columns":
+        _vectors(f, [[(lon - 0.01, lat), (lon + 0.01, lat)]], name=["a road"])
+    elif case == "somewhere else":
+        _vectors(f, [[(10.0, 50.0), (10.1, 50.0)]])
+    else:  # ~780 m north of the first patch (whose half-width is 240 m): near it, on no patch
+        _vectors(f, [[(lon - 0.002, lat + 0.007), (lon + 0.002, lat + 0.007)]])
+    before = snapshot(store.root)
+    rc, out, err = cli(capsys, "osm", "rasterize", "--store", store.root, "--vectors", f)
+    assert rc == 1 and out == ""
+    one_line(err, expected)
+    assert snapshot(store.root) == before
+    if case == "near but on no patch":  # asked for explicitly, the empty masks are written
+        rc, _, _ = cli(capsys, "osm", "rasterize", "--store", store.root, "--vectors", f, "--force")
+        assert rc == 0 and all(store.read_osm(s)[0].sum() == 0 for s in store.sample_ids())
+
+
+def test_osm_fetch_refuses_an_html_page_saved_as_xml(data_env, capsys):
+    page = data_env / "extract.osm"
+    page.write_text("<html><head><title>504 Gateway Time-out</title></head><body>try later</body></html>")
+    rc, _, err = cli(capsys, "osm", "fetch", "--xml", page)
+    assert rc == 1
+    one_line(err, "is not OSM XML: its root element is <html>")
+    assert not (data_env / "data" / "osm").exists() or not any((data_env / "data" / "osm").rglob("*.parquet"))
+
+
+# -- 5. runs that lie ------------------------------------------------------------------------------------
+def _completed_run(run_id: str, model: bytes | None):
+    from asgm.runs import create_run
+
+    folder = create_run(ExperimentConfig(epochs=1), run_id)
+    folder.set_status("completed")
+    folder.write_json("metrics.json", {"f1": 0.5, "threshold": 0.5})
+    if model is not None:
+        folder.model_path.write_bytes(model)
+    return folder
+
+
+def _zip_bytes(names: list[str]) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for n in names:
+            z.writestr(n, "{}")
+    return buf.getvalue()
+
+
+def test_runs_with_a_bad_model_file_are_listed_corrupt(data_env, capsys):
+    from asgm import runs
+    from asgm.app import loaders
+
+    _completed_run("ok", _zip_bytes(["metadata.json", "config.json", "model.weights.h5"]))
+    _completed_run("missing", None)
+    _completed_run("empty", b"")
+    _completed_run("damaged", b"PK\x03\x04 cut short")
+    status = {r.run_id: (r.status, r.error) for r in runs.list_runs()}
+    assert status["ok"] == ("completed", None)
+    for run_id, why in (("missing", "model.keras is missing"), ("empty", "model.keras is empty"),
+                        ("damaged", "model.keras is not a Keras archive")):
+        assert status[run_id][0] == "corrupt" and why in status[run_id][1], run_id
+    assert [r.run_id for r in loaders.completed_runs()] == ["ok"]  # only usable runs can be picked
+    rc, out, _ = cli(capsys, "runs", "list")
+    assert rc == 0 and out.count("corrupt") == 3
+
+
+@pytest.mark.parametrize("link, expected", [
+    ("nope", "no run with that id exists here"),
+    ("../../x", "no run with that id exists here"),
+    ("empty", "that run is corrupt (model.keras is empty"),
+])
+def test_a_link_to_an_unusable_run_says_so(data_env, monkeypatch, link, expected):
+    from streamlit.testing.v1 import AppTest
+
+    from asgm.config import PROJECT_ROOT
+
+    monkeypatch.setenv("ASGM_APP_AUTOPREPARE", "0")
+    _completed_run("empty", b"")
+    at = AppTest.from_file(str(PROJECT_ROOT / "pages" / "1_Map.py"), default_timeout=120)
+    at.query_params["run"] = link
+    at.run()
+    assert not at.exception
+    assert any(f"The link names run '{link}', but {expected}" in w.value for w in at.warning)
+
+
+# -- 6. smaller ------------------------------------------------------------------------------------------
+def test_a_refused_store_leaves_no_run_folder(data_env, capsys):
+    rc, _, err = cli(capsys, "train", "--store", "../../etc", "--bands", "B4,B3,B2", "--size", "48")
+    assert rc == 1
+    one_line(err, "no patch store '../../etc'")
+    assert not (data_env / "models").exists() or not any((data_env / "models").iterdir())
+
+
+def test_damaged_cached_download_offline_says_so(data_env, monkeypatch):
+    from asgm import registry
+    from asgm.config import cache_dir
+
+    monkeypatch.delenv("ASGM_DATA_MIRROR", raising=False)
+    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")  # nothing listens there: the network is cut
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    key = next(iter(registry.FILES))
+    cached = cache_dir() / registry.FILES[key].relpath
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"half a download")
+    with pytest.raises(registry.DataFetchError, match="cached copy .* is damaged \\(sha256 mismatch\\).*delete it"):
+        registry.get(key)
+
+
+def test_killed_foreground_run_does_not_point_at_a_missing_log(data_env):
+    from asgm import runs
+    from asgm.runs import create_run
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    folder = create_run(ExperimentConfig(epochs=1), "killed", status="running")
+    folder.set_status("running", pid=dead.pid)
+    info = runs.get_run("killed")
+    assert info.status == "failed" and "died without finishing" in info.error and "log.txt" not in info.error
+    folder.file("log.txt").write_text("epoch 1\n")
+    assert "log.txt" in runs.get_run("killed").error
+
+
+def test_foreground_train_refuses_a_duplicate_of_a_running_run(data_env, capsys):
+    from asgm.runs import create_run
+
+    store = small_store(data_env / "stores")
+    cfg = ExperimentConfig(store=str(store.root), bands=RGB_BANDS, patch_size=48, epochs=1)
+    create_run(cfg, "running-1", status="running").set_status("running", pid=os.getpid())
+    rc, _, err = cli(capsys, "train", "--store", store.root, "--epochs", "1")
+    assert rc == 1
+    one_line(err, "run running-1 with the same config is already running")
+    assert sorted(p.name for p in (data_env / "models").iterdir()) == ["running-1"]
+
+
+@pytest.mark.parametrize("page", ["app.py", "pages/1_Map.py", "pages/2_Patch_viewer.py", "pages/3_Train.py",
+                                  "pages/4_Compare.py"])
+def test_the_app_stays_up_with_a_cut_index_and_a_corrupt_run(data_env, monkeypatch, page):
+    from streamlit.testing.v1 import AppTest
+
+    from asgm.config import PROJECT_ROOT
+
+    monkeypatch.setenv("ASGM_APP_AUTOPREPARE", "0")
+    store = small_store(data_env / "data" / "stores", name="demo")
+    index = store.root / "index.csv"
+    index.write_text("".join(index.read_text().splitlines(keepends=True)[:3]))
+    _completed_run("empty", b"")
+    at = AppTest.from_file(str(PROJECT_ROOT / page), default_timeout=120)
+    at.query_params["store"] = "demo"
+    at.run()
+    assert not at.exception
+    if page in ("pages/1_Map.py", "pages/2_Patch_viewer.py"):  # the pages that read the store say what is wrong
+        assert any("the index was truncated" in e.value for e in at.error)
