@@ -392,11 +392,18 @@ class GeeSource:
 
     def fetch(self, sample_id: str, label: int, set_name: str, lon: float, lat: float) -> Patch:
         """One patch as a ``Patch`` (DN, study band order); raises ``PointError`` for point problems."""
+        grid = patch_grid(lon, lat, self.size)
+        data = self.composite_dn(grid, f"{sample_id} ({lon:.5f}, {lat:.5f})")
+        return Patch(
+            sample_id=sample_id, label=label, set=set_name, lon=lon, lat=lat, grid=grid, data=data, bands=S2_BANDS,
+            source=self.name, date_start=self.start, date_end=self.end, product_level=PRODUCT_LEVEL,
+        )
+
+    def composite_dn(self, grid: PatchGrid, where: str) -> np.ndarray:
+        """The Cloud Score+ median composite on any square ``grid`` as (bands, H, W) DN (a patch or a scan tile)."""
         import ee
 
         self.connect()
-        grid = patch_grid(lon, lat, self.size)
-        where = f"{sample_id} ({lon:.5f}, {lat:.5f})"
 
         def call() -> Any:
             try:
@@ -415,10 +422,7 @@ class GeeSource:
                 f"{where}: every pixel is masked — no observation between {self.start} and {self.end} (end exclusive) "
                 f"passed Cloud Score+ cs_cdf >= {self.clear_threshold}. Widen the date range or lower --clear-threshold."
             )
-        return Patch(
-            sample_id=sample_id, label=label, set=set_name, lon=lon, lat=lat, grid=grid, data=data, bands=S2_BANDS,
-            source=self.name, date_start=self.start, date_end=self.end, product_level=PRODUCT_LEVEL,
-        )
+        return data
 
     def _classify(self, message: str, where: str) -> Exception:
         low = message.lower()

@@ -242,7 +242,14 @@ class StacSource:
     def fetch(self, sample_id: str, label: int, set_name: str, lon: float, lat: float) -> Patch:
         """One patch as a ``Patch`` (DN = surface reflectance x 10000, study band order)."""
         grid = patch_grid(lon, lat, self.size)
-        where = f"{sample_id} ({lon:.5f}, {lat:.5f})"
+        data = self.composite_dn(grid, f"{sample_id} ({lon:.5f}, {lat:.5f})")
+        return Patch(
+            sample_id=sample_id, label=label, set=set_name, lon=lon, lat=lat, grid=grid, data=data, bands=S2_BANDS,
+            source=self.name, date_start=self.start, date_end=self.end, product_level=PRODUCT_LEVEL,
+        )
+
+    def composite_dn(self, grid: PatchGrid, where: str) -> np.ndarray:
+        """The median composite on any square ``grid`` as (bands, H, W) DN (a patch, or a region-scan tile)."""
         items = self.search(grid)
         if not items:
             raise NoSceneError(
@@ -260,10 +267,7 @@ class StacSource:
         if not data.any():
             raise CloudyCompositeError(f"{where}: the composite has no clear pixel; widen the date range")
         log.debug("%s: median of %d of %d scenes", where, len(stack), len(items))
-        return Patch(
-            sample_id=sample_id, label=label, set=set_name, lon=lon, lat=lat, grid=grid, data=data, bands=S2_BANDS,
-            source=self.name, date_start=self.start, date_end=self.end, product_level=PRODUCT_LEVEL,
-        )
+        return data
 
 
 def _short(exc: BaseException | str, n: int = 200) -> str:
