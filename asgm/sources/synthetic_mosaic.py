@@ -159,7 +159,7 @@ def write_mosaic(
         for r0 in range(0, size_px, BLOCK):
             for c0 in range(0, size_px, BLOCK):
                 h, w = min(BLOCK, size_px - r0), min(BLOCK, size_px - c0)
-                bt = transform * Affine.translation(c0, r0)
+                bt = transform @ Affine.translation(c0, r0)
                 bx0, by0 = bt.c, bt.f
                 hits = sorted(tree.query(Polygon([(bx0, by0), (bx0 + w * 10, by0), (bx0 + w * 10, by0 - h * 10),
                                                   (bx0, by0 - h * 10)])).tolist())
