@@ -303,8 +303,9 @@ class TileResult:
     @classmethod
     def from_file(cls, path: Path) -> TileResult:
         with np.load(path, allow_pickle=False) as z:
-            c = [int(v) for v in z["counts"]]
-            return cls(c[0], c[1], z["prob"].astype(np.float32), *c[2:], float(z["seconds"][0]))
+            ti, tj, w_aoi, w_scored, w_masked, px_aoi, px_masked = (int(v) for v in z["counts"])
+            return cls(ti, tj, z["prob"].astype(np.float32), w_aoi, w_scored, w_masked, px_aoi, px_masked,
+                       float(z["seconds"][0]))
 
 
 def window_masked_share(masked: np.ndarray, window: int, stride: int, rows: int, cols: int) -> np.ndarray:

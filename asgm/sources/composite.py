@@ -14,6 +14,7 @@ A composite holds only settings (no open handles), so it can be sent to Dask wor
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -131,10 +132,7 @@ class StacComposite:
     synthetic: bool = False
 
     def source(self, size: int) -> Any:
-        from asgm.sources.stac import COLLECTION, EARTH_SEARCH_URL, StacSource
-
-        start, end = year_range(self.year)
-        return StacSource(size, start, end, url=self.url or EARTH_SEARCH_URL, collection=self.collection or COLLECTION)
+        return _stac_source(self.year, self.url, self.collection, size)
 
     def read(self, grid: PatchGrid) -> np.ndarray:
         try:
@@ -180,6 +178,15 @@ class GeeComposite:
     def describe(self) -> dict[str, Any]:
         start, end = year_range(self.year)
         return {"kind": "gee", "date_start": start, "date_end": end, "product_level": self.product_level}
+
+
+@lru_cache(maxsize=8)
+def _stac_source(year: int, url: str | None, collection: str | None, size: int) -> Any:
+    """One StacSource per settings and process: it keeps its API connection between tiles."""
+    from asgm.sources.stac import COLLECTION, EARTH_SEARCH_URL, StacSource
+
+    start, end = year_range(year)
+    return StacSource(size, start, end, url=url or EARTH_SEARCH_URL, collection=collection or COLLECTION)
 
 
 def open_composite(spec: str | Path | Composite, year: int, stac_url: str | None = None) -> Composite:
