@@ -144,7 +144,7 @@ def main() -> None:
     if not args.skip_dask:
         from distributed import Client
 
-        from asgm.scan import dask_client
+        from asgm.cluster import dask_client
 
         with dask_client("local", workers=2) as client:
             assert isinstance(client, Client)

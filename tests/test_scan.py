@@ -16,6 +16,7 @@ from shapely.geometry import Polygon, box
 
 from asgm import scan
 from asgm.cli import main as cli_main
+from asgm.cluster import ClusterError
 from asgm.sources.synthetic_mosaic import write_mosaic
 
 LON, LAT = -61.8, 6.4
@@ -161,7 +162,7 @@ def test_dask_local_cluster_gives_the_single_process_result(env, tmp_path):
 
 
 def test_unreachable_scheduler_is_a_clear_error(env, tmp_path):
-    with pytest.raises(scan.ScanError, match="dask scheduler"):
+    with pytest.raises(ClusterError, match="dask scheduler"):
         _scan(env, tmp_path / "x", scheduler="tcp://127.0.0.1:9")
 
 
