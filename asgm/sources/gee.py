@@ -35,7 +35,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from asgm.config import S2_BANDS
-from asgm.grid import PatchGrid, patch_grid
+from asgm.grid import PatchGrid
 from asgm.sources.common import (
     DEFAULT_CLEAR_THRESHOLD,
     CloudyCompositeError,
@@ -48,6 +48,7 @@ from asgm.sources.common import (
     TransientError,
     ee_grid,
     parse_date_range,
+    point_patch,
     retry,
 )
 from asgm.store import Patch
@@ -392,12 +393,7 @@ class GeeSource:
 
     def fetch(self, sample_id: str, label: int, set_name: str, lon: float, lat: float) -> Patch:
         """One patch as a ``Patch`` (DN, study band order); raises ``PointError`` for point problems."""
-        grid = patch_grid(lon, lat, self.size)
-        data = self.composite_dn(grid, f"{sample_id} ({lon:.5f}, {lat:.5f})")
-        return Patch(
-            sample_id=sample_id, label=label, set=set_name, lon=lon, lat=lat, grid=grid, data=data, bands=S2_BANDS,
-            source=self.name, date_start=self.start, date_end=self.end, product_level=PRODUCT_LEVEL,
-        )
+        return point_patch(self, sample_id, label, set_name, lon, lat)
 
     def composite_dn(self, grid: PatchGrid, where: str) -> np.ndarray:
         """The Cloud Score+ median composite on any square ``grid`` as (bands, H, W) DN (a patch or a scan tile)."""
