@@ -526,13 +526,17 @@ def scan(
     tile_seconds = time.monotonic() - t_tiles
     summary = finalize(out, grid, results, thr, composite.synthetic)
     new_windows = sum(results[(j.ti, j.tj)].windows_scored for j in jobs)
-    warn = product_level_warning(run.product_level, composite.product_level or None)
+    warnings = [w for w in [product_level_warning(run.product_level, composite.product_level or None)] if w]
+    tagged = str(composite.describe().get("date_start") or "")
+    if tagged[:4].isdigit() and tagged[:4] != str(year):
+        warnings.append(f"the imagery says it is a {tagged[:4]} composite but was scanned as {year}; check --year "
+                        "before comparing years")
     summary.update({
         "run_id": run_id, "year": int(year), "source": composite.describe(), "aoi_area_km2": round(area_km2, 3),
         "tiles": total, "tiles_resumed": resumed, "tile_seconds": round(tile_seconds, 3),
         "windows_per_s": round(new_windows / tile_seconds, 1) if jobs and tile_seconds > 0 else None,
         "scheduler": None if scheduler is None else (scheduler if isinstance(scheduler, str) else "client"),
-        "seconds": round(time.monotonic() - t0, 3), "warnings": [w for w in [warn] if w],
+        "seconds": round(time.monotonic() - t0, 3), "warnings": warnings,
     })
     atomic.write_json(out / "summary.json", summary)
     return summary

@@ -81,6 +81,7 @@ def test_detections_land_on_the_known_mines_and_outputs_are_complete(env, tmp_pa
         assert np.array_equal(np.isnan(prob), np.isnan(z["prob"]))
         assert np.isnan(prob).sum() == s["windows_masked"]
     assert json.loads((out / "summary.json").read_text())["detections"] == s["detections"]
+    assert s["warnings"] == []  # a 2021 mosaic scanned as 2021, a synthetic-level model on synthetic imagery
     assert not list(out.rglob(".tmp-*"))
 
 
@@ -171,6 +172,8 @@ def test_change_between_two_years(env, tmp_path):
     _scan(env, tmp_path / "b", source=str(env["m22"].path), year=2022)
     r = scan.diff_scans(tmp_path / "a", tmp_path / "b", tmp_path / "change")
     assert (r["year_a"], r["year_b"]) == (2021, 2022)
+    wrong = _scan(env, tmp_path / "c", source=str(env["m22"].path), year=2023)
+    assert any("2022 composite but was scanned as 2023" in w for w in wrong["warnings"])
     assert r["gone_count"] == 0 and r["persistent_count"] == 3
     change = gpd.read_file(tmp_path / "change" / "change.geojson").to_crs(env["m22"].epsg)
     new_mine = env["m22"].mines.to_crs(env["m22"].epsg).geometry.iloc[3]
