@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from asgm import atomic
 from asgm.config import S2_BANDS, ExperimentConfig, models_dir
-from asgm.errors import AsgmError
+from asgm.errors import AsgmError, one_line
 from asgm.evaluate import N_BOOT
 from asgm.runs import now
 
@@ -122,30 +122,51 @@ def planned_rows(stores: Sequence[str], epochs: int = 160, seed: int = 7,
             for p in plan_table1(stores, epochs, seed) if not only or p.exp in only]
 
 
-def run_table1(stores: Sequence[str], epochs: int = 160, seed: int = 7, only: Sequence[int] | None = None,
-               on_row: Callable[[dict[str, Any]], None] | None = None, **overrides: Any) -> dict[str, Any]:
-    """Train every supported Table 1 configuration and save the table under
-    ``models/experiments/table1-<time>.json`` (and ``.csv``). Returns {rows, published, path}."""
+def _run_row(plan: Plan) -> dict[str, Any]:
+    """Train one Table 1 row (in this process or on a Dask worker) and return its table row."""
     from asgm.train import train
 
-    rows = []
-    for plan in plan_table1(stores, epochs, seed, **overrides):
-        if only and plan.exp not in only:
-            continue
-        if plan.config is None:
-            row = table_row(plan, None, None, "skipped", plan.reason)
-        else:
-            try:
-                run_id = train(plan.config)
-                from asgm.runs import get_run
+    if plan.config is None:
+        return table_row(plan, None, None, "skipped", plan.reason)
+    try:
+        run_id = train(plan.config)
+        from asgm.runs import get_run
 
-                info = get_run(run_id)
-                row = table_row(plan, run_id, info.metrics, info.status, info.error)
-            except Exception as exc:  # one failing row must not lose the others
-                row = table_row(plan, None, None, "failed", f"{type(exc).__name__}: {exc}")
-        rows.append(row)
-        if on_row:
-            on_row(row)
+        info = get_run(run_id)
+        return table_row(plan, run_id, info.metrics, info.status, info.error)
+    except Exception as exc:  # one failing row must not lose the others
+        return table_row(plan, None, None, "failed", one_line(exc))
+
+
+def run_table1(stores: Sequence[str], epochs: int = 160, seed: int = 7, only: Sequence[int] | None = None,
+               on_row: Callable[[dict[str, Any]], None] | None = None, scheduler: Any = None, workers: int = 2,
+               **overrides: Any) -> dict[str, Any]:
+    """Train every supported Table 1 configuration and save the table under
+    ``models/experiments/table1-<time>.json`` (and ``.csv``). Returns {rows, published, path}.
+
+    ``scheduler`` (None: one after another in this process; ``"local"``, an address or a Client, see
+    ``asgm.cluster.dask_client``) runs the rows as Dask tasks; workers must see the same stores and
+    models folders (same machine, or a shared disk with the same ``ASGM_DATA_DIR``/``ASGM_MODELS_DIR``)."""
+    from asgm.cluster import dask_client
+
+    plans = [p for p in plan_table1(stores, epochs, seed, **overrides) if not only or p.exp in only]
+    with dask_client(scheduler, workers) as client:
+        if client is None:
+            rows = []
+            for plan in plans:
+                rows.append(_run_row(plan))
+                if on_row:
+                    on_row(rows[-1])
+        else:
+            from distributed import as_completed
+
+            futures = {client.submit(_run_row, plan, pure=False): i for i, plan in enumerate(plans)}
+            done: dict[int, dict[str, Any]] = {}
+            for fut in as_completed(futures):
+                done[futures[fut]] = fut.result()
+                if on_row:
+                    on_row(done[futures[fut]])
+            rows = [done[i] for i in range(len(plans))]  # table order, whatever finished first
     out = {"created": now(), "epochs": epochs, "seed": seed, "stores": list(stores), "rows": rows,
            "published": list(TABLE1_PUBLISHED)}
     path = models_dir() / "experiments" / f"table1-{now().replace(':', '').replace('+0000', 'Z')}.json"

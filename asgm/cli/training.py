@@ -99,6 +99,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t1.add_argument("--seed", type=int, default=7)
     t1.add_argument("--only", help="comma-separated experiment numbers to run (default: all)")
     t1.add_argument("--plan", action="store_true", help="only show which rows would run or be skipped")
+    t1.add_argument("--scheduler", default="none", help="run the rows as Dask tasks: 'local' (a LocalCluster), "
+                    "tcp://HOST:8786 (workers sharing the data and models folders), or 'none' (default: one by one)")
+    t1.add_argument("--workers", type=int, default=2, help="workers of the local cluster (default 2)")
 
     a = sub.add_parser("ablation", help="each OSM layer of a run: retrained without it and zeroed at test time")
     a.add_argument("run_id")
@@ -206,7 +209,8 @@ def _table1(args: argparse.Namespace) -> dict[str, Any]:
     plans = experiments.plan_table1(stores, args.epochs, args.seed)
     bar = tqdm.tqdm(total=len([p for p in plans if not only or p.exp in only]), desc="Table 1", unit="exp",
                     disable=args.json or not sys.stderr.isatty())
-    out = experiments.run_table1(stores, args.epochs, args.seed, only=only, on_row=lambda r: bar.update(1))
+    out = experiments.run_table1(stores, args.epochs, args.seed, only=only, on_row=lambda r: bar.update(1),
+                                 scheduler=None if args.scheduler == "none" else args.scheduler, workers=args.workers)
     bar.close()
     return out
 

@@ -160,6 +160,19 @@ class _quiet_all_nan:
         self._ctx.__exit__(*exc)
 
 
+def point_patch(source: Any, sample_id: str, label: int, set_name: str, lon: float, lat: float) -> Patch:
+    """The patch centred on (lon, lat) from a source with ``composite_dn(grid, where)`` (STAC, Earth Engine)."""
+    from asgm.config import S2_BANDS
+    from asgm.grid import patch_grid
+
+    grid = patch_grid(lon, lat, source.size)
+    data = source.composite_dn(grid, f"{sample_id} ({lon:.5f}, {lat:.5f})")
+    return Patch(
+        sample_id=sample_id, label=label, set=set_name, lon=lon, lat=lat, grid=grid, data=data, bands=S2_BANDS,
+        source=source.name, date_start=source.start, date_end=source.end, product_level=source.product_level,
+    )
+
+
 # -- retries -------------------------------------------------------------------------------------
 def retry(
     fn: Callable[[], T],

@@ -35,7 +35,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from asgm.config import S2_BANDS
-from asgm.grid import PatchGrid, patch_grid
+from asgm.grid import PatchGrid
 from asgm.net import QuotaError, TransientError, http_status, is_transport_error, short, transient_for
 from asgm.sources.common import (
     DEFAULT_CLEAR_THRESHOLD,
@@ -47,6 +47,7 @@ from asgm.sources.common import (
     SourceProjectError,
     ee_grid,
     parse_date_range,
+    point_patch,
     retry,
 )
 from asgm.store import Patch
@@ -391,11 +392,13 @@ class GeeSource:
 
     def fetch(self, sample_id: str, label: int, set_name: str, lon: float, lat: float) -> Patch:
         """One patch as a ``Patch`` (DN, study band order); raises ``PointError`` for point problems."""
+        return point_patch(self, sample_id, label, set_name, lon, lat)
+
+    def composite_dn(self, grid: PatchGrid, where: str) -> np.ndarray:
+        """The Cloud Score+ median composite on any square ``grid`` as (bands, H, W) DN (a patch or a scan tile)."""
         import ee
 
         self.connect()
-        grid = patch_grid(lon, lat, self.size)
-        where = f"{sample_id} ({lon:.5f}, {lat:.5f})"
 
         def call() -> Any:
             try:
@@ -414,10 +417,7 @@ class GeeSource:
                 f"{where}: every pixel is masked — no observation between {self.start} and {self.end} (end exclusive) "
                 f"passed Cloud Score+ cs_cdf >= {self.clear_threshold}. Widen the date range or lower --clear-threshold."
             )
-        return Patch(
-            sample_id=sample_id, label=label, set=set_name, lon=lon, lat=lat, grid=grid, data=data, bands=S2_BANDS,
-            source=self.name, date_start=self.start, date_end=self.end, product_level=PRODUCT_LEVEL,
-        )
+        return data
 
     def _classify(self, exc: BaseException, where: str) -> Exception:
         """What an Earth Engine error means: no scene, retry (by the HTTP status behind it), or refusal."""

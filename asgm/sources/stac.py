@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from asgm.config import S2_BANDS
-from asgm.grid import PatchGrid, patch_grid
+from asgm.grid import PatchGrid
 from asgm.net import TransientError, http_status, is_transport_error, short, transient_for
 from asgm.sources.common import (
     CloudyCompositeError,
@@ -29,6 +29,7 @@ from asgm.sources.common import (
     lonlat_bounds,
     median_composite,
     parse_date_range,
+    point_patch,
     reflectance_to_dn,
     retry,
     stac_datetime,
@@ -242,8 +243,10 @@ class StacSource:
 
     def fetch(self, sample_id: str, label: int, set_name: str, lon: float, lat: float) -> Patch:
         """One patch as a ``Patch`` (DN = surface reflectance x 10000, study band order)."""
-        grid = patch_grid(lon, lat, self.size)
-        where = f"{sample_id} ({lon:.5f}, {lat:.5f})"
+        return point_patch(self, sample_id, label, set_name, lon, lat)
+
+    def composite_dn(self, grid: PatchGrid, where: str) -> np.ndarray:
+        """The median composite on any square ``grid`` as (bands, H, W) DN (a patch, or a region-scan tile)."""
         items = self.search(grid)
         if not items:
             raise NoSceneError(
@@ -261,10 +264,7 @@ class StacSource:
         if not data.any():
             raise CloudyCompositeError(f"{where}: the composite has no clear pixel; widen the date range")
         log.debug("%s: median of %d of %d scenes", where, len(stack), len(items))
-        return Patch(
-            sample_id=sample_id, label=label, set=set_name, lon=lon, lat=lat, grid=grid, data=data, bands=S2_BANDS,
-            source=self.name, date_start=self.start, date_end=self.end, product_level=PRODUCT_LEVEL,
-        )
+        return data
 
 
 def _transient_or_error(exc: Exception) -> Exception:

@@ -78,6 +78,14 @@ def _along(rng: np.random.Generator, line: LineString, jitter: float) -> tuple[f
     return p.x + rng.normal(0, jitter), p.y + rng.normal(0, jitter)
 
 
+def cover_dn(cover: np.ndarray, gain: float, rng: np.random.Generator) -> np.ndarray:
+    """(bands, H, W) uint16 DN of a land-cover map: class spectra x ``gain`` plus 4 % per-pixel noise."""
+    spectra = np.array([SPECTRA[c] for c in CLASSES], dtype=np.float32)  # (classes, bands)
+    data = spectra[cover].transpose(2, 0, 1)  # (bands, H, W)
+    noise = rng.normal(0, 0.04, size=data.shape) * data
+    return np.clip(data * gain + noise, 1, 10000).astype(np.uint16)
+
+
 def make_scene(
     sample_id: str, label: int, lon: float, lat: float, size: int = 48, seed: int = 0,
     hard_negative: bool = False, set_name: str | None = None, osm_completeness: float = 0.7,
@@ -150,11 +158,8 @@ def make_scene(
                            all_touched=True)
         cover[burned == 1] = CLASSES.index(cls)
 
-    spectra = np.array([SPECTRA[c] for c in CLASSES], dtype=np.float32)  # (classes, bands)
-    data = spectra[cover].transpose(2, 0, 1)  # (bands, H, W)
     gain = rng.normal(1.0, 0.04)  # per-scene illumination
-    noise = rng.normal(0, 0.04, size=data.shape) * data
-    dn = np.clip(data * gain + noise, 1, 10000).astype(np.uint16)
+    dn = cover_dn(cover, gain, rng)
 
     # Keep only the part of each mapped feature that lies in the patch, as a per-patch OSM clip would.
     footprint = box(w, s, e, n)
