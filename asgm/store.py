@@ -39,7 +39,7 @@ MASKED_DN = 10.0
 
 INDEX_COLUMNS = [
     "sample_id", "label", "set", "lon", "lat", "epsg", "size", "source", "bands",
-    "date_start", "date_end", "product_level", "masked_fraction", "path",
+    "date_start", "date_end", "product_level", "masked_fraction", "path", "year",
 ]
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -245,6 +245,8 @@ class PatchStore:
             "source": patch.source, "bands": ",".join(patch.bands), "date_start": patch.date_start,
             "date_end": patch.date_end, "product_level": patch.product_level,
             "masked_fraction": round(masked_fraction(data), 6), "path": f"patches/{patch.sample_id}.tif",
+            # The imagery year (start of the composite window): packs mix years, models should not.
+            "year": int(patch.date_start[:4]) if patch.date_start[:4].isdigit() else None,
         }
 
     def _add_rows(self, rows: list[dict[str, Any]]) -> None:
