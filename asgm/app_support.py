@@ -409,7 +409,8 @@ def classify(run_id: str, store_name: str, sid: str, zero_layers: Sequence[str] 
     if not info.metrics or "threshold" not in info.metrics:
         raise inference.InferenceError(f"run {run_id!r} is {info.status} and has no threshold; pick a completed run")
     _, config, x = model_input(run_id, store_name, sid)
-    prob = float(inference.predict(compiled_model(run_id), x, zero_layers=tuple(zero_layers), config=config))
+    prob = inference.predict(compiled_model(run_id), x, zero_layers=tuple(zero_layers), config=config,
+                             temperature=inference.run_temperature(info.metrics))
     threshold = float(info.metrics["threshold"])
     patch = read_patch(store_name, sid)
     return {"prob": prob, "threshold": threshold, "decision": int(decide(np.array([prob]), threshold)[0]),

@@ -97,7 +97,9 @@ def bootstrap_ci(y_true: np.ndarray, prob: np.ndarray, pred: np.ndarray, metric:
 
 def metrics_on_test(y_true: np.ndarray, prob: np.ndarray, threshold: float, clusters: np.ndarray | None = None,
                  n_boot: int = N_BOOT, seed: int = BOOT_SEED) -> dict[str, Any]:
-    """Every test metric of the run store's ``metrics.json`` (threshold applied with ``decide``)."""
+    """Every test metric of the run store's ``metrics.json`` (threshold applied with ``decide``),
+    incl. precision at recall 0.9 and the calibration error (ECE, 10 bins) with its reliability curve."""
+    from asgm.calibration import ece, precision_at_recall, reliability
     from sklearn.metrics import (
         average_precision_score,
         confusion_matrix,
@@ -129,6 +131,9 @@ def metrics_on_test(y_true: np.ndarray, prob: np.ndarray, threshold: float, clus
         "confusion": [[tn, fp], [fn, tp]],
         "pr_curve": {"precision": [float(v) for v in prec_c], "recall": [float(v) for v in rec_c]},
         "bootstrap": {"resamples": int(n_boot), "seed": int(seed), "level": 0.95},
+        "precision_at_recall_0.9": precision_at_recall(y, p, 0.9) if has_pos else None,
+        "ece": ece(y, p),
+        "reliability": reliability(y, p),
     }
     return out
 

@@ -189,53 +189,14 @@ def _progress_callback(folder: RunFolder, epochs: int, tqdm_bar: Any = None) -> 
     return Progress()
 
 
-def _predict(model: Any, source: Any, batch_size: int) -> np.ndarray:
-    """Probabilities for every row of a PatchSource (no augmentation, in order)."""
-    from asgm.dataset import make_tf_dataset
-
-    ds = make_tf_dataset(source, np.zeros(len(source.sample_ids)), batch_size, training=False)
-    return model.predict(ds.map(lambda x, y: x), verbose=0).reshape(-1).astype(float)
-
-
 def score(model: Any, store: Any, config: ExperimentConfig, split: pd.DataFrame,
           n_boot: int = N_BOOT, zero_layers: tuple[str, ...] = ()) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Predict validation and test rows, tune the threshold on validation, score test.
+    """Predict validation and test rows with the run's recipe, tune the threshold on validation, score
+    test (see ``asgm.recipe.score_split``). ``zero_layers`` zeroes those OSM channels (ablation).
+    Returns (metrics, predictions frame of val+test rows)."""
+    from asgm.recipe import score_split
 
-    ``zero_layers`` zeroes those OSM channels at prediction time (ablation). Returns (metrics,
-    predictions frame of val+test rows)."""
-    from asgm.dataset import PatchSource
-
-    frames = []
-    for name in ("val", "test"):
-        part = split[split["split"] == name].sort_values("sample_id").reset_index(drop=True)
-        # One pass over each split: caching would only cost memory.
-        source = PatchSource(store, config, part["sample_id"], cache_limit_mb=0)
-        if zero_layers:
-            source = _ZeroedSource(source, [len(config.bands) + config.osm_layers.index(x) for x in zero_layers])
-        part = part.assign(prob=_predict(model, source, config.batch_size))
-        frames.append(part)
-    val, test = frames
-    threshold, val_f1 = best_threshold(val["label"].to_numpy(), val["prob"].to_numpy())
-    metrics = metrics_on_test(test["label"].to_numpy(), test["prob"].to_numpy(), threshold,
-                           clusters=test["cluster"].to_numpy(), n_boot=n_boot, seed=42)
-    metrics["val_f1"] = val_f1
-    preds = pd.concat(frames, ignore_index=True)
-    preds["pred"] = decide(preds["prob"].to_numpy(), threshold)
-    preds = preds[["sample_id", "label", "prob", "pred", "split", "cluster", "lon", "lat"]]
-    return metrics, preds
-
-
-class _ZeroedSource:
-    """A PatchSource wrapper whose given channels are zero (test-time layer ablation)."""
-
-    def __init__(self, source: Any, channels: list[int]):
-        self._s, self._ch = source, channels
-        self.sample_ids, self.shape, self.cached = source.sample_ids, source.shape, source.cached
-
-    def load_batch(self, idx: np.ndarray, d4: np.ndarray | None = None) -> np.ndarray:
-        x = self._s.load_batch(idx, d4)
-        x[..., self._ch] = 0.0
-        return x
+    return score_split(model, store, config, split, n_boot, zero_layers)
 
 
 def train(config: ExperimentConfig, run_id: str | None = None, *, show_progress: bool = False,
@@ -277,7 +238,8 @@ def _train(folder: RunFolder, config: ExperimentConfig, show_progress: bool, n_b
         split = split[["sample_id", "label", "lon", "lat", "cluster", "split"]]
     else:
         mask = holdout_mask(rows, config.holdout) if config.holdout else None
-        split = spatial_split(rows, config.split_eps_m, config.split_fractions, config.seed, test_mask=mask)
+        split = spatial_split(rows, config.split_eps_m, config.split_fractions, config.split_seed_used,
+                              test_mask=mask)
     atomic.write_text(folder.file("split.csv"), split.to_csv(index=False))
     counts = {**data.counts, "splits": split_counts(split)}
     folder.write_json("counts.json", counts)
@@ -287,23 +249,29 @@ def _train(folder: RunFolder, config: ExperimentConfig, show_progress: bool, n_b
     import keras
     import tqdm
 
-    from asgm.model import build_model, compile_model
+    from asgm.model import build_for, compile_model
 
     keras.utils.set_random_seed(config.seed)
     train_rows = split[split["split"] == "train"].sort_values("sample_id").reset_index(drop=True)
     val_rows = split[split["split"] == "val"].sort_values("sample_id").reset_index(drop=True)
     y_train = train_rows["label"].to_numpy()
     weights = class_weights(y_train) if config.class_weight else None
+    sample_weights = None
+    if config.balance_sets:
+        from asgm.recipe import set_weights
+
+        sample_weights = set_weights(y_train, train_rows["sample_id"].map(rows.set_index("sample_id")["set"]))
     # One cache budget shared by the training and validation rows (memory stays bounded, spec §4).
     share = len(train_rows) / max(1, len(train_rows) + len(val_rows))
     train_src = PatchSource(store, config, train_rows["sample_id"], cache_limit_mb=DEFAULT_CACHE_LIMIT_MB * share)
     val_src = PatchSource(store, config, val_rows["sample_id"], cache_limit_mb=DEFAULT_CACHE_LIMIT_MB * (1 - share))
     aug = augmenter(config, len(config.bands), config.seed) if config.augment else None
     train_ds = make_tf_dataset(train_src, y_train, config.batch_size, training=True, seed=config.seed,
-                               weights=weights, augment=aug)
+                               weights=weights, augment=aug, sample_weights=sample_weights)
     val_ds = make_tf_dataset(val_src, val_rows["label"].to_numpy(), config.batch_size)
 
-    model = compile_model(build_model(config.patch_size, len(config.channels)), config.learning_rate)
+    model = compile_model(build_for(config.architecture, config.patch_size, len(config.channels)),
+                          config.learning_rate)
     bar = tqdm.tqdm(total=config.epochs, desc="epochs", unit="ep") if show_progress else None
     progress = _progress_callback(folder, config.epochs, bar)
     callbacks: list[Any] = [progress]

@@ -1,0 +1,170 @@
+"""Detector quality on held-out places: the recipe ladder, seeds, spatial split and Caroní holdout.
+
+Trains the named recipes on the ``amazon`` store (demo pack + Amazon training pack; build it with
+``asgm demo build --pack amazon``) and reports every figure as mean ± sd over seeds with the mean of
+the cluster-bootstrap 95 % CIs, precision at recall 0.9 and the calibration error (ECE):
+
+- ``spatial``: the store's spatial test split (DBSCAN 3 km clusters, split seed fixed at 7 so seeds
+  vary only the model), and separately its Bolívar part (the demo pack's sets);
+- ``caroni``: Earth Genome's Caroní rectangle as the test set (train/val outside it, a 3 km buffer
+  dropped), i.e. a geographic holdout.
+
+Leak-freedom is asserted by the split itself (no test point within 3 km of a training point) and
+re-checked here on every run's split.csv.
+
+    python benchmarks/detector_quality.py run --recipes detector-full --evals spatial,caroni --seeds 7,1,2
+    python benchmarks/detector_quality.py report            # aggregate every run recorded so far
+
+Runs are recorded in ``models/experiments/detector_quality.jsonl`` (one line per finished run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from asgm.config import ExperimentConfig, models_dir  # noqa: E402
+
+STORE = "amazon"
+EPOCHS = 25
+#: The ladder: one change at a time. TTA and calibration are post-hoc, so every run also records its
+#: test metrics without them (metrics['posthoc']) — the last two steps of the ladder, same model.
+RECIPES: dict[str, dict[str, Any]] = {
+    "study-d4": dict(architecture="study", learning_rate=3e-4),
+    "detector-d4": dict(architecture="detector", learning_rate=1e-3),
+    "detector-jitter": dict(architecture="detector", learning_rate=1e-3, jitter=True),
+    "detector-full": dict(architecture="detector", learning_rate=1e-3, jitter=True, balance_sets=True),
+}
+EVALS = {"spatial": dict(holdout=None), "caroni": dict(holdout="caroni")}
+LEDGER = "experiments/detector_quality.jsonl"
+
+
+def config_for(recipe: str, evaluation: str, seed: int, epochs: int = EPOCHS) -> ExperimentConfig:
+    """The ExperimentConfig of one (recipe, evaluation, seed) cell."""
+    return ExperimentConfig(
+        name=f"{recipe}-{evaluation}-s{seed}", store=STORE, bands=("B4", "B3", "B2"), patch_size=48,
+        epochs=epochs, batch_size=32, seed=seed, split_seed=7, augment=True, tta=True, calibrate=True,
+        **RECIPES[recipe], **EVALS[evaluation],
+    )
+
+
+def check_leak_free(run_dir: Path, eps_m: float = 3000.0) -> float:
+    """Smallest distance (m) from a test point to a training point in the run's split; asserts > eps."""
+    import pandas as pd
+
+    from asgm.points import nearest_distance_m
+
+    split = pd.read_csv(run_dir / "split.csv")
+    train = split[split.split == "train"][["lon", "lat"]].to_numpy(float)
+    test = split[split.split == "test"][["lon", "lat"]].to_numpy(float)
+    d = float(nearest_distance_m(test, train).min())
+    assert d > eps_m, f"{run_dir.name}: a test point is {d:.0f} m from a training point"
+    return d
+
+
+def run(recipes: list[str], evals: list[str], seeds: list[int], epochs: int) -> None:
+    from asgm import atomic
+    from asgm.runs import get_run
+    from asgm.train import train
+
+    ledger = models_dir() / LEDGER
+    for evaluation in evals:
+        for recipe in recipes:
+            for seed in seeds:
+                cfg = config_for(recipe, evaluation, seed, epochs)
+                t0 = time.perf_counter()
+                run_id = train(cfg)
+                info = get_run(run_id)
+                row = {"recipe": recipe, "eval": evaluation, "seed": seed, "run_id": run_id, "status": info.status,
+                       "wall_s": round(time.perf_counter() - t0, 1),
+                       "min_test_train_m": check_leak_free(info.path)}
+                print(json.dumps(row), flush=True)
+                lines = ledger.read_text().splitlines() if ledger.exists() else []
+                atomic.write_text(ledger, "\n".join([*lines, json.dumps(row)]) + "\n")
+
+
+def _cells(m: dict[str, Any], part: str | None, posthoc: str | None) -> dict[str, Any]:
+    if posthoc:
+        return (m.get("posthoc") or {}).get(posthoc) or {}
+    if part:
+        return (m.get("parts") or {}).get(part) or {}
+    return m
+
+
+def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """mean ± sd over seeds per (recipe, eval, view) with the mean cluster-bootstrap CI of F1."""
+    from asgm.runs import get_run
+
+    out = []
+    keys = sorted({(r["recipe"], r["eval"]) for r in rows}, key=lambda k: (k[1], list(RECIPES).index(k[0])))
+    for recipe, evaluation in keys:
+        runs = [r for r in rows if r["recipe"] == recipe and r["eval"] == evaluation and r["status"] == "completed"]
+        metrics = [(r, get_run(r["run_id"]).metrics or {}) for r in runs]
+        views = [("test", None, None), ("test, no calibration", None, "no_calibration"),
+                 ("test, no TTA", None, "no_tta")]
+        if evaluation == "spatial":
+            views.insert(1, ("Bolívar part", "bolivar", None))
+        for view, part, posthoc in views:
+            cells = [_cells(m, part, posthoc) for _, m in metrics]
+            cells = [c for c in cells if c.get("f1") is not None]
+            if not cells:
+                continue
+            row: dict[str, Any] = {"recipe": recipe, "eval": evaluation, "view": view,
+                                   "seeds": [r["seed"] for r, _ in metrics], "runs": [r["run_id"] for r, _ in metrics]}
+            for k in ("f1", "precision", "recall", "pr_auc", "precision_at_recall_0.9", "ece"):
+                v = np.array([c.get(k) for c in cells], float)
+                row[k] = [float(np.nanmean(v)), float(np.nanstd(v, ddof=1)) if len(v) > 1 else float("nan")]
+            ci = np.array([c.get("f1_ci_cluster") or [np.nan, np.nan] for c in cells], float)
+            row["f1_ci_cluster_mean"] = [float(np.nanmean(ci[:, 0])), float(np.nanmean(ci[:, 1]))]
+            row["n_test"] = int(cells[0].get("n") or 0)
+            row["train_s"] = float(np.mean([m.get("train_seconds", np.nan) for _, m in metrics]))
+            out.append(row)
+    return out
+
+
+def format_rows(rows: list[dict[str, Any]]) -> str:
+    """A markdown table of the aggregate."""
+    def ms(v: list[float]) -> str:
+        return f"{v[0]:.3f} ± {v[1]:.3f}" if np.isfinite(v[1]) else f"{v[0]:.3f}"
+
+    head = ("| recipe | evaluation | view | seeds | n test | F1 (mean ± sd) | F1 95 % CI (cluster, mean) | precision | "
+            "recall | PR-AUC | precision @ recall 0.9 | ECE |")
+    lines = [head, "|" + "---|" * 12]
+    for r in rows:
+        lo, hi = r["f1_ci_cluster_mean"]
+        lines.append(f"| {r['recipe']} | {r['eval']} | {r['view']} | {len(r['seeds'])} | {r['n_test']} | {ms(r['f1'])} | "
+                     f"[{lo:.3f}, {hi:.3f}] | {ms(r['precision'])} | {ms(r['recall'])} | {ms(r['pr_auc'])} | "
+                     f"{ms(r['precision_at_recall_0.9'])} | {ms(r['ece'])} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="train recipes x evaluations x seeds")
+    r.add_argument("--recipes", default="detector-full")
+    r.add_argument("--evals", default="spatial,caroni")
+    r.add_argument("--seeds", default="7,1,2")
+    r.add_argument("--epochs", type=int, default=EPOCHS)
+    rep = sub.add_parser("report", help="aggregate the runs recorded so far")
+    rep.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    if args.cmd == "run":
+        run(args.recipes.split(","), args.evals.split(","), [int(s) for s in args.seeds.split(",")], args.epochs)
+        return
+    ledger = models_dir() / LEDGER
+    rows = [json.loads(x) for x in ledger.read_text().splitlines() if x.strip()] if ledger.exists() else []
+    agg = aggregate(rows)
+    print(json.dumps(agg, indent=2) if args.json else format_rows(agg))
+
+
+if __name__ == "__main__":
+    main()
