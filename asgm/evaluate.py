@@ -99,7 +99,6 @@ def metrics_on_test(y_true: np.ndarray, prob: np.ndarray, threshold: float, clus
                  n_boot: int = N_BOOT, seed: int = BOOT_SEED) -> dict[str, Any]:
     """Every test metric of the run store's ``metrics.json`` (threshold applied with ``decide``),
     incl. precision at recall 0.9 and the calibration error (ECE, 10 bins) with its reliability curve."""
-    from asgm.calibration import ece, precision_at_recall, reliability
     from sklearn.metrics import (
         average_precision_score,
         confusion_matrix,
@@ -107,6 +106,8 @@ def metrics_on_test(y_true: np.ndarray, prob: np.ndarray, threshold: float, clus
         precision_score,
         recall_score,
     )
+
+    from asgm.calibration import ece, precision_at_recall, reliability
 
     y = np.asarray(y_true).astype(int)
     p = np.asarray(prob, float)

@@ -37,7 +37,7 @@ import pandas as pd
 from asgm import atomic
 from asgm.config import ExperimentConfig, models_dir
 from asgm.errors import AsgmError
-from asgm.evaluate import N_BOOT, best_threshold, decide, metrics_on_test
+from asgm.evaluate import N_BOOT
 
 STATUSES = ("queued", "running", "completed", "failed", "cancelled")
 _RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
