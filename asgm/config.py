@@ -81,6 +81,8 @@ class ExperimentConfig(BaseModel):
     tta: bool = Field(False, description="Average the logits over the 8 D4 symmetries at prediction time.")
     calibrate: bool = Field(False, description="Temperature scaling fitted on validation (probabilities).")
     split_seed: int | None = Field(None, description="Seed of the spatial split (None: same as seed).")
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="'cosine': learning rate decays to 0 over the epochs (cosine).")
 
     @field_validator("osm_layers", mode="before")
     @classmethod

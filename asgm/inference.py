@@ -219,10 +219,13 @@ def gradcam(model: Any, x: np.ndarray, layer_name: str | None = None) -> np.ndar
         if not convs:
             raise InferenceError("the model has no Conv2D layer for Grad-CAM")
         layer_name = convs[-1].name
-    # Re-wire the Sequential model as a functional graph exposing the target conv's output.
+    # Re-wire the model (a chain of layers: the study's CNN or the detector) as a functional graph
+    # exposing the target conv's output.
     inp = keras.Input(model.input_shape[1:])
     h, conv_out = inp, None
     for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):  # functional models (the detector) list their input
+            continue
         h = layer(h)
         if layer.name == layer_name:
             conv_out = h

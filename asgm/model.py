@@ -34,8 +34,8 @@ def build_model(size: int, channels: int, seed: int | None = None) -> Any:
     return keras.Sequential(layers, name="asgm_cnn")
 
 
-def compile_model(model: Any, learning_rate: float) -> Any:
-    """Adam + binary cross-entropy, with precision, recall and PR-AUC metrics (study's compile)."""
+def compile_model(model: Any, learning_rate: Any) -> Any:
+    """Adam (``learning_rate``: a float or a Keras schedule) + binary cross-entropy, with precision, recall and PR-AUC metrics (study's compile)."""
     import keras
 
     model.compile(

@@ -6,6 +6,8 @@
 - ``balance_sets``: sample weights ~ 1/sqrt(size of the chip's set) within each class, both classes
   weighing the same in total, so the large sets do not drown the small ones (but a 20-chip set is not
   blown up 20x either);
+- ``lr_schedule='cosine'``: the learning rate decays from its value to 0 along a cosine over all
+  training steps, so the last epochs settle (BatchNorm statistics and weights stop jumping);
 - ``tta`` and ``calibrate``: applied in scoring (``score_split``): logits averaged over the D4
   symmetries, temperature fitted on validation. Both are post-hoc, so each run also records its test
   metrics with each switched off (``metrics['posthoc']``): the effect of each, on the same model.
@@ -43,6 +45,16 @@ def set_weights(labels: np.ndarray, sets: np.ndarray, power: float = 0.5) -> np.
         wc = counts[inv].astype(np.float64) ** -power
         w[m] = wc / wc.sum() * (n / 2)
     return w.astype(np.float32)
+
+
+def learning_rate(config: ExperimentConfig, n_train: int) -> Any:
+    """The optimizer's learning rate: a float, or a cosine decay over every training step."""
+    if config.lr_schedule == "constant":
+        return config.learning_rate
+    import keras
+
+    steps = max(1, config.epochs * -(-n_train // config.batch_size))
+    return keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps)
 
 
 def jitter(x: Any, seed_gen: Any, n_bands: int) -> Any:

@@ -270,8 +270,10 @@ def _train(folder: RunFolder, config: ExperimentConfig, show_progress: bool, n_b
                                weights=weights, augment=aug, sample_weights=sample_weights)
     val_ds = make_tf_dataset(val_src, val_rows["label"].to_numpy(), config.batch_size)
 
+    from asgm.recipe import learning_rate
+
     model = compile_model(build_for(config.architecture, config.patch_size, len(config.channels)),
-                          config.learning_rate)
+                          learning_rate(config, len(train_rows)))
     bar = tqdm.tqdm(total=config.epochs, desc="epochs", unit="ep") if show_progress else None
     progress = _progress_callback(folder, config.epochs, bar)
     callbacks: list[Any] = [progress]

@@ -42,6 +42,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     "detector-d4": dict(architecture="detector", learning_rate=1e-3),
     "detector-jitter": dict(architecture="detector", learning_rate=1e-3, jitter=True),
     "detector-full": dict(architecture="detector", learning_rate=1e-3, jitter=True, balance_sets=True),
+    "detector-full-cosine40": dict(architecture="detector", learning_rate=1e-3, jitter=True, balance_sets=True,
+                                   lr_schedule="cosine", epochs=40),
 }
 EVALS = {"spatial": dict(holdout=None), "caroni": dict(holdout="caroni")}
 LEDGER = "experiments/detector_quality.jsonl"
@@ -49,10 +51,11 @@ LEDGER = "experiments/detector_quality.jsonl"
 
 def config_for(recipe: str, evaluation: str, seed: int, epochs: int = EPOCHS) -> ExperimentConfig:
     """The ExperimentConfig of one (recipe, evaluation, seed) cell."""
+    recipe_fields = {"epochs": epochs, **RECIPES[recipe]}
     return ExperimentConfig(
         name=f"{recipe}-{evaluation}-s{seed}", store=STORE, bands=("B4", "B3", "B2"), patch_size=48,
-        epochs=epochs, batch_size=32, seed=seed, split_seed=7, augment=True, tta=True, calibrate=True,
-        **RECIPES[recipe], **EVALS[evaluation],
+        batch_size=32, seed=seed, split_seed=7, augment=True, tta=True, calibrate=True,
+        **recipe_fields, **EVALS[evaluation],
     )
 
 
@@ -71,7 +74,6 @@ def check_leak_free(run_dir: Path, eps_m: float = 3000.0) -> float:
 
 
 def run(recipes: list[str], evals: list[str], seeds: list[int], epochs: int) -> None:
-    from asgm import atomic
     from asgm.runs import get_run
     from asgm.train import train
 
@@ -87,8 +89,9 @@ def run(recipes: list[str], evals: list[str], seeds: list[int], epochs: int) -> 
                        "wall_s": round(time.perf_counter() - t0, 1),
                        "min_test_train_m": check_leak_free(info.path)}
                 print(json.dumps(row), flush=True)
-                lines = ledger.read_text().splitlines() if ledger.exists() else []
-                atomic.write_text(ledger, "\n".join([*lines, json.dumps(row)]) + "\n")
+                ledger.parent.mkdir(parents=True, exist_ok=True)
+                with open(ledger, "a", encoding="utf-8") as f:  # one short line: several runners may append
+                    f.write(json.dumps(row) + "\n")
 
 
 def _cells(m: dict[str, Any], part: str | None, posthoc: str | None) -> dict[str, Any]:
@@ -123,7 +126,8 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 v = np.array([c.get(k) for c in cells], float)
                 row[k] = [float(np.nanmean(v)), float(np.nanstd(v, ddof=1)) if len(v) > 1 else float("nan")]
             ci = np.array([c.get("f1_ci_cluster") or [np.nan, np.nan] for c in cells], float)
-            row["f1_ci_cluster_mean"] = [float(np.nanmean(ci[:, 0])), float(np.nanmean(ci[:, 1]))]
+            ci = ci[np.isfinite(ci).all(axis=1)]  # post-hoc views are scored without a bootstrap
+            row["f1_ci_cluster_mean"] = [float(ci[:, 0].mean()), float(ci[:, 1].mean())] if len(ci) else [np.nan] * 2
             row["n_test"] = int(cells[0].get("n") or 0)
             row["train_s"] = float(np.mean([m.get("train_seconds", np.nan) for _, m in metrics]))
             out.append(row)
@@ -140,8 +144,9 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
     lines = [head, "|" + "---|" * 12]
     for r in rows:
         lo, hi = r["f1_ci_cluster_mean"]
+        ci = f"[{lo:.3f}, {hi:.3f}]" if np.isfinite(lo) else "–"
         lines.append(f"| {r['recipe']} | {r['eval']} | {r['view']} | {len(r['seeds'])} | {r['n_test']} | {ms(r['f1'])} | "
-                     f"[{lo:.3f}, {hi:.3f}] | {ms(r['precision'])} | {ms(r['recall'])} | {ms(r['pr_auc'])} | "
+                     f"{ci} | {ms(r['precision'])} | {ms(r['recall'])} | {ms(r['pr_auc'])} | "
                      f"{ms(r['precision_at_recall_0.9'])} | {ms(r['ece'])} |")
     return "\n".join(lines)
 

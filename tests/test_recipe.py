@@ -143,3 +143,11 @@ def test_predict_cli_writes_csv_and_json_summary(recipe_run, tmp_path, capsys):
     assert report["predicted_mining"] == int(df.decision.sum()) and "against_labels" in report
     assert main(["predict", "--run", "no-such-run", "--store", str(st.root), "--out", str(out)]) == 1
     assert "no run 'no-such-run'" in capsys.readouterr().err
+
+
+def test_gradcam_works_on_the_detector(recipe_run):
+    run_id, st = recipe_run
+    info = runs.get_run(run_id)
+    x = inference.prepare_input(st.read_patch("pos-0001"), None, info.config)
+    cam = inference.gradcam(runs.load_model(run_id), x)
+    assert cam.shape == (48, 48) and np.isfinite(cam).all() and 0.0 <= cam.min() <= cam.max() <= 1.0

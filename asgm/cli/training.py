@@ -38,6 +38,7 @@ def _config_flags(p: argparse.ArgumentParser) -> None:
                    help="brightness, per-band gain and haze jitter in training")
     r.add_argument("--balance-sets", action=argparse.BooleanOptionalAction, default=None,
                    help="weight samples by 1/sqrt(set size) within each class")
+    r.add_argument("--lr-schedule", choices=("constant", "cosine"), help="learning-rate schedule (default constant)")
     r.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                    help="average over the 8 D4 symmetries at prediction time")
     r.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=None,
@@ -58,6 +59,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         "early_stopping_patience": args.early_stopping, "holdout": args.holdout, "split_eps_m": args.split_eps,
         "split_seed": args.split_seed, "architecture": args.architecture, "jitter": args.jitter,
         "balance_sets": args.balance_sets, "tta": args.tta, "calibrate": args.calibrate,
+        "lr_schedule": args.lr_schedule,
     }
     raw.update({k: v for k, v in flags.items() if v is not None})
     if args.bands:
