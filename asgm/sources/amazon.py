@@ -21,6 +21,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from asgm import CREDITS, registry
 from asgm.errors import AsgmError
 from asgm.points import read_points_file
@@ -114,6 +116,7 @@ def pack_chips(sets: tuple[PackSet, ...] = SETS) -> list[Chip]:
             raise AmazonPackError(f"{s.name}: expected {s.n_points} points, the file has {len(pts)}; "
                                   "the pinned file changed: check asgm/registry.py")
         start, end = s.window()
+        chips: list[tuple[np.ndarray, float] | None]
         if s.codes is None:
             chips = [(dn, CLEAR_THRESHOLDS["A"]) for dn in gallery_chips(registry.amazon_key(s.name, "A"), len(pts))]
         else:
