@@ -27,7 +27,7 @@ from asgm.evaluate import best_threshold, decide, metrics_on_test
 
 #: Which test rows form a named part of a store, by set (the demo pack: north-east Bolívar, 2019).
 PART_SETS: dict[str, tuple[str, ...]] = {"bolivar": ("eg-positives", "eg-negatives", "curated")}
-SUMMARY_KEYS = ("f1", "precision", "recall", "pr_auc", "precision_at_recall_0.9", "ece", "f1_ci_cluster",
+SUMMARY_KEYS = ("val_f1", "f1", "precision", "recall", "pr_auc", "precision_at_recall_0.9", "ece", "f1_ci_cluster",
                 "n", "tp", "fp", "fn", "tn")
 
 

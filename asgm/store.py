@@ -261,8 +261,11 @@ class PatchStore:
 
     def read_patch(self, sample_id: str) -> Patch:
         """Read one patch; a missing or unreadable file is a clear ``PatchStoreError``."""
-        rows = self.index()
-        row = rows[rows["sample_id"] == sample_id]
+        with self._lock:
+            # Filter without copying the whole index first: stores of thousands of patches are read
+            # patch by patch (training's first epoch, ``asgm predict``).
+            rows = self._load_index()
+            row = rows[rows["sample_id"] == sample_id].copy()
         if row.empty:
             raise PatchStoreError(f"no patch {sample_id!r} in store {self.name!r}")
         path = self.patch_path(sample_id)
