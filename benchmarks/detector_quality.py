@@ -102,6 +102,24 @@ def _cells(m: dict[str, Any], part: str | None, posthoc: str | None) -> dict[str
     return m
 
 
+def part_threshold_view(run_id: str, part: str = "bolivar") -> dict[str, Any]:
+    """Diagnostic: the part's test metrics with the threshold tuned on the part's own validation rows
+    (instead of the whole validation split), from the run's predictions.csv."""
+    from asgm.evaluate import best_threshold, metrics_on_test
+    from asgm.recipe import PART_SETS
+    from asgm.runs import get_run, predictions
+    from asgm.store import PatchStore
+
+    info = get_run(run_id)
+    sets = PatchStore.open(info.config.store).index().set_index("sample_id")["set"]
+    p = predictions(run_id)
+    p = p[p["sample_id"].map(sets).isin(PART_SETS[part])]
+    val, test = p[p["split"] == "val"], p[p["split"] == "test"]
+    t, _ = best_threshold(val["label"].to_numpy(), val["prob"].to_numpy())
+    return metrics_on_test(test["label"].to_numpy(), test["prob"].to_numpy(), t, clusters=test["cluster"].to_numpy(),
+                           n_boot=1000)
+
+
 def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """mean ± sd over seeds per (recipe, eval, view) with the mean cluster-bootstrap CI of F1."""
     from asgm.runs import get_run
@@ -114,9 +132,12 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         views = [("test", None, None), ("test, no calibration", None, "no_calibration"),
                  ("test, no TTA", None, "no_tta")]
         if evaluation == "spatial":
-            views.insert(1, ("Bolívar part", "bolivar", None))
+            views[1:1] = [("Bolívar part", "bolivar", None), ("Bolívar part, own val threshold", "bolivar", "own")]
         for view, part, posthoc in views:
-            cells = [_cells(m, part, posthoc) for _, m in metrics]
+            if posthoc == "own":
+                cells = [part_threshold_view(r["run_id"], part) for r, _ in metrics]
+            else:
+                cells = [_cells(m, part, posthoc) for _, m in metrics]
             cells = [c for c in cells if c.get("f1") is not None]
             if not cells:
                 continue
