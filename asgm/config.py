@@ -84,6 +84,16 @@ class ExperimentConfig(BaseModel):
     holdout: Literal["caroni"] | None = Field(None, description="Geographic holdout used as the test set.")
     masked_limit_pos: float = 0.10
     masked_limit_neg: float = 0.60
+    # The recipe beyond the study (issue 14); the defaults reproduce the study's pipeline exactly.
+    architecture: Literal["study", "detector"] = Field(
+        "study", description="'study': the study's CNN (Table 1); 'detector': BatchNorm + global pooling net.")
+    jitter: bool = Field(False, description="Brightness, per-band gain and haze jitter on top of D4 (training).")
+    balance_sets: bool = Field(False, description="Weight samples by 1/sqrt(set size) within each class.")
+    tta: bool = Field(False, description="Average the logits over the 8 D4 symmetries at prediction time.")
+    calibrate: bool = Field(False, description="Temperature scaling fitted on validation (probabilities).")
+    split_seed: int | None = Field(None, description="Seed of the spatial split (None: same as seed).")
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="'cosine': learning rate decays to 0 over the epochs (cosine).")
 
     @field_validator("osm_layers", mode="before")
     @classmethod
@@ -126,6 +136,11 @@ class ExperimentConfig(BaseModel):
             return cls.model_validate(raw)
         except ValidationError as exc:
             raise ConfigError(f"config file {path} is not a valid experiment config: {invalid_fields(exc)}") from None
+
+    @property
+    def split_seed_used(self) -> int:
+        """The seed the spatial split is drawn with."""
+        return self.seed if self.split_seed is None else self.split_seed
 
     def to_json(self) -> str:
         """Serialize to indented JSON (the run store's ``config.json``)."""

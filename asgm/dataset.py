@@ -323,6 +323,8 @@ class Augmenter:
             keras.layers.RandomFlip("vertical", seed=seed + 1),
         ], name="augment_d4")
         self._transpose_seed = keras.random.SeedGenerator(seed + 2)
+        self.jitter = bool(config.jitter)
+        self._jitter_seed = keras.random.SeedGenerator(seed + 5)
         self._affine = keras.Sequential([
             keras.layers.RandomTranslation(0.05, 0.05, fill_mode="reflect", seed=seed + 3),
             keras.layers.RandomZoom(0.1, 0.1, fill_mode="reflect", seed=seed + 4),
@@ -340,9 +342,14 @@ class Augmenter:
         return self._flips(x, training=True)
 
     def affine_part(self, x: tf.Tensor) -> tf.Tensor:
-        """The optional small affine, with OSM channels snapped back to 0/1 (identity without affine)."""
+        """The optional small affine, with OSM channels snapped back to 0/1, then the optional photometric
+        jitter (``asgm.recipe.jitter``); identity without either."""
         import tensorflow as tf
 
+        if self.jitter:
+            from asgm.recipe import jitter
+
+            x = jitter(x, self._jitter_seed, self.n_bands)
         if self._affine is None:
             return x
         y = self._affine(x, training=True)
@@ -362,13 +369,14 @@ def augmenter(config: ExperimentConfig, n_bands: int, seed: int) -> Augmenter:
 
 def make_tf_dataset(source: PatchSource, labels: np.ndarray, batch_size: int, *, training: bool = False,
                     seed: int = 7, weights: dict[int, float] | None = None,
-                    augment: Any = None) -> tf.data.Dataset:
+                    augment: Any = None, sample_weights: np.ndarray | None = None) -> tf.data.Dataset:
     """A streaming ``tf.data`` pipeline of (x, y[, sample_weight]) batches.
 
     Shuffles row positions (reshuffled each epoch, seeded) when ``training``; loads each batch with one
     numpy call (compact cache or disk) that converts to float32 and, for an ``Augmenter``, applies the
     per-sample D4 symmetry during that same copy; any other augmentation (the affine part, or a plain
-    callable) runs in-graph on the batch; prefetches so loading overlaps the previous step."""
+    callable) runs in-graph on the batch; prefetches so loading overlaps the previous step.
+    ``sample_weights`` (one per row) are multiplied into the class weights, if any."""
     import tensorflow as tf
 
     labels = np.asarray(labels, dtype=np.float32)
@@ -388,6 +396,7 @@ def make_tf_dataset(source: PatchSource, labels: np.ndarray, batch_size: int, *,
     shape = source.shape
     label_t = tf.constant(labels)
     w_t = tf.constant([weights.get(0, 1.0), weights.get(1, 1.0)], dtype=tf.float32) if weights else None
+    sw_t = None if sample_weights is None else tf.constant(np.asarray(sample_weights, np.float32))
 
     def load(batch_idx: tf.Tensor, batch_codes: tf.Tensor) -> tuple:
         if fused:
@@ -396,16 +405,18 @@ def make_tf_dataset(source: PatchSource, labels: np.ndarray, batch_size: int, *,
             x = tf.numpy_function(source.load_batch, [batch_idx], tf.float32, stateful=False)
         x.set_shape((None, *shape))
         y = tf.gather(label_t, batch_idx)
-        if w_t is not None:
-            return x, y, tf.gather(w_t, tf.cast(y, tf.int32))
-        return x, y
+        if w_t is None and sw_t is None:
+            return x, y
+        w = tf.ones_like(y) if w_t is None else tf.gather(w_t, tf.cast(y, tf.int32))
+        return x, y, w if sw_t is None else w * tf.gather(sw_t, batch_idx)
 
     # Reading GeoTIFFs releases the GIL: two batches in flight when streaming; copying from the
     # compact cache is cheap enough for one.
     ds = idx.map(load, num_parallel_calls=2 if not source.cached else 1, deterministic=True)
-    extra = augment.affine_part if fused and augment.affine else (augment if training and not fused else None)
+    extra = (augment.affine_part if fused and (augment.affine or augment.jitter)
+             else (augment if training and not fused else None))
     if extra is not None:
-        if w_t is not None:
+        if w_t is not None or sw_t is not None:
             ds = ds.map(lambda x, y, w: (extra(x), y, w), num_parallel_calls=1)
         else:
             ds = ds.map(lambda x, y: (extra(x), y), num_parallel_calls=1)

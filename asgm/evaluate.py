@@ -5,24 +5,16 @@ Fixes of the study (spec §5, B5, B8):
   ``precision_recall_curve`` uses), on validation and on test alike;
 - CIs for PR-AUC as well as F1, and a cluster-level (block) bootstrap besides the study's patch-level
   one, since neighbouring patches are correlated.
-Scoring a model on a run's split (``score``, re-evaluating a saved run) lives here too; metrics come from
-scikit-learn. No TensorFlow at import.
+Metrics come from scikit-learn; scoring a model on a run's split (under the run's recipe) is
+``asgm.scoring``. No TensorFlow at import.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-import pandas as pd
-
-from asgm import atomic
-from asgm.config import ExperimentConfig
-from asgm.runs import RunError, RunFolder, RunNotFound, load_keras_model, now, read_run_config
-
-if TYPE_CHECKING:
-    from asgm.store import PatchStore
 
 N_BOOT = 1000
 BOOT_SEED = 42
@@ -106,7 +98,8 @@ def bootstrap_ci(y_true: np.ndarray, prob: np.ndarray, pred: np.ndarray, metric:
 
 def metrics_on_test(y_true: np.ndarray, prob: np.ndarray, threshold: float, clusters: np.ndarray | None = None,
                  n_boot: int = N_BOOT, seed: int = BOOT_SEED) -> dict[str, Any]:
-    """Every test metric of the run store's ``metrics.json`` (threshold applied with ``decide``)."""
+    """Every test metric of the run store's ``metrics.json`` (threshold applied with ``decide``),
+    incl. precision at recall 0.9 and the calibration error (ECE, 10 bins) with its reliability curve."""
     from sklearn.metrics import (
         average_precision_score,
         confusion_matrix,
@@ -114,6 +107,8 @@ def metrics_on_test(y_true: np.ndarray, prob: np.ndarray, threshold: float, clus
         precision_score,
         recall_score,
     )
+
+    from asgm.calibration import ece, precision_at_recall, reliability
 
     y = np.asarray(y_true).astype(int)
     p = np.asarray(prob, float)
@@ -138,89 +133,8 @@ def metrics_on_test(y_true: np.ndarray, prob: np.ndarray, threshold: float, clus
         "confusion": [[tn, fp], [fn, tp]],
         "pr_curve": {"precision": [float(v) for v in prec_c], "recall": [float(v) for v in rec_c]},
         "bootstrap": {"resamples": int(n_boot), "seed": int(seed), "level": 0.95},
+        "precision_at_recall_0.9": precision_at_recall(y, p, 0.9) if has_pos else None,
+        "ece": ece(y, p),
+        "reliability": reliability(y, p),
     }
     return out
-
-
-def _predict(model: Any, source: Any, batch_size: int) -> np.ndarray:
-    """Probabilities for every row of a PatchSource (no augmentation, in order)."""
-    from asgm.dataset import make_tf_dataset, run_pipeline
-
-    ds = make_tf_dataset(source, np.zeros(len(source.sample_ids)), batch_size, training=False)
-    return run_pipeline(lambda: model.predict(ds.map(lambda x, y: x), verbose=0), source).reshape(-1).astype(float)
-
-
-def score(model: Any, store: PatchStore, config: ExperimentConfig, split: pd.DataFrame,
-          n_boot: int = N_BOOT, zero_layers: tuple[str, ...] = ()) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Predict validation and test rows, tune the threshold on validation, score test.
-
-    ``zero_layers`` zeroes those OSM channels at prediction time (ablation). Returns (metrics,
-    predictions frame of val+test rows)."""
-    from asgm.dataset import PatchSource
-
-    frames = []
-    for name in ("val", "test"):
-        part = split[split["split"] == name].sort_values("sample_id").reset_index(drop=True)
-        # One pass over each split: caching would only cost memory.
-        source: PatchSource | _ZeroedSource = PatchSource(store, config, part["sample_id"], cache_limit_mb=0)
-        if zero_layers:
-            source = _ZeroedSource(source, [len(config.bands) + config.osm_layers.index(x) for x in zero_layers])
-        part = part.assign(prob=_predict(model, source, config.batch_size))
-        frames.append(part)
-    val, test = frames
-    threshold, val_f1 = best_threshold(val["label"].to_numpy(), val["prob"].to_numpy())
-    metrics = metrics_on_test(test["label"].to_numpy(), test["prob"].to_numpy(), threshold,
-                           clusters=test["cluster"].to_numpy(), n_boot=n_boot, seed=42)
-    metrics["val_f1"] = val_f1
-    preds = pd.concat(frames, ignore_index=True)
-    preds["pred"] = decide(preds["prob"].to_numpy(), threshold)
-    preds = preds[["sample_id", "label", "prob", "pred", "split", "cluster", "lon", "lat"]]
-    return metrics, preds
-
-
-class _ZeroedSource:
-    """A PatchSource wrapper whose given channels are zero (test-time layer ablation)."""
-
-    def __init__(self, source: Any, channels: list[int]):
-        self._s, self._ch = source, channels
-        self.sample_ids, self.shape, self.cached = source.sample_ids, source.shape, source.cached
-
-    @property
-    def failure(self) -> Any:
-        return self._s.failure
-
-    def load_batch(self, idx: np.ndarray, d4: np.ndarray | None = None) -> np.ndarray:
-        x = self._s.load_batch(idx, d4)
-        x[..., self._ch] = 0.0
-        return x
-
-
-
-def evaluate_run(run_id: str, n_boot: int = N_BOOT) -> dict[str, Any]:
-    """Recompute a finished run's metrics from its saved model, split and patch store: predict
-    validation and test again, re-tune the threshold on validation, rewrite ``metrics.json`` and
-    ``predictions.csv``, and return the metrics."""
-    from asgm.store import PatchStore
-
-    folder = RunFolder.of(run_id)
-    if not folder.file("config.json").exists():
-        raise RunNotFound(f"no run {run_id!r} in {folder.root.parent}; list runs with `asgm runs list`")
-    config = read_run_config(folder)
-    if not folder.file("split.csv").exists():
-        raise RunError(f"run {run_id!r} has no split.csv (it stopped before splitting); retrain it")
-    split = pd.read_csv(folder.file("split.csv"), dtype={"sample_id": str})
-    model = load_keras_model(folder.model_path)
-    store = PatchStore.open(config.store)
-    from asgm.dataset import verify_rows
-
-    verify_rows(store, split.loc[split["split"].isin(["val", "test"]), "sample_id"])
-    metrics, preds = score(model, store, config, split, n_boot=n_boot)
-    old = folder.read_json("metrics.json") if folder.file("metrics.json").exists() else {}
-    for key in ("best_epoch", "best_epoch_by", "epochs_run", "batch_size", "class_weights", "counts", "store",
-                "store_source", "channels", "train_seconds"):
-        if key in old:
-            metrics[key] = old[key]
-    metrics["evaluated"] = now()
-    atomic.write_text(folder.file("predictions.csv"), preds.to_csv(index=False))
-    folder.write_json("metrics.json", metrics)
-    return metrics

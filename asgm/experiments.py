@@ -211,8 +211,8 @@ def ablation(run_id: str, retrain: bool = True, n_boot: int = N_BOOT,
     (The study's jobs actually *added* single layers; see pipeline spec §5. This is leave-one-out.)"""
     import pandas as pd
 
-    from asgm.evaluate import score
     from asgm.runs import RunFolder, get_run, load_model
+    from asgm.scoring import score
     from asgm.store import PatchStore
     from asgm.train import train
 

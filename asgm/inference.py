@@ -1,4 +1,5 @@
-"""Single-patch inference for the app and CLI: inputs, probabilities, OSM layer ablation, Grad-CAM.
+"""Inference for training's scoring, the CLI (``asgm predict``) and the app: inputs, the run's full
+recipe (test-time D4 averaging, temperature), batched store prediction, OSM layer ablation, Grad-CAM.
 
 The input recipe is ``asgm.dataset.prepare_input`` (the one used in training), so app and training
 cannot drift apart. Keras/TensorFlow are imported inside the functions.
@@ -20,6 +21,8 @@ from asgm.errors import AsgmError
 from asgm.store import Patch, PatchStore
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from asgm.runs import RunInfo
 
 #: Loaded models kept by ``classify`` (bounded: each 256-px model holds ~4 MB of weights plus graphs).
@@ -54,14 +57,111 @@ def _zero(x: np.ndarray, zero_layers: Sequence[str], config: ExperimentConfig | 
     return x
 
 
-def predict(model: Any, x: np.ndarray, zero_layers: Sequence[str] = (), config: ExperimentConfig | None = None) -> float:
-    """Probability of mining for one (H, W, C) input; ``zero_layers`` OSM channels are set to 0."""
+#: The 8 symmetries of the square as (transpose, flip rows, flip cols) on (B, H, W, C) batches.
+D4 = tuple((bool(c & 1), bool(c & 4), bool(c & 2)) for c in range(8))
+
+
+def _d4_batch(x: np.ndarray, code: tuple[bool, bool, bool]) -> np.ndarray:
+    transpose, flip_rows, flip_cols = code
+    if transpose:
+        x = x.transpose(0, 2, 1, 3)
+    if flip_rows:
+        x = x[:, ::-1]
+    if flip_cols:
+        x = x[:, :, ::-1]
+    return np.ascontiguousarray(x)
+
+
+def recipe_logits(model: Any, x: np.ndarray, config: ExperimentConfig | None = None,
+                  zero_layers: Sequence[str] = ()) -> np.ndarray:
+    """Logits of a (B, H, W, C) batch under the run's recipe: OSM ``zero_layers`` set to 0, then the
+    model's logit averaged over the 8 D4 symmetries when ``config.tta`` (else the plain logit).
+
+    This is the one inference function: training's validation/test scoring, ``asgm predict``, the
+    app's click and the patch viewer all go through it (then ``sigmoid(logit / temperature)``)."""
+    from asgm.calibration import logit
+
     x = _zero(np.asarray(x, np.float32), zero_layers, config)
+    expected = tuple(model.input_shape[1:])
+    if x.ndim != 4 or tuple(x.shape[1:]) != expected:
+        raise InferenceError(f"input of shape {x.shape[1:]} does not fit the model's {expected}")
+    views = D4 if config is not None and config.tta else D4[:1]
+    # One forward pass per view (not one stacked batch): single-patch callers may hold a model
+    # compiled for batch size 1. Direct calls, not model.predict: no tf.data pipeline to build.
+    z = [logit(np.asarray(model(_d4_batch(x, v), training=False)).reshape(-1)) for v in views]
+    return np.mean(z, axis=0)
+
+
+def recipe_probabilities(model: Any, x: np.ndarray, config: ExperimentConfig | None = None,
+                         temperature: float = 1.0, zero_layers: Sequence[str] = ()) -> np.ndarray:
+    """Probabilities of mining for a (B, H, W, C) batch: ``sigmoid(recipe_logits / temperature)``."""
+    from asgm.calibration import sigmoid
+
+    return sigmoid(recipe_logits(model, x, config, zero_layers) / float(temperature))
+
+
+def predict(model: Any, x: np.ndarray, zero_layers: Sequence[str] = (), config: ExperimentConfig | None = None,
+            temperature: float = 1.0) -> float:
+    """Probability of mining for one (H, W, C) input under the run's recipe (``recipe_probabilities``)."""
+    x = np.asarray(x, np.float32)
     expected = tuple(model.input_shape[1:])
     if tuple(x.shape) != expected:
         raise InferenceError(f"input of shape {x.shape} does not fit the model's {expected}")
-    # Direct call, not model.predict: one sample, no tf.data pipeline to build (much faster).
-    return float(np.asarray(model(x[None], training=False)).reshape(-1)[0])
+    return float(recipe_probabilities(model, x[None], config, temperature, zero_layers)[0])
+
+
+def source_logits(model: Any, source: Any, config: ExperimentConfig, batch_size: int = 256,
+                  zero_layers: Sequence[str] = (), progress: bool = False) -> np.ndarray:
+    """``recipe_logits`` of every row of a ``asgm.dataset.PatchSource``, in order, batched."""
+    from tqdm import tqdm
+
+    n = len(source.sample_ids)
+    out = np.empty(n, np.float64)
+    for start in tqdm(range(0, n, batch_size), desc="predict", unit="batch", disable=not progress):
+        idx = np.arange(start, min(n, start + batch_size))
+        out[idx] = recipe_logits(model, source.load_batch(idx), config, zero_layers)
+    return out
+
+
+def run_temperature(metrics: dict[str, Any] | None) -> float:
+    """The run's fitted temperature (1.0 when it was trained without calibration)."""
+    return float((metrics or {}).get("temperature") or 1.0)
+
+
+def predict_store(run_id: str, store: PatchStore | str, sample_ids: Sequence[str] | None = None,
+                  batch_size: int = 256, progress: bool = False) -> pd.DataFrame:
+    """Every patch of ``store`` (or the given ids) through the run's full recipe, batched.
+
+    Returns sample_id, probability, decision (``probability >= threshold``) and, where known, label."""
+    import pandas as pd
+
+    from asgm import runs
+    from asgm.calibration import sigmoid
+    from asgm.dataset import PatchSource, check_store
+    from asgm.evaluate import decide
+
+    info = runs.get_run(run_id)
+    if info.config is None or not info.metrics or "threshold" not in info.metrics:
+        raise InferenceError(f"run {run_id!r} is {info.status} and has no threshold; pick a completed run")
+    store = PatchStore.open(store) if isinstance(store, str) else store
+    check_store(store, info.config)
+    index = store.index()
+    if sample_ids is not None:
+        missing = sorted(set(sample_ids) - set(index["sample_id"]))
+        if missing:
+            raise InferenceError(f"store {store.name!r} has no patches {missing[:5]}")
+        index = index.set_index("sample_id").loc[list(sample_ids)].reset_index()
+    if index.empty:
+        raise InferenceError(f"store {store.name!r} has no patches to predict")
+    source = PatchSource(store, info.config, index["sample_id"], cache_limit_mb=0)
+    z = source_logits(_cached_model(run_id), source, info.config, batch_size, progress=progress)
+    prob = sigmoid(z / run_temperature(info.metrics))
+    threshold = float(info.metrics["threshold"])
+    out = pd.DataFrame({"sample_id": index["sample_id"].to_numpy(), "probability": prob,
+                        "decision": decide(prob, threshold)})
+    if "label" in index:
+        out["label"] = index["label"].to_numpy().astype(int)
+    return out
 
 
 def _cached_model(run_id: str) -> Any:
@@ -113,7 +213,7 @@ def classify_patch(model: Any, info: RunInfo, patch: Patch, osm: tuple[np.ndarra
     threshold = run_threshold(info)
     config = cast(ExperimentConfig, info.config)  # run_threshold refused a run without one
     x = prepare_input(patch, osm, config)
-    prob = predict(model, x, zero_layers, config)
+    prob = predict(model, x, zero_layers, config, run_temperature(info.metrics))
     return {"prob": prob, "threshold": threshold, "decision": int(decide(np.array([prob]), threshold)[0]),
             "label": int(patch.label), "sample_id": patch.sample_id}
 
@@ -142,11 +242,11 @@ class CompiledModel:
         return self._forward(self._tf.convert_to_tensor(x, self._tf.float32))
 
 
-def layer_ablation(model: Any, x: np.ndarray, config: ExperimentConfig) -> dict[str, float]:
+def layer_ablation(model: Any, x: np.ndarray, config: ExperimentConfig, temperature: float = 1.0) -> dict[str, float]:
     """Probability with each OSM layer zeroed in turn (key ``'none'``: nothing zeroed)."""
-    out = {"none": predict(model, x, (), config)}
+    out = {"none": predict(model, x, (), config, temperature)}
     for layer in config.osm_layers:
-        out[layer] = predict(model, x, (layer,), config)
+        out[layer] = predict(model, x, (layer,), config, temperature)
     return out
 
 
@@ -160,10 +260,13 @@ def gradcam(model: Any, x: np.ndarray, layer_name: str | None = None) -> np.ndar
         if not convs:
             raise InferenceError("the model has no Conv2D layer for Grad-CAM")
         layer_name = convs[-1].name
-    # Re-wire the Sequential model as a functional graph exposing the target conv's output.
+    # Re-wire the model (a chain of layers: the study's CNN or the detector) as a functional graph
+    # exposing the target conv's output.
     inp = keras.Input(model.input_shape[1:])
     h, conv_out = inp, None
     for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):  # functional models (the detector) list their input
+            continue
         h = layer(h)
         if layer.name == layer_name:
             conv_out = h
@@ -182,5 +285,7 @@ def gradcam(model: Any, x: np.ndarray, layer_name: str | None = None) -> np.ndar
     return (cam / peak).astype(np.float32) if peak > 0 else np.zeros(x.shape[:2], np.float32)
 
 
-__all__ = ["prepare_input", "predict", "classify", "classify_patch", "run_threshold", "CompiledModel", "layer_ablation", "gradcam", "InferenceError", "DatasetError",
+__all__ = ["prepare_input", "predict", "recipe_logits", "recipe_probabilities", "source_logits", "predict_store",
+           "run_temperature", "classify", "classify_patch", "run_threshold", "CompiledModel", "layer_ablation",
+           "gradcam", "InferenceError", "DatasetError",
            "clear_cache"]

@@ -34,8 +34,8 @@ def build_model(size: int, channels: int, seed: int | None = None) -> Any:
     return keras.Sequential(layers, name="asgm_cnn")
 
 
-def compile_model(model: Any, learning_rate: float) -> Any:
-    """Adam + binary cross-entropy, with precision, recall and PR-AUC metrics (study's compile)."""
+def compile_model(model: Any, learning_rate: Any) -> Any:
+    """Adam (``learning_rate``: a float or a Keras schedule) + binary cross-entropy, with precision, recall and PR-AUC metrics (study's compile)."""
     import keras
 
     model.compile(
@@ -58,3 +58,42 @@ def summary(size: int, channels: int) -> dict[str, Any]:
         "trainable_params": int(sum(int(w.numpy().size) for w in model.trainable_weights)),
         "layers": layers,
     }
+
+
+#: Architectures an ExperimentConfig can name: the study's CNN (Table 1) and the default detector.
+ARCHITECTURES = ("study", "detector")
+
+
+def build_detector(size: int, channels: int, seed: int | None = None, width: int = 32) -> Any:
+    """The default detector: a small all-convolutional net with BatchNorm and global average pooling.
+
+    Why it differs from the study's CNN: the chips come from different years, regions and cloud
+    thresholds, and the study's net (no normalisation, 64-32 dense head on a flattened map) overfits
+    the training places; BatchNorm normalises the brightness scale per batch and global pooling
+    removes the head's position-specific weights. Strided convs instead of full-resolution blocks keep
+    it ~3x cheaper per chip (inference speed). Last Conv2D is ``conv_last`` (Grad-CAM target)."""
+    import keras
+
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    inp = keras.Input((size, size, channels), name="patch")
+    h = inp
+    plan = [(width, 1), (width, 2), (width, 1), (2 * width, 2), (2 * width, 1), (3 * width, 2)]
+    for i, (filters, stride) in enumerate(plan, start=1):
+        name = "conv_last" if i == len(plan) else f"conv{i}"
+        h = keras.layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False, name=name)(h)
+        h = keras.layers.BatchNormalization(name=f"bn{i}")(h)
+        h = keras.layers.ReLU(name=f"relu{i}")(h)
+    h = keras.layers.GlobalAveragePooling2D(name="gap")(h)
+    h = keras.layers.Dropout(0.3, name="dropout")(h)
+    out = keras.layers.Dense(1, activation="sigmoid", name="output")(h)
+    return keras.Model(inp, out, name="asgm_detector")
+
+
+def build_for(architecture: str, size: int, channels: int, seed: int | None = None) -> Any:
+    """The named architecture (``ARCHITECTURES``) for (size, size, channels) inputs (uncompiled)."""
+    if architecture == "detector":
+        return build_detector(size, channels, seed)
+    if architecture == "study":
+        return build_model(size, channels, seed)
+    raise ValueError(f"unknown architecture {architecture!r}; choose from {ARCHITECTURES}")

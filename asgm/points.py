@@ -32,8 +32,12 @@ class PointsError(AsgmError, ValueError):
     """Bad point input; the message names the file and what is wrong."""
 
 
-def read_points_file(path: str | Path, prefix: str, label: int, set_name: str) -> gpd.GeoDataFrame:
-    """Read and validate a GeoJSON file of points into (sample_id, label, set, lon, lat, geometry)."""
+def read_points_file(path: str | Path, prefix: str, label: int, set_name: str,
+                     allow_duplicates: bool = False) -> gpd.GeoDataFrame:
+    """Read and validate a GeoJSON file of points into (sample_id, label, set, lon, lat, geometry).
+
+    Duplicate points are an error unless ``allow_duplicates`` (for upstream files whose row order
+    matters, e.g. one chip per row); they then keep their own ids, in file order."""
     path = Path(path)
     if not path.is_file():
         raise PointsError(f"{path}: file not found")
@@ -69,7 +73,7 @@ def read_points_file(path: str | Path, prefix: str, label: int, set_name: str) -
         lats.append(lat)
     df = pd.DataFrame({"lon": lons, "lat": lats})
     dup = df.duplicated(keep=False)
-    if dup.any():
+    if dup.any() and not allow_duplicates:
         first = df[dup].head(3).to_dict("records")
         raise PointsError(f"{path}: {int(dup.sum())} duplicate points, e.g. {first}; remove the duplicates")
     width = max(4, len(str(len(df) - 1)))

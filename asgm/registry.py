@@ -7,6 +7,7 @@ instead of the network; tests and CI point it at ``../shared/data``.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +78,118 @@ FILES: dict[str, UpstreamFile] = {
                      "Geographic holdout rectangle over the Río Caroní", "CC BY 4.0 (Earth Genome)"),
     ]
 }
+
+
+#: Earth Genome's Amazon training pack (shared/data/README.md, "Amazon training pack"): sampling files
+#: and RGB chip galleries of the sets listed there, and only those. (relpath under the EG commit, sha256, bytes)
+_AMAZON_PACK: tuple[tuple[str, str, int], ...] = (
+    ("data/sampling_locations/v3.6_2023_positives.geojson",
+     "b86cbfa0cd5b06cad2bb14e03717d330236ca6a354ed34391b4be8e97be5f407", 3522),
+    ("data/training_gallery/v3.6_2023_positives_S2L1C_clear0.75_2023-01-01_2024-01-01.png",
+     "a4ecb184540c76e1904396cb8706e9e46295c70ff76d038a555be57d6c242790", 95756),
+    ("data/sampling_locations/dredge_mining_positives2025-08.geojson",
+     "89d958579ab8d0653a6e8ac58103b804b5f459720f10e03cbb913594b61b70dd", 5699),
+    ("data/training_gallery/dredge_mining_positives2025-08_S2L1C_clear0.75_2024-08-01_2024-11-01.png",
+     "43a94064920c5ac4cb4738d5578bb85a7676be839be7c981d8deb8a08de0ad01", 175437),
+    ("data/sampling_locations/v3.3_2023_positives.geojson",
+     "9b303067d709cb473c538a24de634ddc0a94da0c60050b0aad3f9a80fd3bb8a5", 17785),
+    ("data/training_gallery/v3.3_2023_positives_S2L1C_clear0.75_2023-01-01_2024-01-01.png",
+     "39ee87899c32aef967c4de1cf89a5fd123e7ee7b714abb8c6cbabb6cede88363", 424327),
+    ("data/sampling_locations/v0.5-0.8-0.9ensemble_2023_positives.geojson",
+     "01984bed16417b51534e438b1310ecc7243a66ab4464f6483f7cc71a35b63a91", 17493),
+    ("data/training_gallery/v0.5-0.8-0.9ensemble_2023_positives_S2L1C_clear0.75_2023-01-01_2024-01-01.png",
+     "f7d6ebf44f59b74224568e7e5d2ef4df1579230ca673ff880d727bb0e2c3e28a", 434014),
+    ("data/sampling_locations/BD_MineriaAurifera_Peru-curated2025-09.geojson",
+     "02f4309e7f4c77e7e0f3ef55f6534a6c8de0de15301ce05bf641395aa65d203c", 42340),
+    ("data/training_gallery/unused_in_final_model_training/BD_MineriaAurifera_Peru-curated2025-09_S2L1C_clear0.75_2024-01-01_2025-01-01.png",
+     "a368b409e957d7b4e4d2010fb22364a648ddab57daf2dc661e4ec21ada43d6a9", 662201),
+    ("data/sampling_locations/v3.2-3.7ensemble_positives2025-08.geojson",
+     "e04799a1b6380b5ee547dd7dff1d49c6763cf00d11966a8a63d50292b980e41b", 69865),
+    ("data/training_gallery/v3.2-3.7ensemble_positives2025-08_S2L1C_clear0.75_2024-01-01_2025-01-01.png",
+     "f24e133823b5fafc46a68af363b78009bd80cf16ab99b8ae18311117630354ee", 1640526),
+    ("data/sampling_locations/v4.18_2025old_core_positives.geojson",
+     "2bd85678f314375eee485a3043becc687a2870ae19fd70b374b833e486056d38", 62715),
+    ("data/training_gallery/v4.18_2025old_core_positives_S2L1C_clear0.75_2025-01-01_2026-01-01.png",
+     "339535a19d2a6881f8fe327b16f166bbb1d16ac731a62080e054848617d7eb3d", 1790374),
+    ("data/sampling_locations/industrial_negatives2025-08.geojson",
+     "6e40244430f40286eedcf1b721284937d46835f0d6504d1e719ededf6d8309ec", 25981),
+    ("data/training_gallery/industrial_negatives2025-08_S2L1C_clear0.05_2024-01-01_2025-01-01.png",
+     "421c24278b919ed41f6504149b012896b125502cb8e64042f7ce68f447c2ea8f", 120154),
+    ("data/training_gallery/industrial_negatives2025-08_S2L1C_clear0.75_2024-01-01_2025-01-01.png",
+     "41b57a56bdd1e90e45946ff40a52fc5a42ac71423abbdfe6b10cfe4d2fb1483c", 471446),
+    ("data/sampling_locations/landslide_negatives2025-08.geojson",
+     "bde1c33469ad2a59135b4665c533012b866ff65bce54d62a93f4fea434a4ba55", 17795),
+    ("data/training_gallery/landslide_negatives2025-08_S2L1C_clear0.05_2024-01-01_2025-01-01.png",
+     "6a1fae73d32b6ed78819442e25c401a6f2266651e20214463363b4a9803106ec", 48447),
+    ("data/training_gallery/landslide_negatives2025-08_S2L1C_clear0.75_2024-01-01_2025-01-01.png",
+     "9fb9c94fcf33fe7d4a9b51de05f3d1b55be9f15f989cd4a98a36219dd258d529", 292469),
+    ("data/sampling_locations/aquaculture-faziendas-negatives2025-08.geojson",
+     "0e1b15c26f85a8652ea72d6658b8fb0d06e86ffb476bc06068f23cf88dd2b931", 23858),
+    ("data/training_gallery/aquaculture-faziendas-negatives2025-08_S2L1C_clear0.05_2024-01-01_2025-01-01.png",
+     "43288ec85fa7191f26706c4200ad30a409daee2c64b65eec35d17379b4f30d98", 77825),
+    ("data/training_gallery/aquaculture-faziendas-negatives2025-08_S2L1C_clear0.75_2024-01-01_2025-01-01.png",
+     "dbf9f4c656167c243247f74c5f55c279063a2e2fb06c30667206196966f6c46a", 385460),
+    ("data/sampling_locations/riverbank_negatives_bolivia_v2025-08.geojson",
+     "a3e3486e92730ae82e82ed73c0ba526984dd784f2dd88783ee45e6eba6b763de", 8988),
+    ("data/training_gallery/riverbank_negatives_bolivia_v2025-08_S2L1C_clear0.05_2024-08-01_2024-11-01.png",
+     "3ba4e2b2e77b851aae0f70907554c3c0817b3a91a47dd45208e06831401349f3", 36558),
+    ("data/training_gallery/riverbank_negatives_bolivia_v2025-08_S2L1C_clear0.75_2024-08-01_2024-11-01.png",
+     "f333ae530d84d3bd0d3039fa444ec92cb7c6afe2a46da6eaf7dee85fa5ba8a8d", 114141),
+    ("data/sampling_locations/ACAexpanded_amazon_negatives2025-08.geojson",
+     "5f0d86ec2b433b44b1d35360de265b214f9f5b477e409cc0c4913067af8be6ba", 27265),
+    ("data/training_gallery/ACAexpanded_amazon_negatives2025-08_S2L1C_clear0.05_2024-01-01_2025-01-01.png",
+     "36c01fb3c700838527b75c71d1939ea62a6065365575d663ff698d80e19707ec", 54884),
+    ("data/training_gallery/ACAexpanded_amazon_negatives2025-08_S2L1C_clear0.75_2024-01-01_2025-01-01.png",
+     "18b59f31ed8711c733eb15e344b070a5db6065ad731827314df912c82f0121d6", 523697),
+    ("data/sampling_locations/v2.4_amazon_negatives.geojson",
+     "14f9116e7c07dc5db62f86f308173d615a2e6e1bbd3eaf8c2a62cc5b0fa5b23f", 35866),
+    ("data/training_gallery/v2.4_amazon_negatives_S2L1C_clear0.05_2019-01-01_2020-01-01.png",
+     "bc19976523dce4d4450615004e38d47d5fcc22d166d31bef639e958090bff3be", 97140),
+    ("data/training_gallery/v2.4_amazon_negatives_S2L1C_clear0.75_2019-01-01_2020-01-01.png",
+     "7c6d05e4510593e5abe81c464799842e88be4606d0f92f47e6cb5c09dd7ec220", 595531),
+    ("data/sampling_locations/v3.1_2023_negatives.geojson",
+     "79396e097a4851ec3133d09faacc347648030f369f95e5e57e4e0bb3530f61bf", 28728),
+    ("data/training_gallery/v3.1_2023_negatives_S2L1C_clear0.05_2023-01-01_2024-01-01.png",
+     "7cf35a7db2409a84e4babd90395ed7ac0102f94023fd726831943a71fe492fcc", 76258),
+    ("data/training_gallery/v3.1_2023_negatives_S2L1C_clear0.75_2023-01-01_2024-01-01.png",
+     "3ba5fad2c6a655f0d1c111aaacc10f250a248a63c1c22a0a25d50802e253df01", 501406),
+    ("data/sampling_locations/v3.2_2023_negatives.geojson",
+     "b58c2b9adb3852f825166a00d138ec3b5c6682c9ff853d00ccdb68eec653f1d2", 33125),
+    ("data/training_gallery/v3.2_2023_negatives_S2L1C_clear0.05_2023-01-01_2024-01-01.png",
+     "c18d818c727ed99118beb8b1f0ddb534d5a8f9145e54638deb389bfd6caa8252", 106536),
+    ("data/training_gallery/v3.2_2023_negatives_S2L1C_clear0.75_2023-01-01_2024-01-01.png",
+     "dfced8f71a85924f7761ca28532e6d2fd8a5f8bc5c7bd1fffe4131cbf184fc4a", 554568),
+    ("data/sampling_locations/full_amazon_v9_negatives.geojson",
+     "ca4c30fc39f5f16dddb00dda49a366fd8d36604982e916d24072d10de08674ea", 50999),
+    ("data/training_gallery/full_amazon_v9_negatives_S2L1C_clear0.05_2019-01-01_2020-01-01.png",
+     "f893b791fc98d206fcd7c7d718fc04171f484b7a5e9ea0f96b5f7df857913518", 129657),
+    ("data/training_gallery/full_amazon_v9_negatives_S2L1C_clear0.75_2019-01-01_2020-01-01.png",
+     "feea232860d2b3572e2cd5ec6f4662629241812c300aefc2ad882dd2ef62a916", 952782),
+)
+_CLEAR_CODE = {"clear0.75": "A", "clear0.05": "F"}
+
+
+def amazon_key(set_name: str, code: str | None = None) -> str:
+    """Registry key of an Amazon pack set's sampling file (``code`` None) or of its gallery for a
+    cloud-threshold code ('A' = clear 0.75, 'F' = clear 0.05)."""
+    return f"amazon:{set_name}" + (f":{code}" if code else "")
+
+
+def _amazon_file(relpath: str, sha256: str, size: int) -> UpstreamFile:
+    name = relpath.rsplit("/", 1)[1]
+    if relpath.startswith("data/sampling_locations/"):
+        set_name = name.removesuffix(".geojson")
+        return UpstreamFile(amazon_key(set_name), _EG + relpath, sha256, size,
+                            f"Amazon pack: sampling points of {set_name} (Earth Genome)", "CC BY 4.0 (Earth Genome)")
+    set_name, rest = name.split("_S2L1C_")
+    clear = rest.split("_")[0]
+    years = re.findall(r"(\d{4})-\d{2}-\d{2}", name)
+    return UpstreamFile(amazon_key(set_name, _CLEAR_CODE[clear]), _EG + relpath, sha256, size,
+                        f"Amazon pack: real Sentinel-2 RGB chips of {set_name} ({clear})",
+                        f"CC BY 4.0 (Earth Genome); modified Copernicus Sentinel data {years[0]}")
+
+
+FILES.update((f.key, f) for f in (_amazon_file(*row) for row in _AMAZON_PACK))
 
 
 class DataFetchError(AsgmError):

@@ -42,7 +42,7 @@ MASKED_DN = 10.0
 
 INDEX_COLUMNS = [
     "sample_id", "label", "set", "lon", "lat", "epsg", "size", "source", "bands",
-    "date_start", "date_end", "product_level", "masked_fraction", "path",
+    "date_start", "date_end", "product_level", "masked_fraction", "path", "year",
 ]
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -316,6 +316,8 @@ class PatchStore:
             "source": patch.source, "bands": ",".join(patch.bands), "date_start": patch.date_start,
             "date_end": patch.date_end, "product_level": patch.product_level,
             "masked_fraction": round(masked_fraction(data), 6), "path": f"patches/{patch.sample_id}.tif",
+            # The imagery year (start of the composite window): packs mix years, models should not.
+            "year": int(patch.date_start[:4]) if patch.date_start[:4].isdigit() else None,
         }
 
     def _add_rows(self, rows: list[dict[str, Any]]) -> None:
@@ -330,8 +332,11 @@ class PatchStore:
 
     def read_patch(self, sample_id: str) -> Patch:
         """Read one patch; a missing or unreadable file is a clear ``PatchStoreError``."""
-        rows = self.index()
-        row = rows[rows["sample_id"] == sample_id]
+        with self._lock:
+            # Filter without copying the whole index first: stores of thousands of patches are read
+            # patch by patch (training's first epoch, ``asgm predict``).
+            rows = self._load_index()
+            row = rows[rows["sample_id"] == sample_id].copy()
         if row.empty:
             raise PatchStoreError(f"no patch {sample_id!r} in store {self.name!r}")
         path = self.patch_path(sample_id)

@@ -19,8 +19,9 @@ import pandas as pd
 from asgm import atomic
 from asgm.config import ExperimentConfig
 from asgm.errors import one_line
-from asgm.evaluate import N_BOOT, score
+from asgm.evaluate import N_BOOT
 from asgm.runs import RunFolder, create_run, now
+from asgm.scoring import score
 
 
 class RunCancelled(Exception):
@@ -133,7 +134,8 @@ def _train(folder: RunFolder, config: ExperimentConfig, show_progress: bool, n_b
         split = split[["sample_id", "label", "lon", "lat", "cluster", "split"]]
     else:
         mask = holdout_mask(rows, config.holdout) if config.holdout else None
-        split = spatial_split(rows, config.split_eps_m, config.split_fractions, config.seed, test_mask=mask)
+        split = spatial_split(rows, config.split_eps_m, config.split_fractions, config.split_seed_used,
+                              test_mask=mask)
     atomic.write_text(folder.file("split.csv"), split.to_csv(index=False))
     counts = {**data.counts, "splits": split_counts(split)}
     folder.write_json("counts.json", counts)
@@ -143,23 +145,31 @@ def _train(folder: RunFolder, config: ExperimentConfig, show_progress: bool, n_b
     import keras
     import tqdm
 
-    from asgm.model import build_model, compile_model
+    from asgm.model import build_for, compile_model
 
     keras.utils.set_random_seed(config.seed)
     train_rows = split[split["split"] == "train"].sort_values("sample_id").reset_index(drop=True)
     val_rows = split[split["split"] == "val"].sort_values("sample_id").reset_index(drop=True)
     y_train = train_rows["label"].to_numpy()
     weights = class_weights(y_train) if config.class_weight else None
+    sample_weights = None
+    if config.balance_sets:
+        from asgm.recipe import set_weights
+
+        sample_weights = set_weights(y_train, train_rows["sample_id"].map(rows.set_index("sample_id")["set"]))
     # One cache budget shared by the training and validation rows (memory stays bounded, spec §4).
     share = len(train_rows) / max(1, len(train_rows) + len(val_rows))
     train_src = PatchSource(store, config, train_rows["sample_id"], cache_limit_mb=DEFAULT_CACHE_LIMIT_MB * share)
     val_src = PatchSource(store, config, val_rows["sample_id"], cache_limit_mb=DEFAULT_CACHE_LIMIT_MB * (1 - share))
     aug = augmenter(config, len(config.bands), config.seed) if config.augment else None
     train_ds = make_tf_dataset(train_src, y_train, config.batch_size, training=True, seed=config.seed,
-                               weights=weights, augment=aug)
+                               weights=weights, augment=aug, sample_weights=sample_weights)
     val_ds = make_tf_dataset(val_src, val_rows["label"].to_numpy(), config.batch_size)
 
-    model = compile_model(build_model(config.patch_size, len(config.channels)), config.learning_rate)
+    from asgm.recipe import learning_rate
+
+    model = compile_model(build_for(config.architecture, config.patch_size, len(config.channels)),
+                          learning_rate(config, len(train_rows)))
     bar = tqdm.tqdm(total=config.epochs, desc="epochs", unit="ep") if show_progress else None
     progress = _progress_callback(folder, config.epochs, bar)
     callbacks: list[Any] = [progress]

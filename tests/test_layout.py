@@ -61,8 +61,8 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_graph_sees_known_edges():
     """The checker itself: it finds the real edges (so an empty graph cannot pass the tests below)."""
     graph = _graph()
-    assert {"asgm.runs", "asgm.evaluate"} <= graph["asgm.train"]
-    assert "asgm.runs" in graph["asgm.evaluate"]
+    assert {"asgm.runs", "asgm.scoring"} <= graph["asgm.train"]
+    assert {"asgm.runs", "asgm.evaluate", "asgm.inference"} <= graph["asgm.scoring"]
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
 
 

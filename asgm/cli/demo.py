@@ -1,4 +1,4 @@
-"""``asgm demo``: build the embedded real demo pack."""
+"""``asgm demo``: build the embedded real demo pack, or the Amazon training pack on top of it."""
 
 from __future__ import annotations
 
@@ -9,16 +9,20 @@ from asgm.cli import add_command, command_group
 
 def register(sub: argparse._SubParsersAction) -> None:
     group = command_group(sub, "demo", "the real demo pack (Earth Genome's Sentinel-2 RGB chips of Bolívar)")
-    add_command(group, "build", "cut the chip galleries into the patch store 'demo' (offline with ASGM_DATA_MIRROR)",
-                _build, _human)
+    b = add_command(group, "build", "cut the chip galleries into a patch store (offline with ASGM_DATA_MIRROR): "
+                    "'demo' (Bolívar, 2019), or with --pack amazon the store 'amazon' (demo + Amazon pack, 2019-2025)",
+                    _build, _human)
+    b.add_argument("--pack", choices=("demo", "amazon"), default="demo",
+                   help="demo: 491 Bolívar chips; amazon: those plus 2,910 chips across the Amazon (default demo)")
 
 
 def _build(args: argparse.Namespace) -> dict:
-    from asgm.sources import demo
+    from asgm.sources import amazon, demo
 
-    return demo.build(progress=not args.json).summary()
+    module = amazon if getattr(args, "pack", "demo") == "amazon" else demo
+    return module.build(progress=not args.json).summary()
 
 
 def _human(r: dict) -> str:
     sets = ", ".join(f"{k} {v}" for k, v in r["by_set"].items())
-    return f"demo pack: {r['patches']} patches ({sets}) in {r['root']}\nCredits: " + " ".join(r["credits"])
+    return f"{r['name']} pack: {r['patches']} patches ({sets}) in {r['root']}\nCredits: " + " ".join(r["credits"])

@@ -31,6 +31,19 @@ def _config_flags(p: argparse.ArgumentParser) -> None:
                    "a better validation PR-AUC")
     g.add_argument("--holdout", choices=("caroni",), help="use a geographic holdout region as the test set")
     g.add_argument("--split-eps", type=float, metavar="METRES", help="DBSCAN eps of the spatial split (true metres)")
+    g.add_argument("--split-seed", type=int, help="seed of the spatial split (default: --seed)")
+    r = p.add_argument_group("recipe beyond the study (defaults: the study's pipeline)")
+    r.add_argument("--architecture", choices=("study", "detector"),
+                   help="study: the study's CNN (Table 1); detector: BatchNorm + global pooling net")
+    r.add_argument("--jitter", action=argparse.BooleanOptionalAction, default=None,
+                   help="brightness, per-band gain and haze jitter in training")
+    r.add_argument("--balance-sets", action=argparse.BooleanOptionalAction, default=None,
+                   help="weight samples by 1/sqrt(set size) within each class")
+    r.add_argument("--lr-schedule", choices=("constant", "cosine"), help="learning-rate schedule (default constant)")
+    r.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="average over the 8 D4 symmetries at prediction time")
+    r.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=None,
+                   help="temperature scaling fitted on validation")
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
@@ -45,6 +58,9 @@ def config_from_args(args: argparse.Namespace) -> Any:
         "class_weight": args.class_weight, "seed": args.seed, "epochs": args.epochs, "batch_size": args.batch_size,
         "learning_rate": args.learning_rate, "augment": args.augment, "affine_augment": args.affine,
         "early_stopping_patience": args.early_stopping, "holdout": args.holdout, "split_eps_m": args.split_eps,
+        "split_seed": args.split_seed, "architecture": args.architecture, "jitter": args.jitter,
+        "balance_sets": args.balance_sets, "tta": args.tta, "calibrate": args.calibrate,
+        "lr_schedule": args.lr_schedule,
     }
     raw.update({k: v for k, v in flags.items() if v is not None})
     if args.bands:
@@ -178,7 +194,7 @@ def _runs_cancel(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
-    from asgm.evaluate import evaluate_run
+    from asgm.scoring import evaluate_run
 
     return {"run_id": args.run_id, **evaluate_run(args.run_id, n_boot=args.bootstrap)}
 
