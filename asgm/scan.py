@@ -448,7 +448,7 @@ def scan(
     geom, area_km2 = check_aoi(load_aoi(aoi), max_area_km2)
     run = load_run(run_id)
     cfg = run.config
-    stride = int(stride or cfg.patch_size // 2)
+    stride = cfg.patch_size // 2 if stride is None else int(stride)
     thr = thresholds(run, high, low)
     if not 0.0 <= max_masked <= 1.0:
         raise ScanError(f"max_masked {max_masked} must be a share between 0 and 1")

@@ -17,6 +17,7 @@ from shapely.geometry import Polygon, box
 from asgm import scan
 from asgm.cli import main as cli_main
 from asgm.cluster import ClusterError
+from asgm.errors import AsgmError
 from asgm.sources.synthetic_mosaic import write_mosaic
 
 LON, LAT = -61.8, 6.4
@@ -199,3 +200,25 @@ def test_cli_scan_run_and_diff(env, tmp_path, capsys):
     assert cli_main(["scan", "run", "--aoi", "1,2,3", "--run", env["run"], "--year", "2021", "--source",
                      str(env["m21"].path), "--out", str(tmp_path / "c")]) == 1
     assert "bbox" in capsys.readouterr().err and not (tmp_path / "c").exists()
+
+
+def test_unusable_runs_and_settings_are_refused_before_writing(env, tmp_path, monkeypatch):
+    from asgm.config import S2_BANDS, ExperimentConfig
+    from asgm.train import create_run
+
+    monkeypatch.setenv("ASGM_MODELS_DIR", str(tmp_path / "models"))
+    folder = create_run(ExperimentConfig(store="synthetic", bands=S2_BANDS, osm_layers=("highway",)),
+                        "20260101-000000-osm-run", status="completed")
+    folder.write_json("metrics.json", {"threshold": 0.5})
+    osm = folder.run_id
+    running = create_run(ExperimentConfig(store="synthetic", bands=S2_BANDS), "20260101-000000-busy-run",
+                         status="running").run_id
+    out = tmp_path / "scan"
+    for run_id, kw, match in [(osm, {}, "OSM layers"), (running, {}, "is running"),
+                              (detector_run(), {"high": 0.3, "low": 0.6}, "low <= high"),
+                              (detector_run(), {"stride": 0}, "stride"),
+                              (detector_run(), {"source": str(tmp_path / "missing.tif")}, "no mosaic file")]:
+        kw.setdefault("source", str(env["m21"].path))
+        with pytest.raises(AsgmError, match=match):
+            scan.scan(env["aoi"], 2021, run_id, out, tile_windows=8, **kw)
+        assert not out.exists(), match
