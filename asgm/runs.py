@@ -2,32 +2,26 @@
 cancel training runs. The folder layout is documented in ``asgm.train``.
 
 No TensorFlow at import (the app's map pages import this module); only ``load_model`` loads Keras.
-A run launched here trains in its own process (``python -m asgm train --run-id ID --config FILE``),
-so the app stays responsive and a crash there cannot take the app down.
+A run launched here trains in its own process (``python -m asgm train --run-id ID --config FILE``), run
+as a background job by ``asgm.jobs`` (the one job runner), so the app stays responsive and a crash there
+cannot take the app down.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from asgm.config import PROJECT_ROOT, ExperimentConfig, models_dir
+from asgm.config import ExperimentConfig, models_dir
 from asgm.train import RunError, RunFolder, RunNotFound, create_run, load_keras_model, new_run_id, now
 
 __all__ = ["RunInfo", "RunError", "RunNotFound", "list_runs", "get_run", "load_model", "predictions", "launch",
            "request_cancel"]
-
-#: Popen handles of runs launched by this process: polling them reaps finished children, whose
-#: pids would otherwise linger as zombies and look alive.
-_CHILDREN: dict[str, subprocess.Popen] = {}
-
 
 @dataclass
 class RunInfo:
@@ -104,9 +98,6 @@ def _info(folder: RunFolder) -> RunInfo:
             errors.append("metrics.json is unreadable")
     state = status.get("status", "corrupt")
     error = status.get("error")
-    child = _CHILDREN.get(folder.run_id)
-    if child is not None:
-        child.poll()  # reap if finished
     if state in ("running", "queued") and status.get("pid") and not pid_alive(status.get("pid")):
         # The process is gone but never wrote an end state: it was killed (OOM, kill -9, reboot).
         state = "failed"
@@ -193,18 +184,23 @@ def launch(config: ExperimentConfig, run_id: str | None = None) -> str:
             raise RunError(f"run {r.run_id} with the same config is already {r.status}; wait for it or cancel it "
                            f"(`asgm runs cancel {r.run_id}`)")
     folder = create_run(config, run_id or new_run_id(config), status="queued")
-    cmd = [sys.executable, "-m", "asgm", "train", "--run-id", folder.run_id, "--config",
-           str(folder.file("config.json"))]
-    env = dict(os.environ)
-    # The child must import this very package even when launched from elsewhere.
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
-    env.setdefault("ASGM_MODELS_DIR", str(models_dir()))
-    with open(folder.file("log.txt"), "ab") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                cwd=str(PROJECT_ROOT), start_new_session=True)
-    _CHILDREN[folder.run_id] = proc
-    folder.set_status("queued", pid=proc.pid, launched=now())
+    job = launch_job(folder, config)
+    folder.set_status("queued", pid=job.pid, launched=now(), job_id=job.job_id)
     return folder.run_id
+
+
+def launch_job(folder: RunFolder, config: ExperimentConfig, max_active: int | None = None) -> Any:
+    """Train the run in ``folder`` as a background job (``asgm.jobs``): its log, progress and cancel files
+    are the run folder's, so the run store and the job list agree."""
+    from asgm import jobs
+
+    label = config.name or config.store
+    key = "train " + config.model_copy(update={"name": ""}).to_json()
+    return jobs.launch(jobs.asgm_command("train", "--run-id", folder.run_id, "--config", str(folder.file("config.json"))),
+                       kind="train", title=f"train {folder.run_id} ({label}, {config.epochs} epochs)", key=key,
+                       max_active=max_active, log=folder.file("log.txt"), progress_file=folder.file("progress.json"),
+                       cancel_file=folder.file("cancel"), extra={"run_id": folder.run_id},
+                       env={"ASGM_MODELS_DIR": str(models_dir())})
 
 
 def request_cancel(run_id: str) -> RunInfo:

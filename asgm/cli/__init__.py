@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 #: Subcommand modules, in the order ``asgm --help`` lists them.
-COMMAND_MODULES = ["data", "points", "demo", "synthetic", "patches", "osm", "training"]
+COMMAND_MODULES = ["data", "points", "demo", "synthetic", "patches", "osm", "training", "jobs"]
 
 
 class CommandError(Exception):
