@@ -223,15 +223,17 @@ def _new_id(kind: str) -> str:
 def launch(command: Sequence[str], *, kind: str, title: str, key: str | None = None, max_active: int | None = None,
            log: Path | None = None, progress_file: Path | None = None, cancel_file: Path | None = None,
            cancel_grace_s: float = DEFAULT_CANCEL_GRACE_S, extra: dict[str, Any] | None = None,
-           env: dict[str, str] | None = None) -> JobInfo:
-    """Start ``python <command>`` as a detached job and return its info at once.
+           env: dict[str, str] | None = None, then: Sequence[Sequence[str]] = ()) -> JobInfo:
+    """Start ``python <command>`` (then each of ``then`` in turn, while they succeed) as a detached job and
+    return its info at once.
 
     ``key`` identifies identical jobs (default: the command line): a second one is refused while the
     first is queued or running (``JobError`` naming it). ``max_active`` refuses any job while that many
     run (a public deployment's one-at-a-time rule). ``cancel_file`` is the command's own cancel signal
     (a training run's ``cancel``), written on cancel before the command is terminated."""
     command = [str(c) for c in command]
-    key = key or " ".join(command)
+    steps = [command, *([str(c) for c in step] for step in then)]
+    key = key or " && ".join(" ".join(step) for step in steps)
     active = active_jobs()
     for j in active:
         if j.key == key:
@@ -244,7 +246,8 @@ def launch(command: Sequence[str], *, kind: str, title: str, key: str | None = N
     job_id = _new_id(kind)
     folder = jobs_dir() / job_id
     folder.mkdir(parents=True, exist_ok=False)
-    spec = {"job_id": job_id, "kind": kind, "title": title, "key": key, "command": command, "created": now(),
+    spec = {"job_id": job_id, "kind": kind, "title": title, "key": key, "command": command, "steps": steps,
+            "created": now(),
             "log": str(log or folder / "log.txt"), "progress_file": str(progress_file) if progress_file else None,
             "cancel_file": str(cancel_file) if cancel_file else None, "cancel_grace_s": float(cancel_grace_s),
             "extra": extra or {}}
@@ -322,29 +325,22 @@ def _last_line(log: Path) -> str:
     return lines[-1][:500] if lines else ""
 
 
-def supervise(folder: Path) -> int:
-    """Run the job in ``folder`` to its end state (the body of ``python -m asgm.jobs supervise``)."""
-    spec = _read_json(folder / "job.json")
-    log = Path(spec["log"])
-    log.parent.mkdir(parents=True, exist_ok=True)
-    cancel_file = Path(spec["cancel_file"]) if spec.get("cancel_file") else None
+def _run_step(folder: Path, spec: dict[str, Any], step: list[str], log: Path, cancel_file: Path | None,
+              index: int) -> int:
+    """Run one command of the job to its end, acting on a cancel request; returns its exit status."""
     env = {**os.environ, JOB_DIR_ENV: str(folder), "PYTHONUNBUFFERED": "1"}
-    if (folder / "cancel").exists():
-        _set_status(folder, "cancelled", finished=now(), error="cancelled before it started")
-        return 0
     with open(log, "ab") as out:
-        out.write(f"[{now()}] job {folder.name}: python {' '.join(spec['command'])}\n".encode())
+        out.write(f"[{now()}] job {folder.name} step {index + 1}: python {' '.join(step)}\n".encode())
         out.flush()
-        proc = subprocess.Popen([sys.executable, *spec["command"]], stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=env, cwd=str(PROJECT_ROOT),
-                                preexec_fn=_die_with_parent)
-    _set_status(folder, "running", pid=os.getpid(), child_pid=proc.pid, started=now())
+        proc = subprocess.Popen([sys.executable, *step], stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=env, cwd=str(PROJECT_ROOT), preexec_fn=_die_with_parent)
+    _set_status(folder, "running", pid=os.getpid(), child_pid=proc.pid, step=index + 1,
+                **({"started": now()} if index == 0 else {}))
     cancelled_at: float | None = None
     terminated = False
     while True:
         try:
-            code = proc.wait(timeout=POLL_S)
-            break
+            return proc.wait(timeout=POLL_S)
         except subprocess.TimeoutExpired:
             pass
         if cancelled_at is None and (folder / "cancel").exists():
@@ -360,6 +356,22 @@ def supervise(folder: Path) -> int:
             terminated = True
         elif terminated and cancelled_at is not None and time.monotonic() - cancelled_at > 30:
             proc.kill()
+
+
+def supervise(folder: Path) -> int:
+    """Run the job in ``folder`` to its end state (the body of ``python -m asgm.jobs supervise``)."""
+    spec = _read_json(folder / "job.json")
+    log = Path(spec["log"])
+    log.parent.mkdir(parents=True, exist_ok=True)
+    cancel_file = Path(spec["cancel_file"]) if spec.get("cancel_file") else None
+    if (folder / "cancel").exists():
+        _set_status(folder, "cancelled", finished=now(), error="cancelled before it started")
+        return 0
+    code = 0
+    for i, step in enumerate(spec.get("steps") or [spec["command"]]):
+        code = _run_step(folder, spec, step, log, cancel_file, i)
+        if code != 0 or (folder / "cancel").exists():
+            break
     cancelled = (folder / "cancel").exists() or (cancel_file is not None and cancel_file.exists())
     if cancelled:
         _set_status(folder, "cancelled", finished=now(), returncode=code, error="cancelled on request")

@@ -118,3 +118,14 @@ def test_cli_lists_and_cancels(data_env, capsys):
     assert "no job 'nope'" in capsys.readouterr().err
     assert cli_main(["jobs", "list", "--active", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
+
+
+def test_steps_run_in_turn_and_stop_at_the_first_failure(data_env, tmp_path):
+    mark = tmp_path / "second-ran"
+    ok = jobs.launch(_py("print('one')"), kind="test", title="two steps", then=[_py(f"open({str(mark)!r}, 'w')")])
+    assert _finished(ok.job_id).status == "completed" and mark.exists()
+    mark.unlink()
+    bad = jobs.launch(_py("import sys; print('asgm osm: step one broke'); sys.exit(1)"), kind="test", title="broken",
+                      then=[_py(f"open({str(mark)!r}, 'w')")])
+    done = _finished(bad.job_id)
+    assert done.status == "failed" and done.error == "asgm osm: step one broke" and not mark.exists()
