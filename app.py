@@ -108,6 +108,14 @@ def _home_body() -> None:
     else:
         st.info("No patch store yet. Click **Prepare the demo** above, or run `asgm demo build`.")
 
+    demo_summary = next((s for s in stores if s.get("name") == "demo" and "error" not in s), None)
+    if demo_summary is not None and not demo_summary.get("osm"):
+        note = sup.demo_osm_note()
+        if note and not note.get("ok"):
+            st.info(note.get("message", ""))
+        elif note:
+            st.caption(f"OSM for the demo store: {note.get('message', '')} (see **Data** → Jobs).")
+
     with st.expander("Upstream files (study points, Earth Genome reference layers)"):
         st.dataframe([{k: r[k] for k in ("key", "present", "verified", "description", "licence")} for r in reg],
                      hide_index=True, width="stretch")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -192,7 +191,8 @@ def run_label(r: Any) -> str:
 def selected_run_id(sidebar: bool = True) -> str | None:
     """The run the pages classify with (``st.session_state['run_id']``), picked in the sidebar.
 
-    Defaults to the newest completed run; kept across page switches in session state."""
+    Defaults to ``asgm.runs.default_run_id`` (``models/DEFAULT``, else the newest completed run); kept across page
+    switches in session state."""
     done = completed_runs()
     if not done:
         if sidebar:
@@ -204,7 +204,10 @@ def selected_run_id(sidebar: bool = True) -> str | None:
         st.session_state["run_id"] = st.session_state["_run_from_url"] = st.query_params["run"]
     current = st.session_state.get("run_id")
     if current not in ids:
-        current = ids[0]
+        from asgm.runs import default_run_id
+
+        current = default_run_id() or ids[0]
+        current = current if current in ids else ids[0]
         st.session_state["run_id"] = current
     if sidebar:
         labels = {r.run_id: run_label(r) for r in done}
@@ -575,40 +578,83 @@ def default_config() -> ExperimentConfig:
     return ExperimentConfig(name="default (demo, 48 px, RGB)", store="demo", epochs=DEFAULT_EPOCHS)
 
 
-def _prepare_file() -> Path:
-    return data_dir() / "app" / "prepare.json"
+PREPARE_KEY = "prepare the demo"
+#: OSM snapshot of the demo store: the chips are 2019 composites.
+DEMO_OSM_DATE = "2019-12-31"
+#: Seconds the first-start check of Overpass may take (offline, nothing hangs on it).
+OVERPASS_PROBE_S = 10.0
+
+
+def _prepare_job() -> Any:
+    from asgm import jobs
+
+    found = [j for j in jobs.list_jobs() if j.kind == "prepare"]
+    return found[0] if found else None
 
 
 def prepare_state() -> dict[str, Any]:
-    """State of the background "prepare the demo" job: {state: idle|running|done|failed, message, pid, run_id}."""
-    try:
-        s = json.loads(_prepare_file().read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    """State of the background "prepare the demo" job (``asgm.jobs``): {state: idle|running|done|failed,
+    message, job_id}."""
+    job = _prepare_job()
+    if job is None:
         return {"state": "idle"}
-    from asgm.runs import pid_alive
-
-    if s.get("state") == "running" and not pid_alive(s.get("pid")):
-        s = {**s, "state": "failed", "message": (s.get("message") or "") +
-             " — the preparation process stopped unexpectedly. Click 'Prepare the demo' to try again."}
-    return s
-
-
-def _write_prepare(**state: Any) -> None:
-    atomic.write_json(_prepare_file(), {"updated": time.time(), **state})
+    if job.active:
+        return {"state": "running", "message": job.progress.get("message") or "starting", "job_id": job.job_id}
+    if job.status == "completed":
+        return {"state": "done", "message": job.progress.get("message") or "", "job_id": job.job_id}
+    return {"state": "failed", "message": (job.error or job.status) + ". Click 'Prepare the demo' to try again.",
+            "job_id": job.job_id}
 
 
 def start_prepare() -> dict[str, Any]:
     """Start the background job (no-op while one runs). Never blocks the Streamlit script thread."""
-    s = prepare_state()
-    if s.get("state") == "running":
-        return s
-    log = data_dir() / "app" / "prepare.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "asgm.app_support", "prepare"], stdout=fh, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, cwd=str(PROJECT_ROOT))
-    _write_prepare(state="running", pid=proc.pid, message="starting")
+    from asgm import jobs
+
+    try:
+        jobs.launch(["-m", "asgm.app_support", "prepare"], kind="prepare", title="prepare the demo", key=PREPARE_KEY)
+    except jobs.JobError:
+        pass  # one is running already (maybe started by another session)
     return prepare_state()
+
+
+def _demo_osm_file() -> Path:
+    return data_dir() / "app" / "demo_osm.json"
+
+
+def demo_osm_note() -> dict[str, Any]:
+    """What the first start did about OSM for the demo store: {ok, message} ({} before it tried)."""
+    try:
+        return json.loads(_demo_osm_file().read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _start_demo_osm() -> str:
+    """Launch the OSM fetch + rasterize job for the demo store when Overpass answers within
+    ``OVERPASS_PROBE_S``; otherwise record that OSM needs the network. Returns what happened."""
+    import requests
+
+    from asgm import jobs
+    from asgm.osm.fetch import resolve_overpass_url
+
+    url = resolve_overpass_url()
+    try:
+        requests.get(f"{url}/status", timeout=OVERPASS_PROBE_S).raise_for_status()
+    except requests.RequestException as exc:
+        msg = (f"OSM context needs the network: Overpass ({url}) did not answer ({type(exc).__name__}), so the demo "
+               f"store has no OSM masks. Offline, the synthetic store shows the mechanism (`asgm synthetic build`).")
+        atomic.write_json(_demo_osm_file(), {"ok": False, "message": msg, "updated": time.time()})
+        return msg
+    fetch = jobs.asgm_command("osm", "fetch", "--store", "demo", "--date", DEMO_OSM_DATE, "--retries", "2",
+                              "--backoff", "5", "--timeout", "120")
+    raster = jobs.asgm_command("osm", "rasterize", "--store", "demo")
+    try:
+        job = jobs.launch(fetch, then=[raster], kind="osm", title=f"OSM for demo ({DEMO_OSM_DATE}) + rasterize")
+    except jobs.JobError as exc:
+        return str(exc)
+    msg = f"fetching OSM ({DEMO_OSM_DATE}) for the demo store in job {job.job_id}"
+    atomic.write_json(_demo_osm_file(), {"ok": True, "message": msg, "job_id": job.job_id, "updated": time.time()})
+    return msg
 
 
 def needs_prepare() -> list[str]:
@@ -635,11 +681,13 @@ def auto_prepare() -> None:
 
 
 def _prepare_main() -> int:
-    """Body of the background job: build the demo store if missing, then launch the default run."""
-    pid = os.getpid()
+    """Body of the background job: build the demo store if missing, launch the default run unless a trained
+    one exists (``models/DEFAULT`` or any completed run), and start OSM for the demo store when online."""
+    from asgm.jobs import report_progress
+
     try:
         if "demo" not in list_stores():
-            _write_prepare(state="running", pid=pid, message="building the demo patch store (real Sentinel-2 chips)")
+            report_progress(message="building the demo patch store (real Sentinel-2 chips)")
             from asgm.sources import demo
 
             demo.build(progress=False)
@@ -647,14 +695,17 @@ def _prepare_main() -> int:
 
         existing = [r for r in runs.list_runs() if r.status in ("completed", "running", "queued")]
         if existing:
-            _write_prepare(state="done", pid=pid, message="a model exists already", run_id=existing[0].run_id)
-            return 0
-        _write_prepare(state="running", pid=pid, message="launching the default model's training")
-        run_id = runs.launch(default_config())
-        _write_prepare(state="done", pid=pid, message="default model training launched", run_id=run_id)
+            done = f"a model exists already ({runs.default_run_id() or existing[0].run_id})"
+        else:
+            report_progress(message="launching the default model's training")
+            done = f"default model training launched as run {runs.launch(default_config())}"
+        if PatchStore.open("demo").osm_info() is None:
+            report_progress(message="checking whether OpenStreetMap (Overpass) can be reached")
+            done += "; " + _start_demo_osm()
+        report_progress(message=done)
         return 0
-    except Exception as exc:  # reported to the page through the state file
-        _write_prepare(state="failed", pid=pid, message=f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # the job runner records this last line as the job's error
+        print(f"prepare the demo: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
 
 

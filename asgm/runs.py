@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,8 @@ import pandas as pd
 from asgm.config import ExperimentConfig, models_dir
 from asgm.train import RunError, RunFolder, RunNotFound, create_run, load_keras_model, new_run_id, now
 
-__all__ = ["RunInfo", "RunError", "RunNotFound", "list_runs", "get_run", "load_model", "predictions", "launch",
-           "request_cancel"]
+__all__ = ["RunInfo", "RunError", "RunNotFound", "list_runs", "get_run", "default_run_id", "load_model", "predictions",
+           "launch", "request_cancel"]
 
 @dataclass
 class RunInfo:
@@ -143,6 +144,25 @@ def get_run(run_id: str) -> RunInfo:
     return _info(folder)
 
 
+#: File in the run store naming the run the app uses by default (a run folder committed with the project).
+DEFAULT_FILE = "DEFAULT"
+
+
+def default_run_id(root: Path | None = None) -> str | None:
+    """The run the app classifies with by default: the completed run named in ``models/DEFAULT``, else the
+    newest completed run, else None (nothing trained yet)."""
+    root = Path(root or models_dir())
+    done = [r for r in list_runs(root) if r.status == "completed" and r.config is not None]
+    try:
+        named = (root / DEFAULT_FILE).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        named = ""
+    for r in done:
+        if r.run_id == named:
+            return r.run_id
+    return done[0].run_id if done else None
+
+
 def load_model(run_id: str) -> Any:
     """The run's Keras model (safe mode). Missing or corrupt file: ``RunError`` saying what to do."""
     info = get_run(run_id)
@@ -175,16 +195,21 @@ def _same_config(a: ExperimentConfig, b: ExperimentConfig) -> bool:
     return a.model_dump(exclude={"name"}) == b.model_dump(exclude={"name"})
 
 
-def launch(config: ExperimentConfig, run_id: str | None = None) -> str:
+def launch(config: ExperimentConfig, run_id: str | None = None, max_active: int | None = None) -> str:
     """Start training ``config`` in a detached process and return its run id at once.
 
-    Refuses (``RunError``) while a run with an identical config is queued or running."""
+    Refuses (``RunError``) while a run with an identical config is queued or running, and when ``max_active``
+    jobs run already (``asgm.jobs.JobError``; no run folder is left behind)."""
     for r in list_runs():
         if r.status in ("queued", "running") and r.config is not None and _same_config(r.config, config):
             raise RunError(f"run {r.run_id} with the same config is already {r.status}; wait for it or cancel it "
                            f"(`asgm runs cancel {r.run_id}`)")
     folder = create_run(config, run_id or new_run_id(config), status="queued")
-    job = launch_job(folder, config)
+    try:
+        job = launch_job(folder, config, max_active=max_active)
+    except Exception:
+        shutil.rmtree(folder.root, ignore_errors=True)  # refused or failed to start: no run happened
+        raise
     folder.set_status("queued", pid=job.pid, launched=now(), job_id=job.job_id)
     return folder.run_id
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from asgm import app_jobs as aj
 from asgm import app_support as sup
 from asgm.config import OSM_LAYERS, RGB_BANDS, S2_BANDS, ExperimentConfig
 from asgm.store import list_stores
@@ -20,6 +21,8 @@ stores = list_stores()
 if not stores:
     st.warning("No patch store to train on. Go to **Home** and click **Prepare the demo** (or run `asgm demo build`).")
     st.stop()
+
+can_launch = aj.passcode_gate()  # a public deployment: training needs the owner passcode
 
 # -- the experiment ------------------------------------------------------------------------------------
 with st.form("experiment"):
@@ -47,7 +50,7 @@ with st.form("experiment"):
     epochs = e1.number_input("Epochs", min_value=1, max_value=500, value=20)
     seed = e2.number_input("Seed", min_value=0, max_value=2**31 - 1, value=7)
     name = e3.text_input("Name (optional)", value="")
-    submitted = st.form_submit_button("Train", type="primary")
+    submitted = st.form_submit_button("Train", type="primary", disabled=not can_launch)
 
 if submitted:
     problems = []
@@ -67,7 +70,7 @@ if submitted:
                 osm_layers=tuple(osm_layers) if use_osm else (), patch_size=patch_size, negatives=negatives,
                 class_weight=class_weight, epochs=int(epochs), seed=int(seed),
             )
-            new_id = runs.launch(config)
+            new_id = runs.launch(config, max_active=aj.max_active_jobs())
             st.session_state["train_run"] = new_id
             st.success(f"Training started as run **{new_id}** in the background. You can leave this page; it keeps going.")
         except Exception as exc:  # RunError for a duplicate launch, ValidationError for a bad config
