@@ -171,7 +171,7 @@ def _info(folder: Path) -> JobInfo:
 
     spec = _read_json(folder / "job.json")
     status = _read_json(folder / "status.json")
-    state = status.get("status") if status.get("status") in STATES else "failed"
+    state: str = status["status"] if status.get("status") in STATES else "failed"
     error = status.get("error")
     if not spec:
         error = error or f"job.json is missing or unreadable in {folder}; delete the folder"

@@ -7,24 +7,17 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 
 import pytest
+from _engine import wait_until
 
 from asgm import jobs
 from asgm.cli import main as cli_main
 from asgm.runs import pid_alive
 
 
-def _wait(pred, timeout=60.0, step=0.1):
-    """Poll until ``pred()`` is truthy (a deadline against hangs, not a timing assertion)."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = pred()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("condition not reached before the deadline")
+def _wait(pred, timeout=60.0):
+    return wait_until(pred, timeout, step=0.1)
 
 
 def _finished(job_id):
