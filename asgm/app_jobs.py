@@ -22,6 +22,8 @@ from asgm import jobs
 PASSCODE_KEY = "owner_passcode"
 DEFAULT_PUBLIC_CAP = 500
 _UNLOCKED = "_asgm_owner_unlocked"
+#: Job kinds whose commands resume where they stopped (stored patches and cached OSM parts are kept).
+RESUMABLE = ("patches", "osm")
 
 
 def _secret(name: str) -> Any:
@@ -228,5 +230,13 @@ def jobs_panel(kinds: tuple[str, ...] | None = None, recent: int = 8) -> None:
                 st.error(f"Job **{j.job_id}** ({j.title}) failed: {j.error or 'no error recorded'}")
                 with st.expander(f"Log of {j.job_id}"):
                     st.code(j.log_tail() or "(empty log)", language="text")
+            if j.status in ("failed", "cancelled") and j.kind in RESUMABLE and \
+                    st.button(f"Resume {j.job_id}", key=f"resume_{j.job_id}", disabled=not jobs_allowed(),
+                              help="Start it again; what was already fetched is kept and skipped."):
+                try:
+                    new = jobs.relaunch(j.job_id, max_active=max_active_jobs())
+                    st.toast(f"Started {new.job_id}")
+                except jobs.JobError as exc:
+                    st.error(str(exc))
 
     _panel()

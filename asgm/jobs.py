@@ -41,7 +41,7 @@ from asgm.config import PROJECT_ROOT, data_dir
 from asgm.errors import AsgmError
 
 __all__ = ["JobError", "JobInfo", "STATES", "ACTIVE", "jobs_dir", "asgm_command", "launch", "list_jobs", "get_job",
-           "active_jobs", "cancel", "report_progress"]
+           "active_jobs", "cancel", "relaunch", "report_progress"]
 
 STATES = ("queued", "running", "completed", "failed", "cancelled")
 ACTIVE = ("queued", "running")
@@ -264,6 +264,20 @@ def launch(command: Sequence[str], *, kind: str, title: str, key: str | None = N
     # Not in status.json: the supervisor may already be writing it ("running").
     atomic.write_text(folder / "pid", f"{proc.pid}\n")
     return _info(folder)
+
+
+def relaunch(job_id: str, max_active: int | None = None) -> JobInfo:
+    """Start a failed or cancelled job again with the same commands (fetches resume where they stopped)."""
+    old = get_job(job_id)
+    if old.active or old.status == "completed":
+        raise JobError(f"job {job_id} is {old.status}; only failed or cancelled jobs can be started again")
+    spec = _read_json(old.folder / "job.json")
+    steps = spec.get("steps") or [spec["command"]]
+    opt = {k: Path(spec[k]) for k in ("log", "progress_file", "cancel_file") if spec.get(k)}
+    if opt.get("log") == old.folder / "log.txt":
+        del opt["log"]  # the new job gets its own folder and log
+    return launch(steps[0], then=steps[1:], kind=old.kind, title=old.title, key=old.key, max_active=max_active,
+                  cancel_grace_s=float(spec.get("cancel_grace_s", DEFAULT_CANCEL_GRACE_S)), extra=old.extra, **opt)
 
 
 def cancel(job_id: str) -> JobInfo:

@@ -122,3 +122,16 @@ def test_steps_run_in_turn_and_stop_at_the_first_failure(data_env, tmp_path):
                       then=[_py(f"open({str(mark)!r}, 'w')")])
     done = _finished(bad.job_id)
     assert done.status == "failed" and done.error == "asgm osm: step one broke" and not mark.exists()
+
+
+def test_a_failed_job_can_be_started_again_with_the_same_commands(data_env, tmp_path):
+    flag = tmp_path / "second-try"
+    code = (f"import pathlib, sys\np = pathlib.Path({str(flag)!r})\nif not p.exists():\n    p.write_text('x')\n"
+            "    print('asgm patches: network cut'); sys.exit(1)\nprint('resumed')")
+    first = _finished(jobs.launch(_py(code), kind="patches", title="flaky").job_id)
+    assert first.status == "failed" and first.error == "asgm patches: network cut"
+    with pytest.raises(jobs.JobError, match="only failed or cancelled"):
+        jobs.relaunch(_finished(jobs.launch(_py("pass"), kind="test", title="fine").job_id).job_id)
+    again = _finished(jobs.relaunch(first.job_id).job_id)
+    assert again.status == "completed" and again.title == "flaky" and again.job_id != first.job_id
+    assert again.log != first.log and again.log_tail().endswith("resumed\n") and first.job_id not in again.log_tail()

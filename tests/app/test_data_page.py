@@ -87,6 +87,12 @@ def test_fetch_from_an_unreachable_stac_api_fails_with_the_reason(empty_env, mon
     assert done.status == "failed" and "cannot reach the STAC API" in done.error
     at.run()
     assert f"Job **{job.job_id}**" in _texts(at) and "cannot reach the STAC API" in _texts(at)
+    _button(at, f"Resume {job.job_id}").click().run()  # the same command again (a fetch resumes)
+    again = next(j for j in jobs.list_jobs() if j.job_id != job.job_id)
+    assert again.command == job.command and again.kind == "patches"
+    while jobs.get_job(again.job_id).active:
+        assert time.monotonic() < deadline + 90
+        time.sleep(0.3)
 
 
 def test_public_deployment_needs_the_owner_passcode(empty_env):
