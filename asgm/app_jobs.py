@@ -12,6 +12,7 @@ from __future__ import annotations
 import hmac
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -157,13 +158,15 @@ def fetch_patches_command(*, source: str, store: str, size: int, start: str, end
 
 
 def osm_commands(*, store: str, date: str, keys: list[str], buffer_m: float, all_touched: bool,
-                 exclude: list[str]) -> tuple[list[str], list[str]]:
+                 exclude: Sequence[str], include: Sequence[str] = ()) -> tuple[list[str], list[str]]:
     """``asgm osm fetch --store`` then ``asgm osm rasterize`` for a Data page request."""
     fetch = jobs.asgm_command("osm", "fetch", "--store", store, "--date", date, "--keys", *keys)
     raster = ["osm", "rasterize", "--store", store, "--layers", *keys, "--buffer", f"{buffer_m:g}",
               "--all-touched" if all_touched else "--no-all-touched"]
     for e in exclude:
         raster += ["--exclude", e]
+    for i in include:
+        raster += ["--include", i]
     return fetch, jobs.asgm_command(*raster)
 
 

@@ -273,11 +273,14 @@ def relaunch(job_id: str, max_active: int | None = None) -> JobInfo:
         raise JobError(f"job {job_id} is {old.status}; only failed or cancelled jobs can be started again")
     spec = _read_json(old.folder / "job.json")
     steps = spec.get("steps") or [spec["command"]]
-    opt = {k: Path(spec[k]) for k in ("log", "progress_file", "cancel_file") if spec.get(k)}
-    if opt.get("log") == old.folder / "log.txt":
-        del opt["log"]  # the new job gets its own folder and log
+    def path(name: str) -> Path | None:
+        return Path(spec[name]) if spec.get(name) else None
+
+    log = path("log")
     return launch(steps[0], then=steps[1:], kind=old.kind, title=old.title, key=old.key, max_active=max_active,
-                  cancel_grace_s=float(spec.get("cancel_grace_s", DEFAULT_CANCEL_GRACE_S)), extra=old.extra, **opt)
+                  log=None if log == old.folder / "log.txt" else log,  # a job's own log stays in its own folder
+                  progress_file=path("progress_file"), cancel_file=path("cancel_file"),
+                  cancel_grace_s=float(spec.get("cancel_grace_s", DEFAULT_CANCEL_GRACE_S)), extra=old.extra)
 
 
 def cancel(job_id: str) -> JobInfo:

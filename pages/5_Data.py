@@ -154,13 +154,16 @@ else:
     exclude = [e.strip() for e in c5.text_input("Exclude tag values", value="",
                                                  help="KEY=VALUE[,VALUE], e.g. landuse=quarry; separate several keys with ';'")
                .split(";") if e.strip()]
+    include = [e.strip() for e in c5.text_input("Keep only tag values", value="",
+                                                 help="KEY=VALUE[,VALUE], e.g. highway=primary,secondary; separate "
+                                                      "several keys with ';'").split(";") if e.strip()]
     if st.button("Fetch OSM and rasterize", type="primary", disabled=not can_launch):
         if not keys:
             st.error("Choose at least one OSM key.")
         else:
             fetch, raster = aj.osm_commands(store=osm_store, date="current" if current else snap.isoformat(),
                                             keys=keys, buffer_m=float(buffer_m), all_touched=all_touched,
-                                            exclude=exclude)
+                                            exclude=exclude, include=include)
             aj.launch(fetch, then=[raster], kind="osm",
                       title=f"OSM for {osm_store} ({'current' if current else snap.isoformat()}) + rasterize")
     try:
