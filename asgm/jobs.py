@@ -23,6 +23,7 @@ No third-party imports at module level: the supervisor starts fast and the app's
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -30,7 +31,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -234,6 +235,33 @@ def launch(command: Sequence[str], *, kind: str, title: str, key: str | None = N
     command = [str(c) for c in command]
     steps = [command, *([str(c) for c in step] for step in then)]
     key = key or " && ".join(" ".join(step) for step in steps)
+    with _launch_lock():  # two sessions clicking at once must not both pass the duplicate check
+        return _launch_locked(command, steps, kind=kind, title=title, key=key, max_active=max_active, log=log,
+                              progress_file=progress_file, cancel_file=cancel_file, cancel_grace_s=cancel_grace_s,
+                              extra=extra, env=env)
+
+
+@contextlib.contextmanager
+def _launch_lock() -> Iterator[None]:
+    """An exclusive lock on ``<jobs>/.lock`` (POSIX ``flock``; elsewhere no lock)."""
+    root = jobs_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "a") as fh:
+        try:
+            import fcntl
+        except ImportError:  # not POSIX
+            yield
+            return
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _launch_locked(command: list[str], steps: list[list[str]], *, kind: str, title: str, key: str,
+                   max_active: int | None, log: Path | None, progress_file: Path | None, cancel_file: Path | None,
+                   cancel_grace_s: float, extra: dict[str, Any] | None, env: dict[str, str] | None) -> JobInfo:
     active = active_jobs()
     for j in active:
         if j.key == key:

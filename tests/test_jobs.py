@@ -135,3 +135,25 @@ def test_a_failed_job_can_be_started_again_with_the_same_commands(data_env, tmp_
     again = _finished(jobs.relaunch(first.job_id).job_id)
     assert again.status == "completed" and again.title == "flaky" and again.job_id != first.job_id
     assert again.log != first.log and again.log_tail().endswith("resumed\n") and first.job_id not in again.log_tail()
+
+
+def test_identical_launches_at_the_same_moment_start_one_job(data_env):
+    import threading
+
+    results: list[object] = []
+
+    def go() -> None:
+        try:
+            results.append(jobs.launch(_py(SLEEPER), kind="test", title="racer"))
+        except jobs.JobError as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=go) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    started = [r for r in results if isinstance(r, jobs.JobInfo)]
+    assert len(started) == 1 and sum(isinstance(r, jobs.JobError) for r in results) == 3
+    jobs.cancel(started[0].job_id)
+    assert _finished(started[0].job_id).status == "cancelled"

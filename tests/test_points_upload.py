@@ -70,3 +70,18 @@ def test_earth_genome_sets_load_like_the_study_sets(mirror):
     pts = load_points(["eg-positives"])
     assert len(pts) > 0 and set(pts.label) == {1} and pts.sample_id.iloc[0] == "egp-0000"
     assert {"positives", "curated", "random", "eg-positives", "eg-negatives"} == set(POINT_SETS)
+
+
+def test_patches_fetch_needs_exactly_one_kind_of_points(tmp_path, capsys):
+    from asgm.cli import main
+
+    f = tmp_path / "p.csv"
+    f.write_text("lon,lat,label\n-61.8,6.4,1\n")
+    assert main(["patches", "fetch", "--source", "stac", "--points", "positives", "--points-file", str(f)]) == 1
+    assert "either --points SET or --points-file FILE" in capsys.readouterr().err
+    assert main(["patches", "fetch", "--source", "stac"]) == 1
+    assert "either --points SET or --points-file FILE" in capsys.readouterr().err
+    bad = tmp_path / "bad.csv"
+    bad.write_text("lon,lat\n-61.8,6.4\n")
+    assert main(["patches", "fetch", "--source", "stac", "--points-file", str(bad)]) == 1
+    assert "no 'label' column" in capsys.readouterr().err
