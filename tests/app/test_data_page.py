@@ -119,3 +119,20 @@ def test_public_deployment_caps_the_store_size(empty_env):
     _button(at, "Fetch patches").click().run()
     assert "caps a store at 5 patches" in _texts(at) and "at most 5" in _texts(at)
     assert jobs.list_jobs() == []
+
+
+def test_earth_engine_is_offered_only_with_credentials_naming_project_and_account_never_the_key(empty_env, monkeypatch):
+    for var in ("ASGM_EE_PROJECT", "EE_PROJECT", "ASGM_EE_SERVICE_ACCOUNT_JSON", "GOOGLE_APPLICATION_CREDENTIALS"):
+        monkeypatch.delenv(var, raising=False)
+    at = _page()
+    source = next(r for r in at.radio if r.label == "Source")
+    assert source.disabled and "Earth Engine: no credentials found" in _texts(at)
+    key = {"type": "service_account", "project_id": "asgm-test-project", "private_key_id": "abc123",
+           "private_key": "-----BEGIN PRIVATE KEY-----\nSECRETKEYMATERIAL\n-----END PRIVATE KEY-----\n",
+           "client_email": "explorer@asgm-test-project.iam.gserviceaccount.com", "token_uri": "http://127.0.0.1:1/token"}
+    at = _page({"ee_service_account": key})
+    source = next(r for r in at.radio if r.label == "Source")
+    assert not source.disabled
+    text = _texts(at)
+    assert "project `asgm-test-project`" in text and "explorer@asgm-test-project.iam.gserviceaccount.com" in text
+    assert "SECRETKEYMATERIAL" not in text and "abc123" not in text
