@@ -110,6 +110,14 @@ def _home_body() -> None:
     else:
         st.info("No patch store yet. Click **Prepare the demo** above, or run `asgm demo build`.")
 
+    demo_summary = next((s for s in stores if s.get("name") == "demo" and "error" not in s), None)
+    if demo_summary is not None and not demo_summary.get("osm"):
+        note = prepare.demo_osm_note()
+        if note and not note.get("ok"):
+            st.info(note.get("message", ""))
+        elif note:
+            st.caption(f"OSM for the demo store: {note.get('message', '')} (see **Data** → Jobs).")
+
     with st.expander("Upstream files (study points, Earth Genome reference layers)"):
         st.dataframe([{k: r[k] for k in ("key", "present", "verified", "description", "licence")} for r in reg],
                      hide_index=True, width="stretch")
@@ -145,6 +153,7 @@ PAGES = [
     st.Page(home, title="Home", default=True, url_path="home"),
     st.Page("pages/1_Map.py", title="Map", url_path="Map"),
     st.Page("pages/2_Patch_viewer.py", title="Patch viewer", url_path="Patch_viewer"),
+    st.Page("pages/5_Data.py", title="Data", url_path="Data"),
     st.Page("pages/3_Train.py", title="Train", url_path="Train"),
     st.Page("pages/4_Compare.py", title="Compare", url_path="Compare"),
 ]

@@ -7,6 +7,7 @@ Sample ids are the set prefix and the point's position in its upstream file (``p
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,6 +26,13 @@ STUDY_SETS: dict[str, tuple[str, str, int]] = {
     "curated": ("study_curated_negatives", "cur", 0),
     "random": ("study_random_negatives", "rnd", 0),
 }
+#: The demo's Earth Genome point sets (the chips of the demo pack), fetchable like the study's.
+EARTH_GENOME_SETS: dict[str, tuple[str, str, int]] = {
+    "eg-positives": ("eg_positives", "egp", 1),
+    "eg-negatives": ("eg_negatives", "egn", 0),
+}
+POINT_SETS: dict[str, tuple[str, str, int]] = {**STUDY_SETS, **EARTH_GENOME_SETS}
+LABEL_COLUMN = "label"
 EARTH_RADIUS_M = 6_371_008.8
 
 
@@ -59,26 +67,41 @@ def read_points_file(path: str | Path, prefix: str, label: int, set_name: str,
         geom = (feat or {}).get("geometry") or {}
         if geom.get("type") != "Point":
             raise PointsError(f"{path}: feature {i} is a {geom.get('type') or 'missing geometry'}, expected a Point")
-        coords = geom.get("coordinates") or []
-        try:
-            lon, lat = float(coords[0]), float(coords[1])
-        except (IndexError, TypeError, ValueError):
-            raise PointsError(f"{path}: feature {i} has malformed coordinates {coords!r}") from None
-        if not (-180 <= lon <= 180 and -90 <= lat <= 90) or not (np.isfinite(lon) and np.isfinite(lat)):
-            raise PointsError(
-                f"{path}: feature {i} has coordinates out of range (lon={lon}, lat={lat}); "
-                "expected lon in [-180, 180], lat in [-90, 90] — are lon and lat swapped or projected?"
-            )
+        lon, lat = _lonlat(path, f"feature {i}", geom.get("coordinates") or [])
         lons.append(lon)
         lats.append(lat)
     df = pd.DataFrame({"lon": lons, "lat": lats})
-    dup = df.duplicated(keep=False)
-    if dup.any() and not allow_duplicates:
-        first = df[dup].head(3).to_dict("records")
+    if not allow_duplicates:
+        _no_duplicates(path, df)
+    return _with_ids(df, prefix, label, set_name)
+
+
+def _lonlat(path: Path, where: str, coords: Sequence[object]) -> tuple[float, float]:
+    """One validated (lon, lat) pair."""
+    try:
+        lon, lat = float(coords[0]), float(coords[1])  # type: ignore[arg-type]
+    except (IndexError, TypeError, ValueError):
+        raise PointsError(f"{path}: {where} has malformed coordinates {list(coords)!r}") from None
+    if not (-180 <= lon <= 180 and -90 <= lat <= 90) or not (np.isfinite(lon) and np.isfinite(lat)):
+        raise PointsError(
+            f"{path}: {where} has coordinates out of range (lon={lon}, lat={lat}); "
+            "expected lon in [-180, 180], lat in [-90, 90] — are lon and lat swapped or projected?"
+        )
+    return lon, lat
+
+
+def _no_duplicates(path: Path, df: pd.DataFrame) -> None:
+    dup = df[["lon", "lat"]].duplicated(keep=False)
+    if dup.any():
+        first = df.loc[dup, ["lon", "lat"]].head(3).to_dict("records")
         raise PointsError(f"{path}: {int(dup.sum())} duplicate points, e.g. {first}; remove the duplicates")
+
+
+def _with_ids(df: pd.DataFrame, prefix: str, label: int | Sequence[int], set_name: str) -> gpd.GeoDataFrame:
     width = max(4, len(str(len(df) - 1)))
+    df = df[["lon", "lat"]].copy()
     df.insert(0, "sample_id", [f"{prefix}-{i:0{width}d}" for i in range(len(df))])
-    df.insert(1, "label", int(label))
+    df.insert(1, "label", int(label) if isinstance(label, (int, np.integer)) else [int(v) for v in label])
     df.insert(2, "set", set_name)
     return gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(df.lon, df.lat), crs="EPSG:4326")
 
@@ -87,11 +110,82 @@ def load_points(sets: Sequence[str] = ("positives", "curated", "random")) -> gpd
     """The study's labelled points for the named sets (fetched via the registry)."""
     frames = []
     for name in sets:
-        if name not in STUDY_SETS:
-            raise PointsError(f"unknown point set {name!r}; choose from {list(STUDY_SETS)}")
-        key, prefix, label = STUDY_SETS[name]
+        if name not in POINT_SETS:
+            raise PointsError(f"unknown point set {name!r}; choose from {list(POINT_SETS)}")
+        key, prefix, label = POINT_SETS[name]
         frames.append(read_points_file(registry.get(key), prefix, label, name))
     return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs="EPSG:4326")
+
+
+def read_labelled_points(path: str | Path, label_column: str = LABEL_COLUMN, label: int | None = None,
+                         set_name: str | None = None) -> gpd.GeoDataFrame:
+    """Read a user's point file: a GeoJSON FeatureCollection of Points, or a CSV with ``lon`` and ``lat``
+    columns, validated like the study's files. Labels (1 = mining, 0 = not) come from ``label_column``,
+    or ``label`` for every point when the file has none. Sample ids are ``<file stem>-<position>``."""
+    path = Path(path)
+    stem = re.sub(r"[^a-z0-9]+", "-", path.stem.lower()).strip("-") or "points"
+    set_name = set_name or stem
+    if path.suffix.lower() == ".csv":
+        df = _read_csv(path)
+        _no_duplicates(path, df)
+        props = df
+    else:
+        gdf = read_points_file(path, stem, 0, set_name)  # geometry, range and duplicate checks
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        props = pd.DataFrame([(f or {}).get("properties") or {} for f in raw["features"]])
+        df = pd.DataFrame({"lon": gdf["lon"], "lat": gdf["lat"]})
+    if label_column in props.columns:
+        labels = []
+        for i, v in enumerate(props[label_column].tolist()):
+            try:
+                value = int(float(v))
+                ok = value in (0, 1) and float(v) == value
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise PointsError(f"{path}: point {i} has {label_column}={v!r}; labels must be 1 (mining) or 0 (not "
+                                  f"mining)")
+            labels.append(value)
+        return _with_ids(df, stem, labels, set_name)
+    if label is None:
+        raise PointsError(f"{path}: no {label_column!r} column; add one (1 = mining, 0 = not mining) or choose one "
+                          f"label for every point")
+    if label not in (0, 1):
+        raise PointsError(f"label {label!r} must be 1 (mining) or 0 (not mining)")
+    return _with_ids(df, stem, label, set_name)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """A CSV's lon/lat columns (validated) and its other columns."""
+    if not path.is_file():
+        raise PointsError(f"{path}: file not found")
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise PointsError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]}); expected columns lon, lat "
+                          f"and {LABEL_COLUMN}") from None
+    cols = {c.lower().strip(): c for c in df.columns}
+    missing = [c for c in ("lon", "lat") if c not in cols]
+    if missing:
+        raise PointsError(f"{path}: no {' or '.join(missing)} column (columns: {list(df.columns)}); expected lon, lat "
+                          f"in WGS 84 degrees and {LABEL_COLUMN}")
+    if df.empty:
+        raise PointsError(f"{path}: the CSV has no rows")
+    df = df.rename(columns={cols["lon"]: "lon", cols["lat"]: "lat"})
+    coords = [_lonlat(path, f"row {i}", (lon, lat)) for i, (lon, lat) in enumerate(zip(df["lon"], df["lat"], strict=True))]
+    df["lon"], df["lat"] = [c[0] for c in coords], [c[1] for c in coords]
+    return df
+
+
+def write_points_file(points: pd.DataFrame, path: str | Path) -> Path:
+    """Write points (lon, lat, label) as a GeoJSON FeatureCollection that ``read_labelled_points`` reads
+    back with the same sample ids (atomically: a failed write leaves nothing)."""
+    from asgm import atomic
+
+    features = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [float(r.lon), float(r.lat)]},
+                 "properties": {LABEL_COLUMN: int(r.label)}} for r in points.itertuples()]
+    atomic.write_text(path, json.dumps({"type": "FeatureCollection", "features": features}) + "\n")
+    return Path(path)
 
 
 def summary(points: gpd.GeoDataFrame) -> dict[str, object]:

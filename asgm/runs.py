@@ -15,19 +15,17 @@ Run folder layout (every file written atomically; ``asgm.train`` and ``asgm.eval
     error.txt         traceback of a crash
 
 No TensorFlow at import (the app's map pages import this module); only ``load_model`` loads Keras.
-A run launched here trains in its own process (``python -m asgm train --run-id ID --config FILE``),
-so the app stays responsive and a crash there cannot take the app down.
+A run launched here trains in its own process (``python -m asgm train --run-id ID --config FILE``), run
+as a background job by ``asgm.jobs`` (the one job runner), so the app stays responsive and a crash there
+cannot take the app down.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import shutil
-import subprocess
-import sys
 import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,8 +36,9 @@ import pandas as pd
 from pydantic import ValidationError
 
 from asgm import atomic
-from asgm.config import PROJECT_ROOT, ExperimentConfig, invalid_fields, models_dir
+from asgm.config import ExperimentConfig, invalid_fields, models_dir
 from asgm.errors import AsgmError, one_line
+from asgm.jobs import pid_alive
 
 STATUSES = ("queued", "running", "completed", "failed", "cancelled")
 _RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -153,13 +152,8 @@ def load_keras_model(path: Path) -> Any:
         ) from exc
 
 
-__all__ = ["RunInfo", "RunError", "RunNotFound", "list_runs", "get_run", "load_model", "predictions", "launch",
-           "request_cancel"]
-
-#: Popen handles of runs launched by this process: polling them reaps finished children, whose
-#: pids would otherwise linger as zombies and look alive.
-_CHILDREN: dict[str, subprocess.Popen] = {}
-
+__all__ = ["RunInfo", "RunError", "RunNotFound", "list_runs", "get_run", "default_run_id", "load_model", "predictions",
+           "launch", "request_cancel"]
 
 @dataclass
 class RunInfo:
@@ -181,24 +175,6 @@ class RunInfo:
             "error": self.error, "config": self.config.model_dump() if self.config else None,
             "progress": self.progress, "metrics": self.metrics,
         }
-
-
-def pid_alive(pid: int | None) -> bool:
-    """True when ``pid`` is a live (non-zombie) process."""
-    if not pid:
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{int(pid)}/stat")
-    try:
-        # Field 3 is the state; 'Z' is a zombie (finished, not yet reaped by its parent).
-        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def _read_json(path: Path) -> Any:
@@ -257,9 +233,6 @@ def _info(folder: RunFolder) -> RunInfo:
             errors.append("metrics.json is unreadable")
     state = status.get("status", "corrupt")
     error = status.get("error")
-    child = _CHILDREN.get(folder.run_id)
-    if child is not None:
-        child.poll()  # reap if finished
     if state in ("running", "queued") and status.get("pid") and not pid_alive(status.get("pid")):
         # The process is gone but never wrote an end state: it was killed (OOM, kill -9, reboot).
         state = "failed"
@@ -323,6 +296,25 @@ def unusable_reason(run_id: str) -> str | None:
     return f"that run is {info.status}" + (f" ({info.error})" if info.error else "")
 
 
+#: File in the run store naming the run the app uses by default (a run folder committed with the project).
+DEFAULT_FILE = "DEFAULT"
+
+
+def default_run_id(root: Path | None = None) -> str | None:
+    """The run the app classifies with by default: the completed run named in ``models/DEFAULT``, else the
+    newest completed run, else None (nothing trained yet)."""
+    root = Path(root or models_dir())
+    done = [r for r in list_runs(root) if r.status == "completed" and r.config is not None]
+    try:
+        named = (root / DEFAULT_FILE).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        named = ""
+    for r in done:
+        if r.run_id == named:
+            return r.run_id
+    return done[0].run_id if done else None
+
+
 def load_model(run_id: str) -> Any:
     """The run's Keras model (safe mode). Missing or corrupt file: ``RunError`` saying what to do."""
     info = get_run(run_id)
@@ -363,11 +355,12 @@ def refuse_duplicate(config: ExperimentConfig) -> None:
                            f"(`asgm runs cancel {r.run_id}`)")
 
 
-def launch(config: ExperimentConfig, run_id: str | None = None) -> str:
-    """Start training ``config`` in a detached process and return its run id at once.
+def launch(config: ExperimentConfig, run_id: str | None = None, max_active: int | None = None) -> str:
+    """Start training ``config`` in a detached process (a job of ``asgm.jobs``) and return its run id at once.
 
-    Refuses (``RunError``) while a run with an identical config is queued or running, and when the store
-    cannot train the config (``asgm.compat.store_problems``: it would only fail in the background)."""
+    Refuses (``RunError``) while a run with an identical config is queued or running, when the store cannot
+    train the config (``asgm.compat.store_problems``: it would only fail in the background), and when
+    ``max_active`` jobs run already (``asgm.jobs.JobError``; no run folder is left behind)."""
     from asgm.compat import store_problems
     from asgm.store import PatchStore
 
@@ -376,18 +369,27 @@ def launch(config: ExperimentConfig, run_id: str | None = None) -> str:
     if problems:
         raise RunError("cannot train this config: " + "; ".join(problems) + ".")
     folder = create_run(config, run_id or new_run_id(config), status="queued")
-    cmd = [sys.executable, "-m", "asgm", "train", "--run-id", folder.run_id, "--config",
-           str(folder.file("config.json"))]
-    env = dict(os.environ)
-    # The child must import this very package even when launched from elsewhere.
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
-    env.setdefault("ASGM_MODELS_DIR", str(models_dir()))
-    with open(folder.file("log.txt"), "ab") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                cwd=str(PROJECT_ROOT), start_new_session=True)
-    _CHILDREN[folder.run_id] = proc
-    folder.set_status("queued", pid=proc.pid, launched=now())
+    try:
+        job = launch_job(folder, config, max_active=max_active)
+    except Exception:
+        shutil.rmtree(folder.root, ignore_errors=True)  # refused or failed to start: no run happened
+        raise
+    folder.set_status("queued", pid=job.pid, launched=now(), job_id=job.job_id)
     return folder.run_id
+
+
+def launch_job(folder: RunFolder, config: ExperimentConfig, max_active: int | None = None) -> Any:
+    """Train the run in ``folder`` as a background job (``asgm.jobs``): its log, progress and cancel files
+    are the run folder's, so the run store and the job list agree."""
+    from asgm import jobs
+
+    label = config.name or config.store
+    key = "train " + config.model_copy(update={"name": ""}).to_json()
+    return jobs.launch(jobs.asgm_command("train", "--run-id", folder.run_id, "--config", str(folder.file("config.json"))),
+                       kind="train", title=f"train {folder.run_id} ({label}, {config.epochs} epochs)", key=key,
+                       max_active=max_active, log=folder.file("log.txt"), progress_file=folder.file("progress.json"),
+                       cancel_file=folder.file("cancel"), extra={"run_id": folder.run_id},
+                       env={"ASGM_MODELS_DIR": str(models_dir())})
 
 
 def request_cancel(run_id: str) -> RunInfo:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import streamlit as st
 
 from asgm import runs
+from asgm.app import jobs as aj
 from asgm.app import loaders, page
 from asgm.config import OSM_LAYERS, RGB_BANDS, S2_BANDS, ExperimentConfig
 from asgm.errors import AsgmError
@@ -19,6 +20,8 @@ stores = list_stores()
 if not stores:
     st.warning("No patch store to train on. Go to **Home** and click **Prepare the demo** (or run `asgm demo build`).")
     st.stop()
+
+can_launch = aj.passcode_gate()  # a public deployment: training needs the owner passcode
 
 # -- the experiment ------------------------------------------------------------------------------------
 with st.form("experiment"):
@@ -44,7 +47,7 @@ with st.form("experiment"):
     epochs = e1.number_input("Epochs", min_value=1, max_value=500, value=20)
     seed = e2.number_input("Seed", min_value=0, max_value=2**31 - 1, value=7)
     name = e3.text_input("Name (optional)", value="")
-    submitted = st.form_submit_button("Train", type="primary")
+    submitted = st.form_submit_button("Train", type="primary", disabled=not can_launch)
 
 if submitted:
     config, problems = None, []
@@ -65,7 +68,7 @@ if submitted:
         st.error("Cannot train: " + "; ".join(problems) + ".")
     else:
         try:
-            new_id = runs.launch(config)
+            new_id = runs.launch(config, max_active=aj.max_active_jobs())
             st.session_state["train_run"] = new_id
             st.success(f"Training started as run **{new_id}** in the background. You can leave this page; it keeps going.")
         except AsgmError as exc:  # RunError: an identical run is already queued or running

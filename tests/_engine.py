@@ -5,7 +5,10 @@ Stores are written through the real ``PatchStore`` API (GeoTIFFs on exact UTM gr
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -51,3 +54,14 @@ def toy_store(root: Path, name: str = "toy", n_pos: int = 12, n_neg: int = 18, n
     if osm:
         store.write_osm_info({"layers": list(osm)})
     return store
+
+
+def wait_until(pred: Callable[[], Any], timeout: float = 240.0, step: float = 0.5) -> Any:
+    """Poll until ``pred()`` is truthy and return it (a deadline against hangs, not a timing assertion)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = pred()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError("condition not reached before the deadline")

@@ -17,7 +17,7 @@ import numpy as np
 from asgm import atomic
 from asgm.config import S2_BANDS, ExperimentConfig
 from asgm.model import build_model
-from asgm.train import create_run, now
+from asgm.runs import create_run, now
 
 SOIL_BANDS = ("B4", "B5", "B6", "B7", "B8A", "B8", "B11", "B12")
 

@@ -5,27 +5,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import pandas as pd
 import pytest
 from _engine import toy_store
+from _engine import wait_until as _wait
 
 from asgm import runs
 from asgm.config import S2_BANDS, ExperimentConfig
 from asgm.runs import RunFolder, create_run
 from asgm.train import train
-
-
-def _wait(pred, timeout=240.0, step=0.5):
-    """Poll until ``pred()`` is true (a deadline against hangs, not a timing assertion)."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = pred()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("condition not reached before the deadline")
 
 
 def test_unknown_run_id_is_a_clear_error(data_env):

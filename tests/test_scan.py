@@ -204,7 +204,7 @@ def test_cli_scan_run_and_diff(env, tmp_path, capsys):
 
 def test_unusable_runs_and_settings_are_refused_before_writing(env, tmp_path, monkeypatch):
     from asgm.config import S2_BANDS, ExperimentConfig
-    from asgm.train import create_run
+    from asgm.runs import create_run
 
     monkeypatch.setenv("ASGM_MODELS_DIR", str(tmp_path / "models"))
     folder = create_run(ExperimentConfig(store="synthetic", bands=S2_BANDS, osm_layers=("highway",)),

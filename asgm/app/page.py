@@ -81,7 +81,8 @@ def run_label(r: Any) -> str:
 def selected_run_id(sidebar: bool = True) -> str | None:
     """The run the pages classify with (``st.session_state['run_id']``), picked in the sidebar.
 
-    Defaults to the newest completed run; kept across page switches in session state."""
+    Defaults to ``asgm.runs.default_run_id`` (``models/DEFAULT``, else the newest completed run); kept across page
+    switches in session state."""
     done = completed_runs()
     ids = [r.run_id for r in done]
     linked = st.query_params.get("run")
@@ -102,7 +103,8 @@ def selected_run_id(sidebar: bool = True) -> str | None:
         st.session_state["run_id"] = st.session_state["_run_from_url"] = st.query_params["run"]
     current = st.session_state.get("run_id")
     if current not in ids:
-        current = ids[0]
+        current = runs.default_run_id() or ids[0]
+        current = current if current in ids else ids[0]
         st.session_state["run_id"] = current
     if sidebar:
         labels = {r.run_id: run_label(r) for r in done}

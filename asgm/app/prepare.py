@@ -1,14 +1,14 @@
-"""First start: the background job that builds the demo patch store when missing and launches the small
-default training run (``asgm.runs.launch``), so click-to-classify works without the CLI.
+"""First start: the background job (``asgm.jobs``, kind 'prepare') that builds the demo patch store when
+missing, launches the small default training run only when no trained run exists (a committed
+``models/DEFAULT`` counts), and fetches OSM for the demo store when Overpass answers.
 
-``python -m asgm.app.prepare`` runs the job; its state is ``data/app/prepare.json`` (written atomically).
+``python -m asgm.app.prepare`` is the job's command.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -18,7 +18,8 @@ import streamlit as st
 
 from asgm import atomic
 from asgm.app.loaders import list_runs_safe
-from asgm.config import PROJECT_ROOT, ExperimentConfig, data_dir
+from asgm.config import ExperimentConfig, data_dir
+from asgm.errors import one_line
 from asgm.store import list_stores
 
 DEFAULT_EPOCHS = 8
@@ -29,40 +30,83 @@ def default_config() -> ExperimentConfig:
     return ExperimentConfig(name="default (demo, 48 px, RGB)", store="demo", epochs=DEFAULT_EPOCHS)
 
 
-def _prepare_file() -> Path:
-    return data_dir() / "app" / "prepare.json"
+PREPARE_KEY = "prepare the demo"
+#: OSM snapshot of the demo store: the chips are 2019 composites.
+DEMO_OSM_DATE = "2019-12-31"
+#: Seconds the first-start check of Overpass may take (offline, nothing hangs on it).
+OVERPASS_PROBE_S = 10.0
+
+
+def _prepare_job() -> Any:
+    from asgm import jobs
+
+    found = [j for j in jobs.list_jobs() if j.kind == "prepare"]
+    return found[0] if found else None
 
 
 def prepare_state() -> dict[str, Any]:
-    """State of the background "prepare the demo" job: {state: idle|running|done|failed, message, pid, run_id}."""
-    try:
-        s = json.loads(_prepare_file().read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    """State of the background "prepare the demo" job (``asgm.jobs``): {state: idle|running|done|failed,
+    message, job_id}."""
+    job = _prepare_job()
+    if job is None:
         return {"state": "idle"}
-    from asgm.runs import pid_alive
-
-    if s.get("state") == "running" and not pid_alive(s.get("pid")):
-        s = {**s, "state": "failed", "message": (s.get("message") or "") +
-             " — the preparation process stopped unexpectedly. Click 'Prepare the demo' to try again."}
-    return s
-
-
-def _write_prepare(**state: Any) -> None:
-    atomic.write_json(_prepare_file(), {"updated": time.time(), **state})
+    if job.active:
+        return {"state": "running", "message": job.progress.get("message") or "starting", "job_id": job.job_id}
+    if job.status == "completed":
+        return {"state": "done", "message": job.progress.get("message") or "", "job_id": job.job_id}
+    return {"state": "failed", "message": (job.error or job.status) + ". Click 'Prepare the demo' to try again.",
+            "job_id": job.job_id}
 
 
 def start_prepare() -> dict[str, Any]:
     """Start the background job (no-op while one runs). Never blocks the Streamlit script thread."""
-    s = prepare_state()
-    if s.get("state") == "running":
-        return s
-    log = data_dir() / "app" / "prepare.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "asgm.app.prepare"], stdout=fh, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, cwd=str(PROJECT_ROOT))
-    _write_prepare(state="running", pid=proc.pid, message="starting")
+    from asgm import jobs
+
+    try:
+        jobs.launch(["-m", "asgm.app.prepare"], kind="prepare", title="prepare the demo", key=PREPARE_KEY)
+    except jobs.JobError:
+        pass  # one is running already (maybe started by another session)
     return prepare_state()
+
+
+def _demo_osm_file() -> Path:
+    return data_dir() / "app" / "demo_osm.json"
+
+
+def demo_osm_note() -> dict[str, Any]:
+    """What the first start did about OSM for the demo store: {ok, message} ({} before it tried)."""
+    try:
+        return json.loads(_demo_osm_file().read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _start_demo_osm() -> str:
+    """Launch the OSM fetch + rasterize job for the demo store when Overpass answers within
+    ``OVERPASS_PROBE_S``; otherwise record that OSM needs the network. Returns what happened."""
+    import requests
+
+    from asgm import jobs
+    from asgm.osm.fetch import resolve_overpass_url
+
+    url = resolve_overpass_url()
+    try:
+        requests.get(f"{url}/status", timeout=OVERPASS_PROBE_S).raise_for_status()
+    except requests.RequestException as exc:
+        msg = (f"OSM context needs the network: Overpass ({url}) did not answer ({type(exc).__name__}), so the demo "
+               f"store has no OSM masks. Offline, the synthetic store shows the mechanism (`asgm synthetic build`).")
+        atomic.write_json(_demo_osm_file(), {"ok": False, "message": msg, "updated": time.time()})
+        return msg
+    fetch = jobs.asgm_command("osm", "fetch", "--store", "demo", "--date", DEMO_OSM_DATE, "--retries", "2",
+                              "--backoff", "5", "--timeout", "120")
+    raster = jobs.asgm_command("osm", "rasterize", "--store", "demo")
+    try:
+        job = jobs.launch(fetch, then=[raster], kind="osm", title=f"OSM for demo ({DEMO_OSM_DATE}) + rasterize")
+    except jobs.JobError as exc:
+        return str(exc)
+    msg = f"fetching OSM ({DEMO_OSM_DATE}) for the demo store in job {job.job_id}"
+    atomic.write_json(_demo_osm_file(), {"ok": True, "message": msg, "job_id": job.job_id, "updated": time.time()})
+    return msg
 
 
 def needs_prepare() -> list[str]:
@@ -89,26 +133,31 @@ def auto_prepare() -> None:
 
 
 def _prepare_main() -> int:
-    """Body of the background job: build the demo store if missing, then launch the default run."""
-    pid = os.getpid()
+    """Body of the background job: build the demo store if missing, launch the default run unless a trained
+    one exists (``models/DEFAULT`` or any completed run), and start OSM for the demo store when online."""
+    from asgm import runs
+    from asgm.jobs import report_progress
+    from asgm.store import PatchStore
+
     try:
         if "demo" not in list_stores():
-            _write_prepare(state="running", pid=pid, message="building the demo patch store (real Sentinel-2 chips)")
+            report_progress(message="building the demo patch store (real Sentinel-2 chips)")
             from asgm.sources import demo
 
             demo.build(progress=False)
-        from asgm import runs
-
         existing = [r for r in runs.list_runs() if r.status in ("completed", "running", "queued")]
         if existing:
-            _write_prepare(state="done", pid=pid, message="a model exists already", run_id=existing[0].run_id)
-            return 0
-        _write_prepare(state="running", pid=pid, message="launching the default model's training")
-        run_id = runs.launch(default_config())
-        _write_prepare(state="done", pid=pid, message="default model training launched", run_id=run_id)
+            done = f"a model exists already ({runs.default_run_id() or existing[0].run_id})"
+        else:
+            report_progress(message="launching the default model's training")
+            done = f"default model training launched as run {runs.launch(default_config())}"
+        if PatchStore.open("demo").osm_info() is None:
+            report_progress(message="checking whether OpenStreetMap (Overpass) can be reached")
+            done += "; " + _start_demo_osm()
+        report_progress(message=done)
         return 0
-    except Exception as exc:  # reported to the page through the state file
-        _write_prepare(state="failed", pid=pid, message=f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # the job runner records this last line as the job's error
+        print(f"prepare the demo: {one_line(exc)}", file=sys.stderr)
         return 1
 
 

@@ -100,6 +100,9 @@ class _Bar:
         self.bar: Any = None
 
     def __call__(self, done: int, total: int, *_: Any) -> None:
+        from asgm.jobs import report_progress
+
+        report_progress(done, total, self.desc)  # the app's job panel, when run as a job
         if self.bar is None:
             self.bar = self._tqdm(total=total, desc=self.desc, unit=self.unit, leave=False)
         self.bar.n = done

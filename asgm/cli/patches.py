@@ -22,8 +22,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     f.add_argument("--source", choices=("gee", "stac"), required=True, help="gee = Earth Engine (L1C); stac = Earth Search (L2A)")
-    f.add_argument("--points", required=True, action="append", metavar="SET",
-                   help="point set(s): positives, curated, random; repeat or comma-separate for several")
+    f.add_argument("--points", action="append", metavar="SET",
+                   help="point set(s): positives, curated, random (the study's), eg-positives, eg-negatives (the "
+                        "demo's Earth Genome points); repeat or comma-separate for several")
+    f.add_argument("--points-file", metavar="FILE",
+                   help="your own points instead: GeoJSON FeatureCollection of Points or CSV with lon, lat, and a "
+                        "'label' column (1 = mining, 0 = not)")
     f.add_argument("--size", type=int, choices=(48, 256), default=48, help="patch size in pixels (10 m each); default 48")
     f.add_argument("--start", default=None, help="first date, YYYY-MM-DD (default 2021-01-01)")
     f.add_argument("--end", default=None, help="end date, exclusive, YYYY-MM-DD (default 2022-01-01)")
@@ -33,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--clear-threshold", type=float, default=None, metavar="X",
                    help="gee: Cloud Score+ cs_cdf needed for a clear pixel (default 0.75, the study's)")
     f.add_argument("--stac-url", default=None, metavar="URL",
-                   help="stac: STAC API root (default https://earth-search.aws.element84.com/v1)")
+                   help="stac: STAC API root (default $ASGM_STAC_URL or https://earth-search.aws.element84.com/v1)")
     f.add_argument("--max-scenes", type=int, default=40, metavar="N",
                    help="stac: use at most the N least cloudy scenes per point (default 40; 0 = all)")
     f.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -61,9 +65,12 @@ def _point_sets(values: list[str]) -> list[str]:
 
 
 def _fetch(args: argparse.Namespace) -> dict[str, Any]:
+    from asgm.points import read_labelled_points
     from asgm.sources import make_source
     from asgm.sources.common import fetch_to_store, store_meta
 
+    if bool(args.points) == bool(args.points_file):
+        raise CommandError("give the points with either --points SET or --points-file FILE")
     if args.limit is not None and args.limit < 1:
         raise CommandError("--limit must be at least 1")
     if args.workers < 1 or args.workers > 32:
@@ -74,6 +81,7 @@ def _fetch(args: argparse.Namespace) -> dict[str, Any]:
         raise CommandError("--clear-threshold only applies to --source gee (STAC masks clouds with SCL)")
     source = make_source(args.source, args.size, args.start, args.end, clear_threshold=args.clear_threshold,
                          stac_url=args.stac_url, max_scenes=args.max_scenes)
+    points = read_labelled_points(args.points_file) if args.points_file else _point_sets(args.points)
 
     bar = None
     if not args.no_progress:
@@ -81,14 +89,17 @@ def _fetch(args: argparse.Namespace) -> dict[str, Any]:
 
         bar = tqdm(total=0, unit="patch", desc=f"{source.name} -> {store_meta(source, args.store).name}", disable=None)
 
+    from asgm.jobs import report_progress
+
     def progress(done: int, total: int) -> None:
+        report_progress(done, total, f"patches from {source.name}")
         if bar is not None:
             bar.total = total
             bar.n = done
             bar.refresh()
 
     try:
-        return fetch_to_store(source, _point_sets(args.points), args.store, workers=args.workers, limit=args.limit,
+        return fetch_to_store(source, points, args.store, workers=args.workers, limit=args.limit,
                               progress=progress)
     finally:
         if bar is not None:

@@ -58,6 +58,13 @@ ProgressFn = Callable[[int, int, bool], None]  # (parts done, parts total, this 
 
 
 # -- vector schema ------------------------------------------------------------------------------
+def resolve_overpass_url(url: str | None = None) -> str:
+    """The Overpass API base URL: ``url``, else ``$ASGM_OVERPASS_URL``, else the public instance."""
+    import os
+
+    return (url or os.environ.get("ASGM_OVERPASS_URL") or DEFAULT_OVERPASS_URL).rstrip("/")
+
+
 def empty_vectors(keys: Sequence[str] = OSM_LAYERS) -> gpd.GeoDataFrame:
     """An empty GeoDataFrame in the vector schema."""
     cols: dict[str, Any] = {"element": pd.Series([], dtype=object), "id": pd.Series([], dtype="int64")}
@@ -383,14 +390,12 @@ def fetch(
     ``"current"`` (today's OSM), or a date. ``runway``: add Earth Genome's runway points (default:
     only for current snapshots, because the points file is itself undated and recent).
     """
-    import os
-
     keys = _validate_keys(keys)
     if date == "auto":
         date = query.default_date
     date = normalize_date(None if date == "current" else date)
     runway = (date is None) if runway is None else runway
-    url = (overpass_url or os.environ.get("ASGM_OVERPASS_URL") or DEFAULT_OVERPASS_URL).rstrip("/")
+    url = resolve_overpass_url(overpass_url)
     if not query.parts:
         raise OsmFetchError(f"the {query.kind} query {query.label!r} covers no area; check the bounds or file")
     identity = {"kind": query.kind, "parts": [p.wkb_hex for p in query.parts], "keys": keys, "date": date,

@@ -21,7 +21,7 @@ from typing import Any
 def make_source(kind: str, size: int, start: str | None = None, end: str | None = None, *,
                 clear_threshold: float | None = None, stac_url: str | None = None, max_scenes: int | None = 40) -> Any:
     """A Sentinel-2 source by name: 'gee' (Earth Engine, Level-1C, the study's recipe; ``clear_threshold``
-    defaults to the study's 0.75) or 'stac' (Earth Search or ``stac_url``, Level-2A; at most ``max_scenes``
+    defaults to the study's 0.75) or 'stac' (``stac_url``, else ``$ASGM_STAC_URL``, else Earth Search; Level-2A; at most ``max_scenes``
     least cloudy scenes per point, 0 or None for all). Dates default to the study's year."""
     if kind == "gee":
         from asgm.sources.common import DEFAULT_CLEAR_THRESHOLD
@@ -30,9 +30,9 @@ def make_source(kind: str, size: int, start: str | None = None, end: str | None 
         return GeeSource(size, start, end,
                          clear_threshold=DEFAULT_CLEAR_THRESHOLD if clear_threshold is None else clear_threshold)
     if kind == "stac":
-        from asgm.sources.stac import EARTH_SEARCH_URL, StacSource
+        from asgm.sources import stac
 
-        return StacSource(size, start, end, url=stac_url or EARTH_SEARCH_URL, max_scenes=max_scenes or None)
+        return stac.StacSource(size, start, end, url=stac_url or stac.stac_url(), max_scenes=max_scenes or None)
     from asgm.sources.common import SourceError
 
     raise SourceError(f"unknown Sentinel-2 source {kind!r}; use 'gee' (Earth Engine) or 'stac' (Earth Search)")

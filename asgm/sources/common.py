@@ -22,6 +22,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
+import pandas as pd
 
 from asgm import net
 from asgm.errors import AsgmError
@@ -239,14 +240,17 @@ def store_meta(source: Any, name: str | None = None) -> StoreMeta:
     )
 
 
-def fetch_to_store(source: Any, point_sets: Sequence[str], store_name: str | None = None, *, workers: int = 4,
-                   limit: int | None = None, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Fetch the patches of ``point_sets`` with ``source`` into its store (created, or reopened if it holds the
-    same kind of patches; resumable). Credentials, project and network are checked before anything is created.
+def fetch_to_store(source: Any, points: Sequence[str] | pd.DataFrame, store_name: str | None = None, *,
+                   workers: int = 4, limit: int | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Fetch the patches of ``points`` (point set names, or labelled points as ``asgm.points`` reads them) with
+    ``source`` into its store (created, or reopened if it holds the same kind of patches; resumable).
+    Credentials, project and network are checked before anything is created.
     Returns the fetch report with the store's folder and product level."""
     from asgm.points import load_points
 
-    points = load_points(list(point_sets))
+    if not isinstance(points, pd.DataFrame):
+        points = load_points(list(points))
     meta = store_meta(source, store_name)
     source.connect()
     store = open_or_create_store(meta, compare_extra=source.compare_extra)

@@ -183,10 +183,10 @@ class GeeComposite:
 @lru_cache(maxsize=8)
 def _stac_source(year: int, url: str | None, collection: str | None, size: int) -> Any:
     """One StacSource per settings and process: it keeps its API connection between tiles."""
-    from asgm.sources.stac import COLLECTION, EARTH_SEARCH_URL, StacSource
+    from asgm.sources.stac import COLLECTION, StacSource, stac_url
 
     start, end = year_range(year)
-    return StacSource(size, start, end, url=url or EARTH_SEARCH_URL, collection=collection or COLLECTION)
+    return StacSource(size, start, end, url=url or stac_url(), collection=collection or COLLECTION)
 
 
 def open_composite(spec: str | Path | Composite, year: int, stac_url: str | None = None) -> Composite:

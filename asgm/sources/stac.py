@@ -13,6 +13,7 @@ and ``asgm.sources.common.product_level_warning`` flags a model applied across l
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,8 @@ from asgm.store import Patch
 log = logging.getLogger(__name__)
 
 EARTH_SEARCH_URL = "https://earth-search.aws.element84.com/v1"
+#: Environment variable overriding the STAC API root (the app and the CLI both honour it).
+STAC_URL_ENV = "ASGM_STAC_URL"
 COLLECTION = "sentinel-2-c1-l2a"
 PRODUCT_LEVEL = "L2A"
 #: Study band -> Earth Search asset key.
@@ -64,6 +67,11 @@ GDAL_ENV = {
     "VSI_CACHE": "TRUE",
     "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
 }
+
+
+def stac_url() -> str:
+    """The STAC API root to use: ``$ASGM_STAC_URL``, else Earth Search."""
+    return (os.environ.get(STAC_URL_ENV) or EARTH_SEARCH_URL).rstrip("/")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,451 @@
+"""The one background job runner: everything long that the app starts (patch fetch, OSM fetch and
+rasterize, training, the demo preparation) runs as a detached job.
+
+A job is a supervisor process (``python -m asgm.jobs supervise FOLDER``) that runs one command
+(normally an ``asgm`` CLI command, ``python -m asgm ...``) as its child and owns the job folder
+``<data>/jobs/<job_id>/``:
+
+    job.json       what to run: command, kind, title, duplicate key, log/progress/cancel files
+    status.json    status (queued|running|completed|failed|cancelled), pids, times, one-line error
+    progress.json  written by the command through ``report_progress`` (done, total, message)
+    log.txt        the command's stdout and stderr (a training job logs into its run folder instead)
+    cancel         present when a cancel was requested
+
+The supervisor is started in its own session, so a job outlives page reloads and app restarts. A
+cancel is seen by the supervisor within half a second: it writes the command's own cancel file when
+it has one (training stops cleanly after the current batch) and otherwise, or after a grace period,
+terminates the command. A job whose supervisor died without writing an end state (``kill -9``, out
+of memory, reboot) is reported ``failed`` with an error starting "crashed". The child dies with its
+supervisor (Linux parent-death signal), so a crash leaves no orphan behind.
+
+No third-party imports at module level: the supervisor starts fast and the app's pages stay light.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from asgm import atomic
+from asgm.config import PROJECT_ROOT, data_dir
+from asgm.errors import AsgmError
+
+__all__ = ["JobError", "JobInfo", "STATES", "ACTIVE", "jobs_dir", "asgm_command", "launch", "list_jobs", "get_job",
+           "active_jobs", "cancel", "relaunch", "report_progress"]
+
+STATES = ("queued", "running", "completed", "failed", "cancelled")
+ACTIVE = ("queued", "running")
+#: Environment variable naming the job folder, set for the command so ``report_progress`` finds it.
+JOB_DIR_ENV = "ASGM_JOB_DIR"
+POLL_S = 0.5
+#: Seconds a command with its own cancel file gets to stop by itself before it is terminated.
+DEFAULT_CANCEL_GRACE_S = 60.0
+
+#: Popen handles of supervisors started by this process: polling them reaps finished children, whose
+#: pids would otherwise linger as zombies.
+_CHILDREN: dict[str, subprocess.Popen] = {}
+
+
+def pid_alive(pid: int | None) -> bool:
+    """True when ``pid`` is a live (non-zombie) process."""
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{int(pid)}/stat")
+    try:
+        # Field 3 is the state; 'Z' is a zombie (finished, not yet reaped by its parent).
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+class JobError(AsgmError):
+    """A job cannot be started, found or cancelled; the message says why and what to do."""
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def jobs_dir() -> Path:
+    """Root of the job folders (``<ASGM_DATA_DIR>/jobs``)."""
+    return data_dir() / "jobs"
+
+
+def asgm_command(*args: str) -> list[str]:
+    """The argv (after the interpreter) of an ``asgm`` CLI command."""
+    return ["-m", "asgm", *args]
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+@dataclass
+class JobInfo:
+    """What the app and ``asgm jobs list`` show about one job."""
+
+    job_id: str
+    kind: str
+    title: str
+    status: str
+    error: str | None
+    created: str
+    started: str | None
+    finished: str | None
+    progress: dict[str, Any]
+    log: Path
+    folder: Path
+    command: list[str]
+    key: str
+    extra: dict[str, Any] = field(default_factory=dict)
+    pid: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    @property
+    def fraction(self) -> float | None:
+        """Share done in [0, 1], or None when the command has not said how much there is."""
+        done, total = self.progress.get("done"), self.progress.get("total")
+        if isinstance(done, (int, float)) and isinstance(total, (int, float)) and total > 0:
+            return max(0.0, min(1.0, float(done) / float(total)))
+        return None
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left: the command's own estimate, else extrapolated from the elapsed time."""
+        if isinstance(self.progress.get("eta_s"), (int, float)):
+            return float(self.progress["eta_s"])
+        frac = self.fraction
+        if not self.active or not frac or not self.started:
+            return None
+        try:
+            elapsed = time.time() - datetime.fromisoformat(self.started).timestamp()
+        except ValueError:
+            return None
+        return max(0.0, elapsed * (1 - frac) / frac)
+
+    def log_tail(self, n_chars: int = 4000) -> str:
+        """The end of the log ('' when there is none)."""
+        try:
+            with open(self.log, "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                size = fh.tell()
+                fh.seek(max(0, size - n_chars))
+                return fh.read().decode("utf-8", errors="replace")
+        except OSError:
+            return ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (for ``--json``)."""
+        return {"job_id": self.job_id, "kind": self.kind, "title": self.title, "status": self.status,
+                "error": self.error, "created": self.created, "started": self.started, "finished": self.finished,
+                "progress": self.progress, "fraction": self.fraction, "eta_s": self.eta_s, "log": str(self.log),
+                "folder": str(self.folder), "command": self.command, "key": self.key, "extra": self.extra,
+                "pid": self.pid}
+
+
+def _progress_of(spec: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """The command's progress as {done, total, message, eta_s, ...}; a training run's progress.json
+    (epoch/epochs) is read as done/total."""
+    path = Path(spec.get("progress_file") or folder / "progress.json")
+    p = _read_json(path)
+    if "done" not in p and "epoch" in p:
+        p = {**p, "done": p.get("epoch"), "total": p.get("epochs"), "message": p.get("message") or "epochs"}
+    return p
+
+
+def _read_pid(folder: Path) -> int | None:
+    try:
+        return int((folder / "pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _info(folder: Path) -> JobInfo:
+    """Read one job folder; a job whose supervisor died without an end state is 'failed' (crashed)."""
+    spec = _read_json(folder / "job.json")
+    status = _read_json(folder / "status.json")
+    state: str = status["status"] if status.get("status") in STATES else "failed"
+    error = status.get("error")
+    if not spec:
+        error = error or f"job.json is missing or unreadable in {folder}; delete the folder"
+    child = _CHILDREN.get(folder.name)
+    if child is not None and child.poll() is not None:
+        _CHILDREN.pop(folder.name, None)  # reaped
+    pid = status.get("pid") or _read_pid(folder)
+    if state in ACTIVE and pid and not pid_alive(pid):
+        state = "failed"
+        error = (f"crashed: the job process (pid {pid}) died without finishing (killed or out of "
+                 f"memory); see {spec.get('log') or folder / 'log.txt'} and start it again")
+    return JobInfo(
+        job_id=folder.name, kind=str(spec.get("kind", "?")), title=str(spec.get("title", folder.name)), status=state,
+        error=error, created=str(spec.get("created") or status.get("created") or ""), started=status.get("started"),
+        finished=status.get("finished"), progress=_progress_of(spec, folder),
+        log=Path(spec.get("log") or folder / "log.txt"), folder=folder, command=list(spec.get("command", [])),
+        key=str(spec.get("key", "")), extra=dict(spec.get("extra") or {}), pid=pid,
+    )
+
+
+def list_jobs(root: Path | None = None) -> list[JobInfo]:
+    """Every job, newest first. Never raises because of one damaged folder."""
+    root = Path(root or jobs_dir())
+    if not root.is_dir():
+        return []
+    out = [_info(p) for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))]
+    return sorted(out, key=lambda j: (j.created, j.job_id), reverse=True)
+
+
+def active_jobs() -> list[JobInfo]:
+    """Queued and running jobs, newest first."""
+    return [j for j in list_jobs() if j.active]
+
+
+def get_job(job_id: str) -> JobInfo:
+    """One job by id; an unknown id is a ``JobError`` listing recent ones."""
+    folder = jobs_dir() / job_id
+    if "/" in job_id or job_id.startswith(".") or not (folder / "job.json").is_file():
+        recent = ", ".join(j.job_id for j in list_jobs()[:5])
+        raise JobError(f"no job {job_id!r} in {jobs_dir()}." + (f" Recent jobs: {recent}." if recent else
+                       " There are no jobs yet."))
+    return _info(folder)
+
+
+def _new_id(kind: str) -> str:
+    return f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{kind}-{secrets.token_hex(2)}"
+
+
+def launch(command: Sequence[str], *, kind: str, title: str, key: str | None = None, max_active: int | None = None,
+           log: Path | None = None, progress_file: Path | None = None, cancel_file: Path | None = None,
+           cancel_grace_s: float = DEFAULT_CANCEL_GRACE_S, extra: dict[str, Any] | None = None,
+           env: dict[str, str] | None = None, then: Sequence[Sequence[str]] = ()) -> JobInfo:
+    """Start ``python <command>`` (then each of ``then`` in turn, while they succeed) as a detached job and
+    return its info at once.
+
+    ``key`` identifies identical jobs (default: the command line): a second one is refused while the
+    first is queued or running (``JobError`` naming it). ``max_active`` refuses any job while that many
+    run (a public deployment's one-at-a-time rule). ``cancel_file`` is the command's own cancel signal
+    (a training run's ``cancel``), written on cancel before the command is terminated."""
+    command = [str(c) for c in command]
+    steps = [command, *([str(c) for c in step] for step in then)]
+    key = key or " && ".join(" ".join(step) for step in steps)
+    with _launch_lock():  # two sessions clicking at once must not both pass the duplicate check
+        return _launch_locked(command, steps, kind=kind, title=title, key=key, max_active=max_active, log=log,
+                              progress_file=progress_file, cancel_file=cancel_file, cancel_grace_s=cancel_grace_s,
+                              extra=extra, env=env)
+
+
+@contextlib.contextmanager
+def _launch_lock() -> Iterator[None]:
+    """An exclusive lock on ``<jobs>/.lock`` (POSIX ``flock``; elsewhere no lock)."""
+    root = jobs_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "a") as fh:
+        try:
+            import fcntl
+        except ImportError:  # not POSIX
+            yield
+            return
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _launch_locked(command: list[str], steps: list[list[str]], *, kind: str, title: str, key: str,
+                   max_active: int | None, log: Path | None, progress_file: Path | None, cancel_file: Path | None,
+                   cancel_grace_s: float, extra: dict[str, Any] | None, env: dict[str, str] | None) -> JobInfo:
+    active = active_jobs()
+    for j in active:
+        if j.key == key:
+            raise JobError(f"the same job is already {j.status}: {j.job_id} ({j.title}); wait for it or cancel it "
+                           f"(`asgm jobs cancel {j.job_id}`)")
+    if max_active is not None and len(active) >= max_active:
+        names = ", ".join(f"{j.job_id} ({j.title})" for j in active)
+        raise JobError(f"only {max_active} job(s) may run at a time here and {names} is running; wait for it to "
+                       f"finish or cancel it")
+    job_id = _new_id(kind)
+    folder = jobs_dir() / job_id
+    folder.mkdir(parents=True, exist_ok=False)
+    spec = {"job_id": job_id, "kind": kind, "title": title, "key": key, "command": command, "steps": steps,
+            "created": now(),
+            "log": str(log or folder / "log.txt"), "progress_file": str(progress_file) if progress_file else None,
+            "cancel_file": str(cancel_file) if cancel_file else None, "cancel_grace_s": float(cancel_grace_s),
+            "extra": extra or {}}
+    atomic.write_json(folder / "job.json", spec)
+    _set_status(folder, "queued", created=spec["created"], pid=None, error=None)
+    child_env = {**os.environ, **(env or {})}
+    # The supervisor and its command must import this very package even when launched from elsewhere.
+    child_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), child_env.get("PYTHONPATH", "")) if p)
+    with open(folder / "supervisor.log", "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "asgm.jobs", "supervise", str(folder)], stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=child_env,
+                                cwd=str(PROJECT_ROOT), start_new_session=True)
+    _CHILDREN[job_id] = proc
+    # Not in status.json: the supervisor may already be writing it ("running").
+    atomic.write_text(folder / "pid", f"{proc.pid}\n")
+    return _info(folder)
+
+
+def relaunch(job_id: str, max_active: int | None = None) -> JobInfo:
+    """Start a failed or cancelled job again with the same commands (fetches resume where they stopped)."""
+    old = get_job(job_id)
+    if old.active or old.status == "completed":
+        raise JobError(f"job {job_id} is {old.status}; only failed or cancelled jobs can be started again")
+    spec = _read_json(old.folder / "job.json")
+    steps = spec.get("steps") or [spec["command"]]
+    def path(name: str) -> Path | None:
+        return Path(spec[name]) if spec.get(name) else None
+
+    log = path("log")
+    return launch(steps[0], then=steps[1:], kind=old.kind, title=old.title, key=old.key, max_active=max_active,
+                  log=None if log == old.folder / "log.txt" else log,  # a job's own log stays in its own folder
+                  progress_file=path("progress_file"), cancel_file=path("cancel_file"),
+                  cancel_grace_s=float(spec.get("cancel_grace_s", DEFAULT_CANCEL_GRACE_S)), extra=old.extra)
+
+
+def cancel(job_id: str) -> JobInfo:
+    """Ask a queued or running job to stop; returns its info. The supervisor acts within ~0.5 s."""
+    info = get_job(job_id)
+    if not info.active:
+        raise JobError(f"job {job_id} is {info.status}; only queued or running jobs can be cancelled")
+    atomic.write_text(info.folder / "cancel", now() + "\n")
+    return info
+
+
+def report_progress(done: int | float | None = None, total: int | float | None = None, message: str | None = None,
+                    min_interval_s: float = 0.5, **fields: Any) -> None:
+    """Record the progress of the job this process runs in (no-op outside a job). Throttled: at most
+    one write per ``min_interval_s`` unless the work is finished or the message changed."""
+    folder = os.environ.get(JOB_DIR_ENV)
+    if not folder:
+        return
+    last = _LAST_REPORT
+    t = time.monotonic()
+    finished = done is not None and total is not None and done >= total
+    if not finished and message == last.get("message") and t - last.get("t", -1e9) < min_interval_s:
+        return
+    last.update(t=t, message=message)
+    atomic.write_json(Path(folder) / "progress.json",
+                      {"done": done, "total": total, "message": message, "updated": now(), **fields})
+
+
+_LAST_REPORT: dict[str, Any] = {}
+
+
+# -- the supervisor ------------------------------------------------------------------------------------
+def _set_status(folder: Path, status: str, **fields: Any) -> None:
+    current = _read_json(folder / "status.json")
+    current.update(fields, status=status, updated=now())
+    atomic.write_json(folder / "status.json", current)
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM when the supervisor dies (Linux), so no orphan is left."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
+
+
+def _last_line(log: Path) -> str:
+    """The last non-empty log line (the CLI's one-line error), progress-bar carriage returns removed."""
+    try:
+        with open(log, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 8000))
+            text = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    lines = [seg.strip() for line in text.splitlines() for seg in line.split("\r")[-1:] if seg.strip()]
+    return lines[-1][:500] if lines else ""
+
+
+def _run_step(folder: Path, spec: dict[str, Any], step: list[str], log: Path, cancel_file: Path | None,
+              index: int) -> int:
+    """Run one command of the job to its end, acting on a cancel request; returns its exit status."""
+    env = {**os.environ, JOB_DIR_ENV: str(folder), "PYTHONUNBUFFERED": "1"}
+    with open(log, "ab") as out:
+        out.write(f"[{now()}] job {folder.name} step {index + 1}: python {' '.join(step)}\n".encode())
+        out.flush()
+        proc = subprocess.Popen([sys.executable, *step], stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=env, cwd=str(PROJECT_ROOT), preexec_fn=_die_with_parent)
+    _set_status(folder, "running", pid=os.getpid(), child_pid=proc.pid, step=index + 1,
+                **({"started": now()} if index == 0 else {}))
+    cancelled_at: float | None = None
+    terminated = False
+    while True:
+        try:
+            return proc.wait(timeout=POLL_S)
+        except subprocess.TimeoutExpired:
+            pass
+        if cancelled_at is None and (folder / "cancel").exists():
+            cancelled_at = time.monotonic()
+            if cancel_file is not None:
+                atomic.write_text(cancel_file, now() + "\n")  # the command stops itself cleanly
+            else:
+                proc.terminate()
+                terminated = True
+        elif cancelled_at is not None and not terminated and \
+                time.monotonic() - cancelled_at > float(spec.get("cancel_grace_s", DEFAULT_CANCEL_GRACE_S)):
+            proc.terminate()
+            terminated = True
+        elif terminated and cancelled_at is not None and time.monotonic() - cancelled_at > 30:
+            proc.kill()
+
+
+def supervise(folder: Path) -> int:
+    """Run the job in ``folder`` to its end state (the body of ``python -m asgm.jobs supervise``)."""
+    spec = _read_json(folder / "job.json")
+    log = Path(spec["log"])
+    log.parent.mkdir(parents=True, exist_ok=True)
+    cancel_file = Path(spec["cancel_file"]) if spec.get("cancel_file") else None
+    if (folder / "cancel").exists():
+        _set_status(folder, "cancelled", finished=now(), error="cancelled before it started")
+        return 0
+    code = 0
+    for i, step in enumerate(spec.get("steps") or [spec["command"]]):
+        code = _run_step(folder, spec, step, log, cancel_file, i)
+        if code != 0 or (folder / "cancel").exists():
+            break
+    cancelled = (folder / "cancel").exists() or (cancel_file is not None and cancel_file.exists())
+    if cancelled:
+        _set_status(folder, "cancelled", finished=now(), returncode=code, error="cancelled on request")
+    elif code == 0:
+        _set_status(folder, "completed", finished=now(), returncode=code, error=None)
+    else:
+        why = _last_line(log) or f"the command exited with status {code}"
+        _set_status(folder, "failed", finished=now(), returncode=code, error=why)
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["supervise"] and len(sys.argv) == 3:
+        sys.exit(supervise(Path(sys.argv[2])))
+    print("usage: python -m asgm.jobs supervise JOB_FOLDER", file=sys.stderr)
+    sys.exit(2)

@@ -1,0 +1,107 @@
+"""First start with a shipped default model (``models/DEFAULT``): the demo preparation job builds the demo store,
+trains nothing, and fetches OSM for the demo store when Overpass answers (local stand-in, real HTTP) — or says
+plainly that OSM needs the network when it does not."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import zipfile
+
+import pytest
+from overpass_standin import FakeOverpass, serve_overpass
+from streamlit.testing.v1 import AppTest
+from ui_env import page
+
+from asgm import jobs, runs
+from asgm.app import prepare as sup
+from asgm.config import ExperimentConfig
+from asgm.runs import create_run
+from asgm.store import PatchStore
+
+
+def _completed_run(run_id: str, created: str) -> None:
+    folder = create_run(ExperimentConfig(name=run_id, store="demo", epochs=1), run_id)
+    folder.set_status("completed", created=created)
+    folder.write_json("metrics.json", {"f1": 0.5, "pr_auc": 0.5, "precision": 0.5, "recall": 0.5, "threshold": 0.5})
+    # A completed run lists as usable only with a model archive (asgm.runs.model_file_problem); this one is
+    # never loaded, so an archive holding the two member names is enough.
+    with zipfile.ZipFile(folder.model_path, "w") as z:
+        z.writestr("config.json", "{}")
+        z.writestr("model.weights.h5", "")
+
+
+@pytest.fixture
+def shipped(empty_env, monkeypatch):
+    """A run store holding a 'shipped' run named in DEFAULT and a newer run (DEFAULT must win)."""
+    _completed_run("shipped-run", "2026-01-01T00:00:00+00:00")
+    _completed_run("newer-run", "2026-06-01T00:00:00+00:00")
+    (empty_env / "models" / "DEFAULT").write_text("shipped-run\n")
+    return empty_env
+
+
+def _wait_jobs(timeout=300):
+    end = time.monotonic() + timeout
+    while any(j.active for j in jobs.list_jobs()):
+        assert time.monotonic() < end, [(j.title, j.log_tail()) for j in jobs.list_jobs()]
+        time.sleep(0.5)
+    return jobs.list_jobs()
+
+
+def test_default_run_id_prefers_models_default(shipped):
+    assert runs.default_run_id() == "shipped-run"
+    (shipped / "models" / "DEFAULT").write_text("deleted-run\n")
+    assert runs.default_run_id() == "newer-run"  # a stale DEFAULT falls back to the newest completed run
+    (shipped / "models" / "DEFAULT").unlink()
+    assert runs.default_run_id() == "newer-run"
+
+
+def test_offline_first_start_builds_demo_trains_nothing_and_says_osm_needs_network(shipped, monkeypatch):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("ASGM_OVERPASS_URL", f"http://127.0.0.1:{port}/api")  # nothing answers there
+    sup.start_prepare()
+    [job] = _wait_jobs()
+    assert job.kind == "prepare" and job.status == "completed", (job.error, job.log_tail())
+    assert "a model exists already (shipped-run)" in job.progress["message"]
+    assert PatchStore.open("demo").summary()["patches"] == 491
+    assert sorted(r.run_id for r in runs.list_runs()) == ["newer-run", "shipped-run"]  # nothing trained
+    note = sup.demo_osm_note()
+    assert note["ok"] is False and "OSM context needs the network" in note["message"]
+
+    at = AppTest.from_file(page("app.py"), default_timeout=120).run()
+    assert not at.exception
+    shown = "\n".join(str(e.value) for kind in ("info", "warning", "markdown", "caption") for e in getattr(at, kind))
+    assert "OSM context needs the network" in shown and "synthetic store shows the mechanism" in shown
+    assert "No trained run yet" not in shown and "shipped-run" in shown
+    assert at.session_state["run_id"] == "shipped-run"
+
+
+def test_online_first_start_fetches_and_rasterizes_osm_for_the_demo(shipped, demo_root, monkeypatch):
+    # A 'demo' store of 12 real demo patches (the whole pack takes ~170 Overpass requests, over a minute here),
+    # every one with a road through its centre so the rasterized masks can be checked.
+    full = PatchStore.open("demo", root=demo_root)
+    small = PatchStore.create(full.meta)
+    small.write_patches(full.read_patch(sid) for sid in full.index().sample_id.iloc[::41])
+    index = small.index()
+    assert len(index) == 12
+    elements = []
+    for i, r in enumerate(index.itertuples()):
+        a, b = 2 * i + 1, 2 * i + 2
+        elements += [{"type": "node", "id": a, "lat": r.lat, "lon": r.lon - 0.001},
+                     {"type": "node", "id": b, "lat": r.lat, "lon": r.lon + 0.001},
+                     {"type": "way", "id": 10_000 + i, "nodes": [a, b], "tags": {"highway": "track"}}]
+    with serve_overpass(FakeOverpass(elements)) as fake:
+        monkeypatch.setenv("ASGM_OVERPASS_URL", fake.url)
+        sup.start_prepare()
+        done = _wait_jobs()
+    by_kind = {j.kind: j for j in done}
+    assert by_kind["prepare"].status == "completed" and by_kind["osm"].status == "completed", by_kind["osm"].log_tail()
+    assert fake.queries and all('[date:"2019-12-31T00:00:00Z"]' in q for q in fake.queries)
+    info = PatchStore.open("demo").osm_info()
+    assert info["snapshot_date"].startswith("2019-12-31") and info["patches_per_layer"]["highway"] == len(index)
+    assert sup.demo_osm_note()["ok"] is True
+    assert sorted(r.run_id for r in runs.list_runs()) == ["newer-run", "shipped-run"]
+    assert json.loads((by_kind["osm"].folder / "status.json").read_text())["step"] == 2  # fetch, then rasterize
