@@ -23,6 +23,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from branca.element import MacroElement
+from folium.map import Layer
+from jinja2 import Template
 
 from asgm.errors import AsgmError
 from asgm.viz import LABEL_COLOURS, OSM_COLOURS, OUTCOME_COLOURS, false_colour, point_colour, to_png, true_colour
@@ -123,30 +126,41 @@ def localize_assets(m: Any, js: Sequence[tuple[str, str]], css: Sequence[tuple[s
 
 
 # -- map elements -----------------------------------------------------------------------------------
-def _macro(template: str, name: str, **attrs: Any):
-    """A folium element whose script is ``template`` (a Jinja ``script`` macro body using ``this``)."""
-    from branca.element import MacroElement
-    from jinja2 import Template
+class _Script(MacroElement):
+    """A map element whose script is the class's ``script`` (Jinja, with ``this``); attributes given as keywords.
 
-    el = MacroElement()
-    el._name = name
-    el._template = Template("{% macro script(this, kwargs) %}" + template + "{% endmacro %}")
-    for k, v in attrs.items():
-        setattr(el, k, v)
-    return el
+    The template is a class attribute, as in folium: the page deep-copies the cached map on every rerun, and a
+    copied Jinja template loses its macros."""
+
+    script = ""
+    kind = "Script"
+
+    def __init__(self, **attrs: Any):
+        super().__init__()
+        self._name = self.kind
+        for k, v in attrs.items():
+            setattr(self, k, v)
+
+    def __init_subclass__(cls, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        cls._template = Template("{% macro script(this, kwargs) %}" + cls.script + "{% endmacro %}")
 
 
-def _layer(template: str, name: str, layer_name: str, overlay: bool, show: bool, **attrs: Any):
-    """A folium ``Layer`` (listed in the layer control) whose script defines ``var <name> = ...;``."""
-    from folium.map import Layer
-    from jinja2 import Template
+class _ScriptLayer(Layer):
+    """Like ``_Script`` but a folium ``Layer`` (listed in the layer control); its script defines ``var <name>``."""
 
-    el = Layer(name=layer_name, overlay=overlay, show=show)
-    el._name = name
-    el._template = Template("{% macro script(this, kwargs) %}" + template + "{% endmacro %}")
-    for k, v in attrs.items():
-        setattr(el, k, v)
-    return el
+    script = ""
+    kind = "ScriptLayer"
+
+    def __init__(self, layer_name: str, overlay: bool, show: bool, **attrs: Any):
+        super().__init__(name=layer_name, overlay=overlay, show=show)
+        self._name = self.kind
+        for k, v in attrs.items():
+            setattr(self, k, v)
+
+    def __init_subclass__(cls, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        cls._template = Template("{% macro script(this, kwargs) %}" + cls.script + "{% endmacro %}")
 
 
 def points_payload(points: pd.DataFrame, colour_by: str, store_name: str | None,
@@ -177,19 +191,9 @@ def points_payload(points: pd.DataFrame, colour_by: str, store_name: str | None,
             "store": store_name or ""}
 
 
-def points_layer(points: pd.DataFrame, colour_by: str, store_name: str | None, threshold: float | None = None,
-                 fetch_hints: Mapping[str, str] | None = None, name: str = "Labelled points"):
-    """The points as canvas circle markers built in the browser from compact inline data.
-
-    Each marker's tooltip reads ``<sample_id> · p 0.873`` (or ``· no patch``): streamlit-folium returns the
-    clicked marker's tooltip text, and its first word maps the click back to a patch. The popup, built by the
-    browser when the marker is clicked, shows the probability, the decision at the run's threshold and the
-    true label, or for a point without a patch how to get one; no Python round trip. Points without a patch
-    are hollow rings. Why not folium markers or GeoJSON: they cost 0.2-3 s of Python rendering on every
-    rerun; the markers must exist when the map script ends (st_folium binds its click handler then)."""
-    payload = points_payload(points, colour_by, store_name, fetch_hints)
-    payload["threshold"] = None if threshold is None else float(threshold)
-    template = """
+class _ProbabilityPoints(_ScriptLayer):
+    kind = "ProbabilityPoints"
+    script = """
 var {{ this.get_name() }} = (function (d) {
   var ramp = """ + _RAMP_JS + """;
   var g = L.featureGroup();
@@ -209,6 +213,10 @@ var {{ this.get_name() }} = (function (d) {
               (word ? '<br>decision at ' + d.threshold.toFixed(3) + ': <b>' + word + '</b>' : '') +
               '<br>true label: ' + truth;
     }
+    if (q[4]) {
+      html += '<br><a href="#" class="asgm-zoom" onclick="(window.map || map_div).setView([' + q[0] + ',' + q[1] +
+              '], 15); return false;">zoom to the patch</a>';
+    }
     return html + '</div>';
   }
   for (var i = 0; i < d.p.length; i++) {
@@ -226,18 +234,29 @@ var {{ this.get_name() }} = (function (d) {
   return g;
 })({{ this.data_js }});
 """
-    layer = _layer(template, "ProbabilityPoints", name, overlay=True, show=True,
-                   data_js=json.dumps(payload, separators=(",", ":")))
+
+
+def points_layer(points: pd.DataFrame, colour_by: str, store_name: str | None, threshold: float | None = None,
+                 fetch_hints: Mapping[str, str] | None = None, name: str = "Labelled points"):
+    """The points as canvas circle markers built in the browser from compact inline data.
+
+    Each marker's tooltip reads ``<sample_id> · p 0.873`` (or ``· no patch``): streamlit-folium returns the
+    clicked marker's tooltip text, and its first word maps the click back to a patch. The popup, built by the
+    browser when the marker is clicked, shows the probability, the decision at the run's threshold and the
+    true label, or for a point without a patch how to get one; no Python round trip. Points without a patch
+    are hollow rings. Why not folium markers or GeoJSON: they cost 0.2-3 s of Python rendering on every
+    rerun; the markers must exist when the map script ends (st_folium binds its click handler then)."""
+    payload = points_payload(points, colour_by, store_name, fetch_hints)
+    payload["threshold"] = None if threshold is None else float(threshold)
+    layer = _ProbabilityPoints(name, overlay=True, show=True, data_js=json.dumps(payload, separators=(",", ":")))
     layer.sample_ids = [r[2] for r in payload["p"]]
     layer.payload = payload
     return layer
 
 
-def remote_geojson_layer(url: str, name: str, colour: str, show: bool = True, point_radius: int = 2,
-                         fill_opacity: float = 0.25):
-    """A reference layer the browser fetches from a static URL (its ~0.5 MB never pass through Python on a
-    rerun), listed in the layer control; not clickable."""
-    template = """
+class _RemoteGeoJson(_ScriptLayer):
+    kind = "RemoteGeoJson"
+    script = """
 var {{ this.get_name() }} = L.geoJSON(null, {
   interactive: false,
   style: function () { return {color: {{ this.colour|tojson }}, weight: 1, fillColor: {{ this.colour|tojson }}, fillOpacity: {{ this.fill_opacity }}}; },
@@ -249,8 +268,19 @@ fetch({{ this.url|tojson }}).then(function (r) { return r.json(); })
   .then(function (d) { {{ this.get_name() }}.addData(d); })
   .catch(function (e) { console.warn("reference layer unavailable: " + {{ this.url|tojson }}, e); });
 """
-    return _layer(template, "RemoteGeoJson", name, overlay=True, show=show, url=url, colour=colour,
-                  radius=int(point_radius), fill_opacity=float(fill_opacity))
+
+
+def remote_geojson_layer(url: str, name: str, colour: str, show: bool = True, point_radius: int = 2,
+                         fill_opacity: float = 0.25):
+    """A reference layer the browser fetches from a static URL (its ~0.5 MB never pass through Python on a
+    rerun), listed in the layer control; not clickable."""
+    return _RemoteGeoJson(name, overlay=True, show=show, url=url, colour=colour, radius=int(point_radius),
+                          fill_opacity=float(fill_opacity))
+
+
+class _PlainBackground(_ScriptLayer):
+    kind = "PlainBackground"
+    script = "var {{ this.get_name() }} = L.layerGroup();"
 
 
 def _basemaps(online_default: bool) -> list[Any]:
@@ -259,8 +289,7 @@ def _basemaps(online_default: bool) -> list[Any]:
     import folium
     import leafmap.foliumap as lf
 
-    plain = _layer("var {{ this.get_name() }} = L.layerGroup();", "PlainBackground", PLAIN_NAME, overlay=False,
-                   show=not online_default)
+    plain = _PlainBackground(PLAIN_NAME, overlay=False, show=not online_default)
     layers = [plain]
     for i, (key, label) in enumerate(BASEMAPS):
         src = lf.basemaps[key]
@@ -269,10 +298,9 @@ def _basemaps(online_default: bool) -> list[Any]:
     return layers
 
 
-def basemap_fallback(plain: Any, online: Sequence[Any]):
-    """Browser-side: when tiles of the shown online basemap fail to load (offline), switch to the plain
-    background and say so on the map; the user can pick a basemap again in the layer control."""
-    template = """
+class _BasemapFallback(_Script):
+    kind = "BasemapFallback"
+    script = """
 (function (map, plain, bases) {
   var note = L.control({position: 'bottomleft'});
   note.onAdd = function () {
@@ -293,19 +321,44 @@ def basemap_fallback(plain: Any, online: Sequence[Any]):
   });
 })({{ this._parent.get_name() }}, {{ this.plain.get_name() }}, [{% for b in this.online %}{{ b.get_name() }}{% if not loop.last %}, {% endif %}{% endfor %}]);
 """
-    return _macro(template, "BasemapFallback", plain=plain, online=list(online))
 
 
-def patch_panes():
-    """Map panes for the clicked patch: above the basemap, below the points (which stay clickable)."""
-    template = """
+def basemap_fallback(plain: Any, online: Sequence[Any]):
+    """Browser-side: when tiles of the shown online basemap fail to load (offline), switch to the plain
+    background and say so on the map; the user can pick a basemap again in the layer control."""
+    return _BasemapFallback(plain=plain, online=list(online))
+
+
+class _PatchPanes(_Script):
+    kind = "PatchPanes"
+    script = """
 (function (map) {
   [[{{ this.left|tojson }}, 350], [{{ this.right|tojson }}, 351]].forEach(function (p) {
     if (!map.getPane(p[0])) { map.createPane(p[0]).style.zIndex = p[1]; }
   });
 })({{ this._parent.get_name() }});
 """
-    return _macro(template, "PatchPanes", left=PATCH_PANE, right=PATCH_PANE_RIGHT)
+
+
+def patch_panes():
+    """Map panes for the clicked patch: above the basemap, below the points (which stay clickable)."""
+    return _PatchPanes(left=PATCH_PANE, right=PATCH_PANE_RIGHT)
+
+
+class _MapLegend(_Script):
+    kind = "MapLegend"
+    script = """
+(function (map) {
+  var c = L.control({position: 'bottomright'});
+  c.onAdd = function () {
+    var div = L.DomUtil.create('div', 'asgm-legend');
+    div.style.cssText = 'background:rgba(255,255,255,.9);padding:5px 8px;font:12px sans-serif;border-radius:4px;line-height:1.5';
+    div.innerHTML = {{ this.html|tojson }};
+    return div;
+  };
+  c.addTo(map);
+})({{ this._parent.get_name() }});
+"""
 
 
 def legend_control(colour_by: str, threshold: float | None = None, title: str = "Probability of mining"):
@@ -330,19 +383,7 @@ def legend_control(colour_by: str, threshold: float | None = None, title: str = 
     else:
         body = "<b>True label</b>" + _swatch(LABEL_COLOURS[1], "mining (1)") + _swatch(LABEL_COLOURS[0], "not mining (0)")
     html = body + ring
-    template = """
-(function (map) {
-  var c = L.control({position: 'bottomright'});
-  c.onAdd = function () {
-    var div = L.DomUtil.create('div', 'asgm-legend');
-    div.style.cssText = 'background:rgba(255,255,255,.9);padding:5px 8px;font:12px sans-serif;border-radius:4px;line-height:1.5';
-    div.innerHTML = {{ this.html|tojson }};
-    return div;
-  };
-  c.addTo(map);
-})({{ this._parent.get_name() }});
-"""
-    return _macro(template, "MapLegend", html=html)
+    return _MapLegend(html=html)
 
 
 def _swatch(colour: str, text: str) -> str:

@@ -1,4 +1,4 @@
-/* leaflet-side-by-side 2.2.0 (npm), index.js with its CommonJS requires replaced by the global L (no bundler); MIT, see LICENSE. */
+/* leaflet-side-by-side 2.2.0 (npm), index.js with its CommonJS requires replaced by the global L and module.exports dropped (no bundler); MIT, see LICENSE. */
 (function () {
 var L = window.L
 
@@ -199,5 +199,4 @@ L.control.sideBySide = function (leftLayers, rightLayers, options) {
   return new L.Control.SideBySide(leftLayers, rightLayers, options)
 }
 
-module.exports = L.Control.SideBySide
 })();
