@@ -193,6 +193,8 @@ def points_payload(points: pd.DataFrame, colour_by: str, store_name: str | None,
 
 class _ProbabilityPoints(_ScriptLayer):
     kind = "ProbabilityPoints"
+    sample_ids: list[str]
+    payload: dict[str, Any]
     script = """
 var {{ this.get_name() }} = (function (d) {
   var ramp = """ + _RAMP_JS + """;
@@ -290,7 +292,7 @@ def _basemaps(online_default: bool) -> list[Any]:
     import leafmap.foliumap as lf
 
     plain = _PlainBackground(PLAIN_NAME, overlay=False, show=not online_default)
-    layers = [plain]
+    layers: list[Any] = [plain]
     for i, (key, label) in enumerate(BASEMAPS):
         src = lf.basemaps[key]
         layers.append(folium.TileLayer(tiles=src.tiles, attr=src.options.get("attribution") or label, name=label,
@@ -511,6 +513,8 @@ def swipe_control(left: Any, right: Any):
     from folium.plugins import SideBySideLayers
 
     class PatchSwipe(SideBySideLayers):
+        left_pane: str
+        right_pane: str
         _template = SideBySideLayers._template.__class__("""
 {% macro script(this, kwargs) %}
 (function (map, l, r) {

@@ -17,8 +17,9 @@ from asgm.dataset import DatasetError, PatchSource, check_store
 from asgm.inference import InferenceError
 from asgm.store import PatchStore, PatchStoreError
 
-#: Patches per forward pass: 256 inputs of 48 x 48 x 17 float32 are ~40 MB.
-BATCH_SIZE = 256
+#: Patches per forward pass: small enough that TensorFlow's buffers for the activations stay small (64 x 48 x
+#: 48 x 32 float32 per conv output is ~19 MB; 256 would keep ~4x that resident in the app).
+BATCH_SIZE = 64
 COLUMNS = ["sample_id", "label", "prob", "decision", "error"]
 
 
