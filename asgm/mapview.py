@@ -126,41 +126,39 @@ def localize_assets(m: Any, js: Sequence[tuple[str, str]], css: Sequence[tuple[s
 
 
 # -- map elements -----------------------------------------------------------------------------------
-class _Script(MacroElement):
-    """A map element whose script is the class's ``script`` (Jinja, with ``this``); attributes given as keywords.
-
-    The template is a class attribute, as in folium: the page deep-copies the cached map on every rerun, and a
-    copied Jinja template loses its macros."""
+class _FromScript:
+    """Builds a map element's Jinja template from the class's ``script`` (with ``this``) and sets the keyword
+    attributes. The template is a class attribute, as in folium: the page deep-copies the cached map on every
+    rerun, and a copied Jinja template loses its macros."""
 
     script = ""
     kind = "Script"
+    _template: Template
+
+    def __init_subclass__(cls, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        cls._template = Template("{% macro script(this, kwargs) %}" + cls.script + "{% endmacro %}")
+
+    def _set(self, attrs: dict[str, Any]) -> None:
+        self._name = self.kind
+        for k, v in attrs.items():
+            setattr(self, k, v)
+
+
+class _Script(_FromScript, MacroElement):
+    """A map element whose script is the class's ``script``."""
 
     def __init__(self, **attrs: Any):
-        super().__init__()
-        self._name = self.kind
-        for k, v in attrs.items():
-            setattr(self, k, v)
-
-    def __init_subclass__(cls, **kwargs: Any):
-        super().__init_subclass__(**kwargs)
-        cls._template = Template("{% macro script(this, kwargs) %}" + cls.script + "{% endmacro %}")
+        MacroElement.__init__(self)
+        self._set(attrs)
 
 
-class _ScriptLayer(Layer):
-    """Like ``_Script`` but a folium ``Layer`` (listed in the layer control); its script defines ``var <name>``."""
-
-    script = ""
-    kind = "ScriptLayer"
+class _ScriptLayer(_FromScript, Layer):
+    """A folium ``Layer`` (listed in the layer control) whose script defines ``var <name>``."""
 
     def __init__(self, layer_name: str, overlay: bool, show: bool, **attrs: Any):
-        super().__init__(name=layer_name, overlay=overlay, show=show)
-        self._name = self.kind
-        for k, v in attrs.items():
-            setattr(self, k, v)
-
-    def __init_subclass__(cls, **kwargs: Any):
-        super().__init_subclass__(**kwargs)
-        cls._template = Template("{% macro script(this, kwargs) %}" + cls.script + "{% endmacro %}")
+        Layer.__init__(self, name=layer_name, overlay=overlay, show=show)
+        self._set(attrs)
 
 
 def points_payload(points: pd.DataFrame, colour_by: str, store_name: str | None,
