@@ -57,3 +57,30 @@ def test_marker_click_popup_then_panel_offline(ui_env, tmp_path, new_page):
     assert all(urlparse(u).hostname.endswith(TILE_HOSTS) for u in remote), [u for u in remote if "tile" not in u]
     assert not [u for u in page.failed_requests if urlparse(u).hostname not in ("127.0.0.1",)
                 and not urlparse(u).hostname.endswith(TILE_HOSTS)]
+
+
+def test_swipe_between_true_and_false_colour_offline(ui_env, tmp_path, new_page):
+    """On a store with B12/B8/B4 the clicked patch is drawn twice on its footprint, true colour left of the
+    swipe and false colour right of it, with the vendored leaflet-side-by-side (no network)."""
+    page = new_page
+    page.route(re.compile(r"^(https?|wss?)://(?!127\.0\.0\.1[:/])"), lambda route: route.abort("internetdisconnected"))
+    with app_server({**ui_env.environ(), "ASGM_APP_AUTOPREPARE": "0"}, tmp_path) as url:
+        page.goto(f"{url}/Map?run={ui_env.osm_run}")  # trained on the 12-band toy store, the default store here
+        frame = map_frame(page)
+        sid = "pos-0003"
+        # Zoom the map onto the patch so its footprint is large, then click the marker at the map's centre.
+        frame.evaluate("""(sid) => { map_div.eachLayer(l => { if (l.options && l.options.sid === sid) {
+                                        map_div.setView(l.getLatLng(), 16, {animate: false}); } }); }""", sid)
+        page.locator("iframe").first.scroll_into_view_if_needed()
+        box = page.locator("iframe").first.bounding_box()
+        size = frame.evaluate("() => { const s = map_div.getSize(); return {x: s.x, y: s.y}; }")
+        page.mouse.click(box["x"] + size["x"] / 2, box["y"] + size["y"] / 2)
+        wait_for_result(page, sid)
+        frame.wait_for_function("() => !!window.asgmSwipe && document.querySelectorAll('img.leaflet-image-layer').length >= 3")
+        clips = frame.evaluate("() => [map_div.getPane('asgmPatch').style.clip, map_div.getPane('asgmPatchRight').style.clip]")
+        assert all(c.startswith("rect(") for c in clips), clips
+        left_right = frame.evaluate("() => { const r = document.querySelector('.leaflet-sbs-range'); return r && r.value; }")
+        assert left_right == "0.5"
+        shot(page, "map_swipe")
+    assert not [u for u in page.failed_requests if urlparse(u).hostname not in ("127.0.0.1",)
+                and not urlparse(u).hostname.endswith(TILE_HOSTS)]
