@@ -168,6 +168,18 @@ def predictions(run_id: str) -> pd.DataFrame:
     return _predictions(run_id, _run_version(run_id))
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def _store_probabilities(run_id: str, store_name: str, run_v: float, store_v: float) -> pd.DataFrame:
+    from asgm.store_inference import store_probabilities as batched
+
+    return batched(run_id, open_store(store_name), model=load_model(run_id))
+
+
+def store_probabilities(run_id: str, store_name: str) -> pd.DataFrame:
+    """``asgm.store_inference.store_probabilities``, computed once per version of the run and the store."""
+    return _store_probabilities(run_id, store_name, _run_version(run_id), store_version(store_name))
+
+
 def model_input(run_id: str, store_name: str, sid: str) -> tuple[Any, Any, np.ndarray]:
     """(model, config, x) for one patch; the patch and model come from the caches."""
     from asgm import inference

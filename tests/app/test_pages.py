@@ -89,7 +89,8 @@ def test_map_click_classifies_with_selected_run(app_env, monkeypatch):
     at = run_page("pages/1_Map.py", run_id=app_env.demo_run)
     assert not at.exception, at.exception
     # The map is asked for clicks only (no rerun on pan/zoom).
-    assert set(calls[0]["returned_objects"]) == {"last_object_clicked_tooltip", "last_object_clicked", "last_clicked"}
+    assert set(calls[0]["returned_objects"]) == {"last_object_clicked_tooltip", "last_object_clicked", "last_clicked",
+                                                "all_drawings"}
     expected = inference.classify(app_env.demo_run, "demo", sid)
     prob = next(m for m in at.metric if m.label == "Probability of mining")
     assert prob.value == f"{expected['prob']:.3f}"

@@ -129,12 +129,13 @@ def map_frame(page):
     return frame
 
 
-#: JS: the marker with a patch (radius 5) farthest from any other marker, so a click cannot hit another.
+#: JS: the marker with a patch (radius 5) farthest from any other marker, so a click cannot hit another
+#: (each marker carries its sample id in ``options.sid``; its tooltip also shows the probability).
 ISOLATED_MARKER_JS = """() => {
   const pts = [];
-  map_div.eachLayer(l => { if (l.getTooltip && l.getTooltip() && l.getLatLng) {
+  map_div.eachLayer(l => { if (l.options && l.options.sid && l.getLatLng) {
       const p = map_div.latLngToContainerPoint(l.getLatLng());
-      pts.push({sid: l.getTooltip().getContent(), x: p.x, y: p.y, patch: l.options.radius === 5}); } });
+      pts.push({sid: l.options.sid, x: p.x, y: p.y, patch: l.options.radius === 5}); } });
   const size = map_div.getSize();
   let best = null, bestD = -1;
   for (const a of pts) {
@@ -149,6 +150,7 @@ ISOLATED_MARKER_JS = """() => {
 
 def click_marker(page, frame, marker: dict) -> None:
     """Click the map canvas where the marker is drawn (canvas rendering: there is no DOM node per marker)."""
+    page.locator("iframe").first.scroll_into_view_if_needed()
     box = page.locator("iframe").first.bounding_box()
     page.mouse.click(box["x"] + marker["x"], box["y"] + marker["y"])
 

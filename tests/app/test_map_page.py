@@ -1,0 +1,141 @@
+"""AppTest of the Map page's Python side: batched probabilities on the markers, the clicked patch drawn on
+its footprint, the swipe, the area of interest. Expected values come from the core (asgm.store_inference,
+asgm.mapview), never from constants."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+from ui_env import page
+
+TIMEOUT = 120
+MAP = "pages/1_Map.py"
+
+
+def fake_map(monkeypatch, value: dict | None = None) -> list[dict]:
+    """Replace st_folium with one returning ``value`` (what the browser would send); returns its calls."""
+    import streamlit_folium
+
+    calls: list[dict] = []
+
+    def st_folium(fig, **kwargs):
+        calls.append({"fig": fig, **kwargs})
+        return dict(value or {})
+
+    monkeypatch.setattr(streamlit_folium, "st_folium", st_folium)
+    return calls
+
+
+def click(sid: str) -> dict:
+    return {"last_object_clicked_tooltip": f"{sid} · p 0.500", "last_object_clicked": {"lat": 0, "lng": 0},
+            "last_clicked": {"lat": 0, "lng": 0}}
+
+
+def run(**session) -> AppTest:
+    at = AppTest.from_file(page(MAP), default_timeout=TIMEOUT)
+    for k, v in session.items():
+        at.session_state[k] = v
+    return at.run()
+
+
+def _points_layer(fig):
+    from asgm import mapview
+
+    return next(el for el in mapview._walk(fig) if type(el).__name__ == "_ProbabilityPoints")
+
+
+def test_markers_carry_the_runs_batched_probabilities(app_env, monkeypatch):
+    from asgm import mapview
+    from asgm.store_inference import store_probabilities
+
+    calls = fake_map(monkeypatch)
+    at = run(run_id=app_env.demo_run)
+    assert not at.exception, at.exception
+    fig = calls[0]["fig"]
+    assert mapview.external_assets(fig) == []
+    payload = _points_layer(fig).payload
+    assert payload["mode"] == "probability"
+    expected = store_probabilities(app_env.demo_run, "demo").set_index("sample_id")
+    rows = {r[2]: r for r in payload["p"]}
+    for sid, r in expected.iterrows():
+        assert rows[sid][3] == pytest.approx(round(r["prob"], 4), abs=1e-4) and rows[sid][4] == 1
+    no_patch = [r for r in payload["p"] if not r[4]]
+    assert no_patch and all(r[3] == -1 for r in no_patch)
+    assert "asgm patches fetch --source stac --points random" in payload["h"]
+    legend = next(el for el in mapview._walk(fig) if type(el).__name__ == "_MapLegend")
+    assert f"decision threshold {expected.attrs['threshold']:.3f}" in legend.html
+    assert calls[0]["feature_group_to_add"] is None  # nothing clicked yet
+    # label colouring is one click away
+    next(r for r in at.radio if r.label == "Colour").set_value("label").run()
+    assert not at.exception and _points_layer(calls[-1]["fig"]).payload["mode"] == "label"
+
+
+def test_click_shows_the_same_probability_and_draws_the_patch_in_place(app_env, monkeypatch):
+    from asgm import mapview
+    from asgm.store import PatchStore
+    from asgm.store_inference import store_probabilities
+
+    sid = "egp-0007"
+    calls = fake_map(monkeypatch, click(sid))
+    at = run(run_id=app_env.demo_run)
+    assert not at.exception, at.exception
+    expected = store_probabilities(app_env.demo_run, "demo").set_index("sample_id").loc[sid]
+    prob = next(m for m in at.metric if m.label == "Probability of mining")
+    assert prob.value == f"{expected['prob']:.3f}"
+    assert at.session_state["map_sid"] == sid
+    # In the browser the click reaches session state before the rerun; here the next run draws it.
+    at.run()
+    fg = calls[-1]["feature_group_to_add"]
+    assert fg is not None and calls[-1]["pixelated"] is True
+    overlays = [c for c in fg._children.values() if type(c).__name__ == "ImageOverlay"]
+    patch = PatchStore.open("demo").read_patch(sid)
+    assert overlays and overlays[0].bounds == mapview.footprint_latlon(patch.grid)
+    assert overlays[0].url.startswith("data:image/png;base64,")
+    (s, w), (n, e) = overlays[0].bounds
+    assert s < patch.lat < n and w < patch.lon < e
+
+
+def test_swipe_and_osm_overlay_on_a_store_with_the_bands(app_env, monkeypatch):
+    from asgm import mapview
+
+    calls = fake_map(monkeypatch, click("pos-0003"))
+    at = run(run_id=app_env.osm_run)  # trained on the 12-band toy store with OSM masks
+    assert not at.exception, at.exception
+    assert any("synthetic" in w.value for w in at.warning)
+    at.run()
+    fg = calls[-1]["feature_group_to_add"]
+    kinds = [type(c).__name__ for c in fg._children.values()]
+    assert kinds.count("ImageOverlay") == 3 and "PatchSwipe" in kinds  # true colour, OSM, false colour
+    swipe = next(c for c in fg._children.values() if type(c).__name__ == "PatchSwipe")
+    assert all(url.startswith(mapview.PLUGIN_URL) for _, url in swipe.default_js)
+    next(t for t in at.toggle if t.label.startswith("Swipe")).set_value(False).run()
+    kinds = [type(c).__name__ for c in calls[-1]["feature_group_to_add"]._children.values()]
+    assert "PatchSwipe" not in kinds and kinds.count("ImageOverlay") == 2
+
+
+def test_a_drawn_area_becomes_the_aoi(app_env, monkeypatch):
+    square = {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [
+        [[-63.0, 6.8], [-62.9, 6.8], [-62.9, 6.9], [-63.0, 6.9], [-63.0, 6.8]]]}}
+    fake_map(monkeypatch, {"all_drawings": [square]})
+    at = run(run_id=app_env.demo_run)
+    assert not at.exception, at.exception
+    aoi = at.session_state["aoi"]
+    assert aoi["type"] == "FeatureCollection" and aoi["features"] == [square]
+    from pyproj import Geod
+    from shapely.geometry import shape
+
+    km2 = abs(Geod(ellps="WGS84").geometry_area_perimeter(shape(square["geometry"]))[0]) / 1e6
+    assert any(f"Area of interest: 1 shape(s), {km2:,.1f} km²" in c.value for c in at.caption)
+
+
+def test_run_that_cannot_classify_the_store_still_shows_the_map(app_env, monkeypatch):
+    calls = fake_map(monkeypatch)
+    at = run(run_id=app_env.osm_run)
+    next(s for s in at.selectbox if s.label == "Patch store").set_value("demo").run()
+    assert not at.exception, at.exception
+    assert any("cannot classify this store" in w.value for w in at.warning)
+    payload = _points_layer(calls[-1]["fig"]).payload
+    assert payload["mode"] != "probability" and all(r[3] == -1 for r in payload["p"])
+    from asgm.store import PatchStore
+
+    assert set(PatchStore.open("demo").sample_ids()) <= {r[2] for r in payload["p"] if r[4]}

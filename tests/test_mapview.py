@@ -1,0 +1,104 @@
+"""The map builder without Streamlit: colours, local assets only, the patch footprint, the payload."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from asgm import mapview
+from asgm.grid import patch_grid
+from asgm.points import haversine_m
+
+LOCAL_JS = [("leaflet", "/app/static/vendor/leaflet/leaflet.js"), ("jquery", "/app/static/vendor/jquery/jquery.min.js")]
+LOCAL_CSS = [("leaflet_css", "/app/static/vendor/leaflet/leaflet.css")]
+
+
+def _points() -> pd.DataFrame:
+    return pd.DataFrame({
+        "sample_id": ["a-1", "a-2", "r-1"], "label": [1, 0, 0], "set": ["positives", "curated", "random"],
+        "lon": [-63.0, -62.9, -62.8], "lat": [6.8, 6.9, 7.0], "has_patch": [True, True, False],
+        "map_prob": [0.91, 0.12, np.nan], "outcome": ["TP", "TN", ""],
+    })
+
+
+def test_probability_colours_follow_the_stops():
+    assert mapview.prob_colour(0.0) == mapview.PROB_STOPS[0][1]
+    assert mapview.prob_colour(1.0) == mapview.PROB_STOPS[-1][1]
+    assert mapview.prob_colour(0.5) == "#ffffbf"
+    # halfway between the 0.5 and 0.75 stops: each channel halfway (ffffbf -> fdae61)
+    assert mapview.prob_colour(0.625) == "#fed690"
+    assert mapview.prob_colour(-3) == mapview.prob_colour(0.0) and mapview.prob_colour(7) == mapview.prob_colour(1.0)
+
+
+def test_map_names_no_remote_asset_and_carries_every_control():
+    m = mapview.build_map(_points(), colour_by="probability", store_name="demo", js=LOCAL_JS, css=LOCAL_CSS,
+                          threshold=0.4, fetch_hints=mapview.fetch_hints())
+    assert mapview.external_assets(m) == []
+    kinds = {type(el).__name__ for el in mapview._walk(m)}
+    assert {"Fullscreen", "Draw", "LayerControl", "_ProbabilityPoints", "_MapLegend", "_BasemapFallback",
+            "_PlainBackground"} <= kinds
+    html = m.get_root().render()
+    assert "L.control.scale" in html  # the scale bar
+    for url in ("/app/static/plugins/leaflet-draw/leaflet.draw.js", "/app/static/plugins/leaflet-fullscreen/Control.FullScreen.js",
+                "/app/static/plugins/leaflet-side-by-side/leaflet-side-by-side.js"):
+        assert url in html
+    names = [getattr(el, "layer_name", "") for el in mapview._walk(m)]
+    assert mapview.PLAIN_NAME in names and "Satellite (Esri World Imagery)" in names and "OpenStreetMap" in names
+
+
+def test_a_plugin_without_a_local_copy_is_refused():
+    import folium.plugins
+
+    m = mapview.build_map(_points(), colour_by="label", store_name="demo", js=LOCAL_JS, css=LOCAL_CSS)
+    folium.plugins.MeasureControl().add_to(m)
+    with pytest.raises(mapview.MapAssetError, match="leaflet-measure"):
+        mapview.localize_assets(m, LOCAL_JS, LOCAL_CSS)
+    import branca.colormap
+
+    m2 = mapview.build_map(_points(), colour_by="label", store_name="demo", js=LOCAL_JS, css=LOCAL_CSS)
+    branca.colormap.LinearColormap(["blue", "red"]).add_to(m2)
+    assert any("d3" in u for u in mapview.external_assets(m2))
+
+
+def test_payload_has_probabilities_and_fetch_hints():
+    payload = mapview.points_payload(_points(), "probability", "demo", mapview.fetch_hints())
+    rows = {r[2]: r for r in payload["p"]}
+    assert rows["a-1"][3] == 0.91 and rows["a-2"][3] == 0.12 and rows["r-1"][3] == -1
+    assert rows["r-1"][4] == 0 and payload["h"][rows["r-1"][7]] == "asgm patches fetch --source stac --points random"
+    assert [r[2] for r in payload["p"]][0] == "r-1"  # points without a patch drawn first (underneath)
+    with pytest.raises(ValueError):
+        mapview.points_payload(_points(), "rainbow", "demo")
+
+
+def test_footprint_is_the_patch_square_around_its_point():
+    lon, lat = -61.55, 6.2  # UTM zone 20, 1.45 degrees east of its central meridian
+    grid = patch_grid(lon, lat, 48)
+    (s, w), (n, e) = mapview.footprint_latlon(grid)
+    assert s < lat < n and w < lon < e
+    # 48 px x 10 m = 480 m per side, to within the grid's small turn against north
+    assert haversine_m(np.array([w]), np.array([lat]), np.float64(e), np.float64(lat))[0] == pytest.approx(480, abs=6)
+    assert haversine_m(np.array([lon]), np.array([s]), np.float64(lon), np.float64(n))[0] == pytest.approx(480, abs=6)
+    centre = ((s + n) / 2, (w + e) / 2)
+    # the point is the centre of the centre pixel (half a pixel off the square's centre)
+    assert haversine_m(np.array([centre[1]]), np.array([centre[0]]), np.float64(lon), np.float64(lat))[0] < 10
+
+
+def test_patch_overlay_with_swipe_and_osm():
+    from asgm.store import Patch
+
+    grid = patch_grid(-63.0, 6.8, 8)
+    bands = ("B2", "B3", "B4", "B8", "B12")
+    patch = Patch("x-1", 1, "positives", -63.0, 6.8, grid, np.full((5, 8, 8), 1500, np.uint16), bands)
+    masks = np.zeros((2, 8, 8), np.uint8)
+    masks[0, 3, :] = 1
+    fg = mapview.patch_overlay(patch, (masks, ("highway", "waterway")), split=True)
+    kinds = [type(c).__name__ for c in fg._children.values()]
+    assert kinds.count("ImageOverlay") == 3 and "PatchSwipe" in kinds and "Rectangle" in kinds
+    panes = [c.options.get("pane") for c in fg._children.values() if type(c).__name__ == "ImageOverlay"]
+    assert panes == [mapview.PATCH_PANE, mapview.PATCH_PANE, mapview.PATCH_PANE_RIGHT]
+    rgb_only = Patch("x-2", 0, "curated", -63.0, 6.8, grid, np.full((3, 8, 8), 900, np.uint16), bands[:3])
+    kinds = [type(c).__name__ for c in mapview.patch_overlay(rgb_only, None, split=True)._children.values()]
+    assert kinds.count("ImageOverlay") == 1 and "PatchSwipe" not in kinds
+    rgba = mapview.osm_rgba(masks, ("highway", "waterway"))
+    assert rgba[3, 0, 3] > 0 and rgba[0, 0, 3] == 0
