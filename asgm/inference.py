@@ -219,13 +219,14 @@ def classify_patch(model: Any, info: RunInfo, patch: Patch, osm: tuple[np.ndarra
 
 
 class CompiledModel:
-    """A Keras model's forward pass compiled once with ``tf.function`` for single patches.
+    """A Keras model's forward pass compiled once with ``tf.function``: for single patches (``batch=1``,
+    the app's click) or batches of any size (``batch=None``, the region scan).
 
     ``predict`` calls ``model(x, training=False)``: eagerly that costs ~35 ms per patch on 2 CPU cores,
-    compiled ~4 ms, same numbers. It quacks like the model for ``predict`` (``input_shape``,
+    compiled ~4 ms, same numbers. It quacks like the model for ``recipe_logits`` (``input_shape``,
     ``__call__``); Grad-CAM still gets the real model."""
 
-    def __init__(self, model: Any):
+    def __init__(self, model: Any, batch: int | None = 1):
         import tensorflow as tf
 
         self.model = model
@@ -234,7 +235,7 @@ class CompiledModel:
         def forward(x: Any) -> Any:
             return model(x, training=False)
 
-        spec = tf.TensorSpec((1, *model.input_shape[1:]), tf.float32)
+        spec = tf.TensorSpec((batch, *model.input_shape[1:]), tf.float32)
         self._forward = tf.function(forward, input_signature=[spec], autograph=False)
         self._tf = tf
 

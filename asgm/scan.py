@@ -226,15 +226,18 @@ class ModelSpec:
     sha256: str
     data: bytes
     config_json: str
+    #: The run's fitted temperature (``asgm.inference.run_temperature``): scan probabilities are the run's
+    #: calibrated ones, on the same scale as its threshold.
+    temperature: float = 1.0
 
     @property
     def config(self) -> ExperimentConfig:
         return ExperimentConfig.model_validate_json(self.config_json)
 
     @classmethod
-    def from_file(cls, path: Path, config: ExperimentConfig) -> ModelSpec:
+    def from_file(cls, path: Path, config: ExperimentConfig, temperature: float = 1.0) -> ModelSpec:
         data = Path(path).read_bytes()
-        return cls(hashlib.sha256(data).hexdigest(), data, config.to_json())
+        return cls(hashlib.sha256(data).hexdigest(), data, config.to_json(), float(temperature))
 
 
 _forward_cache: dict[str, Any] = {}
@@ -242,26 +245,27 @@ _forward_lock = threading.Lock()
 
 
 def forward_fn(spec: ModelSpec) -> Callable[[np.ndarray], np.ndarray]:
-    """A compiled batch forward pass (tf.function, any batch size) of the model, cached per process."""
+    """The run's probabilities for a batch of windows, cached per process: the model compiled once for any
+    batch size, through the one inference path (``asgm.inference.recipe_probabilities``: test-time D4
+    averaging when the run uses it, the run's temperature)."""
+    key = f"{spec.sha256}:{spec.temperature}"
     with _forward_lock:
-        if spec.sha256 in _forward_cache:
-            return _forward_cache[spec.sha256]
-        import tensorflow as tf
-
+        if key in _forward_cache:
+            return _forward_cache[key]
+        from asgm.inference import CompiledModel, recipe_probabilities
         from asgm.runs import load_keras_model
 
         with tempfile.TemporaryDirectory(prefix="asgm-scan-model-") as tmp:
             path = Path(tmp) / "model.keras"
             path.write_bytes(spec.data)
-            model = load_keras_model(path)
-        shape = tuple(model.input_shape[1:])
-        fn = tf.function(lambda x: model(x, training=False), input_signature=[tf.TensorSpec((None, *shape), tf.float32)])
+            model = CompiledModel(load_keras_model(path), batch=None)
+        config = spec.config
 
         def forward(x: np.ndarray) -> np.ndarray:
-            return fn(tf.constant(x)).numpy().reshape(-1)
+            return recipe_probabilities(model, x, config, spec.temperature)
 
         _forward_cache.clear()  # one model per worker at a time: scans run one run
-        _forward_cache[spec.sha256] = forward
+        _forward_cache[key] = forward
         return forward
 
 
@@ -402,8 +406,10 @@ def load_run(run_id: str) -> RunModel:
         level = PatchStore.open(config.store).meta.product_level
     except AsgmError:
         pass  # the training store may be gone; then no product-level warning
+    from asgm.inference import run_temperature
+
     return RunModel(run_id, config, None if threshold is None else float(threshold), level,
-                    ModelSpec.from_file(path, config))
+                    ModelSpec.from_file(path, config, run_temperature(info.metrics)))
 
 
 def thresholds(run: RunModel, high: float | None, low: float | None) -> dict[str, Any]:

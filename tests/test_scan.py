@@ -204,12 +204,14 @@ def test_cli_scan_run_and_diff(env, tmp_path, capsys):
 
 def test_unusable_runs_and_settings_are_refused_before_writing(env, tmp_path, monkeypatch):
     from asgm.config import S2_BANDS, ExperimentConfig
-    from asgm.runs import create_run
+    from asgm.runs import RunFolder, create_run
 
     monkeypatch.setenv("ASGM_MODELS_DIR", str(tmp_path / "models"))
     folder = create_run(ExperimentConfig(store="synthetic", bands=S2_BANDS, osm_layers=("highway",)),
                         "20260101-000000-osm-run", status="completed")
     folder.write_json("metrics.json", {"threshold": 0.5})
+    # A real model archive: the run is usable as a model (not 'corrupt'), so its OSM layers are what is refused.
+    folder.model_path.write_bytes(RunFolder.of(detector_run()).model_path.read_bytes())
     osm = folder.run_id
     running = create_run(ExperimentConfig(store="synthetic", bands=S2_BANDS), "20260101-000000-busy-run",
                          status="running").run_id
