@@ -70,9 +70,9 @@ def build_detector(size: int, channels: int, seed: int | None = None, width: int
     How it differs from the study's CNN (kept unchanged for Table 1): strided convolutions instead of
     three full-resolution blocks (~3x fewer multiply-adds per chip: ~2x faster inference and ~1.7x
     faster training on 2 cores), BatchNorm (the brightness scale differs between years and cloud
-    thresholds), global pooling instead of a flattened dense head. Measured (README, the ladder): equal
-    or better PR-AUC than the study's CNN on the Amazon pack, not a better F1 by itself; it is the
-    default for speed. Last Conv2D is ``conv_last`` (Grad-CAM target)."""
+    thresholds), global pooling instead of a flattened dense head. Measured (README, the ladder): with D4
+    alone no better than the study's CNN, with the full recipe (jitter, set balancing, cosine schedule)
+    well ahead of it (test PR-AUC 0.955 vs 0.874, one seed). Last Conv2D is ``conv_last`` (Grad-CAM target)."""
     import keras
 
     if seed is not None:
