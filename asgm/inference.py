@@ -57,6 +57,8 @@ def _zero(x: np.ndarray, zero_layers: Sequence[str], config: ExperimentConfig | 
     return x
 
 
+#: Batches read ahead (and threads reading them) while the model predicts (``source_logits``).
+READ_AHEAD = 4
 #: The 8 symmetries of the square as (transpose, flip rows, flip cols) on (B, H, W, C) batches.
 D4 = tuple((bool(c & 1), bool(c & 4), bool(c & 2)) for c in range(8))
 
@@ -112,14 +114,26 @@ def predict(model: Any, x: np.ndarray, zero_layers: Sequence[str] = (), config: 
 
 def source_logits(model: Any, source: Any, config: ExperimentConfig, batch_size: int = 256,
                   zero_layers: Sequence[str] = (), progress: bool = False) -> np.ndarray:
-    """``recipe_logits`` of every row of a ``asgm.dataset.PatchSource``, in order, batched."""
+    """``recipe_logits`` of every row of a ``asgm.dataset.PatchSource``, in order, batched.
+
+    Batches are read by a few threads, up to ``READ_AHEAD`` batches ahead of the model (reading a
+    GeoTIFF per patch, not the model, bounds the rate otherwise; rasterio releases the GIL)."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm import tqdm
 
     n = len(source.sample_ids)
     out = np.empty(n, np.float64)
-    for start in tqdm(range(0, n, batch_size), desc="predict", unit="batch", disable=not progress):
-        idx = np.arange(start, min(n, start + batch_size))
-        out[idx] = recipe_logits(model, source.load_batch(idx), config, zero_layers)
+    batches = [np.arange(s, min(n, s + batch_size)) for s in range(0, n, batch_size)]
+    with ThreadPoolExecutor(max_workers=READ_AHEAD) as pool:
+        pending: deque = deque()
+        nxt = 0
+        for idx in tqdm(batches, desc="predict", unit="batch", disable=not progress):
+            while nxt < len(batches) and len(pending) < READ_AHEAD:
+                pending.append(pool.submit(source.load_batch, batches[nxt]))
+                nxt += 1
+            out[idx] = recipe_logits(model, pending.popleft().result(), config, zero_layers)
     return out
 
 

@@ -67,11 +67,12 @@ ARCHITECTURES = ("study", "detector")
 def build_detector(size: int, channels: int, seed: int | None = None, width: int = 32) -> Any:
     """The default detector: a small all-convolutional net with BatchNorm and global average pooling.
 
-    Why it differs from the study's CNN: the chips come from different years, regions and cloud
-    thresholds, and the study's net (no normalisation, 64-32 dense head on a flattened map) overfits
-    the training places; BatchNorm normalises the brightness scale per batch and global pooling
-    removes the head's position-specific weights. Strided convs instead of full-resolution blocks keep
-    it ~3x cheaper per chip (inference speed). Last Conv2D is ``conv_last`` (Grad-CAM target)."""
+    How it differs from the study's CNN (kept unchanged for Table 1): strided convolutions instead of
+    three full-resolution blocks (~3x fewer multiply-adds per chip: ~2x faster inference and ~1.7x
+    faster training on 2 cores), BatchNorm (the brightness scale differs between years and cloud
+    thresholds), global pooling instead of a flattened dense head. Measured (README, the ladder): with D4
+    alone no better than the study's CNN, with the full recipe (jitter, set balancing, cosine schedule)
+    well ahead of it (test PR-AUC 0.955 vs 0.874, one seed). Last Conv2D is ``conv_last`` (Grad-CAM target)."""
     import keras
 
     if seed is not None:

@@ -161,6 +161,7 @@ class PatchStore:
         self.meta = meta
         self._lock = threading.Lock()
         self._index: pd.DataFrame | None = None
+        self._rows: dict[str, dict[str, Any]] | None = None  # sample_id -> index row, built on demand
 
     # -- opening -------------------------------------------------------------------------------
     @classmethod
@@ -257,6 +258,7 @@ class PatchStore:
     def _write_index(self) -> None:
         df = self._load_index().sort_values("sample_id").reset_index(drop=True)
         self._index = df
+        self._rows = None
         atomic.write_text(self.root / "index.csv", df.to_csv(index=False))
         # The count goes in after the index: a crash in between leaves more rows than recorded, never fewer.
         self.meta = replace(self.meta, patches=len(df))
@@ -333,11 +335,12 @@ class PatchStore:
     def read_patch(self, sample_id: str) -> Patch:
         """Read one patch; a missing or unreadable file is a clear ``PatchStoreError``."""
         with self._lock:
-            # Filter without copying the whole index first: stores of thousands of patches are read
-            # patch by patch (training's first epoch, ``asgm predict``).
-            rows = self._load_index()
-            row = rows[rows["sample_id"] == sample_id].copy()
-        if row.empty:
+            # A dict lookup, not a scan of the index: stores of thousands of patches are read patch by
+            # patch (training's first epoch, ``asgm predict``), from several threads.
+            if self._rows is None:
+                self._rows = {str(r["sample_id"]): r for r in self._load_index().to_dict("records")}
+            r = self._rows.get(sample_id)
+        if r is None:
             raise PatchStoreError(f"no patch {sample_id!r} in store {self.name!r}")
         path = self.patch_path(sample_id)
         if not path.exists():
@@ -354,7 +357,6 @@ class PatchStore:
             raise PatchStoreError(
                 f"patch file for {sample_id!r} is corrupt ({path}: {exc}); delete it and rebuild or re-fetch it"
             ) from exc
-        r = row.iloc[0]
         return Patch(
             sample_id=sample_id, label=int(r["label"]), set=str(r["set"]), lon=float(tags.get("lon", r["lon"])),
             lat=float(tags.get("lat", r["lat"])), grid=grid, data=data, bands=bands,

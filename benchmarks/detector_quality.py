@@ -42,6 +42,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     "detector-d4": dict(architecture="detector", learning_rate=1e-3),
     "detector-jitter": dict(architecture="detector", learning_rate=1e-3, jitter=True),
     "detector-full": dict(architecture="detector", learning_rate=1e-3, jitter=True, balance_sets=True),
+    "study-full-cosine40": dict(architecture="study", learning_rate=3e-4, jitter=True, balance_sets=True,
+                                lr_schedule="cosine", epochs=40),
     "detector-full-cosine40": dict(architecture="detector", learning_rate=1e-3, jitter=True, balance_sets=True,
                                    lr_schedule="cosine", epochs=40),
 }
