@@ -235,6 +235,18 @@ def test_patches_check_reports_every_bad_file_and_exits_1(data_env, capsys):
     assert snapshot(store.root) == before
 
 
+def test_patches_list_marks_unusable_files(data_env, capsys):
+    store = small_store(data_env / "stores")
+    rc, out, _ = cli(capsys, "patches", "list", "--store", store.root, "--json")
+    assert rc == 0 and json.loads(out)["problems"] == {}
+    store.patch_path("pos-0001").unlink()
+    before = snapshot(store.root)
+    rc, out, _ = cli(capsys, "patches", "list", "--store", store.root)
+    assert rc == 1 and "pos-0001" in out and "UNUSABLE" in out and "missing" in out
+    assert "1 unusable patch(es)" in out and "asgm patches check" in out
+    assert snapshot(store.root) == before
+
+
 def test_masked_filter_uses_the_pixels_not_the_index(data_env, capsys):
     from asgm.dataset import assemble
 

@@ -125,16 +125,25 @@ def _list(args: argparse.Namespace) -> dict[str, Any]:
 
     store = PatchStore.open(args.store)
     df = store.index()
-    return {"summary": store.summary(), "extra": store.meta.extra, "patches": df.to_dict(orient="records")}
+    # A cheap look at every file (present, readable header, size and bands; no pixels): a listing must not
+    # show patches that cannot be used as if they were fine. `asgm patches check` also reads the pixels.
+    check = store.check(pixels=False)
+    return {"summary": store.summary(), "extra": store.meta.extra, "patches": df.to_dict(orient="records"),
+            "ok": check.ok, "problems": check.problems, "store_problems": check.store_problems}
 
 
 def _human_list(r: dict[str, Any]) -> str:
     s = r["summary"]
     head = (f"{s['name']}: {s['patches']} patches, source {s['source']}, {s['product_level']}, {s['size']} px, "
             f"{s['date_start']}..{s['date_end']}")
+    bad = r.get("problems", {})
     rows = [f"{p['sample_id']:12s} {p['set']:10s} label={p['label']} lon={p['lon']:.5f} lat={p['lat']:.5f} "
-            f"EPSG:{p['epsg']} masked={float(p['masked_fraction']):.1%}" for p in r["patches"]]
-    return "\n".join([head, *rows])
+            f"EPSG:{p['epsg']} masked={float(p['masked_fraction']):.1%}"
+            + (f"  UNUSABLE: {bad[p['sample_id']]}" if p["sample_id"] in bad else "") for p in r["patches"]]
+    tail = [*r.get("store_problems", [])]
+    if bad:
+        tail.append(f"{len(bad)} unusable patch(es); `asgm patches check --store {s['name']}` for details")
+    return "\n".join([head, *rows, *tail])
 
 
 def _check(args: argparse.Namespace) -> dict[str, Any]:
