@@ -128,7 +128,7 @@ key = (store_name, run_id, tuple(sets), tuple(labels), tuple(pred_filter or ()),
        bool(errors_only), colour_by, threshold, loaders.store_version(store_name) if store_name else 0)
 try:
     fmap = _map(key, shown, colour_by, store_name, threshold)
-except mapview.MapAssetError as exc:
+except AsgmError as exc:  # mapview.MapAssetError: a plugin file is missing
     page.show_error(exc, "Reinstall the project (`pip install -r requirements.txt`) and restore static/plugins.")
     st.stop()
 

@@ -78,17 +78,22 @@ SETUP_HELP = (
 
 # -- configuration -------------------------------------------------------------------------------
 def _secrets() -> dict[str, Any]:
-    """Streamlit secrets as a dict: ``st.secrets`` inside the app, else the secrets.toml files.
+    """Streamlit secrets as a dict: ``st.secrets`` inside an app script run, else the secrets.toml files.
 
-    Reading the files directly keeps the CLI from importing Streamlit (about a second).
+    Reading the files directly keeps the CLI from importing Streamlit (about a second). Outside a script run
+    (the CLI, a background job, a library call) the files are read afresh: ``st.secrets`` would keep the
+    first files it parsed in the process for good.
     """
     if "streamlit" in sys.modules:
-        try:
-            import streamlit as st
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-            return {k: (dict(v) if hasattr(v, "keys") else v) for k, v in st.secrets.items()}
-        except Exception:  # no secrets file, or not running under `streamlit run`
-            return {}
+        if get_script_run_ctx(suppress_warning=True) is not None:
+            try:
+                import streamlit as st
+
+                return {k: (dict(v) if hasattr(v, "keys") else v) for k, v in st.secrets.items()}
+            except Exception:  # no secrets file
+                return {}
     merged: dict[str, Any] = {}
     for path in (Path.home() / ".streamlit" / "secrets.toml", Path.cwd() / ".streamlit" / "secrets.toml"):
         if path.is_file():
