@@ -7,6 +7,7 @@ or the newest fetch cache made for the store (``asgm osm fetch --store``), see `
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import geopandas as gpd
@@ -76,12 +77,15 @@ def clip_per_key(vectors: gpd.GeoDataFrame, bbox: tuple[float, float, float, flo
     return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs="EPSG:4326")
 
 
-def features_around(store, lon: float, lat: float, radius_m: float = DEFAULT_RADIUS_M) -> gpd.GeoDataFrame:
+def features_around(store, lon: float, lat: float, radius_m: float = DEFAULT_RADIUS_M,
+                    read: Callable[[Path], gpd.GeoDataFrame] | None = None) -> gpd.GeoDataFrame:
     """The store's cached OSM features within ``radius_m`` (a square) of (lon, lat), clipped, one row per key
-    (see ``clip_per_key``). Raises ``NoOsmCacheError`` when the store has no OSM cache."""
+    (see ``clip_per_key``). ``read`` reads the vector file (default ``asgm.osm.fetch.read_vectors``; the app
+    passes a cached one). Raises ``NoOsmCacheError`` when the store has no OSM cache."""
     from asgm.osm.fetch import read_vectors
 
     path = store_vectors_path(store)
     if path is None:
         raise NoOsmCacheError(no_cache_message(store.name))
-    return clip_per_key(read_vectors(path), bbox_around(lon, lat, radius_m))
+    bbox = bbox_around(lon, lat, radius_m)
+    return clip_per_key((read or read_vectors)(path), bbox)
