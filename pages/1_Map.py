@@ -205,15 +205,20 @@ def _osm_layer(sid: str | None):
     return mapview.osm_features_layer(feats, osm_km * 1000.0)
 
 
-def _panel(sid: str | None, place_msg: str | None) -> None:
-    if place_msg:
-        st.warning(place_msg)
+def _osm_note(clicked: bool) -> None:
+    """What the OSM layer drew for this click, or why it drew nothing."""
     note = st.session_state.get("_osm_note")
     if note:
         (st.warning if note[0] == "warning" else st.caption)(note[1])
-    elif store_name and not has_osm and (sid or place_msg):
+    elif clicked and store_name and not has_osm:
         st.info(nearby.no_cache_message(store_name))
+
+
+def _panel(sid: str | None, place_msg: str | None) -> None:
+    if place_msg:
+        st.warning(place_msg)
     if not sid:
+        _osm_note(bool(place_msg))
         if not place_msg:
             st.info("Click a point: its probability pops up on the map at once, and its patch is drawn in place; "
                     "details show here.")
@@ -225,6 +230,7 @@ def _panel(sid: str | None, place_msg: str | None) -> None:
         r = row.iloc[0]
         st.caption(f"set `{r['set']}` · true label **{int(r['label'])}** · lon {r['lon']:.4f}, lat {r['lat']:.4f}"
                    + (f" · split `{r['split']}`" if isinstance(r.get("split"), str) else ""))
+    _osm_note(True)
     if not has_patch:
         st.warning(map_data.no_patch_message(sid, store_name or "(none)", str(row.iloc[0]["set"]) if not row.empty else None))
         return
