@@ -8,7 +8,7 @@ import re
 from urllib.parse import urlparse
 
 import pytest
-from conftest import ISOLATED_MARKER_JS, app_server, click_marker, map_frame, shot, wait_for_result
+from conftest import ISOLATED_MARKER_JS, app_server, click_marker, click_patch_zoomed, map_frame, shot, wait_for_result
 
 pytestmark = pytest.mark.e2e
 
@@ -68,13 +68,7 @@ def test_swipe_between_true_and_false_colour_offline(ui_env, tmp_path, new_page)
         page.goto(f"{url}/Map?run={ui_env.osm_run}")  # trained on the 12-band toy store, the default store here
         frame = map_frame(page)
         sid = "pos-0003"
-        # Zoom the map onto the patch so its footprint is large, then click the marker at the map's centre.
-        frame.evaluate("""(sid) => { map_div.eachLayer(l => { if (l.options && l.options.sid === sid) {
-                                        map_div.setView(l.getLatLng(), 16, {animate: false}); } }); }""", sid)
-        page.locator("iframe").first.scroll_into_view_if_needed()
-        box = page.locator("iframe").first.bounding_box()
-        size = frame.evaluate("() => { const s = map_div.getSize(); return {x: s.x, y: s.y}; }")
-        page.mouse.click(box["x"] + size["x"] / 2, box["y"] + size["y"] / 2)
+        click_patch_zoomed(page, frame, sid, 16)  # its footprint large, the marker at the map's centre
         wait_for_result(page, sid)
         frame.wait_for_function("() => !!window.asgmSwipe && document.querySelectorAll('img.leaflet-image-layer').length >= 3")
         clips = frame.evaluate("() => [map_div.getPane('asgmPatch').style.clip, map_div.getPane('asgmPatchRight').style.clip]")
@@ -109,12 +103,7 @@ def test_osm_features_around_the_clicked_patch_offline(tmp_path, new_page):
     with app_server(env, tmp_path) as url:
         page.goto(f"{url}/Map")
         frame = map_frame(page)
-        frame.evaluate("""(sid) => { map_div.eachLayer(l => { if (l.options && l.options.sid === sid) {
-                                        map_div.setView(l.getLatLng(), 15, {animate: false}); } }); }""", sid)
-        page.locator("iframe").first.scroll_into_view_if_needed()
-        box = page.locator("iframe").first.bounding_box()
-        size = frame.evaluate("() => { const s = map_div.getSize(); return {x: s.x, y: s.y}; }")
-        page.mouse.click(box["x"] + size["x"] / 2, box["y"] + size["y"] / 2)
+        click_patch_zoomed(page, frame, sid, 15)
         page.get_by_text("OSM features within 2 km drawn on the map").wait_for()
         frame.locator(".asgm-osm-legend").wait_for()
         legend = frame.locator(".asgm-osm-legend").inner_text()
