@@ -531,3 +531,72 @@ def swipe_control(left: Any, right: Any):
     el.left_pane, el.right_pane = PATCH_PANE, PATCH_PANE_RIGHT
     el.default_js, el.default_css = list(PLUGIN_ASSETS["SideBySideLayers"]["js"]), list(PLUGIN_ASSETS["SideBySideLayers"]["css"])
     return el
+
+
+# -- OSM features around the clicked patch ------------------------------------------------------------
+def osm_hex(key: str) -> str:
+    """The colour of OSM key ``key`` as on the patch overlays (``asgm.viz.OSM_COLOURS``), as ``#rrggbb``."""
+    return "#" + "".join(f"{v:02x}" for v in OSM_COLOURS.get(key, (255, 255, 255)))
+
+
+class _OsmFeatures(_ScriptLayer):
+    kind = "OsmFeatures"
+    geojson: dict[str, Any]
+    script = """
+var {{ this.get_name() }} = L.geoJSON({{ this.data_js }}, {
+  interactive: false,
+  style: function (f) { var c = {{ this.colours|tojson }}[f.properties.key] || '#ffffff';
+    return {color: c, weight: 2, opacity: 0.95, fillColor: c, fillOpacity: 0.3}; },
+  pointToLayer: function (f, latlng) { var c = {{ this.colours|tojson }}[f.properties.key] || '#ffffff';
+    return L.circleMarker(latlng, {radius: 4, color: '#333', weight: 1, fillColor: c, fillOpacity: 0.9, interactive: false}); }
+});
+"""
+
+
+class _OsmLegend(_Script):
+    kind = "OsmLegend"
+    script = """
+(function (map, layer) {
+  var c = L.control({position: 'bottomleft'});
+  c.onAdd = function () {
+    var div = L.DomUtil.create('div', 'asgm-osm-legend');
+    div.style.cssText = 'background:rgba(255,255,255,.9);padding:5px 8px;font:12px sans-serif;border-radius:4px;line-height:1.5';
+    div.innerHTML = {{ this.html|tojson }};
+    return div;
+  };
+  c.addTo(map);
+  var check = function (e) { if (e.layer === layer) { c.remove(); map.off('layerremove', check); } };
+  map.on('layerremove', check);
+})({{ this._parent._parent.get_name() }}, {{ this.layer.get_name() }});
+"""
+
+
+def osm_legend_html(features: pd.DataFrame, radius_m: float, keys: Sequence[str]) -> str:
+    """The OSM legend: one line per key with its colour and how many features of it are drawn."""
+    counts = features["key"].value_counts() if len(features) else pd.Series(dtype=int)
+    lines = "".join(
+        f"<div class='asgm-osm-key' data-key='{k}'><span style='display:inline-block;width:14px;height:4px;"
+        f"background:{osm_hex(k)};border:1px solid #555;margin:0 5px 2px 0;vertical-align:middle'></span>"
+        f"{k} ({int(counts.get(k, 0))})</div>" for k in keys)
+    return (f"<b>OSM within {radius_m / 1000:g} km</b>{lines}"
+            "<div style='color:#555'>© OpenStreetMap contributors</div>")
+
+
+def osm_features_layer(features: Any, radius_m: float, keys: Sequence[str] | None = None, name: str = "OSM features"):
+    """A feature group drawing OSM features (``asgm.osm.nearby.features_around``: ``key``, ``value``,
+    geometry in EPSG:4326) in their key's colour, not clickable (the points stay clickable), with a legend per
+    key that goes when the group is removed (the next click)."""
+    import folium
+
+    from asgm.config import OSM_LAYERS
+
+    keys = list(keys or OSM_LAYERS)
+    fg = folium.FeatureGroup(name=name, overlay=True, control=False)
+    data = json.loads(features[["key", "value", "geometry"]].to_json()) if len(features) else {
+        "type": "FeatureCollection", "features": []}
+    layer = _OsmFeatures(name, overlay=True, show=True, data_js=json.dumps(data, separators=(",", ":")),
+                         colours={k: osm_hex(k) for k in keys})
+    layer.geojson = data
+    layer.add_to(fg)
+    _OsmLegend(html=osm_legend_html(features, radius_m, keys), layer=layer).add_to(fg)
+    return fg

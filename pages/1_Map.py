@@ -14,6 +14,7 @@ from streamlit_folium import st_folium  # imported at script run so tests can mo
 from asgm import map_data, mapview, viz
 from asgm.app import assets, loaders, page
 from asgm.errors import AsgmError
+from asgm.osm import nearby
 from asgm.sources import configured_source
 from asgm.store import list_stores
 
@@ -91,6 +92,13 @@ with st.sidebar:
                          format_func={"probability": "probability", "label": "true label", "outcome": "run outcome"}.get)
     swipe = st.toggle("Swipe true / false colour on the clicked patch", value=True,
                       help="Needs bands B12, B8 and B4 (the demo pack is RGB only).")
+    has_osm = bool(store_name) and loaders.has_osm_vectors(store_name)
+    show_osm = st.toggle("OSM features around the clicked patch", value=has_osm, disabled=not has_osm,
+                         help="The store's cached OSM vectors (roads, waterways, buildings, landuse, airstrips), "
+                              "one colour per key as on the patch overlays; read from disk, never fetched here.")
+    osm_km = st.select_slider("OSM radius (km)", [1, 2, 5], value=2, disabled=not show_osm)
+    if store_name and not has_osm:
+        st.caption(nearby.no_cache_message(store_name))
     st.caption("Basemaps and reference layers: the layer control on the map (top right). Draw a rectangle or "
                "polygon (left toolbar) to set the area of interest of the region scan.")
 
@@ -169,10 +177,48 @@ def _overlay(sid: str | None):
         return None
 
 
+def _click_centre(sid: str | None) -> tuple[float, float] | None:
+    """(lon, lat) of the clicked patch, else of the last clicked place, else None."""
+    row = points[points["sample_id"] == sid] if sid else points.iloc[:0]
+    if len(row):
+        return float(row.iloc[0]["lon"]), float(row.iloc[0]["lat"])
+    place = st.session_state.get("_map_last", {}).get("last_clicked")
+    return (float(place["lng"]), float(place["lat"])) if place else None
+
+
+def _osm_layer(sid: str | None):
+    """The store's cached OSM features around the click, as a map layer with its legend (None when off, nothing
+    is clicked, or the cache cannot be read: the panel says why)."""
+    st.session_state["_osm_note"] = None
+    centre = _click_centre(sid)
+    if not (show_osm and store_name and centre):
+        return None
+    try:
+        feats = loaders.osm_around(store_name, *centre, osm_km * 1000.0)
+    except AsgmError as exc:
+        st.session_state["_osm_note"] = ("warning", f"OSM features unavailable: {exc}")
+        return None
+    counts = feats["key"].value_counts()
+    summary = ", ".join(f"{k} {int(counts[k])}" for k in counts.index) or "none"
+    st.session_state["_osm_note"] = ("caption", f"OSM features within {osm_km} km drawn on the map (legend bottom "
+                                                f"left): {summary}. © OpenStreetMap contributors")
+    return mapview.osm_features_layer(feats, osm_km * 1000.0)
+
+
+def _osm_note(clicked: bool) -> None:
+    """What the OSM layer drew for this click, or why it drew nothing."""
+    note = st.session_state.get("_osm_note")
+    if note:
+        (st.warning if note[0] == "warning" else st.caption)(note[1])
+    elif clicked and store_name and not has_osm:
+        st.info(nearby.no_cache_message(store_name))
+
+
 def _panel(sid: str | None, place_msg: str | None) -> None:
     if place_msg:
         st.warning(place_msg)
     if not sid:
+        _osm_note(bool(place_msg))
         if not place_msg:
             st.info("Click a point: its probability pops up on the map at once, and its patch is drawn in place; "
                     "details show here.")
@@ -184,6 +230,7 @@ def _panel(sid: str | None, place_msg: str | None) -> None:
         r = row.iloc[0]
         st.caption(f"set `{r['set']}` · true label **{int(r['label'])}** · lon {r['lon']:.4f}, lat {r['lat']:.4f}"
                    + (f" · split `{r['split']}`" if isinstance(r.get("split"), str) else ""))
+    _osm_note(True)
     if not has_patch:
         st.warning(map_data.no_patch_message(sid, store_name or "(none)", str(row.iloc[0]["set"]) if not row.empty else None))
         return
@@ -251,6 +298,12 @@ def _aoi_summary() -> None:
                "(delete it with the bin in the draw toolbar).")
 
 
+def _groups(sid: str | None) -> list | None:
+    """What the click adds to the map: the patch on its footprint and the OSM features around it."""
+    groups = [g for g in (_overlay(sid), _osm_layer(sid)) if g is not None]
+    return groups or None
+
+
 @st.fragment
 def _map_and_panel() -> None:
     """The map and the clicked point's panel. A fragment: a click reruns only this part. The click is read
@@ -260,7 +313,7 @@ def _map_and_panel() -> None:
     left, right = st.columns([3, 2])
     with left:
         out = st_folium(copy.deepcopy(fmap), key="map", height=600, use_container_width=True,
-                        returned_objects=RETURNED, feature_group_to_add=_overlay(st.session_state.get("map_sid")),
+                        returned_objects=RETURNED, feature_group_to_add=_groups(st.session_state.get("map_sid")),
                         pixelated=True)
     place_msg = _take_click(out)  # AppTest (no change callback) or a value the callback did not see
     with right:

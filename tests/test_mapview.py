@@ -102,3 +102,29 @@ def test_patch_overlay_with_swipe_and_osm():
     assert kinds.count("ImageOverlay") == 1 and "PatchSwipe" not in kinds
     rgba = mapview.osm_rgba(masks, ("highway", "waterway"))
     assert rgba[3, 0, 3] > 0 and rgba[0, 0, 3] == 0
+
+
+def test_osm_features_layer_colours_each_key_as_the_overlays_and_names_no_remote_asset():
+    import geopandas as gpd
+    from shapely.geometry import LineString, Point, box
+
+    from asgm.viz import OSM_COLOURS
+
+    feats = gpd.GeoDataFrame({"key": ["highway", "highway", "building", "aeroway"], "value": ["track", "path", "yes", "aerodrome"]},
+                             geometry=[LineString([(-63, 6.8), (-62.99, 6.81)]), LineString([(-63, 6.81), (-62.99, 6.8)]),
+                                       box(-63.001, 6.801, -63.0, 6.802), Point(-63.0, 6.8)], crs="EPSG:4326")
+    fg = mapview.osm_features_layer(feats, 2000)
+    kids = {type(c).__name__: c for c in fg._children.values()}
+    layer, legend = kids["_OsmFeatures"], kids["_OsmLegend"]
+    assert [f["properties"]["key"] for f in layer.geojson["features"]] == list(feats["key"])
+    assert layer.colours["waterway"] == "#{:02x}{:02x}{:02x}".format(*OSM_COLOURS["waterway"]) == "#1e90ff"
+    for key, n in [("highway", 2), ("building", 1), ("aeroway", 1), ("waterway", 0), ("landuse", 0)]:
+        assert f"data-key='{key}'" in legend.html and f"{key} ({n})" in legend.html
+        assert mapview.osm_hex(key) in legend.html
+    assert "within 2 km" in legend.html
+    m = mapview.build_map(_points(), colour_by="label", store_name="demo", js=LOCAL_JS, css=LOCAL_CSS)
+    fg.add_to(m)
+    html = m.get_root().render()
+    assert mapview.external_assets(m) == [] and "asgm-osm-legend" in html and '"aerodrome"' in html
+    empty = mapview.osm_features_layer(feats.iloc[:0], 1000)
+    assert "highway (0)" in next(c for c in empty._children.values() if type(c).__name__ == "_OsmLegend").html

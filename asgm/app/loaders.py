@@ -124,6 +124,28 @@ def read_osm(name: str, sid: str):
     return _read_osm(name, sid, store_version(name))
 
 
+def has_osm_vectors(name: str) -> bool:
+    """Whether store ``name`` has cached OSM vectors to draw on the map (``asgm.osm.nearby``)."""
+    from asgm.osm.nearby import store_vectors_path
+
+    return store_vectors_path(open_store(name)) is not None
+
+
+@st.cache_resource(max_entries=2, show_spinner="Reading the store's OSM cache…")
+def _osm_vectors(path: str, mtime: float):
+    from asgm.osm.fetch import read_vectors
+
+    return read_vectors(path)
+
+
+def osm_around(name: str, lon: float, lat: float, radius_m: float):
+    """The store's cached OSM features around (lon, lat), one row per key; the vector file is read once per
+    version (shared, never modified: clipping makes new frames)."""
+    from asgm.osm.nearby import features_around
+
+    return features_around(open_store(name), lon, lat, radius_m, read=lambda p: _osm_vectors(str(p), _mtime(Path(p))))
+
+
 @st.cache_data(show_spinner="Loading the study's labelled points…")
 def study_points() -> pd.DataFrame:
     """The study's 1,259 labelled points (positives, curated and random negatives) as a plain DataFrame."""

@@ -243,18 +243,17 @@ def _sidecar(path: Path) -> dict[str, Any]:
 def resolve_vectors(store: PatchStore, vectors: str | Path | gpd.GeoDataFrame | None = None) -> tuple[gpd.GeoDataFrame, str, dict[str, Any]]:
     """(vectors, where they came from, their sidecar) for a store: the given file/frame; else the
     synthetic store's own ``osm_vectors.parquet``; else the newest fetch cache for the store."""
-    from asgm.osm.fetch import find_store_cache, read_vectors
+    from asgm.osm.fetch import read_vectors
+    from asgm.osm.nearby import store_vectors_path
 
     if isinstance(vectors, gpd.GeoDataFrame):
         return vectors, "(in memory)", {}
     if vectors is not None:
         path = Path(vectors)
-    elif store.meta.source == "synthetic":
-        path = store.root / "osm_vectors.parquet"
-        if not path.is_file():
-            raise OsmRasterizeError(f"synthetic store {store.name!r} has no {path.name}; rebuild it with `asgm synthetic build`")
     else:
-        found = find_store_cache(store.name)
+        found = store_vectors_path(store)
+        if found is None and store.meta.source == "synthetic":
+            raise OsmRasterizeError(f"synthetic store {store.name!r} has no osm_vectors.parquet; rebuild it with `asgm synthetic build`")
         if found is None:
             raise OsmRasterizeError(
                 f"no OSM vectors for store {store.name!r}: run `asgm osm fetch --store {store.name}` first, "

@@ -85,7 +85,7 @@ def test_click_shows_the_same_probability_and_draws_the_patch_in_place(app_env, 
     assert at.session_state["map_sid"] == sid
     # In the browser the click reaches session state before the rerun; here the next run draws it.
     at.run()
-    fg = calls[-1]["feature_group_to_add"]
+    fg = calls[-1]["feature_group_to_add"][0]  # the patch; then the OSM features when the store has them
     assert fg is not None and calls[-1]["pixelated"] is True
     overlays = [c for c in fg._children.values() if type(c).__name__ == "ImageOverlay"]
     patch = PatchStore.open("demo").read_patch(sid)
@@ -103,13 +103,13 @@ def test_swipe_and_osm_overlay_on_a_store_with_the_bands(app_env, monkeypatch):
     assert not at.exception, at.exception
     assert any("synthetic" in w.value for w in at.warning)
     at.run()
-    fg = calls[-1]["feature_group_to_add"]
+    fg = calls[-1]["feature_group_to_add"][0]  # the patch; then the OSM features when the store has them
     kinds = [type(c).__name__ for c in fg._children.values()]
     assert kinds.count("ImageOverlay") == 3 and "PatchSwipe" in kinds  # true colour, OSM, false colour
     swipe = next(c for c in fg._children.values() if type(c).__name__ == "PatchSwipe")
     assert all(url.startswith(mapview.PLUGIN_URL) for _, url in swipe.default_js)
     next(t for t in at.toggle if t.label.startswith("Swipe")).set_value(False).run()
-    kinds = [type(c).__name__ for c in calls[-1]["feature_group_to_add"]._children.values()]
+    kinds = [type(c).__name__ for c in calls[-1]["feature_group_to_add"][0]._children.values()]
     assert "PatchSwipe" not in kinds and kinds.count("ImageOverlay") == 2
 
 
@@ -139,3 +139,45 @@ def test_run_that_cannot_classify_the_store_still_shows_the_map(app_env, monkeyp
     from asgm.store import PatchStore
 
     assert set(PatchStore.open("demo").sample_ids()) <= {r[2] for r in payload["p"] if r[4]}
+
+
+def test_osm_features_around_the_clicked_patch_with_a_legend_per_key(empty_env, monkeypatch):
+    from asgm import mapview
+    from asgm.osm.nearby import features_around
+    from asgm.sources import synthetic
+    from asgm.store import PatchStore
+
+    synthetic.build_store("syn", n_pos=2, n_neg=2, seed=3)  # writes its OSM vectors too
+    sid = "syn-pos-0000"
+    calls = fake_map(monkeypatch, click(sid))
+    at = run()
+    assert not at.exception, at.exception
+    toggle = next(t for t in at.toggle if t.label == "OSM features around the clicked patch")
+    assert toggle.value is True  # on: the store has OSM
+    at.run()
+    groups = calls[-1]["feature_group_to_add"]
+    assert isinstance(groups, list) and len(groups) == 2
+    osm = {type(c).__name__: c for c in groups[1]._children.values()}
+    store = PatchStore.open("syn")
+    row = store.index().set_index("sample_id").loc[sid]
+    expected = features_around(store, float(row["lon"]), float(row["lat"]), 2000.0)
+    assert len(expected) and len(osm["_OsmFeatures"].geojson["features"]) == len(expected)
+    counts = expected["key"].value_counts()
+    for key in ("highway", "waterway", "building", "landuse", "aeroway"):
+        assert f"{key} ({int(counts.get(key, 0))})" in osm["_OsmLegend"].html
+    assert mapview.external_assets(groups[1]) == []
+    assert any("OSM features within 2 km drawn on the map" in c.value for c in at.caption)
+    toggle = next(t for t in at.toggle if t.label == "OSM features around the clicked patch")
+    toggle.set_value(False).run()
+    assert not at.exception and len(calls[-1]["feature_group_to_add"]) == 1  # the patch only
+
+
+def test_a_store_without_osm_says_so_and_draws_the_patch_only(app_env, monkeypatch):
+    calls = fake_map(monkeypatch, click("egp-0007"))
+    at = run(run_id=app_env.demo_run)
+    assert not at.exception, at.exception
+    toggle = next(t for t in at.toggle if t.label == "OSM features around the clicked patch")
+    assert toggle.value is False and toggle.disabled
+    assert any("has no cached OSM features" in i.value and "asgm osm fetch --store demo" in i.value for i in at.info)
+    at.run()
+    assert len(calls[-1]["feature_group_to_add"]) == 1

@@ -155,6 +155,16 @@ def click_marker(page, frame, marker: dict) -> None:
     page.mouse.click(box["x"] + marker["x"], box["y"] + marker["y"])
 
 
+def click_patch_zoomed(page, frame, sid: str, zoom: int) -> None:
+    """Zoom the map onto the marker of ``sid`` (its footprint drawn large), then click the map's centre."""
+    frame.evaluate("""([sid, zoom]) => { map_div.eachLayer(l => { if (l.options && l.options.sid === sid) {
+                                            map_div.setView(l.getLatLng(), zoom, {animate: false}); } }); }""", [sid, zoom])
+    page.locator("iframe").first.scroll_into_view_if_needed()
+    box = page.locator("iframe").first.bounding_box()
+    size = frame.evaluate("() => { const s = map_div.getSize(); return {x: s.x, y: s.y}; }")
+    page.mouse.click(box["x"] + size["x"] / 2, box["y"] + size["y"] / 2)
+
+
 def wait_for_result(page, sid: str, timeout_ms: int = 60_000) -> None:
     """Wait until the Map page shows the (fresh, not stale) classification of ``sid``."""
     # textContent, not innerText: innerText forces a layout on every poll and slows the page it measures.

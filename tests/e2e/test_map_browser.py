@@ -8,7 +8,7 @@ import re
 from urllib.parse import urlparse
 
 import pytest
-from conftest import ISOLATED_MARKER_JS, app_server, click_marker, map_frame, shot, wait_for_result
+from conftest import ISOLATED_MARKER_JS, app_server, click_marker, click_patch_zoomed, map_frame, shot, wait_for_result
 
 pytestmark = pytest.mark.e2e
 
@@ -68,13 +68,7 @@ def test_swipe_between_true_and_false_colour_offline(ui_env, tmp_path, new_page)
         page.goto(f"{url}/Map?run={ui_env.osm_run}")  # trained on the 12-band toy store, the default store here
         frame = map_frame(page)
         sid = "pos-0003"
-        # Zoom the map onto the patch so its footprint is large, then click the marker at the map's centre.
-        frame.evaluate("""(sid) => { map_div.eachLayer(l => { if (l.options && l.options.sid === sid) {
-                                        map_div.setView(l.getLatLng(), 16, {animate: false}); } }); }""", sid)
-        page.locator("iframe").first.scroll_into_view_if_needed()
-        box = page.locator("iframe").first.bounding_box()
-        size = frame.evaluate("() => { const s = map_div.getSize(); return {x: s.x, y: s.y}; }")
-        page.mouse.click(box["x"] + size["x"] / 2, box["y"] + size["y"] / 2)
+        click_patch_zoomed(page, frame, sid, 16)  # its footprint large, the marker at the map's centre
         wait_for_result(page, sid)
         frame.wait_for_function("() => !!window.asgmSwipe && document.querySelectorAll('img.leaflet-image-layer').length >= 3")
         clips = frame.evaluate("() => [map_div.getPane('asgmPatch').style.clip, map_div.getPane('asgmPatchRight').style.clip]")
@@ -82,5 +76,44 @@ def test_swipe_between_true_and_false_colour_offline(ui_env, tmp_path, new_page)
         left_right = frame.evaluate("() => { const r = document.querySelector('.leaflet-sbs-range'); return r && r.value; }")
         assert left_right == "0.5"
         shot(page, "map_swipe")
+    assert not [u for u in page.failed_requests if urlparse(u).hostname not in ("127.0.0.1",)
+                and not urlparse(u).hostname.endswith(TILE_HOSTS)]
+
+
+def test_osm_features_around_the_clicked_patch_offline(tmp_path, new_page):
+    """On a store with OSM vectors, a click draws the cached features around the patch in the browser, one
+    colour per key, with a legend counting them per key; nothing is asked of the internet but tiles."""
+    import os
+
+    from ui_env import env_vars
+
+    from asgm.osm.nearby import features_around
+    from asgm.sources import synthetic
+
+    env = {"ASGM_DATA_DIR": str(tmp_path / "data"), "ASGM_MODELS_DIR": str(tmp_path / "models"),
+           "ASGM_APP_AUTOPREPARE": "0", "ASGM_DATA_MIRROR": os.environ.get("ASGM_DATA_MIRROR", "")}
+    with env_vars(env):
+        store = synthetic.build_store("syn", n_pos=2, n_neg=2, seed=3)
+        sid = "syn-pos-0000"
+        row = store.index().set_index("sample_id").loc[sid]
+        expected = features_around(store, float(row["lon"]), float(row["lat"]), 2000.0)
+    assert len(expected)
+    page = new_page
+    page.route(re.compile(r"^(https?|wss?)://(?!127\.0\.0\.1[:/])"), lambda route: route.abort("internetdisconnected"))
+    with app_server(env, tmp_path) as url:
+        page.goto(f"{url}/Map")
+        frame = map_frame(page)
+        click_patch_zoomed(page, frame, sid, 15)
+        page.get_by_text("OSM features within 2 km drawn on the map").wait_for()
+        frame.locator(".asgm-osm-legend").wait_for()
+        legend = frame.locator(".asgm-osm-legend").inner_text()
+        drawn = frame.evaluate("""() => { let n = 0; map_div.eachLayer(l => { if (l instanceof L.GeoJSON && l.options
+                                    && l.options.interactive === false && l.getLayers().length && l.getLayers()[0].feature
+                                    && l.getLayers()[0].feature.properties.key) { n += l.getLayers().length; } }); return n; }""")
+        shot(page, "map_osm_features")
+    counts = expected["key"].value_counts()
+    for key in ("highway", "waterway", "building", "landuse", "aeroway"):
+        assert f"{key} ({int(counts.get(key, 0))})" in legend
+    assert drawn == len(expected)
     assert not [u for u in page.failed_requests if urlparse(u).hostname not in ("127.0.0.1",)
                 and not urlparse(u).hostname.endswith(TILE_HOSTS)]
