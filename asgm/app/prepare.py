@@ -20,7 +20,7 @@ from asgm import atomic
 from asgm.app.loaders import list_runs_safe
 from asgm.config import ExperimentConfig, data_dir
 from asgm.errors import one_line
-from asgm.store import list_stores
+from asgm.store import PatchStore, list_stores
 
 DEFAULT_EPOCHS = 8
 
@@ -81,6 +81,26 @@ def demo_osm_note() -> dict[str, Any]:
         return {}
 
 
+#: The RGB + OSM model trained after the demo store's OSM masks, so the OSM toggles work on real patches.
+OSM_MODEL_NAME = "default RGB + OSM (demo, OSM 2019-12-31)"
+#: Fewer demo patches than this (a cut-down store) are too few to train on: OSM is fetched, nothing trained.
+MIN_PATCHES_TO_TRAIN = 100
+
+
+def demo_osm_steps(n_patches: int) -> list[list[str]]:
+    """The first-start OSM job's commands: fetch the demo store's OSM snapshot, rasterize it, and (for a
+    store of at least ``MIN_PATCHES_TO_TRAIN`` patches) train the small RGB + OSM default model on it."""
+    from asgm import jobs
+
+    steps = [jobs.asgm_command("osm", "fetch", "--store", "demo", "--date", DEMO_OSM_DATE, "--retries", "2",
+                               "--backoff", "5", "--timeout", "120"),
+             jobs.asgm_command("osm", "rasterize", "--store", "demo")]
+    if n_patches >= MIN_PATCHES_TO_TRAIN:
+        steps.append(jobs.asgm_command("train", "--store", "demo", "--osm", "all", "--epochs", str(DEFAULT_EPOCHS),
+                                       "--name", OSM_MODEL_NAME))
+    return steps
+
+
 def _start_demo_osm() -> str:
     """Launch the OSM fetch + rasterize job for the demo store when Overpass answers within
     ``OVERPASS_PROBE_S``; otherwise record that OSM needs the network. Returns what happened."""
@@ -97,14 +117,15 @@ def _start_demo_osm() -> str:
                f"store has no OSM masks. Offline, the synthetic store shows the mechanism (`asgm synthetic build`).")
         atomic.write_json(_demo_osm_file(), {"ok": False, "message": msg, "updated": time.time()})
         return msg
-    fetch = jobs.asgm_command("osm", "fetch", "--store", "demo", "--date", DEMO_OSM_DATE, "--retries", "2",
-                              "--backoff", "5", "--timeout", "120")
-    raster = jobs.asgm_command("osm", "rasterize", "--store", "demo")
+    steps = demo_osm_steps(len(PatchStore.open("demo")))
+    title = f"OSM for demo ({DEMO_OSM_DATE}) + rasterize" + (" + train RGB + OSM" if len(steps) > 2 else "")
     try:
-        job = jobs.launch(fetch, then=[raster], kind="osm", title=f"OSM for demo ({DEMO_OSM_DATE}) + rasterize")
+        job = jobs.launch(steps[0], then=steps[1:], kind="osm", title=title)
     except jobs.JobError as exc:
         return str(exc)
-    msg = f"fetching OSM ({DEMO_OSM_DATE}) for the demo store in job {job.job_id}"
+    msg = f"fetching OSM ({DEMO_OSM_DATE}) for the demo store in job {job.job_id}" + (
+        f", then training {OSM_MODEL_NAME!r}: pick it in the sidebar to toggle OSM layers on real patches"
+        if len(steps) > 2 else "")
     atomic.write_json(_demo_osm_file(), {"ok": True, "message": msg, "job_id": job.job_id, "updated": time.time()})
     return msg
 
@@ -137,7 +158,6 @@ def _prepare_main() -> int:
     one exists (``models/DEFAULT`` or any completed run), and start OSM for the demo store when online."""
     from asgm import runs
     from asgm.jobs import report_progress
-    from asgm.store import PatchStore
 
     try:
         if "demo" not in list_stores():

@@ -105,3 +105,16 @@ def test_online_first_start_fetches_and_rasterizes_osm_for_the_demo(shipped, dem
     assert sup.demo_osm_note()["ok"] is True
     assert sorted(r.run_id for r in runs.list_runs()) == ["newer-run", "shipped-run"]
     assert json.loads((by_kind["osm"].folder / "status.json").read_text())["step"] == 2  # fetch, then rasterize
+
+
+def test_the_first_start_osm_job_trains_an_rgb_osm_model_on_a_full_demo_store():
+    """With network the OSM job ends by training the RGB + OSM model (so the OSM toggles work on real patches);
+    a cut-down store (like the 12-patch one above) only gets its masks."""
+    from asgm.cli import build_parser
+
+    full = sup.demo_osm_steps(491)
+    assert [s[2:4] for s in full] == [["osm", "fetch"], ["osm", "rasterize"], ["train", "--store"]]
+    args = build_parser().parse_args(full[2][2:])
+    assert args.store == "demo" and args.osm == "all" and args.epochs == sup.DEFAULT_EPOCHS
+    assert args.name == sup.OSM_MODEL_NAME
+    assert len(sup.demo_osm_steps(sup.MIN_PATCHES_TO_TRAIN - 1)) == 2
