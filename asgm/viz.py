@@ -348,6 +348,26 @@ def pr_curves_figure(curves: Mapping[str, Mapping[str, Sequence[float]]]):
     return fig
 
 
+def reliability_figure(curves: Mapping[str, Mapping[str, Sequence[float]]]):
+    """Reliability diagram: observed share of mining against mean predicted probability per bin, one line per
+    run (``{run_id: metrics["reliability"]}``), marker size by bin count, the diagonal = perfectly calibrated."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="calibrated", line=dict(dash="dot", color="#888")))
+    for run_id, c in curves.items():
+        if c and c.get("mean_prob") and c.get("frac_pos"):
+            counts = list(c.get("count") or [1] * len(c["mean_prob"]))
+            top = max(counts) or 1
+            fig.add_trace(go.Scatter(x=list(c["mean_prob"]), y=list(c["frac_pos"]), mode="lines+markers", name=run_id,
+                                     marker=dict(size=[6 + 14 * n / top for n in counts]),
+                                     customdata=counts, hovertemplate="predicted %{x:.2f} · observed %{y:.2f}"
+                                                                      " · %{customdata} chips<extra></extra>"))
+    fig.update_layout(xaxis=dict(title="mean predicted probability of mining", range=[0, 1.02]),
+                      yaxis=dict(title="observed share of mining", range=[0, 1.02]), height=360,
+                      margin=dict(l=40, r=10, t=30, b=40))
+    return fig
+
+
 def confusion_figure(metrics: Mapping[str, Any], title: str = ""):
     """2 x 2 confusion matrix (rows = true, columns = predicted) as an annotated heatmap."""
     import plotly.graph_objects as go

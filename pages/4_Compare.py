@@ -47,6 +47,17 @@ if done:
     st.subheader("Precision-recall curves (test set)")
     st.plotly_chart(viz.pr_curves_figure({i: (by_id[i].metrics or {}).get("pr_curve") or {} for i in pick}),
                     width="stretch")
+    st.subheader("Reliability (test set): does 'probability of mining' mean what it says?")
+    curves = {i: (by_id[i].metrics or {}).get("reliability") or {} for i in pick}
+    if any(curves.values()):
+        st.plotly_chart(viz.reliability_figure(curves), width="stretch")
+        st.caption("Points on the dotted diagonal are calibrated: of the chips given ~0.8, ~80 % are mining. "
+                   "ECE (expected calibration error) per run: "
+                   + ", ".join(f"{i} {(by_id[i].metrics or {}).get('ece', float('nan')):.3f}" for i in pick
+                               if curves[i]) + ".")
+    else:
+        st.caption("The picked runs record no reliability curve (runs trained before calibration was measured); "
+                   "re-score one with `asgm evaluate RUN_ID`.")
     st.subheader("Confusion matrices (test set, at each run's threshold)")
     cm_cols = st.columns(max(1, min(4, len(pick))))
     for k, i in enumerate(pick):

@@ -330,6 +330,19 @@ def test_compare_table_published_rows_and_downloads(app_env):
     assert "No ablation results yet" in texts(at)
 
 
+def test_compare_draws_the_reliability_diagram_with_each_runs_ece(app_env):
+    from asgm import runs, viz
+
+    at = run_page("pages/4_Compare.py")
+    assert not at.exception
+    caption = next(c.value for c in at.caption if "calibrated" in c.value)
+    for run_id in (app_env.demo_run, app_env.osm_run):
+        m = runs.get_run(run_id).metrics
+        assert m["reliability"]["count"] and f"{run_id} {m['ece']:.3f}" in caption
+    fig = viz.reliability_figure({app_env.demo_run: runs.get_run(app_env.demo_run).metrics["reliability"], "none": {}})
+    assert [t.name for t in fig.data] == ["calibrated", app_env.demo_run]  # the diagonal, then one line per run
+
+
 def test_compare_shows_ablation_when_results_exist(app_env, tmp_path, monkeypatch):
     # A copy of the OSM run with an ablation.json in the format asgm.experiments.ablation writes.
     models = tmp_path / "models"
