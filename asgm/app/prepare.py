@@ -19,7 +19,7 @@ import streamlit as st
 from asgm import atomic
 from asgm.app.loaders import list_runs_safe
 from asgm.config import ExperimentConfig, data_dir
-from asgm.errors import one_line
+from asgm.errors import AsgmError, one_line
 from asgm.store import PatchStore, list_stores
 
 DEFAULT_EPOCHS = 8
@@ -149,8 +149,21 @@ def auto_prepare() -> None:
     st.session_state["_auto_prepare_checked"] = True
     if prepare_state().get("state") in ("running", "failed", "done"):
         return  # started before (maybe by another session); a failure waits for the user's click
-    if needs_prepare():
+    if should_auto_prepare():
         start_prepare()
+
+
+def should_auto_prepare() -> bool:
+    """Whether a first start has work for the preparation job: something missing for click-to-classify, or
+    a demo store (e.g. built with `asgm demo build` before the first start) whose OSM was never attempted."""
+    if needs_prepare():
+        return True
+    if demo_osm_note():
+        return False  # tried before: fetched, or recorded that OSM needs the network
+    try:
+        return PatchStore.open("demo").osm_info() is None
+    except AsgmError:
+        return False  # a damaged demo store is reported on Home; nothing to fetch OSM for
 
 
 def _prepare_main() -> int:

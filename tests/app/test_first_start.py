@@ -64,6 +64,7 @@ def test_offline_first_start_builds_demo_trains_nothing_and_says_osm_needs_netwo
     monkeypatch.setenv("ASGM_OVERPASS_URL", f"http://127.0.0.1:{port}/api")  # nothing answers there
     sup.start_prepare()
     [job] = _wait_jobs()
+    assert not sup.should_auto_prepare()  # demo built, a model shipped, OSM tried once (the note says how it went)
     assert job.kind == "prepare" and job.status == "completed", (job.error, job.log_tail())
     assert "a model exists already (shipped-run)" in job.progress["message"]
     assert PatchStore.open("demo").summary()["patches"] == 491
@@ -118,3 +119,14 @@ def test_the_first_start_osm_job_trains_an_rgb_osm_model_on_a_full_demo_store():
     assert args.store == "demo" and args.osm == "all" and args.epochs == sup.DEFAULT_EPOCHS
     assert args.name == sup.OSM_MODEL_NAME
     assert len(sup.demo_osm_steps(sup.MIN_PATCHES_TO_TRAIN - 1)) == 2
+
+
+def test_a_demo_store_built_before_the_first_start_still_gets_its_osm_tried(shipped, demo_root):
+    """The README builds the demo store before `streamlit run`, and a model is shipped: nothing is missing for
+    click-to-classify, but the demo store's OSM was never attempted, so the first start's job still runs."""
+    full = PatchStore.open("demo", root=demo_root)
+    PatchStore.create(full.meta).write_patches(full.read_patch(sid) for sid in full.index().sample_id.iloc[:3])
+    assert sup.needs_prepare() == [] and sup.should_auto_prepare()
+    (shipped / "data" / "app").mkdir(parents=True, exist_ok=True)
+    (shipped / "data" / "app" / "demo_osm.json").write_text('{"ok": false, "message": "needs the network"}')
+    assert not sup.should_auto_prepare()  # tried before: not again on every start
