@@ -155,10 +155,10 @@ def predict_store(run_id: str, store: PatchStore | str, sample_ids: Sequence[str
     from asgm.evaluate import decide
 
     info = runs.get_run(run_id)
-    if info.config is None or not info.metrics or "threshold" not in info.metrics:
-        raise InferenceError(f"run {run_id!r} is {info.status} and has no threshold; pick a completed run")
+    threshold = run_threshold(info)
+    config = cast(ExperimentConfig, info.config)  # run_threshold refused a run without one
     store = PatchStore.open(store) if isinstance(store, str) else store
-    check_store(store, info.config)
+    check_store(store, config)
     index = store.index()
     if sample_ids is not None:
         missing = sorted(set(sample_ids) - set(index["sample_id"]))
@@ -167,10 +167,9 @@ def predict_store(run_id: str, store: PatchStore | str, sample_ids: Sequence[str
         index = index.set_index("sample_id").loc[list(sample_ids)].reset_index()
     if index.empty:
         raise InferenceError(f"store {store.name!r} has no patches to predict")
-    source = PatchSource(store, info.config, index["sample_id"], cache_limit_mb=0)
-    z = source_logits(_cached_model(run_id), source, info.config, batch_size, progress=progress)
+    source = PatchSource(store, config, index["sample_id"], cache_limit_mb=0)
+    z = source_logits(_cached_model(run_id), source, config, batch_size, progress=progress)
     prob = sigmoid(z / run_temperature(info.metrics))
-    threshold = float(info.metrics["threshold"])
     out = pd.DataFrame({"sample_id": index["sample_id"].to_numpy(), "probability": prob,
                         "decision": decide(prob, threshold)})
     if "label" in index:

@@ -8,13 +8,14 @@ loaded here (callers that hold a loaded model pass it in).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 
+from asgm.config import ExperimentConfig
 from asgm.dataset import DatasetError, PatchSource, check_store
-from asgm.inference import InferenceError, recipe_probabilities, run_temperature
+from asgm.inference import InferenceError, recipe_probabilities, run_temperature, run_threshold
 from asgm.store import PatchStore, PatchStoreError
 
 #: Patches per forward pass: small enough that TensorFlow's buffers for the activations stay small (64 x 48 x
@@ -36,24 +37,23 @@ def store_probabilities(run_id: str, store: PatchStore | str, model: Any = None,
     from asgm.evaluate import decide
 
     info = runs.get_run(run_id)
-    if info.config is None or not info.metrics or "threshold" not in info.metrics:
-        raise InferenceError(f"run {run_id!r} is {info.status} and has no threshold; pick a completed run")
+    threshold = run_threshold(info)
+    config = cast(ExperimentConfig, info.config)  # run_threshold refused a run without one
     store = PatchStore.open(store) if isinstance(store, str) else store
     try:
-        check_store(store, info.config)
+        check_store(store, config)
     except DatasetError as exc:
         raise InferenceError(f"run {run_id!r} cannot classify store {store.name!r}: {exc}") from exc
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     index = store.index().sort_values("sample_id", kind="stable").reset_index(drop=True)
-    threshold = float(info.metrics["threshold"])
     n = len(index)
     prob = np.full(n, np.nan)
     errors = [""] * n
     if n:
         model = model if model is not None else runs.load_model(run_id)
         # One pass: caching the inputs would only cost memory.
-        source = PatchSource(store, info.config, index["sample_id"].tolist(), cache_limit_mb=0)
+        source = PatchSource(store, config, index["sample_id"].tolist(), cache_limit_mb=0)
         for start in range(0, n, batch_size):
             rows, xs = [], []
             for i in range(start, min(n, start + batch_size)):
@@ -64,7 +64,7 @@ def store_probabilities(run_id: str, store: PatchStore | str, model: Any = None,
                     errors[i] = str(exc)
             if rows:
                 # The run's full recipe (test-time D4 averaging, temperature), as for a single click.
-                prob[rows] = recipe_probabilities(model, np.stack(xs), info.config, run_temperature(info.metrics))
+                prob[rows] = recipe_probabilities(model, np.stack(xs), config, run_temperature(info.metrics))
     ok = ~np.isnan(prob)
     decision = np.full(n, -1, dtype=np.int64)
     if ok.any():
