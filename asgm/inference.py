@@ -113,28 +113,52 @@ def predict(model: Any, x: np.ndarray, zero_layers: Sequence[str] = (), config: 
 
 
 def source_logits(model: Any, source: Any, config: ExperimentConfig, batch_size: int = 256,
-                  zero_layers: Sequence[str] = (), progress: bool = False) -> np.ndarray:
+                  zero_layers: Sequence[str] = (), progress: bool = False,
+                  errors: list[str] | None = None) -> np.ndarray:
     """``recipe_logits`` of every row of a ``asgm.dataset.PatchSource``, in order, batched.
 
     Batches are read by a few threads, up to ``READ_AHEAD`` batches ahead of the model (reading a
-    GeoTIFF per patch, not the model, bounds the rate otherwise; rasterio releases the GIL)."""
+    GeoTIFF per patch, not the model, bounds the rate otherwise; rasterio releases the GIL).
+    With ``errors`` (a list of one "" per row), a row that cannot be read gets a NaN logit and its
+    reason in ``errors[i]`` and the others are still scored; without it the first bad row raises."""
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
     from tqdm import tqdm
 
     n = len(source.sample_ids)
-    out = np.empty(n, np.float64)
+    out = np.full(n, np.nan, np.float64)
     batches = [np.arange(s, min(n, s + batch_size)) for s in range(0, n, batch_size)]
+    load = source.load_batch if errors is None else (lambda idx: _load_tolerant(source, idx, errors))
     with ThreadPoolExecutor(max_workers=READ_AHEAD) as pool:
         pending: deque = deque()
         nxt = 0
         for idx in tqdm(batches, desc="predict", unit="batch", disable=not progress):
             while nxt < len(batches) and len(pending) < READ_AHEAD:
-                pending.append(pool.submit(source.load_batch, batches[nxt]))
+                pending.append(pool.submit(load, batches[nxt]))
                 nxt += 1
-            out[idx] = recipe_logits(model, pending.popleft().result(), config, zero_layers)
+            rows, x = (idx, pending.popleft().result()) if errors is None else pending.popleft().result()
+            if len(rows):
+                out[rows] = recipe_logits(model, x, config, zero_layers)
     return out
+
+
+def _load_tolerant(source: Any, idx: np.ndarray, errors: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The readable rows of ``idx`` and their stacked inputs; each unreadable row's reason goes to ``errors``."""
+    from asgm.store import PatchStoreError
+
+    try:
+        return idx, source.load_batch(idx)
+    except (PatchStoreError, DatasetError, OSError, ValueError):
+        pass  # one bad file in the batch: read row by row to isolate it
+    rows, xs = [], []
+    for i in idx.tolist():
+        try:
+            xs.append(source.load_batch(np.array([i]))[0])
+            rows.append(i)
+        except (PatchStoreError, DatasetError, OSError, ValueError) as exc:
+            errors[i] = str(exc)
+    return np.array(rows, dtype=np.int64), (np.stack(xs) if xs else np.empty((0, *source.shape), np.float32))
 
 
 def run_temperature(metrics: dict[str, Any] | None) -> float:
@@ -143,10 +167,16 @@ def run_temperature(metrics: dict[str, Any] | None) -> float:
 
 
 def predict_store(run_id: str, store: PatchStore | str, sample_ids: Sequence[str] | None = None,
-                  batch_size: int = 256, progress: bool = False) -> pd.DataFrame:
+                  batch_size: int = 256, progress: bool = False, model: Any = None,
+                  tolerant: bool = False) -> pd.DataFrame:
     """Every patch of ``store`` (or the given ids) through the run's full recipe, batched.
 
-    Returns sample_id, probability, decision (``probability >= threshold``) and, where known, label."""
+    Returns sample_id, probability, decision (``probability >= threshold``) and, where known, label;
+    ``frame.attrs`` holds ``threshold``, ``run_id`` and ``store``. ``model`` is the run's loaded model
+    (default: loaded and cached here). ``tolerant`` (the map): a patch that cannot be read gets
+    probability NaN, decision -1 and its reason in an ``error`` column, and the others are still
+    scored; otherwise the first bad patch raises. A run that cannot classify the store at all (no
+    threshold, other bands, patch size or OSM layers) raises ``InferenceError`` saying what to do."""
     import pandas as pd
 
     from asgm import runs
@@ -158,22 +188,39 @@ def predict_store(run_id: str, store: PatchStore | str, sample_ids: Sequence[str
     threshold = run_threshold(info)
     config = cast(ExperimentConfig, info.config)  # run_threshold refused a run without one
     store = PatchStore.open(store) if isinstance(store, str) else store
-    check_store(store, config)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    try:
+        check_store(store, config)
+    except DatasetError as exc:
+        raise InferenceError(f"run {run_id!r} cannot classify store {store.name!r}: {exc}") from exc
     index = store.index()
     if sample_ids is not None:
         missing = sorted(set(sample_ids) - set(index["sample_id"]))
         if missing:
             raise InferenceError(f"store {store.name!r} has no patches {missing[:5]}")
         index = index.set_index("sample_id").loc[list(sample_ids)].reset_index()
-    if index.empty:
+    if index.empty and not tolerant:
         raise InferenceError(f"store {store.name!r} has no patches to predict")
-    source = PatchSource(store, config, index["sample_id"], cache_limit_mb=0)
-    z = source_logits(_cached_model(run_id), source, config, batch_size, progress=progress)
-    prob = sigmoid(z / run_temperature(info.metrics))
-    out = pd.DataFrame({"sample_id": index["sample_id"].to_numpy(), "probability": prob,
-                        "decision": decide(prob, threshold)})
+    errors = [""] * len(index) if tolerant else None
+    prob = np.full(len(index), np.nan)
+    if len(index):
+        # One pass: caching the inputs would only cost memory.
+        source = PatchSource(store, config, index["sample_id"].tolist(), cache_limit_mb=0)
+        z = source_logits(model if model is not None else _cached_model(run_id), source, config, batch_size,
+                          progress=progress, errors=errors)
+        prob = sigmoid(z / run_temperature(info.metrics))
+    ok = ~np.isnan(prob)
+    decision = np.full(len(index), -1, dtype=np.int64)
+    if ok.any():
+        decision[ok] = decide(prob[ok], threshold)
+    out = pd.DataFrame({"sample_id": index["sample_id"].astype(str).to_numpy(), "probability": prob,
+                        "decision": decision})
     if "label" in index:
         out["label"] = index["label"].to_numpy().astype(int)
+    if errors is not None:
+        out["error"] = errors
+    out.attrs.update(threshold=threshold, run_id=run_id, store=store.name)
     return out
 
 
