@@ -68,3 +68,31 @@ def synthetic_store_factory(tmp_path_factory):
         return built[key]
 
     return factory
+
+
+@pytest.fixture(scope="session")
+def _toy_osm_training(tmp_path_factory):
+    """One 1-epoch run on a 22-patch toy store with two OSM layers, trained once per session."""
+    from _engine import toy_store
+
+    from asgm.config import S2_BANDS, ExperimentConfig
+    from asgm.train import train
+
+    root = tmp_path_factory.mktemp("toy-osm-run")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ASGM_DATA_DIR", str(root / "data"))
+        mp.setenv("ASGM_MODELS_DIR", str(root / "models"))
+        st = toy_store(root / "stores", n_pos=10, n_neg=12, osm=("highway", "waterway"))
+        cfg = ExperimentConfig(store=str(st.root), bands=S2_BANDS, osm_layers=("waterway", "highway"), epochs=1,
+                               batch_size=8)
+        run_id = train(cfg, n_boot=50)
+    return root, run_id, st, cfg
+
+
+@pytest.fixture
+def osm_run(_toy_osm_training, monkeypatch):
+    """``(run_id, store, config)`` of the shared toy OSM run, with the data/model folders pointing at it."""
+    root, run_id, st, cfg = _toy_osm_training
+    monkeypatch.setenv("ASGM_DATA_DIR", str(root / "data"))
+    monkeypatch.setenv("ASGM_MODELS_DIR", str(root / "models"))
+    return run_id, st, cfg

@@ -4,26 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _engine import toy_store
 
 from asgm import inference, runs
-from asgm.config import S2_BANDS, ExperimentConfig
 from asgm.dataset import DatasetError, PatchSource
-from asgm.train import train
-
-
-@pytest.fixture(scope="module")
-def osm_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("inference")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("ASGM_DATA_DIR", str(root / "data"))
-    mp.setenv("ASGM_MODELS_DIR", str(root / "models"))
-    st = toy_store(root / "stores", n_pos=10, n_neg=12, osm=("highway", "waterway"))
-    cfg = ExperimentConfig(store=str(st.root), bands=S2_BANDS, osm_layers=("waterway", "highway"), epochs=1,
-                           batch_size=8)
-    run_id = train(cfg, n_boot=50)
-    yield run_id, st, cfg
-    mp.undo()
 
 
 def test_prepare_input_matches_training_pipeline(osm_run):

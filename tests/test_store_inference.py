@@ -9,28 +9,12 @@ import pytest
 from _engine import toy_store
 
 from asgm import inference
-from asgm.config import S2_BANDS, ExperimentConfig
 from asgm.store_inference import store_probabilities
-from asgm.train import train
-
-
-@pytest.fixture(scope="module")
-def osm_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("store-inference")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("ASGM_DATA_DIR", str(root / "data"))
-    mp.setenv("ASGM_MODELS_DIR", str(root / "models"))
-    st = toy_store(root / "stores", n_pos=8, n_neg=9, osm=("highway", "waterway"))
-    cfg = ExperimentConfig(store=str(st.root), bands=S2_BANDS, osm_layers=("waterway", "highway"), epochs=1,
-                           batch_size=8)
-    run_id = train(cfg, n_boot=50)
-    yield run_id, st, root
-    mp.undo()
 
 
 def test_batched_probabilities_match_single_patch_classify(osm_run):
     run_id, st, _ = osm_run
-    table = store_probabilities(run_id, st, batch_size=5)  # 17 patches: batches of 5, 5, 5, 2
+    table = store_probabilities(run_id, st, batch_size=5)  # 22 patches: batches of 5, 5, 5, 5, 2
     assert list(table["sample_id"]) == sorted(st.sample_ids())
     assert table.attrs["threshold"] == inference.classify(run_id, st, "pos-0001")["threshold"]
     for row in table.itertuples():
