@@ -51,6 +51,8 @@ JOB_DIR_ENV = "ASGM_JOB_DIR"
 POLL_S = 0.5
 #: Seconds a command with its own cancel file gets to stop by itself before it is terminated.
 DEFAULT_CANCEL_GRACE_S = 60.0
+#: Finished jobs whose folders (log, status) are kept; older ones are removed when a job is launched.
+KEEP_FINISHED = 50
 
 #: Popen handles of supervisors started by this process: polling them reaps finished children, whose
 #: pids would otherwise linger as zombies.
@@ -80,7 +82,8 @@ class JobError(AsgmError):
 
 
 def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    """UTC time in ISO form; milliseconds so that jobs launched within one second keep their order."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def jobs_dir() -> Path:
@@ -233,6 +236,23 @@ def get_job(job_id: str) -> JobInfo:
     return _info(folder)
 
 
+def prune(keep: int = KEEP_FINISHED, root: Path | None = None) -> list[str]:
+    """Remove the folders of finished jobs beyond the newest ``keep``; returns the removed job ids.
+
+    Queued and running jobs are never touched. A job's output (a run folder, a store, a scan) lives
+    elsewhere and stays; only the job's own folder (its log, status, progress) goes."""
+    import shutil
+
+    if keep < 0:
+        raise JobError(f"keep must be 0 or more, got {keep}")
+    finished = [j for j in list_jobs(root) if not j.active]
+    removed = []
+    for j in finished[keep:]:
+        shutil.rmtree(j.folder, ignore_errors=True)
+        removed.append(j.job_id)
+    return removed
+
+
 def _new_id(kind: str) -> str:
     return f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{kind}-{secrets.token_hex(2)}"
 
@@ -278,6 +298,7 @@ def _launch_lock() -> Iterator[None]:
 def _launch_locked(command: list[str], steps: list[list[str]], *, kind: str, title: str, key: str,
                    max_active: int | None, log: Path | None, progress_file: Path | None, cancel_file: Path | None,
                    cancel_grace_s: float, extra: dict[str, Any] | None, env: dict[str, str] | None) -> JobInfo:
+    prune(KEEP_FINISHED)
     active = active_jobs()
     for j in active:
         if j.key == key:

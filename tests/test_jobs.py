@@ -157,3 +157,23 @@ def test_identical_launches_at_the_same_moment_start_one_job(data_env):
     assert len(started) == 1 and sum(isinstance(r, jobs.JobError) for r in results) == 3
     jobs.cancel(started[0].job_id)
     assert _finished(started[0].job_id).status == "cancelled"
+
+
+def test_old_finished_jobs_are_pruned_running_ones_never(data_env, monkeypatch, capsys):
+    quick = [jobs.launch(_py(f"print({i})"), kind="test", title=f"quick {i}") for i in range(3)]
+    for j in quick:
+        _finished(j.job_id)
+    running = jobs.launch(_py(SLEEPER), kind="test", title="sleeper")
+    # Launching with room for one finished job removes the two older ones, not the running sleeper.
+    monkeypatch.setattr(jobs, "KEEP_FINISHED", 1)
+    fourth = jobs.launch(_py("print(4)"), kind="test", title="quick 4")
+    left = {j.job_id for j in jobs.list_jobs()}
+    assert left == {quick[2].job_id, running.job_id, fourth.job_id}
+    assert not quick[0].folder.exists() and not quick[1].folder.exists()
+    _finished(fourth.job_id)
+    assert cli_main(["jobs", "prune", "--keep", "0", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert sorted(out["removed"]) == sorted([quick[2].job_id, fourth.job_id])
+    assert [j.job_id for j in jobs.list_jobs()] == [running.job_id]
+    jobs.cancel(running.job_id)
+    _finished(running.job_id)

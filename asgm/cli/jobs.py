@@ -14,6 +14,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls.add_argument("--active", action="store_true", help="only queued and running jobs")
     add_command(group, "cancel", "ask a queued or running job to stop", _cancel,
                 lambda r: f"cancel requested for job {r['job_id']} ({r['title']})").add_argument("job_id")
+    pr = add_command(group, "prune", "remove the folders of old finished jobs (their outputs stay)", _prune,
+                     lambda r: f"removed {len(r['removed'])} finished job folder(s), kept the newest {r['keep']}")
+    pr.add_argument("--keep", type=int, default=None, help="finished jobs to keep (default: the app's 50)")
 
 
 def _list(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -39,3 +42,10 @@ def _cancel(args: argparse.Namespace) -> dict[str, Any]:
     from asgm import jobs
 
     return jobs.cancel(args.job_id).to_dict()
+
+
+def _prune(args: argparse.Namespace) -> dict[str, Any]:
+    from asgm import jobs
+
+    keep = jobs.KEEP_FINISHED if args.keep is None else args.keep
+    return {"removed": jobs.prune(keep), "keep": keep}
