@@ -96,7 +96,7 @@ class ScanRequest:
 def synthetic_mosaic_px(aoi_utm: Any, window: int) -> int:
     """Side (px) of a SYNTHETIC demo mosaic centred on the AOI that holds every window of its scan."""
     w, s, e, n = aoi_utm.bounds
-    side = max(e - w, n - s) / RESOLUTION_M + 4 * window
+    side = max(e - w, n - s) / RESOLUTION_M + 2 * window  # a window of margin each side (>= the 1.5 needed)
     return int(math.ceil(side / 64) * 64)
 
 

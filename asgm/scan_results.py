@@ -50,11 +50,23 @@ class ScanEntry:
     grid: dict[str, Any] | None
 
     @property
+    def version(self) -> float:
+        """Changes when the scan is finished again (for caches)."""
+        return _mtime(self.folder / "summary.json")
+
+    @property
     def label(self) -> str:
         what = (f"{self.detections} detection(s), {self.detected_area_ha:.1f} ha" if self.finished
                 else "not finished")
         syn = " · SYNTHETIC" if self.synthetic else ""
         return f"{self.name} · {self.year or '?'} · {self.source}{syn} · {what}"
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -108,6 +120,11 @@ class FinishedScan:
     @property
     def synthetic(self) -> bool:
         return bool(self.summary.get("synthetic"))
+
+    @property
+    def version(self) -> float:
+        """Changes when the scan is finished again (for caches)."""
+        return _mtime(self.folder / "summary.json")
 
     @property
     def grid(self) -> scan.ScanGrid:
@@ -283,6 +300,11 @@ def change(a: str, b: str, root: Path | None = None) -> tuple[dict[str, Any], An
     if gdf.crs is None:
         gdf = gdf.set_crs("EPSG:4326")
     return report, gdf
+
+
+def change_geojson(report: dict[str, Any]) -> bytes:
+    """The ``change.geojson`` a ``change`` wrote (RFC 7946, a ``change`` property per polygon)."""
+    return Path(report["files"]["change"]).read_bytes()
 
 
 def change_table(report: dict[str, Any]) -> pd.DataFrame:

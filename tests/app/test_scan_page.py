@@ -1,0 +1,157 @@
+"""AppTest of the Region scan page's Python side: a bad area gives a message and writes nothing; the drawn area
+scanned as a background job on the SYNTHETIC demo mosaic (the real ``asgm`` commands in a job), a duplicate
+refused; the finished scan's detections table, link to its window and downloads; the change from a first
+year's scan. The run is ``scan_support``'s fixed-weight bare-soil detector, so the detections are the demo
+mosaic's known mines."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+from ui_env import page
+
+from asgm import jobs, scan_request, scan_results
+from asgm.cli import main as cli_main
+
+TIMEOUT = 120
+SCAN = "pages/6_Scan.py"
+LON, LAT = -61.8, 6.4
+D = 0.03
+#: A drawn 6.6 x 6.6 km square (what streamlit-folium returns as all_drawings, kept by the Map page); the demo
+#: mosaic around it holds 3 mine sites in 2021 and 4 in 2022, all inside it.
+DRAWN = {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, "geometry": {
+    "type": "Polygon", "coordinates": [[[LON - D, LAT - D], [LON + D, LAT - D], [LON + D, LAT + D],
+                                        [LON - D, LAT + D], [LON - D, LAT - D]]]}}]}
+
+
+@pytest.fixture
+def scan_env(tmp_path, monkeypatch):
+    """Empty data dir, a models dir with the detector run, fresh caches; returns the run id."""
+    import streamlit as st
+    from scan_support import detector_run
+
+    monkeypatch.setenv("ASGM_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("ASGM_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("ASGM_APP_AUTOPREPARE", "0")
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    return detector_run()
+
+
+def fake_map(monkeypatch, value: dict | None = None) -> list[dict]:
+    """Replace st_folium with one returning ``value`` (what the browser would send); returns its calls."""
+    import streamlit_folium
+
+    calls: list[dict] = []
+
+    def st_folium(fig, **kwargs):
+        calls.append({"fig": fig, **kwargs})
+        return dict(value or {})
+
+    monkeypatch.setattr(streamlit_folium, "st_folium", st_folium)
+    return calls
+
+
+def _page(**session) -> AppTest:
+    at = AppTest.from_file(page(SCAN), default_timeout=TIMEOUT)
+    for k, v in session.items():
+        at.session_state[k] = v
+    return at.run()
+
+
+def _texts(at: AppTest) -> str:
+    parts = [e.value for kind in ("markdown", "caption", "info", "warning", "error", "success") for e in getattr(at, kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+def _button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def _wait(job_id: str, seconds: float = 150) -> jobs.JobInfo:
+    deadline = time.monotonic() + seconds
+    while (job := jobs.get_job(job_id)).active:
+        assert time.monotonic() < deadline, job.log_tail()
+        time.sleep(0.3)
+    return job
+
+
+def test_a_bad_area_says_what_is_wrong_and_writes_nothing(scan_env, monkeypatch, tmp_path):
+    fake_map(monkeypatch)
+    at = _page()
+    assert not at.exception, at.exception
+    assert "No area drawn yet" in _texts(at)
+    _button(at, "Start the scan").click().run()
+    assert "Cannot scan: no valid area" in _texts(at)
+    bowtie = {"type": "Polygon", "coordinates": [[[-61.8, 6.4], [-61.7, 6.5], [-61.7, 6.4], [-61.8, 6.5], [-61.8, 6.4]]]}
+    at.radio(key="scan_area_how").set_value("Upload GeoJSON").run()
+    at.file_uploader(key="scan_upload").set_value(("bow.geojson", json.dumps(bowtie).encode(), "application/geo+json")).run()
+    assert "bow.geojson: the area of interest is not a valid polygon" in _texts(at) and "Nothing was saved" in _texts(at)
+    _button(at, "Start the scan").click().run()
+    assert "Cannot scan: no valid area" in _texts(at)
+    # A valid area the chosen mosaic does not reach: refused by the scan's own checks, before writing.
+    at.file_uploader(key="scan_upload").set_value(("far.geojson", json.dumps(DRAWN).encode(), "application/geo+json")).run()
+    from asgm.sources.synthetic_mosaic import write_mosaic
+
+    elsewhere = write_mosaic(tmp_path / "elsewhere.tif", 10.0, 10.0, size_px=64)
+    at.radio(key="scan_source").set_value("mosaic").run()
+    at.text_input(key="scan_mosaic").input(str(elsewhere.path)).run()
+    _button(at, "Start the scan").click().run()
+    assert "does not reach the area" in _texts(at) and "nothing was written" in _texts(at)
+    assert not scan_results.scans_dir().exists() and jobs.list_jobs() == []
+
+
+def test_scan_the_drawn_area_then_results_window_link_and_change(scan_env, monkeypatch):
+    calls = fake_map(monkeypatch)
+    # The first year, through the same request and commands the page starts (run here, not as a job).
+    first = scan_request.ScanRequest(name="area-2021", year=2021, run_id=scan_env, source=scan_request.SYNTHETIC)
+    aoi, km2 = scan_request.aoi_from_drawing(DRAWN)
+    for step in scan_request.prepare(first, scan_request.check(first, aoi)):
+        assert cli_main(step[2:]) == 0
+
+    at = _page(aoi=DRAWN)
+    assert not at.exception, at.exception
+    assert f"Drawn area: {km2:,.1f} km²" in _texts(at)
+    assert at.radio(key="scan_source").value == scan_request.SYNTHETIC
+    at.number_input(key="scan_year").set_value(2022).run()
+    at.text_input(key="scan_name").input("area-2022").run()
+    _button(at, "Start the scan").click().run()
+    assert "Started job" in _texts(at), _texts(at)
+    [job] = jobs.list_jobs()
+    assert job.kind == "scan" and job.command[:4] == ["-m", "asgm", "synthetic", "mosaic"]
+    _button(at, "Start the scan").click().run()  # the same scan again while it runs: refused
+    assert "the same job is already" in _texts(at) and len(jobs.list_jobs()) == 1
+    done = _wait(job.job_id)
+    assert done.status == "completed", done.log_tail()
+    assert done.progress["done"] == done.progress["total"] >= 1  # tiles reported to the jobs panel
+
+    at.run()
+    s = scan_results.open_scan("area-2022")
+    table = scan_results.detections_table(s)
+    assert len(table) >= 1 and s.synthetic
+    assert at.selectbox(key="scan_result").value == "area-2022"
+    assert "SYNTHETIC imagery" in _texts(at)
+    shown = next(d.value for d in at.dataframe if "max_prob" in d.value.columns)  # (the jobs panel has one too)
+    assert shown["id"].tolist() == table["id"].tolist()
+    scan_map = [c for c in calls if c["key"] == "scan_map"][-1]["fig"]
+    html = scan_map.get_root().render()
+    assert all(d in html for d in table["id"]) and "Detection: highest window probability" in html
+    assert "https://unpkg" not in html and "cdn.jsdelivr" not in html
+    # Picking a detection (as a map click does) links its window to the Patch viewer.
+    det = table.iloc[-1]
+    at.selectbox(key="scan_det").set_value(det["id"]).run()
+    link = f"Patch_viewer?scan=area-2022&window={det['window'].replace(',', '%2C')}"
+    assert any(link in m.value for m in at.markdown), [m.value for m in at.markdown]
+    downloads = [e for e in at.get("download_button")]
+    assert len(downloads) >= 2
+
+    # Change over time: 2021 (3 synthetic mines) -> 2022 (4).
+    assert at.selectbox(key="change_a").value == "area-2021" and at.selectbox(key="change_b").value == "area-2022"
+    report, _ = scan_results.change("area-2021", "area-2022")
+    assert report["new_count"] >= 1
+    assert f"new {report['new_ha']:,.1f} ha" in _texts(at)
+    change_table = next(d.value for d in at.dataframe if "polygons" in d.value.columns).set_index("change")
+    assert change_table.loc["new", "area_ha"] == report["new_ha"]
