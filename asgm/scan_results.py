@@ -275,6 +275,25 @@ def window_patch(s: FinishedScan, i: int, j: int) -> Any:
                  product_level=str(src.get("product_level") or comp.product_level or ""))
 
 
+def window_osm(patch: Any) -> tuple[tuple[np.ndarray, tuple[str, ...]] | None, str]:
+    """OSM masks of a scan window (``patch``) from the newest OSM fetch cache covering it, rasterized as
+    ``asgm osm rasterize`` does by default, and a note saying where they come from — or (None, why not)."""
+    from rasterio.warp import transform_bounds
+    from shapely.geometry import box
+
+    from asgm.osm.fetch import find_cache_covering, read_vectors
+    from asgm.osm.rasterize import RasterizeOptions, rasterize_grids
+
+    footprint = box(*transform_bounds(patch.grid.crs, "EPSG:4326", *patch.grid.bounds))
+    path = find_cache_covering(footprint)
+    if path is None:
+        return None, ("No OSM fetch cache covers this window, so no OSM overlays. Fetch OSM for the area with "
+                      f"`asgm osm fetch --bbox {' '.join(f'{v:.4f}' for v in footprint.bounds)}` (needs the network).")
+    options = RasterizeOptions()
+    masks = next(iter(rasterize_grids(read_vectors(path), [patch.grid], options)))
+    return (masks, options.layers), f"OSM overlays from the cache {path.parent.name} (© OpenStreetMap contributors)."
+
+
 def window_probability(s: FinishedScan, i: int, j: int) -> float | None:
     """The probability the scan recorded for window (i, j) (None when it was not scored)."""
     p = float(_cells(s.folder)["prob"][i, j])

@@ -177,3 +177,36 @@ def test_prepare_writes_the_request_and_builds_the_commands(env):
             import shutil
 
             shutil.rmtree(folder)
+
+
+def test_window_osm_from_a_fetch_cache_that_covers_it(env):
+    """No cache: say so with the command; a bbox cache fetched (local Overpass stand-in) around the window:
+    its features rasterized on the window grid."""
+    import shutil
+
+    from overpass_standin import FakeOverpass, serve_overpass
+
+    from asgm.config import OSM_LAYERS
+    from asgm.osm import fetch as F
+
+    s = scan_results.open_scan("area-2021")
+    i, j = scan_results.parse_window(scan_results.detections_table(s).iloc[0]["window"])
+    patch = scan_results.window_patch(s, i, j)
+    osm, note = scan_results.window_osm(patch)
+    assert osm is None and "No OSM fetch cache covers this window" in note and "asgm osm fetch --bbox" in note
+    lon, lat = patch.lon, patch.lat
+    track = [{"type": "node", "id": 1, "lat": lat, "lon": lon - 0.01}, {"type": "node", "id": 2, "lat": lat, "lon": lon + 0.01},
+             {"type": "way", "id": 10, "nodes": [1, 2], "tags": {"highway": "track"}}]
+    try:
+        with serve_overpass(FakeOverpass(track)) as fake:
+            F.fetch(F.bbox_query(lon - 0.02, lat - 0.02, lon + 0.02, lat + 0.02), overpass_url=fake.url, runway=False,
+                    backoff_s=0)
+        osm, note = scan_results.window_osm(patch)
+        assert osm is not None and "OSM overlays from the cache bbox-" in note
+        masks, layers = osm
+        assert layers == OSM_LAYERS and masks.shape == (len(OSM_LAYERS), 48, 48)
+        assert masks[layers.index("highway")][24].all()  # the track crosses the window through its centre row
+        assert masks.sum() == masks[layers.index("highway")].sum()
+        assert F.find_cache_covering(box(lon + 0.1, lat, lon + 0.11, lat + 0.01)) is None  # beyond the cache
+    finally:
+        shutil.rmtree(F.osm_dir(), ignore_errors=True)

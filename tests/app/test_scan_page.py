@@ -155,3 +155,24 @@ def test_scan_the_drawn_area_then_results_window_link_and_change(scan_env, monke
     assert f"new {report['new_ha']:,.1f} ha" in _texts(at)
     change_table = next(d.value for d in at.dataframe if "polygons" in d.value.columns).set_index("change")
     assert change_table.loc["new", "area_ha"] == report["new_ha"]
+
+    # The window opens in the Patch viewer: re-read from the scan's mosaic, classified with the scan's run.
+    viewer = AppTest.from_file(page("pages/2_Patch_viewer.py"), default_timeout=TIMEOUT)
+    viewer.query_params["scan"] = "area-2022"
+    viewer.query_params["window"] = det["window"]
+    viewer.run()
+    assert not viewer.exception, viewer.exception
+    from asgm import inference, runs
+
+    i, j = scan_results.parse_window(det["window"])
+    expected = inference.classify_patch(runs.load_model(scan_env), runs.get_run(scan_env),
+                                        scan_results.window_patch(s, i, j), None)["prob"]
+    [metric] = viewer.metric
+    assert metric.value == f"{expected:.4f}" and abs(expected - det["max_prob"]) < 1e-3
+    assert "SYNTHETIC imagery" in _texts(viewer) and "No OSM fetch cache covers this window" in _texts(viewer)
+    viewer.toggle(key="scan_gradcam").set_value(True).run()
+    assert not viewer.exception
+    assert any("Grad-CAM" in img.caption for el in viewer.get("image") for img in el.proto.imgs)
+    viewer.query_params["window"] = "99999,0"
+    viewer.run()
+    assert "outside scan" in _texts(viewer)
