@@ -27,18 +27,28 @@ DRAWN = {"type": "FeatureCollection", "features": [{"type": "Feature", "properti
                                         [LON - D, LAT + D], [LON - D, LAT - D]]]}}]}
 
 
-@pytest.fixture
-def scan_env(tmp_path, monkeypatch):
-    """Empty data dir, a models dir with the detector run, fresh caches; returns the run id."""
-    import streamlit as st
+@pytest.fixture(scope="module")
+def detector_models(tmp_path_factory):
+    """A models dir holding the detector run (built once for this file); returns (folder, run id)."""
     from scan_support import detector_run
 
+    models = tmp_path_factory.mktemp("scan-page-models")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ASGM_MODELS_DIR", str(models))
+        return models, detector_run()
+
+
+@pytest.fixture
+def scan_env(detector_models, tmp_path, monkeypatch):
+    """Empty data dir, the detector's models dir, fresh caches; returns the run id."""
+    import streamlit as st
+
     monkeypatch.setenv("ASGM_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("ASGM_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("ASGM_MODELS_DIR", str(detector_models[0]))
     monkeypatch.setenv("ASGM_APP_AUTOPREPARE", "0")
     st.cache_data.clear()
     st.cache_resource.clear()
-    return detector_run()
+    return detector_models[1]
 
 
 def fake_map(monkeypatch, value: dict | None = None) -> list[dict]:
@@ -176,3 +186,25 @@ def test_scan_the_drawn_area_then_results_window_link_and_change(scan_env, monke
     viewer.query_params["window"] = "99999,0"
     viewer.run()
     assert "outside scan" in _texts(viewer)
+
+
+def test_public_deployment_one_scan_at_a_time_and_nothing_left_when_refused(scan_env, monkeypatch):
+    fake_map(monkeypatch)
+    at = AppTest.from_file(page(SCAN), default_timeout=TIMEOUT)
+    at.secrets["owner_passcode"] = "pw"
+    at.session_state["aoi"] = DRAWN
+    at.run()
+    assert not at.exception, at.exception
+    assert _button(at, "Start the scan").disabled and "public deployment" in _texts(at)
+    at.text_input(key="_owner_passcode_input").input("pw")
+    _button(at, "Unlock jobs").click().run()
+    busy = jobs.launch(["-c", "import time; time.sleep(60)"], kind="other", title="another job")
+    try:
+        at.text_input(key="scan_name").input("refused").run()
+        _button(at, "Start the scan").click().run()
+        assert "only 1 job(s) may run at a time" in _texts(at), _texts(at)
+        assert not (scan_results.scans_dir() / "refused").exists()  # the prepared request was removed
+        assert [j.job_id for j in jobs.list_jobs()] == [busy.job_id]
+    finally:
+        jobs.cancel(busy.job_id)
+        _wait(busy.job_id, 30)
