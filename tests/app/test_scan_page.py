@@ -19,9 +19,9 @@ from asgm.cli import main as cli_main
 TIMEOUT = 120
 SCAN = "pages/6_Scan.py"
 LON, LAT = -61.8, 6.4
-D = 0.03
-#: A drawn 6.6 x 6.6 km square (what streamlit-folium returns as all_drawings, kept by the Map page); the demo
-#: mosaic around it holds 3 mine sites in 2021 and 4 in 2022, all inside it.
+D = 0.015
+#: A drawn 3.3 x 3.3 km square (what streamlit-folium returns as all_drawings, kept by the Map page); the demo
+#: mosaic around it holds 1 mine site in 2021 and 2 in 2022, both inside it.
 DRAWN = {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, "geometry": {
     "type": "Polygon", "coordinates": [[[LON - D, LAT - D], [LON + D, LAT - D], [LON + D, LAT + D],
                                         [LON - D, LAT + D], [LON - D, LAT - D]]]}}]}
@@ -158,7 +158,7 @@ def test_scan_the_drawn_area_then_results_window_link_and_change(scan_env, monke
     downloads = [e for e in at.get("download_button")]
     assert len(downloads) >= 2
 
-    # Change over time: 2021 (3 synthetic mines) -> 2022 (4).
+    # Change over time: 2021 (1 synthetic mine) -> 2022 (2).
     assert at.selectbox(key="change_a").value == "area-2021" and at.selectbox(key="change_b").value == "area-2022"
     report, _ = scan_results.change("area-2021", "area-2022")
     assert report["new_count"] >= 1
