@@ -40,8 +40,9 @@ def show(name: str, window: str) -> None:
     if s.synthetic:
         st.warning(f"**{scan_results.SYNTHETIC_LABEL}**: this window comes from a generated mosaic.")
     st.markdown(f"**Scan `{name}`, window {i},{j}** · {s.identity['year']} · lon {patch.lon:.5f}, lat {patch.lat:.5f} · "
-                f"{patch.grid.size} px at 10 m, EPSG:{patch.grid.epsg} · source {patch.source} "
-                f"{patch.product_level} {patch.date_start}…{patch.date_end} · no true label (not a labelled point)")
+                f"{patch.grid.size} px at 10 m, EPSG:{patch.grid.epsg} · source {patch.source}"
+                + (f" {patch.product_level}" if patch.product_level not in ("", patch.source) else "")
+                + f" {patch.date_start}…{patch.date_end} · no true label (not a labelled point)")
     layers = tuple(osm[1]) if osm is not None else ()
     left, right = st.columns([3, 2])
     with right:
