@@ -157,6 +157,13 @@ def test_scan_the_drawn_area_then_results_window_link_and_change(scan_env, monke
     assert any(link in m.value for m in at.markdown), [m.value for m in at.markdown]
     downloads = [e for e in at.get("download_button")]
     assert len(downloads) >= 2
+    # A click on a polygon (streamlit-folium returns its tooltip, which starts with the id) picks it.
+    assert len(table) >= 2
+    first = table.iloc[0]
+    fake_map(monkeypatch, {"last_object_clicked_tooltip": f"id {first['id']} area_ha {first['area_ha']} max_prob 0.9"})
+    at.run()
+    assert at.selectbox(key="scan_det").value == first["id"]
+    assert any(f"window={first['window'].replace(',', '%2C')}" in m.value for m in at.markdown)
 
     # Change over time: 2021 (1 synthetic mine) -> 2022 (2).
     assert at.selectbox(key="change_a").value == "area-2021" and at.selectbox(key="change_b").value == "area-2022"
