@@ -11,6 +11,8 @@ import time
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from test_data_page import _button, _texts
+from test_map_page import fake_map
 from ui_env import page
 
 from asgm import jobs, scan_request, scan_results
@@ -51,34 +53,11 @@ def scan_env(detector_models, tmp_path, monkeypatch):
     return detector_models[1]
 
 
-def fake_map(monkeypatch, value: dict | None = None) -> list[dict]:
-    """Replace st_folium with one returning ``value`` (what the browser would send); returns its calls."""
-    import streamlit_folium
-
-    calls: list[dict] = []
-
-    def st_folium(fig, **kwargs):
-        calls.append({"fig": fig, **kwargs})
-        return dict(value or {})
-
-    monkeypatch.setattr(streamlit_folium, "st_folium", st_folium)
-    return calls
-
-
 def _page(**session) -> AppTest:
     at = AppTest.from_file(page(SCAN), default_timeout=TIMEOUT)
     for k, v in session.items():
         at.session_state[k] = v
     return at.run()
-
-
-def _texts(at: AppTest) -> str:
-    parts = [e.value for kind in ("markdown", "caption", "info", "warning", "error", "success") for e in getattr(at, kind)]
-    return "\n".join(str(p) for p in parts)
-
-
-def _button(at: AppTest, label: str):
-    return next(b for b in at.button if b.label == label)
 
 
 def _wait(job_id: str, seconds: float = 150) -> jobs.JobInfo:
