@@ -100,10 +100,10 @@ def synthetic_mosaic_px(aoi_utm: Any, window: int) -> int:
     return int(math.ceil(side / 64) * 64)
 
 
-def _synthetic_mines(year: int) -> int:
-    """Mine sites asked of the demo mosaic: one more each year from 2021 (1) to 2028 (8). Sites are kept 1 km
-    apart inside the mosaic, so a small area may hold fewer; the same place and seed keep earlier sites."""
-    return max(1, min(8, int(year) - 2020))
+def _synthetic_mines(year: int, area_km2: float) -> int:
+    """Mine sites asked of the demo mosaic: about one per 15 km² in 2021, one more each later year (1 to 12).
+    Sites are kept 1 km apart inside the mosaic, so fewer may fit; the same place and seed keep earlier sites."""
+    return max(1, min(12, round(area_km2 / 15) + int(year) - 2021))
 
 
 def check(request: ScanRequest, aoi: Any) -> scan.ScanPlan:
@@ -167,7 +167,7 @@ def prepare(request: ScanRequest, pl: scan.ScanPlan) -> list[list[str]]:
         mosaic = folder / SYNTHETIC_MOSAIC
         steps.append(asgm_command("synthetic", "mosaic", "--out", str(mosaic), "--lon", f"{lon:.6f}", "--lat",
                                   f"{lat:.6f}", "--size-px", str(synthetic_mosaic_px(pl.aoi_utm, pl.grid.window)),
-                                  "--mines", str(_synthetic_mines(request.year)), "--year", str(request.year),
+                                  "--mines", str(_synthetic_mines(request.year, pl.area_km2)), "--year", str(request.year),
                                   "--seed", "0", "--json"))
         source = str(mosaic)
     cmd = ["scan", "run", "--aoi", str(folder / "aoi.geojson"), "--year", str(request.year), "--run", request.run_id,
