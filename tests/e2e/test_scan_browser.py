@@ -68,9 +68,22 @@ def test_upload_an_area_scan_it_and_open_a_detection(tmp_path, new_page):
         assert n_polygons == len(table)
         assert frame.get_by_text("Detection: highest window probability").count() == 1
         shot(page, "scan_results")
-        page.get_by_text("Open this window in the patch viewer").click()
+        # Click the last detection's polygon on the map (not the one picked by default): the page picks it and links
+        # its window.
+        assert len(table) >= 2
+        det = table.iloc[-1]
+        xy = frame.evaluate(f"""(id) => {{ const m = {leaflet}; let c = null; m.eachLayer(l => {{
+            if (l.feature && l.feature.properties && l.feature.properties.id === id && l.getBounds) {{
+                const p = m.latLngToContainerPoint(l.getBounds().getCenter()); c = {{x: p.x, y: p.y}}; }} }});
+            return c; }}""", det["id"])
+        page.locator("iframe").first.scroll_into_view_if_needed()
+        box = page.locator("iframe").first.bounding_box()
+        page.mouse.click(box["x"] + xy["x"], box["y"] + xy["y"])
+        link = page.locator(f"a[href*='window={det['window'].replace(',', '%2C')}']")
+        link.wait_for(timeout=30_000)
+        link.click()
         page.get_by_text("Probability of mining").wait_for()
-        assert f"window {table.iloc[0]['window']}" in page.content()
+        assert f"window {det['window']}" in page.content()
         page.wait_for_function("""() => Array.from(document.querySelectorAll('[data-testid="stImage"] img'))
                                        .some(i => i.complete && i.naturalWidth > 0)""", timeout=30_000)
         shot(page, "scan_window")
