@@ -361,9 +361,11 @@ class _MapLegend(_Script):
 """
 
 
-def legend_control(colour_by: str, threshold: float | None = None, title: str = "Probability of mining"):
+def legend_control(colour_by: str, threshold: float | None = None, title: str = "Probability of mining",
+                   extra_html: str | None = None):
     """The legend as a Leaflet control (bottom right): the colour bar with the run's threshold for
-    probability colouring, colour swatches for label/outcome, and the ring of points without a patch."""
+    probability colouring, colour swatches for label/outcome, and the ring of points without a patch
+    (``extra_html`` in its place when given: a map without points)."""
     ring = (f"<div><span style='display:inline-block;width:9px;height:9px;border:1.5px dashed {NO_PATCH_COLOUR};"
             "border-radius:50%;margin-right:4px'></span>no patch in the store (click: how to get one)</div>")
     if colour_by == "probability":
@@ -382,7 +384,7 @@ def legend_control(colour_by: str, threshold: float | None = None, title: str = 
         body = "<b>Outcome of the run</b>" + "".join(_swatch(OUTCOME_COLOURS[k], v) for k, v in items)
     else:
         body = "<b>True label</b>" + _swatch(LABEL_COLOURS[1], "mining (1)") + _swatch(LABEL_COLOURS[0], "not mining (0)")
-    html = body + ring
+    html = body + (ring if extra_html is None else extra_html)
     return _MapLegend(html=html)
 
 
@@ -600,3 +602,55 @@ def osm_features_layer(features: Any, radius_m: float, keys: Sequence[str] | Non
     layer.add_to(fg)
     _OsmLegend(html=osm_legend_html(features, radius_m, keys), layer=layer).add_to(fg)
     return fg
+
+
+# -- region scans (the Scan page) ------------------------------------------------------------------------
+#: Colours of the change classes (new / gone / persistent / unknown) of two scans.
+CHANGE_COLOURS = {"new": "#d7191c", "gone": "#2c7bb6", "persistent": "#fdae61", "unknown": "#999999"}
+AOI_COLOUR = "#222222"
+
+
+def scan_map(polygons: Any, aoi: Any, *, js: Sequence[tuple[str, str]], css: Sequence[tuple[str, str]],
+             threshold: float | None = None, change: bool = False, synthetic: bool = False,
+             online_basemap: bool = True) -> Any:
+    """A region scan's map: basemaps (+ offline fallback), the AOI outline, and ``polygons`` (EPSG:4326)
+    coloured by ``max_prob`` on the probability ramp with a colour bar (``threshold``: the scan's high
+    threshold, ticked) — or, with ``change``, by their ``change`` class with a legend. Each polygon's
+    tooltip starts with its id (what a click returns). Assets local, fitted to the AOI."""
+    import folium
+    import leafmap.foliumap as lf
+    from shapely.geometry import mapping
+
+    w, s, e, n = aoi.bounds
+    m = lf.Map(center=[(s + n) / 2, (w + e) / 2], zoom=12, tiles=None, prefer_canvas=True, scale_control=True,
+               fullscreen_control=False, draw_control=False, measure_control=False, max_zoom=19)
+    bases = _basemaps(online_basemap)
+    for b in bases:
+        b.add_to(m)
+    basemap_fallback(bases[0], bases[1:]).add_to(m)
+    folium.GeoJson(mapping(aoi), name="Area of interest", interactive=False,
+                   style_function=lambda _f: {"color": AOI_COLOUR, "weight": 2, "dashArray": "6 4", "fill": False}
+                   ).add_to(m)
+    fields = (["id", "change", "area_ha", "max_prob"] if change else ["id", "area_ha", "max_prob", "mean_prob"])
+    data = json.loads(polygons[[*fields, "geometry"]].to_json(drop_id=True)) if len(polygons) else None
+    if data is not None:
+        def style(f: dict) -> dict:
+            p = f["properties"]
+            c = CHANGE_COLOURS.get(p.get("change"), "#999999") if change else prob_colour(p.get("max_prob") or 0.0)
+            return {"color": c, "weight": 2, "fillColor": c, "fillOpacity": 0.55}
+
+        folium.GeoJson(data, name="Change" if change else "Detections", style_function=style,
+                       highlight_function=lambda _f: {"weight": 4},
+                       tooltip=folium.GeoJsonTooltip(fields=fields, aliases=fields, sticky=False)).add_to(m)
+    note = "<div><b>SYNTHETIC imagery</b> (not a real place)</div>" if synthetic else ""
+    aoi_line = (f"<div><span style='display:inline-block;width:14px;border-top:2px dashed {AOI_COLOUR};"
+                "margin:0 5px 3px 0'></span>area of interest</div>")
+    if change:
+        body = "<b>Change between the scans</b>" + "".join(_swatch(c, k) for k, c in CHANGE_COLOURS.items())
+        _MapLegend(html=body + aoi_line + note).add_to(m)
+    else:
+        legend_control("probability", threshold, title="Detection: highest window probability",
+                       extra_html=aoi_line + note).add_to(m)
+    m.fit_bounds([[s, w], [n, e]])
+    m.add_layer_control()
+    return localize_assets(m, js, css)

@@ -82,9 +82,7 @@ class ScanCancelled(ScanError):
 def load_aoi(value: Any) -> Any:
     """A shapely geometry in lon/lat from a geometry, a (west, south, east, north) bbox, a
     ``"w,s,e,n"`` string, or the path of a GeoJSON file (FeatureCollection, Feature or geometry)."""
-    from shapely.geometry import shape
     from shapely.geometry.base import BaseGeometry
-    from shapely.ops import unary_union
 
     if isinstance(value, BaseGeometry):
         return value
@@ -102,12 +100,24 @@ def load_aoi(value: Any) -> Any:
         raise AoiError(f"{text!r} is neither a GeoJSON file nor a bbox 'west,south,east,north' in degrees")
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise AoiError(f"{path} is not readable GeoJSON ({type(exc).__name__}: {exc}); export the area as GeoJSON") from None
+    return aoi_from_geojson(raw, str(path))
+
+
+def aoi_from_geojson(raw: Any, where: str = "the area") -> Any:
+    """A shapely geometry from parsed GeoJSON (FeatureCollection, Feature or geometry; several features are
+    merged), e.g. the Map page's drawn shapes; ``where`` names the input in the ``AoiError``."""
+    from shapely.geometry import shape
+    from shapely.ops import unary_union
+
+    try:
         feats = raw.get("features") if raw.get("type") == "FeatureCollection" else [raw]
         geoms = [shape(f["geometry"] if f.get("type") == "Feature" else f) for f in feats if f]
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise AoiError(f"{path} is not readable GeoJSON ({type(exc).__name__}: {exc}); export the area as GeoJSON") from None
+        raise AoiError(f"{where} is not readable GeoJSON ({type(exc).__name__}: {exc}); export the area as GeoJSON") from None
     if not geoms:
-        raise AoiError(f"{path} holds no geometry; draw or export a polygon")
+        raise AoiError(f"{where} holds no geometry; draw or export a polygon")
     return unary_union(geoms) if len(geoms) > 1 else geoms[0]
 
 
@@ -430,6 +440,58 @@ def _tile_path(out: Path, ti: int, tj: int) -> Path:
     return out / "tiles" / f"r{ti:04d}_c{tj:04d}.npz"
 
 
+@dataclass
+class ScanPlan:
+    """A checked scan request: the AOI, the run, the thresholds, the composite and the scan grid."""
+
+    geom: Any
+    area_km2: float
+    run: RunModel
+    thresholds: dict[str, Any]
+    composite: Any
+    aoi_utm: Any
+    grid: ScanGrid
+    cells: np.ndarray  # (ny, nx) bool: windows in the AOI
+
+    @property
+    def windows(self) -> int:
+        """Windows the scan will score (at most: masked ones are skipped)."""
+        return int(self.cells.sum())
+
+
+def plan(aoi: Any, year: int, run_id: str, *, source: Any, stac_url: str | None = None, stride: int | None = None,
+         high: float | None = None, low: float | None = None, tile_windows: int = DEFAULT_TILE_WINDOWS,
+         max_masked: float = DEFAULT_MAX_MASKED, max_area_km2: float = DEFAULT_MAX_AREA_KM2,
+         check_coverage: bool = True) -> ScanPlan:
+    """Every check ``scan`` makes before it writes anything (AOI, run, thresholds, source, bands, coverage),
+    without writing; raises ``AoiError`` / ``ScanError`` / the source's error. ``check_coverage=False`` skips
+    the imagery-coverage check, the one that contacts STAC / Earth Engine (an app checking a request
+    before it starts the scan as a job)."""
+    from asgm.sources.composite import open_composite
+
+    geom, area_km2 = check_aoi(load_aoi(aoi), max_area_km2)
+    run = load_run(run_id)
+    cfg = run.config
+    stride = cfg.patch_size // 2 if stride is None else int(stride)
+    thr = thresholds(run, high, low)
+    if not 0.0 <= max_masked <= 1.0:
+        raise ScanError(f"max_masked {max_masked} must be a share between 0 and 1")
+    composite = open_composite(source, year, stac_url)
+    lacking = [b for b in cfg.bands if b not in composite.bands]
+    if lacking:
+        raise ScanError(f"the composite has bands {list(composite.bands)}; run {run_id!r} needs {list(cfg.bands)}")
+    epsg = utm_epsg(*geom.centroid.coords[0])
+    aoi_utm = _to_utm(geom, epsg)
+    grid = make_grid(aoi_utm, epsg, cfg.patch_size, stride, tile_windows)
+    cells = cells_in_aoi(grid, aoi_utm)
+    whole = PatchGrid(epsg, Affine(RESOLUTION_M, 0, grid.x0, 0, -RESOLUTION_M, grid.y0),
+                      max(grid.nx, grid.ny) * stride + cfg.patch_size)
+    if check_coverage and not composite.covers(geom, whole):
+        raise AoiError(f"the imagery ({composite.name}) does not reach the area {tuple(round(v, 5) for v in geom.bounds)}; "
+                       "check the area (lon, lat order) or the mosaic/year")
+    return ScanPlan(geom, area_km2, run, thr, composite, aoi_utm, grid, cells)
+
+
 def scan(
     aoi: Any, year: int, run_id: str, out_dir: str | Path, *, source: Any, stac_url: str | None = None,
     stride: int | None = None, high: float | None = None, low: float | None = None,
@@ -448,29 +510,12 @@ def scan(
     from shapely.geometry import mapping
 
     from asgm.sources.common import product_level_warning
-    from asgm.sources.composite import open_composite
 
     t0 = time.monotonic()
-    geom, area_km2 = check_aoi(load_aoi(aoi), max_area_km2)
-    run = load_run(run_id)
-    cfg = run.config
-    stride = cfg.patch_size // 2 if stride is None else int(stride)
-    thr = thresholds(run, high, low)
-    if not 0.0 <= max_masked <= 1.0:
-        raise ScanError(f"max_masked {max_masked} must be a share between 0 and 1")
-    composite = open_composite(source, year, stac_url)
-    lacking = [b for b in cfg.bands if b not in composite.bands]
-    if lacking:
-        raise ScanError(f"the composite has bands {list(composite.bands)}; run {run_id!r} needs {list(cfg.bands)}")
-    epsg = utm_epsg(*geom.centroid.coords[0])
-    aoi_utm = _to_utm(geom, epsg)
-    grid = make_grid(aoi_utm, epsg, cfg.patch_size, stride, tile_windows)
-    cells = cells_in_aoi(grid, aoi_utm)
-    whole = PatchGrid(epsg, Affine(RESOLUTION_M, 0, grid.x0, 0, -RESOLUTION_M, grid.y0),
-                      max(grid.nx, grid.ny) * stride + cfg.patch_size)
-    if not composite.covers(geom, whole):
-        raise AoiError(f"the imagery ({composite.name}) does not reach the area {tuple(round(v, 5) for v in geom.bounds)}; "
-                       "check the area (lon, lat order) or the mosaic/year")
+    pl = plan(aoi, year, run_id, source=source, stac_url=stac_url, stride=stride, high=high, low=low,
+              tile_windows=tile_windows, max_masked=max_masked, max_area_km2=max_area_km2)
+    geom, area_km2, run, thr, composite = pl.geom, pl.area_km2, pl.run, pl.thresholds, pl.composite
+    aoi_utm, grid, cells, stride = pl.aoi_utm, pl.grid, pl.cells, pl.grid.stride
     identity = {
         "version": MANIFEST_VERSION, "aoi": mapping(geom), "year": int(year), "run_id": run_id,
         "model_sha256": run.spec.sha256, "source": composite.describe(), "grid": asdict(grid), "max_masked": max_masked,

@@ -296,6 +296,7 @@ def _aoi_summary() -> None:
     km2 = sum(abs(geod.geometry_area_perimeter(shape(f["geometry"]))[0]) for f in aoi["features"]) / 1e6
     st.caption(f"Area of interest: {len(aoi['features'])} shape(s), {km2:,.1f} km² — kept for the region scan "
                "(delete it with the bin in the draw toolbar).")
+    page.scan_page_link()
 
 
 def _groups(sid: str | None) -> list | None:

@@ -1,5 +1,6 @@
 """Patch viewer: one patch in true (and false) colour, OSM overlays with per-layer toggles that re-run the
-prediction with that channel zeroed, a Grad-CAM toggle, and keyboard-free navigation."""
+prediction with that channel zeroed, a Grad-CAM toggle, and keyboard-free navigation; or, from the Region scan
+page (``?scan=NAME&window=I,J``), one window of a scan (``asgm.app.scan_window``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,12 @@ from asgm.store import list_stores
 
 page.page_setup("Patch viewer")
 st.title("Patch viewer")
+
+if st.query_params.get("scan"):  # a window of a region scan (a link from the Region scan page)
+    from asgm.app import scan_window
+
+    scan_window.show(st.query_params["scan"], st.query_params.get("window", ""))
+    st.stop()
 
 run_id = page.selected_run_id()
 stores = list_stores()

@@ -16,6 +16,7 @@ half-written. Read top to bottom, this is the list of those promises:
    run says so.
 6. Smaller: refused stores leave no run folder, damaged cached downloads say so offline, the kill -9
    message only points at a log that exists, foreground training refuses duplicates.
+7. A region scan's damaged outputs are a one-line message; the list of scans still loads.
 """
 
 from __future__ import annotations
@@ -558,3 +559,45 @@ def test_the_app_stays_up_with_a_cut_index_and_a_corrupt_run(data_env, monkeypat
     assert not at.exception
     if page in ("pages/1_Map.py", "pages/2_Patch_viewer.py"):  # the pages that read the store say what is wrong
         assert any("the index was truncated" in e.value for e in at.error)
+
+
+def _scan_folder(root: Path) -> Path:
+    """A finished region-scan folder written with the scan's own writers (one detection), no model needed."""
+    from dataclasses import asdict
+
+    from shapely.geometry import box, mapping
+
+    from asgm import atomic, scan
+
+    grid = scan.ScanGrid(epsg=32620, x0=587_000.0, y0=708_000.0, window=48, stride=24, ny=4, nx=4, tile_windows=8)
+    prob = np.full((4, 4), 0.1, np.float32)
+    prob[1:3, 1:3] = 0.9
+    det, conf = scan.dual_threshold(prob, 0.5, 0.3)
+    gdf = scan.polygons(det, prob, conf, grid.cell_transform, grid.epsg)
+    folder = root / "scans" / "area"
+    scan.write_geojson(folder / "detections.geojson", gdf, {"synthetic": False})
+    np.savez(folder / "cells.npz", prob=prob, detected=det, confirmed=conf)
+    atomic.write_json(folder / "scan.json", {"identity": {"aoi": mapping(box(-62.2, 6.4, -62.18, 6.42)), "year": 2021,
+                                                          "run_id": "r", "source": {"kind": "stac"}, "grid": asdict(grid)}})
+    atomic.write_json(folder / "summary.json", {"detections": len(gdf), "detected_area_ha": 23.04, "synthetic": False})
+    return folder
+
+
+@pytest.mark.parametrize("damage, expected", [
+    ("detections.geojson", "has unreadable outputs"),
+    ("cells.npz", "cells.npz is unreadable"),
+    ("summary.json", "is not finished"),
+])
+def test_a_damaged_scan_folder_is_a_message_for_the_scan_page(data_env, damage, expected):
+    """7. A region scan's damaged output is a one-line message on the Region scan page, and the list of scans
+    still loads (the page catches ``AsgmError`` only)."""
+    from asgm import scan_results
+
+    folder = _scan_folder(data_env / "data")
+    assert len(scan_results.detections_table(scan_results.open_scan("area"))) == 1  # intact: readable
+    (folder / damage).write_bytes(os.urandom(64))
+    [entry] = scan_results.list_scans()
+    assert entry.name == "area" and entry.finished == (damage != "summary.json")
+    with pytest.raises(scan_results.ScanResultError) as err:
+        scan_results.detections_table(scan_results.open_scan("area"))
+    assert expected in str(err.value) and "\n" not in str(err.value)

@@ -23,8 +23,8 @@ from asgm import jobs
 PASSCODE_KEY = "owner_passcode"
 DEFAULT_PUBLIC_CAP = 500
 _UNLOCKED = "_asgm_owner_unlocked"
-#: Job kinds whose commands resume where they stopped (stored patches and cached OSM parts are kept).
-RESUMABLE = ("patches", "osm")
+#: Job kinds whose commands resume where they stopped (stored patches, cached OSM parts, scanned tiles are kept).
+RESUMABLE = ("patches", "osm", "scan")
 
 
 def _secret(name: str) -> Any:

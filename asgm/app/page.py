@@ -54,6 +54,24 @@ def patch_viewer_link(store_name: str, sid: str) -> None:
         st.markdown(f"[Open in the patch viewer](Patch_viewer?{urlencode({'store': store_name, 'sample': sid})})")
 
 
+def scan_window_link(scan: str, window: str, label: str = "Open this window in the patch viewer →") -> None:
+    """A link to the patch viewer for one window of a region scan (``?scan=NAME&window=I,J``)."""
+    from urllib.parse import urlencode
+
+    try:
+        st.page_link("pages/2_Patch_viewer.py", label=label, query_params={"scan": scan, "window": window})
+    except Exception:  # page not registered (a page run on its own, e.g. in tests): a plain link does the same
+        st.markdown(f"[{label}](Patch_viewer?{urlencode({'scan': scan, 'window': window})})")
+
+
+def scan_page_link(label: str = "Scan this area for mining →") -> None:
+    """A link to the Region scan page (which reads the drawn area from session state)."""
+    try:
+        st.page_link("pages/6_Scan.py", label=label)
+    except Exception:  # page not registered (a page run on its own, e.g. in tests)
+        st.markdown(f"[{label}](Scan)")
+
+
 def show_error(exc: AsgmError, way_out: str = "") -> None:
     """One user-facing error box for an ``AsgmError``: what went wrong and what to do. Anything else is a
     bug: pages let it reach Streamlit's own error display instead of dressing it up as guidance."""

@@ -44,10 +44,12 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     from tqdm import tqdm
 
     from asgm import scan
+    from asgm.jobs import report_progress
 
     bar: list[Any] = []
 
     def progress(done: int, total: int) -> None:
+        report_progress(done, total, "tiles scanned")  # the app's job panel, when run as a job
         if args.json:
             return
         if not bar:

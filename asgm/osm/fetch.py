@@ -355,6 +355,31 @@ def find_store_cache(store_name: str) -> Path | None:
     return None
 
 
+def cache_area(meta: dict[str, Any]) -> BaseGeometry | None:
+    """The lon/lat area a complete cache (a ``list_caches`` entry) was fetched for: the union of its parts'
+    bounds, else a bbox query's box; None when unknown (an OSM XML file)."""
+    boxes = []
+    for pj in sorted((Path(meta["path"]).parent / "parts").glob("*.json")):
+        try:
+            boxes.append(box(*json.loads(pj.read_text(encoding="utf-8"))["bounds"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    if boxes:
+        return shapely.union_all(boxes)
+    q = meta.get("query") or {}
+    bbox = q.get("bbox") if q.get("kind") == "bbox" else None
+    return box(*bbox) if isinstance(bbox, list) and len(bbox) == 4 else None
+
+
+def find_cache_covering(area: BaseGeometry) -> Path | None:
+    """The newest complete cache whose fetched area covers ``area`` (lon/lat), if any."""
+    for meta in list_caches():
+        fetched = cache_area(meta)
+        if fetched is not None and fetched.covers(area):
+            return Path(meta["path"])
+    return None
+
+
 def _cache_id(kind: str, label: str, identity: dict[str, Any]) -> str:
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return f"{kind}-{_slug(label)}-{digest}"

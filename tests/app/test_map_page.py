@@ -126,6 +126,7 @@ def test_a_drawn_area_becomes_the_aoi(app_env, monkeypatch):
 
     km2 = abs(Geod(ellps="WGS84").geometry_area_perimeter(shape(square["geometry"]))[0]) / 1e6
     assert any(f"Area of interest: 1 shape(s), {km2:,.1f} km²" in c.value for c in at.caption)
+    assert any("Scan this area" in m.value for m in at.markdown)  # the link to the Region scan page
 
 
 def test_run_that_cannot_classify_the_store_still_shows_the_map(app_env, monkeypatch):
