@@ -29,6 +29,11 @@ def worker_env(workers: int, cores: int | None = None) -> dict[str, str]:
             "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
+#: Dask settings of local worker processes: the statistical profiler off (it samples every thread's
+#: stack 100 times a second; the tiles need the CPU, nobody reads the profile of a scan).
+WORKER_CONFIG: dict[str, Any] = {"distributed.worker.profile.enabled": False}
+
+
 class dask_client:
     """Context manager giving a ``distributed.Client`` for ``scheduler``: None (no Dask: yields None),
     ``"local"`` (a LocalCluster of ``workers`` worker processes, one task at a time each, TensorFlow
@@ -47,9 +52,14 @@ class dask_client:
         from distributed import Client, LocalCluster
 
         if self.scheduler == "local":
+            import dask
+
             kw: dict[str, Any] = {"env": worker_env(self.workers)} if self.processes else {}
-            cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=self.processes,
-                                   dashboard_address=None, **kw)
+            # Nannies hand the config they are created under to their worker processes (after the
+            # environment, so this cannot go as an environment variable).
+            with dask.config.set(WORKER_CONFIG):
+                cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=self.processes,
+                                       dashboard_address=None, **kw)
             client = Client(cluster)
             self._own = [client, cluster]
             return client

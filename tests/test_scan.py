@@ -280,4 +280,12 @@ def test_local_workers_share_the_cores_among_tensorflow_threads():
     assert env["TF_NUM_INTRAOP_THREADS"] == env["OMP_NUM_THREADS"] == "4" and env["TF_NUM_INTEROP_THREADS"] == "1"
     with dask_client("local", workers=2) as client:
         seen = client.run(os.getenv, "TF_NUM_INTRAOP_THREADS")  # (a bound os.environ.get would travel as a copy)
+        profiling = client.run(_worker_profiling)
     assert list(seen.values()) == [str(worker_threads(2))] * 2
+    assert list(profiling.values()) == [False, False]  # the profiler's sampling is not paid for in scans
+
+
+def _worker_profiling() -> bool:
+    import dask
+
+    return bool(dask.config.get("distributed.worker.profile.enabled"))
