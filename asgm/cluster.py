@@ -4,6 +4,7 @@ runs (``asgm.experiments``). A LocalCluster on this machine, or a real scheduler
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from asgm.errors import AsgmError
@@ -13,9 +14,30 @@ class ClusterError(AsgmError):
     """The Dask scheduler cannot be reached or used; the message says how to start one."""
 
 
+def worker_threads(workers: int, cores: int | None = None) -> int:
+    """Threads each of ``workers`` local worker processes may give TensorFlow/BLAS: the cores shared out,
+    at least 1 (more would oversubscribe the cores: the workers run their tiles at the same time)."""
+    return max(1, (cores or os.cpu_count() or 1) // max(1, workers))
+
+
+def worker_env(workers: int, cores: int | None = None) -> dict[str, str]:
+    """Environment of local worker processes: TensorFlow's intra-op and OpenMP threads set to
+    ``worker_threads`` (read by TensorFlow when it starts in the worker), one inter-op thread (a tile's
+    forward pass is one op chain)."""
+    n = str(worker_threads(workers, cores))
+    return {"TF_NUM_INTRAOP_THREADS": n, "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": n,
+            "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+#: Dask settings of local worker processes: the statistical profiler off (it samples every thread's
+#: stack 100 times a second; the tiles need the CPU, nobody reads the profile of a scan).
+WORKER_CONFIG: dict[str, Any] = {"distributed.worker.profile.enabled": False}
+
+
 class dask_client:
     """Context manager giving a ``distributed.Client`` for ``scheduler``: None (no Dask: yields None),
-    ``"local"`` (a LocalCluster of ``workers`` single-threaded workers), a ``tcp://host:8786`` address,
+    ``"local"`` (a LocalCluster of ``workers`` worker processes, one task at a time each, TensorFlow
+    threads per ``worker_env``), a ``tcp://host:8786`` address,
     or an existing Client (left open)."""
 
     def __init__(self, scheduler: Any, workers: int = 2, processes: bool = True):
@@ -30,12 +52,14 @@ class dask_client:
         from distributed import Client, LocalCluster
 
         if self.scheduler == "local":
-            # One thread per worker, and one TensorFlow thread each: workers are the parallelism.
-            env = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": "1",
-                   "TF_CPP_MIN_LOG_LEVEL": "2"}
-            kw: dict[str, Any] = {"env": env} if self.processes else {}
-            cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=self.processes,
-                                   dashboard_address=None, **kw)
+            import dask
+
+            kw: dict[str, Any] = {"env": worker_env(self.workers)} if self.processes else {}
+            # Nannies hand the config they are created under to their worker processes (after the
+            # environment, so this cannot go as an environment variable).
+            with dask.config.set(WORKER_CONFIG):
+                cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=self.processes,
+                                       dashboard_address=None, **kw)
             client = Client(cluster)
             self._own = [client, cluster]
             return client

@@ -38,7 +38,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -54,7 +54,7 @@ from asgm.grid import RESOLUTION_M, PatchGrid, utm_epsg
 
 log = logging.getLogger(__name__)
 
-#: Largest AOI a scan accepts by default (km²): 50 x 50 km, about 4.3 million windows at 48 px / 24.
+#: Largest AOI a scan accepts by default (km²): 50 x 50 km, about 43,000 windows at 48 px / 24.
 DEFAULT_MAX_AREA_KM2 = 2500.0
 DEFAULT_TILE_WINDOWS = 32
 DEFAULT_BATCH = 256
@@ -334,10 +334,29 @@ def window_masked_share(masked: np.ndarray, window: int, stride: int, rows: int,
     return total / float(window * window)
 
 
-def scan_tile(job: TileJob, composite: Any, model: ModelSpec, max_masked: float = DEFAULT_MAX_MASKED,
-              batch_size: int = DEFAULT_BATCH, cancel: Cancel | None = None) -> TileResult:
-    """Read one tile of the composite and score its windows in batches (runs on a Dask worker too)."""
+def window_batches(x: np.ndarray, window: int, stride: int, ii: np.ndarray, jj: np.ndarray,
+                   batch_size: int) -> Iterator[tuple[slice, np.ndarray]]:
+    """(slice into ``ii``/``jj``, contiguous (n, window, window, C) batch) of the windows at grid positions
+    (ii, jj) of an (H, W, C) image: one copy per batch, gathered from a strided view (no per-window loop,
+    no transposed intermediate)."""
     from numpy.lib.stride_tricks import sliding_window_view
+
+    # (rows, cols, window, window, C) view: window (i, j) is x[i*stride : i*stride+window, j*stride : ...].
+    views = sliding_window_view(x, (window, window, x.shape[2]))[::stride, ::stride, 0]
+    for b in range(0, len(ii), batch_size):
+        sel = slice(b, b + batch_size)
+        yield sel, views[ii[sel], jj[sel]]  # advanced indexing: a new C-contiguous array
+
+
+def read_tile(job: TileJob, composite: Any) -> np.ndarray | None:
+    """The tile's DN (bands, H, W), or None when none of its windows is in the AOI (nothing to read)."""
+    return composite.read(job.grid) if job.cells.any() else None
+
+
+def score_tile(job: TileJob, dn: np.ndarray | None, bands: Sequence[str], model: ModelSpec,
+               max_masked: float = DEFAULT_MAX_MASKED, batch_size: int = DEFAULT_BATCH,
+               cancel: Cancel | None = None) -> TileResult:
+    """Mask, count and score the windows of one tile already read (``read_tile``) in batches."""
     from rasterio.features import rasterize
     from shapely import wkb
 
@@ -349,10 +368,11 @@ def scan_tile(job: TileJob, composite: Any, model: ModelSpec, max_masked: float 
     w, s, stride = config.patch_size, job.grid.size, job.stride
     prob = np.full((job.rows, job.cols), np.nan, dtype=np.float32)
     n_aoi = int(job.cells.sum())
-    if n_aoi == 0:
+    if n_aoi == 0 or dn is None:
         return TileResult(job.ti, job.tj, prob, 0, 0, 0, 0, 0, time.monotonic() - t0)
-    dn = composite.read(job.grid)
-    masked = dn.astype(np.float32).mean(axis=0) < MASKED_DN  # the store's rule (asgm.store.masked_fraction)
+    # The store's rule (asgm.store.masked_fraction); float32 sums of uint16 bands are exact, so this equals
+    # the mean of a float32 copy without making one.
+    masked = dn.mean(axis=0, dtype=np.float32) < MASKED_DN
     # Masked pixels are counted inside the AOI and the tile's own cells (overlaps belong to neighbours).
     off = (w - stride) // 2
     core = (slice(off, off + job.rows * stride), slice(off, off + job.cols * stride))
@@ -364,23 +384,45 @@ def scan_tile(job: TileJob, composite: Any, model: ModelSpec, max_masked: float 
     todo = job.cells & (share <= max_masked)
     n_masked = int((job.cells & ~todo).sum())
     if todo.any():
-        x = prepare_input(dn, composite.bands, None, config)  # (H, W, C) float32, the training recipe
+        x = prepare_input(dn, bands, None, config)  # (H, W, C) float32, the training recipe
         del dn
-        views = sliding_window_view(x, (w, w), axis=(0, 1))[::stride, ::stride][: job.rows, : job.cols]
         ii, jj = np.nonzero(todo)
         forward = forward_fn(model)
         out = np.empty(len(ii), dtype=np.float32)
-        for b in range(0, len(ii), batch_size):
+        for sel, batch in window_batches(x, w, stride, ii, jj, batch_size):
             if cancel is not None and cancel():
                 raise ScanCancelled("scan cancelled")
-            sel = slice(b, b + batch_size)
-            # (n, C, w, w) views -> one contiguous (n, w, w, C) batch.
-            batch = np.ascontiguousarray(views[ii[sel], jj[sel]].transpose(0, 2, 3, 1))
             out[sel] = forward(batch)
         prob[ii, jj] = out
     return TileResult(job.ti, job.tj, prob, n_aoi, int(todo.sum()), n_masked, pixels_aoi, pixels_masked,
                       round(time.monotonic() - t0, 3))
 
+
+def scan_tile(job: TileJob, composite: Any, model: ModelSpec, max_masked: float = DEFAULT_MAX_MASKED,
+              batch_size: int = DEFAULT_BATCH, cancel: Cancel | None = None) -> TileResult:
+    """Read one tile of the composite and score its windows in batches (a Dask task)."""
+    return score_tile(job, read_tile(job, composite), composite.bands, model, max_masked, batch_size, cancel)
+
+
+def read_ahead(jobs: Sequence[TileJob], composite: Any) -> Iterator[tuple[TileJob, np.ndarray | None]]:
+    """(job, its DN) in order, the next tile read in a thread while the caller scores this one: reading is
+    single-threaded GDAL (it releases the GIL), so it overlaps the model instead of leaving a core idle.
+    Two tiles are in memory at most."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not jobs:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="asgm-scan-read") as pool:
+        pending = pool.submit(read_tile, jobs[0], composite)
+        try:
+            for k, job in enumerate(jobs):
+                dn = pending.result()
+                if k + 1 < len(jobs):
+                    pending = pool.submit(read_tile, jobs[k + 1], composite)
+                yield job, dn
+                del dn
+        finally:
+            pending.cancel()
 
 
 # -- the run -------------------------------------------------------------------------------------
@@ -564,10 +606,10 @@ def scan(
     try:
         with dask_client(scheduler, workers, processes) as client:
             if client is None:
-                for job in jobs:
+                for job, dn in read_ahead(jobs, composite):
                     if cancel is not None and cancel():
                         raise ScanCancelled("scan cancelled")
-                    save(scan_tile(job, composite, run.spec, max_masked, batch_size, cancel))
+                    save(score_tile(job, dn, composite.bands, run.spec, max_masked, batch_size, cancel))
             else:
                 _run_dask(client, jobs, composite, run.spec, max_masked, batch_size, save, cancel)
     except ScanCancelled:

@@ -5,6 +5,7 @@ bad areas, the Dask path on a local cluster, change between two years, and the C
 from __future__ import annotations
 
 import json
+import os
 
 import geopandas as gpd
 import numpy as np
@@ -224,3 +225,67 @@ def test_unusable_runs_and_settings_are_refused_before_writing(env, tmp_path, mo
         with pytest.raises(AsgmError, match=match):
             scan.scan(env["aoi"], 2021, run_id, out, tile_windows=8, **kw)
         assert not out.exists(), match
+
+
+def test_window_batches_are_the_windows_in_order_one_contiguous_copy_each():
+    rng = np.random.default_rng(3)
+    x = rng.random((130, 118, 5), dtype=np.float32)
+    w, stride = 48, 24
+    rows, cols = (x.shape[0] - w) // stride + 1, (x.shape[1] - w) // stride + 1
+    ii, jj = np.nonzero(rng.random((rows, cols)) > 0.3)
+    seen = []
+    for sel, batch in scan.window_batches(x, w, stride, ii, jj, batch_size=3):
+        assert batch.flags.c_contiguous and batch.dtype == np.float32 and len(batch) <= 3
+        assert not np.shares_memory(batch, x)  # a copy: the model may keep it, the tile may go
+        for k, i, j in zip(range(len(batch)), ii[sel], jj[sel], strict=True):
+            assert np.array_equal(batch[k], x[i * stride:i * stride + w, j * stride:j * stride + w])
+        seen += list(range(len(ii)))[sel]
+    assert seen == list(range(len(ii)))
+
+
+def test_read_ahead_yields_every_tile_as_read_in_order_and_stops_cleanly(env):
+    import threading
+
+    from asgm.sources.composite import open_composite
+
+    composite = open_composite(str(env["m21"].path), 2021, None)
+    geom, _ = scan.check_aoi(env["aoi"])
+    epsg = scan.utm_epsg(*geom.centroid.coords[0])
+    grid = scan.make_grid(scan._to_utm(geom, epsg), epsg, 48, 24, 8)
+    cells = np.ones((grid.ny, grid.nx), bool)
+    cells[grid.tile_slices(0, 1)] = False  # a tile outside the AOI is not read
+    jobs = []
+    for ti, tj in grid.tiles:
+        rs, cs = grid.tile_slices(ti, tj)
+        jobs.append(scan.TileJob(ti, tj, grid.tile_grid(ti, tj), rs.stop - rs.start, cs.stop - cs.start, 24,
+                                 cells[rs, cs], b""))
+    got = list(scan.read_ahead(jobs, composite))
+    assert [j for j, _ in got] == jobs
+    for job, dn in got:
+        if (job.ti, job.tj) == (0, 1):
+            assert dn is None
+        else:
+            assert np.array_equal(dn, composite.read(job.grid))
+    before = {t.name for t in threading.enumerate()}
+    for _ in scan.read_ahead(jobs, composite):
+        break  # the caller stops (cancel, error): the pending read is dropped, its thread ends
+    assert not any(t.name.startswith("asgm-scan-read") for t in threading.enumerate() if t.name not in before)
+
+
+def test_local_workers_share_the_cores_among_tensorflow_threads():
+    from asgm.cluster import dask_client, worker_env, worker_threads
+
+    assert (worker_threads(2, 2), worker_threads(2, 8), worker_threads(3, 2), worker_threads(1, 4)) == (1, 4, 1, 4)
+    env = worker_env(2, 8)
+    assert env["TF_NUM_INTRAOP_THREADS"] == env["OMP_NUM_THREADS"] == "4" and env["TF_NUM_INTEROP_THREADS"] == "1"
+    with dask_client("local", workers=2) as client:
+        seen = client.run(os.getenv, "TF_NUM_INTRAOP_THREADS")  # (a bound os.environ.get would travel as a copy)
+        profiling = client.run(_worker_profiling)
+    assert list(seen.values()) == [str(worker_threads(2))] * 2
+    assert list(profiling.values()) == [False, False]  # the profiler's sampling is not paid for in scans
+
+
+def _worker_profiling() -> bool:
+    import dask
+
+    return bool(dask.config.get("distributed.worker.profile.enabled"))
