@@ -17,6 +17,7 @@ CDN. No streamlit here; the page places what these functions return.
 from __future__ import annotations
 
 import base64
+import copy
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -193,6 +194,17 @@ class _ProbabilityPoints(_ScriptLayer):
     kind = "ProbabilityPoints"
     sample_ids: list[str]
     payload: dict[str, Any]
+    #: Read-only after ``points_layer`` built them, so copies share them.
+    _SHARED = ("payload", "sample_ids", "data_js")
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _ProbabilityPoints:
+        """A copy sharing the point data: the page deep-copies the cached map on every click, and copying
+        one list per point (~13,000 objects for the study's points) was most of that copy's time."""
+        new = self.__class__.__new__(self.__class__)
+        memo[id(self)] = new
+        for k, v in self.__dict__.items():
+            new.__dict__[k] = v if k in self._SHARED else copy.deepcopy(v, memo)
+        return new
     script = """
 var {{ this.get_name() }} = (function (d) {
   var ramp = """ + _RAMP_JS + """;

@@ -312,9 +312,11 @@ def _map_and_panel() -> None:
     place_msg = _take_click(st.session_state.get("map"))
     left, right = st.columns([3, 2])
     with left:
+        # render=False: st_folium still renders the map's script (all it sends); the whole HTML page it
+        # would render too is thrown away (~25-45 ms a click here).
         out = st_folium(copy.deepcopy(fmap), key="map", height=600, use_container_width=True,
                         returned_objects=RETURNED, feature_group_to_add=_groups(st.session_state.get("map_sid")),
-                        pixelated=True)
+                        pixelated=True, render=False)
     place_msg = _take_click(out)  # AppTest (no change callback) or a value the callback did not see
     with right:
         _panel(st.session_state.get("map_sid"), place_msg)
