@@ -128,3 +128,23 @@ def test_osm_features_layer_colours_each_key_as_the_overlays_and_names_no_remote
     assert mapview.external_assets(m) == [] and "asgm-osm-legend" in html and '"aerodrome"' in html
     empty = mapview.osm_features_layer(feats.iloc[:0], 1000)
     assert "highway (0)" in next(c for c in empty._children.values() if type(c).__name__ == "_OsmLegend").html
+
+
+def test_map_copies_share_the_point_data_and_render_it_verbatim():
+    """The page deep-copies the cached map on every click: the copy shares the (read-only) point data, and
+    the points' script reaches the page as written, not re-parsed as a Jinja template (which would also
+    eat a sample id that looks like template syntax)."""
+    import copy
+
+    pts = _points()
+    pts.loc[0, "sample_id"] = "a-{{ x }}"
+    m = mapview.build_map(pts, colour_by="probability", store_name="demo", js=LOCAL_JS, css=LOCAL_CSS, threshold=0.4)
+    layer = next(el for el in mapview._walk(m) if type(el).__name__ == "_ProbabilityPoints")
+    c = copy.deepcopy(m)
+    copied = next(el for el in mapview._walk(c) if type(el).__name__ == "_ProbabilityPoints")
+    assert copied is not layer and copied.payload is layer.payload and copied.sample_ids is layer.sample_ids
+    assert copied.get_name() == layer.get_name()
+    html = c.get_root().render()
+    assert '"a-{{ x }}"' in html and html.count('"a-{{ x }}"') == 1
+    assert f"{layer.get_name()}.addTo(" in html  # still added to the map (Layer.render's statement)
+    assert "a-{{ x }}" in m.get_root().render()  # the cached original renders the same
