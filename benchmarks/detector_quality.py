@@ -32,6 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from asgm.config import ExperimentConfig, models_dir  # noqa: E402
+from asgm.regions import COUNTRIES  # noqa: E402
 
 STORE = "amazon"
 EPOCHS = 25
@@ -47,7 +48,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     "detector-full-cosine40": dict(architecture="detector", learning_rate=1e-3, jitter=True, balance_sets=True,
                                    lr_schedule="cosine", epochs=40),
 }
-EVALS = {"spatial": dict(holdout=None), "caroni": dict(holdout="caroni")}
+EVALS: dict[str, dict[str, Any]] = {"spatial": dict(holdout=None), "caroni": dict(holdout="caroni"),
+                                    **{f"loro-{c}": dict(holdout=c) for c in COUNTRIES}}
 LEDGER = "experiments/detector_quality.jsonl"
 
 
