@@ -10,8 +10,12 @@ nearest polygon within ``NEAREST_M``; further out it has no country ("").
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import geopandas as gpd
 
 from asgm.errors import AsgmError
 
@@ -30,7 +34,7 @@ class RegionError(AsgmError):
 
 
 @lru_cache(maxsize=1)
-def countries():  # -> gpd.GeoDataFrame (ADM0_A3, NAME_EN, geometry), EPSG:4326
+def countries() -> gpd.GeoDataFrame:
     """Natural Earth admin-0 country polygons (ADM0_A3, NAME_EN, geometry) in EPSG:4326."""
     import importlib.resources
 
@@ -49,8 +53,6 @@ def country_codes(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     """ISO alpha-3 country code per point ("" where no country lies within ``NEAREST_M``)."""
     import geopandas as gpd
 
-    from asgm.grid import utm_epsg
-
     pts = gpd.GeoDataFrame(geometry=gpd.points_from_xy(np.asarray(lon, float), np.asarray(lat, float)),
                            crs="EPSG:4326")
     if pts.empty:
@@ -58,16 +60,27 @@ def country_codes(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     shapes = countries()
     inside = gpd.sjoin(pts, shapes[["ADM0_A3", "geometry"]], how="left", predicate="within")
     code = inside[~inside.index.duplicated()]["ADM0_A3"].reindex(pts.index)
-    missing = code.isna().to_numpy()
-    if missing.any():
-        # Metres need a projected CRS: the UTM zone of the missing points' centre is close enough for 5 km.
-        sub = pts[missing]
-        c = sub.geometry.union_all().centroid
-        crs = f"EPSG:{utm_epsg(c.x, c.y)}"
-        near = gpd.sjoin_nearest(sub.to_crs(crs), shapes[["ADM0_A3", "geometry"]].to_crs(crs), how="left",
-                                 max_distance=NEAREST_M)
-        code[missing] = near[~near.index.duplicated()]["ADM0_A3"].reindex(sub.index).to_numpy()
+    for i in np.flatnonzero(code.isna().to_numpy()):
+        code.iloc[i] = _nearest_within(shapes, float(pts.geometry.iloc[i].x), float(pts.geometry.iloc[i].y))
     return code.fillna("").astype(str).to_numpy(dtype=object)
+
+
+def _nearest_within(shapes: gpd.GeoDataFrame, lon: float, lat: float) -> str | None:
+    """Code of the nearest country polygon within ``NEAREST_M`` of a point on none, measured in the
+    point's own UTM zone (only polygons near it are projected), or None."""
+    import geopandas as gpd
+    from shapely.geometry import Point, box
+
+    from asgm.grid import utm_epsg
+
+    pad = 0.1  # degrees, > NEAREST_M anywhere below 60° of latitude
+    near = shapes[shapes.intersects(box(lon - pad, lat - pad, lon + pad, lat + pad))]
+    if near.empty:
+        return None
+    crs = f"EPSG:{utm_epsg(lon, lat)}"
+    p = gpd.GeoSeries([Point(lon, lat)], crs="EPSG:4326").to_crs(crs).iloc[0]
+    d = near.to_crs(crs).distance(p)
+    return str(near.loc[d.idxmin(), "ADM0_A3"]) if d.min() <= NEAREST_M else None
 
 
 def country_mask(lon: np.ndarray, lat: np.ndarray, region: str) -> np.ndarray:
