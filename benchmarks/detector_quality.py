@@ -7,12 +7,17 @@ the cluster-bootstrap 95 % CIs, precision at recall 0.9 and the calibration erro
 - ``spatial``: the store's spatial test split (DBSCAN 3 km clusters, split seed fixed at 7 so seeds
   vary only the model), and separately its Bolívar part (the demo pack's sets);
 - ``caroni``: Earth Genome's Caroní rectangle as the test set (train/val outside it, a 3 km buffer
-  dropped), i.e. a geographic holdout.
+  dropped), i.e. a geographic holdout;
+- ``loro-<country>`` (venezuela, peru, brazil, bolivia, colombia, ecuador, guyana): leave one region out —
+  every chip in that country (Natural Earth borders, ``asgm.regions``) is the test set, train/val come from
+  the other countries, chips within 3 km of a test chip across the border are dropped. ``loro-venezuela``
+  also reports the Bolívar part (the demo pack's sets) of its test set.
 
 Leak-freedom is asserted by the split itself (no test point within 3 km of a training point) and
 re-checked here on every run's split.csv.
 
     python benchmarks/detector_quality.py run --recipes detector-full --evals spatial,caroni --seeds 7,1,2
+    python benchmarks/detector_quality.py run --recipes detector-full-cosine40 --evals loro-venezuela,loro-peru
     python benchmarks/detector_quality.py report            # aggregate every run recorded so far
 
 Runs are recorded in ``models/experiments/detector_quality.jsonl`` (one line per finished run).
@@ -137,6 +142,8 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                  ("test, no TTA", None, "no_tta")]
         if evaluation == "spatial":
             views[1:1] = [("Bolívar part", "bolivar", None), ("Bolívar part, own val threshold", "bolivar", "own")]
+        elif evaluation == "loro-venezuela":  # Bolívar is all in test here: no part of validation to tune on
+            views[1:1] = [("Bolívar part", "bolivar", None)]
         for view, part, posthoc in views:
             if posthoc == "own":
                 cells = [part_threshold_view(r["run_id"], part) for r, _ in metrics]
