@@ -166,9 +166,10 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def by_year(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Diagnostic: per (recipe, eval, imagery year, class) the test chips, mean probability and the share
-    called mining at each run's threshold — mean ± sd over seeds, from the runs' predictions.csv."""
+def by_group(rows: list[dict[str, Any]], column: str = "year") -> list[dict[str, Any]]:
+    """Diagnostic: per (recipe, eval, group, class) the test chips, mean probability and the share called
+    mining at each run's threshold — mean ± sd over seeds, from the runs' predictions.csv. ``column`` is a
+    column of the store's index: 'year' (imagery year) or 'set'."""
     from asgm.runs import get_run, predictions
     from asgm.store import PatchStore
 
@@ -177,18 +178,18 @@ def by_year(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         runs = [r for r in rows if r["recipe"] == recipe and r["eval"] == evaluation and r["status"] == "completed"]
         if not runs:
             continue
-        years = PatchStore.open(get_run(runs[0]["run_id"]).config.store).index().set_index("sample_id")["year"]
+        groups = PatchStore.open(get_run(runs[0]["run_id"]).config.store).index().set_index("sample_id")[column]
         per = []
         for r in runs:
             p = predictions(r["run_id"])
             p = p[p["split"] == "test"]
-            p = p.assign(year=p["sample_id"].map(years))
-            per.append(p.groupby(["year", "label"]).agg(n=("prob", "size"), prob=("prob", "mean"),
+            p = p.assign(group=p["sample_id"].map(groups))
+            per.append(p.groupby(["group", "label"]).agg(n=("prob", "size"), prob=("prob", "mean"),
                                                          called=("pred", "mean")))
         for key in per[0].index:
             called = np.array([g.loc[key, "called"] for g in per if key in g.index], float)
             prob = np.array([g.loc[key, "prob"] for g in per if key in g.index], float)
-            out.append({"recipe": recipe, "eval": evaluation, "year": int(key[0]), "label": int(key[1]),
+            out.append({"recipe": recipe, "eval": evaluation, column: key[0], "label": int(key[1]),
                         "n": int(per[0].loc[key, "n"]), "seeds": len(called),
                         "mean_prob": [float(prob.mean()), float(prob.std(ddof=1)) if len(prob) > 1 else np.nan],
                         "called_mining": [float(called.mean()),
@@ -196,16 +197,16 @@ def by_year(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def format_by_year(rows: list[dict[str, Any]]) -> str:
-    """A markdown table of ``by_year``."""
+def format_by_group(rows: list[dict[str, Any]], column: str = "year") -> str:
+    """A markdown table of ``by_group``."""
     def ms(v: list[float]) -> str:
         return f"{v[0]:.3f} ± {v[1]:.3f}" if np.isfinite(v[1]) else f"{v[0]:.3f}"
 
-    lines = ["| recipe | evaluation | imagery year | class | test chips | seeds | mean probability | "
+    lines = [f"| recipe | evaluation | {'imagery year' if column == 'year' else column} | class | test chips | seeds | mean probability | "
              "share called mining |", "|" + "---|" * 8]
     for r in rows:
         cls = "mining" if r["label"] else "not mining"
-        lines.append(f"| {r['recipe']} | {r['eval']} | {r['year']} | {cls} | {r['n']} | {r['seeds']} | "
+        lines.append(f"| {r['recipe']} | {r['eval']} | {r[column]} | {cls} | {r['n']} | {r['seeds']} | "
                      f"{ms(r['mean_prob'])} | {ms(r['called_mining'])} |")
     return "\n".join(lines)
 
@@ -237,17 +238,17 @@ def main() -> None:
     r.add_argument("--epochs", type=int, default=EPOCHS)
     rep = sub.add_parser("report", help="aggregate the runs recorded so far")
     rep.add_argument("--json", action="store_true")
-    rep.add_argument("--by-year", action="store_true",
-                     help="diagnostic: test chips by imagery year and class (share called mining)")
+    rep.add_argument("--by", choices=("year", "set"),
+                     help="diagnostic: test chips by imagery year or by set, and class (share called mining)")
     args = ap.parse_args()
     if args.cmd == "run":
         run(args.recipes.split(","), args.evals.split(","), [int(s) for s in args.seeds.split(",")], args.epochs)
         return
     ledger = models_dir() / LEDGER
     rows = [json.loads(x) for x in ledger.read_text().splitlines() if x.strip()] if ledger.exists() else []
-    if args.by_year:
-        years = by_year(rows)
-        print(json.dumps(years, indent=2) if args.json else format_by_year(years))
+    if args.by:
+        groups = by_group(rows, args.by)
+        print(json.dumps(groups, indent=2, default=str) if args.json else format_by_group(groups, args.by))
         return
     agg = aggregate(rows)
     print(json.dumps(agg, indent=2) if args.json else format_rows(agg))
