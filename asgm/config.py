@@ -6,7 +6,7 @@ import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -60,6 +60,11 @@ class ConfigError(AsgmError):
     """An experiment config file that cannot be used; the message names the problem."""
 
 
+#: Holdout regions: Earth Genome's Caroní rectangle, or a country (asgm.regions.COUNTRIES, same names).
+Holdout = Literal["caroni", "venezuela", "peru", "brazil", "bolivia", "colombia", "ecuador", "guyana"]
+HOLDOUTS: tuple[str, ...] = get_args(Holdout)
+
+
 class ExperimentConfig(BaseModel):
     """Everything that defines a training run. Saved as ``config.json`` in every run folder."""
 
@@ -81,7 +86,9 @@ class ExperimentConfig(BaseModel):
     early_stopping_patience: int | None = Field(None, ge=1)
     split_eps_m: float = Field(3000.0, gt=0, description="DBSCAN eps for the spatial split, true metres.")
     split_fractions: tuple[float, float, float] = (0.70, 0.15, 0.15)
-    holdout: Literal["caroni"] | None = Field(None, description="Geographic holdout used as the test set.")
+    holdout: Holdout | None = Field(
+        None, description="Geographic holdout used as the test set: 'caroni' (Earth Genome's Caroní box) or a "
+        "country (leave-one-region-out: train without it, test in it).")
     masked_limit_pos: float = 0.10
     masked_limit_neg: float = 0.60
     # The recipe beyond the study (issue 14); the defaults reproduce the study's pipeline exactly.

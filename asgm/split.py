@@ -155,14 +155,19 @@ def split_counts(split: pd.DataFrame) -> dict[str, dict[str, int]]:
 
 
 def holdout_mask(rows: pd.DataFrame, region: str) -> np.ndarray:
-    """Bool per row: inside the named holdout region ('caroni': Earth Genome's Caroní rectangle)."""
+    """Bool per row: inside the named holdout region — 'caroni' (Earth Genome's Caroní rectangle) or a
+    country of ``asgm.regions.COUNTRIES`` (Natural Earth borders), for leave-one-region-out."""
+    from asgm.regions import COUNTRIES, country_mask
+
+    if region in COUNTRIES:
+        return country_mask(rows["lon"].to_numpy(float), rows["lat"].to_numpy(float), region)
     import geopandas as gpd
 
     from asgm import registry
 
     keys = {"caroni": "caroni_holdout"}
     if region not in keys:
-        raise SplitError(f"unknown holdout region {region!r}; choose from {list(keys)}")
+        raise SplitError(f"unknown holdout region {region!r}; choose from {[*keys, *COUNTRIES]}")
     shape = gpd.read_file(registry.get(keys[region])).to_crs("EPSG:4326").union_all()
     pts = gpd.GeoSeries(gpd.points_from_xy(rows["lon"], rows["lat"]), crs="EPSG:4326")
     return pts.within(shape).to_numpy()

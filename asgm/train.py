@@ -122,6 +122,7 @@ def _train(folder: RunFolder, config: ExperimentConfig, show_progress: bool, n_b
         make_tf_dataset,
         run_pipeline,
     )
+    from asgm.regions import COUNTRIES, country_codes
     from asgm.split import holdout_mask, spatial_split, split_counts
     from asgm.store import PatchStore
 
@@ -136,6 +137,8 @@ def _train(folder: RunFolder, config: ExperimentConfig, show_progress: bool, n_b
         mask = holdout_mask(rows, config.holdout) if config.holdout else None
         split = spatial_split(rows, config.split_eps_m, config.split_fractions, config.split_seed_used,
                               test_mask=mask)
+        if config.holdout in COUNTRIES:  # record each row's country: what the holdout was decided on
+            split["country"] = country_codes(split["lon"].to_numpy(float), split["lat"].to_numpy(float))
     atomic.write_text(folder.file("split.csv"), split.to_csv(index=False))
     counts = {**data.counts, "splits": split_counts(split)}
     folder.write_json("counts.json", counts)

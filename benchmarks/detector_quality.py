@@ -7,12 +7,17 @@ the cluster-bootstrap 95 % CIs, precision at recall 0.9 and the calibration erro
 - ``spatial``: the store's spatial test split (DBSCAN 3 km clusters, split seed fixed at 7 so seeds
   vary only the model), and separately its Bolívar part (the demo pack's sets);
 - ``caroni``: Earth Genome's Caroní rectangle as the test set (train/val outside it, a 3 km buffer
-  dropped), i.e. a geographic holdout.
+  dropped), i.e. a geographic holdout;
+- ``loro-<country>`` (venezuela, peru, brazil, bolivia, colombia, ecuador, guyana): leave one region out —
+  every chip in that country (Natural Earth borders, ``asgm.regions``) is the test set, train/val come from
+  the other countries, chips within 3 km of a test chip across the border are dropped. ``loro-venezuela``
+  also reports the Bolívar part (the demo pack's sets) of its test set.
 
 Leak-freedom is asserted by the split itself (no test point within 3 km of a training point) and
 re-checked here on every run's split.csv.
 
     python benchmarks/detector_quality.py run --recipes detector-full --evals spatial,caroni --seeds 7,1,2
+    python benchmarks/detector_quality.py run --recipes detector-full-cosine40 --evals loro-venezuela,loro-peru
     python benchmarks/detector_quality.py report            # aggregate every run recorded so far
 
 Runs are recorded in ``models/experiments/detector_quality.jsonl`` (one line per finished run).
@@ -32,6 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from asgm.config import ExperimentConfig, models_dir  # noqa: E402
+from asgm.regions import COUNTRIES  # noqa: E402
 
 STORE = "amazon"
 EPOCHS = 25
@@ -47,7 +53,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     "detector-full-cosine40": dict(architecture="detector", learning_rate=1e-3, jitter=True, balance_sets=True,
                                    lr_schedule="cosine", epochs=40),
 }
-EVALS = {"spatial": dict(holdout=None), "caroni": dict(holdout="caroni")}
+EVALS: dict[str, dict[str, Any]] = {"spatial": dict(holdout=None), "caroni": dict(holdout="caroni"),
+                                    **{f"loro-{c}": dict(holdout=c) for c in COUNTRIES}}
 LEDGER = "experiments/detector_quality.jsonl"
 
 
@@ -135,6 +142,8 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                  ("test, no TTA", None, "no_tta")]
         if evaluation == "spatial":
             views[1:1] = [("Bolívar part", "bolivar", None), ("Bolívar part, own val threshold", "bolivar", "own")]
+        elif evaluation == "loro-venezuela":  # Bolívar is all in test here: no part of validation to tune on
+            views[1:1] = [("Bolívar part", "bolivar", None)]
         for view, part, posthoc in views:
             if posthoc == "own":
                 cells = [part_threshold_view(r["run_id"], part) for r, _ in metrics]
@@ -155,6 +164,51 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             row["train_s"] = float(np.mean([m.get("train_seconds", np.nan) for _, m in metrics]))
             out.append(row)
     return out
+
+
+def by_group(rows: list[dict[str, Any]], column: str = "year") -> list[dict[str, Any]]:
+    """Diagnostic: per (recipe, eval, group, class) the test chips, mean probability and the share called
+    mining at each run's threshold — mean ± sd over seeds, from the runs' predictions.csv. ``column`` is a
+    column of the store's index: 'year' (imagery year) or 'set'."""
+    from asgm.runs import get_run, predictions
+    from asgm.store import PatchStore
+
+    out = []
+    for recipe, evaluation in sorted({(r["recipe"], r["eval"]) for r in rows}):
+        runs = [r for r in rows if r["recipe"] == recipe and r["eval"] == evaluation and r["status"] == "completed"]
+        if not runs:
+            continue
+        groups = PatchStore.open(get_run(runs[0]["run_id"]).config.store).index().set_index("sample_id")[column]
+        per = []
+        for r in runs:
+            p = predictions(r["run_id"])
+            p = p[p["split"] == "test"]
+            p = p.assign(group=p["sample_id"].map(groups))
+            per.append(p.groupby(["group", "label"]).agg(n=("prob", "size"), prob=("prob", "mean"),
+                                                         called=("pred", "mean")))
+        for key in per[0].index:
+            called = np.array([g.loc[key, "called"] for g in per if key in g.index], float)
+            prob = np.array([g.loc[key, "prob"] for g in per if key in g.index], float)
+            out.append({"recipe": recipe, "eval": evaluation, column: key[0], "label": int(key[1]),
+                        "n": int(per[0].loc[key, "n"]), "seeds": len(called),
+                        "mean_prob": [float(prob.mean()), float(prob.std(ddof=1)) if len(prob) > 1 else np.nan],
+                        "called_mining": [float(called.mean()),
+                                          float(called.std(ddof=1)) if len(called) > 1 else np.nan]})
+    return out
+
+
+def format_by_group(rows: list[dict[str, Any]], column: str = "year") -> str:
+    """A markdown table of ``by_group``."""
+    def ms(v: list[float]) -> str:
+        return f"{v[0]:.3f} ± {v[1]:.3f}" if np.isfinite(v[1]) else f"{v[0]:.3f}"
+
+    lines = [f"| recipe | evaluation | {'imagery year' if column == 'year' else column} | class | test chips | seeds | mean probability | "
+             "share called mining |", "|" + "---|" * 8]
+    for r in rows:
+        cls = "mining" if r["label"] else "not mining"
+        lines.append(f"| {r['recipe']} | {r['eval']} | {r[column]} | {cls} | {r['n']} | {r['seeds']} | "
+                     f"{ms(r['mean_prob'])} | {ms(r['called_mining'])} |")
+    return "\n".join(lines)
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:
@@ -184,12 +238,18 @@ def main() -> None:
     r.add_argument("--epochs", type=int, default=EPOCHS)
     rep = sub.add_parser("report", help="aggregate the runs recorded so far")
     rep.add_argument("--json", action="store_true")
+    rep.add_argument("--by", choices=("year", "set"),
+                     help="diagnostic: test chips by imagery year or by set, and class (share called mining)")
     args = ap.parse_args()
     if args.cmd == "run":
         run(args.recipes.split(","), args.evals.split(","), [int(s) for s in args.seeds.split(",")], args.epochs)
         return
     ledger = models_dir() / LEDGER
     rows = [json.loads(x) for x in ledger.read_text().splitlines() if x.strip()] if ledger.exists() else []
+    if args.by:
+        groups = by_group(rows, args.by)
+        print(json.dumps(groups, indent=2, default=str) if args.json else format_by_group(groups, args.by))
+        return
     agg = aggregate(rows)
     print(json.dumps(agg, indent=2) if args.json else format_rows(agg))
 

@@ -19,10 +19,11 @@ from asgm.store import Patch, PatchStore, StoreMeta
 
 def toy_store(root: Path, name: str = "toy", n_pos: int = 12, n_neg: int = 18, n_random: int = 0, size: int = 48,
               bands: tuple[str, ...] = S2_BANDS, osm: tuple[str, ...] = (), seed: int = 0,
-              masked: dict[str, float] | None = None) -> PatchStore:
+              masked: dict[str, float] | None = None, origin: tuple[float, float] = (-63.0, 6.0)) -> PatchStore:
     """A small learnable store: positives carry a bright square (and a 'highway' line when OSM is on),
     negatives are plain. Points are spread ~0.05° apart so DBSCAN at 3 km yields many clusters.
-    ``masked`` maps sample_id -> share of pixels set to 0 DN (to exercise the masked-patch filter)."""
+    ``masked`` maps sample_id -> share of pixels set to 0 DN (to exercise the masked-patch filter).
+    The points fill a 1° x 1° grid from ``origin`` (lon, lat), by default inside Bolívar."""
     rng = np.random.default_rng(seed)
     store = PatchStore.create(StoreMeta(name=name, source="synthetic", bands=bands, size=size,
                                         product_level="synthetic", synthetic=True), root=root, overwrite=True)
@@ -32,7 +33,7 @@ def toy_store(root: Path, name: str = "toy", n_pos: int = 12, n_neg: int = 18, n
     for (prefix, label, set_name), cell in zip(specs, cells, strict=True):
         k = counters[prefix] = counters.get(prefix, -1) + 1
         sid = f"{prefix}-{k:04d}"
-        lon, lat = -63.0 + 0.05 * (cell % 20), 6.0 + 0.05 * (cell // 20)
+        lon, lat = origin[0] + 0.05 * (cell % 20), origin[1] + 0.05 * (cell // 20)
         data = rng.integers(800, 1600, size=(len(bands), size, size)).astype(np.uint16)
         if label == 1:
             r, c = rng.integers(4, size - 20, 2)

@@ -49,6 +49,17 @@ def test_two_epoch_run_leaves_a_complete_run_folder(data_env):
     assert test["pred"].sum() == m["tp"] + m["fp"]
 
 
+def test_leave_one_country_out_run_records_countries_and_tests_only_that_country(data_env):
+    # A 1° grid across the Venezuela-Brazil border at Santa Elena de Uairén / Pacaraima.
+    st = toy_store(data_env / "stores", n_pos=16, n_neg=16, origin=(-61.6, 4.0))
+    run_id = train(_cfg(st, holdout="venezuela", epochs=1), n_boot=50)
+    split = pd.read_csv(RunFolder.of(run_id).file("split.csv"), dtype={"sample_id": str}, keep_default_na=False)
+    assert set(split["country"]) == {"VEN", "BRA"}
+    assert (split.loc[split["split"] == "test", "country"] == "VEN").all()
+    assert (split.loc[split["country"] == "VEN", "split"] == "test").all()
+    assert set(split.loc[split["country"] == "BRA", "split"]) <= {"train", "val", "buffer"}
+
+
 def test_cancel_request_is_recorded(data_env):
     st = toy_store(data_env / "stores", n_pos=8, n_neg=8)
     folder = create_run(_cfg(st, epochs=50))

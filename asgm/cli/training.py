@@ -11,6 +11,8 @@ from asgm.evaluate import N_BOOT
 
 
 def _config_flags(p: argparse.ArgumentParser) -> None:
+    from asgm.config import HOLDOUTS
+
     g = p.add_argument_group("experiment (flags override --config)")
     g.add_argument("--config", help="experiment config file (.toml or .json)")
     g.add_argument("--name", help="free label for the run")
@@ -29,7 +31,8 @@ def _config_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--affine", action=argparse.BooleanOptionalAction, default=None, help="small shifts/zoom too")
     g.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="stop after PATIENCE epochs without "
                    "a better validation PR-AUC")
-    g.add_argument("--holdout", choices=("caroni",), help="use a geographic holdout region as the test set")
+    g.add_argument("--holdout", choices=HOLDOUTS, help="use a geographic holdout region as the test set: caroni "
+                   "(Earth Genome's box) or a country (leave-one-region-out)")
     g.add_argument("--split-eps", type=float, metavar="METRES", help="DBSCAN eps of the spatial split (true metres)")
     g.add_argument("--split-seed", type=int, help="seed of the spatial split (default: --seed)")
     r = p.add_argument_group("recipe beyond the study (defaults: the study's pipeline)")
