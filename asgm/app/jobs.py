@@ -224,10 +224,8 @@ def jobs_panel(kinds: tuple[str, ...] | None = None, recent: int = 8) -> None:
                 except jobs.JobError as exc:
                     st.error(str(exc))
         done = [j for j in all_jobs if not j.active][:recent]
-        if done:
-            st.markdown("**Finished**")
-            st.dataframe([{"job": j.job_id, "what": j.title, "status": j.status, "finished": j.finished,
-                           "error": j.error or ""} for j in done], hide_index=True, width="stretch")
+        # Failures first: under load a refresh can be cut short by the next one, and the table after them
+        # is the least urgent part (and the slowest to draw).
         for j in done:
             if j.status == "failed":
                 st.error(f"Job **{j.job_id}** ({j.title}) failed: {j.error or 'no error recorded'}")
@@ -241,5 +239,9 @@ def jobs_panel(kinds: tuple[str, ...] | None = None, recent: int = 8) -> None:
                     st.toast(f"Started {new.job_id}")
                 except jobs.JobError as exc:
                     st.error(str(exc))
+        if done:
+            st.markdown("**Finished**")
+            st.dataframe([{"job": j.job_id, "what": j.title, "status": j.status, "finished": j.finished,
+                           "error": j.error or ""} for j in done], hide_index=True, width="stretch")
 
     _panel()
