@@ -11,8 +11,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import pooch
-
 from asgm.config import cache_dir, mirror_dir
 from asgm.errors import AsgmError
 
@@ -232,6 +230,8 @@ def get(key: str, progress: bool = False) -> Path:
     cached = cache_dir() / f.relpath
     # pooch silently re-downloads a cached copy that fails its checksum; offline that must say so.
     damaged = cached.is_file() and _sha256(cached) != f.sha256
+    import pooch  # here, not at the top: listing what is present (the app's first page) needs no downloader
+
     try:
         return Path(
             pooch.retrieve(
