@@ -13,6 +13,9 @@ from asgm.app import loaders, page, prepare
 from asgm.errors import AsgmError
 from asgm.runs import get_run
 
+#: Columns of Home's store table (an unreadable store's row fills only some).
+STORE_COLUMNS = ("store", "kind", "patches", "positives", "negatives", "sets", "bands", "size (px)", "OSM masks", "note")
+
 
 def home() -> None:
     """The Home page."""
@@ -106,7 +109,7 @@ def _home_body() -> None:
                 "size (px)": s["size"], "OSM masks": "yes" if s["osm"] else "no — `asgm osm fetch` + `asgm osm rasterize --store " + s["name"] + "`",
                 "note": "SYNTHETIC data (not real imagery)" if s.get("synthetic") else s.get("product_level", ""),
             })
-        st.dataframe(rows, hide_index=True, width="stretch")
+        st.markdown(page.markdown_table(rows, columns=STORE_COLUMNS))
     else:
         st.info("No patch store yet. Click **Prepare the demo** above, or run `asgm demo build`.")
 
@@ -119,8 +122,8 @@ def _home_body() -> None:
             st.caption(f"OSM for the demo store: {note.get('message', '')} (see **Data** → Jobs).")
 
     with st.expander("Upstream files (study points, Earth Genome reference layers)"):
-        st.dataframe([{k: r[k] for k in ("key", "present", "verified", "description", "licence")} for r in reg],
-                     hide_index=True, width="stretch")
+        st.markdown(page.markdown_table([{k: r[k] for k in ("key", "present", "verified", "description", "licence")}
+                                         for r in reg]))
         if not all(r["present"] for r in reg):
             st.caption("Missing files are downloaded on first use; offline, set `ASGM_DATA_MIRROR` to a local copy "
                        "(or run `asgm data pull` where the network is available).")

@@ -7,12 +7,12 @@ instead of the network; tests and CI point it at ``../shared/data``.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import pooch
-
+from asgm import atomic
 from asgm.config import cache_dir, mirror_dir
 from asgm.errors import AsgmError
 
@@ -232,6 +232,8 @@ def get(key: str, progress: bool = False) -> Path:
     cached = cache_dir() / f.relpath
     # pooch silently re-downloads a cached copy that fails its checksum; offline that must say so.
     damaged = cached.is_file() and _sha256(cached) != f.sha256
+    import pooch  # here, not at the top: listing what is present (the app's first page) needs no downloader
+
     try:
         return Path(
             pooch.retrieve(
@@ -257,14 +259,38 @@ def get(key: str, progress: bool = False) -> Path:
 
 
 def status() -> list[dict[str, object]]:
-    """For each upstream file: whether it is available locally (mirror or cache) and verified."""
+    """For each upstream file: whether it is available locally (mirror or cache) and verified.
+
+    A file's sha256 is remembered with its size and modification time (``verified.json`` in the download
+    cache) and computed again only when either changed: hashing every file took ~0.1 s of the app's first
+    page at each server start."""
     rows = []
     mirror = mirror_dir()
+    memo_file = cache_dir() / "verified.json"
+    try:
+        memo = json.loads(memo_file.read_text(encoding="utf-8"))
+        memo = memo if isinstance(memo, dict) else {}
+    except (OSError, ValueError):
+        memo = {}
+    changed = False
     for f in FILES.values():
         local = (mirror / f.relpath) if mirror else cache_dir() / Path(f.relpath).parent / Path(f.relpath).name
-        ok = local.is_file() and _sha256(local) == f.sha256
+        ok = False
+        if local.is_file():
+            stat = local.stat()
+            stamp = [stat.st_size, stat.st_mtime_ns]
+            seen = memo.get(str(local))
+            if not (isinstance(seen, dict) and seen.get("stamp") == stamp and isinstance(seen.get("sha256"), str)):
+                seen = memo[str(local)] = {"stamp": stamp, "sha256": _sha256(local)}
+                changed = True
+            ok = seen["sha256"] == f.sha256
         rows.append({"key": f.key, "url": f.url, "path": str(local), "present": local.is_file(), "verified": ok,
                      "bytes": f.size, "description": f.description, "licence": f.licence})
+    if changed:
+        try:
+            atomic.write_json(memo_file, memo)
+        except (OSError, AsgmError):  # a read-only data folder: hash again next time
+            pass
     return rows
 
 

@@ -30,15 +30,17 @@ import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from pydantic import ValidationError
 
 from asgm import atomic
 from asgm.config import ExperimentConfig, invalid_fields, models_dir
 from asgm.errors import AsgmError, one_line
 from asgm.jobs import pid_alive
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 STATUSES = ("queued", "running", "completed", "failed", "cancelled")
 _RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -253,7 +255,7 @@ def _info(folder: RunFolder) -> RunInfo:
     created = status.get("created") or ""
     if not created:
         try:
-            created = pd.Timestamp(folder.root.stat().st_mtime, unit="s", tz="UTC").isoformat()
+            created = datetime.fromtimestamp(folder.root.stat().st_mtime, UTC).isoformat()
         except OSError:
             created = ""
     return RunInfo(folder.run_id, folder.root, config, state, progress, metrics, error, created)
@@ -328,6 +330,8 @@ def load_model(run_id: str) -> Any:
 
 def predictions(run_id: str) -> pd.DataFrame:
     """Validation and test predictions: sample_id, label, prob, pred, split, cluster, lon, lat."""
+    import pandas as pd  # here, not at the top: the app's first page lists runs without pandas
+
     info = get_run(run_id)
     path = info.path / "predictions.csv"
     if not path.exists():

@@ -23,17 +23,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import pandas as pd
-import rasterio
-from rasterio.errors import RasterioError, RasterioIOError
+from typing import TYPE_CHECKING, Any
 
 from asgm import atomic
 from asgm.config import stores_dir
 from asgm.errors import AsgmError
-from asgm.grid import PatchGrid
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from asgm.grid import PatchGrid
+
+# numpy, pandas, rasterio and asgm.grid (pyproj) are imported inside the methods that use them: the app's
+# first page lists stores (``summary``) without them, which saves a second or so of its first load.
 
 #: Store pixels are digital numbers: reflectance x DN_SCALE, as uint16 (0 = no data).
 DN_SCALE = 10000.0
@@ -72,6 +75,10 @@ class StoreMeta:
     extra: dict[str, Any] = field(default_factory=dict)
     #: Rows of index.csv at its last write (None for stores made before this was recorded).
     patches: int | None = None
+    #: Patches per label and per set at the last write of index.csv (None for older stores), so a summary
+    #: needs no read of the index.
+    by_label: dict[str, int] | None = None
+    by_set: dict[str, int] | None = None
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> StoreMeta:
@@ -106,6 +113,8 @@ class Patch:
 
 def masked_fraction(data: np.ndarray) -> float:
     """Share of pixels of a (bands, H, W) DN array whose band mean is below ``MASKED_DN``."""
+    import numpy as np
+
     if data.ndim != 3 or data.size == 0:
         raise ValueError(f"expected a (bands, H, W) array, got shape {data.shape}")
     return float((data.astype(np.float32).mean(axis=0) < MASKED_DN).mean())
@@ -181,6 +190,8 @@ class PatchStore:
         (folder / "patches").mkdir(parents=True, exist_ok=True)
         atomic.write_json(folder / "store.json", asdict(meta))
         store = cls(folder, meta)
+        import pandas as pd
+
         store._index = pd.DataFrame(columns=INDEX_COLUMNS)
         store._write_index()
         return store
@@ -221,6 +232,8 @@ class PatchStore:
     def _read_index(self) -> pd.DataFrame:
         """index.csv, checked: present when the store has patches, parseable, rows complete, and not
         shorter than the count store.json recorded at the last write."""
+        import pandas as pd
+
         path = self.root / "index.csv"
         fix = "rebuild the store (or fetch its patches again); `asgm patches check --store NAME` lists what is wrong"
         fix = fix.replace("NAME", self.name)
@@ -261,7 +274,7 @@ class PatchStore:
         self._rows = None
         atomic.write_text(self.root / "index.csv", df.to_csv(index=False))
         # The count goes in after the index: a crash in between leaves more rows than recorded, never fewer.
-        self.meta = replace(self.meta, patches=len(df))
+        self.meta = replace(self.meta, patches=len(df), by_label=_counts(df, "label"), by_set=_counts(df, "set"))
         atomic.write_json(self.root / "store.json", asdict(self.meta))
 
     def __len__(self) -> int:
@@ -290,6 +303,9 @@ class PatchStore:
         return len(rows)
 
     def _write_file(self, patch: Patch) -> dict[str, Any]:
+        import numpy as np
+        import rasterio
+
         data = np.asarray(patch.data)
         if data.ndim != 3 or data.shape[0] != len(patch.bands):
             raise PatchStoreError(f"{patch.sample_id}: data shape {data.shape} does not match {len(patch.bands)} bands")
@@ -325,6 +341,8 @@ class PatchStore:
     def _add_rows(self, rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
+        import pandas as pd
+
         new = pd.DataFrame(rows, columns=INDEX_COLUMNS)
         with self._lock:
             df = self._load_index()
@@ -334,6 +352,11 @@ class PatchStore:
 
     def read_patch(self, sample_id: str) -> Patch:
         """Read one patch; a missing or unreadable file is a clear ``PatchStoreError``."""
+        import rasterio
+        from rasterio.errors import RasterioIOError
+
+        from asgm.grid import PatchGrid
+
         with self._lock:
             # A dict lookup, not a scan of the index: stores of thousands of patches are read patch by
             # patch (training's first epoch, ``asgm predict``), from several threads.
@@ -380,6 +403,9 @@ class PatchStore:
             raise PatchStoreError(f"{where}: file is missing")
         if path.stat().st_size == 0:
             raise PatchStoreError(f"{where}: file is empty (0 bytes)")
+        import rasterio
+        from rasterio.errors import RasterioError
+
         size, bands = int(self.meta.size), tuple(self.meta.bands)
         try:
             with rasterio.open(path) as src:
@@ -442,6 +468,9 @@ class PatchStore:
 
     def write_osm(self, sample_id: str, masks: np.ndarray, layers: Sequence[str]) -> None:
         """Write (layers, H, W) uint8 OSM masks for a patch, on the patch's own grid."""
+        import numpy as np
+        import rasterio
+
         masks = np.asarray(masks)
         patch_file = self.patch_path(sample_id)
         if not patch_file.exists():
@@ -464,6 +493,9 @@ class PatchStore:
         path = self.osm_path(sample_id)
         if not path.exists():
             return None
+        import rasterio
+        from rasterio.errors import RasterioIOError
+
         try:
             with rasterio.open(path) as src:
                 return src.read(), tuple(src.descriptions)
@@ -480,13 +512,41 @@ class PatchStore:
 
     # -- reporting -----------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
-        """Counts per set and label, for CLI ``--json`` and the app's home page."""
-        df = self.index()
+        """Counts per set and label, for CLI ``--json`` and the app's home page.
+
+        The counts come from store.json when it recorded them at the last write of the index and the index
+        still has that many lines (no pandas, no parse: the app's first page lists every store); otherwise
+        (older stores, an index changed since) from the index itself, whose checks then report any damage."""
+        counts = self._recorded_counts()
+        if counts is None:
+            df = self.index()
+            counts = (int(len(df)), _counts(df, "label"), _counts(df, "set"))
+        patches, by_label, by_set = counts
         return {
             "name": self.name, "root": str(self.root), "source": self.meta.source, "synthetic": self.meta.synthetic,
             "bands": list(self.meta.bands), "size": self.meta.size, "product_level": self.meta.product_level,
-            "date_start": self.meta.date_start, "date_end": self.meta.date_end, "patches": int(len(df)),
-            "by_label": {str(k): int(v) for k, v in df["label"].value_counts().sort_index().items()} if len(df) else {},
-            "by_set": {str(k): int(v) for k, v in df["set"].value_counts().sort_index().items()} if len(df) else {},
+            "date_start": self.meta.date_start, "date_end": self.meta.date_end, "patches": patches,
+            "by_label": by_label, "by_set": by_set,
             "osm": self.osm_info() is not None, "credits": list(self.meta.credits),
         }
+
+    def _recorded_counts(self) -> tuple[int, dict[str, int], dict[str, int]] | None:
+        """(patches, by_label, by_set) as store.json recorded them, when they agree with each other and with
+        the lines of index.csv (a header plus one line per patch); None when they cannot be trusted."""
+        n, by_label, by_set = self.meta.patches, self.meta.by_label, self.meta.by_set
+        if n is None or by_label is None or by_set is None:
+            return None
+        if sum(by_label.values()) != n or sum(by_set.values()) != n:
+            return None
+        try:
+            lines = (self.root / "index.csv").read_bytes().count(b"\n")
+        except OSError:
+            return None
+        if lines != n + 1:
+            return None
+        return n, dict(by_label), dict(by_set)
+
+
+def _counts(df: pd.DataFrame, column: str) -> dict[str, int]:
+    """Rows per value of an index column, keys as text in sorted value order ({} for an empty index)."""
+    return {str(k): int(v) for k, v in df[column].value_counts().sort_index().items()} if len(df) else {}

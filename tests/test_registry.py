@@ -95,3 +95,25 @@ def test_download_cut_midway_leaves_no_file(tmp_path, monkeypatch, http_mirror):
         registry.get("study_positives")
     assert registry.FILES["study_positives"].url.replace(registry.BASE_URL, base) in str(err.value) or "study_positives" in str(err.value)
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+
+
+def test_status_hashes_a_file_again_only_when_it_changed(data_env, monkeypatch, mirror):
+    f = registry.FILES["caroni_holdout"]
+    copy = data_env / "mirror" / f.relpath
+    copy.parent.mkdir(parents=True)
+    shutil.copy(mirror / f.relpath, copy)
+    monkeypatch.setenv("ASGM_DATA_MIRROR", str(data_env / "mirror"))
+    hashed = []
+    real = registry._sha256
+    monkeypatch.setattr(registry, "_sha256", lambda p: hashed.append(p) or real(p))  # counts, still hashes
+
+    def row():
+        return next(r for r in registry.status() if r["key"] == "caroni_holdout")
+
+    assert row()["verified"] and hashed == [copy]  # only the one file present is hashed
+    assert row()["verified"] and hashed == [copy]  # remembered: not hashed again
+    copy.write_bytes(copy.read_bytes() + b" ")  # damaged: size and time change
+    assert row()["present"] and not row()["verified"] and len(hashed) == 2
+    shutil.copy(mirror / f.relpath, copy)  # repaired
+    (data_env / "data" / "cache" / "verified.json").write_text("{not json")  # a damaged memo is ignored
+    assert row()["verified"] and len(hashed) == 3

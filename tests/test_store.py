@@ -113,3 +113,57 @@ def test_osm_masks_share_the_patch_grid(tmp_path):
         assert a.transform == b.transform and a.crs == b.crs
     with pytest.raises(PatchStoreError, match="shape"):
         store.write_osm("pos-0001", masks[:, :10], ["highway", "waterway"])
+
+
+def _mixed_store(tmp_path):
+    from dataclasses import replace
+
+    store = PatchStore.create(_meta(), root=tmp_path)
+    store.write_patches([_patch("pos-0001", seed=1), _patch("pos-0002", seed=2),
+                         replace(_patch("neg-0001", label=0, seed=3), set="curated_negatives")])
+    return store
+
+
+def test_summary_counts_come_from_store_json_without_reading_the_index(tmp_path):
+    import json
+
+    _mixed_store(tmp_path)
+    meta = json.loads((tmp_path / "t" / "store.json").read_text())
+    assert (meta["patches"], meta["by_label"], meta["by_set"]) == (3, {"0": 1, "1": 2}, {"curated_negatives": 1, "positives": 2})
+    store = PatchStore.open("t", root=tmp_path)
+    s = store.summary()
+    assert store._index is None  # the index was never parsed
+    assert (s["patches"], s["by_label"], s["by_set"]) == (3, {"0": 1, "1": 2}, {"curated_negatives": 1, "positives": 2})
+
+
+def test_summary_falls_back_to_the_index_for_old_or_changed_stores(tmp_path):
+    import json
+
+    _mixed_store(tmp_path)
+    meta_file, index_file = tmp_path / "t" / "store.json", tmp_path / "t" / "index.csv"
+    expected = {"patches": 3, "by_label": {"0": 1, "1": 2}, "by_set": {"curated_negatives": 1, "positives": 2}}
+
+    # A store written before the counts were recorded: counted from its index.
+    meta = json.loads(meta_file.read_text())
+    old = {k: v for k, v in meta.items() if k not in ("by_label", "by_set")}
+    meta_file.write_text(json.dumps(old))
+    store = PatchStore.open("t", root=tmp_path)
+    s = store.summary()
+    assert store._index is not None and {k: s[k] for k in expected} == expected
+
+    # Recorded counts that disagree with the recorded patch count are not trusted.
+    meta_file.write_text(json.dumps({**meta, "by_label": {"0": 5, "1": 2}}))
+    s = PatchStore.open("t", root=tmp_path).summary()
+    assert {k: s[k] for k in expected} == expected
+
+    # An index edited since (a row added by hand): its own counts, not the stale recorded ones.
+    meta_file.write_text(json.dumps(meta))
+    lines = index_file.read_text().splitlines(keepends=True)
+    index_file.write_text("".join(lines) + lines[1].replace("neg-0001", "neg-0002"))
+    s = PatchStore.open("t", root=tmp_path).summary()
+    assert (s["patches"], s["by_label"], s["by_set"]) == (4, {"0": 2, "1": 2}, {"curated_negatives": 2, "positives": 2})
+
+    # A cut index is reported, as before, rather than summarised from store.json.
+    index_file.write_text("".join(lines[:-1]))
+    with pytest.raises(PatchStoreError, match="truncated"):
+        PatchStore.open("t", root=tmp_path).summary()

@@ -6,16 +6,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-import numpy as np
-import pandas as pd
 import streamlit as st
 
 from asgm import runs
 from asgm.config import ExperimentConfig, data_dir, models_dir
 from asgm.errors import AsgmError
 from asgm.store import PatchStore, PatchStoreError, list_stores
+
+if TYPE_CHECKING:  # the first page (Home) and the sidebar load neither
+    import numpy as np
+    import pandas as pd
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -149,6 +151,8 @@ def osm_around(name: str, lon: float, lat: float, radius_m: float):
 @st.cache_data(show_spinner="Loading the study's labelled points…")
 def study_points() -> pd.DataFrame:
     """The study's 1,259 labelled points (positives, curated and random negatives) as a plain DataFrame."""
+    import pandas as pd
+
     from asgm.points import load_points
 
     return pd.DataFrame(load_points().drop(columns="geometry"))

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import streamlit as st
 
 from asgm import CREDITS, runs
@@ -19,23 +19,15 @@ from asgm.errors import AsgmError
 
 def page_setup(title: str) -> None:
     """Common first lines of every page: page config, local map assets, first-start preparation."""
-    st.set_page_config(page_title=f"{title} · ASGM Explorer", page_icon=_favicon(), layout="wide")
+    # Streamlit's own favicon (served locally): any image icon goes through Streamlit's ``image_to_url``,
+    # which imports numpy and PIL (~0.3-0.45 s of the first page on a cold server); an emoji or material
+    # icon would be fetched from a CDN, which fails offline.
+    st.set_page_config(page_title=f"{title} · ASGM Explorer", layout="wide")
     try:
         _static_once()
     except OSError as exc:  # a read-only checkout must not take the app down; only the map suffers
         st.warning(f"Could not copy the local map assets into {assets.VENDOR_DIR} ({exc}); maps need the network.")
     auto_prepare()
-
-
-@st.cache_resource
-def _favicon():
-    """A small local favicon (a gold dot on dark green): emoji and material icons would be fetched from a
-    CDN, which fails offline."""
-    from PIL import Image, ImageDraw
-
-    img = Image.new("RGBA", (32, 32), (27, 94, 32, 255))
-    ImageDraw.Draw(img).ellipse((8, 8, 24, 24), fill=(230, 171, 2, 255))
-    return img
 
 
 @st.cache_resource
@@ -82,6 +74,8 @@ def seconds_since(stamp: Any) -> float | None:
     """Seconds since an ISO timestamp (or epoch seconds); None when absent or unparsable."""
     if isinstance(stamp, (int, float)):
         return time.time() - float(stamp)
+    import pandas as pd  # here, not at the top: the sidebar of every page is drawn without pandas
+
     try:
         return time.time() - pd.Timestamp(stamp).timestamp()
     except (TypeError, ValueError):
@@ -155,6 +149,23 @@ def run_can_classify(run_id: str, run_config: ExperimentConfig, store_name: str)
     if note := product_level_note(run_config, store_name):
         st.warning(note)
     return True
+
+
+def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """A markdown table of ``rows`` (``columns``, by default every key in first-seen order; a missing or
+    None cell is blank, True/False read yes/no).
+
+    Why not ``st.dataframe``: Streamlit converts a dataframe through pandas and pyarrow, about a second of
+    imports on a cold server, and Home (the first page) shows only a few short rows."""
+    columns = list(columns or dict.fromkeys(k for r in rows for k in r))
+
+    def cell(v: Any) -> str:
+        text = "" if v is None else "yes" if v is True else "no" if v is False else str(v)
+        return " ".join(text.split()).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(cell(c) for c in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
 
 
 def credits_markdown() -> str:
