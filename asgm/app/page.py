@@ -35,33 +35,29 @@ def _static_once() -> Path:
     return assets.ensure_static_assets()
 
 
-def patch_viewer_link(store_name: str, sid: str) -> None:
-    """A link to the patch viewer for one patch (store and sample carried in the query string)."""
+def page_link(script: str, url_path: str, label: str, query: dict[str, str] | None = None) -> None:
+    """A link to another page of the app (``script`` as registered, ``query`` in the query string)."""
     from urllib.parse import urlencode
 
     try:
-        st.page_link("pages/2_Patch_viewer.py", label="Open in the patch viewer →",
-                     query_params={"store": store_name, "sample": sid})
+        st.page_link(script, label=label, query_params=query)
     except Exception:  # page not registered (a page run on its own, e.g. in tests): a plain link does the same
-        st.markdown(f"[Open in the patch viewer](Patch_viewer?{urlencode({'store': store_name, 'sample': sid})})")
+        st.markdown(f"[{label}]({url_path}{'?' + urlencode(query) if query else ''})")
+
+
+def patch_viewer_link(store_name: str, sid: str) -> None:
+    """A link to the patch viewer for one patch (store and sample carried in the query string)."""
+    page_link("pages/2_Patch_viewer.py", "Patch_viewer", "Open in the patch viewer →", {"store": store_name, "sample": sid})
 
 
 def scan_window_link(scan: str, window: str, label: str = "Open this window in the patch viewer →") -> None:
     """A link to the patch viewer for one window of a region scan (``?scan=NAME&window=I,J``)."""
-    from urllib.parse import urlencode
-
-    try:
-        st.page_link("pages/2_Patch_viewer.py", label=label, query_params={"scan": scan, "window": window})
-    except Exception:  # page not registered (a page run on its own, e.g. in tests): a plain link does the same
-        st.markdown(f"[{label}](Patch_viewer?{urlencode({'scan': scan, 'window': window})})")
+    page_link("pages/2_Patch_viewer.py", "Patch_viewer", label, {"scan": scan, "window": window})
 
 
 def scan_page_link(label: str = "Scan this area for mining →") -> None:
     """A link to the Region scan page (which reads the drawn area from session state)."""
-    try:
-        st.page_link("pages/6_Scan.py", label=label)
-    except Exception:  # page not registered (a page run on its own, e.g. in tests)
-        st.markdown(f"[{label}](Scan)")
+    page_link("pages/6_Scan.py", "Scan", label)
 
 
 def show_error(exc: AsgmError, way_out: str = "") -> None:
