@@ -197,12 +197,20 @@ class ScanGrid:
         k = self.tile_windows
         return slice(ti * k, min(self.ny, (ti + 1) * k)), slice(tj * k, min(self.nx, (tj + 1) * k))
 
+    def pixel_grid(self, i: int, j: int, size: int) -> PatchGrid:
+        """The ``size`` px square pixel grid whose corner is window (i, j)'s corner."""
+        r = RESOLUTION_M
+        return PatchGrid(self.epsg, Affine(r, 0.0, self.x0 + j * self.stride * r, 0.0, -r,
+                                           self.y0 - i * self.stride * r), size)
+
     def tile_grid(self, ti: int, tj: int) -> PatchGrid:
         """The square pixel grid a tile reads: its windows plus the overlap they need."""
-        k, r = self.tile_windows, RESOLUTION_M
-        size = k * self.stride + self.window - self.stride
-        return PatchGrid(self.epsg, Affine(r, 0.0, self.x0 + tj * k * self.stride * r, 0.0, -r,
-                                           self.y0 - ti * k * self.stride * r), size)
+        k = self.tile_windows
+        return self.pixel_grid(ti * k, tj * k, k * self.stride + self.window - self.stride)
+
+    def window_grid(self, i: int, j: int) -> PatchGrid:
+        """The pixel grid of window (i, j): what the model scored there."""
+        return self.pixel_grid(i, j, self.window)
 
 
 def make_grid(aoi_utm: Any, epsg: int, window: int, stride: int, tile_windows: int) -> ScanGrid:

@@ -15,11 +15,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from affine import Affine
 
 from asgm import scan
-from asgm.config import data_dir
-from asgm.grid import RESOLUTION_M, PatchGrid
+from asgm.grid import PatchGrid, centre_lonlat
+from asgm.scan_request import scans_dir
 
 TABLE_COLUMNS = ["id", "area_ha", "max_prob", "mean_prob", "windows", "centroid_lon", "centroid_lat", "window"]
 SYNTHETIC_LABEL = "SYNTHETIC imagery (not a real place)"
@@ -27,11 +26,6 @@ SYNTHETIC_LABEL = "SYNTHETIC imagery (not a real place)"
 
 class ScanResultError(scan.ScanError):
     """A scan that cannot be shown (unfinished, damaged, unknown); the message says what to do."""
-
-
-def scans_dir() -> Path:
-    """Where the app's scans live (``<ASGM_DATA_DIR>/scans``)."""
-    return data_dir() / "scans"
 
 
 @dataclass
@@ -235,8 +229,7 @@ def window_grid(s: FinishedScan, i: int, j: int) -> PatchGrid:
     g = s.grid
     if not (0 <= i < g.ny and 0 <= j < g.nx):
         raise ScanResultError(f"window {i},{j} is outside scan {s.name!r} ({g.ny} x {g.nx} windows)")
-    r = RESOLUTION_M
-    return PatchGrid(g.epsg, Affine(r, 0.0, g.x0 + j * g.stride * r, 0.0, -r, g.y0 - i * g.stride * r), g.window)
+    return g.window_grid(i, j)
 
 
 def composite_of(s: FinishedScan) -> Any:
@@ -258,16 +251,12 @@ def composite_of(s: FinishedScan) -> Any:
 def window_patch(s: FinishedScan, i: int, j: int) -> Any:
     """Scan window (i, j) as an ``asgm.store.Patch`` (label -1: a scan window has no true label), its pixels
     read from the scan's composite, so the one inference path classifies it as it classifies store patches."""
-    from pyproj import Transformer
-
     from asgm.store import Patch
 
     grid = window_grid(s, i, j)
     comp = composite_of(s)
     data = comp.read(grid)
-    west, south, east, north = grid.bounds
-    lon, lat = Transformer.from_crs(grid.crs, "EPSG:4326", always_xy=True).transform((west + east) / 2,
-                                                                                     (south + north) / 2)
+    lon, lat = centre_lonlat(grid)  # the point of a window, as of a store patch: its centre pixel
     src = s.identity["source"]
     return Patch(sample_id=f"{s.name}:{i},{j}", label=-1, set="scan", lon=float(lon), lat=float(lat), grid=grid,
                  data=data, bands=tuple(comp.bands), source="synthetic" if comp.synthetic else str(src.get("kind")),
