@@ -451,6 +451,20 @@ def plugin_assets():
     return PluginAssets()
 
 
+def _base_map(center: Sequence[float], zoom: int, online_basemap: bool) -> Any:
+    """A ``leafmap.foliumap.Map`` with the basemaps (the first shown) and the offline fallback, no other
+    control than the scale bar: what every map of the app starts from."""
+    import leafmap.foliumap as lf
+
+    m = lf.Map(center=list(center), zoom=zoom, tiles=None, prefer_canvas=True, scale_control=True,
+               fullscreen_control=False, draw_control=False, measure_control=False, max_zoom=19)
+    bases = _basemaps(online_basemap)
+    for b in bases:
+        b.add_to(m)
+    basemap_fallback(bases[0], bases[1:]).add_to(m)
+    return m
+
+
 def build_map(points: pd.DataFrame, *, colour_by: str, store_name: str | None, js: Sequence[tuple[str, str]],
               css: Sequence[tuple[str, str]], threshold: float | None = None,
               reference_layers: Sequence[tuple[str, str, str, bool, float]] = (),
@@ -461,18 +475,12 @@ def build_map(points: pd.DataFrame, *, colour_by: str, store_name: str | None, j
     draw control (polygon/rectangle: the area of interest), scale bar and fullscreen; assets local."""
     import folium
     import folium.plugins
-    import leafmap.foliumap as lf
 
     if center is None:
         center = ((float(points["lat"].min()) + float(points["lat"].max())) / 2,
                   (float(points["lon"].min()) + float(points["lon"].max())) / 2) if len(points) else (6.8, -63.0)
-    m = lf.Map(center=list(center), zoom=zoom, tiles=None, prefer_canvas=True, scale_control=True,
-               fullscreen_control=False, draw_control=False, measure_control=False, max_zoom=19)
+    m = _base_map(center, zoom, online_basemap)
     folium.plugins.Fullscreen(position="topleft", title="Full screen", title_cancel="Leave full screen").add_to(m)
-    bases = _basemaps(online_basemap)
-    for b in bases:
-        b.add_to(m)
-    basemap_fallback(bases[0], bases[1:]).add_to(m)
     patch_panes().add_to(m)
     for url, name, colour, shown, fill in reference_layers:
         remote_geojson_layer(url, name, colour, show=shown, fill_opacity=fill).add_to(m)
@@ -654,16 +662,10 @@ def scan_map(polygons: Any, aoi: Any, *, js: Sequence[tuple[str, str]], css: Seq
     threshold, ticked) — or, with ``change``, by their ``change`` class with a legend. Each polygon's
     tooltip starts with its id (what a click returns). Assets local, fitted to the AOI."""
     import folium
-    import leafmap.foliumap as lf
     from shapely.geometry import mapping
 
     w, s, e, n = aoi.bounds
-    m = lf.Map(center=[(s + n) / 2, (w + e) / 2], zoom=12, tiles=None, prefer_canvas=True, scale_control=True,
-               fullscreen_control=False, draw_control=False, measure_control=False, max_zoom=19)
-    bases = _basemaps(online_basemap)
-    for b in bases:
-        b.add_to(m)
-    basemap_fallback(bases[0], bases[1:]).add_to(m)
+    m = _base_map(((s + n) / 2, (w + e) / 2), 12, online_basemap)
     folium.GeoJson(mapping(aoi), name="Area of interest", interactive=False,
                    style_function=lambda _f: {"color": AOI_COLOUR, "weight": 2, "dashArray": "6 4", "fill": False}
                    ).add_to(m)
