@@ -17,6 +17,13 @@ from asgm.grid import patch_grid
 from asgm.store import Patch, PatchStore, StoreMeta
 
 
+def use_folders(mp: Any, root: Path) -> None:
+    """Point ``ASGM_DATA_DIR`` and ``ASGM_MODELS_DIR`` at ``root/data`` and ``root/models`` (``mp``: a
+    ``pytest.MonkeyPatch``, so they are restored after the test or fixture)."""
+    mp.setenv("ASGM_DATA_DIR", str(root / "data"))
+    mp.setenv("ASGM_MODELS_DIR", str(root / "models"))
+
+
 def toy_store(root: Path, name: str = "toy", n_pos: int = 12, n_neg: int = 18, n_random: int = 0, size: int = 48,
               bands: tuple[str, ...] = S2_BANDS, osm: tuple[str, ...] = (), seed: int = 0,
               masked: dict[str, float] | None = None, origin: tuple[float, float] = (-63.0, 6.0)) -> PatchStore:

@@ -18,8 +18,9 @@ if not os.environ.get("ASGM_DATA_MIRROR") and (REPO.parent / "shared" / "data").
 @pytest.fixture
 def data_env(tmp_path, monkeypatch) -> Path:
     """Per-test ``ASGM_DATA_DIR`` and ``ASGM_MODELS_DIR`` under tmp_path; returns tmp_path."""
-    monkeypatch.setenv("ASGM_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("ASGM_MODELS_DIR", str(tmp_path / "models"))
+    from _engine import use_folders
+
+    use_folders(monkeypatch, tmp_path)
     return tmp_path
 
 
@@ -73,15 +74,14 @@ def synthetic_store_factory(tmp_path_factory):
 @pytest.fixture(scope="session")
 def _toy_osm_training(tmp_path_factory):
     """One 1-epoch run on a 22-patch toy store with two OSM layers, trained once per session."""
-    from _engine import toy_store
+    from _engine import toy_store, use_folders
 
     from asgm.config import S2_BANDS, ExperimentConfig
     from asgm.train import train
 
     root = tmp_path_factory.mktemp("toy-osm-run")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ASGM_DATA_DIR", str(root / "data"))
-        mp.setenv("ASGM_MODELS_DIR", str(root / "models"))
+        use_folders(mp, root)
         st = toy_store(root / "stores", n_pos=10, n_neg=12, osm=("highway", "waterway"))
         cfg = ExperimentConfig(store=str(st.root), bands=S2_BANDS, osm_layers=("waterway", "highway"), epochs=1,
                                batch_size=8)
@@ -92,7 +92,8 @@ def _toy_osm_training(tmp_path_factory):
 @pytest.fixture
 def osm_run(_toy_osm_training, monkeypatch):
     """``(run_id, store, config)`` of the shared toy OSM run, with the data/model folders pointing at it."""
+    from _engine import use_folders
+
     root, run_id, st, cfg = _toy_osm_training
-    monkeypatch.setenv("ASGM_DATA_DIR", str(root / "data"))
-    monkeypatch.setenv("ASGM_MODELS_DIR", str(root / "models"))
+    use_folders(monkeypatch, root)
     return run_id, st, cfg

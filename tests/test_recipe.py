@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from _engine import toy_store
+from _engine import toy_store, use_folders
 
 from asgm import calibration, inference, runs
 from asgm.config import S2_BANDS, ExperimentConfig
@@ -90,8 +90,7 @@ def test_old_configs_still_load_and_default_to_the_study():
 def recipe_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("recipe")
     mp = pytest.MonkeyPatch()
-    mp.setenv("ASGM_DATA_DIR", str(root / "data"))
-    mp.setenv("ASGM_MODELS_DIR", str(root / "models"))
+    use_folders(mp, root)
     st = toy_store(root / "stores", n_pos=16, n_neg=20)
     cfg = ExperimentConfig(store=str(st.root), bands=S2_BANDS, epochs=2, batch_size=8, architecture="detector",
                            learning_rate=1e-3, jitter=True, balance_sets=True, tta=True, calibrate=True)

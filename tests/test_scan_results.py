@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import rasterio
+from _engine import use_folders
 from rasterio.warp import transform_bounds
 from scan_support import detector_run
 from shapely.geometry import Point, box, mapping
@@ -28,8 +29,7 @@ def world(tmp_path_factory):
     """A data dir with two finished SYNTHETIC scans of the same area (2021: 2 mines, 2022: 3) and the detector."""
     root = tmp_path_factory.mktemp("scan-results")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ASGM_MODELS_DIR", str(root / "models"))
-        mp.setenv("ASGM_DATA_DIR", str(root / "data"))
+        use_folders(mp, root)
         run_id = detector_run()
         mosaics = {y: write_mosaic(root / f"m{y}.tif", LON, LAT, size_px=400, n_mines=n, seed=1, year=y)
                    for y, n in ((2021, 2), (2022, 3))}
@@ -42,8 +42,7 @@ def world(tmp_path_factory):
 
 @pytest.fixture
 def env(world, monkeypatch):
-    monkeypatch.setenv("ASGM_MODELS_DIR", str(world["root"] / "models"))
-    monkeypatch.setenv("ASGM_DATA_DIR", str(world["root"] / "data"))
+    use_folders(monkeypatch, world["root"])
     return world
 
 
