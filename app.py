@@ -11,7 +11,7 @@ import streamlit as st
 
 from asgm.app import loaders, page, prepare
 from asgm.errors import AsgmError
-from asgm.runs import get_run
+from asgm.model.runs import get_run
 
 #: Columns of Home's store table (an unreadable store's row fills only some).
 STORE_COLUMNS = ("store", "kind", "patches", "positives", "negatives", "sets", "bands", "size (px)", "OSM masks", "note")

@@ -60,7 +60,7 @@ class ConfigError(AsgmError):
     """An experiment config file that cannot be used; the message names the problem."""
 
 
-#: Holdout regions: Earth Genome's Caroní rectangle, or a country (asgm.regions.COUNTRIES, same names).
+#: Holdout regions: Earth Genome's Caroní rectangle, or a country (asgm.data.regions.COUNTRIES, same names).
 Holdout = Literal["caroni", "venezuela", "peru", "brazil", "bolivia", "colombia", "ecuador", "guyana"]
 HOLDOUTS: tuple[str, ...] = get_args(Holdout)
 

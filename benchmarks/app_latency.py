@@ -77,7 +77,7 @@ def main() -> int:
     os.environ.update(env)
     from asgm.config import ExperimentConfig
     from asgm.sources import demo
-    from asgm.train import train
+    from asgm.training.train import train
 
     t = time.time()
     demo.build(progress=False)

@@ -9,7 +9,7 @@ the cluster-bootstrap 95 % CIs, precision at recall 0.9 and the calibration erro
 - ``caroni``: Earth Genome's Caroní rectangle as the test set (train/val outside it, a 3 km buffer
   dropped), i.e. a geographic holdout;
 - ``loro-<country>`` (venezuela, peru, brazil, bolivia, colombia, ecuador, guyana): leave one region out —
-  every chip in that country (Natural Earth borders, ``asgm.regions``) is the test set, train/val come from
+  every chip in that country (Natural Earth borders, ``asgm.data.regions``) is the test set, train/val come from
   the other countries, chips within 3 km of a test chip across the border are dropped. ``loro-venezuela``
   also reports the Bolívar part (the demo pack's sets) of its test set.
 
@@ -37,7 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from asgm.config import ExperimentConfig, models_dir  # noqa: E402
-from asgm.regions import COUNTRIES  # noqa: E402
+from asgm.data.regions import COUNTRIES
 
 STORE = "amazon"
 EPOCHS = 25
@@ -72,7 +72,7 @@ def check_leak_free(run_dir: Path, eps_m: float = 3000.0) -> float:
     """Smallest distance (m) from a test point to a training point in the run's split; asserts > eps."""
     import pandas as pd
 
-    from asgm.points import nearest_distance_m
+    from asgm.data.points import nearest_distance_m
 
     split = pd.read_csv(run_dir / "split.csv")
     train = split[split.split == "train"][["lon", "lat"]].to_numpy(float)
@@ -83,8 +83,8 @@ def check_leak_free(run_dir: Path, eps_m: float = 3000.0) -> float:
 
 
 def run(recipes: list[str], evals: list[str], seeds: list[int], epochs: int) -> None:
-    from asgm.runs import get_run
-    from asgm.train import train
+    from asgm.model.runs import get_run
+    from asgm.training.train import train
 
     ledger = models_dir() / LEDGER
     for evaluation in evals:
@@ -114,10 +114,10 @@ def _cells(m: dict[str, Any], part: str | None, posthoc: str | None) -> dict[str
 def part_threshold_view(run_id: str, part: str = "bolivar") -> dict[str, Any]:
     """Diagnostic: the part's test metrics with the threshold tuned on the part's own validation rows
     (instead of the whole validation split), from the run's predictions.csv."""
-    from asgm.evaluate import best_threshold, metrics_on_test
-    from asgm.runs import get_run, predictions
-    from asgm.scoring import PART_SETS
-    from asgm.store import PatchStore
+    from asgm.data.store import PatchStore
+    from asgm.model.runs import get_run, predictions
+    from asgm.training.evaluate import best_threshold, metrics_on_test
+    from asgm.training.scoring import PART_SETS
 
     info = get_run(run_id)
     sets = PatchStore.open(info.config.store).index().set_index("sample_id")["set"]
@@ -131,7 +131,7 @@ def part_threshold_view(run_id: str, part: str = "bolivar") -> dict[str, Any]:
 
 def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """mean ± sd over seeds per (recipe, eval, view) with the mean cluster-bootstrap CI of F1."""
-    from asgm.runs import get_run
+    from asgm.model.runs import get_run
 
     out = []
     keys = sorted({(r["recipe"], r["eval"]) for r in rows}, key=lambda k: (k[1], list(RECIPES).index(k[0])))
@@ -170,8 +170,8 @@ def by_group(rows: list[dict[str, Any]], column: str = "year") -> list[dict[str,
     """Diagnostic: per (recipe, eval, group, class) the test chips, mean probability and the share called
     mining at each run's threshold — mean ± sd over seeds, from the runs' predictions.csv. ``column`` is a
     column of the store's index: 'year' (imagery year) or 'set'."""
-    from asgm.runs import get_run, predictions
-    from asgm.store import PatchStore
+    from asgm.data.store import PatchStore
+    from asgm.model.runs import get_run, predictions
 
     out = []
     for recipe, evaluation in sorted({(r["recipe"], r["eval"]) for r in rows}):

@@ -1,4 +1,4 @@
-"""Inference speed of a run's full recipe (``asgm.inference.source_logits``), batched, on a real store.
+"""Inference speed of a run's full recipe (``asgm.model.inference.source_logits``), batched, on a real store.
 
 Prints chips/s for the run as configured (TTA on or off as the run says), with TTA forced off, and —
 the same-run reference — the study's CNN (untrained weights, same input pipeline, no TTA). Patches
@@ -26,11 +26,11 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
 
-    from asgm import runs
-    from asgm.dataset import PatchSource
-    from asgm.inference import source_logits
-    from asgm.model import build_model
-    from asgm.store import PatchStore
+    from asgm.data.store import PatchStore
+    from asgm.model import runs
+    from asgm.model.cnn import build_model
+    from asgm.model.inference import source_logits
+    from asgm.model.inputs import PatchSource
 
     info = runs.get_run(args.run)
     store = PatchStore.open(args.store)

@@ -31,7 +31,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=10, help="jobs to start (default 10)")
     args = ap.parse_args()
     os.environ["ASGM_DATA_DIR"] = tempfile.mkdtemp(prefix="asgm-jobs-bench-")
-    from asgm import jobs
+    from asgm.jobs import runner as jobs
 
     jobs.list_jobs()  # warm-up: the first listing imports the run store (pandas)
     bare, to_running, to_done, sup_rss, ref_rss = [], [], [], [], []

@@ -35,9 +35,9 @@ from shapely.geometry import LineString, Point, Polygon, box
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from asgm.config import OSM_LAYERS  # noqa: E402
+from asgm.data.points import load_points
 from asgm.grid import patch_grid  # noqa: E402
 from asgm.osm.rasterize import RasterizeOptions, rasterize_grids  # noqa: E402
-from asgm.points import load_points  # noqa: E402
 
 SIZE = 256
 
@@ -101,7 +101,7 @@ def study_loop(vectors: gpd.GeoDataFrame, grids: list) -> tuple[float, int]:
 
 def write_cost(grids: list, masks: list[np.ndarray]) -> float:
     """Seconds per patch for ``PatchStore.write_osm`` (deflate GeoTIFF, atomic rename)."""
-    from asgm.store import Patch, PatchStore, StoreMeta
+    from asgm.data.store import Patch, PatchStore, StoreMeta
 
     with tempfile.TemporaryDirectory() as tmp:
         store = PatchStore.create(StoreMeta(name="bench", source="synthetic", bands=("B4",), size=SIZE,

@@ -2,7 +2,7 @@
 
 Three figures, each beside a reference measured in the same run, each with the load average:
 
-1. throughput: ``asgm.scan.scan`` at 48 px / stride 24 on a cached local mosaic, end to end to
+1. throughput: ``asgm.scan.driver.scan`` at 48 px / stride 24 on a cached local mosaic, end to end to
    GeoJSON (reading, input scaling, window gathering, model, threshold, polygons, COG), in windows/s,
    against the bare batched forward pass (the same compiled function, same batch size) on windows
    already in memory. Target >= 1,000 windows/s on 2 cores; the ratio shows what the scan adds.
@@ -84,11 +84,11 @@ def _bare_forward(run_id: str, n: int, batch: int) -> Callable[[], int]:
     """The forward pass alone on in-memory batches of the run's input shape (the reference)."""
     import numpy as np
 
-    from asgm import scan
+    from asgm.scan import driver, tiles
 
-    spec = scan.load_run(run_id).spec
+    spec = driver.load_run(run_id).spec
     cfg = spec.config
-    fwd = scan.forward_fn(spec)
+    fwd = tiles.forward_fn(spec)
     x = np.random.default_rng(0).uniform(0, 0.4, (batch, cfg.patch_size, cfg.patch_size, len(cfg.channels)))
     x = x.astype(np.float32)
     fwd(x)
@@ -103,14 +103,14 @@ def _bare_forward(run_id: str, n: int, batch: int) -> Callable[[], int]:
 
 
 def _scan_once(run_id: str, mosaic: Path, out: Path, **kw: Any) -> tuple[Callable[[], int], dict]:
-    from asgm import scan
+    from asgm.scan import driver
 
     summary: dict = {}
     count = [0]
 
     def run() -> int:
         count[0] += 1
-        summary.update(scan.scan(_aoi(mosaic), 2021, run_id, out / f"r{count[0]}", source=str(mosaic), **kw))
+        summary.update(driver.scan(_aoi(mosaic), 2021, run_id, out / f"r{count[0]}", source=str(mosaic), **kw))
         return int(summary["windows_scored"])
 
     return run, summary
@@ -118,13 +118,13 @@ def _scan_once(run_id: str, mosaic: Path, out: Path, **kw: Any) -> tuple[Callabl
 
 def _memory_child(args: argparse.Namespace) -> None:
     """Runs in a fresh process: load the model, note RSS, scan, print peak RSS as JSON."""
-    from asgm import scan
+    from asgm.scan import driver, tiles
 
-    spec = scan.load_run(args.run_id).spec
-    scan.forward_fn(spec)
+    spec = driver.load_run(args.run_id).spec
+    tiles.forward_fn(spec)
     base = _rss_mb()
     t0 = time.perf_counter()
-    s = scan.scan(_aoi(Path(args.mosaic)), 2021, args.run_id, args.out, source=args.mosaic,
+    s = driver.scan(_aoi(Path(args.mosaic)), 2021, args.run_id, args.out, source=args.mosaic,
                   tile_windows=args.tile_windows)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"base_mb": base, "peak_mb": peak, "windows": s["windows_scored"], "km2": s["aoi_area_km2"],
@@ -199,7 +199,7 @@ def main() -> None:
     if not args.skip_dask:
         from distributed import Client
 
-        from asgm.cluster import dask_client, worker_env
+        from asgm.jobs.dask_client import dask_client, worker_env
 
         with dask_client("local", workers=2) as client:
             assert isinstance(client, Client)

@@ -3,7 +3,7 @@
 Measured in one run on synthetic patches (random DN, 12 bands + 5 OSM masks = 17 channels) written to
 a temporary store. Modes:
 
-- ``pipeline``: ``asgm.dataset`` streaming tf.data with D4 augmentation, batch 16 (the config);
+- ``pipeline``: ``asgm.model.inputs`` streaming tf.data with D4 augmentation, batch 16 (the config);
 - ``plain``:    the same pipeline without augmentation (the floor augmentation is compared to);
 - ``study``:    the study's recipe as it really ran: every patch in one float32 array, then
   ``model.fit(ImageDataGenerator(rotation 360, shifts, shear, zoom, flips).flow(x, y))`` — whose batch
@@ -58,8 +58,8 @@ def build_store(root: Path, size: int, n: int, seed: int = 0, chunk: int = 32) -
     Chunks of patches go through ``PatchStore.write_patches`` (one index update per chunk, not per
     patch), two chunks at a time (GDAL compresses with the GIL released)."""
     from asgm.config import S2_BANDS
+    from asgm.data.store import Patch, PatchStore, StoreMeta
     from asgm.grid import patch_grid
-    from asgm.store import Patch, PatchStore, StoreMeta
 
     name = f"bench{size}"
     store = PatchStore.create(StoreMeta(name=name, source="synthetic", bands=S2_BANDS, size=size,
@@ -93,9 +93,10 @@ def _peak_mb() -> float:
 def _setup(mode: str, store_path: str, size: int, x_cache: dict) -> tuple:
     """(model, fit kwargs) of one mode; ``x_cache`` shares the study's in-memory array between modes."""
     from asgm.config import S2_BANDS, ExperimentConfig
-    from asgm.dataset import PatchSource, augmenter, make_tf_dataset, select_rows
-    from asgm.model import build_model, compile_model
-    from asgm.store import PatchStore
+    from asgm.data.store import PatchStore
+    from asgm.model.cnn import build_model, compile_model
+    from asgm.model.inputs import PatchSource, select_rows
+    from asgm.training.dataset import augmenter, make_tf_dataset
 
     store = PatchStore.open(store_path)
     cfg = ExperimentConfig(store=store_path, bands=S2_BANDS, osm_layers=OSM, patch_size=size, batch_size=16)
@@ -242,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-memory", action="store_true", help="skip the per-mode peak-memory phase")
     ap.add_argument("--store-dir", help="build/reuse the synthetic stores here instead of a temporary folder")
     ap.add_argument("--cache-mb", type=float, help="patch cache limit of the pipeline modes (default: "
-                                                  "asgm.dataset.DEFAULT_CACHE_LIMIT_MB)")
+                                                  "asgm.model.inputs.DEFAULT_CACHE_LIMIT_MB)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     ap.add_argument("--_child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)

@@ -11,12 +11,14 @@ import numpy as np
 import streamlit as st
 from streamlit_folium import st_folium  # imported at script run so tests can monkeypatch it
 
-from asgm import map_data, mapview, viz
 from asgm.app import assets, loaders, page
+from asgm.data.store import list_stores
 from asgm.errors import AsgmError
+from asgm.maps import images, leaflet
+from asgm.maps import overlays as maps_overlays
+from asgm.maps import points as map_data
 from asgm.osm import nearby
 from asgm.sources import configured_source
-from asgm.store import list_stores
 
 page.page_setup("Map")
 st.title("Map")
@@ -88,7 +90,7 @@ with st.sidebar:
         predicted = st.multiselect("Predicted class", [1, 0], default=[1, 0], format_func=label_names.get,
                                    help="Only points in the selected run's predictions (its val/test splits) have one.")
         errors_only = st.toggle("Errors only (FP/FN)", value=False)
-    modes = [m for m in mapview.COLOUR_MODES if (m != "probability" or probs is not None) and (m != "outcome" or pred is not None)]
+    modes = [m for m in leaflet.COLOUR_MODES if (m != "probability" or probs is not None) and (m != "outcome" or pred is not None)]
     colour_by = st.radio("Colour", modes, horizontal=True,
                          format_func={"probability": "probability", "label": "true label", "outcome": "run outcome"}.get)
     swipe = st.toggle("Swipe true / false colour on the clicked patch", value=True,
@@ -128,16 +130,16 @@ def _map(key: tuple, _shown, colour_by: str, store_name: str | None, threshold: 
             layers.append((assets.reference_layer_url(k), name, colour, on, fill))
         except (AsgmError, OSError) as exc:  # a missing reference file must not hide the points
             st.warning(f"Reference layer {name} unavailable: {exc}")
-    return mapview.build_map(_shown, colour_by=colour_by, store_name=store_name, threshold=threshold,
+    return leaflet.build_map(_shown, colour_by=colour_by, store_name=store_name, threshold=threshold,
                              js=assets.LEAFLET_JS, css=assets.LEAFLET_CSS, reference_layers=layers,
-                             fetch_hints=mapview.fetch_hints(configured_source()))
+                             fetch_hints=leaflet.fetch_hints(configured_source()))
 
 
 key = (store_name, run_id, tuple(sets), tuple(labels), tuple(pred_filter or ()), tuple(split_filter or ()),
        bool(errors_only), colour_by, threshold, loaders.store_version(store_name) if store_name else 0)
 try:
     fmap = _map(key, shown, colour_by, store_name, threshold)
-except AsgmError as exc:  # mapview.MapAssetError: a plugin file is missing
+except AsgmError as exc:  # leaflet.MapAssetError: a plugin file is missing
     page.show_error(exc, "Reinstall the project (`pip install -r requirements.txt`) and restore static/plugins.")
     st.stop()
 
@@ -173,7 +175,7 @@ def _overlay(sid: str | None):
         return None
     try:
         patch = loaders.read_patch(store_name, sid)
-        return mapview.patch_overlay(patch, loaders.read_osm(store_name, sid), split=swipe)
+        return maps_overlays.patch_overlay(patch, loaders.read_osm(store_name, sid), split=swipe)
     except (AsgmError, OSError):  # the panel shows the reason; the map still works
         return None
 
@@ -203,7 +205,7 @@ def _osm_layer(sid: str | None):
     summary = ", ".join(f"{k} {int(counts[k])}" for k in counts.index) or "none"
     st.session_state["_osm_note"] = ("caption", f"OSM features within {osm_km} km drawn on the map (legend bottom "
                                                 f"left): {summary}. © OpenStreetMap contributors")
-    return mapview.osm_features_layer(feats, osm_km * 1000.0)
+    return maps_overlays.osm_features_layer(feats, osm_km * 1000.0)
 
 
 def _osm_note(clicked: bool) -> None:
@@ -256,16 +258,16 @@ def _panel(sid: str | None, place_msg: str | None) -> None:
     try:
         patch = loaders.read_patch(store_name, sid)
         osm = loaders.read_osm(store_name, sid)
-        img = viz.true_colour(patch.data, patch.bands)
+        img = images.true_colour(patch.data, patch.bands)
         if img is not None:
             if osm is not None:
-                img = viz.overlay_osm(img, osm[0], osm[1], osm[1])
-            st.image(viz.to_png(viz.mark_centre(img)), width=200, caption="True colour (B4-B3-B2)"
+                img = images.overlay_osm(img, osm[0], osm[1], osm[1])
+            st.image(images.to_png(images.mark_centre(img)), width=200, caption="True colour (B4-B3-B2)"
                      + (" with OSM overlays" if osm is not None else " — no OSM masks in this store")
                      + "; also drawn on the map on its footprint")
             if osm is not None:
-                st.markdown(viz.legend_html(osm[1]), unsafe_allow_html=True)
-        if swipe and viz.false_colour(patch.data, patch.bands) is None:
+                st.markdown(images.legend_html(osm[1]), unsafe_allow_html=True)
+        if swipe and images.false_colour(patch.data, patch.bands) is None:
             st.caption("Swipe view: this store has no B12/B8 bands for false colour.")
     except AsgmError as exc:
         page.show_error(exc, f"Rebuild store `{store_name}`.")

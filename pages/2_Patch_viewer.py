@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from asgm import viz
 from asgm.app import loaders, page
+from asgm.data.store import list_stores
 from asgm.errors import AsgmError
-from asgm.store import list_stores
+from asgm.maps import images
 
 page.page_setup("Patch viewer")
 st.title("Patch viewer")
@@ -120,14 +120,14 @@ with right:
         )
         visible: list[str] = []
     else:
-        st.markdown(viz.legend_html(layers), unsafe_allow_html=True)
+        st.markdown(images.legend_html(layers), unsafe_allow_html=True)
         visible = [layer for layer in layers if st.toggle(
             f"{layer} ({int(osm[0][layers.index(layer)].sum())} px)", value=True, key=f"osm_{layer}",
             help="Off hides the overlay and re-runs the prediction with this channel set to zero.")]
     gradcam_on = st.toggle("Grad-CAM heatmap", value=False, disabled=run is None,
                            help="Where the model looked (last convolution layer), for the selected run.")
     show_false = st.toggle("False colour (B12-B8-B4)", value=False,
-                           disabled=viz.false_colour(patch.data, patch.bands) is None,
+                           disabled=images.false_colour(patch.data, patch.bands) is None,
                            help="Needs bands B12, B8 and B4; the demo pack has only B4, B3, B2.")
 
 # -- prediction with ablation --------------------------------------------------------------------------
@@ -151,7 +151,8 @@ with right:
             if not run.config.osm_layers and layers:
                 st.caption("The selected run uses no OSM channels, so toggling layers only changes the picture.")
             if gradcam_on:
-                from asgm import inference
+                from asgm.maps import images
+                from asgm.model import inference
 
                 model, config, x = loaders.model_input(run_id, store_name, sid)
                 cam = inference.gradcam(model, x)
@@ -159,16 +160,16 @@ with right:
             page.show_error(exc, "Retrain the run on the Train page, or pick another run in the sidebar.")
 
 with left:
-    tc = viz.true_colour(patch.data, patch.bands)
-    fc = viz.false_colour(patch.data, patch.bands) if show_false else None
+    tc = images.true_colour(patch.data, patch.bands)
+    fc = images.false_colour(patch.data, patch.bands) if show_false else None
     imgs = [("True colour (B4-B3-B2)", tc)] + ([("False colour (B12-B8-B4)", fc)] if fc is not None else [])
     cols = st.columns(len(imgs))
     for col, (title, img) in zip(cols, imgs, strict=True):
         if img is None:
             col.info("This patch lacks B4, B3 or B2.")
             continue
-        img = viz.overlay_osm(img, osm[0] if osm else None, layers, visible)
+        img = images.overlay_osm(img, osm[0] if osm else None, layers, visible)
         if cam is not None:
-            img = viz.overlay_heatmap(img, np.asarray(cam))
+            img = images.overlay_heatmap(img, np.asarray(cam))
             title += " + Grad-CAM"
-        col.image(viz.to_png(viz.mark_centre(img), size=420), caption=title, width="stretch")
+        col.image(images.to_png(images.mark_centre(img), size=420), caption=title, width="stretch")

@@ -1,17 +1,17 @@
 """Train: the study's experiment toggles -> one ExperimentConfig -> a background training process
-(``asgm.runs.launch``), with live progress, cancel, and errors shown. The Streamlit script thread never
+(``asgm.model.runs.launch``), with live progress, cancel, and errors shown. The Streamlit script thread never
 trains: the run lives on in its own process across reruns, page switches and browser reloads."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from asgm import runs
 from asgm.app import jobs as aj
 from asgm.app import loaders, page
 from asgm.config import OSM_LAYERS, RGB_BANDS, S2_BANDS, ExperimentConfig
+from asgm.data.store import list_stores
 from asgm.errors import AsgmError
-from asgm.store import list_stores
+from asgm.model import runs
 
 page.page_setup("Train")
 st.title("Train")

@@ -1,4 +1,4 @@
-"""Data: get real data from inside the dashboard, as background jobs (``asgm.jobs``): Sentinel-2 patches for a
+"""Data: get real data from inside the dashboard, as background jobs (``asgm.jobs.runner``): Sentinel-2 patches for a
 point set (STAC or Earth Engine), OSM features fetched and rasterized onto a store, and the jobs themselves.
 
 Each button starts the same ``asgm`` command a user would type (shown under the button); the page only
@@ -13,9 +13,9 @@ import streamlit as st
 from asgm.app import jobs as aj
 from asgm.app import loaders, page
 from asgm.config import OSM_LAYERS
+from asgm.data.points import EARTH_GENOME_SETS, STUDY_SETS, PointsError
+from asgm.data.store import list_stores
 from asgm.errors import AsgmError
-from asgm.points import EARTH_GENOME_SETS, STUDY_SETS, PointsError
-from asgm.store import list_stores
 
 page.page_setup("Data")
 st.title("Data")
@@ -45,7 +45,7 @@ def _point_count(point_sets: list[str], upload_points) -> int | None:
     if upload_points is not None:
         return len(upload_points)
     try:
-        from asgm.points import load_points
+        from asgm.data.points import load_points
 
         return len(load_points(point_sets)) if point_sets else None
     except Exception:

@@ -1,7 +1,7 @@
 """Region scan: where is mining in this area, and what is new since last year? The area drawn on the Map (or an
-uploaded GeoJSON), a run and a year -> ``asgm scan run`` as a background job (``asgm.jobs``); finished scans as a
+uploaded GeoJSON), a run and a year -> ``asgm scan run`` as a background job (``asgm.jobs.runner``); finished scans as a
 detections layer and table with downloads, each detection's window openable in the Patch viewer; the change
-between two scans of the same area. Every fact comes from ``asgm.scan_request`` / ``asgm.scan_results``."""
+between two scans of the same area. Every fact comes from ``asgm.scan.request`` / ``asgm.scan.results``."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ from datetime import date
 import streamlit as st
 from streamlit_folium import st_folium  # imported at script run so tests can monkeypatch it
 
-from asgm import mapview, scan_request, scan_results
 from asgm.app import assets, loaders, page
 from asgm.app import jobs as aj
 from asgm.errors import AsgmError
+from asgm.maps import leaflet
+from asgm.scan import request as scan_request
+from asgm.scan import results as scan_results
 
 page.page_setup("Region scan")
 st.title("Region scan")
@@ -126,7 +128,7 @@ labels_by_name = {e.name: e.label for e in entries}
 @st.cache_resource(max_entries=4, show_spinner="Building the map…")
 def _scan_map(key: tuple, _polygons, _aoi, threshold, change: bool, synthetic: bool):
     """A scan's map, built once per scan version (key); each rerun draws a copy (streamlit-folium changes it)."""
-    return mapview.scan_map(_polygons, _aoi, js=assets.LEAFLET_JS, css=assets.LEAFLET_CSS, threshold=threshold,
+    return leaflet.scan_map(_polygons, _aoi, js=assets.LEAFLET_JS, css=assets.LEAFLET_CSS, threshold=threshold,
                             change=change, synthetic=synthetic)
 
 

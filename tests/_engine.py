@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from asgm.config import S2_BANDS
+from asgm.data.store import Patch, PatchStore, StoreMeta
 from asgm.grid import patch_grid
-from asgm.store import Patch, PatchStore, StoreMeta
 
 
 def use_folders(mp: Any, root: Path) -> None:

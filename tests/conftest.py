@@ -46,7 +46,7 @@ def demo_root(tmp_path_factory, mirror) -> Path:
 @pytest.fixture(scope="session")
 def demo_store(demo_root):
     """The real demo pack (491 patches of Earth Genome's Sentinel-2 RGB chips). Treat as read-only."""
-    from asgm.store import PatchStore
+    from asgm.data.store import PatchStore
 
     return PatchStore.open("demo", root=demo_root)
 
@@ -77,7 +77,7 @@ def _toy_osm_training(tmp_path_factory):
     from _engine import toy_store, use_folders
 
     from asgm.config import S2_BANDS, ExperimentConfig
-    from asgm.train import train
+    from asgm.training.train import train
 
     root = tmp_path_factory.mktemp("toy-osm-run")
     with pytest.MonkeyPatch.context() as mp:

@@ -2,7 +2,7 @@
 SYNTHETIC spectra, so region-scan tests and benchmarks run without training and give the same result
 every time.
 
-The network is ``asgm.model.build_model(48, 12)``; only channel 0 of each layer is used:
+The network is ``asgm.model.cnn.build_model(48, 12)``; only channel 0 of each layer is used:
 conv1_1 averages (3x3) the sum of the red-edge..SWIR reflectances (B4-B8, B11, B12) minus 2.15, which
 is > 0 for synthetic bare soil (2.26) and < 0 for every other class (fields 1.99, sandbars 1.98); the
 later convs pass channel 0 on (centre tap 1), the pools keep its maximum, dense1 sums the 4 x 4 maxima
@@ -16,8 +16,8 @@ import numpy as np
 
 from asgm import atomic
 from asgm.config import S2_BANDS, ExperimentConfig
-from asgm.model import build_model
-from asgm.runs import create_run, now
+from asgm.model.cnn import build_model
+from asgm.model.runs import create_run, now
 
 SOIL_BANDS = ("B4", "B5", "B6", "B7", "B8A", "B8", "B11", "B12")
 

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from asgm import points, registry
+from asgm import registry
+from asgm.data import points
 from asgm.sources import amazon, demo
 
 

@@ -167,10 +167,10 @@ PIPELINE_SCRIPT = """
 import sys
 import numpy as np
 from asgm.config import ExperimentConfig
-from asgm.dataset import PatchSource, make_tf_dataset, run_pipeline
+from asgm.model.inputs import PatchSource, make_tf_dataset, run_pipeline
 from asgm.errors import AsgmError
-from asgm.model import build_model
-from asgm.store import PatchStore
+from asgm.model.cnn import build_model
+from asgm.data.store import PatchStore
 
 store = PatchStore.open(sys.argv[1])
 cfg = ExperimentConfig(store=sys.argv[1], bands=store.meta.bands, patch_size=store.meta.size)
@@ -198,7 +198,7 @@ def test_a_patch_failing_inside_the_pipeline_ends_the_process(tmp_path):
 
 
 def test_evaluate_refuses_a_bad_patch_in_one_line(data_env, capsys):
-    from asgm.runs import create_run
+    from asgm.model.runs import create_run
 
     store = small_store(data_env / "stores")
     folder = create_run(ExperimentConfig(store=str(store.root), bands=RGB_BANDS, epochs=1), "done-1")
@@ -214,7 +214,7 @@ def test_evaluate_refuses_a_bad_patch_in_one_line(data_env, capsys):
 
 
 def _save_tiny_keras_model(path: Path) -> None:
-    from asgm.model import build_model
+    from asgm.model.cnn import build_model
 
     build_model(48, 3).save(path)
 
@@ -249,7 +249,7 @@ def test_patches_list_marks_unusable_files(data_env, capsys):
 
 
 def test_masked_filter_uses_the_pixels_not_the_index(data_env, capsys):
-    from asgm.dataset import assemble
+    from asgm.model.inputs import assemble
 
     store = small_store(data_env / "stores")
     path = store.patch_path("pos-0002")
@@ -316,7 +316,7 @@ def test_bad_config_file(data_env, capsys, content, expected):
 
 
 def test_invalid_run_config_is_a_message(data_env, capsys):
-    from asgm.runs import create_run
+    from asgm.model.runs import create_run
 
     folder = create_run(ExperimentConfig(epochs=1), "bad-config")
     folder.file("config.json").write_text('{"epochs": "many"}')
@@ -350,7 +350,7 @@ def test_full_disk_while_saving_the_model_is_one_line(tmp_path):
 
 
 def test_nan_polygon_and_damaged_boundary_cache(data_env, capsys):
-    from asgm import boundary
+    from asgm.data import boundary
 
     poly = data_env / "area.geojson"
     poly.write_text(json.dumps({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {},
@@ -433,7 +433,7 @@ def test_osm_fetch_refuses_an_html_page_saved_as_xml(data_env, capsys):
 
 # -- 5. runs that lie ------------------------------------------------------------------------------------
 def _completed_run(run_id: str, model: bytes | None):
-    from asgm.runs import create_run
+    from asgm.model.runs import create_run
 
     folder = create_run(ExperimentConfig(epochs=1), run_id)
     folder.set_status("completed")
@@ -454,8 +454,8 @@ def _zip_bytes(names: list[str]) -> bytes:
 
 
 def test_runs_with_a_bad_model_file_are_listed_corrupt(data_env, capsys):
-    from asgm import runs
     from asgm.app import loaders
+    from asgm.model import runs
 
     _completed_run("ok", _zip_bytes(["metadata.json", "config.json", "model.weights.h5"]))
     _completed_run("missing", None)
@@ -516,8 +516,8 @@ def test_damaged_cached_download_offline_says_so(data_env, monkeypatch):
 
 
 def test_killed_foreground_run_does_not_point_at_a_missing_log(data_env):
-    from asgm import runs
-    from asgm.runs import create_run
+    from asgm.model import runs
+    from asgm.model.runs import create_run
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -530,7 +530,7 @@ def test_killed_foreground_run_does_not_point_at_a_missing_log(data_env):
 
 
 def test_foreground_train_refuses_a_duplicate_of_a_running_run(data_env, capsys):
-    from asgm.runs import create_run
+    from asgm.model.runs import create_run
 
     store = small_store(data_env / "stores")
     cfg = ExperimentConfig(store=str(store.root), bands=RGB_BANDS, patch_size=48, epochs=1)
@@ -567,15 +567,17 @@ def _scan_folder(root: Path) -> Path:
 
     from shapely.geometry import box, mapping
 
-    from asgm import atomic, scan
+    from asgm import atomic
+    from asgm.scan import outputs as scan_outputs
+    from asgm.scan import windows
 
-    grid = scan.ScanGrid(epsg=32620, x0=587_000.0, y0=708_000.0, window=48, stride=24, ny=4, nx=4, tile_windows=8)
+    grid = windows.ScanGrid(epsg=32620, x0=587_000.0, y0=708_000.0, window=48, stride=24, ny=4, nx=4, tile_windows=8)
     prob = np.full((4, 4), 0.1, np.float32)
     prob[1:3, 1:3] = 0.9
-    det, conf = scan.dual_threshold(prob, 0.5, 0.3)
-    gdf = scan.polygons(det, prob, conf, grid.cell_transform, grid.epsg)
+    det, conf = scan_outputs.dual_threshold(prob, 0.5, 0.3)
+    gdf = scan_outputs.polygons(det, prob, conf, grid.cell_transform, grid.epsg)
     folder = root / "scans" / "area"
-    scan.write_geojson(folder / "detections.geojson", gdf, {"synthetic": False})
+    scan_outputs.write_geojson(folder / "detections.geojson", gdf, {"synthetic": False})
     np.savez(folder / "cells.npz", prob=prob, detected=det, confirmed=conf)
     atomic.write_json(folder / "scan.json", {"identity": {"aoi": mapping(box(-62.2, 6.4, -62.18, 6.42)), "year": 2021,
                                                           "run_id": "r", "source": {"kind": "stac"}, "grid": asdict(grid)}})
@@ -591,7 +593,7 @@ def _scan_folder(root: Path) -> Path:
 def test_a_damaged_scan_folder_is_a_message_for_the_scan_page(data_env, damage, expected):
     """7. A region scan's damaged output is a one-line message on the Region scan page, and the list of scans
     still loads (the page catches ``AsgmError`` only)."""
-    from asgm import scan_results
+    from asgm.scan import results as scan_results
 
     folder = _scan_folder(data_env / "data")
     assert len(scan_results.detections_table(scan_results.open_scan("area"))) == 1  # intact: readable

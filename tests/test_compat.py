@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from _engine import toy_store
 
-from asgm import runs
-from asgm.compat import product_level_note, store_problems
 from asgm.config import S2_BANDS, ExperimentConfig
-from asgm.store import PatchStore, StoreMeta
+from asgm.data.store import PatchStore, StoreMeta
+from asgm.model import runs
+from asgm.model.store_fit import product_level_note, store_problems
 
 
 def test_every_problem_is_reported_at_once(tmp_path):

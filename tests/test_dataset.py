@@ -8,18 +8,16 @@ import pytest
 from _engine import toy_store
 
 from asgm.config import S2_BANDS, ExperimentConfig
-from asgm.dataset import (
+from asgm.model.inputs import (
     DatasetError,
     PatchSource,
     assemble,
-    augmenter,
     check_store,
-    class_weights,
-    make_tf_dataset,
     masked_filter,
     prepare_input,
     select_rows,
 )
+from asgm.training.dataset import augmenter, class_weights, make_tf_dataset
 
 
 def _cfg(store, **kw):

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asgm import inference, runs
+from asgm.model import inference, runs
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from asgm import points
+from asgm.data import points
 from asgm.sources import demo
 
 
@@ -29,7 +29,7 @@ def _eg_negative_ids(store):
     """Demo sample ids of Earth Genome's 332 negatives in file order (None where no chip)."""
     items = {(round(r.lon, 9), round(r.lat, 9)): r.sample_id for r in store.index().itertuples() if r.label == 0}
     from asgm import registry
-    from asgm.points import read_points_file
+    from asgm.data.points import read_points_file
 
     neg = read_points_file(registry.get("eg_negatives"), "egn", 0, "x")
     return [items.get((round(r.lon, 9), round(r.lat, 9))) for r in neg.itertuples()]

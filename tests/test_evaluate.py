@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from asgm.evaluate import best_threshold, bootstrap_ci, decide, metrics_on_test
+from asgm.model.calibration import decide
+from asgm.training.evaluate import best_threshold, bootstrap_ci, metrics_on_test
 
 
 def test_threshold_is_the_validation_f1_optimum_under_the_ge_rule():

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from _engine import toy_store
 
-from asgm import experiments
 from asgm.config import S2_BANDS, ExperimentConfig
-from asgm.train import train
+from asgm.training import experiments
+from asgm.training.train import train
 
 PAPER = Path(__file__).resolve().parents[2] / "shared" / "docs" / "paper.md"
 
@@ -58,7 +58,7 @@ def test_ablation_both_ways(data_env):
     for e in out["layers"]:
         for mode in ("zeroed", "retrained"):
             assert e[f"{mode}_delta"]["f1"] == pytest.approx(e[mode]["f1"] - out["full"]["f1"])
-    from asgm.runs import get_run
+    from asgm.model.runs import get_run
 
     sub = get_run(out["layers"][0]["retrained_run_id"]).config
     assert sub.osm_layers == ("landuse",)
@@ -67,8 +67,8 @@ def test_ablation_both_ways(data_env):
 
 
 def test_table1_plan_cli_trains_nothing(data_env, capsys):
-    from asgm import runs
     from asgm.cli import main
+    from asgm.model import runs
 
     toy_store(data_env / "data" / "stores", name="rgb48", n_pos=4, n_neg=4, bands=("B4", "B3", "B2"))
     assert main(["experiments", "table1", "--dataset", "rgb48", "--plan", "--only", "3,4", "--json"]) == 0

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from _engine import toy_store
 
-from asgm import experiments
+from asgm.training import experiments
 
 
 def test_table1_rows_run_as_dask_tasks_in_table_order(data_env):

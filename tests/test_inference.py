@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asgm import inference, runs
-from asgm.dataset import DatasetError, PatchSource
+from asgm.model import inference, runs
+from asgm.model.inputs import DatasetError, PatchSource
 
 
 def test_prepare_input_matches_training_pipeline(osm_run):

@@ -11,9 +11,9 @@ import signal
 import pytest
 from _engine import wait_until
 
-from asgm import jobs
 from asgm.cli import main as cli_main
-from asgm.jobs import pid_alive
+from asgm.jobs import runner as jobs
+from asgm.jobs.runner import pid_alive
 
 
 def _wait(pred, timeout=60.0):
@@ -32,7 +32,7 @@ SLEEPER = "import time\nwhile True: time.sleep(0.05)"
 
 
 def test_completed_job_reports_progress_and_log(data_env):
-    code = ("from asgm.jobs import report_progress\nfor i in range(1, 4): report_progress(i, 3, 'step')\n"
+    code = ("from asgm.jobs.runner import report_progress\nfor i in range(1, 4): report_progress(i, 3, 'step')\n"
             "print('all done')")
     job = jobs.launch(_py(code), kind="test", title="three steps")
     assert job.status in ("queued", "running") and job.pid

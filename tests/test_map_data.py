@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from asgm.map_data import CLICK_RADIUS_M, clicked_patch, combine_points, filter_points
-from asgm.points import haversine_m
+from asgm.data.points import haversine_m
+from asgm.maps.points import CLICK_RADIUS_M, clicked_patch, combine_points, filter_points
 
 
 def _points() -> pd.DataFrame:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from asgm.cli import main
-from asgm.model import LAST_CONV, build_model, summary
+from asgm.model.cnn import LAST_CONV, build_model, summary
 
 
 @pytest.mark.parametrize(("size", "channels", "params"), [

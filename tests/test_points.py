@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from shapely.geometry import box
 
-from asgm import points
-from asgm.points import PointsError, read_points_file
+from asgm.data import points
+from asgm.data.points import PointsError, read_points_file
 
 
 def test_study_counts_and_stable_ids(mirror):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from asgm.points import POINT_SETS, PointsError, load_points, read_labelled_points, write_points_file
+from asgm.data.points import POINT_SETS, PointsError, load_points, read_labelled_points, write_points_file
 
 
 def _geojson(path, features):

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from _engine import toy_store, use_folders
 
-from asgm import calibration, inference, runs
 from asgm.config import S2_BANDS, ExperimentConfig
-from asgm.recipe import set_weights
+from asgm.model import calibration, inference, runs
+from asgm.training.recipe import set_weights
 
 
 def test_temperature_recovers_an_overconfident_scale():
@@ -47,7 +47,7 @@ def test_set_weights_balance_sets_within_each_class():
 def test_jitter_changes_brightness_but_not_osm_channels():
     import keras
 
-    from asgm.recipe import jitter
+    from asgm.training.recipe import jitter
 
     x = np.full((64, 8, 8, 4), 0.1, np.float32)
     x[..., 3] = 1.0  # an OSM mask channel
@@ -64,7 +64,7 @@ def _d4_views(x):
 
 
 def test_tta_averages_logits_over_the_eight_symmetries():
-    from asgm.model import build_detector
+    from asgm.model.cnn import build_detector
 
     model = build_detector(16, 3, seed=0)
     x = np.random.default_rng(0).random((5, 16, 16, 3)).astype(np.float32)
@@ -94,7 +94,7 @@ def recipe_run(tmp_path_factory):
     st = toy_store(root / "stores", n_pos=16, n_neg=20)
     cfg = ExperimentConfig(store=str(st.root), bands=S2_BANDS, epochs=2, batch_size=8, architecture="detector",
                            learning_rate=1e-3, jitter=True, balance_sets=True, tta=True, calibrate=True)
-    from asgm.train import train
+    from asgm.training.train import train
 
     run_id = train(cfg, n_boot=50)
     yield run_id, st

@@ -11,9 +11,9 @@ import pytest
 from pydantic import ValidationError
 
 from asgm.config import HOLDOUTS, ExperimentConfig
-from asgm.points import haversine_m
-from asgm.regions import COUNTRIES, RegionError, country_codes, country_mask
-from asgm.split import SplitError, holdout_mask, spatial_split
+from asgm.data.points import haversine_m
+from asgm.data.regions import COUNTRIES, RegionError, country_codes, country_mask
+from asgm.training.split import SplitError, holdout_mask, spatial_split
 
 # Well inside each country (towns/mining areas), far from any border.
 PLACES = {

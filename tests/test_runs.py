@@ -11,10 +11,10 @@ import pytest
 from _engine import toy_store
 from _engine import wait_until as _wait
 
-from asgm import runs
 from asgm.config import S2_BANDS, ExperimentConfig
-from asgm.runs import RunFolder, create_run
-from asgm.train import train
+from asgm.model import runs
+from asgm.model.runs import RunFolder, create_run
+from asgm.training.train import train
 
 
 def test_unknown_run_id_is_a_clear_error(data_env):

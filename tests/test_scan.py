@@ -15,10 +15,15 @@ from rasterio.warp import transform_bounds
 from scan_support import detector_run
 from shapely.geometry import Polygon, box
 
-from asgm import scan
 from asgm.cli import main as cli_main
-from asgm.cluster import ClusterError
 from asgm.errors import AsgmError
+from asgm.grid import utm_epsg
+from asgm.jobs.dask_client import ClusterError
+from asgm.scan import area, driver
+from asgm.scan import change as scan_change
+from asgm.scan import outputs as scan_outputs
+from asgm.scan import tiles as scan_tiles
+from asgm.scan import windows as scan_windows
 from asgm.sources.synthetic_mosaic import write_mosaic
 
 LON, LAT = -61.8, 6.4
@@ -51,7 +56,7 @@ def env(world, monkeypatch, tmp_path):
 def _scan(env, out, **kw):
     kw.setdefault("source", str(env["m21"].path))
     kw.setdefault("tile_windows", 8)
-    return scan.scan(kw.pop("aoi", env["aoi"]), kw.pop("year", 2021), env["run"], out, **kw)
+    return driver.scan(kw.pop("aoi", env["aoi"]), kw.pop("year", 2021), env["run"], out, **kw)
 
 
 def test_detections_land_on_the_known_mines_and_outputs_are_complete(env, tmp_path):
@@ -91,7 +96,7 @@ def test_dual_threshold_keeps_low_windows_only_next_to_confirmed_ones():
     p = np.array([[0.9, 0.4, 0.0, 0.4],
                   [0.0, 0.0, 0.0, 0.0],
                   [np.nan, 0.45, 0.0, 0.0]], dtype=np.float32)
-    detected, confirmed = scan.dual_threshold(p, high=0.8, low=0.3)
+    detected, confirmed = scan_outputs.dual_threshold(p, high=0.8, low=0.3)
     assert confirmed.sum() == 1
     assert detected.tolist() == [[True, True, False, False], [False, False, False, False],
                                  [False, False, False, False]]
@@ -106,7 +111,7 @@ def test_resume_and_cancel_keep_finished_tiles(env, tmp_path):
         calls.append(1)
         return len(list((out / "tiles").glob("*.npz"))) >= 3
 
-    with pytest.raises(scan.ScanCancelled, match="resume"):
+    with pytest.raises(scan_tiles.ScanCancelled, match="resume"):
         _scan(env, out, cancel=cancel)
     assert len(list((out / "tiles").glob("*.npz"))) == 3 and not (out / "detections.geojson").exists()
     seen = []
@@ -120,7 +125,7 @@ def test_resume_and_cancel_keep_finished_tiles(env, tmp_path):
 def test_another_scan_in_the_same_folder_is_refused(env, tmp_path):
     out = tmp_path / "scan"
     _scan(env, out)
-    with pytest.raises(scan.ScanError, match="another scan"):
+    with pytest.raises(area.ScanError, match="another scan"):
         _scan(env, out, stride=16)
     assert _scan(env, out, stride=16, overwrite=True)["grid"]["stride_px"] == 16
 
@@ -135,7 +140,7 @@ def test_another_scan_in_the_same_folder_is_refused(env, tmp_path):
 ])
 def test_bad_areas_are_refused_and_nothing_is_written(env, tmp_path, aoi, match):
     out = tmp_path / "scan"
-    with pytest.raises(scan.AoiError, match=match):
+    with pytest.raises(area.AoiError, match=match):
         _scan(env, out, aoi=aoi, max_area_km2=500)
     assert not out.exists()
 
@@ -143,9 +148,9 @@ def test_bad_areas_are_refused_and_nothing_is_written(env, tmp_path, aoi, match)
 def test_geojson_and_bbox_areas(env, tmp_path):
     path = tmp_path / "aoi.geojson"
     path.write_text(gpd.GeoDataFrame(geometry=[env["aoi"]], crs="EPSG:4326").to_json())
-    g1 = scan.load_aoi(str(path))
+    g1 = area.load_aoi(str(path))
     assert g1.equals_exact(env["aoi"], 1e-9)
-    g2 = scan.load_aoi("-61.81,6.39,-61.79,6.41")
+    g2 = area.load_aoi("-61.81,6.39,-61.79,6.41")
     assert g2.bounds == (-61.81, 6.39, -61.79, 6.41)
 
 
@@ -172,7 +177,7 @@ def test_unreachable_scheduler_is_a_clear_error(env, tmp_path):
 def test_change_between_two_years(env, tmp_path):
     _scan(env, tmp_path / "a")
     _scan(env, tmp_path / "b", source=str(env["m22"].path), year=2022)
-    r = scan.diff_scans(tmp_path / "a", tmp_path / "b", tmp_path / "change")
+    r = scan_change.diff_scans(tmp_path / "a", tmp_path / "b", tmp_path / "change")
     assert (r["year_a"], r["year_b"]) == (2021, 2022)
     wrong = _scan(env, tmp_path / "c", source=str(env["m22"].path), year=2023)
     assert any("2022 composite but was scanned as 2023" in w for w in wrong["warnings"])
@@ -205,7 +210,8 @@ def test_cli_scan_run_and_diff(env, tmp_path, capsys):
 
 def test_unusable_runs_and_settings_are_refused_before_writing(env, tmp_path, monkeypatch):
     from asgm.config import S2_BANDS, ExperimentConfig
-    from asgm.runs import RunFolder, create_run
+    from asgm.model.runs import RunFolder, create_run
+    from asgm.scan import driver
 
     monkeypatch.setenv("ASGM_MODELS_DIR", str(tmp_path / "models"))
     folder = create_run(ExperimentConfig(store="synthetic", bands=S2_BANDS, osm_layers=("highway",)),
@@ -223,7 +229,7 @@ def test_unusable_runs_and_settings_are_refused_before_writing(env, tmp_path, mo
                               (detector_run(), {"source": str(tmp_path / "missing.tif")}, "no mosaic file")]:
         kw.setdefault("source", str(env["m21"].path))
         with pytest.raises(AsgmError, match=match):
-            scan.scan(env["aoi"], 2021, run_id, out, tile_windows=8, **kw)
+            driver.scan(env["aoi"], 2021, run_id, out, tile_windows=8, **kw)
         assert not out.exists(), match
 
 
@@ -234,7 +240,7 @@ def test_window_batches_are_the_windows_in_order_one_contiguous_copy_each():
     rows, cols = (x.shape[0] - w) // stride + 1, (x.shape[1] - w) // stride + 1
     ii, jj = np.nonzero(rng.random((rows, cols)) > 0.3)
     seen = []
-    for sel, batch in scan.window_batches(x, w, stride, ii, jj, batch_size=3):
+    for sel, batch in scan_tiles.window_batches(x, w, stride, ii, jj, batch_size=3):
         assert batch.flags.c_contiguous and batch.dtype == np.float32 and len(batch) <= 3
         assert not np.shares_memory(batch, x)  # a copy: the model may keep it, the tile may go
         for k, i, j in zip(range(len(batch)), ii[sel], jj[sel], strict=True):
@@ -249,17 +255,17 @@ def test_read_ahead_yields_every_tile_as_read_in_order_and_stops_cleanly(env):
     from asgm.sources.composite import open_composite
 
     composite = open_composite(str(env["m21"].path), 2021, None)
-    geom, _ = scan.check_aoi(env["aoi"])
-    epsg = scan.utm_epsg(*geom.centroid.coords[0])
-    grid = scan.make_grid(scan._to_utm(geom, epsg), epsg, 48, 24, 8)
+    geom, _ = area.check_aoi(env["aoi"])
+    epsg = utm_epsg(*geom.centroid.coords[0])
+    grid = scan_windows.make_grid(area._to_utm(geom, epsg), epsg, 48, 24, 8)
     cells = np.ones((grid.ny, grid.nx), bool)
     cells[grid.tile_slices(0, 1)] = False  # a tile outside the AOI is not read
     jobs = []
     for ti, tj in grid.tiles:
         rs, cs = grid.tile_slices(ti, tj)
-        jobs.append(scan.TileJob(ti, tj, grid.tile_grid(ti, tj), rs.stop - rs.start, cs.stop - cs.start, 24,
+        jobs.append(scan_tiles.TileJob(ti, tj, grid.tile_grid(ti, tj), rs.stop - rs.start, cs.stop - cs.start, 24,
                                  cells[rs, cs], b""))
-    got = list(scan.read_ahead(jobs, composite))
+    got = list(scan_tiles.read_ahead(jobs, composite))
     assert [j for j, _ in got] == jobs
     for job, dn in got:
         if (job.ti, job.tj) == (0, 1):
@@ -267,13 +273,13 @@ def test_read_ahead_yields_every_tile_as_read_in_order_and_stops_cleanly(env):
         else:
             assert np.array_equal(dn, composite.read(job.grid))
     before = {t.name for t in threading.enumerate()}
-    for _ in scan.read_ahead(jobs, composite):
+    for _ in scan_tiles.read_ahead(jobs, composite):
         break  # the caller stops (cancel, error): the pending read is dropped, its thread ends
     assert not any(t.name.startswith("asgm-scan-read") for t in threading.enumerate() if t.name not in before)
 
 
 def test_local_workers_share_the_cores_among_tensorflow_threads():
-    from asgm.cluster import dask_client, worker_env, worker_threads
+    from asgm.jobs.dask_client import dask_client, worker_env, worker_threads
 
     assert (worker_threads(2, 2), worker_threads(2, 8), worker_threads(3, 2), worker_threads(1, 4)) == (1, 4, 1, 4)
     env = worker_env(2, 8)

@@ -1,6 +1,6 @@
 """The app's side of region scans without a browser: a scan request checked before anything is written
-(``asgm.scan_request``), and finished scans listed, tabulated, exported, re-read window by window and
-compared between two years (``asgm.scan_results``). SYNTHETIC mosaics with known mines and the
+(``asgm.scan.request``), and finished scans listed, tabulated, exported, re-read window by window and
+compared between two years (``asgm.scan.results``). SYNTHETIC mosaics with known mines and the
 fixed-weight detector run of ``scan_support``."""
 
 from __future__ import annotations
@@ -17,8 +17,12 @@ from rasterio.warp import transform_bounds
 from scan_support import detector_run
 from shapely.geometry import Point, box, mapping
 
-from asgm import inference, runs, scan, scan_request, scan_results
 from asgm.errors import AsgmError
+from asgm.model import inference, runs
+from asgm.scan import area as scan_area
+from asgm.scan import driver
+from asgm.scan import request as scan_request
+from asgm.scan import results as scan_results
 from asgm.sources.synthetic_mosaic import write_mosaic
 
 LON, LAT = -61.8, 6.4
@@ -36,7 +40,7 @@ def world(tmp_path_factory):
         with rasterio.open(mosaics[2021].path) as src:
             aoi = box(*transform_bounds(src.crs, "EPSG:4326", *src.bounds)).buffer(-0.002)
         for y, m in mosaics.items():
-            scan.scan(aoi, y, run_id, scan_results.scans_dir() / f"area-{y}", source=str(m.path), tile_windows=8)
+            driver.scan(aoi, y, run_id, scan_results.scans_dir() / f"area-{y}", source=str(m.path), tile_windows=8)
         yield {"root": root, "run": run_id, "aoi": aoi, "mosaics": mosaics}
 
 
@@ -127,20 +131,20 @@ def _req(env, name="req", source="synthetic", year=2021):
 def test_bad_requests_are_refused_before_anything_is_written(env):
     bowtie = {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, "geometry": {
         "type": "Polygon", "coordinates": [[[-61.8, 6.4], [-61.7, 6.5], [-61.7, 6.4], [-61.8, 6.5], [-61.8, 6.4]]]}}]}
-    with pytest.raises(scan.AoiError, match="not a valid polygon"):
+    with pytest.raises(scan_area.AoiError, match="not a valid polygon"):
         scan_request.aoi_from_drawing(bowtie)
-    with pytest.raises(scan.AoiError, match="no area drawn"):
+    with pytest.raises(scan_area.AoiError, match="no area drawn"):
         scan_request.aoi_from_drawing(None)
-    with pytest.raises(scan.AoiError, match="^area.geojson is not readable GeoJSON"):
+    with pytest.raises(scan_area.AoiError, match="^area.geojson is not readable GeoJSON"):
         scan_request.aoi_from_upload("area.geojson", b"\xff not json")
-    with pytest.raises(scan.AoiError, match="^pts.geojson: .*Point; a scan needs a Polygon"):
+    with pytest.raises(scan_area.AoiError, match="^pts.geojson: .*Point; a scan needs a Polygon"):
         scan_request.aoi_from_upload("pts.geojson", json.dumps(mapping(Point(-61.8, 6.4))).encode())
-    with pytest.raises(scan.ScanError, match="not usable"):
+    with pytest.raises(scan_area.ScanError, match="not usable"):
         scan_request.check(_req(env, name="../x"), env["aoi"])
     far = box(10, 10, 10.05, 10.05)  # a real mosaic that does not reach the area
-    with pytest.raises(scan.AoiError, match="does not reach"):
+    with pytest.raises(scan_area.AoiError, match="does not reach"):
         scan_request.check(_req(env, source=str(env["mosaics"][2021].path)), far)
-    with pytest.raises(scan.AoiError, match="over the limit"):
+    with pytest.raises(scan_area.AoiError, match="over the limit"):
         scan_request.aoi_from_drawing({"type": "Feature", "geometry": mapping(box(-62.5, 6, -61.5, 7))}, 100)
     with pytest.raises(scan_request.ScanRequestError, match="SYNTHETIC demo mosaic is limited"):
         scan_request.check(_req(env), box(-62.1, 6.2, -61.8, 6.5))

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from asgm.points import haversine_m, load_points
-from asgm.split import SplitError, cluster_points, holdout_mask, spatial_split, split_counts
+from asgm.data.points import haversine_m, load_points
+from asgm.training.split import SplitError, cluster_points, holdout_mask, spatial_split, split_counts
 
 
 def _min_dist_to_train(split: pd.DataFrame, name: str) -> float:

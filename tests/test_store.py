@@ -3,8 +3,8 @@ import pytest
 import rasterio
 from pyproj import Transformer
 
+from asgm.data.store import Patch, PatchStore, PatchStoreError, StoreMeta, list_stores, masked_fraction
 from asgm.grid import centre_lonlat, patch_grid, utm_epsg
-from asgm.store import Patch, PatchStore, PatchStoreError, StoreMeta, list_stores, masked_fraction
 
 
 def _meta(name="t", bands=("B4", "B3", "B2"), size=48):

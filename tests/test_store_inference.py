@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from _engine import toy_store
 
-from asgm import inference
-from asgm.store_inference import store_probabilities
+from asgm.maps.probabilities import store_probabilities
+from asgm.model import inference
 
 
 def test_batched_probabilities_match_single_patch_classify(osm_run):
@@ -29,7 +29,7 @@ def test_a_corrupt_patch_is_reported_and_the_rest_scored(osm_run, tmp_path):
     run_id, st, _ = osm_run
     copy = tmp_path / st.root.name
     shutil.copytree(st.root, copy)
-    from asgm.store import PatchStore
+    from asgm.data.store import PatchStore
 
     broken = PatchStore.open(copy.name, root=tmp_path)
     broken.patch_path("neg-0002").write_bytes(b"not a tiff")

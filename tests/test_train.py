@@ -9,10 +9,10 @@ import pytest
 from _engine import toy_store
 
 from asgm.config import S2_BANDS, ExperimentConfig
-from asgm.dataset import DatasetError
-from asgm.runs import RunFolder, create_run
-from asgm.store import PatchStoreError
-from asgm.train import train
+from asgm.data.store import PatchStoreError
+from asgm.model.inputs import DatasetError
+from asgm.model.runs import RunFolder, create_run
+from asgm.training.train import train
 
 METRIC_KEYS = {"threshold", "f1", "f1_ci_patch", "f1_ci_cluster", "precision", "recall", "pr_auc", "pr_auc_ci",
                "fp", "fn", "tp", "tn", "confusion", "pr_curve", "best_epoch", "counts"}

@@ -5,7 +5,9 @@
 - ``asgm.app.assets``: local Leaflet/jQuery and reference layers served from ``static/``;
 - ``asgm.app.prepare``: the first-start "prepare the demo" background job.
 
-Everything that does not need Streamlit lives in the core (``asgm.map_data``, ``asgm.inference``,
-``asgm.experiments``, ``asgm.compat``, ...). TensorFlow is never imported at module level here, so the
+Everything that does not need Streamlit lives in the core (``asgm.maps.points``, ``asgm.model.inference``,
+``asgm.training.experiments``, ``asgm.model.store_fit``, ...). TensorFlow is never imported at module level here, so the
 map and home pages open fast.
+
+May import: every core package (it is the top, beside ``asgm.cli``, which it never imports).
 """

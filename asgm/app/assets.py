@@ -59,7 +59,7 @@ def reference_layer_url(key: str) -> str:
     import geopandas as gpd
 
     from asgm import registry
-    from asgm.viz import reference_geojson
+    from asgm.maps.images import reference_geojson
 
     if key not in REFERENCE_LAYERS:
         raise ValueError(f"unknown reference layer {key!r}; choose from {REFERENCE_LAYERS}")

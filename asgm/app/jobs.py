@@ -18,7 +18,7 @@ from typing import Any
 
 import streamlit as st
 
-from asgm import jobs
+from asgm.jobs import runner as jobs
 
 PASSCODE_KEY = "owner_passcode"
 DEFAULT_PUBLIC_CAP = 500
@@ -114,7 +114,7 @@ def launch(command: list[str], **kwargs: Any) -> jobs.JobInfo | None:
 def validate_upload(name: str, data: bytes, label_column: str = "label", label: int | None = None) -> Any:
     """Read an uploaded GeoJSON/CSV with the checks of ``asgm points`` (``PointsError`` naming the upload).
     Nothing is kept: the file is read from a temporary folder that is removed."""
-    from asgm.points import PointsError, read_labelled_points
+    from asgm.data.points import PointsError, read_labelled_points
 
     safe = Path(name).name or "upload.geojson"
     if Path(safe).suffix.lower() not in (".geojson", ".json", ".csv"):
@@ -132,7 +132,7 @@ def save_upload(points: Any, name: str) -> Path:
     """Keep validated points under ``<data>/points/uploads/<set>.geojson`` for the fetch job. An upload of
     the same name with other points is refused (their sample ids would collide in a store)."""
     from asgm.config import data_dir
-    from asgm.points import PointsError, read_labelled_points, write_points_file
+    from asgm.data.points import PointsError, read_labelled_points, write_points_file
 
     set_name = str(points["set"].iloc[0])
     target = data_dir() / "points" / "uploads" / f"{set_name}.geojson"

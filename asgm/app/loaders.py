@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 import streamlit as st
 
-from asgm import runs
 from asgm.config import ExperimentConfig, data_dir, models_dir
+from asgm.data.store import PatchStore, PatchStoreError, list_stores
 from asgm.errors import AsgmError
-from asgm.store import PatchStore, PatchStoreError, list_stores
+from asgm.model import runs
 
 if TYPE_CHECKING:  # the first page (Home) and the sidebar load neither
     import numpy as np
@@ -58,7 +58,7 @@ def osm_caches() -> list[dict[str, Any]]:
 
 def list_runs_safe() -> list[Any]:
     """All runs, newest first; [] when the run store is unreadable (a damaged run folder is listed as
-    'corrupt' by ``asgm.runs.list_runs``; pages show per-run errors)."""
+    'corrupt' by ``asgm.model.runs.list_runs``; pages show per-run errors)."""
     try:
         out = list(runs.list_runs())
     except (OSError, AsgmError):
@@ -153,7 +153,7 @@ def study_points() -> pd.DataFrame:
     """The study's 1,259 labelled points (positives, curated and random negatives) as a plain DataFrame."""
     import pandas as pd
 
-    from asgm.points import load_points
+    from asgm.data.points import load_points
 
     return pd.DataFrame(load_points().drop(columns="geometry"))
 
@@ -192,7 +192,7 @@ def load_model(run_id: str):
 
 @st.cache_resource(max_entries=3, show_spinner=False)
 def _compiled_model(run_id: str, version: float) -> Any:
-    from asgm.inference import CompiledModel
+    from asgm.model.inference import CompiledModel
 
     return CompiledModel(_load_model(run_id, version))
 
@@ -213,19 +213,19 @@ def predictions(run_id: str) -> pd.DataFrame:
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def _store_probabilities(run_id: str, store_name: str, run_v: float, store_v: float) -> pd.DataFrame:
-    from asgm.store_inference import store_probabilities as batched
+    from asgm.maps.probabilities import store_probabilities as batched
 
     return batched(run_id, open_store(store_name), model=load_model(run_id))
 
 
 def store_probabilities(run_id: str, store_name: str) -> pd.DataFrame:
-    """``asgm.store_inference.store_probabilities``, computed once per version of the run and the store."""
+    """``asgm.maps.probabilities.store_probabilities``, computed once per version of the run and the store."""
     return _store_probabilities(run_id, store_name, _run_version(run_id), store_version(store_name))
 
 
 def model_input(run_id: str, store_name: str, sid: str) -> tuple[Any, Any, np.ndarray]:
     """(model, config, x) for one patch; the patch and model come from the caches."""
-    from asgm import inference
+    from asgm.model import inference
 
     info = runs.get_run(run_id)
     inference.run_threshold(info)  # only a completed run (with its config) has a model
@@ -240,9 +240,9 @@ def model_input(run_id: str, store_name: str, sid: str) -> tuple[Any, Any, np.nd
 def classify(run_id: str, store_name: str, sid: str, zero_layers: Sequence[str] = ()) -> dict[str, Any]:
     """Probability, threshold, decision and true label of one patch under the selected run.
 
-    ``asgm.inference.classify`` with the model and patch taken from the app caches, so a click costs one
+    ``asgm.model.inference.classify`` with the model and patch taken from the app caches, so a click costs one
     forward pass."""
-    from asgm import inference
+    from asgm.model import inference
 
     info = runs.get_run(run_id)
     inference.run_threshold(info)  # a run without a threshold is the problem to report, before loading its model
@@ -255,8 +255,8 @@ def classify(run_id: str, store_name: str, sid: str, zero_layers: Sequence[str] 
 
 def store_problems(run_config: ExperimentConfig, store_name: str) -> list[str]:
     """Why a run cannot classify (or a config cannot train on) the patches of a store
-    (``asgm.compat.store_problems`` on the cached store); [] when it can."""
-    from asgm.compat import store_problems as problems
+    (``asgm.model.store_fit.store_problems`` on the cached store); [] when it can."""
+    from asgm.model.store_fit import store_problems as problems
 
     try:
         store = open_store(store_name)
@@ -267,7 +267,7 @@ def store_problems(run_config: ExperimentConfig, store_name: str) -> list[str]:
 
 def product_level_note(run_config: ExperimentConfig, store_name: str) -> str | None:
     """A caution when the run was trained on another Sentinel-2 product level (L1C vs L2A) than this store holds."""
-    from asgm.compat import product_level_note as note
+    from asgm.model.store_fit import product_level_note as note
 
     try:
         trained, here = open_store(run_config.store), open_store(store_name)
@@ -290,7 +290,7 @@ def _map_points(store_name: str | None, run_id: str | None, store_v: float, run_
         pred = predictions(run_id) if run_id else None
     except AsgmError:
         pred = None
-    from asgm.map_data import combine_points
+    from asgm.maps.points import combine_points
 
     return combine_points(study, index, pred)
 
@@ -303,8 +303,8 @@ def map_points(store_name: str | None, run_id: str | None) -> pd.DataFrame:
 
 
 def ablation_results(run_ids: Sequence[str]) -> pd.DataFrame:
-    """``asgm.experiments.ablation_results``, with a warning shown per unreadable results file."""
-    from asgm import experiments
+    """``asgm.training.experiments.ablation_results``, with a warning shown per unreadable results file."""
+    from asgm.training import experiments
 
     table, problems = experiments.ablation_results(run_ids)
     for problem in problems:

@@ -9,12 +9,13 @@ from typing import Any
 
 import streamlit as st
 
-from asgm import CREDITS, runs
+from asgm import CREDITS
 from asgm.app import assets
 from asgm.app.loaders import completed_runs, product_level_note, store_problems
 from asgm.app.prepare import auto_prepare
 from asgm.config import RGB_BANDS, ExperimentConfig
 from asgm.errors import AsgmError
+from asgm.model import runs
 
 
 def page_setup(title: str) -> None:
@@ -89,7 +90,7 @@ def run_label(r: Any) -> str:
 def selected_run_id(sidebar: bool = True) -> str | None:
     """The run the pages classify with (``st.session_state['run_id']``), picked in the sidebar.
 
-    Defaults to ``asgm.runs.default_run_id`` (``models/DEFAULT``, else the newest completed run); kept across page
+    Defaults to ``asgm.model.runs.default_run_id`` (``models/DEFAULT``, else the newest completed run); kept across page
     switches in session state."""
     done = completed_runs()
     ids = [r.run_id for r in done]

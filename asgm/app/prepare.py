@@ -1,4 +1,4 @@
-"""First start: the background job (``asgm.jobs``, kind 'prepare') that builds the demo patch store when
+"""First start: the background job (``asgm.jobs.runner``, kind 'prepare') that builds the demo patch store when
 missing, launches the small default training run only when no trained run exists (a committed
 ``models/DEFAULT`` counts), and fetches OSM for the demo store when Overpass answers.
 
@@ -19,8 +19,8 @@ import streamlit as st
 from asgm import atomic
 from asgm.app.loaders import list_runs_safe
 from asgm.config import ExperimentConfig, data_dir
+from asgm.data.store import PatchStore, list_stores
 from asgm.errors import AsgmError, one_line
-from asgm.store import PatchStore, list_stores
 
 DEFAULT_EPOCHS = 8
 
@@ -38,14 +38,14 @@ OVERPASS_PROBE_S = 10.0
 
 
 def _prepare_job() -> Any:
-    from asgm import jobs
+    from asgm.jobs import runner as jobs
 
     found = [j for j in jobs.list_jobs() if j.kind == "prepare"]
     return found[0] if found else None
 
 
 def prepare_state() -> dict[str, Any]:
-    """State of the background "prepare the demo" job (``asgm.jobs``): {state: idle|running|done|failed,
+    """State of the background "prepare the demo" job (``asgm.jobs.runner``): {state: idle|running|done|failed,
     message, job_id}."""
     job = _prepare_job()
     if job is None:
@@ -60,7 +60,7 @@ def prepare_state() -> dict[str, Any]:
 
 def start_prepare() -> dict[str, Any]:
     """Start the background job (no-op while one runs). Never blocks the Streamlit script thread."""
-    from asgm import jobs
+    from asgm.jobs import runner as jobs
 
     try:
         jobs.launch(["-m", "asgm.app.prepare"], kind="prepare", title="prepare the demo", key=PREPARE_KEY)
@@ -90,7 +90,7 @@ MIN_PATCHES_TO_TRAIN = 100
 def demo_osm_steps(n_patches: int) -> list[list[str]]:
     """The first-start OSM job's commands: fetch the demo store's OSM snapshot, rasterize it, and (for a
     store of at least ``MIN_PATCHES_TO_TRAIN`` patches) train the small RGB + OSM default model on it."""
-    from asgm import jobs
+    from asgm.jobs import runner as jobs
 
     steps = [jobs.asgm_command("osm", "fetch", "--store", "demo", "--date", DEMO_OSM_DATE, "--retries", "2",
                                "--backoff", "5", "--timeout", "120"),
@@ -106,7 +106,7 @@ def _start_demo_osm() -> str:
     ``OVERPASS_PROBE_S``; otherwise record that OSM needs the network. Returns what happened."""
     import requests
 
-    from asgm import jobs
+    from asgm.jobs import runner as jobs
     from asgm.osm.fetch import resolve_overpass_url
 
     url = resolve_overpass_url()
@@ -169,8 +169,8 @@ def should_auto_prepare() -> bool:
 def _prepare_main() -> int:
     """Body of the background job: build the demo store if missing, launch the default run unless a trained
     one exists (``models/DEFAULT`` or any completed run), and start OSM for the demo store when online."""
-    from asgm import runs
-    from asgm.jobs import report_progress
+    from asgm.jobs.runner import report_progress
+    from asgm.model import runs
 
     try:
         if "demo" not in list_stores():

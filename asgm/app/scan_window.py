@@ -1,7 +1,7 @@
 """The Patch viewer for one window of a region scan (``Patch_viewer?scan=NAME&window=I,J``): its pixels re-read
 from the scan's composite, classified with the scan's run through the one inference path (the run's full
 recipe), probability, Grad-CAM and OSM overlays when an OSM cache covers the window. Facts from
-``asgm.scan_results`` and ``asgm.inference``."""
+``asgm.scan.results`` and ``asgm.model.inference``."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from typing import cast
 import numpy as np
 import streamlit as st
 
-from asgm import inference, runs, scan_results, viz
 from asgm.app import loaders, page
 from asgm.config import ExperimentConfig
 from asgm.errors import AsgmError
+from asgm.maps import images
+from asgm.model import inference, runs
+from asgm.scan import results as scan_results
 
 
 @st.cache_data(max_entries=64, show_spinner="Reading the window from the scan's imagery…")
@@ -52,7 +54,7 @@ def show(name: str, window: str) -> None:
             visible: list[str] = []
         else:
             st.caption(osm_note)
-            st.markdown(viz.legend_html(layers), unsafe_allow_html=True)
+            st.markdown(images.legend_html(layers), unsafe_allow_html=True)
             visible = [layer for layer in layers if st.toggle(
                 f"{layer} ({int(osm[0][layers.index(layer)].sum())} px)", value=True, key=f"scan_osm_{layer}")]
         gradcam_on = st.toggle("Grad-CAM heatmap", value=False, key="scan_gradcam",
@@ -76,14 +78,14 @@ def show(name: str, window: str) -> None:
         except AsgmError as exc:
             page.show_error(exc, "The scan's run is gone or changed: retrain it, or scan again with another run.")
     with left:
-        tc = viz.true_colour(patch.data, patch.bands)
+        tc = images.true_colour(patch.data, patch.bands)
         if tc is None:
             st.info("This window lacks B4, B3 or B2.")
         else:
-            img = viz.overlay_osm(tc, osm[0] if osm else None, layers, visible)
+            img = images.overlay_osm(tc, osm[0] if osm else None, layers, visible)
             title = "True colour (B4-B3-B2)"
             if cam is not None:
-                img = viz.overlay_heatmap(img, np.asarray(cam))
+                img = images.overlay_heatmap(img, np.asarray(cam))
                 title += " + Grad-CAM"
-            st.image(viz.to_png(viz.mark_centre(img), size=420), caption=title, width="stretch")
+            st.image(images.to_png(images.mark_centre(img), size=420), caption=title, width="stretch")
     page.scan_page_link("Back to the Region scan page →")

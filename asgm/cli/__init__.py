@@ -2,6 +2,8 @@
 
 Each ``asgm.cli.<name>`` module has ``register(subparsers)`` adding its commands; a command's
 handler gets the parsed args and returns a JSON-able report (printed with ``--json``) or None.
+
+May import: every core package (it is the top, beside ``asgm.app``, which it never imports).
 """
 
 from __future__ import annotations

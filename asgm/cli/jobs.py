@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _list(args: argparse.Namespace) -> list[dict[str, Any]]:
-    from asgm import jobs
+    from asgm.jobs import runner as jobs
 
     return [j.to_dict() for j in (jobs.active_jobs() if args.active else jobs.list_jobs())]
 
@@ -39,13 +39,13 @@ def _human_list(rows: list[dict[str, Any]]) -> str:
 
 
 def _cancel(args: argparse.Namespace) -> dict[str, Any]:
-    from asgm import jobs
+    from asgm.jobs import runner as jobs
 
     return jobs.cancel(args.job_id).to_dict()
 
 
 def _prune(args: argparse.Namespace) -> dict[str, Any]:
-    from asgm import jobs
+    from asgm.jobs import runner as jobs
 
     keep = jobs.KEEP_FINISHED if args.keep is None else args.keep
     return {"removed": jobs.prune(keep), "keep": keep}

@@ -9,7 +9,7 @@ from asgm.cli import CommandError, add_json_flag
 from asgm.config import OSM_LAYERS
 
 if TYPE_CHECKING:
-    from asgm.store import PatchStore
+    from asgm.data.store import PatchStore
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -100,7 +100,7 @@ class _Bar:
         self.bar: Any = None
 
     def __call__(self, done: int, total: int, *_: Any) -> None:
-        from asgm.jobs import report_progress
+        from asgm.jobs.runner import report_progress
 
         report_progress(done, total, self.desc)  # the app's job panel, when run as a job
         if self.bar is None:
@@ -114,7 +114,7 @@ class _Bar:
 
 
 def _open_store(name: str) -> PatchStore:
-    from asgm.store import PatchStore
+    from asgm.data.store import PatchStore
 
     return PatchStore.open(name)
 

@@ -65,7 +65,7 @@ def _point_sets(values: list[str]) -> list[str]:
 
 
 def _fetch(args: argparse.Namespace) -> dict[str, Any]:
-    from asgm.points import read_labelled_points
+    from asgm.data.points import read_labelled_points
     from asgm.sources import make_source
     from asgm.sources.common import fetch_to_store, store_meta
 
@@ -89,7 +89,7 @@ def _fetch(args: argparse.Namespace) -> dict[str, Any]:
 
         bar = tqdm(total=0, unit="patch", desc=f"{source.name} -> {store_meta(source, args.store).name}", disable=None)
 
-    from asgm.jobs import report_progress
+    from asgm.jobs.runner import report_progress
 
     def progress(done: int, total: int) -> None:
         report_progress(done, total, f"patches from {source.name}")
@@ -121,7 +121,7 @@ def _human_fetch(r: dict[str, Any]) -> str:
 
 
 def _list(args: argparse.Namespace) -> dict[str, Any]:
-    from asgm.store import PatchStore
+    from asgm.data.store import PatchStore
 
     store = PatchStore.open(args.store)
     df = store.index()
@@ -149,7 +149,7 @@ def _human_list(r: dict[str, Any]) -> str:
 def _check(args: argparse.Namespace) -> dict[str, Any]:
     from tqdm import tqdm
 
-    from asgm.store import PatchStore
+    from asgm.data.store import PatchStore
 
     store = PatchStore.open(args.store)
     with tqdm(total=len(store), unit="patch", desc=f"check {store.name}", disable=None, leave=False) as bar:

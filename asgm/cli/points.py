@@ -28,13 +28,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _summary(args: argparse.Namespace) -> dict:
-    from asgm import points
+    from asgm.data import points
 
     return points.summary(points.load_points(args.sets))
 
 
 def _random(args: argparse.Namespace) -> dict:
-    from asgm import boundary, points
+    from asgm.data import boundary, points
 
     pos = points.load_points(["positives"])
     if args.boundary == "osm":

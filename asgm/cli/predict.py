@@ -26,9 +26,9 @@ def _predict(args: argparse.Namespace) -> dict[str, Any]:
     import time
 
     from asgm import atomic
-    from asgm.evaluate import metrics_on_test
-    from asgm.inference import predict_store
-    from asgm.runs import get_run
+    from asgm.model.inference import predict_store
+    from asgm.model.runs import get_run
+    from asgm.training.evaluate import metrics_on_test
 
     if args.batch_size < 1:
         raise CommandError("--batch-size must be at least 1")

@@ -9,7 +9,8 @@ from asgm.cli import add_command, command_group
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from asgm import scan
+    from asgm.scan import area as scan_area
+    from asgm.scan import tiles as scan_tiles
 
     group = command_group(sub, "scan", "scan an area for mining with a trained run (probability COG + detections)")
     r = add_command(group, "run", "scan an area of interest for one year", _run, _human_run)
@@ -23,12 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--stride", type=int, default=None, help="window step in pixels (default: half the window)")
     r.add_argument("--high", type=float, default=None, help="high threshold (default: the run's tuned threshold)")
     r.add_argument("--low", type=float, default=None, help="low threshold next to confirmed windows (default 0.6 x high)")
-    r.add_argument("--tile-windows", type=int, default=scan.DEFAULT_TILE_WINDOWS,
-                   help=f"windows per tile side; memory grows with it (default {scan.DEFAULT_TILE_WINDOWS})")
-    r.add_argument("--batch-size", type=int, default=scan.DEFAULT_BATCH, help="windows per model call")
-    r.add_argument("--max-masked", type=float, default=scan.DEFAULT_MAX_MASKED,
-                   help=f"skip windows with a larger share of masked pixels (default {scan.DEFAULT_MAX_MASKED})")
-    r.add_argument("--max-area-km2", type=float, default=scan.DEFAULT_MAX_AREA_KM2, help="refuse larger areas")
+    r.add_argument("--tile-windows", type=int, default=scan_tiles.DEFAULT_TILE_WINDOWS,
+                   help=f"windows per tile side; memory grows with it (default {scan_tiles.DEFAULT_TILE_WINDOWS})")
+    r.add_argument("--batch-size", type=int, default=scan_tiles.DEFAULT_BATCH, help="windows per model call")
+    r.add_argument("--max-masked", type=float, default=scan_tiles.DEFAULT_MAX_MASKED,
+                   help=f"skip windows with a larger share of masked pixels (default {scan_tiles.DEFAULT_MAX_MASKED})")
+    r.add_argument("--max-area-km2", type=float, default=scan_area.DEFAULT_MAX_AREA_KM2, help="refuse larger areas")
     r.add_argument("--scheduler", default="local",
                    help="'local' (a Dask LocalCluster, default), 'none' (this process) or tcp://HOST:8786")
     r.add_argument("--workers", type=int, default=2, help="workers of the local cluster (default 2)")
@@ -43,8 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> dict[str, Any]:
     from tqdm import tqdm
 
-    from asgm import scan
-    from asgm.jobs import report_progress
+    from asgm.jobs.runner import report_progress
+    from asgm.scan import driver
 
     bar: list[Any] = []
 
@@ -59,7 +60,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
 
     scheduler = None if args.scheduler in ("none", "") else args.scheduler
     try:
-        return scan.scan(args.aoi, args.year, args.run, args.out, source=args.source, stac_url=args.stac_url,
+        return driver.scan(args.aoi, args.year, args.run, args.out, source=args.source, stac_url=args.stac_url,
                          stride=args.stride, high=args.high, low=args.low, tile_windows=args.tile_windows,
                          batch_size=args.batch_size, max_masked=args.max_masked, max_area_km2=args.max_area_km2,
                          scheduler=scheduler, workers=args.workers, progress=progress, overwrite=args.overwrite)
@@ -83,9 +84,9 @@ def _human_run(r: dict[str, Any]) -> str:
 
 
 def _diff(args: argparse.Namespace) -> dict[str, Any]:
-    from asgm import scan
+    from asgm.scan import change as scan_change
 
-    return scan.diff_scans(args.a, args.b, args.out)
+    return scan_change.diff_scans(args.a, args.b, args.out)
 
 
 def _human_diff(r: dict[str, Any]) -> str:

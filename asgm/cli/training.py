@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from asgm.cli import CommandError, add_command, add_json_flag, command_group
-from asgm.evaluate import N_BOOT
+from asgm.training.evaluate import N_BOOT
 
 
 def _config_flags(p: argparse.ArgumentParser) -> None:
@@ -72,7 +72,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         raw["osm_layers"] = OSM_LAYERS if args.osm == "all" else tuple(x.strip() for x in args.osm.split(",") if x.strip())
     if "bands" not in raw or "patch_size" not in raw:
         # Default bands and size to what the chosen store holds, so `--store NAME` alone works.
-        from asgm.store import PatchStore
+        from asgm.data.store import PatchStore
 
         st = PatchStore.open(raw.get("store", "demo"))
         raw.setdefault("bands", st.meta.bands)
@@ -131,13 +131,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _get(run_id: str) -> Any:
-    from asgm.runs import get_run
+    from asgm.model.runs import get_run
 
     return get_run(run_id)
 
 
 def _train(args: argparse.Namespace) -> dict[str, Any]:
-    from asgm import runs, train
+    from asgm.model import runs
+    from asgm.training import train
 
     config = config_from_args(args)
     if args.detach:
@@ -170,7 +171,7 @@ def _human_metrics(m: dict[str, Any]) -> str:
 
 
 def _runs_list(args: argparse.Namespace) -> list[dict[str, Any]]:
-    from asgm.runs import list_runs
+    from asgm.model.runs import list_runs
 
     return [r.to_dict() for r in list_runs()]
 
@@ -190,20 +191,20 @@ def _human_runs(rows: list[dict[str, Any]]) -> str:
 
 
 def _runs_cancel(args: argparse.Namespace) -> dict[str, Any]:
-    from asgm.runs import request_cancel
+    from asgm.model.runs import request_cancel
 
     request_cancel(args.run_id)
     return {"run_id": args.run_id, "cancel_requested": True}
 
 
 def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
-    from asgm.scoring import evaluate_run
+    from asgm.training.scoring import evaluate_run
 
     return {"run_id": args.run_id, **evaluate_run(args.run_id, n_boot=args.bootstrap)}
 
 
 def _model_summary(args: argparse.Namespace) -> dict[str, Any]:
-    from asgm.model import summary
+    from asgm.model.cnn import summary
 
     if args.size < 18 or args.channels < 1:
         raise CommandError("size must be at least 18 px (three poolings) and channels at least 1")
@@ -216,7 +217,7 @@ def _human_summary(s: dict[str, Any]) -> str:
 
 
 def _table1(args: argparse.Namespace) -> dict[str, Any]:
-    from asgm import experiments
+    from asgm.training import experiments
 
     stores = args.dataset or ["demo"]
     only = [int(x) for x in args.only.split(",")] if args.only else None
@@ -235,7 +236,7 @@ def _table1(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _human_table1(out: dict[str, Any]) -> str:
-    from asgm.experiments import format_table
+    from asgm.training.experiments import format_table
 
     text = "Reproduced:\n" + format_table(out["rows"]) + "\n\nPublished (Dissing & Kalo, Table 1):\n"
     text += format_table([{**r, "status": ""} for r in out["published"]])
@@ -245,7 +246,7 @@ def _human_table1(out: dict[str, Any]) -> str:
 
 
 def _ablation(args: argparse.Namespace) -> dict[str, Any]:
-    from asgm.experiments import ablation
+    from asgm.training.experiments import ablation
 
     def step(msg: str) -> None:
         if not args.json:

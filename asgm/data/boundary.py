@@ -47,7 +47,7 @@ def bolivar(timeout: float = 30.0) -> gpd.GeoDataFrame:
 
 def _read_cache(path: Path) -> gpd.GeoDataFrame:
     """The cached boundary; a damaged cache is a ``BoundaryUnavailable`` saying to delete it."""
-    from asgm.vectors import VectorDataError, check_lonlat
+    from asgm.data.vector_checks import VectorDataError, check_lonlat
 
     fix = f"delete {path} to fetch the boundary again (or use --boundary extent offline)"
     try:

@@ -1,5 +1,5 @@
 """Dask ``distributed`` clients for work that scales out: region-scan tiles (``asgm.scan``) and Table 1's
-runs (``asgm.experiments``). A LocalCluster on this machine, or a real scheduler started with
+runs (``asgm.training.experiments``). A LocalCluster on this machine, or a real scheduler started with
 ``dask scheduler`` / ``dask worker`` (docs/scan.md)."""
 
 from __future__ import annotations

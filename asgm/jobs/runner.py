@@ -1,7 +1,7 @@
 """The one background job runner: everything long that the app starts (patch fetch, OSM fetch and
 rasterize, training, the demo preparation) runs as a detached job.
 
-A job is a supervisor process (``python -m asgm.jobs supervise FOLDER``) that runs one command
+A job is a supervisor process (``python -m asgm.jobs.runner supervise FOLDER``) that runs one command
 (normally an ``asgm`` CLI command, ``python -m asgm ...``) as its child and owns the job folder
 ``<data>/jobs/<job_id>/``:
 
@@ -322,7 +322,7 @@ def _launch_locked(command: list[str], steps: list[list[str]], *, kind: str, tit
     # The supervisor and its command must import this very package even when launched from elsewhere.
     child_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), child_env.get("PYTHONPATH", "")) if p)
     with open(folder / "supervisor.log", "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "asgm.jobs", "supervise", str(folder)], stdout=out,
+        proc = subprocess.Popen([sys.executable, "-m", "asgm.jobs.runner", "supervise", str(folder)], stdout=out,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=child_env,
                                 cwd=str(PROJECT_ROOT), start_new_session=True)
     _CHILDREN[job_id] = proc
@@ -441,7 +441,7 @@ def _run_step(folder: Path, spec: dict[str, Any], step: list[str], log: Path, ca
 
 
 def supervise(folder: Path) -> int:
-    """Run the job in ``folder`` to its end state (the body of ``python -m asgm.jobs supervise``)."""
+    """Run the job in ``folder`` to its end state (the body of ``python -m asgm.jobs.runner supervise``)."""
     spec = _read_json(folder / "job.json")
     log = Path(spec["log"])
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -468,5 +468,5 @@ def supervise(folder: Path) -> int:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["supervise"] and len(sys.argv) == 3:
         sys.exit(supervise(Path(sys.argv[2])))
-    print("usage: python -m asgm.jobs supervise JOB_FOLDER", file=sys.stderr)
+    print("usage: python -m asgm.jobs.runner supervise JOB_FOLDER", file=sys.stderr)
     sys.exit(2)

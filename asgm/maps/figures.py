@@ -1,12 +1,10 @@
-"""Pictures of the data and the runs: patch composites, OSM and Grad-CAM overlays, folium layers, plotly figures.
+"""Run tables and plotly figures of the Compare and Train pages.
 
-Pure functions (numpy / folium / plotly in, images / maps / figures out) so they can be tested without a
-browser; the pages only place what these return. No streamlit and no TensorFlow here.
+Pure functions (run metrics in, tables / figures out), testable without a browser. No streamlit here.
 """
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -15,247 +13,6 @@ import numpy as np
 import pandas as pd
 
 from asgm.config import OSM_LAYERS
-
-#: One colour per OSM layer (RGB 0-255), used for the overlays and their legends alike.
-OSM_COLOURS: dict[str, tuple[int, int, int]] = {
-    "highway": (255, 215, 0),
-    "waterway": (30, 144, 255),
-    "building": (255, 64, 160),
-    "landuse": (50, 205, 50),
-    "aeroway": (255, 255, 255),
-}
-LABEL_COLOURS = {1: "#d7301f", 0: "#2b8cbe"}
-#: Colours of prediction outcomes on the map (true/false positive/negative).
-OUTCOME_COLOURS = {"TP": "#d7301f", "TN": "#2b8cbe", "FP": "#ff7f00", "FN": "#984ea3", "": "#7f7f7f"}
-#: Display stretch of the study: DN / 3000 clipped to [0, 1].
-DISPLAY_DN = 3000.0
-FALSE_COLOUR_BANDS = ("B12", "B8", "B4")
-
-
-# -- patch images --------------------------------------------------------------------------------
-def composite(data: np.ndarray, bands: Sequence[str], use: Sequence[str], scale: float = DISPLAY_DN) -> np.ndarray | None:
-    """(H, W, 3) float image in [0, 1] of the bands ``use`` from a (bands, H, W) DN array, or None
-    when the patch lacks one of them (e.g. false colour on the RGB-only demo pack)."""
-    if not all(b in bands for b in use):
-        return None
-    idx = [list(bands).index(b) for b in use]
-    return np.clip(data[idx].transpose(1, 2, 0).astype(np.float32) / scale, 0.0, 1.0)
-
-
-def true_colour(data: np.ndarray, bands: Sequence[str]) -> np.ndarray | None:
-    """B4-B3-B2 composite."""
-    return composite(data, bands, ("B4", "B3", "B2"))
-
-
-def false_colour(data: np.ndarray, bands: Sequence[str]) -> np.ndarray | None:
-    """B12-B8-B4 composite (bare soil and water stand out); None without those bands."""
-    # SWIR is brighter than visible light, so stretch it less.
-    return composite(data, bands, FALSE_COLOUR_BANDS, scale=5000.0)
-
-
-def overlay_osm(img: np.ndarray, masks: np.ndarray | None, layers: Sequence[str], visible: Iterable[str],
-                alpha: float = 0.65) -> np.ndarray:
-    """Blend the visible OSM masks (layers, H, W) onto an (H, W, 3) image, each in its layer colour."""
-    out = img.astype(np.float32).copy()
-    if masks is None:
-        return out
-    visible = set(visible)
-    for i, layer in enumerate(layers):
-        if layer not in visible or i >= masks.shape[0]:
-            continue
-        m = masks[i] > 0
-        colour = np.array(OSM_COLOURS.get(layer, (255, 255, 255)), dtype=np.float32) / 255.0
-        out[m] = (1 - alpha) * out[m] + alpha * colour
-    return out
-
-
-def overlay_heatmap(img: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """Blend a (H, W) map in [0, 1] (Grad-CAM) onto an image with a black-red-yellow ramp."""
-    h = np.clip(np.nan_to_num(heat.astype(np.float32)), 0, 1)
-    if h.shape != img.shape[:2]:  # Grad-CAM comes at the last conv layer's resolution
-        ys = (np.arange(img.shape[0]) * h.shape[0] / img.shape[0]).astype(int)
-        xs = (np.arange(img.shape[1]) * h.shape[1] / img.shape[1]).astype(int)
-        h = h[ys][:, xs]
-    ramp = np.stack([np.clip(h * 2, 0, 1), np.clip(h * 2 - 1, 0, 1), np.zeros_like(h)], axis=-1)
-    a = alpha * h[..., None]
-    return np.clip((1 - a) * img + a * ramp, 0, 1)
-
-
-def mark_centre(img: np.ndarray) -> np.ndarray:
-    """Draw a small cross on the centre pixel (the labelled point) so users see what was labelled."""
-    out = img.copy()
-    n, m = out.shape[:2]
-    r, c = n // 2, m // 2
-    for d in (-2, -1, 1, 2):
-        for rr, cc in ((r + d, c), (r, c + d)):
-            if 0 <= rr < n and 0 <= cc < m:
-                out[rr, cc] = (1.0, 1.0, 1.0)
-    return out
-
-
-def to_png(img: np.ndarray, size: int = 240) -> bytes:
-    """PNG bytes of an (H, W, 3) image in [0, 1], enlarged with nearest neighbour (pixels stay pixels)."""
-    from PIL import Image
-
-    arr = (np.clip(img, 0, 1) * 255).astype(np.uint8)
-    pil = Image.fromarray(arr).resize((size, size), Image.Resampling.NEAREST)
-    buf = io.BytesIO()
-    pil.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def legend_html(layers: Sequence[str]) -> str:
-    """Small HTML legend of OSM overlay colours."""
-    items = [
-        f"<span style='display:inline-block;width:10px;height:10px;background:rgb{OSM_COLOURS[x]};"
-        f"border:1px solid #555;margin-right:3px'></span>{x}"
-        for x in layers if x in OSM_COLOURS
-    ]
-    return " &nbsp; ".join(items)
-
-
-# -- folium maps ---------------------------------------------------------------------------------
-def base_map(center: tuple[float, float] = (6.8, -63.0), zoom: int = 7, tiles: bool = False,
-             js: Sequence[tuple[str, str]] | None = None, css: Sequence[tuple[str, str]] | None = None):
-    """A folium map with canvas rendering; offline-safe by default (no tile layer, plain background).
-
-    ``js`` / ``css`` replace folium's CDN assets (Leaflet, jQuery) with locally served copies.
-    """
-    import folium
-
-    m = folium.Map(location=list(center), zoom_start=zoom, tiles=None, prefer_canvas=True, control_scale=True)
-    if js is not None:
-        m.default_js = list(js)
-    if css is not None:
-        m.default_css = list(css)
-    if tiles:
-        folium.TileLayer(
-            tiles="https://server.arcgisonline.com/ArcGIS/rest/services/World_Imagery/MapServer/tile/{z}/{y}/{x}",
-            attr="Esri World Imagery", name="Satellite (online)",
-        ).add_to(m)
-        folium.TileLayer("OpenStreetMap", name="OpenStreetMap (online)", show=False).add_to(m)
-    return m
-
-
-def point_colour(row: Mapping[str, Any], colour_by: str) -> str:
-    """Marker colour of one point: by true label, or by outcome of the selected run."""
-    if colour_by == "outcome":
-        return OUTCOME_COLOURS.get(str(row.get("outcome") or ""), OUTCOME_COLOURS[""])
-    return LABEL_COLOURS.get(int(row["label"]), "#7f7f7f")
-
-
-def _macro_element():
-    from branca.element import MacroElement
-
-    return MacroElement
-
-
-def points_compact(points: pd.DataFrame, colour_by: str = "label") -> dict[str, Any]:
-    """The points as compact arrays for the map: a colour table and one [lat, lon, sample_id, colour index,
-    has_patch] row per point (a third of the bytes of GeoJSON, which matters because st_folium re-renders and
-    re-parses the map script on every rerun). Points with a patch come last, so they are drawn on top."""
-    if "has_patch" in points:
-        points = points.sort_values("has_patch", kind="stable")
-    colours: list[str] = []
-    rows = []
-    for row in points.to_dict("records"):
-        c = point_colour(row, colour_by)
-        if c not in colours:
-            colours.append(c)
-        rows.append([round(float(row["lat"]), 5), round(float(row["lon"]), 5), str(row["sample_id"]),
-                     colours.index(c), int(bool(row.get("has_patch")))])
-    return {"c": colours, "p": rows}
-
-
-def points_layer(points: pd.DataFrame, colour_by: str = "label", name: str = "Labelled points"):
-    """All points as canvas-rendered Leaflet circle markers built in the browser from compact inline data,
-    each with its sample id as tooltip.
-
-    Why not thousands of folium CircleMarkers or a folium.GeoJson: both cost 0.2-3 s of Python rendering
-    on *every* rerun (st_folium re-renders the map each time), which would dominate a click. The tooltip is
-    exactly the sample id, bound to each marker, because st_folium returns the clicked marker's tooltip text
-    and that is how a click is mapped back to a patch. Markers must exist when the map script finishes:
-    st_folium binds its click handler to the layers present at that moment."""
-    from jinja2 import Template
-
-    class CanvasPoints(_macro_element()):  # type: ignore[misc]  # folium's MacroElement, imported lazily
-        _template = Template("""
-{% macro script(this, kwargs) %}
-var {{ this.get_name() }} = (function (d) {
-  var g = L.featureGroup();
-  for (var i = 0; i < d.p.length; i++) {
-    var q = d.p[i], c = d.c[q[3]];
-    L.circleMarker([q[0], q[1]], {radius: q[4] ? 5 : 3, color: c, fillColor: c, fillOpacity: q[4] ? 0.85 : 0.4,
-                                  weight: 1}).bindTooltip(q[2]).addTo(g);
-  }
-  return g;
-})({{ this.data_js }}).addTo({{ this._parent.get_name() }});
-{% endmacro %}
-""")
-
-        def __init__(self, data: dict[str, Any], name: str):
-            super().__init__()
-            self._name = "CanvasPoints"
-            self.data_js = json.dumps(data, separators=(",", ":"))
-            self.sample_ids = [r[2] for r in data["p"]]
-            self.layer_name = name
-
-    return CanvasPoints(points_compact(points, colour_by), name)
-
-
-def remote_geojson_layer(url: str, colour: str, point_radius: int = 2, fill_opacity: float = 0.25):
-    """A reference layer (polygons or points) fetched by the browser from a static URL, so its ~0.5 MB
-    never pass through Python on a rerun. Not clickable (it is added after the click handlers are bound)."""
-    from jinja2 import Template
-
-    class RemoteGeoJson(_macro_element()):  # type: ignore[misc]  # folium's MacroElement, imported lazily
-        _template = Template("""
-{% macro script(this, kwargs) %}
-fetch({{ this.url|tojson }}).then(function (r) { return r.json(); }).then(function (d) {
-  L.geoJSON(d, {
-    interactive: false,
-    style: function () { return {color: {{ this.colour|tojson }}, weight: 1, fillColor: {{ this.colour|tojson }}, fillOpacity: {{ this.fill_opacity }}}; },
-    pointToLayer: function (f, latlng) {
-      return L.circleMarker(latlng, {radius: {{ this.radius }}, color: {{ this.colour|tojson }}, fillOpacity: 0.7, weight: 1, interactive: false});
-    }
-  }).addTo({{ this._parent.get_name() }});
-}).catch(function (e) { console.warn("reference layer unavailable: " + {{ this.url|tojson }}, e); });
-{% endmacro %}
-""")
-
-        def __init__(self, url: str, colour: str, radius: int, fill_opacity: float):
-            super().__init__()
-            self._name = "RemoteGeoJson"
-            self.url, self.colour, self.radius, self.fill_opacity = url, colour, int(radius), float(fill_opacity)
-
-    return RemoteGeoJson(url, colour, point_radius, fill_opacity)
-
-
-def reference_geojson(gdf) -> str:
-    """Compact GeoJSON of a reference layer: polygons simplified (~30 m, invisible at the map's zooms),
-    coordinates rounded to ~1 m; about a third of the upstream bytes."""
-    import shapely
-
-    g = gdf[["geometry"]].to_crs("EPSG:4326")
-    if g.geom_type.isin(["Polygon", "MultiPolygon"]).any():
-        g = g.assign(geometry=g.geometry.simplify(0.0003, preserve_topology=True))
-    g = g.assign(geometry=shapely.set_precision(g.geometry.values, 1e-5))
-    return g.to_json(drop_id=True)
-
-
-def map_legend(colour_by: str) -> str:
-    """Markdown legend for the point colours."""
-    if colour_by == "outcome":
-        items = [("TP", "mining, found"), ("TN", "not mining, rejected"), ("FP", "false alarm"),
-                 ("FN", "missed mining"), ("", "not in the run's test/val splits")]
-        return " · ".join(f":{_md_colour(OUTCOME_COLOURS[k])}[●] {v}" for k, v in items)
-    return f":{_md_colour(LABEL_COLOURS[1])}[●] mining (label 1) · :{_md_colour(LABEL_COLOURS[0])}[●] not mining (label 0)"
-
-
-def _md_colour(hex_colour: str) -> str:
-    # Streamlit markdown knows only named colours; map ours to the closest.
-    return {"#d7301f": "red", "#2b8cbe": "blue", "#ff7f00": "orange", "#984ea3": "violet"}.get(hex_colour, "gray")
-
 
 # -- run tables and figures ----------------------------------------------------------------------
 TABLE_COLUMNS = ["F1 [95% CI]", "PR-AUC", "FP", "FN", "Precision", "Recall"]
@@ -272,7 +29,7 @@ def _ci_text(value: float | None, ci: Sequence[float] | None) -> str:
 def runs_table(runs: Sequence[Any]) -> pd.DataFrame:
     """One row per completed run: the study's Table 1 columns plus the config toggles.
 
-    ``runs`` are ``asgm.runs.RunInfo`` objects (anything with run_id, config, status, metrics)."""
+    ``runs`` are ``asgm.model.runs.RunInfo`` objects (anything with run_id, config, status, metrics)."""
     rows = []
     for r in runs:
         m = r.metrics or {}
@@ -426,14 +183,3 @@ def predictions_geojson(pred: pd.DataFrame, only_split: str | None = "test") -> 
     return json.dumps({"type": "FeatureCollection", "features": feats})
 
 
-def probability_bar(prob: float, threshold: float):
-    """A one-bar plotly gauge of a probability with the decision threshold marked."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure(go.Indicator(
-        mode="gauge+number", value=prob, number={"valueformat": ".3f"},
-        gauge={"axis": {"range": [0, 1]}, "bar": {"color": "#d7301f" if prob >= threshold else "#2b8cbe"},
-               "threshold": {"line": {"color": "black", "width": 3}, "value": threshold}},
-    ))
-    fig.update_layout(height=180, margin=dict(l=20, r=20, t=10, b=10))
-    return fig

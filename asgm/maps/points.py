@@ -63,7 +63,7 @@ def nearest_point(points: pd.DataFrame, lon: float, lat: float) -> tuple[pd.Seri
     """The point nearest to (lon, lat) and its distance in metres (None, inf when there are no points)."""
     if points.empty:
         return None, float("inf")
-    from asgm.points import haversine_m
+    from asgm.data.points import haversine_m
 
     d = haversine_m(points["lon"].to_numpy(), points["lat"].to_numpy(), np.float64(lon), np.float64(lat))
     i = int(np.argmin(d))
@@ -87,7 +87,7 @@ def clicked_patch(points: pd.DataFrame, lon: float, lat: float) -> tuple[str | N
 def no_patch_message(sid: str, store_name: str, point_set: str | None = None) -> str:
     """What to tell a user who clicked a labelled point without a patch in the store: how to fetch one with
     the sources this machine has, or that none is available."""
-    from asgm.points import STUDY_SETS
+    from asgm.data.points import STUDY_SETS
     from asgm.sources import configured_source
 
     if point_set not in STUDY_SETS:

@@ -1,8 +1,8 @@
 """A run's probability of mining for every patch of a store, in one batched pass (the map's colours).
 
-``asgm.inference.predict_store`` in its tolerant form (a bad file costs its own row, not the map),
+``asgm.model.inference.predict_store`` in its tolerant form (a bad file costs its own row, not the map),
 in the store's sample_id order and with the map's column names, so the map's colours, popups and the
-side panel show the same numbers as ``asgm predict`` and ``asgm.inference.classify``.
+side panel show the same numbers as ``asgm predict`` and ``asgm.model.inference.classify``.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Any
 
 import pandas as pd
 
-from asgm.inference import predict_store
-from asgm.store import PatchStore
+from asgm.data.store import PatchStore
+from asgm.model.inference import predict_store
 
 #: Patches per forward pass: small enough that TensorFlow's buffers for the activations stay small (64 x 48 x
 #: 48 x 32 float32 per conv output is ~19 MB; 256 would keep ~4x that resident in the app).

@@ -80,3 +80,8 @@ def precision_at_recall(y: np.ndarray, prob: np.ndarray, recall: float = 0.9) ->
     prec, rec, _ = precision_recall_curve(y, np.asarray(prob, np.float64))
     ok = rec >= recall
     return float(prec[ok].max()) if ok.any() else float("nan")
+
+
+def decide(prob: np.ndarray, threshold: float) -> np.ndarray:
+    """The one decision rule: 1 where ``prob >= threshold``."""
+    return (np.asarray(prob, float) >= float(threshold)).astype(int)

@@ -1,7 +1,7 @@
 """Inference for training's scoring, the CLI (``asgm predict``) and the app: inputs, the run's full
 recipe (test-time D4 averaging, temperature), batched store prediction, OSM layer ablation, Grad-CAM.
 
-The input recipe is ``asgm.dataset.prepare_input`` (the one used in training), so app and training
+The input recipe is ``asgm.model.inputs.prepare_input`` (the one used in training), so app and training
 cannot drift apart. Keras/TensorFlow are imported inside the functions.
 """
 
@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from asgm.config import ExperimentConfig
-from asgm.dataset import DatasetError
-from asgm.dataset import prepare_input as _prepare
+from asgm.data.store import Patch, PatchStore
 from asgm.errors import AsgmError
-from asgm.store import Patch, PatchStore
+from asgm.model.inputs import DatasetError
+from asgm.model.inputs import prepare_input as _prepare
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from asgm.runs import RunInfo
+    from asgm.model.runs import RunInfo
 
 #: Loaded models kept by ``classify`` (bounded: each 256-px model holds ~4 MB of weights plus graphs).
 MODEL_CACHE_SIZE = 4
@@ -81,7 +81,7 @@ def recipe_logits(model: Any, x: np.ndarray, config: ExperimentConfig | None = N
 
     This is the one inference function: training's validation/test scoring, ``asgm predict``, the
     app's click and the patch viewer all go through it (then ``sigmoid(logit / temperature)``)."""
-    from asgm.calibration import logit
+    from asgm.model.calibration import logit
 
     x = _zero(np.asarray(x, np.float32), zero_layers, config)
     expected = tuple(model.input_shape[1:])
@@ -97,7 +97,7 @@ def recipe_logits(model: Any, x: np.ndarray, config: ExperimentConfig | None = N
 def recipe_probabilities(model: Any, x: np.ndarray, config: ExperimentConfig | None = None,
                          temperature: float = 1.0, zero_layers: Sequence[str] = ()) -> np.ndarray:
     """Probabilities of mining for a (B, H, W, C) batch: ``sigmoid(recipe_logits / temperature)``."""
-    from asgm.calibration import sigmoid
+    from asgm.model.calibration import sigmoid
 
     return sigmoid(recipe_logits(model, x, config, zero_layers) / float(temperature))
 
@@ -115,7 +115,7 @@ def predict(model: Any, x: np.ndarray, zero_layers: Sequence[str] = (), config: 
 def source_logits(model: Any, source: Any, config: ExperimentConfig, batch_size: int = 256,
                   zero_layers: Sequence[str] = (), progress: bool = False,
                   errors: list[str] | None = None) -> np.ndarray:
-    """``recipe_logits`` of every row of a ``asgm.dataset.PatchSource``, in order, batched.
+    """``recipe_logits`` of every row of a ``asgm.model.inputs.PatchSource``, in order, batched.
 
     Batches are read by a few threads, up to ``READ_AHEAD`` batches ahead of the model (reading a
     GeoTIFF per patch, not the model, bounds the rate otherwise; rasterio releases the GIL).
@@ -145,7 +145,7 @@ def source_logits(model: Any, source: Any, config: ExperimentConfig, batch_size:
 
 def _load_tolerant(source: Any, idx: np.ndarray, errors: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """The readable rows of ``idx`` and their stacked inputs; each unreadable row's reason goes to ``errors``."""
-    from asgm.store import PatchStoreError
+    from asgm.data.store import PatchStoreError
 
     try:
         return idx, source.load_batch(idx)
@@ -179,10 +179,9 @@ def predict_store(run_id: str, store: PatchStore | str, sample_ids: Sequence[str
     threshold, other bands, patch size or OSM layers) raises ``InferenceError`` saying what to do."""
     import pandas as pd
 
-    from asgm import runs
-    from asgm.calibration import sigmoid
-    from asgm.dataset import PatchSource, check_store
-    from asgm.evaluate import decide
+    from asgm.model import runs
+    from asgm.model.calibration import decide, sigmoid
+    from asgm.model.inputs import PatchSource, check_store
 
     info = runs.get_run(run_id)
     threshold = run_threshold(info)
@@ -225,7 +224,7 @@ def predict_store(run_id: str, store: PatchStore | str, sample_ids: Sequence[str
 
 
 def _cached_model(run_id: str) -> Any:
-    from asgm import runs
+    from asgm.model import runs
 
     with _cache_lock:
         if run_id in _cache:
@@ -254,7 +253,7 @@ def run_threshold(info: RunInfo) -> float:
 
 def classify(run_id: str, store: PatchStore | str, sample_id: str, zero_layers: Sequence[str] = ()) -> dict[str, Any]:
     """Probability, the run's threshold, decision (``prob >= threshold``) and true label of one patch."""
-    from asgm import runs
+    from asgm.model import runs
 
     info = runs.get_run(run_id)
     run_threshold(info)  # before touching the store: a run without a threshold is the problem to report
@@ -267,8 +266,8 @@ def classify(run_id: str, store: PatchStore | str, sample_id: str, zero_layers: 
 def classify_patch(model: Any, info: RunInfo, patch: Patch, osm: tuple[np.ndarray, Sequence[str]] | None,
                    zero_layers: Sequence[str] = ()) -> dict[str, Any]:
     """``classify`` for a model and patch already at hand (the app passes its cached ones): ``info`` is
-    the run's ``asgm.runs.RunInfo``; the decision is ``prob >= threshold``."""
-    from asgm.evaluate import decide
+    the run's ``asgm.model.runs.RunInfo``; the decision is ``prob >= threshold``."""
+    from asgm.model.calibration import decide
 
     threshold = run_threshold(info)
     config = cast(ExperimentConfig, info.config)  # run_threshold refused a run without one

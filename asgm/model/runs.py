@@ -1,7 +1,7 @@
 """The run store ``models/<run_id>/`` (root ``asgm.config.models_dir()``): run ids, run folders, list,
 inspect, launch and cancel training runs.
 
-Run folder layout (every file written atomically; ``asgm.train`` and ``asgm.evaluate`` write it)::
+Run folder layout (every file written atomically; ``asgm.training.train`` and ``asgm.training.evaluate`` write it)::
 
     config.json       the ExperimentConfig
     status.json       status (queued|running|completed|failed|cancelled), pid, times, error
@@ -16,7 +16,7 @@ Run folder layout (every file written atomically; ``asgm.train`` and ``asgm.eval
 
 No TensorFlow at import (the app's map pages import this module); only ``load_model`` loads Keras.
 A run launched here trains in its own process (``python -m asgm train --run-id ID --config FILE``), run
-as a background job by ``asgm.jobs`` (the one job runner), so the app stays responsive and a crash there
+as a background job by ``asgm.jobs.runner`` (the one job runner), so the app stays responsive and a crash there
 cannot take the app down.
 """
 
@@ -37,7 +37,7 @@ from pydantic import ValidationError
 from asgm import atomic
 from asgm.config import ExperimentConfig, invalid_fields, models_dir
 from asgm.errors import AsgmError, one_line
-from asgm.jobs import pid_alive
+from asgm.jobs.runner import pid_alive
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -360,13 +360,13 @@ def refuse_duplicate(config: ExperimentConfig) -> None:
 
 
 def launch(config: ExperimentConfig, run_id: str | None = None, max_active: int | None = None) -> str:
-    """Start training ``config`` in a detached process (a job of ``asgm.jobs``) and return its run id at once.
+    """Start training ``config`` in a detached process (a job of ``asgm.jobs.runner``) and return its run id at once.
 
     Refuses (``RunError``) while a run with an identical config is queued or running, when the store cannot
-    train the config (``asgm.compat.store_problems``: it would only fail in the background), and when
-    ``max_active`` jobs run already (``asgm.jobs.JobError``; no run folder is left behind)."""
-    from asgm.compat import store_problems
-    from asgm.store import PatchStore
+    train the config (``asgm.model.store_fit.store_problems``: it would only fail in the background), and when
+    ``max_active`` jobs run already (``asgm.jobs.runner.JobError``; no run folder is left behind)."""
+    from asgm.data.store import PatchStore
+    from asgm.model.store_fit import store_problems
 
     refuse_duplicate(config)
     problems = store_problems(PatchStore.open(config.store), config)
@@ -383,9 +383,9 @@ def launch(config: ExperimentConfig, run_id: str | None = None, max_active: int 
 
 
 def launch_job(folder: RunFolder, config: ExperimentConfig, max_active: int | None = None) -> Any:
-    """Train the run in ``folder`` as a background job (``asgm.jobs``): its log, progress and cancel files
+    """Train the run in ``folder`` as a background job (``asgm.jobs.runner``): its log, progress and cancel files
     are the run folder's, so the run store and the job list agree."""
-    from asgm import jobs
+    from asgm.jobs import runner as jobs
 
     label = config.name or config.store
     key = "train " + config.model_copy(update={"name": ""}).to_json()

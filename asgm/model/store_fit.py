@@ -1,14 +1,14 @@
 """Does a patch store fit an experiment config? One check for "can this store train this config" and "can
 this run classify this store's patches" (a run is its config), reporting every problem at once.
 
-Used by ``asgm.dataset.check_store`` (training, CLI and background runs), ``asgm.runs.launch`` (nothing
+Used by ``asgm.model.inputs.check_store`` (training, CLI and background runs), ``asgm.model.runs.launch`` (nothing
 is launched that would fail in the background), and the app's Train, Map and Patch viewer pages.
 """
 
 from __future__ import annotations
 
 from asgm.config import ExperimentConfig
-from asgm.store import PatchStore
+from asgm.data.store import PatchStore
 
 
 def store_problems(store: PatchStore, config: ExperimentConfig) -> list[str]:

@@ -6,6 +6,8 @@ so that importing the error types here stays cheap for the CLI and ``asgm.errors
 Vector schema (fetch cache and synthetic scenes): a GeoDataFrame in EPSG:4326 with columns
 ``element``, ``id``, one column per OSM key of ``asgm.config.OSM_LAYERS`` holding the tag value or
 null, and ``geometry``. OSM data © OpenStreetMap contributors (ODbL).
+
+May import: the shared base, ``asgm.jobs``, ``asgm.data`` (not ``asgm.sources``: same rank).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from asgm.config import OSM_LAYERS
 from asgm.osm import OsmError
 
 if TYPE_CHECKING:
-    from asgm.store import PatchStore
+    from asgm.data.store import PatchStore
 
 GroupBy = Literal["label", "set"]
 LABEL_NAMES = {1: "mining", 0: "non-mining"}

@@ -44,7 +44,7 @@ from asgm.osm import OsmFetchError
 from asgm.osm.overpass import fetch_features
 
 if TYPE_CHECKING:
-    from asgm.store import PatchStore
+    from asgm.data.store import PatchStore
 
 #: Public Overpass endpoint osmnx uses by default; ``ASGM_OVERPASS_URL`` or ``overpass_url=`` overrides.
 DEFAULT_OVERPASS_URL = "https://overpass-api.de/api"
@@ -203,7 +203,7 @@ def polygon_query(path: str | Path, cell_deg: float = 0.25) -> FetchQuery:
         raise OsmFetchError(f"could not read polygon file {path} ({type(exc).__name__}: {exc})") from exc
     if gdf.crs is None:
         raise OsmFetchError(f"{path} has no CRS; save it with one (EPSG:4326 lon/lat is simplest)")
-    from asgm.vectors import VectorDataError, check_lonlat
+    from asgm.data.vector_checks import VectorDataError, check_lonlat
 
     try:
         check_lonlat(gdf, f"polygon file {path}")
@@ -219,10 +219,10 @@ def polygon_query(path: str | Path, cell_deg: float = 0.25) -> FetchQuery:
 
 
 def area_query(name: str, cell_deg: float = 0.25) -> FetchQuery:
-    """A named area: only ``bolivar`` (the state boundary from OSM, cached by ``asgm.boundary``)."""
+    """A named area: only ``bolivar`` (the state boundary from OSM, cached by ``asgm.data.boundary``)."""
     if name.lower() not in ("bolivar", "bolívar"):
         raise OsmFetchError(f"unknown area {name!r}; use 'bolivar', or --bbox / --polygon for other areas")
-    from asgm import boundary
+    from asgm.data import boundary
 
     try:
         gdf = boundary.bolivar()

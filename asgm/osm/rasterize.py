@@ -39,12 +39,12 @@ from rasterio.features import rasterize as _burn
 from shapely.geometry import box
 
 from asgm.config import OSM_LAYERS
+from asgm.data.vector_checks import VectorDataError, check_lonlat
 from asgm.grid import PatchGrid
 from asgm.osm import OsmError, OsmRasterizeError
-from asgm.vectors import VectorDataError, check_lonlat
 
 if TYPE_CHECKING:
-    from asgm.store import PatchStore
+    from asgm.data.store import PatchStore
 
 DEFAULT_BUFFER_M = 5.0
 _AREA_TYPES = ("Polygon", "MultiPolygon")

@@ -1,5 +1,5 @@
 """A region scan asked for from the app: the area (drawn or uploaded), run, year and source checked before
-anything is written, then the ``asgm`` commands the job runner starts (``asgm.jobs``).
+anything is written, then the ``asgm`` commands the job runner starts (``asgm.jobs.runner``).
 
 Scans live in ``<data>/scans/<name>/``: ``aoi.geojson`` and ``request.json`` (written here, once every
 check passed), then what ``asgm scan run --out`` writes there (``asgm.scan``). Asking again for a scan
@@ -21,9 +21,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from asgm import atomic, scan
+from asgm import atomic
 from asgm.config import S2_BANDS, data_dir
 from asgm.grid import RESOLUTION_M
+from asgm.scan import area as scan_area
+from asgm.scan import driver
 
 #: The source choice of the SYNTHETIC demo mosaic.
 SYNTHETIC = "synthetic"
@@ -33,7 +35,7 @@ SYNTHETIC_MAX_PX = 2048
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-class ScanRequestError(scan.ScanError):
+class ScanRequestError(scan_area.ScanError):
     """A scan request the app cannot start; the message says what to change."""
 
 
@@ -51,26 +53,26 @@ def check_name(name: str) -> str:
     return name
 
 
-def aoi_from_drawing(drawn: Any, max_area_km2: float = scan.DEFAULT_MAX_AREA_KM2) -> tuple[Any, float]:
+def aoi_from_drawing(drawn: Any, max_area_km2: float = scan_area.DEFAULT_MAX_AREA_KM2) -> tuple[Any, float]:
     """The Map page's drawn shapes (a GeoJSON FeatureCollection) as a checked AOI and its area in km²."""
     if not drawn:
-        raise scan.AoiError("no area drawn: draw a rectangle or polygon on the Map page, or upload a GeoJSON file")
-    return scan.check_aoi(scan.aoi_from_geojson(drawn, "the drawn area"), max_area_km2)
+        raise scan_area.AoiError("no area drawn: draw a rectangle or polygon on the Map page, or upload a GeoJSON file")
+    return scan_area.check_aoi(scan_area.aoi_from_geojson(drawn, "the drawn area"), max_area_km2)
 
 
-def aoi_from_upload(name: str, data: bytes, max_area_km2: float = scan.DEFAULT_MAX_AREA_KM2) -> tuple[Any, float]:
+def aoi_from_upload(name: str, data: bytes, max_area_km2: float = scan_area.DEFAULT_MAX_AREA_KM2) -> tuple[Any, float]:
     """An uploaded GeoJSON file as a checked AOI and its area in km² (``AoiError`` naming the upload). Nothing
     is written."""
     label = Path(name).name or "the upload"
     try:
         raw = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
-        raise scan.AoiError(f"{label} is not readable GeoJSON ({type(exc).__name__}: {exc}); export the area as "
+        raise scan_area.AoiError(f"{label} is not readable GeoJSON ({type(exc).__name__}: {exc}); export the area as "
                             "GeoJSON") from None
     try:
-        return scan.check_aoi(scan.aoi_from_geojson(raw, label), max_area_km2)
-    except scan.AoiError as exc:
-        raise scan.AoiError(f"{label}: {exc}") from None
+        return scan_area.check_aoi(scan_area.aoi_from_geojson(raw, label), max_area_km2)
+    except scan_area.AoiError as exc:
+        raise scan_area.AoiError(f"{label}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,7 @@ def _synthetic_mines(year: int, area_km2: float) -> int:
     return max(1, min(12, round(area_km2 / 15) + int(year) - 2021))
 
 
-def check(request: ScanRequest, aoi: Any) -> scan.ScanPlan:
+def check(request: ScanRequest, aoi: Any) -> driver.ScanPlan:
     """Every check the scan makes before writing (area, run, year, source, bands; the imagery's coverage for a
     local mosaic), without contacting STAC or Earth Engine and without writing. Raises ``ScanError``s."""
     from asgm.sources.composite import year_range
@@ -115,14 +117,14 @@ def check(request: ScanRequest, aoi: Any) -> scan.ScanPlan:
     year_range(request.year)
     if request.synthetic:
         # The demo mosaic does not exist yet: check against what it will be (12 study bands, synthetic).
-        pl = scan.plan(aoi, request.year, request.run_id, source=_synthetic_stub(request), check_coverage=False)
+        pl = driver.plan(aoi, request.year, request.run_id, source=_synthetic_stub(request), check_coverage=False)
         px = synthetic_mosaic_px(pl.aoi_utm, pl.grid.window)
         if px > SYNTHETIC_MAX_PX:
             raise ScanRequestError(f"the SYNTHETIC demo mosaic is limited to {SYNTHETIC_MAX_PX * RESOLUTION_M / 1000:.0f} km "
                                    f"a side and this area needs {px * RESOLUTION_M / 1000:.0f} km; draw a smaller area")
     else:
         remote = request.source in ("stac", "gee")
-        pl = scan.plan(aoi, request.year, request.run_id, source=request.source, stac_url=request.stac_url,
+        pl = driver.plan(aoi, request.year, request.run_id, source=request.source, stac_url=request.stac_url,
                        check_coverage=not remote)
     _check_folder(request, pl.geom)
     return pl
@@ -148,13 +150,13 @@ def _check_folder(request: ScanRequest, aoi: Any) -> None:
                                "pick another name (the same request again resumes it)")
 
 
-def prepare(request: ScanRequest, pl: scan.ScanPlan) -> list[list[str]]:
+def prepare(request: ScanRequest, pl: driver.ScanPlan) -> list[list[str]]:
     """Write the scan folder's ``aoi.geojson`` and ``request.json`` for a request ``check`` passed (``pl``) and
     return the job's commands (``python`` argv without the interpreter): the demo mosaic first when
     synthetic, then the scan."""
     from shapely.geometry import mapping
 
-    from asgm.jobs import asgm_command
+    from asgm.jobs.runner import asgm_command
 
     folder, aoi = request.folder, pl.geom
     atomic.write_text(folder / "aoi.geojson", json.dumps({"type": "FeatureCollection", "features": [

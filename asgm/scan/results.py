@@ -16,15 +16,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from asgm import scan
 from asgm.grid import PatchGrid, centre_lonlat
-from asgm.scan_request import scans_dir
+from asgm.scan import area as scan_area
+from asgm.scan import change as scan_change
+from asgm.scan import windows as scan_windows
+from asgm.scan.request import scans_dir
 
 TABLE_COLUMNS = ["id", "area_ha", "max_prob", "mean_prob", "windows", "centroid_lon", "centroid_lat", "window"]
 SYNTHETIC_LABEL = "SYNTHETIC imagery (not a real place)"
 
 
-class ScanResultError(scan.ScanError):
+class ScanResultError(scan_area.ScanError):
     """A scan that cannot be shown (unfinished, damaged, unknown); the message says what to do."""
 
 
@@ -121,8 +123,8 @@ class FinishedScan:
         return _mtime(self.folder / "summary.json")
 
     @property
-    def grid(self) -> scan.ScanGrid:
-        return scan.ScanGrid(**self.identity["grid"])
+    def grid(self) -> scan_windows.ScanGrid:
+        return scan_windows.ScanGrid(**self.identity["grid"])
 
     @property
     def thresholds(self) -> dict[str, Any]:
@@ -249,9 +251,9 @@ def composite_of(s: FinishedScan) -> Any:
 
 
 def window_patch(s: FinishedScan, i: int, j: int) -> Any:
-    """Scan window (i, j) as an ``asgm.store.Patch`` (label -1: a scan window has no true label), its pixels
+    """Scan window (i, j) as an ``asgm.data.store.Patch`` (label -1: a scan window has no true label), its pixels
     read from the scan's composite, so the one inference path classifies it as it classifies store patches."""
-    from asgm.store import Patch
+    from asgm.data.store import Patch
 
     grid = window_grid(s, i, j)
     comp = composite_of(s)
@@ -296,14 +298,14 @@ def comparable(a: ScanEntry, b: ScanEntry) -> bool:
 
 
 def change(a: str, b: str, root: Path | None = None) -> tuple[dict[str, Any], Any]:
-    """``asgm.scan.diff_scans`` of scans ``a`` -> ``b`` (written under ``_changes/<a>__<b>``): the report
+    """``asgm.scan.change.diff_scans`` of scans ``a`` -> ``b`` (written under ``_changes/<a>__<b>``): the report
     and the change polygons (GeoDataFrame, a ``change`` column: new / gone / persistent / unknown)."""
     import geopandas as gpd
 
     root = Path(root or scans_dir())
     fa, fb = scan_folder(a, root), scan_folder(b, root)
     out = root / "_changes" / f"{a}__{b}"
-    report = scan.diff_scans(fa, fb, out)
+    report = scan_change.diff_scans(fa, fb, out)
     gdf = gpd.read_file(out / "change.geojson")
     if gdf.crs is None:
         gdf = gdf.set_crs("EPSG:4326")

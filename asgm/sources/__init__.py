@@ -1,4 +1,4 @@
-"""Patch sources: each turns labelled points into patches in a patch store (``asgm.store``).
+"""Patch sources: each turns labelled points into patches in a patch store (``asgm.data.store``).
 
 - ``demo``: Earth Genome's real RGB chips (no account, offline after the first download).
 - ``synthetic``: seeded 12-band scenes for tests and the offline pipeline.
@@ -9,6 +9,8 @@
 Shared pieces (grids, DN conversion, compositing, retries, the fetch driver, product-level checks)
 live in ``asgm.sources.common``. This package module stays import-light on purpose: importing
 ``asgm.sources.demo`` must not pull in Earth Engine or pystac.
+
+May import: the shared base, ``asgm.jobs``, ``asgm.data`` (not ``asgm.osm``: same rank).
 """
 
 from __future__ import annotations

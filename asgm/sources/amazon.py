@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from asgm import CREDITS, registry
+from asgm.data.points import read_points_file
+from asgm.data.store import PatchStore
 from asgm.errors import AsgmError
-from asgm.points import read_points_file
 from asgm.sources import demo
 from asgm.sources.gallery import CLEAR_THRESHOLDS, Chip, coded_chips, gallery_chips, write_chip_store
-from asgm.store import PatchStore
 
 STORE_NAME = "amazon"
 CREDIT_SENTINEL = "Contains modified Copernicus Sentinel data 2019, 2023, 2024, 2025."

@@ -25,10 +25,10 @@ import numpy as np
 import pandas as pd
 
 from asgm import net
+from asgm.data.store import DN_SCALE, Patch, PatchStore, PatchStoreError, StoreMeta, list_stores
 from asgm.errors import AsgmError
 from asgm.grid import PatchGrid
 from asgm.net import QuotaError, TransientError
-from asgm.store import DN_SCALE, Patch, PatchStore, PatchStoreError, StoreMeta, list_stores
 
 log = logging.getLogger(__name__)
 
@@ -243,11 +243,11 @@ def store_meta(source: Any, name: str | None = None) -> StoreMeta:
 def fetch_to_store(source: Any, points: Sequence[str] | pd.DataFrame, store_name: str | None = None, *,
                    workers: int = 4, limit: int | None = None,
                    progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Fetch the patches of ``points`` (point set names, or labelled points as ``asgm.points`` reads them) with
+    """Fetch the patches of ``points`` (point set names, or labelled points as ``asgm.data.points`` reads them) with
     ``source`` into its store (created, or reopened if it holds the same kind of patches; resumable).
     Credentials, project and network are checked before anything is created.
     Returns the fetch report with the store's folder and product level."""
-    from asgm.points import load_points
+    from asgm.data.points import load_points
 
     if not isinstance(points, pd.DataFrame):
         points = load_points(list(points))
@@ -302,7 +302,7 @@ def fetch_points(
 ) -> FetchReport:
     """Fetch every point not yet in ``store`` with at most ``workers`` requests in flight.
 
-    ``points`` has columns sample_id, label, set, lon, lat (``asgm.points.load_points``). Patches are
+    ``points`` has columns sample_id, label, set, lon, lat (``asgm.data.points.load_points``). Patches are
     written as they complete, each keyed by its sample_id (never by completion order, bug B1). A
     ``PointError`` is recorded and the run goes on; any other ``SourceError`` cancels what is queued,
     lets requests in flight finish and be written, and is re-raised. ``progress(done, total)`` is

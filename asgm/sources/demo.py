@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from asgm import CREDITS, registry
 from asgm.config import RGB_BANDS
+from asgm.data.points import read_points_file
+from asgm.data.store import PatchStore, StoreMeta
 from asgm.errors import AsgmError
-from asgm.points import read_points_file
 from asgm.sources.gallery import CHIP, CLEAR_THRESHOLDS, Chip, coded_chips, gallery_chips, write_chip_store
-from asgm.store import PatchStore, StoreMeta
 
 STORE_NAME = "demo"
 DATE_START, DATE_END = "2019-01-01", "2020-01-01"
@@ -38,7 +38,7 @@ class DemoBuildError(AsgmError):
 
 def demo_chips() -> list[Chip]:
     """Every demo chip (sample_id, label, set, lon, lat, DN, dates, clear threshold)."""
-    from asgm.points import STUDY_SETS, nearest_index_m
+    from asgm.data.points import STUDY_SETS, nearest_index_m
 
     out: list[Chip] = []
     pos = read_points_file(registry.get("eg_positives"), "egp", 1, "eg-positives")

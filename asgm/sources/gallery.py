@@ -23,9 +23,9 @@ from tqdm import tqdm
 
 from asgm import registry
 from asgm.config import RGB_BANDS
+from asgm.data.store import Patch, PatchStore, StoreMeta
 from asgm.errors import AsgmError
 from asgm.grid import patch_grid
-from asgm.store import Patch, PatchStore, StoreMeta
 
 CHIP = 48
 #: Cloud Score+ threshold of each gallery code (T and Z have no gallery).

@@ -35,6 +35,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from asgm.config import S2_BANDS
+from asgm.data.store import Patch
 from asgm.grid import PatchGrid
 from asgm.net import QuotaError, TransientError, http_status, is_transport_error, short, transient_for
 from asgm.sources.common import (
@@ -50,7 +51,6 @@ from asgm.sources.common import (
     point_patch,
     retry,
 )
-from asgm.store import Patch
 
 log = logging.getLogger(__name__)
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from asgm.config import S2_BANDS
+from asgm.data.store import Patch
 from asgm.grid import PatchGrid
 from asgm.net import TransientError, http_status, is_transport_error, short, transient_for
 from asgm.sources.common import (
@@ -35,7 +36,6 @@ from asgm.sources.common import (
     retry,
     stac_datetime,
 )
-from asgm.store import Patch
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from tqdm import tqdm
 
 from asgm import atomic
 from asgm.config import OSM_LAYERS, S2_BANDS
+from asgm.data.store import Patch, PatchStore, StoreMeta
 from asgm.grid import PatchGrid, patch_grid
-from asgm.store import Patch, PatchStore, StoreMeta
 
 #: Typical Level-1C reflectance x 10000 per class, bands in ``S2_BANDS`` order
 #: (B1, B2, B3, B4, B5, B6, B7, B8A, B8, B9, B11, B12).

@@ -6,7 +6,7 @@ Fixes of the study (spec §5, B5, B8):
 - CIs for PR-AUC as well as F1, and a cluster-level (block) bootstrap besides the study's patch-level
   one, since neighbouring patches are correlated.
 Metrics come from scikit-learn; scoring a model on a run's split (under the run's recipe) is
-``asgm.scoring``. No TensorFlow at import.
+``asgm.training.scoring``. No TensorFlow at import.
 """
 
 from __future__ import annotations
@@ -16,13 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from asgm.model.calibration import decide
+
 N_BOOT = 1000
 BOOT_SEED = 42
-
-
-def decide(prob: np.ndarray, threshold: float) -> np.ndarray:
-    """The one decision rule: 1 where ``prob >= threshold``."""
-    return (np.asarray(prob, float) >= float(threshold)).astype(int)
 
 
 def best_threshold(y_true: np.ndarray, prob: np.ndarray) -> tuple[float, float]:
@@ -108,7 +105,7 @@ def metrics_on_test(y_true: np.ndarray, prob: np.ndarray, threshold: float, clus
         recall_score,
     )
 
-    from asgm.calibration import ece, precision_at_recall, reliability
+    from asgm.model.calibration import ece, precision_at_recall, reliability
 
     y = np.asarray(y_true).astype(int)
     p = np.asarray(prob, float)

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from asgm import atomic
 from asgm.config import S2_BANDS, ExperimentConfig, models_dir
 from asgm.errors import AsgmError, one_line
-from asgm.evaluate import N_BOOT
-from asgm.runs import now
+from asgm.model.runs import now
+from asgm.training.evaluate import N_BOOT
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -62,7 +62,7 @@ def plan_table1(stores: Sequence[str], epochs: int = 160, seed: int = 7, **overr
     """Map each Table 1 configuration onto one of ``stores`` (first whose patch size matches and which
     has what the row needs), or give the reason it is skipped. Bands: the store's bands among the
     study's 12, in the study's order (all 12 on a full store; RGB on the demo store)."""
-    from asgm.store import PatchStore
+    from asgm.data.store import PatchStore
 
     opened = [PatchStore.open(s) for s in stores]
     plans = []
@@ -124,13 +124,13 @@ def planned_rows(stores: Sequence[str], epochs: int = 160, seed: int = 7,
 
 def _run_row(plan: Plan) -> dict[str, Any]:
     """Train one Table 1 row (in this process or on a Dask worker) and return its table row."""
-    from asgm.train import train
+    from asgm.training.train import train
 
     if plan.config is None:
         return table_row(plan, None, None, "skipped", plan.reason)
     try:
         run_id = train(plan.config)
-        from asgm.runs import get_run
+        from asgm.model.runs import get_run
 
         info = get_run(run_id)
         return table_row(plan, run_id, info.metrics, info.status, info.error)
@@ -147,7 +147,7 @@ def run_table1(stores: Sequence[str], epochs: int = 160, seed: int = 7, only: Se
     ``scheduler`` (None: one after another in this process; ``"local"``, an address or a Client, see
     ``asgm.cluster.dask_client``) runs the rows as Dask tasks; workers must see the same stores and
     models folders (same machine, or a shared disk with the same ``ASGM_DATA_DIR``/``ASGM_MODELS_DIR``)."""
-    from asgm.cluster import dask_client
+    from asgm.jobs.dask_client import dask_client
 
     plans = [p for p in plan_table1(stores, epochs, seed, **overrides) if not only or p.exp in only]
     with dask_client(scheduler, workers) as client:
@@ -211,10 +211,10 @@ def ablation(run_id: str, retrain: bool = True, n_boot: int = N_BOOT,
     (The study's jobs actually *added* single layers; see pipeline spec §5. This is leave-one-out.)"""
     import pandas as pd
 
-    from asgm.runs import RunFolder, get_run, load_model
-    from asgm.scoring import score
-    from asgm.store import PatchStore
-    from asgm.train import train
+    from asgm.data.store import PatchStore
+    from asgm.model.runs import RunFolder, get_run, load_model
+    from asgm.training.scoring import score
+    from asgm.training.train import train
 
     info = get_run(run_id)
     if info.status != "completed" or info.config is None or not info.metrics:

@@ -8,7 +8,7 @@
   blown up 20x either);
 - ``lr_schedule='cosine'``: the learning rate decays from its value to 0 along a cosine over all
   training steps, so the last epochs settle (BatchNorm statistics and weights stop jumping);
-- ``tta`` and ``calibrate``: applied in scoring (``asgm.scoring.score``): logits averaged over the D4
+- ``tta`` and ``calibrate``: applied in scoring (``asgm.training.scoring.score``): logits averaged over the D4
   symmetries, temperature fitted on validation.
 """
 

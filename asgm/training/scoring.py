@@ -1,8 +1,8 @@
 """Scoring a model on a run's split under the run's recipe, and re-evaluating a saved run.
 
-Validation and test rows are predicted with ``asgm.inference.source_logits`` (the one inference path:
+Validation and test rows are predicted with ``asgm.model.inference.source_logits`` (the one inference path:
 test-time D4 averaging when ``config.tta``), the temperature is fitted on validation (``calibrate``), the
-threshold tuned on validation, and test scored with ``asgm.evaluate``. Post-hoc parts of the recipe are
+threshold tuned on validation, and test scored with ``asgm.training.evaluate``. Post-hoc parts of the recipe are
 also scored switched off, one at a time, on the same model (``metrics['posthoc']``), and the store's
 Bolívar part (the demo pack's sets) is reported separately. No TensorFlow at import.
 """
@@ -16,11 +16,12 @@ import pandas as pd
 
 from asgm import atomic
 from asgm.config import ExperimentConfig
-from asgm.evaluate import N_BOOT, best_threshold, decide, metrics_on_test
-from asgm.runs import RunError, RunFolder, RunNotFound, load_keras_model, now, read_run_config
+from asgm.model.calibration import decide
+from asgm.model.runs import RunError, RunFolder, RunNotFound, load_keras_model, now, read_run_config
+from asgm.training.evaluate import N_BOOT, best_threshold, metrics_on_test
 
 if TYPE_CHECKING:
-    from asgm.store import PatchStore
+    from asgm.data.store import PatchStore
 
 #: Which test rows form a named part of a store, by set (the demo pack: north-east Bolívar, 2019).
 PART_SETS: dict[str, tuple[str, ...]] = {"bolivar": ("eg-positives", "eg-negatives", "curated")}
@@ -34,7 +35,7 @@ def _summary(m: dict[str, Any]) -> dict[str, Any]:
 
 def _score_probs(val: pd.DataFrame, test: pd.DataFrame, z_val: np.ndarray, z_test: np.ndarray, temperature: float,
                  n_boot: int) -> tuple[dict[str, Any], np.ndarray, np.ndarray, float]:
-    from asgm.calibration import sigmoid
+    from asgm.model.calibration import sigmoid
 
     p_val, p_test = sigmoid(z_val / temperature), sigmoid(z_test / temperature)
     threshold, val_f1 = best_threshold(val["label"].to_numpy(), p_val)
@@ -46,14 +47,14 @@ def _score_probs(val: pd.DataFrame, test: pd.DataFrame, z_val: np.ndarray, z_tes
 
 def score(model: Any, store: PatchStore, config: ExperimentConfig, split: pd.DataFrame, n_boot: int = N_BOOT,
           zero_layers: tuple[str, ...] = ()) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Predict validation and test rows with the run's recipe (``asgm.inference.recipe_logits``), fit
+    """Predict validation and test rows with the run's recipe (``asgm.model.inference.recipe_logits``), fit
     the temperature on validation (``calibrate``), tune the threshold on validation, score test.
     ``zero_layers`` zeroes those OSM channels at prediction time (ablation).
 
     Returns (metrics, predictions of val+test rows: sample_id, label, prob, pred, split, cluster, lon, lat)."""
-    from asgm.calibration import fit_temperature
-    from asgm.dataset import PatchSource
-    from asgm.inference import source_logits
+    from asgm.model.calibration import fit_temperature
+    from asgm.model.inference import source_logits
+    from asgm.model.inputs import PatchSource
 
     def logits(part: pd.DataFrame, cfg: ExperimentConfig) -> np.ndarray:
         # One pass over each split: caching would only cost memory.
@@ -101,7 +102,7 @@ def evaluate_run(run_id: str, n_boot: int = N_BOOT) -> dict[str, Any]:
     """Recompute a finished run's metrics from its saved model, split and patch store: predict
     validation and test again, re-tune the threshold on validation, rewrite ``metrics.json`` and
     ``predictions.csv``, and return the metrics."""
-    from asgm.store import PatchStore
+    from asgm.data.store import PatchStore
 
     folder = RunFolder.of(run_id)
     if not folder.file("config.json").exists():
@@ -112,7 +113,7 @@ def evaluate_run(run_id: str, n_boot: int = N_BOOT) -> dict[str, Any]:
     split = pd.read_csv(folder.file("split.csv"), dtype={"sample_id": str})
     model = load_keras_model(folder.model_path)
     store = PatchStore.open(config.store)
-    from asgm.dataset import verify_rows
+    from asgm.model.inputs import verify_rows
 
     verify_rows(store, split.loc[split["split"].isin(["val", "test"]), "sample_id"])
     metrics, preds = score(model, store, config, split, n_boot=n_boot)

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from asgm.data.points import EARTH_RADIUS_M, nearest_distance_m
 from asgm.errors import AsgmError
-from asgm.points import EARTH_RADIUS_M, nearest_distance_m
 
 SPLITS = ("train", "val", "test")
 
@@ -156,8 +156,8 @@ def split_counts(split: pd.DataFrame) -> dict[str, dict[str, int]]:
 
 def holdout_mask(rows: pd.DataFrame, region: str) -> np.ndarray:
     """Bool per row: inside the named holdout region — 'caroni' (Earth Genome's Caroní rectangle) or a
-    country of ``asgm.regions.COUNTRIES`` (Natural Earth borders), for leave-one-region-out."""
-    from asgm.regions import COUNTRIES, country_mask
+    country of ``asgm.data.regions.COUNTRIES`` (Natural Earth borders), for leave-one-region-out."""
+    from asgm.data.regions import COUNTRIES, country_mask
 
     if region in COUNTRIES:
         return country_mask(rows["lon"].to_numpy(float), rows["lat"].to_numpy(float), region)

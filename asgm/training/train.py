@@ -1,4 +1,4 @@
-"""Training: one run of an ``ExperimentConfig`` into its run folder ``models/<run_id>/`` (layout: ``asgm.runs``).
+"""Training: one run of an ``ExperimentConfig`` into its run folder ``models/<run_id>/`` (layout: ``asgm.model.runs``).
 
 Fixes of the study (spec §4, §7): the batch size is really used (tf.data), the best epoch by
 validation PR-AUC is kept (and recorded), augmentation is D4 + optional small affine that keeps OSM
@@ -19,9 +19,9 @@ import pandas as pd
 from asgm import atomic
 from asgm.config import ExperimentConfig
 from asgm.errors import one_line
-from asgm.evaluate import N_BOOT
-from asgm.runs import RunFolder, create_run, now
-from asgm.scoring import score
+from asgm.model.runs import RunFolder, create_run, now
+from asgm.training.evaluate import N_BOOT
+from asgm.training.scoring import score
 
 
 class RunCancelled(Exception):
@@ -90,7 +90,7 @@ def train(config: ExperimentConfig, run_id: str | None = None, *, show_progress:
     ``failed`` with the error (the exception is re-raised). ``split_override`` reuses a given split
     (sample_id, split, cluster) instead of computing one, e.g. for ablation retraining."""
     if run_id is None:
-        from asgm.store import PatchStore
+        from asgm.data.store import PatchStore
 
         PatchStore.open(config.store)
     folder = create_run(config, run_id, status="running")
@@ -113,18 +113,11 @@ def train(config: ExperimentConfig, run_id: str | None = None, *, show_progress:
 
 def _train(folder: RunFolder, config: ExperimentConfig, show_progress: bool, n_boot: int,
            split_override: pd.DataFrame | None) -> dict[str, Any]:
-    from asgm.dataset import (
-        DEFAULT_CACHE_LIMIT_MB,
-        PatchSource,
-        assemble,
-        augmenter,
-        class_weights,
-        make_tf_dataset,
-        run_pipeline,
-    )
-    from asgm.regions import COUNTRIES, country_codes
-    from asgm.split import holdout_mask, spatial_split, split_counts
-    from asgm.store import PatchStore
+    from asgm.data.regions import COUNTRIES, country_codes
+    from asgm.data.store import PatchStore
+    from asgm.model.inputs import DEFAULT_CACHE_LIMIT_MB, PatchSource, assemble, run_pipeline
+    from asgm.training.dataset import augmenter, class_weights, make_tf_dataset
+    from asgm.training.split import holdout_mask, spatial_split, split_counts
 
     t0 = time.monotonic()
     store = PatchStore.open(config.store)
@@ -148,7 +141,7 @@ def _train(folder: RunFolder, config: ExperimentConfig, show_progress: bool, n_b
     import keras
     import tqdm
 
-    from asgm.model import build_for, compile_model
+    from asgm.model.cnn import build_for, compile_model
 
     keras.utils.set_random_seed(config.seed)
     train_rows = split[split["split"] == "train"].sort_values("sample_id").reset_index(drop=True)
@@ -157,7 +150,7 @@ def _train(folder: RunFolder, config: ExperimentConfig, show_progress: bool, n_b
     weights = class_weights(y_train) if config.class_weight else None
     sample_weights = None
     if config.balance_sets:
-        from asgm.recipe import set_weights
+        from asgm.training.recipe import set_weights
 
         sample_weights = set_weights(y_train, train_rows["sample_id"].map(rows.set_index("sample_id")["set"]))
     # One cache budget shared by the training and validation rows (memory stays bounded, spec §4).
@@ -169,7 +162,7 @@ def _train(folder: RunFolder, config: ExperimentConfig, show_progress: bool, n_b
                                weights=weights, augment=aug, sample_weights=sample_weights)
     val_ds = make_tf_dataset(val_src, val_rows["label"].to_numpy(), config.batch_size)
 
-    from asgm.recipe import learning_rate
+    from asgm.training.recipe import learning_rate
 
     model = compile_model(build_for(config.architecture, config.patch_size, len(config.channels)),
                           learning_rate(config, len(train_rows)))

@@ -11,7 +11,7 @@ import time
 from streamlit.testing.v1 import AppTest
 from ui_env import page
 
-from asgm import jobs
+from asgm.jobs import runner as jobs
 
 TIMEOUT = 120
 UPLOAD = "Upload GeoJSON / CSV"

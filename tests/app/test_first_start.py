@@ -14,18 +14,19 @@ from overpass_standin import FakeOverpass, serve_overpass
 from streamlit.testing.v1 import AppTest
 from ui_env import page
 
-from asgm import jobs, runs
 from asgm.app import prepare as sup
 from asgm.config import ExperimentConfig
-from asgm.runs import create_run
-from asgm.store import PatchStore
+from asgm.data.store import PatchStore
+from asgm.jobs import runner as jobs
+from asgm.model import runs
+from asgm.model.runs import create_run
 
 
 def _completed_run(run_id: str, created: str) -> None:
     folder = create_run(ExperimentConfig(name=run_id, store="demo", epochs=1), run_id)
     folder.set_status("completed", created=created)
     folder.write_json("metrics.json", {"f1": 0.5, "pr_auc": 0.5, "precision": 0.5, "recall": 0.5, "threshold": 0.5})
-    # A completed run lists as usable only with a model archive (asgm.runs.model_file_problem); this one is
+    # A completed run lists as usable only with a model archive (asgm.model.runs.model_file_problem); this one is
     # never loaded, so an archive holding the two member names is enough.
     with zipfile.ZipFile(folder.model_path, "w") as z:
         z.writestr("config.json", "{}")

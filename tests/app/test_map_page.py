@@ -1,6 +1,6 @@
 """AppTest of the Map page's Python side: batched probabilities on the markers, the clicked patch drawn on
-its footprint, the swipe, the area of interest. Expected values come from the core (asgm.store_inference,
-asgm.mapview), never from constants."""
+its footprint, the swipe, the area of interest. Expected values come from the core (asgm.maps.probabilities,
+asgm.maps.leaflet), never from constants."""
 
 from __future__ import annotations
 
@@ -39,20 +39,20 @@ def run(**session) -> AppTest:
 
 
 def _points_layer(fig):
-    from asgm import mapview
+    from asgm.maps import leaflet
 
-    return next(el for el in mapview._walk(fig) if type(el).__name__ == "_ProbabilityPoints")
+    return next(el for el in leaflet._walk(fig) if type(el).__name__ == "_ProbabilityPoints")
 
 
 def test_markers_carry_the_runs_batched_probabilities(app_env, monkeypatch):
-    from asgm import mapview
-    from asgm.store_inference import store_probabilities
+    from asgm.maps import leaflet
+    from asgm.maps.probabilities import store_probabilities
 
     calls = fake_map(monkeypatch)
     at = run(run_id=app_env.demo_run)
     assert not at.exception, at.exception
     fig = calls[0]["fig"]
-    assert mapview.external_assets(fig) == []
+    assert leaflet.external_assets(fig) == []
     payload = _points_layer(fig).payload
     assert payload["mode"] == "probability"
     expected = store_probabilities(app_env.demo_run, "demo").set_index("sample_id")
@@ -62,7 +62,7 @@ def test_markers_carry_the_runs_batched_probabilities(app_env, monkeypatch):
     no_patch = [r for r in payload["p"] if not r[4]]
     assert no_patch and all(r[3] == -1 for r in no_patch)
     assert "asgm patches fetch --source stac --points random" in payload["h"]
-    legend = next(el for el in mapview._walk(fig) if type(el).__name__ == "_MapLegend")
+    legend = next(el for el in leaflet._walk(fig) if type(el).__name__ == "_MapLegend")
     assert f"decision threshold {expected.attrs['threshold']:.3f}" in legend.html
     assert calls[0]["feature_group_to_add"] is None  # nothing clicked yet
     # label colouring is one click away
@@ -71,9 +71,9 @@ def test_markers_carry_the_runs_batched_probabilities(app_env, monkeypatch):
 
 
 def test_click_shows_the_same_probability_and_draws_the_patch_in_place(app_env, monkeypatch):
-    from asgm import mapview
-    from asgm.store import PatchStore
-    from asgm.store_inference import store_probabilities
+    from asgm.data.store import PatchStore
+    from asgm.maps import overlays as maps_overlays
+    from asgm.maps.probabilities import store_probabilities
 
     sid = "egp-0007"
     calls = fake_map(monkeypatch, click(sid))
@@ -89,14 +89,14 @@ def test_click_shows_the_same_probability_and_draws_the_patch_in_place(app_env, 
     assert fg is not None and calls[-1]["pixelated"] is True
     overlays = [c for c in fg._children.values() if type(c).__name__ == "ImageOverlay"]
     patch = PatchStore.open("demo").read_patch(sid)
-    assert overlays and overlays[0].bounds == mapview.footprint_latlon(patch.grid)
+    assert overlays and overlays[0].bounds == maps_overlays.footprint_latlon(patch.grid)
     assert overlays[0].url.startswith("data:image/png;base64,")
     (s, w), (n, e) = overlays[0].bounds
     assert s < patch.lat < n and w < patch.lon < e
 
 
 def test_swipe_and_osm_overlay_on_a_store_with_the_bands(app_env, monkeypatch):
-    from asgm import mapview
+    from asgm.maps import leaflet
 
     calls = fake_map(monkeypatch, click("pos-0003"))
     at = run(run_id=app_env.osm_run)  # trained on the 12-band toy store with OSM masks
@@ -107,7 +107,7 @@ def test_swipe_and_osm_overlay_on_a_store_with_the_bands(app_env, monkeypatch):
     kinds = [type(c).__name__ for c in fg._children.values()]
     assert kinds.count("ImageOverlay") == 3 and "PatchSwipe" in kinds  # true colour, OSM, false colour
     swipe = next(c for c in fg._children.values() if type(c).__name__ == "PatchSwipe")
-    assert all(url.startswith(mapview.PLUGIN_URL) for _, url in swipe.default_js)
+    assert all(url.startswith(leaflet.PLUGIN_URL) for _, url in swipe.default_js)
     next(t for t in at.toggle if t.label.startswith("Swipe")).set_value(False).run()
     kinds = [type(c).__name__ for c in calls[-1]["feature_group_to_add"][0]._children.values()]
     assert "PatchSwipe" not in kinds and kinds.count("ImageOverlay") == 2
@@ -137,16 +137,16 @@ def test_run_that_cannot_classify_the_store_still_shows_the_map(app_env, monkeyp
     assert any("cannot classify this store" in w.value for w in at.warning)
     payload = _points_layer(calls[-1]["fig"]).payload
     assert payload["mode"] != "probability" and all(r[3] == -1 for r in payload["p"])
-    from asgm.store import PatchStore
+    from asgm.data.store import PatchStore
 
     assert set(PatchStore.open("demo").sample_ids()) <= {r[2] for r in payload["p"] if r[4]}
 
 
 def test_osm_features_around_the_clicked_patch_with_a_legend_per_key(empty_env, monkeypatch):
-    from asgm import mapview
+    from asgm.data.store import PatchStore
+    from asgm.maps import leaflet
     from asgm.osm.nearby import features_around
     from asgm.sources import synthetic
-    from asgm.store import PatchStore
 
     synthetic.build_store("syn", n_pos=2, n_neg=2, seed=3)  # writes its OSM vectors too
     sid = "syn-pos-0000"
@@ -166,7 +166,7 @@ def test_osm_features_around_the_clicked_patch_with_a_legend_per_key(empty_env, 
     counts = expected["key"].value_counts()
     for key in ("highway", "waterway", "building", "landuse", "aeroway"):
         assert f"{key} ({int(counts.get(key, 0))})" in osm["_OsmLegend"].html
-    assert mapview.external_assets(groups[1]) == []
+    assert leaflet.external_assets(groups[1]) == []
     assert any("OSM features within 2 km drawn on the map" in c.value for c in at.caption)
     toggle = next(t for t in at.toggle if t.label == "OSM features around the clicked patch")
     toggle.set_value(False).run()

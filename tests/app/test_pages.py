@@ -1,6 +1,6 @@
 """AppTest for every page, against real stores and really trained runs (see ui_env.py).
 
-Expected values come from the core (``asgm.inference``, ``asgm.runs``), never from constants, so a page
+Expected values come from the core (``asgm.model.inference``, ``asgm.model.runs``), never from constants, so a page
 that shows the wrong number fails.
 """
 
@@ -68,7 +68,7 @@ def test_home_shows_data_model_and_credits(app_env):
     text = texts(at)
     for needle in ("CC BY 4.0", "Copernicus Sentinel data 2019", "OpenStreetMap contributors", "ODbL", "MIT"):
         assert needle in text
-    from asgm import runs
+    from asgm.model import runs
 
     newest = runs.list_runs()[0]
     assert newest.run_id in text  # the active model is the newest completed run
@@ -122,7 +122,7 @@ def test_home_on_empty_machine_offers_prepare(empty_env):
 
 # -- Map --------------------------------------------------------------------------------------------
 def test_map_click_classifies_with_selected_run(app_env, monkeypatch):
-    from asgm import inference
+    from asgm.model import inference
 
     sid = "egp-0007"
     calls = fake_click(monkeypatch, sid)
@@ -140,8 +140,8 @@ def test_map_click_classifies_with_selected_run(app_env, monkeypatch):
     # Every point with a patch is on the map; the study's random negatives are too (without patches).
     fig = calls[0]["fig"]
     drawn = next(c.sample_ids for c in fig._children.values() if hasattr(c, "sample_ids"))
-    from asgm.points import load_points
-    from asgm.store import PatchStore
+    from asgm.data.points import load_points
+    from asgm.data.store import PatchStore
 
     assert set(drawn) == set(load_points()["sample_id"]) | set(PatchStore.open("demo").sample_ids())
     html = fig.get_root().render()
@@ -166,7 +166,7 @@ def test_map_click_on_empty_place_says_none_is_available(app_env, monkeypatch):
 
 
 def test_map_click_next_to_a_patch_selects_it(app_env, monkeypatch):
-    from asgm.store import PatchStore
+    from asgm.data.store import PatchStore
 
     row = PatchStore.open("demo").index().set_index("sample_id").loc["egp-0007"]
     fake_click(monkeypatch, None, place=(row["lon"] + 0.001, row["lat"]))  # ~110 m east of the point
@@ -176,7 +176,7 @@ def test_map_click_next_to_a_patch_selects_it(app_env, monkeypatch):
 
 
 def test_map_errors_only_filter_matches_run_predictions(app_env, monkeypatch):
-    from asgm import runs
+    from asgm.model import runs
 
     fake_click(monkeypatch, None)
     at = run_page("pages/1_Map.py", run_id=app_env.demo_run)
@@ -190,7 +190,7 @@ def test_map_errors_only_filter_matches_run_predictions(app_env, monkeypatch):
 
 
 def test_map_split_filter_keeps_the_runs_test_points(app_env, monkeypatch):
-    from asgm import runs
+    from asgm.model import runs
 
     fake_click(monkeypatch, None)
     at = run_page("pages/1_Map.py", run_id=app_env.demo_run)
@@ -217,7 +217,7 @@ def test_map_with_broken_model_file_explains(app_env, monkeypatch, tmp_path):
 
 # -- Patch viewer -----------------------------------------------------------------------------------
 def test_patch_viewer_osm_toggle_recomputes_prediction(app_env):
-    from asgm import inference
+    from asgm.model import inference
 
     sid = "pos-0003"
     full = inference.classify(app_env.osm_run, "toy", sid)
@@ -245,14 +245,14 @@ def test_patch_viewer_navigation_and_missing_osm(app_env):
     assert not at.exception
     assert "asgm osm rasterize --store demo" in texts(at)
     next(b for b in at.button if b.label == "Next ▶").click().run()
-    from asgm.store import PatchStore
+    from asgm.data.store import PatchStore
 
     ids = PatchStore.open("demo").sample_ids()
     assert at.session_state["viewer_sid"] == ids[ids.index("cur-0004") + 1]
 
 
 def test_patch_viewer_random_error_button_picks_an_error_of_the_run(app_env):
-    from asgm import runs
+    from asgm.model import runs
 
     pred = runs.predictions(app_env.demo_run)
     fp = set(pred.loc[(pred["pred"] == 1) & (pred["label"] == 0), "sample_id"])
@@ -270,7 +270,7 @@ def test_patch_viewer_random_error_button_picks_an_error_of_the_run(app_env):
 # -- Train ------------------------------------------------------------------------------------------
 def test_train_refuses_osm_without_masks_and_identical_running_run(app_env, monkeypatch, tmp_path):
     from asgm.config import ExperimentConfig
-    from asgm.runs import create_run
+    from asgm.model.runs import create_run
 
     monkeypatch.setenv("ASGM_MODELS_DIR", str(tmp_path / "models"))
     at = run_page("pages/3_Train.py")
@@ -298,7 +298,7 @@ def test_train_refuses_osm_layers_missing_from_the_store(app_env, monkeypatch, t
     missing layer named), instead of a run that fails in the background."""
     from _engine import toy_store
 
-    from asgm import runs
+    from asgm.model import runs
 
     data = tmp_path / "data"
     toy_store(data / "stores", name="partial", n_pos=4, n_neg=4, osm=("highway", "waterway"))
@@ -338,7 +338,7 @@ def test_viewer_names_every_reason_a_run_cannot_classify_a_store(app_env):
 
 def test_train_shows_failed_run_error(app_env, monkeypatch, tmp_path):
     from asgm.config import ExperimentConfig
-    from asgm.runs import create_run
+    from asgm.model.runs import create_run
 
     monkeypatch.setenv("ASGM_MODELS_DIR", str(tmp_path / "models"))
     folder = create_run(ExperimentConfig(store="demo", epochs=3), "broken-run", status="running")
@@ -350,8 +350,8 @@ def test_train_shows_failed_run_error(app_env, monkeypatch, tmp_path):
 
 # -- Compare ----------------------------------------------------------------------------------------
 def test_compare_table_published_rows_and_downloads(app_env):
-    from asgm import runs
-    from asgm.experiments import TABLE1_PUBLISHED
+    from asgm.model import runs
+    from asgm.training.experiments import TABLE1_PUBLISHED
 
     at = run_page("pages/4_Compare.py")
     assert not at.exception, at.exception
@@ -371,7 +371,8 @@ def test_compare_table_published_rows_and_downloads(app_env):
 
 
 def test_compare_draws_the_reliability_diagram_with_each_runs_ece(app_env):
-    from asgm import runs, viz
+    from asgm.maps import figures
+    from asgm.model import runs
 
     at = run_page("pages/4_Compare.py")
     assert not at.exception
@@ -379,12 +380,12 @@ def test_compare_draws_the_reliability_diagram_with_each_runs_ece(app_env):
     for run_id in (app_env.demo_run, app_env.osm_run):
         m = runs.get_run(run_id).metrics
         assert m["reliability"]["count"] and f"{run_id} {m['ece']:.3f}" in caption
-    fig = viz.reliability_figure({app_env.demo_run: runs.get_run(app_env.demo_run).metrics["reliability"], "none": {}})
+    fig = figures.reliability_figure({app_env.demo_run: runs.get_run(app_env.demo_run).metrics["reliability"], "none": {}})
     assert [t.name for t in fig.data] == ["calibrated", app_env.demo_run]  # the diagonal, then one line per run
 
 
 def test_compare_shows_ablation_when_results_exist(app_env, tmp_path, monkeypatch):
-    # A copy of the OSM run with an ablation.json in the format asgm.experiments.ablation writes.
+    # A copy of the OSM run with an ablation.json in the format asgm.training.experiments.ablation writes.
     models = tmp_path / "models"
     shutil.copytree(app_env.models / app_env.osm_run, models / app_env.osm_run)
     layers = [{"layer": x, "zeroed_delta": {"f1": -0.1 * i, "precision": -0.05, "recall": 0.0}}

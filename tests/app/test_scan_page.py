@@ -15,8 +15,10 @@ from test_data_page import _button, _texts
 from test_map_page import fake_map
 from ui_env import page
 
-from asgm import jobs, scan_request, scan_results
 from asgm.cli import main as cli_main
+from asgm.jobs import runner as jobs
+from asgm.scan import request as scan_request
+from asgm.scan import results as scan_results
 
 TIMEOUT = 120
 SCAN = "pages/6_Scan.py"
@@ -158,7 +160,7 @@ def test_scan_the_drawn_area_then_results_window_link_and_change(scan_env, monke
     viewer.query_params["window"] = det["window"]
     viewer.run()
     assert not viewer.exception, viewer.exception
-    from asgm import inference, runs
+    from asgm.model import inference, runs
 
     i, j = scan_results.parse_window(det["window"])
     expected = inference.classify_patch(runs.load_model(scan_env), runs.get_run(scan_env),

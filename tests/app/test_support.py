@@ -2,7 +2,7 @@
 
 from asgm.app import loaders
 from asgm.config import PROJECT_ROOT, ExperimentConfig
-from asgm.store import PatchStore, StoreMeta
+from asgm.data.store import PatchStore, StoreMeta
 
 
 def test_product_level_note_warns_across_levels_only(data_env):

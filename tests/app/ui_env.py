@@ -60,7 +60,7 @@ def build_ui_env(root: Path, demo_root: Path) -> UiEnv:
     from _engine import toy_store
 
     from asgm.config import OSM_LAYERS, S2_BANDS, ExperimentConfig
-    from asgm.train import train
+    from asgm.training.train import train
 
     data, models = root / "data", root / "models"
     stores = data / "stores"

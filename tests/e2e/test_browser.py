@@ -27,7 +27,7 @@ pytestmark = pytest.mark.e2e
 
 
 def _completed_runs(models) -> list:
-    from asgm import runs
+    from asgm.model import runs
 
     return [r for r in runs.list_runs(root=models) if r.status == "completed"]
 
@@ -69,7 +69,7 @@ def test_first_start_trains_default_model_then_click_classifies(tmp_path, new_pa
 def test_patch_viewer_osm_toggle_updates_prediction(ui_env, tmp_path, new_page):
     from ui_env import env_vars
 
-    from asgm import inference
+    from asgm.model import inference
 
     page = new_page
     with env_vars(ui_env.environ()):

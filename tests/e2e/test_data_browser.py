@@ -24,7 +24,7 @@ pytestmark = pytest.mark.e2e
 
 def _wait_job(env: dict[str, str], title_part: str, timeout: float = 240.0):
     """The newest job whose title contains ``title_part``, once it has ended."""
-    from asgm import jobs
+    from asgm.jobs import runner as jobs
 
     end = time.monotonic() + timeout
     with env_vars(env):
@@ -107,7 +107,7 @@ def test_data_page_fetches_patches_and_osm_then_osm_toggle_changes_prediction(tm
                 assert job.status == "completed", (job.error, job.log_tail())
                 run_id = job.extra["run_id"]
             # 6. the Patch viewer's highway toggle changes the prediction
-            from asgm import inference
+            from asgm.model import inference
 
             with env_vars(env):
                 effects = {}

@@ -18,7 +18,7 @@ TILE_HOSTS = ("server.arcgisonline.com", "tile.openstreetmap.org", "tile.opentop
 def test_marker_click_popup_then_panel_offline(ui_env, tmp_path, new_page):
     from ui_env import env_vars
 
-    from asgm.store_inference import store_probabilities
+    from asgm.maps.probabilities import store_probabilities
 
     page = new_page
     remote: list[str] = []
@@ -49,7 +49,7 @@ def test_marker_click_popup_then_panel_offline(ui_env, tmp_path, new_page):
         bounds = frame.evaluate("""() => { let b = null; map_div.eachLayer(l => { if (l instanceof L.ImageOverlay) {
                                       b = l.getBounds(); } }); return b && [b.getSouth(), b.getWest(), b.getNorth(), b.getEast()]; }""")
         shot(page, "map_popup_panel")
-    from asgm.store import PatchStore
+    from asgm.data.store import PatchStore
 
     patch = PatchStore.open("demo", root=ui_env.data / "stores").read_patch(marker["sid"])
     s, w, n, e = bounds

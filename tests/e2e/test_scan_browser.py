@@ -20,7 +20,8 @@ LON, LAT, D = -61.8, 6.4, 0.015
 def test_upload_an_area_scan_it_and_open_a_detection(tmp_path, new_page):
     from scan_support import detector_run
 
-    from asgm import jobs, scan_results
+    from asgm.jobs import runner as jobs
+    from asgm.scan import results as scan_results
 
     page = new_page
     env = {"ASGM_DATA_DIR": str(tmp_path / "data"), "ASGM_MODELS_DIR": str(tmp_path / "models"),

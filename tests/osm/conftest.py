@@ -34,8 +34,8 @@ def overpass() -> Iterator[FakeOverpass]:
 def make_store(osm_env: Path) -> Callable[..., Any]:
     """Factory: a patch store of real UTM grids at the given points (pixel values are irrelevant here)."""
     from asgm.config import RGB_BANDS
+    from asgm.data.store import Patch, PatchStore, StoreMeta
     from asgm.grid import patch_grid
-    from asgm.store import Patch, PatchStore, StoreMeta
 
     def make(name: str, rows: list[dict[str, Any]], size: int = 48, source: str = "gee",
              date_end: str = "2021-12-31") -> PatchStore:

@@ -14,6 +14,7 @@ from ee_fake import PROJECT, FakeEarthEngine, band_values, error, service_accoun
 
 from asgm.cli import main as cli_main
 from asgm.config import S2_BANDS
+from asgm.data.store import PatchStore, StoreMeta
 from asgm.grid import patch_grid
 from asgm.sources import gee
 from asgm.sources.common import (
@@ -26,7 +27,6 @@ from asgm.sources.common import (
     fetch_points,
     open_or_create_store,
 )
-from asgm.store import PatchStore, StoreMeta
 
 LON, LAT = -61.8123, 6.4021
 
@@ -229,7 +229,7 @@ def test_resume_after_interruption_and_cli(fake_ee, capsys):
 
     if not os.environ.get("ASGM_DATA_MIRROR"):
         pytest.skip("needs ASGM_DATA_MIRROR for the study points")
-    from asgm.points import load_points
+    from asgm.data.points import load_points
 
     pts = load_points(["positives"]).sort_values("sample_id").head(4)
     src = _source(retry_attempts=2)

@@ -15,6 +15,7 @@ from stac_catalogue import Area, Scene, StacApi, area_around, constant_dn, read_
 
 from asgm.cli import main as cli_main
 from asgm.config import S2_BANDS
+from asgm.data.store import PatchStore, StoreMeta
 from asgm.grid import patch_grid, utm_epsg
 from asgm.sources.common import (
     CloudyCompositeError,
@@ -25,7 +26,6 @@ from asgm.sources.common import (
     product_level_warning,
 )
 from asgm.sources.stac import ASSET_KEYS, StacSource
-from asgm.store import PatchStore, StoreMeta
 
 # Two points in Bolívar, 2 km apart, and one far away (no scene there).
 POINTS = [("p-0", 1, -61.8123, 6.4021), ("p-1", 0, -61.7941, 6.4102)]
@@ -241,7 +241,7 @@ def test_unreachable_stac_api_fails_fast(source_env):
 def test_cli_fetch_and_list_with_study_points(local_server, source_env, tmp_path, monkeypatch, capsys):
     if not __import__("os").environ.get("ASGM_DATA_MIRROR"):
         pytest.skip("needs ASGM_DATA_MIRROR for the study points")
-    from asgm.points import load_points
+    from asgm.data.points import load_points
 
     pts = load_points(["positives"]).sort_values("sample_id").head(3)
     api = StacApi(local_server, tmp_path)
