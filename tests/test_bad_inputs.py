@@ -167,7 +167,8 @@ PIPELINE_SCRIPT = """
 import sys
 import numpy as np
 from asgm.config import ExperimentConfig
-from asgm.model.inputs import PatchSource, make_tf_dataset, run_pipeline
+from asgm.model.inputs import PatchSource, run_pipeline
+from asgm.training.dataset import make_tf_dataset
 from asgm.errors import AsgmError
 from asgm.model.cnn import build_model
 from asgm.data.store import PatchStore
