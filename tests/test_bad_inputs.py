@@ -604,3 +604,98 @@ def test_a_damaged_scan_folder_is_a_message_for_the_scan_page(data_env, damage, 
     with pytest.raises(scan_results.ScanResultError) as err:
         scan_results.detections_table(scan_results.open_scan("area"))
     assert expected in str(err.value) and "\n" not in str(err.value)
+
+
+# -- 8. issue 22: nothing overwritten by accident, no broken patch classified silently ------------------
+def test_train_run_id_never_reuses_a_folder_holding_a_run(data_env, capsys):
+    """Wrong 1: ``--run-id`` of a completed run used to replace its model.keras with a 1-epoch model."""
+    small_store(data_env / "stores")
+    _completed_run("done", _zip_bytes(["metadata.json", "config.json", "model.weights.h5"]))
+    before = snapshot(data_env / "models")
+    rc, out, err = cli(capsys, "train", "--store", data_env / "stores" / "toy", "--epochs", "1", "--run-id", "done")
+    assert rc == 1 and out == ""
+    one_line(err, "already holds run 'done' (completed)", "--run-id never reuses a run")
+    assert snapshot(data_env / "models") == before
+
+
+def test_synthetic_build_never_replaces_a_store(data_env, capsys):
+    """Wrong 2: ``synthetic build --name demo`` used to delete the real demo patches."""
+    store = small_store(data_env / "data" / "stores", name="demo")
+    meta = json.loads((store.root / "store.json").read_text())
+    (store.root / "store.json").write_text(json.dumps({**meta, "synthetic": False, "source": "demo"}))  # real
+    before = snapshot(store.root)
+    for extra in ([], ["--overwrite"]):
+        rc, out, err = cli(capsys, "synthetic", "build", "--name", "demo", "--positives", "1", "--negatives", "1", *extra)
+        assert rc == 1 and out == ""
+        one_line(err, "holds real (non-synthetic) patches", "pick another --name")
+    assert snapshot(store.root) == before
+    assert cli(capsys, "synthetic", "build", "--name", "syn", "--positives", "1", "--negatives", "1")[0] == 0
+    syn = data_env / "data" / "stores" / "syn"
+    before = snapshot(syn)
+    rc, _, err = cli(capsys, "synthetic", "build", "--name", "syn", "--positives", "1", "--negatives", "1")
+    assert rc == 1
+    one_line(err, "already exists", "pass --overwrite")
+    assert snapshot(syn) == before
+    rc, _, _ = cli(capsys, "synthetic", "build", "--name", "syn", "--positives", "1", "--negatives", "2", "--overwrite")
+    assert rc == 0 and snapshot(syn) != before
+
+
+def test_predict_out_refuses_managed_folders_and_existing_files(data_env, capsys):
+    """Wrong 3: ``predict --out <store>/index.csv`` used to destroy the store's index."""
+    store = small_store(data_env / "data" / "stores")
+    _completed_run("done", _zip_bytes(["metadata.json", "config.json", "model.weights.h5"]))
+    existing = data_env / "mine.csv"
+    existing.write_text("keep me\n")
+    before = snapshot(data_env)
+    for out_path, expected in ((store.root / "index.csv", "is inside the data folder"),
+                               (data_env / "models" / "x.csv", "is inside the models folder"),
+                               (existing, "exists; pass --force to replace it")):
+        rc, out, err = cli(capsys, "predict", "--run", "done", "--store", "toy", "--out", out_path)
+        assert rc == 1 and out == ""
+        one_line(err, expected)
+    assert snapshot(data_env) == before
+
+
+def test_a_nan_threshold_is_refused(data_env, capsys):
+    """Wrong 7: a NaN threshold used to decide 'not mining' for every patch."""
+    small_store(data_env / "data" / "stores")
+    folder = _completed_run("nan", _zip_bytes(["metadata.json", "config.json", "model.weights.h5"]))
+    folder.file("metrics.json").write_text('{"f1": 0.5, "threshold": NaN}')
+    before = snapshot(data_env)
+    rc, out, err = cli(capsys, "predict", "--run", "nan", "--store", "toy", "--out", data_env / "p.csv")
+    assert rc == 1 and out == ""
+    one_line(err, "no valid threshold", "rerun `asgm evaluate nan`")
+    assert snapshot(data_env) == before
+
+
+@pytest.mark.parametrize("dtype, expected", [("float32", "pixels are float32"), ("uint8", "pixels are uint8")])
+def test_every_prediction_path_validates_the_patch(data_env, capsys, dtype, expected):
+    """Wrong 8: a NaN float32 or a uint8 patch used to get a probability on the Map, the Patch viewer and in
+    ``predict``. The app's paths go through ``inference.prepare_input``; ``predict`` through PatchSource."""
+    from asgm.model import inference
+    from asgm.model.inputs import DatasetError
+
+    store = small_store(data_env / "data" / "stores")
+    path = store.patch_path("pos-0001")
+    src = path.with_suffix(".orig")
+    path.rename(src)
+    data = np.full((3, 48, 48), 0.1 if dtype == "float32" else 90, dtype)
+    if dtype == "float32":
+        data[:, :5] = np.nan
+    write_tif(path, data, RGB_BANDS, like=src)
+    src.unlink()
+    cfg = ExperimentConfig(store="toy", bands=RGB_BANDS, epochs=1)
+    with pytest.raises(DatasetError, match=f"patch 'pos-0001': {expected}"):  # the Map click, the Patch viewer
+        inference.prepare_input(store.read_patch("pos-0001"), None, cfg)
+    from asgm.model.runs import create_run
+
+    folder = create_run(cfg, "done")
+    folder.set_status("completed")
+    folder.write_json("metrics.json", {"f1": 0.5, "threshold": 0.5})
+    _save_tiny_keras_model(folder.model_path)
+    out_csv = data_env / "p.csv"
+    before = snapshot(data_env)
+    rc, out, err = cli(capsys, "predict", "--run", "done", "--store", "toy", "--out", out_csv)
+    assert rc == 1 and out == ""
+    one_line(err, "pos-0001", expected)
+    assert snapshot(data_env) == before and not out_csv.exists()

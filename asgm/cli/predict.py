@@ -17,9 +17,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run", required=True, help="run id (see `asgm runs list`)")
     p.add_argument("--store", required=True, help="patch store name or folder")
     p.add_argument("--out", required=True, help="CSV file to write (sample_id, probability, decision[, label])")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--batch-size", type=int, default=256, help="patches per forward pass (default 256)")
     add_json_flag(p)
     p.set_defaults(handler=_predict, human=_human)
+
+
+def check_out(out: Path, force: bool = False) -> None:
+    """Refuse an ``--out`` that is a folder, lies inside the data or models folders (it could replace a
+    store's index or a run's files), or exists without ``force``. Nothing is written."""
+    from asgm.config import data_dir, models_dir
+
+    if out.is_dir():
+        raise CommandError(f"--out {out} is a folder; give a CSV file name")
+    where = out.resolve()
+    for kind, root in (("data", data_dir()), ("models", models_dir())):
+        if where.is_relative_to(Path(root).resolve()):
+            raise CommandError(f"--out {out} is inside the {kind} folder ({root}), whose files the project manages; "
+                               "write the CSV somewhere else")
+    if out.exists() and not force:
+        raise CommandError(f"--out {out} exists; pass --force to replace it")
 
 
 def _predict(args: argparse.Namespace) -> dict[str, Any]:
@@ -33,8 +50,7 @@ def _predict(args: argparse.Namespace) -> dict[str, Any]:
     if args.batch_size < 1:
         raise CommandError("--batch-size must be at least 1")
     out = Path(args.out)
-    if out.is_dir():
-        raise CommandError(f"--out {out} is a folder; give a CSV file name")
+    check_out(out, args.force)
     t0 = time.perf_counter()
     df = predict_store(args.run, args.store, batch_size=args.batch_size,
                        progress=not args.json and sys.stderr.isatty())

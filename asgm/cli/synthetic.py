@@ -17,6 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--random", type=int, default=0, help="random-style negatives")
     b.add_argument("--size", type=int, default=48, help="patch size in pixels (48 or 256 in the study)")
     b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--overwrite", action="store_true", help="rebuild an existing SYNTHETIC store of that name "
+                   "(a store of real patches is never overwritten)")
     m = add_command(group, "mosaic", "write a SYNTHETIC 12-band mosaic GeoTIFF with known mine sites (for `asgm scan`)",
                     _mosaic, lambda r: f"SYNTHETIC mosaic {r['path']} ({r['size_px']} px, {r['mines']} mine sites in "
                                        f"{r['mines_path']})")
@@ -33,7 +35,7 @@ def _build(args: argparse.Namespace) -> dict:
     from asgm.sources import synthetic
 
     store = synthetic.build_store(args.name, args.positives, args.negatives, args.random, args.size, args.seed,
-                                  progress=not args.json)
+                                  progress=not args.json, overwrite=args.overwrite)
     return store.summary()
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from asgm.config import ExperimentConfig
 from asgm.data.store import Patch, PatchStore
 from asgm.errors import AsgmError
-from asgm.model.inputs import DatasetError
+from asgm.model.inputs import DatasetError, validate_pixels
 from asgm.model.inputs import prepare_input as _prepare
 
 if TYPE_CHECKING:
@@ -40,6 +40,7 @@ def prepare_input(patch: Patch, osm: tuple[np.ndarray, Sequence[str]] | None, co
     ``config.osm_layers`` order. Missing bands or OSM layers raise ``DatasetError``."""
     if patch.data.shape[1] != config.patch_size or patch.data.shape[2] != config.patch_size:
         raise InferenceError(f"patch {patch.sample_id!r} is {patch.data.shape[1]} px; the model takes {config.patch_size} px")
+    validate_pixels(patch.sample_id, patch.data)
     return _prepare(patch.data, patch.bands, osm, config)
 
 
@@ -248,7 +249,14 @@ def run_threshold(info: RunInfo) -> float:
     """The run's decision threshold; a run without one (not completed) is an ``InferenceError``."""
     if info.config is None or not info.metrics or "threshold" not in info.metrics:
         raise InferenceError(f"run {info.run_id!r} is {info.status} and has no threshold; pick a completed run")
-    return float(info.metrics["threshold"])
+    try:
+        value = float(info.metrics["threshold"])
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not np.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise InferenceError(f"run {info.run_id!r} has no valid threshold ({info.metrics['threshold']!r} in "
+                             f"metrics.json); rerun `asgm evaluate {info.run_id}`")
+    return value
 
 
 def classify(run_id: str, store: PatchStore | str, sample_id: str, zero_layers: Sequence[str] = ()) -> dict[str, Any]:

@@ -139,6 +139,16 @@ def assemble(store: PatchStore, config: ExperimentConfig) -> Assembled:
     return Assembled(store=store, config=config, rows=rows, dropped=dropped)
 
 
+def validate_pixels(sample_id: str, data: np.ndarray) -> None:
+    """The pixel check of ``asgm patches check`` and training, for every prediction path: a patch's pixels
+    must be the store's uint16 DN (a float patch, NaN or not, or an 8-bit one would be classified as
+    nonsense without a word). Raises ``DatasetError`` in the words ``PatchStore.inspect_file`` uses."""
+    dtype = np.asarray(data).dtype
+    if dtype != np.uint16:
+        raise DatasetError(f"patch {sample_id!r}: pixels are {dtype}, the store holds uint16 DN; re-fetch or "
+                           "rebuild it (`asgm patches check` lists every such file)")
+
+
 def prepare_input(data: np.ndarray, bands: Sequence[str], osm: tuple[np.ndarray, Sequence[str]] | None,
                   config: ExperimentConfig) -> np.ndarray:
     """One model input (H, W, C) float32 from a (bands, H, W) DN array and optional OSM masks."""
@@ -196,6 +206,7 @@ class PatchSource:
         """(H, W, bands) uint16 and (H, W, layers) uint8 0/1 views of row ``i``, from disk."""
         sid = self.sample_ids[i]
         patch = self.store.read_patch(sid)
+        validate_pixels(sid, patch.data)
         try:
             idx = [list(patch.bands).index(b) for b in self.config.bands]
         except ValueError:

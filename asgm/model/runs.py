@@ -125,6 +125,23 @@ def create_run(config: ExperimentConfig, run_id: str | None = None, status: str 
     return folder
 
 
+def refuse_reuse(run_id: str, config: ExperimentConfig) -> None:
+    """``RunError`` when ``run_id`` names a folder that already holds a run, unless it is the queued folder
+    ``launch`` made for this very config (the background child trains into it). Nothing is written."""
+    folder = RunFolder.of(run_id)
+    if not folder.root.exists():
+        return
+    state = folder.status().get("status") if folder.file("status.json").is_file() else None
+    try:
+        same = ExperimentConfig.model_validate_json(folder.file("config.json").read_text(encoding="utf-8")) == config
+    except (OSError, ValueError):
+        same = False
+    holds = any(folder.file(n).exists() for n in ("model.keras", "metrics.json", "status.json", "config.json"))
+    if holds and not (state == "queued" and same):
+        raise RunError(f"run folder {folder.root} already holds run {run_id!r} ({state or 'unknown status'}); "
+                       "--run-id never reuses a run: leave it out for a fresh id or pick a new one")
+
+
 def read_run_config(folder: RunFolder) -> ExperimentConfig:
     """The run's ``config.json``; a missing or invalid one is a ``RunError`` saying what to do."""
     path = folder.file("config.json")

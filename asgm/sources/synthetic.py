@@ -13,6 +13,8 @@ sandbars on sediment-laden rivers and bare fields.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -25,7 +27,8 @@ from tqdm import tqdm
 
 from asgm import atomic
 from asgm.config import OSM_LAYERS, S2_BANDS
-from asgm.data.store import Patch, PatchStore, StoreMeta
+from asgm.data.store import Patch, PatchStore, PatchStoreError, StoreMeta
+from asgm.errors import AsgmError
 from asgm.grid import PatchGrid, patch_grid
 
 #: Typical Level-1C reflectance x 10000 per class, bands in ``S2_BANDS`` order
@@ -174,13 +177,34 @@ def make_scene(
     return Scene(patch=patch, cover=cover, osm=gdf)
 
 
+def refuse_overwrite(name: str, root: Any, overwrite: bool) -> None:
+    """``PatchStoreError`` when store ``name`` exists and ``overwrite`` is not given, or holds real data."""
+    from asgm.config import stores_dir
+
+    folder = Path(root or stores_dir()) / name
+    if not (folder / "store.json").exists() and not (folder / "index.csv").exists():
+        return
+    try:
+        synthetic = PatchStore.open(str(folder)).meta.synthetic
+    except AsgmError:
+        synthetic = False
+    if not synthetic:
+        raise PatchStoreError(f"store {name!r} at {folder} holds real (non-synthetic) patches; synthetic data never "
+                              "replaces them: pick another --name")
+    if not overwrite:
+        raise PatchStoreError(f"synthetic store {name!r} already exists at {folder}; pass --overwrite to rebuild it")
+
+
 def build_store(
     name: str = "synthetic", n_pos: int = 20, n_neg: int = 40, n_random: int = 0, size: int = 48, seed: int = 0,
     root=None, progress: bool = False, bbox: tuple[float, float, float, float] = (-64.0, 5.5, -61.0, 8.0),
+    overwrite: bool = False,
 ) -> PatchStore:
     """Write a seeded synthetic store: ``n_pos`` mining scenes, ``n_neg`` curated-style negatives (a
     third of them hard negatives) and ``n_random`` random-style negatives, with their OSM vectors in
-    ``<store>/osm_vectors.parquet``."""
+    ``<store>/osm_vectors.parquet``. An existing store is refused unless ``overwrite``, and a store that
+    is not synthetic (real imagery) is never overwritten."""
+    refuse_overwrite(name, root, overwrite)
     rng = np.random.default_rng(seed)
     meta = StoreMeta(
         name=name, source="synthetic", bands=S2_BANDS, size=size, product_level="synthetic",

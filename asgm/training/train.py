@@ -19,7 +19,7 @@ import pandas as pd
 from asgm import atomic
 from asgm.config import ExperimentConfig
 from asgm.errors import one_line
-from asgm.model.runs import RunFolder, create_run, now
+from asgm.model.runs import RunFolder, create_run, now, refuse_reuse
 from asgm.training.evaluate import N_BOOT
 from asgm.training.scoring import score
 
@@ -93,6 +93,8 @@ def train(config: ExperimentConfig, run_id: str | None = None, *, show_progress:
         from asgm.data.store import PatchStore
 
         PatchStore.open(config.store)
+    else:
+        refuse_reuse(run_id, config)
     folder = create_run(config, run_id, status="running")
     folder.set_status("running", pid=os.getpid(), started=now(), error=None)
     try:
