@@ -255,7 +255,7 @@ def test_masked_filter_uses_the_pixels_not_the_index(data_env, capsys):
     store = small_store(data_env / "stores")
     path = store.patch_path("pos-0002")
     _corrupt("no band names", path)  # replace it with a clean file, then give it names but zero pixels
-    write_tif(path, np.zeros((3, 48, 48), np.uint16), RGB_BANDS, like=store.patch_path("pos-0000"))
+    write_tif(path, np.zeros((3, 48, 48), np.uint16), RGB_BANDS, like=path)
     assert store.index().set_index("sample_id").loc["pos-0002", "masked_fraction"] == 0.0  # the index is stale
     rc, out, _ = cli(capsys, "patches", "check", "--store", store.root)
     assert rc == 0 and "index says 0.0% masked, the pixels 100.0%" in out
@@ -699,3 +699,90 @@ def test_every_prediction_path_validates_the_patch(data_env, capsys, dtype, expe
     assert rc == 1 and out == ""
     one_line(err, "pos-0001", expected)
     assert snapshot(data_env) == before and not out_csv.exists()
+
+
+def test_a_run_with_non_numeric_metrics_is_listed_corrupt(data_env, capsys, monkeypatch):
+    """Wrong 6: ``"f1": "high"`` used to crash ``runs list`` and take the whole Compare page down."""
+    from streamlit.testing.v1 import AppTest
+
+    from asgm.config import PROJECT_ROOT
+
+    model = _zip_bytes(["metadata.json", "config.json", "model.weights.h5"])
+    _completed_run("good", model)
+    _completed_run("high", model).write_json("metrics.json", {"f1": "high", "threshold": 0.5})
+    before = snapshot(data_env / "models")
+    rc, out, err = cli(capsys, "runs", "list")
+    assert rc == 0 and err == ""
+    line = next(ln for ln in out.splitlines() if ln.startswith("high"))
+    assert "corrupt" in line and "non-numeric f1='high'" in line
+    assert "F1 0.500" in next(ln for ln in out.splitlines() if ln.startswith("good"))
+    monkeypatch.setenv("ASGM_APP_AUTOPREPARE", "0")
+    at = AppTest.from_file(str(PROJECT_ROOT / "pages" / "4_Compare.py"), default_timeout=120)
+    at.run()
+    assert not at.exception
+    assert snapshot(data_env / "models") == before
+
+
+def test_evaluate_applies_the_masked_filter_as_training_does(data_env, capsys):
+    """Wrong 9: a fully masked test patch (training would drop it) used to be scored."""
+    from asgm.model.runs import create_run
+
+    store = small_store(data_env / "stores")
+    folder = create_run(ExperimentConfig(store=str(store.root), bands=RGB_BANDS, epochs=1), "done")
+    folder.set_status("completed")
+    split = store.index()[["sample_id", "label", "lon", "lat"]].assign(cluster=0, split="test")
+    split.loc[split["sample_id"].isin(["pos-0000", "neg-0000"]), "split"] = "val"
+    folder.file("split.csv").write_text(split.to_csv(index=False))
+    folder.file("metrics.json").write_text("{not json")  # unclear class: evaluate rewrites it, no traceback
+    _save_tiny_keras_model(folder.model_path)
+    write_tif(store.patch_path("neg-0002"), np.zeros((3, 48, 48), np.uint16), RGB_BANDS,
+              like=store.patch_path("neg-0002"))  # all pixels masked
+    rc, out, err = cli(capsys, "evaluate", "done", "--bootstrap", "0", "--json")
+    assert rc == 0, err
+    import pandas as pd
+
+    preds = pd.read_csv(folder.file("predictions.csv"))
+    assert "neg-0002" not in set(preds["sample_id"]) and len(preds) == 5
+    assert json.loads(folder.file("metrics.json").read_text())["n"] == 3
+
+
+@pytest.mark.parametrize("damage, expected", [
+    ("label 7", "index label is 7, not 0 or 1"),
+    ("duplicated row", "lists 1 sample_id(s) more than once (e.g. pos-0001)"),
+    ("other CRS", "CRS is EPSG:32619, its index row says EPSG:"),
+    ("other centre", "m from the point of its index row"),
+])
+def test_patches_check_finds_bad_index_rows(data_env, capsys, damage, expected):
+    """Wrong 10: these rows used to pass ``patches check`` (exit 0)."""
+    store = small_store(data_env / "stores")
+    index = store.root / "index.csv"
+    import pandas as pd
+
+    df = pd.read_csv(index, dtype={"sample_id": str})
+    if damage == "label 7":
+        df.loc[df["sample_id"] == "pos-0001", "label"] = 7
+    elif damage == "duplicated row":
+        df = pd.concat([df, df[df["sample_id"] == "pos-0001"]])
+    elif damage == "other CRS":
+        df.loc[df["sample_id"] == "pos-0001", "epsg"] = 32619 if df["epsg"].iloc[0] != 32619 else 32620
+    else:
+        df.loc[df["sample_id"] == "pos-0001", "lat"] += 0.01  # ~1.1 km
+    index.write_text(df.to_csv(index=False))
+    before = snapshot(store.root)
+    rc, out, _ = cli(capsys, "patches", "check", "--store", store.root)
+    assert rc == 1 and expected.split("EPSG:32619")[-1] in out
+    if damage != "other CRS":
+        assert expected in out
+    assert snapshot(store.root) == before
+
+
+def test_osm_fetch_xml_checks_node_coordinates(data_env, capsys):
+    """Wrong 11: a way through nodes at lat 123 / lon -361.5 used to be cached."""
+    xml = data_env / "bad.osm"
+    xml.write_text('<?xml version="1.0"?>\n<osm version="0.6">\n'
+                   '<node id="1" lat="6.4" lon="-61.8"/>\n<node id="2" lat="123" lon="-361.5"/>\n'
+                   '<way id="3"><nd ref="1"/><nd ref="2"/><tag k="highway" v="track"/></way>\n</osm>\n')
+    rc, out, err = cli(capsys, "osm", "fetch", "--xml", xml)
+    assert rc == 1 and out == ""
+    one_line(err, "node 2 is at lat 123 / lon -361.5, beyond ±90/±180")
+    assert not any((data_env / "data").rglob("*.parquet"))

@@ -425,6 +425,26 @@ class PatchStore:
             cause = " ".join(str(exc).replace(str(path), path.name).split())[:200]
             raise PatchStoreError(f"{where}: unreadable GeoTIFF ({cause})") from None
 
+    def _check_placement(self, sample_id: str, row: dict[str, Any]) -> None:
+        """``PatchStoreError`` when the file's CRS or centre disagrees with its index row (OSM masks and the
+        Map footprint are drawn from the row): a different EPSG, or a centre more than a pixel away."""
+        import rasterio
+        from pyproj import Transformer
+
+        where = f"patch {sample_id!r} ({self.patch_path(sample_id).relative_to(self.root)})"
+        with rasterio.open(self.patch_path(sample_id)) as src:
+            epsg, transform, size = src.crs.to_epsg(), src.transform, src.width
+        if epsg != int(row["epsg"]):
+            raise PatchStoreError(f"{where}: CRS is EPSG:{epsg}, its index row says EPSG:{int(row['epsg'])}; "
+                                  "re-fetch the patch or rebuild the store")
+        x, y = Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True).transform(float(row["lon"]),
+                                                                                          float(row["lat"]))
+        cx, cy = transform.c + transform.a * (size // 2 + 0.5), transform.f + transform.e * (size // 2 + 0.5)
+        off = float(((cx - x) ** 2 + (cy - y) ** 2) ** 0.5)
+        if not off <= abs(transform.a) * 1.5:
+            raise PatchStoreError(f"{where}: its centre is {off:.0f} m from the point of its index row "
+                                  f"({float(row['lon']):.5f}, {float(row['lat']):.5f}); re-fetch the patch or rebuild the store")
+
     def check(self, sample_ids: Sequence[str] | None = None, pixels: bool = True, workers: int = 2,
               progress: Callable[[int, int], None] | None = None) -> StoreCheck:
         """Verify the patches (all, or ``sample_ids``) against the index: every file present and readable
@@ -442,11 +462,23 @@ class PatchStore:
                     f"{len(stray)} patch file(s) are not in the index (e.g. {', '.join(stray[:3])}): the index may "
                     "have been cut or replaced")
 
+        dup = sorted(df.loc[df["sample_id"].duplicated(), "sample_id"].astype(str).unique())
+        if dup:
+            out.store_problems.append(f"the index lists {len(dup)} sample_id(s) more than once (e.g. "
+                                      f"{', '.join(dup[:3])}); rebuild the store")
+        rows = {str(r["sample_id"]): r for r in df.to_dict("records")}
+
         def one(sid: str) -> tuple[str, float | None, str | None]:
             if sid not in indexed:
                 return sid, None, "not in the index"
             try:
-                return sid, self.inspect_file(sid, pixels=pixels), None
+                label = rows[sid]["label"]
+                if label not in (0, 1):
+                    raise PatchStoreError(f"patch {sid!r}: index label is {label!r}, not 0 or 1 (training would "
+                                          "drop it); fix the row or rebuild the store")
+                frac = self.inspect_file(sid, pixels=pixels)
+                self._check_placement(sid, rows[sid])
+                return sid, frac, None
             except PatchStoreError as exc:
                 return sid, None, str(exc)
 

@@ -221,6 +221,21 @@ def model_file_problem(path: Path) -> str | None:
     return None
 
 
+#: metrics.json values every list and page formats as numbers.
+NUMERIC_METRICS = ("f1", "precision", "recall", "threshold", "pr_auc", "temperature", "ece")
+
+
+def metrics_problem(metrics: Any) -> str | None:
+    """Why a parsed metrics.json cannot be shown (not an object, a non-numeric metric), or None."""
+    if metrics is None:
+        return None
+    if not isinstance(metrics, dict):
+        return "metrics.json is not a JSON object"
+    bad = [k for k in NUMERIC_METRICS if metrics.get(k) is not None
+           and (isinstance(metrics[k], bool) or not isinstance(metrics[k], int | float))]
+    return f"metrics.json has non-numeric {', '.join(f'{k}={metrics[k]!r}' for k in bad)}" if bad else None
+
+
 def _info(folder: RunFolder) -> RunInfo:
     """Read one run folder; problems become status 'corrupt' with an error instead of raising."""
     errors: list[str] = []
@@ -250,6 +265,10 @@ def _info(folder: RunFolder) -> RunInfo:
             metrics = _read_json(folder.file("metrics.json"))
         except (json.JSONDecodeError, UnicodeDecodeError):
             errors.append("metrics.json is unreadable")
+        bad = metrics_problem(metrics)
+        if bad:
+            errors.append(bad)
+            metrics = None
     state = status.get("status", "corrupt")
     error = status.get("error")
     if state in ("running", "queued") and status.get("pid") and not pid_alive(status.get("pid")):

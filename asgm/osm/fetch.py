@@ -497,20 +497,33 @@ def _osmnx_version() -> str:
 def _xml_snapshot(path: Path) -> str | None:
     """The data date of an OSM XML file: ``<meta osm_base=...>`` (Overpass output), else the newest
     element ``timestamp`` attribute, else None."""
-    newest = None
+    newest = base = None
     try:
         for n, (_, elem) in enumerate(ET.iterparse(path, events=("start",))):
             if n == 0 and elem.tag != "osm":  # e.g. an HTML error page saved instead of the extract
                 raise OsmFetchError(f"{path} is not OSM XML: its root element is <{elem.tag}>, not <osm>; "
                                     "export the data again")
+            if elem.tag == "node":
+                _check_node(path, elem)
             if elem.tag == "meta" and elem.get("osm_base"):
-                return elem.get("osm_base")
+                base = base or elem.get("osm_base")
             ts = elem.get("timestamp")
             if ts and (newest is None or ts > newest):
                 newest = ts
     except ET.ParseError as exc:
         raise OsmFetchError(f"{path} is not valid OSM XML ({exc}); export it again (e.g. from Overpass with out meta)") from exc
-    return newest
+    return base or newest
+
+
+def _check_node(path: Path, elem: ET.Element) -> None:
+    """The ±90/±180 check ``--polygon`` and ``--vectors`` make, for one ``<node>`` of an OSM XML file."""
+    try:
+        lat, lon = float(elem.get("lat", "nan")), float(elem.get("lon", "nan"))
+    except ValueError:
+        lat = lon = float("nan")
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise OsmFetchError(f"{path}: node {elem.get('id')} is at lat {elem.get('lat')} / lon {elem.get('lon')}, "
+                            "beyond ±90/±180 (or not a number); the file is damaged: export the data again")
 
 
 def fetch_xml(

@@ -113,11 +113,19 @@ def evaluate_run(run_id: str, n_boot: int = N_BOOT) -> dict[str, Any]:
     split = pd.read_csv(folder.file("split.csv"), dtype={"sample_id": str})
     model = load_keras_model(folder.model_path)
     store = PatchStore.open(config.store)
-    from asgm.model.inputs import verify_rows
+    from asgm.model.inputs import masked_filter, verify_rows
 
-    verify_rows(store, split.loc[split["split"].isin(["val", "test"]), "sample_id"])
+    scored = split[split["split"].isin(["val", "test"])].copy()
+    scored["masked_fraction"] = scored["sample_id"].map(verify_rows(store, scored["sample_id"]))
+    # The masked-patch filter of training, on the pixels: a patch training would drop is not scored either.
+    kept, _ = masked_filter(scored, config.masked_limit_pos, config.masked_limit_neg)
+    split = split[~split["split"].isin(["val", "test"]) | split["sample_id"].isin(kept["sample_id"])]
     metrics, preds = score(model, store, config, split, n_boot=n_boot)
-    old = folder.read_json("metrics.json") if folder.file("metrics.json").exists() else {}
+    try:
+        old = folder.read_json("metrics.json") if folder.file("metrics.json").exists() else {}
+    except (ValueError, UnicodeDecodeError):  # not JSON: evaluate is the way to rewrite it
+        old = {}
+    old = old if isinstance(old, dict) else {}
     for key in ("best_epoch", "best_epoch_by", "epochs_run", "batch_size", "class_weights", "counts", "store",
                 "store_source", "channels", "train_seconds"):
         if key in old:
