@@ -786,3 +786,17 @@ def test_osm_fetch_xml_checks_node_coordinates(data_env, capsys):
     assert rc == 1 and out == ""
     one_line(err, "node 2 is at lat 123 / lon -361.5, beyond ±90/±180")
     assert not any((data_env / "data").rglob("*.parquet"))
+
+
+def test_osm_rasterize_on_a_full_disk_keeps_the_old_masks(osm_store, data_env):
+    """Wrong 4: a full disk used to leave cut masks and exit 0 (GDAL only logs a failed write)."""
+    store, lon, lat = osm_store
+    again = _vectors(data_env / "again.parquet", [[(lon - 0.02, lat), (lon + 0.02, lat)]])
+    before = snapshot(store.root)
+    rc, out, err, _ = subprocess_cli(data_env, "osm", "rasterize", "--store", store.root, "--vectors", again,
+                                     limit_file_bytes=150)
+    assert rc == 1 and out == "" and "Traceback" not in err
+    message = [ln for ln in err.splitlines() if ln.startswith("asgm osm:")]  # libtiff prints its own line too
+    assert len(message) == 1 and "could not write" in message[0] and "probably full" in message[0]
+    assert {k: v for k, v in snapshot(store.root).items() if ".tmp-" not in k} == before
+    assert not list(store.root.rglob(".tmp-*"))

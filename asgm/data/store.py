@@ -328,6 +328,7 @@ class PatchStore:
                 dst.update_tags(**tags)
                 for i, band in enumerate(patch.bands, start=1):
                     dst.set_band_description(i, band)
+            _written(tmp, data, path)
         return {
             "sample_id": patch.sample_id, "label": int(patch.label), "set": patch.set,
             "lon": float(patch.lon), "lat": float(patch.lat), "epsg": patch.grid.epsg, "size": patch.grid.size,
@@ -519,6 +520,7 @@ class PatchStore:
                 dst.write(masks.astype(np.uint8))
                 for i, layer in enumerate(layers, start=1):
                     dst.set_band_description(i, layer)
+            _written(tmp, masks.astype(np.uint8), self.osm_path(sample_id))
 
     def read_osm(self, sample_id: str) -> tuple[np.ndarray, tuple[str, ...]] | None:
         """(layers, H, W) uint8 masks and their layer names, or None when the patch has none."""
@@ -577,6 +579,25 @@ class PatchStore:
         if lines != n + 1:
             return None
         return n, dict(by_label), dict(by_set)
+
+
+def _written(tmp: Path, data: np.ndarray, target: Path) -> None:
+    """Read a just-written GeoTIFF back: GDAL only logs a failed write (a full disk, a file size limit) and
+    leaves a cut file, so a file that does not read back as ``data`` is a ``DiskFullError`` before it can
+    replace ``target``."""
+    import numpy as np
+    import rasterio
+    from rasterio.errors import RasterioError
+
+    try:
+        with rasterio.open(tmp) as src:
+            same = bool(np.array_equal(src.read(), data))
+    except (RasterioError, OSError):
+        same = False
+    if not same:
+        raise atomic.DiskFullError(
+            f"could not write {target} completely (the disk or quota is probably full); free disk space and try "
+            "again. The previous version of the file, if any, is unchanged")
 
 
 def _counts(df: pd.DataFrame, column: str) -> dict[str, int]:
