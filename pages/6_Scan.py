@@ -216,8 +216,8 @@ with change_tab:
         a = c1.selectbox("Earlier scan", names, index=len(names) - 1, format_func=labels_by_name.get, key="change_a")
         partners = [n for n in names if scan_results.comparable(by_name[a], by_name[n])]
         if not partners:
-            st.warning(f"No other finished scan has the grid of `{a}` (same area, window and stride): scan the same "
-                       "area with the same run for another year.")
+            st.warning(f"No other finished scan has the grid and run of `{a}` (same area, window and stride; run "
+                       f"`{by_name[a].run_id}`): scan the same area with the same run for another year.")
         else:
             b = c2.selectbox("Later scan", partners, format_func=labels_by_name.get, key="change_b")
             try:

@@ -800,3 +800,26 @@ def test_osm_rasterize_on_a_full_disk_keeps_the_old_masks(osm_store, data_env):
     assert len(message) == 1 and "could not write" in message[0] and "probably full" in message[0]
     assert {k: v for k, v in snapshot(store.root).items() if ".tmp-" not in k} == before
     assert not list(store.root.rglob(".tmp-*"))
+
+
+def test_scan_diff_refuses_scans_of_different_runs(data_env, capsys):
+    """Wrong 5: the difference between two runs' scans used to be reported as new mining; the Region scan
+    page's Change over time offered such pairs and its pickers did not show the run."""
+    import shutil
+
+    from asgm.scan import results as scan_results
+
+    a = _scan_folder(data_env / "data")
+    b = a.parent / "other"
+    shutil.copytree(a, b)
+    manifest = json.loads((b / "scan.json").read_text())
+    manifest["identity"].update(run_id="another", year=2022)
+    (b / "scan.json").write_text(json.dumps(manifest))
+    before = snapshot(data_env)
+    rc, out, err = cli(capsys, "scan", "diff", a, b, "--out", data_env / "change")
+    assert rc == 1 and out == ""
+    one_line(err, "made by different runs (r and another)", "scan both years with the same run")
+    assert snapshot(data_env) == before
+    entries = {e.name: e for e in scan_results.list_scans()}
+    assert not scan_results.comparable(entries["area"], entries["other"])  # the page offers no such pair
+    assert "run r" in entries["area"].label and "run another" in entries["other"].label

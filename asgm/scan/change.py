@@ -36,6 +36,10 @@ def diff_scans(a: str | Path, b: str | Path, out: str | Path | None = None) -> d
     if ia["grid"] != ib["grid"]:
         raise ScanError("the two scans use different grids (area, window or stride); scan both years with the same "
                         "area and run")
+    if ia.get("run_id") != ib.get("run_id"):
+        # Another model's differences are not change on the ground (issue 22: they read as new mining).
+        raise ScanError(f"the two scans were made by different runs ({ia.get('run_id')} and {ib.get('run_id')}): "
+                        "their difference is the models', not change on the ground; scan both years with the same run")
     grid = ScanGrid(**ia["grid"])
     both = np.isfinite(ca["prob"]) & np.isfinite(cb["prob"])
     da, db = ca["detected"], cb["detected"]

@@ -55,7 +55,7 @@ class ScanEntry:
         what = (f"{self.detections} detection(s), {self.detected_area_ha:.1f} ha" if self.finished
                 else "not finished")
         syn = " · SYNTHETIC" if self.synthetic else ""
-        return f"{self.name} · {self.year or '?'} · {self.source}{syn} · {what}"
+        return f"{self.name} · {self.year or '?'} · run {self.run_id or '?'} · {self.source}{syn} · {what}"
 
 
 def _mtime(path: Path) -> float:
@@ -293,8 +293,10 @@ def window_probability(s: FinishedScan, i: int, j: int) -> float | None:
 
 # -- change between two scans --------------------------------------------------------------------------
 def comparable(a: ScanEntry, b: ScanEntry) -> bool:
-    """Two different finished scans on the same grid (same area, window and stride)."""
-    return a.name != b.name and a.finished and b.finished and a.grid is not None and a.grid == b.grid
+    """Two different finished scans on the same grid (same area, window and stride) made by the same run (another
+    model's differences are not change on the ground)."""
+    return (a.name != b.name and a.finished and b.finished and a.grid is not None and a.grid == b.grid
+            and a.run_id == b.run_id)
 
 
 def change(a: str, b: str, root: Path | None = None) -> tuple[dict[str, Any], Any]:
