@@ -34,6 +34,13 @@ def _full(exc: OSError, target: Path) -> DiskFullError | None:
     )
 
 
+def _umask() -> int:
+    """The process umask (read by setting it, so set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path next to ``target``; on success rename it onto ``target``.
@@ -50,6 +57,9 @@ def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
         raise full from exc
     os.close(fd)
     tmp_path = Path(tmp)
+    # mkstemp makes the file 0600; a file written here should have the mode any new file gets (0644 under
+    # umask 0022), so a server running as another user can read it.
+    os.chmod(tmp_path, 0o666 & ~_umask())
     try:
         yield tmp_path
         os.replace(tmp_path, target)

@@ -51,6 +51,21 @@ def mirror_dir() -> Path | None:
     return Path(value).expanduser().resolve() if value else None
 
 
+class TextEncodingError(AsgmError):
+    """A text file the user gave that is not UTF-8."""
+
+
+def read_text(path: str | Path) -> str:
+    """A user's text file (GeoJSON, JSON, TOML, CSV) as UTF-8, with or without a BOM (common from Windows
+    tools); another encoding (e.g. Latin-1) is a ``TextEncodingError`` saying to save it as UTF-8."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise TextEncodingError(f"{path} is not UTF-8 text (byte {exc.start} is 0x{data[exc.start]:02x}; "
+                                "Latin-1 or another encoding?): save it as UTF-8 and try again") from None
+
+
 def invalid_fields(exc: ValidationError, limit: int = 5) -> str:
     """A pydantic validation error as one line: ``field: problem; field: problem``."""
     return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors()[:limit])
@@ -130,7 +145,7 @@ class ExperimentConfig(BaseModel):
         path = Path(path)
         kind = "TOML" if path.suffix.lower() == ".toml" else "JSON"
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_text(path)
             raw = tomllib.loads(text) if kind == "TOML" else json.loads(text)
         except FileNotFoundError:
             raise ConfigError(f"config file {path} not found") from None

@@ -823,3 +823,86 @@ def test_scan_diff_refuses_scans_of_different_runs(data_env, capsys):
     entries = {e.name: e for e in scan_results.list_scans()}
     assert not scan_results.comparable(entries["area"], entries["other"])  # the page offers no such pair
     assert "run r" in entries["area"].label and "run another" in entries["other"].label
+
+
+# -- 9. issue 22: unclear messages made one line ---------------------------------------------------------
+@pytest.mark.parametrize("args, expected", [
+    (["--batch-size", "0"], "--batch-size must be at least 1 (got 0)"),
+    (["--workers", "0"], "--workers must be at least 1 (got 0)"),
+    (["--scheduler", "bogus"], "--scheduler 'bogus' is not 'none', 'local' or a scheduler address"),
+    (["--out", "FILE"], "is a file; give a folder to write into"),
+    (["--out", "READONLY/scan"], "is not writable"),
+])
+def test_scan_run_bad_options_are_one_line(data_env, capsys, args, expected):
+    if os.geteuid() == 0 and "READONLY/scan" in args:
+        pytest.skip("root can write into a read-only folder")
+    (data_env / "FILE").write_text("mine\n")
+    (data_env / "READONLY").mkdir()
+    (data_env / "READONLY").chmod(0o500)
+    args = [str(data_env / a) if a in ("FILE", "READONLY/scan") else a for a in args]
+    flags = {"--out": str(data_env / "scan"), **dict(zip(args[::2], args[1::2], strict=True))}
+    before = snapshot(data_env)
+    rc, out, err = cli(capsys, "scan", "run", "--aoi=-62.2,6.4,-62.18,6.42", "--year", "2021", "--run", "r",
+                       "--source", "stac", *[x for kv in flags.items() for x in kv])
+    assert rc == 1 and out == ""
+    one_line(err, expected)
+    assert snapshot(data_env) == before and not (data_env / "scan").exists()
+
+
+def test_scan_diff_out_onto_a_file_is_one_line(data_env, capsys):
+    a = _scan_folder(data_env / "data")
+    (data_env / "FILE").write_text("mine\n")
+    rc, out, err = cli(capsys, "scan", "diff", a, a, "--out", data_env / "FILE")
+    assert rc == 1
+    one_line(err, "is a file; give a folder")
+    assert (data_env / "FILE").read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("field, value", [("size", "big"), ("bands", 5), ("synthetic", "yes"), ("patches", "6")])
+def test_a_store_json_with_wrong_types_is_one_line(data_env, capsys, field, value):
+    store = small_store(data_env / "stores")
+    meta = json.loads((store.root / "store.json").read_text())
+    (store.root / "store.json").write_text(json.dumps({**meta, field: value}))
+    before = snapshot(store.root)
+    for args in (["patches", "list", "--store", store.root], ["train", "--store", store.root, "--epochs", "1"]):
+        rc, out, err = cli(capsys, *args)
+        assert rc == 1 and out == ""
+        one_line(err, "store.json is corrupt", f"field {field!r}", "restore it or rebuild the store")
+    assert snapshot(store.root) == before
+
+
+def test_atomic_writes_honour_the_umask(tmp_path):
+    from asgm import atomic
+
+    old = os.umask(0o022)
+    try:
+        atomic.write_text(tmp_path / "a.json", "{}")
+        assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
+        os.umask(0o077)
+        atomic.write_text(tmp_path / "b.json", "{}")
+        assert (tmp_path / "b.json").stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.parametrize("kind", ["geojson", "csv", "config"])
+def test_utf8_bom_is_read_and_latin1_says_save_as_utf8(data_env, capsys, kind):
+    from asgm.config import ConfigError, TextEncodingError
+    from asgm.data.points import PointsError, read_labelled_points, read_points_file
+
+    text = {"geojson": json.dumps({"type": "FeatureCollection", "features": [{"type": "Feature", "properties":
+                                   {"name": "Caroní"}, "geometry": {"type": "Point", "coordinates": [-62.1, 6.4]}}]}, ensure_ascii=False),
+            "csv": "lon,lat,label,name\n-62.1,6.4,1,Caroní\n",
+            "config": '{"name": "Caroní", "epochs": 1}'}[kind]
+    path = data_env / f"in.{'json' if kind == 'config' else kind}"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+
+    def read() -> object:
+        if kind == "config":
+            return ExperimentConfig.from_file(path)
+        return read_points_file(path, "p", 0, "p") if kind == "geojson" else read_labelled_points(path)
+
+    assert read() is not None  # the BOM is fine
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises((TextEncodingError, ConfigError, PointsError), match="save it as UTF-8"):
+        read()

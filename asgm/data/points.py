@@ -6,6 +6,7 @@ Sample ids are the set prefix and the point's position in its upstream file (``p
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from numpy.typing import ArrayLike
 from shapely.geometry import Point
 
 from asgm import registry
+from asgm.config import read_text
 from asgm.errors import AsgmError
 
 #: set name -> (registry key, sample_id prefix, label)
@@ -52,7 +54,7 @@ def read_points_file(path: str | Path, prefix: str, label: int, set_name: str,
     if path.stat().st_size == 0:
         raise PointsError(f"{path}: the file is empty; expected a GeoJSON FeatureCollection of Points")
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(read_text(path))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise PointsError(f"{path}: not valid GeoJSON ({exc}); expected a FeatureCollection of Points") from exc
     if not isinstance(raw, dict) or raw.get("type") != "FeatureCollection" or not isinstance(raw.get("features"), list):
@@ -131,7 +133,7 @@ def read_labelled_points(path: str | Path, label_column: str = LABEL_COLUMN, lab
         props = df
     else:
         gdf = read_points_file(path, stem, 0, set_name)  # geometry, range and duplicate checks
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(read_text(path))
         props = pd.DataFrame([(f or {}).get("properties") or {} for f in raw["features"]])
         df = pd.DataFrame({"lon": gdf["lon"], "lat": gdf["lat"]})
     if label_column in props.columns:
@@ -160,7 +162,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise PointsError(f"{path}: file not found")
     try:
-        df = pd.read_csv(path)
+        df = pd.read_csv(io.StringIO(read_text(path)))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise PointsError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]}); expected columns lon, lat "
                           f"and {LABEL_COLUMN}") from None

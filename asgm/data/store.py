@@ -83,9 +83,24 @@ class StoreMeta:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> StoreMeta:
         raw = dict(raw)
+        _check_types(raw)
         raw["bands"] = tuple(raw["bands"])
         raw["credits"] = tuple(raw.get("credits", ()))
         return cls(**raw)
+
+
+def _check_types(raw: dict[str, Any]) -> None:
+    """``TypeError`` naming the first store.json field of the wrong type (a hand-edited file)."""
+    expect: dict[str, tuple[type, ...]] = {
+        "name": (str,), "source": (str,), "size": (int,), "product_level": (str,), "synthetic": (bool,),
+        "patches": (int, type(None)), "date_start": (str,), "date_end": (str,), "extra": (dict,),
+        "by_label": (dict, type(None)), "by_set": (dict, type(None))}
+    for key, types in expect.items():
+        if key in raw and (not isinstance(raw[key], types) or (bool not in types and isinstance(raw[key], bool))):
+            raise TypeError(f"field {key!r} is {raw[key]!r}, expected {' or '.join(t.__name__ for t in types)}")
+    bands = raw.get("bands")
+    if not isinstance(bands, list) or not all(isinstance(b, str) for b in bands):
+        raise TypeError(f"field 'bands' is {bands!r}, expected a list of band names")
 
 
 @dataclass
@@ -207,8 +222,8 @@ class PatchStore:
             raise PatchStoreError(f"no patch store {name!r} at {folder} (stores present: {present}).{hint}")
         try:
             meta = StoreMeta.from_dict(json.loads(meta_file.read_text(encoding="utf-8")))
-        except (json.JSONDecodeError, TypeError, KeyError, UnicodeDecodeError) as exc:
-            raise PatchStoreError(f"{meta_file} is corrupt ({exc}); rebuild the store") from exc
+        except (ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:  # JSON errors are ValueErrors
+            raise PatchStoreError(f"{meta_file} is corrupt ({exc}); restore it or rebuild the store") from None
         if meta.name != folder.name and _NAME_RE.match(folder.name):
             # A copied or renamed store is called by its folder, never by the name it was built under.
             meta = replace(meta, name=folder.name)

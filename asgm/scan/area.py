@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from asgm.config import read_text
 from asgm.errors import AsgmError
 from asgm.grid import utm_epsg
 
@@ -41,7 +42,7 @@ def load_aoi(value: Any) -> Any:
     if not path.is_file():
         raise AoiError(f"{text!r} is neither a GeoJSON file nor a bbox 'west,south,east,north' in degrees")
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(read_text(path))
     except (OSError, ValueError) as exc:
         raise AoiError(f"{path} is not readable GeoJSON ({type(exc).__name__}: {exc}); export the area as GeoJSON") from None
     return aoi_from_geojson(raw, str(path))
@@ -104,3 +105,34 @@ def _to_utm(geom: Any, epsg: int) -> Any:
     return transform(Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True).transform, geom)
 
 
+
+
+def check_out_folder(out: str | Path, what: str = "--out") -> Path:
+    """``ScanError`` when ``out`` cannot be the folder a scan or change is written into: an existing file, or
+    a folder (or its nearest existing parent) this process cannot write. Nothing is created."""
+    import os
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ScanError(f"{what} {out} is a file; give a folder to write into")
+    probe = out
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ScanError(f"{what} {out}: {probe} is a file, not a folder; give another folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ScanError(f"{what} {out}: {probe} is not writable; give a folder you can write to")
+    return out
+
+
+def check_scan_options(batch_size: int, workers: int, scheduler: Any, tile_windows: int = 1) -> None:
+    """``ScanError`` for options a scan cannot run with, before anything is read or written."""
+    if batch_size < 1:
+        raise ScanError(f"--batch-size must be at least 1 (got {batch_size})")
+    if workers < 1:
+        raise ScanError(f"--workers must be at least 1 (got {workers})")
+    if tile_windows < 1:
+        raise ScanError(f"--tile-windows must be at least 1 (got {tile_windows})")
+    if isinstance(scheduler, str) and scheduler not in ("local",) and "://" not in scheduler:
+        raise ScanError(f"--scheduler {scheduler!r} is not 'none', 'local' or a scheduler address like "
+                        "tcp://HOST:8786")

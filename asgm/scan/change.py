@@ -23,6 +23,10 @@ def diff_scans(a: str | Path, b: str | Path, out: str | Path | None = None) -> d
     With ``out``, writes ``change.geojson`` and ``change.json`` there."""
     import pandas as pd
 
+    from asgm.scan.area import check_out_folder
+
+    if out is not None:
+        check_out_folder(out)
     scans = []
     for d in (Path(a), Path(b)):
         try:

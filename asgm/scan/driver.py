@@ -196,6 +196,10 @@ def scan(
 
     from asgm.sources.common import product_level_warning
 
+    from asgm.scan.area import check_out_folder, check_scan_options
+
+    check_scan_options(batch_size, workers, scheduler, tile_windows)
+    check_out_folder(out_dir)
     t0 = time.monotonic()
     pl = plan(aoi, year, run_id, source=source, stac_url=stac_url, stride=stride, high=high, low=low,
               tile_windows=tile_windows, max_masked=max_masked, max_area_km2=max_area_km2)
