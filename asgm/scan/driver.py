@@ -194,9 +194,8 @@ def scan(
     from shapely import wkb
     from shapely.geometry import mapping
 
-    from asgm.sources.common import product_level_warning
-
     from asgm.scan.area import check_out_folder, check_scan_options
+    from asgm.sources.common import product_level_warning
 
     check_scan_options(batch_size, workers, scheduler, tile_windows)
     check_out_folder(out_dir)
