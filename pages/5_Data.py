@@ -125,6 +125,7 @@ if st.button("Fetch patches", type="primary", disabled=not can_launch):
         st.error("Cannot fetch: " + "; ".join(problems) + ".")
     else:
         try:
+            aj.check_fetch_request(store_name, start.isoformat(), end.isoformat())  # before saving the upload
             points_file = aj.save_upload(upload_points, up.name) if upload_points is not None else None
             command = aj.fetch_patches_command(source=source, store=store_name, size=int(size), start=start.isoformat(),
                                                end=end.isoformat(), point_sets=point_sets, points_file=points_file,

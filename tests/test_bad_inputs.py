@@ -906,3 +906,34 @@ def test_utf8_bom_is_read_and_latin1_says_save_as_utf8(data_env, capsys, kind):
     path.write_bytes(text.encode("latin-1"))
     with pytest.raises((TextEncodingError, ConfigError, PointsError), match="save it as UTF-8"):
         read()
+
+
+@pytest.mark.parametrize("store, start, end, expected", [
+    ("../../evil", "2021-01-01", "2022-01-01", "invalid store name '../../evil'"),
+    ("a b", "2021-01-01", "2022-01-01", "invalid store name 'a b'"),
+    ("ok", "2022-01-01", "2021-01-01", "the date range is empty"),
+])
+def test_data_page_requests_are_checked_before_a_job_starts(data_env, store, start, end, expected):
+    """The Data page calls these before launching (``asgm.app.jobs``): no job, no job folder."""
+    from asgm.app import jobs as aj
+    from asgm.errors import AsgmError
+
+    with pytest.raises(AsgmError, match=re.escape(expected)):
+        aj.fetch_patches_command(source="stac", store=store, size=48, start=start, end=end, point_sets=["positives"])
+    if store != "ok":
+        with pytest.raises(AsgmError, match=re.escape(expected)):
+            aj.osm_commands(store=store, date="current", keys=["highway"], buffer_m=0, all_touched=False, exclude=())
+    assert not (data_env / "data").exists() or not any((data_env / "data").rglob("*"))
+
+
+def test_train_launch_refuses_a_cut_index(data_env):
+    """The Train page launches with ``runs.launch``: a cut index is refused there, before any job starts."""
+    from asgm.data.store import PatchStoreError
+    from asgm.model import runs
+
+    store = small_store(data_env / "data" / "stores")
+    index = store.root / "index.csv"
+    index.write_text("".join(index.read_text().splitlines(keepends=True)[:3]))
+    with pytest.raises(PatchStoreError, match="the index was truncated"):
+        runs.launch(ExperimentConfig(store="toy", bands=RGB_BANDS, epochs=1))
+    assert not (data_env / "models").exists() or not any((data_env / "models").iterdir())

@@ -146,9 +146,20 @@ def save_upload(points: Any, name: str) -> Path:
     return write_points_file(points, target)
 
 
+def check_fetch_request(store: str, start: str, end: str) -> tuple[str, str]:
+    """``AsgmError`` for a store name that is not a plain folder name or an empty date range; the ISO dates."""
+    from asgm.data.store import check_name
+    from asgm.sources.common import parse_date_range
+
+    check_name(store)
+    return parse_date_range(start, end)
+
+
 def fetch_patches_command(*, source: str, store: str, size: int, start: str, end: str, point_sets: list[str] | None = None,
                           points_file: Path | None = None, limit: int | None = None) -> list[str]:
-    """The ``asgm patches fetch`` command of a Data page request."""
+    """The ``asgm patches fetch`` command of a Data page request; a bad store name or date range is refused
+    here (``check_fetch_request``), before any job starts."""
+    start, end = check_fetch_request(store, start, end)
     args = ["patches", "fetch", "--source", source, "--store", store, "--size", str(size), "--start", start,
             "--end", end, "--no-progress"]
     args += ["--points-file", str(points_file)] if points_file else ["--points", ",".join(point_sets or [])]
@@ -159,7 +170,11 @@ def fetch_patches_command(*, source: str, store: str, size: int, start: str, end
 
 def osm_commands(*, store: str, date: str, keys: list[str], buffer_m: float, all_touched: bool,
                  exclude: Sequence[str], include: Sequence[str] = ()) -> tuple[list[str], list[str]]:
-    """``asgm osm fetch --store`` then ``asgm osm rasterize`` for a Data page request."""
+    """``asgm osm fetch --store`` then ``asgm osm rasterize`` for a Data page request (a bad store name is
+    refused here)."""
+    from asgm.data.store import check_name
+
+    check_name(store)
     fetch = jobs.asgm_command("osm", "fetch", "--store", store, "--date", date, "--keys", *keys)
     raster = ["osm", "rasterize", "--store", store, "--layers", *keys, "--buffer", f"{buffer_m:g}",
               "--all-touched" if all_touched else "--no-all-touched"]

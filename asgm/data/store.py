@@ -135,6 +135,15 @@ def masked_fraction(data: np.ndarray) -> float:
     return float((data.astype(np.float32).mean(axis=0) < MASKED_DN).mean())
 
 
+def check_name(name: str) -> str:
+    """A store name as given, or ``PatchStoreError`` for one that is not a plain folder name (``../../evil``,
+    ``a b``): checked before a job is launched, so the refusal is on the page, not in a job log."""
+    if not _NAME_RE.match(name or ""):
+        raise PatchStoreError(f"invalid store name {name!r}: use letters, digits, '_', '-', '.' (at most 64, "
+                              "starting with a letter or digit)")
+    return name
+
+
 def list_stores(root: Path | None = None) -> list[str]:
     """Names of the patch stores present on disk."""
     root = root or stores_dir()
@@ -191,8 +200,7 @@ class PatchStore:
     @classmethod
     def create(cls, meta: StoreMeta, root: Path | None = None, overwrite: bool = False) -> PatchStore:
         """Create (or, with ``overwrite``, empty and recreate) a store named ``meta.name``."""
-        if not _NAME_RE.match(meta.name):
-            raise PatchStoreError(f"invalid store name {meta.name!r}: use letters, digits, '_', '-', '.'")
+        check_name(meta.name)
         folder = (root or stores_dir()) / meta.name
         if (folder / "store.json").exists() and not overwrite:
             raise PatchStoreError(f"patch store {meta.name!r} already exists at {folder}; pass overwrite to rebuild it")

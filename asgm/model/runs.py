@@ -405,7 +405,9 @@ def launch(config: ExperimentConfig, run_id: str | None = None, max_active: int 
     from asgm.model.store_fit import store_problems
 
     refuse_duplicate(config)
-    problems = store_problems(PatchStore.open(config.store), config)
+    store = PatchStore.open(config.store)
+    store.index()  # a cut, emptied or deleted index is refused here, not in the background job's log
+    problems = store_problems(store, config)
     if problems:
         raise RunError("cannot train this config: " + "; ".join(problems) + ".")
     folder = create_run(config, run_id or new_run_id(config), status="queued")
