@@ -13,7 +13,7 @@ import streamlit as st
 from asgm.app import jobs as aj
 from asgm.app import loaders, page
 from asgm.config import OSM_LAYERS
-from asgm.data.points import EARTH_GENOME_SETS, STUDY_SETS, PointsError
+from asgm.data.points import EARTH_GENOME_SETS, STUDY_SETS, PointsError, placement_note
 from asgm.data.store import list_stores
 from asgm.errors import AsgmError
 
@@ -79,6 +79,10 @@ else:
             counts = upload_points["label"].value_counts().to_dict()
             st.success(f"{up.name}: {len(upload_points)} points ({counts.get(1, 0)} mining, {counts.get(0, 0)} not "
                        f"mining), sample ids {upload_points.sample_id.iloc[0]}…")
+            extent, where = placement_note(upload_points)
+            st.caption(extent)
+            if where:
+                st.warning(where)
         except PointsError as exc:
             st.error(f"{exc}. Nothing was saved; fix the file and upload it again.")
 

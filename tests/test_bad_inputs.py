@@ -937,3 +937,21 @@ def test_train_launch_refuses_a_cut_index(data_env):
     with pytest.raises(PatchStoreError, match="the index was truncated"):
         runs.launch(ExperimentConfig(store="toy", bands=RGB_BANDS, epochs=1))
     assert not (data_env / "models").exists() or not any((data_env / "models").iterdir())
+
+
+def test_uploaded_points_show_their_extent_and_hint_at_swapped_coordinates(data_env):
+    """An upload at lon 6.9, lat -61.5 (lat, lon swapped) used to be accepted silently; the Data page shows
+    ``placement_note`` under the upload."""
+    import pandas as pd
+
+    from asgm.app import jobs as aj
+    from asgm.data.points import placement_note
+
+    swapped = "lon,lat,label\n6.9,-61.5,1\n6.95,-61.55,0\n"
+    pts = aj.validate_upload("mine.csv", swapped.encode())
+    extent, warning = placement_note(pts)
+    assert extent == "extent lon 6.9000 … 6.9500, lat -61.5500 … -61.5000 (2 point(s))"
+    assert warning is not None and "2 of 2 point(s) lie on no country" in warning and "lists lat before lon" in warning
+    assert placement_note(pd.DataFrame({"lon": [-61.5], "lat": [6.9]}))[1] is None  # Venezuela: fine
+    ocean = placement_note(pd.DataFrame({"lon": [-30.0], "lat": [0.5]}))[1]  # mid-Atlantic either way round
+    assert ocean is not None and "on no country" in ocean

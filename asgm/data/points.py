@@ -267,3 +267,24 @@ def save_random_negatives(gdf: gpd.GeoDataFrame, seed: int, path: str | Path | N
     with atomic.atomic_path(out, suffix=".geojson") as tmp:
         gdf.to_file(tmp, driver="GeoJSON")
     return out
+
+
+def placement_note(points: pd.DataFrame) -> tuple[str, str | None]:
+    """(the points' extent as one line, a warning or None) for a user's upload: points on no country (the
+    ocean, or far from any land Sentinel-2 images) are named, with a hint when swapping lon and lat would put
+    them on land (a file written lat, lon)."""
+    from asgm.data.regions import country_codes
+
+    lon, lat = points["lon"].to_numpy(float), points["lat"].to_numpy(float)
+    extent = (f"extent lon {lon.min():.4f} … {lon.max():.4f}, lat {lat.min():.4f} … {lat.max():.4f} "
+              f"({len(points)} point(s))")
+    off = country_codes(lon, lat) == ""
+    if not off.any():
+        return extent, None
+    warning = (f"{int(off.sum())} of {len(points)} point(s) lie on no country (in the ocean or far from any land, "
+               f"so from any imagery), e.g. lon {lon[off][0]:.4f}, lat {lat[off][0]:.4f}")
+    swapped_ok = np.all(np.abs(lon[off]) <= 90) and (country_codes(lat[off], lon[off]) != "").all()
+    if swapped_ok:
+        warning += ("; with lon and lat swapped they fall on land: the file probably lists lat before lon — "
+                    "check its columns or coordinate order")
+    return extent, warning
