@@ -17,6 +17,18 @@ half-written. Read top to bottom, this is the list of those promises:
 6. Smaller: refused stores leave no run folder, damaged cached downloads say so offline, the kill -9
    message only points at a log that exists, foreground training refuses duplicates.
 7. A region scan's damaged outputs are a one-line message; the list of scans still loads.
+8. Nothing is overwritten by accident, no broken patch is classified silently (issue 22, wrong cases):
+   ``train --run-id`` never reuses a run; ``synthetic build`` never replaces a store (real ones never);
+   ``predict --out`` refuses the data/models folders and existing files without ``--force``; a full disk
+   in ``osm rasterize`` keeps the old masks; ``scan diff`` needs scans of one run (the page pairs only
+   those and shows the run); non-numeric metrics make a run "corrupt"; a NaN threshold is refused; every
+   prediction path validates the pixels as ``patches check`` does; ``evaluate`` applies the masked
+   filter; ``patches check`` catches label 7, duplicated rows and a CRS/centre off its row; ``osm fetch
+   --xml`` checks node coordinates.
+9. One line where a traceback was (issue 22, unclear classes): scan options and ``--out`` folders,
+   ``store.json`` field types, a non-JSON metrics.json in ``evaluate``; page requests (store names, dates,
+   a cut index) refused before a job starts; written files honour the umask; text files may carry a UTF-8
+   BOM and others are told "save it as UTF-8"; uploaded points show their extent and swapped lon/lat.
 """
 
 from __future__ import annotations
