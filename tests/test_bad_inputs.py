@@ -967,3 +967,22 @@ def test_uploaded_points_show_their_extent_and_hint_at_swapped_coordinates(data_
     assert placement_note(pd.DataFrame({"lon": [-61.5], "lat": [6.9]}))[1] is None  # Venezuela: fine
     ocean = placement_note(pd.DataFrame({"lon": [-30.0], "lat": [0.5]}))[1]  # mid-Atlantic either way round
     assert ocean is not None and "on no country" in ocean
+
+
+def test_advice_fits_the_case(data_env, capsys):
+    """Wrong advice mended: the user's own unreadable vectors file is not 'fetched again', and a store missing
+    only store.json is not 'no patch store'."""
+    store = small_store(data_env / "data" / "stores")
+    own = data_env / "mine.parquet"
+    own.write_bytes(b"not parquet")
+    rc, _, err = cli(capsys, "osm", "rasterize", "--store", store.root, "--vectors", own)
+    assert rc == 1
+    line = one_line(err, "could not read OSM vectors", "export it again")
+    assert "fetch again" not in line
+    (store.root / "store.json").unlink()
+    before = snapshot(store.root)
+    rc, _, err = cli(capsys, "patches", "list", "--store", "toy")
+    assert rc == 1
+    line = one_line(err, "has its patches but no store.json", "restore store.json")
+    assert "no patch store" not in line
+    assert snapshot(store.root) == before

@@ -224,6 +224,9 @@ class PatchStore:
         """Open an existing store by name (or path)."""
         folder = Path(name) if Path(name).is_dir() else (root or stores_dir()) / name
         meta_file = folder / "store.json"
+        if not meta_file.is_file() and ((folder / "index.csv").is_file() or (folder / "patches").is_dir()):
+            raise PatchStoreError(f"store {name!r} at {folder} has its patches but no store.json (what the store "
+                                  "holds); restore store.json from a backup or rebuild the store")
         if not meta_file.is_file():
             present = ", ".join(list_stores(root)) or "none"
             hint = " Build it with `asgm demo build`." if name == "demo" else ""

@@ -120,10 +120,11 @@ def read_vectors(path: str | Path) -> gpd.GeoDataFrame:
         else:
             gdf = gpd.read_file(path)
     except Exception as exc:  # pyarrow / pyogrio raise many types for a damaged file
-        raise OsmFetchError(
-            f"could not read OSM vectors from {path} ({type(exc).__name__}: {exc}); "
-            "delete it and fetch again (`asgm osm fetch ... --refresh`)"
-        ) from exc
+        # A cached download can be fetched again; the user's own file can only be fixed or exported again.
+        cached = path.resolve().is_relative_to(osm_dir().resolve())
+        advice = ("delete it and fetch again (`asgm osm fetch ... --refresh`)" if cached else
+                  "check that it is a GeoParquet, GeoPackage or GeoJSON file, or export it again")
+        raise OsmFetchError(f"could not read OSM vectors from {path} ({type(exc).__name__}: {exc}); {advice}") from exc
     if gdf.crs is None:
         raise OsmFetchError(f"{path}: the OSM vectors have no CRS; write them in EPSG:4326 (lon/lat)")
     for k in OSM_LAYERS:
