@@ -986,3 +986,19 @@ def test_advice_fits_the_case(data_env, capsys):
     line = one_line(err, "has its patches but no store.json", "restore store.json")
     assert "no patch store" not in line
     assert snapshot(store.root) == before
+
+
+@pytest.mark.parametrize("page", ["pages/1_Map.py", "pages/2_Patch_viewer.py", "pages/3_Train.py"])
+def test_pages_stay_up_with_a_store_json_of_wrong_types(data_env, monkeypatch, page):
+    from streamlit.testing.v1 import AppTest
+
+    from asgm.config import PROJECT_ROOT
+
+    monkeypatch.setenv("ASGM_APP_AUTOPREPARE", "0")
+    store = small_store(data_env / "data" / "stores", name="demo")
+    meta = json.loads((store.root / "store.json").read_text())
+    (store.root / "store.json").write_text(json.dumps({**meta, "size": "big"}))
+    at = AppTest.from_file(str(PROJECT_ROOT / page), default_timeout=120)
+    at.query_params["store"] = "demo"
+    at.run()
+    assert not at.exception
