@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from asgm.errors import AsgmError, one_line
 
@@ -80,6 +80,56 @@ Holdout = Literal["caroni", "venezuela", "peru", "brazil", "bolivia", "colombia"
 HOLDOUTS: tuple[str, ...] = get_args(Holdout)
 
 
+class InputEncoding(BaseModel):
+    """How a model's band inputs are encoded before they reach it (recorded with the store and the run).
+
+    ``reflectance``: the store's reflectance as it is (DN / 10000, clipped to [0, 1]). ``display_rgb_8bit``:
+    what Earth Genome's chip galleries hold, reflectance clipped at ``clip`` and quantised to ``levels``
+    display levels (level = round(min(r, clip) / clip x (levels - 1)), r = level / (levels - 1) x clip;
+    ``asgm.model.inputs.encode_bands`` applies it). Encoding is idempotent: pixels already encoded stay as
+    they are."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Literal["reflectance", "display_rgb_8bit"] = "reflectance"
+    clip: float | None = Field(None, gt=0, le=1, description="Reflectance shown at the top display level.")
+    levels: int | None = Field(None, ge=2, le=65536, description="Display levels (256 for 8 bits).")
+
+    @model_validator(mode="after")
+    def _fields_fit_name(self) -> InputEncoding:
+        if self.name == "reflectance" and (self.clip is not None or self.levels is not None):
+            raise ValueError("the reflectance encoding takes no clip or levels")
+        if self.name == "display_rgb_8bit" and (self.clip is None or self.levels is None):
+            raise ValueError("the display_rgb_8bit encoding needs clip and levels")
+        return self
+
+    def describe(self) -> str:
+        """One phrase for pages and reports."""
+        if self.name == "reflectance":
+            return "reflectance (DN / 10000)"
+        return f"{self.name} (reflectance clipped at {self.clip:g}, {self.levels} levels)"
+
+    def display_levels(self, dn: Any) -> Any:
+        """Display levels (float64 integers 0..levels-1) of DN (reflectance x 10000): the gallery stretch."""
+        import numpy as np
+
+        top = float(self.clip or 1.0) * 10000.0
+        return np.rint(np.clip(np.asarray(dn, dtype=np.float64) / top, 0.0, 1.0) * ((self.levels or 2) - 1))
+
+    def levels_to_dn(self, levels: Any) -> Any:
+        """DN (float64 integers) of display levels: how the gallery packs turn chips into store pixels."""
+        import numpy as np
+
+        top = float(self.clip or 1.0) * 10000.0
+        return np.rint(np.asarray(levels, dtype=np.float64) / ((self.levels or 2) - 1) * top)
+
+
+#: Full-range reflectance: fetched (STAC, Earth Engine) and synthetic stores.
+REFLECTANCE = InputEncoding()
+#: Earth Genome's chip galleries (demo and Amazon packs): RGB = clip(DN / 3000, 0, 1) x 255 as 8 bits.
+DISPLAY_RGB_8BIT = InputEncoding(name="display_rgb_8bit", clip=0.3, levels=256)
+
+
 class ExperimentConfig(BaseModel):
     """Everything that defines a training run. Saved as ``config.json`` in every run folder."""
 
@@ -116,6 +166,9 @@ class ExperimentConfig(BaseModel):
     split_seed: int | None = Field(None, description="Seed of the spatial split (None: same as seed).")
     lr_schedule: Literal["constant", "cosine"] = Field(
         "constant", description="'cosine': learning rate decays to 0 over the epochs (cosine).")
+    encoding: InputEncoding | None = Field(
+        None, description="How band inputs are encoded (asgm.config.InputEncoding); None: the training store's, "
+        "recorded in the run's config.json when training starts (asgm.data.store.with_store_encoding).")
 
     @field_validator("osm_layers", mode="before")
     @classmethod

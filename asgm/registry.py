@@ -76,6 +76,11 @@ FILES: dict[str, UpstreamFile] = {
         UpstreamFile("caroni_holdout", _EG + "data/boundaries/geo_holdout_caroni.geojson",
                      "9330ea2ae2af21bbecd127fa82c3b8d64ffea94d06400beb5ff761fb77c76d9d", 385,
                      "Geographic holdout rectangle over the Río Caroní", "CC BY 4.0 (Earth Genome)"),
+        UpstreamFile("ukis_csmask_scene", "dlr-eoc/ukis-csmask/bcd8ea0ec73f588a8b58b334a92b85c96b00b6a2/"
+                     "tests/testfiles/sentinel2.npz",
+                     "b0bb793c4b53dbe99839372de70fcfa1b375147f0c6f0f936b3b2a321a0e7062", 3850021,
+                     "A real Sentinel-2 scene (512 x 512, 6 bands of TOA reflectance, clouds; no georeference, no "
+                     "known mining) for encoding and false-alarm checks", "Apache-2.0 (dlr-eoc/ukis-csmask)"),
     ]
 }
 

@@ -14,8 +14,10 @@ from streamlit_folium import st_folium  # imported at script run so tests can mo
 
 from asgm.app import assets, loaders, page
 from asgm.app import jobs as aj
+from asgm.config import REFLECTANCE
 from asgm.errors import AsgmError
 from asgm.maps import leaflet
+from asgm.model import store_fit
 from asgm.scan import request as scan_request
 from asgm.scan import results as scan_results
 
@@ -77,6 +79,9 @@ with new_tab:
     ee_ok, ee_text = aj.earth_engine_account()
     choices = [k for k in SOURCES if k != "gee" or ee_ok]
     source = st.radio("Imagery", choices, format_func=SOURCES.get, key="scan_source")
+    if run_id is not None:
+        st.caption(store_fit.encoding_note(next(r.config for r in usable if r.run_id == run_id), REFLECTANCE,
+                                           "the composite's windows"))
     if not ee_ok:
         st.caption(ee_text + " — Earth Engine is offered when credentials are configured.")
     mosaic_path = ""

@@ -11,7 +11,7 @@ import pytest
 from _engine import toy_store
 from _engine import wait_until as _wait
 
-from asgm.config import S2_BANDS, ExperimentConfig
+from asgm.config import REFLECTANCE, S2_BANDS, ExperimentConfig
 from asgm.model import runs
 from asgm.model.runs import RunFolder, create_run
 from asgm.training.train import train
@@ -29,7 +29,9 @@ def test_completed_run_and_corrupt_model(data_env):
     cfg = ExperimentConfig(store=str(st.root), bands=S2_BANDS, epochs=1, batch_size=8)
     run_id = train(cfg, n_boot=50)
     info = runs.get_run(run_id)
-    assert info.status == "completed" and info.config == cfg and info.metrics["threshold"] > 0
+    # The run records the encoding of its training store's pixels (a reflectance store here).
+    assert info.status == "completed" and info.config == cfg.model_copy(update={"encoding": REFLECTANCE})
+    assert '"name": "reflectance"' in (info.path / "config.json").read_text() and info.metrics["threshold"] > 0
     model = runs.load_model(run_id)
     assert model.count_params() == 116_577
     preds = runs.predictions(run_id)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from _engine import toy_store
 
-from asgm.config import S2_BANDS, ExperimentConfig
+from asgm.config import REFLECTANCE, S2_BANDS, ExperimentConfig
 from asgm.data.store import PatchStoreError
 from asgm.model.inputs import DatasetError
 from asgm.model.runs import RunFolder, create_run
@@ -32,7 +32,8 @@ def test_two_epoch_run_leaves_a_complete_run_folder(data_env):
     assert not list(f.root.glob(".tmp-*"))  # atomic writes left nothing behind
     status = f.read_json("status.json")
     assert status["status"] == "completed" and status["error"] is None
-    assert ExperimentConfig.model_validate_json(f.file("config.json").read_text()) == _cfg(st, class_weight=True)
+    recorded = ExperimentConfig.model_validate_json(f.file("config.json").read_text())
+    assert recorded == _cfg(st, class_weight=True).model_copy(update={"encoding": REFLECTANCE})
     m = f.read_json("metrics.json")
     assert METRIC_KEYS <= set(m)
     assert m["best_epoch"] in (1, 2) and m["batch_size"] == 8

@@ -276,6 +276,17 @@ def product_level_note(run_config: ExperimentConfig, store_name: str) -> str | N
     return note(trained, here)
 
 
+def encoding_note(run_config: ExperimentConfig, store_name: str) -> str | None:
+    """The one line saying which input encoding the run expects and that the store's patches get it
+    (``asgm.model.store_fit.encoding_note``); None when the store cannot be opened."""
+    from asgm.model.store_fit import encoding_note as note
+
+    try:
+        return note(run_config, open_store(store_name))
+    except PatchStoreError:
+        return None
+
+
 @st.cache_data(max_entries=8, show_spinner=False)
 def _map_points(store_name: str | None, run_id: str | None, store_v: float, run_v: float) -> pd.DataFrame:
     try:

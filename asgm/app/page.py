@@ -11,7 +11,7 @@ import streamlit as st
 
 from asgm import CREDITS
 from asgm.app import assets
-from asgm.app.loaders import completed_runs, product_level_note, store_problems
+from asgm.app.loaders import completed_runs, encoding_note, product_level_note, store_problems
 from asgm.app.prepare import auto_prepare
 from asgm.config import RGB_BANDS, ExperimentConfig
 from asgm.errors import AsgmError
@@ -145,6 +145,8 @@ def run_can_classify(run_id: str, run_config: ExperimentConfig, store_name: str)
         return False
     if note := product_level_note(run_config, store_name):
         st.warning(note)
+    if note := encoding_note(run_config, store_name):
+        st.caption(note)
     return True
 
 

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from asgm import atomic
-from asgm.config import stores_dir
-from asgm.errors import AsgmError
+from asgm.config import DISPLAY_RGB_8BIT, REFLECTANCE, ExperimentConfig, InputEncoding, stores_dir
+from asgm.errors import AsgmError, one_line
 
 if TYPE_CHECKING:
     import numpy as np
@@ -79,6 +79,9 @@ class StoreMeta:
     #: needs no read of the index.
     by_label: dict[str, int] | None = None
     by_set: dict[str, int] | None = None
+    #: How the pixels are encoded (``asgm.config.InputEncoding`` as a dict); None for stores made before it was
+    #: recorded (``store_encoding`` then tells it from the source).
+    encoding: dict[str, Any] | None = None
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> StoreMeta:
@@ -124,6 +127,37 @@ class Patch:
     def masked_fraction(self) -> float:
         """Share of pixels whose mean over the bands is below 10 DN (cloud-masked or no data)."""
         return masked_fraction(self.data)
+
+
+#: Sources whose stores hold Earth Genome's display-stretched chips (asgm.sources.gallery).
+GALLERY_SOURCES = ("demo", "amazon")
+
+
+def store_encoding(meta: StoreMeta) -> InputEncoding:
+    """The encoding of a store's pixels: the one ``store.json`` records, else (stores built before it was
+    recorded) ``display_rgb_8bit`` for the gallery packs and ``reflectance`` for every other store."""
+    if meta.encoding is not None:
+        try:
+            return InputEncoding.model_validate(meta.encoding)
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            raise PatchStoreError(f"store {meta.name!r} records an invalid encoding {meta.encoding!r} "
+                                  f"({one_line(exc)}); rebuild the store") from None
+    if meta.source in GALLERY_SOURCES or "stretch" in meta.extra:
+        return DISPLAY_RGB_8BIT
+    return REFLECTANCE
+
+
+def with_store_encoding(config: ExperimentConfig, root: Path | None = None) -> ExperimentConfig:
+    """``config`` with its input encoding filled in from its training store when it records none (configs
+    written before encodings were recorded, or a new config about to train). A training store that is gone
+    leaves the gallery packs' names (``demo``, ``amazon``) their encoding and every other name reflectance."""
+    if config.encoding is not None:
+        return config
+    try:
+        encoding = store_encoding(PatchStore.open(config.store, root=root).meta)
+    except PatchStoreError:
+        encoding = DISPLAY_RGB_8BIT if config.store in GALLERY_SOURCES else REFLECTANCE
+    return config.model_copy(update={"encoding": encoding})
 
 
 def masked_fraction(data: np.ndarray) -> float:

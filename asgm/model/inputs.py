@@ -1,8 +1,12 @@
 """Dataset assembly from a patch store: row selection, the study's masked-patch filter, model inputs,
 and a streaming ``tf.data`` pipeline.
 
-Model input (DEVELOPING.md): Sentinel-2 DN of ``config.bands`` / 10000 clipped to [0, 1], then the OSM
-masks (0/1) in ``config.osm_layers`` order. Nothing is fitted to the data, so normalisation cannot leak.
+Model input (DEVELOPING.md): Sentinel-2 DN of ``config.bands`` in the run's input encoding
+(``encode_bands``: reflectance = DN / 10000 clipped to [0, 1]; display_rgb_8bit = that reflectance clipped
+at 0.3 and quantised to 256 levels, as Earth Genome's chips were made), then the OSM masks (0/1) in
+``config.osm_layers`` order. ``encode_bands`` is the one rule: ``prepare_input`` (predict, the app, scans)
+and ``PatchSource`` (training, scoring, store prediction) both call it. Nothing is fitted to the data, so
+normalisation cannot leak.
 
 Memory: patches are kept (if at all) as their compact on-disk dtypes (uint16 DN, uint8 masks) and are
 only turned into float32 one batch at a time inside the pipeline, so 1,259 patches of 256x256x17 never
@@ -30,7 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 import pandas as pd
 
-from asgm.config import ExperimentConfig
+from asgm.config import REFLECTANCE, ExperimentConfig, InputEncoding
 from asgm.data.store import DN_SCALE, PatchStore
 from asgm.errors import AsgmError, one_line
 
@@ -149,14 +153,50 @@ def validate_pixels(sample_id: str, data: np.ndarray) -> None:
                            "rebuild it (`asgm patches check` lists every such file)")
 
 
+def _encode(dn: np.ndarray, encoding: InputEncoding) -> np.ndarray:
+    """The encoding rule on any numeric DN array (float64 arithmetic), as float32 model input."""
+    if encoding.name == "display_rgb_8bit":
+        dn = encoding.levels_to_dn(encoding.display_levels(dn))
+    # DN -> float32 first, then / 10000 in float32: uint16 -> float32 is exact, so the LUT equals this.
+    return np.clip(np.asarray(dn).astype(np.float32) / np.float32(DN_SCALE), 0.0, 1.0)
+
+
+_luts: dict[InputEncoding, np.ndarray] = {}
+
+
+def _lut(encoding: InputEncoding) -> np.ndarray:
+    """``_encode`` of every uint16 DN (256 KB), so a batch is encoded by one gather."""
+    lut = _luts.get(encoding)
+    if lut is None:
+        lut = _luts[encoding] = _encode(np.arange(65536, dtype=np.uint16), encoding)
+    return lut
+
+
+def encode_bands(dn: np.ndarray, encoding: InputEncoding | None, out: np.ndarray | None = None) -> np.ndarray:
+    """Model input (float32, same shape) of band DN (reflectance x 10000) in a run's input ``encoding``
+    (None: reflectance). The one rule every input goes through; idempotent, so pixels already encoded
+    (the gallery chips) come out as they went in. uint16 DN (store patches, composites) are encoded by a
+    lookup table built with the same rule; ``out`` receives the result when given."""
+    dn = np.asarray(dn)
+    encoding = encoding or REFLECTANCE
+    if dn.dtype == np.uint16:
+        return np.take(_lut(encoding), dn, out=out, mode="clip")  # clip: no bounds pass (uint16 fits)
+    x = _encode(dn, encoding)
+    if out is None:
+        return x
+    out[...] = x
+    return out
+
+
 def prepare_input(data: np.ndarray, bands: Sequence[str], osm: tuple[np.ndarray, Sequence[str]] | None,
                   config: ExperimentConfig) -> np.ndarray:
-    """One model input (H, W, C) float32 from a (bands, H, W) DN array and optional OSM masks."""
+    """One model input (H, W, C) float32 from a (bands, H, W) DN array and optional OSM masks: the bands in
+    the run's encoding (``encode_bands``), then the masks."""
     try:
         idx = [list(bands).index(b) for b in config.bands]
     except ValueError:
         raise DatasetError(f"patch has bands {list(bands)}, the model needs {list(config.bands)}") from None
-    x = np.clip(np.asarray(data)[idx].astype(np.float32) / DN_SCALE, 0.0, 1.0)
+    x = encode_bands(np.asarray(data)[idx], config.encoding)
     if config.osm_layers:
         if osm is None:
             raise DatasetError(
@@ -255,8 +295,8 @@ class PatchSource:
         for k, (i, code) in enumerate(zip(idx.tolist(), codes.tolist(), strict=True)):
             try:
                 dn, masks = self._compact(int(i))
-                # DN / 10000 in float32 written straight into the batch (uint16 -> float32 is exact).
-                np.divide(_d4(dn, code), np.float32(DN_SCALE), out=out[k, :, :, :nb])
+                # The run's encoding written straight into the batch.
+                encode_bands(_d4(dn, code), self.config.encoding, out=out[k, :, :, :nb])
                 if masks is not None:
                     out[k, :, :, nb:] = _d4(masks, code)
             except Exception as exc:  # e.g. a file replaced by a 47-px one: numpy's shape error
@@ -264,8 +304,6 @@ class PatchSource:
                 cause = str(exc) if isinstance(exc, AsgmError) else f"patch {sid!r}: {one_line(exc)}"
                 self.failure = self.failure or DatasetError(cause)
                 raise DatasetError(cause) from exc
-        # DN are >= 0, so clipping to [0, 1] only needs the upper bound.
-        np.minimum(out[..., :nb], np.float32(1.0), out=out[..., :nb])
         return out
 
     def warm(self) -> None:

@@ -36,6 +36,7 @@ from pydantic import ValidationError
 
 from asgm import atomic
 from asgm.config import ExperimentConfig, invalid_fields, models_dir
+from asgm.data.store import with_store_encoding
 from asgm.errors import AsgmError, one_line
 from asgm.jobs.runner import pid_alive
 
@@ -143,10 +144,11 @@ def refuse_reuse(run_id: str, config: ExperimentConfig) -> None:
 
 
 def read_run_config(folder: RunFolder) -> ExperimentConfig:
-    """The run's ``config.json``; a missing or invalid one is a ``RunError`` saying what to do."""
+    """The run's ``config.json`` (its input encoding filled in from its training store when it was trained
+    before encodings were recorded); a missing or invalid one is a ``RunError`` saying what to do."""
     path = folder.file("config.json")
     try:
-        return ExperimentConfig.model_validate_json(path.read_text(encoding="utf-8"))
+        return with_store_encoding(ExperimentConfig.model_validate_json(path.read_text(encoding="utf-8")))
     except FileNotFoundError:
         raise RunError(f"run {folder.run_id!r} has no config.json ({path}); delete the run folder") from None
     except (ValueError, UnicodeDecodeError) as exc:  # JSON and pydantic errors are ValueErrors
@@ -242,6 +244,7 @@ def _info(folder: RunFolder) -> RunInfo:
     config = None
     try:
         config = ExperimentConfig.model_validate_json(folder.file("config.json").read_text(encoding="utf-8"))
+        config = with_store_encoding(config)  # runs trained before encodings were recorded
     except FileNotFoundError:
         errors.append("config.json is missing")
     except Exception as exc:  # pydantic or JSON errors: report, never raise while listing
@@ -404,8 +407,9 @@ def launch(config: ExperimentConfig, run_id: str | None = None, max_active: int 
     from asgm.data.store import PatchStore
     from asgm.model.store_fit import store_problems
 
-    refuse_duplicate(config)
     store = PatchStore.open(config.store)
+    config = with_store_encoding(config)  # recorded in the run's config.json: the encoding it trains on
+    refuse_duplicate(config)
     store.index()  # a cut, emptied or deleted index is refused here, not in the background job's log
     problems = store_problems(store, config)
     if problems:

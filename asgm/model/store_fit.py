@@ -7,8 +7,8 @@ is launched that would fail in the background), and the app's Train, Map and Pat
 
 from __future__ import annotations
 
-from asgm.config import ExperimentConfig
-from asgm.data.store import PatchStore
+from asgm.config import REFLECTANCE, ExperimentConfig, InputEncoding
+from asgm.data.store import PatchStore, store_encoding
 
 
 def store_problems(store: PatchStore, config: ExperimentConfig) -> list[str]:
@@ -49,3 +49,18 @@ def product_level_note(trained_on: PatchStore, store: PatchStore) -> str | None:
     from asgm.sources.common import product_level_warning
 
     return product_level_warning(trained_on.meta.product_level, store.meta.product_level)
+
+
+def encoding_note(config: ExperimentConfig, held: InputEncoding | PatchStore, what: str = "this store's patches") -> str:
+    """One line for where a model meets a store or a scan: the encoding the model expects and that it was
+    applied to ``what`` (pixels held in encoding ``held``, or a store's own)."""
+    if isinstance(held, PatchStore):
+        held = store_encoding(held.meta)
+    expects = config.encoding or REFLECTANCE
+    if expects == held or expects == REFLECTANCE:
+        how = f"{what} are fed as they are ({held.name})"
+    elif held == REFLECTANCE:
+        how = f"{what} hold reflectance and are encoded that way before the model sees them"
+    else:
+        how = f"{what} ({held.name}) are re-encoded that way (pixels already encoded stay unchanged)"
+    return f"Input encoding: the model expects {expects.describe()}; {how}."

@@ -42,7 +42,7 @@ import numpy as np
 from affine import Affine
 
 from asgm import atomic
-from asgm.config import ExperimentConfig
+from asgm.config import REFLECTANCE, ExperimentConfig
 from asgm.errors import AsgmError
 from asgm.grid import RESOLUTION_M, PatchGrid, utm_epsg
 from asgm.jobs.dask_client import dask_client
@@ -276,6 +276,8 @@ def scan(
         "windows_per_s": round(new_windows / tile_seconds, 1) if jobs and tile_seconds > 0 else None,
         "scheduler": None if scheduler is None else (scheduler if isinstance(scheduler, str) else "client"),
         "seconds": round(time.monotonic() - t0, 3), "warnings": warnings,
+        # Every window went through asgm.model.inputs.encode_bands in the run's encoding.
+        "input_encoding": (run.config.encoding or REFLECTANCE).model_dump(),
     })
     atomic.write_json(out / "summary.json", summary)
     return summary

@@ -230,13 +230,13 @@ def open_or_create_store(meta: StoreMeta, compare_extra: Sequence[str] = ()) -> 
 
 def store_meta(source: Any, name: str | None = None) -> StoreMeta:
     """The metadata of a store of ``source``'s Sentinel-2 patches (default name ``<source>-<size>``)."""
-    from asgm.config import S2_BANDS
+    from asgm.config import REFLECTANCE, S2_BANDS
 
     return StoreMeta(
         name=name or f"{source.name}-{source.size}", source=source.name, bands=S2_BANDS, size=source.size,
         product_level=source.product_level, date_start=source.start, date_end=source.end,
         description=f"Sentinel-2 {source.product_level} median composites from {source.name}",
-        credits=tuple(source.credits), extra=source.store_extra(),
+        credits=tuple(source.credits), extra=source.store_extra(), encoding=REFLECTANCE.model_dump(),
     )
 
 

@@ -9,7 +9,7 @@ Credits: Earth Genome, Amazon Mining Watch (CC BY 4.0); contains modified Copern
 from __future__ import annotations
 
 from asgm import CREDITS, registry
-from asgm.config import RGB_BANDS
+from asgm.config import DISPLAY_RGB_8BIT, RGB_BANDS
 from asgm.data.points import read_points_file
 from asgm.data.store import PatchStore, StoreMeta
 from asgm.errors import AsgmError
@@ -76,6 +76,7 @@ def store_meta(name: str = STORE_NAME, **overrides: object) -> StoreMeta:
         ),
         credits=(CREDITS["earth_genome"], "Contains modified Copernicus Sentinel data 2019.", CREDITS["study"]),
         extra={"stretch": "DN = value / 255 * 3000", "clear_thresholds": dict(CLEAR_THRESHOLDS)},
+        encoding=DISPLAY_RGB_8BIT.model_dump(),
     )
     fields.update(overrides)
     return StoreMeta(**fields)

@@ -3,7 +3,9 @@
 Each gallery PNG is a grid of 48 x 48 px chips (10 m, north-up UTM, centred on the point) with
 RGB = clip([B4, B3, B2] / 3000, 0, 1) * 255 from a Level-1C Cloud Score+ median. We invert the
 display stretch (value / 255 x 0.3 reflectance, i.e. x 3000 DN): approximate top-of-atmosphere
-reflectance, quantized to 256 levels and saturated above 0.3.
+reflectance, quantized to 256 levels and saturated above 0.3. That is the ``display_rgb_8bit`` input
+encoding (``asgm.config.DISPLAY_RGB_8BIT``), recorded in the stores' ``store.json``; a model trained on
+these chips gets every other input encoded the same way (``asgm.model.inputs.encode_bands``).
 
 Negative sets give each point one cloud-threshold code (A = 0.75, F = 0.05, T = 0.1, Z = 0); only A
 and F have galleries, and the chip of point i is the number of points before i with the same code.
@@ -22,7 +24,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from asgm import registry
-from asgm.config import RGB_BANDS
+from asgm.config import DISPLAY_RGB_8BIT, RGB_BANDS
 from asgm.data.store import Patch, PatchStore, StoreMeta
 from asgm.errors import AsgmError
 from asgm.grid import patch_grid
@@ -61,7 +63,7 @@ def cut_chips(gallery: np.ndarray, n: int) -> list[np.ndarray]:
 
 def to_dn(chip: np.ndarray) -> np.ndarray:
     """(48, 48, 3) uint8 display RGB -> (3, 48, 48) uint16 DN for bands B4, B3, B2."""
-    return np.rint(chip.astype(np.float64).transpose(2, 0, 1) / 255.0 * 3000.0).astype(np.uint16)
+    return DISPLAY_RGB_8BIT.levels_to_dn(chip.transpose(2, 0, 1)).astype(np.uint16)
 
 
 def load_gallery(key: str) -> np.ndarray:

@@ -26,7 +26,7 @@ from shapely.ops import transform as shp_transform
 from tqdm import tqdm
 
 from asgm import atomic
-from asgm.config import OSM_LAYERS, S2_BANDS
+from asgm.config import OSM_LAYERS, REFLECTANCE, S2_BANDS
 from asgm.data.store import Patch, PatchStore, PatchStoreError, StoreMeta
 from asgm.errors import AsgmError
 from asgm.grid import PatchGrid, patch_grid
@@ -211,6 +211,7 @@ def build_store(
         date_start="2021-01-01", date_end="2022-01-01", synthetic=True,
         description="SYNTHETIC scenes (not real imagery): generated 12-band reflectances with OSM-like vectors.",
         extra={"seed": seed, "n_pos": n_pos, "n_neg": n_neg, "n_random": n_random},
+        encoding=REFLECTANCE.model_dump(),
     )
     store = PatchStore.create(meta, root=root, overwrite=True)
     specs = ([("syn-pos", 1, "positives", False)] * n_pos

@@ -89,11 +89,14 @@ def train(config: ExperimentConfig, run_id: str | None = None, *, show_progress:
     The folder ends ``completed`` with metrics, ``cancelled`` when a cancel was requested, or
     ``failed`` with the error (the exception is re-raised). ``split_override`` reuses a given split
     (sample_id, split, cluster) instead of computing one, e.g. for ablation retraining."""
-    if run_id is None:
-        from asgm.data.store import PatchStore
+    from asgm.data.store import PatchStore, with_store_encoding
 
+    if run_id is None:
         PatchStore.open(config.store)
-    else:
+    # The run records the encoding its inputs had (the training store's unless the config names one), so
+    # every later input is encoded the same way (asgm.model.inputs.encode_bands).
+    config = with_store_encoding(config)
+    if run_id is not None:
         refuse_reuse(run_id, config)
     folder = create_run(config, run_id, status="running")
     folder.set_status("running", pid=os.getpid(), started=now(), error=None)

@@ -1,0 +1,78 @@
+"""False alarms of the shipped default model on real pixels with no known mining (issue 20, a check: nothing
+is tuned on it).
+
+1. The real Sentinel-2 scene of dlr-eoc/ukis-csmask (400 windows of 48 px at stride 24, clouds included):
+   share of windows called mining when fed as reflectance with the old rule (DN / 10000) and with the
+   run's encoding applied (display_rgb_8bit, ``asgm.model.inputs.encode_bands``).
+2. The real chips' own cloudy negatives: Earth Genome's clear-0.05 gallery of Bolívar negatives (34 chips,
+   already display-encoded, so both rules agree).
+Beside: the model's false-positive rate on its own test split (models/detector-default/metrics.json).
+
+    ASGM_DATA_MIRROR=../shared/data python benchmarks/false_alarms.py [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args()
+    os.environ.setdefault("ASGM_MODELS_DIR", str(REPO / "models"))
+    import numpy as np
+    import real_scene
+
+    from asgm.config import REFLECTANCE
+    from asgm.model import inference, runs
+    from asgm.model.calibration import decide
+    from asgm.model.inputs import encode_bands
+    from asgm.sources.demo import GALLERY_KEYS, NEGATIVE_CODES
+    from asgm.sources.gallery import gallery_chips
+
+    info = runs.get_run("detector-default")
+    cfg, thr, temp = info.config, float(info.metrics["threshold"]), inference.run_temperature(info.metrics)
+    model = runs.load_model("detector-default")
+
+    def share(dn_windows: np.ndarray, encoding) -> float:
+        x = encode_bands(dn_windows, encoding).transpose(0, 2, 3, 1)
+        p = inference.recipe_probabilities(model, np.ascontiguousarray(x), cfg, temp)
+        return float(decide(p, thr).mean())
+
+    dn = real_scene.scene_dn()
+    wins = np.stack([dn[:, r:r + 48, c:c + 48] for r, c in real_scene.window_origins(dn.shape[1])])
+    cloudy = np.stack(gallery_chips(GALLERY_KEYS["F"], NEGATIVE_CODES.count("F")))
+    m = info.metrics
+    out = {
+        "scene_windows": len(wins),
+        "scene_share_mining_old_rule": share(wins, REFLECTANCE),
+        "scene_share_mining_encoded": share(wins, cfg.encoding),
+        "cloudy_negative_chips": len(cloudy),
+        "cloudy_share_mining_old_rule": share(cloudy, REFLECTANCE),
+        "cloudy_share_mining_encoded": share(cloudy, cfg.encoding),
+        "test_split_false_positive_rate": m["fp"] / (m["fp"] + m["tn"]),
+        "test_split_fp_tn": [m["fp"], m["tn"]],
+        "threshold": thr, "encoding": cfg.encoding.model_dump() if cfg.encoding else None,
+    }
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return
+    print(f"real scene, {out['scene_windows']} windows (no known mining): called mining "
+          f"{out['scene_share_mining_old_rule']:.1%} with the old rule (DN/10000), "
+          f"{out['scene_share_mining_encoded']:.1%} with the run's encoding")
+    print(f"cloudy negative chips ({out['cloudy_negative_chips']}, clear 0.05 gallery): "
+          f"{out['cloudy_share_mining_old_rule']:.1%} old rule, {out['cloudy_share_mining_encoded']:.1%} encoded")
+    print(f"test split false-positive rate: {out['test_split_false_positive_rate']:.1%} "
+          f"({m['fp']} of {m['fp'] + m['tn']} negatives), threshold {thr:.3f}")
+
+
+if __name__ == "__main__":
+    main()
