@@ -134,7 +134,8 @@ def refuse_reuse(run_id: str, config: ExperimentConfig) -> None:
         return
     state = folder.status().get("status") if folder.file("status.json").is_file() else None
     try:
-        same = ExperimentConfig.model_validate_json(folder.file("config.json").read_text(encoding="utf-8")) == config
+        queued = ExperimentConfig.model_validate_json(folder.file("config.json").read_text(encoding="utf-8"))
+        same = with_store_encoding(queued) == with_store_encoding(config)
     except (OSError, ValueError):
         same = False
     holds = any(folder.file(n).exists() for n in ("model.keras", "metrics.json", "status.json", "config.json"))
@@ -391,7 +392,9 @@ def _same_config(a: ExperimentConfig, b: ExperimentConfig) -> bool:
 
 
 def refuse_duplicate(config: ExperimentConfig) -> None:
-    """``RunError`` while a run with an identical config is queued or running (foreground or detached)."""
+    """``RunError`` while a run with an identical config is queued or running (foreground or detached).
+    Both sides are compared with their input encoding resolved, as runs record it."""
+    config = with_store_encoding(config)
     for r in list_runs():
         if r.status in ("queued", "running") and r.config is not None and _same_config(r.config, config):
             raise RunError(f"run {r.run_id} with the same config is already {r.status}; wait for it or cancel it "
