@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -38,3 +39,29 @@ def test_default_model_reproduces_its_predictions_on_real_demo_chips(shipped, de
     merged = mine.merge(out, on="sample_id")
     assert np.allclose(merged["prob"], merged["probability"], atol=1e-4)
     assert (merged["pred"] == merged["decision"]).all()
+
+
+def test_models_default_is_committed_and_a_newer_run_never_replaces_it(tmp_path, monkeypatch):
+    """The documented rule: ``models/DEFAULT`` names the shipped run, and a newer completed run (say a
+    1-epoch test run) does not become the default; only a missing or stale DEFAULT falls back, saying so."""
+    import shutil
+    import subprocess
+
+    tracked = subprocess.run(["git", "ls-files", "models/DEFAULT"], cwd=MODELS.parent, capture_output=True,
+                             text=True).stdout.split()
+    assert tracked == ["models/DEFAULT"]
+    assert (MODELS / "DEFAULT").read_text().strip() == "detector-default"
+    root = tmp_path / "models"
+    shutil.copytree(MODELS / "detector-default", root / "detector-default")
+    shutil.copy(MODELS / "DEFAULT", root / "DEFAULT")
+    newer = root / "test-1-epoch"
+    shutil.copytree(MODELS / "detector-default", newer)
+    status = json.loads((newer / "status.json").read_text())
+    (newer / "status.json").write_text(json.dumps({**status, "run_id": newer.name, "created": "2099-01-01T00:00:00+00:00"}))
+    monkeypatch.setenv("ASGM_MODELS_DIR", str(root))
+    assert runs.list_runs()[0].run_id == "test-1-epoch"
+    run_id, why = runs.default_choice()
+    assert run_id == "detector-default" and "DEFAULT" in why
+    (root / "DEFAULT").write_text("gone-run\n")
+    run_id, why = runs.default_choice()
+    assert run_id == "test-1-epoch" and "gone-run" in why and "newest" in why

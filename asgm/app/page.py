@@ -90,7 +90,8 @@ def run_label(r: Any) -> str:
 def selected_run_id(sidebar: bool = True) -> str | None:
     """The run the pages classify with (``st.session_state['run_id']``), picked in the sidebar.
 
-    Defaults to ``asgm.model.runs.default_run_id`` (``models/DEFAULT``, else the newest completed run); kept across page
+    Defaults to ``asgm.model.runs.default_choice`` (the committed ``models/DEFAULT``; the newest completed run
+    only when that names no completed run, said in the sidebar); kept across page
     switches in session state."""
     done = completed_runs()
     ids = [r.run_id for r in done]
@@ -123,6 +124,11 @@ def selected_run_id(sidebar: bool = True) -> str | None:
 
         st.sidebar.selectbox("Model (run)", ids, index=ids.index(current), format_func=lambda rid: labels[rid],
                              key="_run_picker", on_change=_pick)
+        default_id, why = runs.default_choice()
+        if st.session_state["run_id"] == default_id:
+            st.sidebar.caption(f"Active: the default model, {default_id} ({why}).")
+        else:
+            st.sidebar.caption(f"Active: {st.session_state['run_id']}, your choice (default: {default_id}, {why}).")
     return st.session_state["run_id"]
 
 

@@ -174,7 +174,7 @@ def load_keras_model(path: Path) -> Any:
         ) from exc
 
 
-__all__ = ["RunInfo", "RunError", "RunNotFound", "list_runs", "get_run", "default_run_id", "load_model", "predictions",
+__all__ = ["RunInfo", "RunError", "RunNotFound", "list_runs", "get_run", "default_run_id", "default_choice", "load_model", "predictions",
            "launch", "request_cancel"]
 
 @dataclass
@@ -342,19 +342,31 @@ def unusable_reason(run_id: str) -> str | None:
 DEFAULT_FILE = "DEFAULT"
 
 
-def default_run_id(root: Path | None = None) -> str | None:
-    """The run the app classifies with by default: the completed run named in ``models/DEFAULT``, else the
-    newest completed run, else None (nothing trained yet)."""
+def default_choice(root: Path | None = None) -> tuple[str | None, str]:
+    """(run id, why) of the run the app classifies with by default.
+
+    ``models/DEFAULT`` (committed, naming the shipped ``detector-default``) decides: a newer run, however
+    recent, never replaces it silently. Only when that file is absent or names no completed run does the
+    newest completed run stand in, and the reason says so (the sidebar shows it)."""
     root = Path(root or models_dir())
     done = [r for r in list_runs(root) if r.status == "completed" and r.config is not None]
     try:
         named = (root / DEFAULT_FILE).read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError):
         named = ""
-    for r in done:
-        if r.run_id == named:
-            return r.run_id
-    return done[0].run_id if done else None
+    if named and any(r.run_id == named for r in done):
+        return named, f"named in {DEFAULT_FILE} of the models folder"
+    if not done:
+        return None, "no completed run yet"
+    if named:
+        return done[0].run_id, (f"{DEFAULT_FILE} names {named!r}, which is not a completed run here; "
+                                "using the newest completed run")
+    return done[0].run_id, f"no {DEFAULT_FILE} file in the models folder; using the newest completed run"
+
+
+def default_run_id(root: Path | None = None) -> str | None:
+    """The run the app classifies with by default (``default_choice``), or None when nothing is trained."""
+    return default_choice(root)[0]
 
 
 def load_model(run_id: str) -> Any:
