@@ -140,7 +140,9 @@ def test_predict_cli_writes_csv_and_json_summary(recipe_run, tmp_path, capsys):
     assert list(df.columns[:3]) == ["sample_id", "probability", "decision"] and len(df) == len(st) == report["patches"]
     assert ((df.probability >= report["threshold"]).astype(int) == df.decision).all()
     assert report["predicted_mining"] == int(df.decision.sum()) and "against_labels" in report
-    assert main(["predict", "--run", "no-such-run", "--store", str(st.root), "--out", str(out)]) == 1
+    assert main(["predict", "--run", run_id, "--store", str(st.root), "--out", str(out)]) == 1
+    assert "exists; pass --force" in capsys.readouterr().err
+    assert main(["predict", "--run", "no-such-run", "--store", str(st.root), "--out", str(tmp_path / "b.csv")]) == 1
     assert "no run 'no-such-run'" in capsys.readouterr().err
 
 

@@ -57,9 +57,19 @@ class dask_client:
             kw: dict[str, Any] = {"env": worker_env(self.workers)} if self.processes else {}
             # Nannies hand the config they are created under to their worker processes (after the
             # environment, so this cannot go as an environment variable).
-            with dask.config.set(WORKER_CONFIG):
-                cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=self.processes,
-                                       dashboard_address=None, **kw)
+            cluster = None
+            # A worker process that is slow to come up on a loaded machine fails the nanny's start-up once;
+            # a second try is what a user would do by hand.
+            for attempt in (1, 2):
+                try:
+                    with dask.config.set(WORKER_CONFIG):
+                        cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
+                                               processes=self.processes, dashboard_address=None, **kw)
+                    break
+                except RuntimeError as exc:
+                    if attempt == 2:
+                        raise ClusterError(f"the local Dask workers did not start ({exc}); close other "
+                                           "programs or pass fewer workers, then try again") from None
             client = Client(cluster)
             self._own = [client, cluster]
             return client
