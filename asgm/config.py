@@ -45,6 +45,13 @@ def cache_dir() -> Path:
     return data_dir() / "cache"
 
 
+def data_base_url() -> str:
+    """Where upstream files are downloaded from, in the layout of ``raw.githubusercontent.com``
+    (``ASGM_DATA_BASE_URL`` points it at another server holding the same layout, e.g. a local copy)."""
+    value = os.environ.get("ASGM_DATA_BASE_URL") or "https://raw.githubusercontent.com/"
+    return value if value.endswith("/") else value + "/"
+
+
 def mirror_dir() -> Path | None:
     """Local mirror of upstream files (``ASGM_DATA_MIRROR``), or None to use the network."""
     value = os.environ.get("ASGM_DATA_MIRROR")

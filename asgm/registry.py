@@ -1,7 +1,8 @@
 """Upstream files: one pinned URL and sha256 each, fetched with pooch or read from a local mirror.
 
 ``ASGM_DATA_MIRROR=<dir>`` reads ``<dir>/<relpath>`` (the layout of ``raw.githubusercontent.com``)
-instead of the network; tests and CI point it at ``../shared/data``.
+instead of the network; tests and CI point it at ``../shared/data``. ``fill_mirror`` makes such a folder
+from the pinned URLs (``ASGM_DATA_BASE_URL`` overrides the server).
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asgm import atomic
-from asgm.config import cache_dir, mirror_dir
+from asgm.config import cache_dir, data_base_url, mirror_dir
 from asgm.errors import AsgmError
 
-BASE_URL = "https://raw.githubusercontent.com/"
 _STUDY = "selmadissing/ASGM-Detector/0c0d3f71aa91b1961cbd2efe20319bc3d174594b/"
 _EG = "earthrise-media/mining-detector/bbbcb2d722c930626f322bec751a22e4acb22750/"
 
@@ -34,7 +34,7 @@ class UpstreamFile:
 
     @property
     def url(self) -> str:
-        return BASE_URL + self.relpath
+        return data_base_url() + self.relpath
 
 
 FILES: dict[str, UpstreamFile] = {
@@ -234,21 +234,27 @@ def get(key: str, progress: bool = False) -> Path:
                 f"damaged or a different version: replace it with {f.url}"
             )
         return path
-    cached = cache_dir() / f.relpath
+    return _download(f.key, f.relpath, f.sha256, cache_dir(), progress)
+
+
+def _download(key: str, relpath: str, sha256: str, root: Path, progress: bool) -> Path:
+    """``root/relpath``, downloaded from the pinned server if missing and verified against ``sha256``."""
+    url = data_base_url() + relpath
+    cached = root / relpath
     # pooch silently re-downloads a cached copy that fails its checksum; offline that must say so.
-    damaged = cached.is_file() and _sha256(cached) != f.sha256
+    damaged = cached.is_file() and _sha256(cached) != sha256
     import pooch  # here, not at the top: listing what is present (the app's first page) needs no downloader
 
     try:
         return Path(
             pooch.retrieve(
-                url=f.url, known_hash=f"sha256:{f.sha256}", fname=Path(f.relpath).name,
-                path=cache_dir() / Path(f.relpath).parent, progressbar=progress,
+                url=url, known_hash=f"sha256:{sha256}", fname=cached.name, path=cached.parent,
+                progressbar=progress,
             )
         )
     except ValueError as exc:  # pooch raises ValueError on a hash mismatch
         raise DataFetchError(
-            f"{key}: the download from {f.url} failed its checksum ({exc}). Try again later; if it persists the "
+            f"{key}: the download from {url} failed its checksum ({exc}). Try again later; if it persists the "
             f"upstream file changed and the pin in asgm/registry.py needs review"
         ) from exc
     except Exception as exc:  # network errors come from requests/urllib3 in many shapes
@@ -258,9 +264,20 @@ def get(key: str, progress: bool = False) -> Path:
                 f"({type(exc).__name__}); delete it and retry online, or set ASGM_DATA_MIRROR to a local copy"
             ) from exc
         raise DataFetchError(
-            f"{key}: could not download {f.url} ({type(exc).__name__}: {exc}). Check the network, or set "
-            f"ASGM_DATA_MIRROR to a local copy of the files (see README, 'Data')"
+            f"{key}: could not download {url} ({type(exc).__name__}: {exc}). Check the network, or set "
+            f"ASGM_DATA_MIRROR to a local copy of the files (docs/data.md)"
         ) from exc
+
+
+def fill_mirror(root: Path, extra: dict[str, str] | None = None, progress: bool = False) -> Path:
+    """Make ``root`` a mirror (upstream layout) of every pinned file plus ``extra`` (relpath -> sha256),
+    downloading only what is missing or damaged; returns ``root``. Raises ``DataFetchError`` on the first
+    file that cannot be had."""
+    wanted = {f.relpath: (f.key, f.sha256) for f in FILES.values()}
+    wanted.update({rel: (rel, sha) for rel, sha in (extra or {}).items()})
+    for relpath, (key, sha256) in wanted.items():
+        _download(key, relpath, sha256, root, progress)
+    return root
 
 
 def status() -> list[dict[str, object]]:

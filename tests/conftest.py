@@ -9,10 +9,41 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
-# Tests read real upstream files from the local mirror, never the network. CI sets ASGM_DATA_MIRROR;
-# from a checkout next to shared/ the default finds it.
-if not os.environ.get("ASGM_DATA_MIRROR") and (REPO.parent / "shared" / "data").is_dir():
-    os.environ["ASGM_DATA_MIRROR"] = str(REPO.parent / "shared" / "data")
+#: Files only the tests read (real recorded service answers), beside every file of ``asgm.registry``:
+#: relpath in the upstream layout -> sha256 (as listed in the data mirror's README).
+TEST_ONLY_FILES = {
+    "DinoTools/python-overpy/a8acf84e7182e2e315fd3627529b238f8688ee77/tests/json/remark-runtime-error-01.json":
+        "aeb3867344cd0d23ae40107ec6d5c089236182bcb949a25c465d610248b41a11",
+    "DinoTools/python-overpy/a8acf84e7182e2e315fd3627529b238f8688ee77/tests/response/bad-request.html":
+        "4c2b9d0876b06ab279b008c43522211f5aa1ad54ca54a02c2cb6cb754b8aca4e",
+}
+
+
+def _test_mirror() -> Path:
+    """The folder of real upstream files the tests read. ``ASGM_DATA_MIRROR`` when set (CI: ../shared/data),
+    else a ``shared/data`` beside the checkout, else a cache filled once from the pinned URLs
+    (``ASGM_DATA_BASE_URL`` may name another server; ``ASGM_TEST_DATA_CACHE`` the folder). An empty
+    ``ASGM_DATA_MIRROR`` skips the first two."""
+    value = os.environ.get("ASGM_DATA_MIRROR")
+    if value:
+        if not Path(value).is_dir():
+            pytest.exit(f"ASGM_DATA_MIRROR={value} is not a folder: point it at the data mirror or unset it to "
+                        "download the pinned files", returncode=4)
+        return Path(value)
+    if value is None and (REPO.parent / "shared" / "data").is_dir():
+        return REPO.parent / "shared" / "data"
+    from asgm import registry
+
+    cache = Path(os.environ.get("ASGM_TEST_DATA_CACHE") or Path.home() / ".cache" / "asgm-test-data")
+    try:
+        return registry.fill_mirror(cache, TEST_ONLY_FILES)
+    except registry.DataFetchError as exc:
+        pytest.exit(f"the tests need the pinned upstream data files and none could be had ({exc}); go online "
+                    "once, or set ASGM_DATA_MIRROR to a copy of them (docs/data.md)", returncode=4)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ["ASGM_DATA_MIRROR"] = str(_test_mirror())
 
 
 @pytest.fixture
@@ -26,11 +57,8 @@ def data_env(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture(scope="session")
 def mirror() -> Path:
-    """The local mirror of upstream files (required: tests never touch the network)."""
-    value = os.environ.get("ASGM_DATA_MIRROR")
-    if not value or not Path(value).is_dir():
-        pytest.fail("ASGM_DATA_MIRROR must point at the data mirror (e.g. ../shared/data); see README")
-    return Path(value)
+    """The real upstream files, in their upstream layout (see ``_test_mirror``)."""
+    return Path(os.environ["ASGM_DATA_MIRROR"])
 
 
 @pytest.fixture(scope="session")

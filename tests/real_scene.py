@@ -4,7 +4,7 @@ this project holds imagery: its red, green and blue TOA reflectance as store DN 
 or pre-encoded as Earth Genome's gallery chips are (8-bit display values -> ``asgm.sources.gallery.to_dn``).
 
 The scene has no georeference: it is placed on a 10 m UTM grid (EPSG:32620, an arbitrary corner) so stores and
-a mosaic can hold it. Shared by tests/test_encoding.py and benchmarks/false_alarms.py.
+a mosaic can hold it. Shared by tests/model/test_encoding.py and benchmarks/false_alarms.py.
 """
 
 from __future__ import annotations

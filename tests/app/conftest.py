@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ui_env import UiEnv, shared_ui_env  # noqa: E402
+from ui_env import UiEnv, shared_ui_env
 
 
 @pytest.fixture(scope="session")

@@ -12,15 +12,12 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent.parent
 REPO = TESTS.parent
-if str(TESTS) not in sys.path:  # the engine tests' helpers (toy_store)
-    sys.path.insert(0, str(TESTS))
 
 
 def page(name: str) -> str:

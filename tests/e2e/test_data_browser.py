@@ -6,17 +6,14 @@ viewer's highway toggle changes its probability."""
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
+import data_scenario as ds
 import pytest
 from conftest import app_server, shot, stop_training_processes
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sources"))
-import data_scenario as ds  # noqa: E402
-from localhttp import LocalServer  # noqa: E402
-from overpass_standin import FakeOverpass, serve_overpass  # noqa: E402
+from localhttp import LocalServer
+from overpass_standin import FakeOverpass, serve_overpass
 from ui_env import env_vars  # noqa: E402
 
 pytestmark = pytest.mark.e2e

@@ -4,21 +4,17 @@ exact UTM grid, with the study's recipe; the answer is scored window by window."
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from ee_fake import PROJECT, FakeEarthEngine, service_account_key
+from scan_support import detector_run
 from shapely.geometry import box
 
 from asgm.config import S2_BANDS
 from asgm.scan import driver
 from asgm.sources import gee
 from asgm.sources.composite import GeeComposite
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from scan_support import detector_run  # noqa: E402
 
 
 @pytest.fixture

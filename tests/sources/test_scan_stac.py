@@ -5,13 +5,13 @@ exactly as the scan of the mosaic file does."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.warp import transform_bounds
+from scan_support import detector_run
 from shapely.geometry import box
 from stac_catalogue import COLLECTION, StacApi, _cog_bytes
 
@@ -19,9 +19,6 @@ from asgm.scan import area, driver
 from asgm.sources.composite import StacComposite
 from asgm.sources.stac import ASSET_KEYS, SCL_ASSET
 from asgm.sources.synthetic_mosaic import write_mosaic
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from scan_support import detector_run  # noqa: E402
 
 
 def _serve_mosaic(api: StacApi, path: Path, tmp: Path, cloud: tuple[int, int, int, int]) -> None:

@@ -24,7 +24,7 @@ from asgm.model import inference, runs
 from asgm.model.inputs import PatchSource, encode_bands, prepare_input
 from asgm.model.store_fit import encoding_note
 
-MODELS = Path(__file__).resolve().parent.parent / "models"
+MODELS = Path(__file__).resolve().parents[2] / "models"
 TOL = 1e-4
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from asgm.model import inference, runs
 
-MODELS = Path(__file__).resolve().parent.parent / "models"
+MODELS = Path(__file__).resolve().parents[2] / "models"
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from asgm.config import S2_BANDS, ExperimentConfig
 from asgm.training import experiments
 from asgm.training.train import train
 
-PAPER = Path(__file__).resolve().parents[2] / "shared" / "docs" / "paper.md"
+PAPER = Path(__file__).resolve().parents[3] / "shared" / "docs" / "paper.md"
 
 
 @pytest.mark.skipif(not PAPER.exists(), reason="paper.md not available")
