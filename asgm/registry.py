@@ -245,6 +245,8 @@ def _download(key: str, relpath: str, sha256: str, root: Path, progress: bool) -
     damaged = cached.is_file() and _sha256(cached) != sha256
     import pooch  # here, not at the top: listing what is present (the app's first page) needs no downloader
 
+    if not progress:  # pooch announces every download on stderr; a quiet caller asked for none of it
+        pooch.get_logger().setLevel("WARNING")
     try:
         return Path(
             pooch.retrieve(

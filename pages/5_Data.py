@@ -29,15 +29,18 @@ stores = list_stores()
 def _store_meta(name: str):
     try:
         return loaders.open_store(name).meta
-    except Exception:  # a broken store is reported where it is picked
+    except AsgmError:  # a broken store is reported where it is picked
         return None
 
 
-def _patches_in(name: str) -> int:
+def _patches_in(name: str) -> int | None:
+    """Patches already in store ``name``: 0 for a new store, None for one that exists but cannot be read."""
+    if name not in stores:
+        return 0
     try:
         return len(loaders.store_index(name))
-    except Exception:
-        return 0
+    except AsgmError:
+        return None
 
 
 def _point_count(point_sets: list[str], upload_points) -> int | None:
@@ -48,7 +51,7 @@ def _point_count(point_sets: list[str], upload_points) -> int | None:
         from asgm.data.points import load_points
 
         return len(load_points(point_sets)) if point_sets else None
-    except Exception:
+    except AsgmError:
         return None
 
 
@@ -121,7 +124,10 @@ if st.button("Fetch patches", type="primary", disabled=not can_launch):
         have = _patches_in(store_name)
         n_points = _point_count(point_sets, upload_points)
         wanted = min(n for n in (n_points, int(limit) or None) if n is not None) if (n_points or limit) else None
-        if wanted is None or have + wanted > cap:
+        if have is None:
+            problems.append(f"store `{store_name}` cannot be read (see Home for the reason); pick another store or "
+                            "repair it with `asgm patches check`")
+        elif wanted is None or have + wanted > cap:
             problems.append(f"this deployment caps a store at {cap} patches; `{store_name}` has {have} and this fetch "
                             f"could add {wanted if wanted is not None else 'an unknown number'} — set 'Only the first "
                             f"N points' to at most {max(0, cap - have)}")

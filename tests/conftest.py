@@ -38,8 +38,7 @@ def _test_mirror() -> Path:
     try:
         return registry.fill_mirror(cache, TEST_ONLY_FILES)
     except registry.DataFetchError as exc:
-        pytest.exit(f"the tests need the pinned upstream data files and none could be had ({exc}); go online "
-                    "once, or set ASGM_DATA_MIRROR to a copy of them (docs/data.md)", returncode=4)
+        pytest.exit(f"the tests need the pinned upstream data files; {exc}", returncode=4)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -3,7 +3,7 @@
 - ``asgm.app.page``: page setup, the selected run, error boxes, links;
 - ``asgm.app.loaders``: cached loaders (stores, patches, models, predictions) and click-to-classify with them;
 - ``asgm.app.assets``: local Leaflet/jQuery and reference layers served from ``static/``;
-- ``asgm.app.prepare``: the first-start "prepare the demo" background job.
+- ``asgm.app.prepare``: the first-start "prepare the demo" job (``asgm demo prepare``) seen from the app.
 
 Everything that does not need Streamlit lives in the core (``asgm.maps.points``, ``asgm.model.inference``,
 ``asgm.training.experiments``, ``asgm.model.store_fit``, ...). TensorFlow is never imported at module level here, so the

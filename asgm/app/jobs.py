@@ -18,6 +18,7 @@ from typing import Any
 
 import streamlit as st
 
+from asgm.jobs import commands
 from asgm.jobs import runner as jobs
 
 PASSCODE_KEY = "owner_passcode"
@@ -160,12 +161,8 @@ def fetch_patches_command(*, source: str, store: str, size: int, start: str, end
     """The ``asgm patches fetch`` command of a Data page request; a bad store name or date range is refused
     here (``check_fetch_request``), before any job starts."""
     start, end = check_fetch_request(store, start, end)
-    args = ["patches", "fetch", "--source", source, "--store", store, "--size", str(size), "--start", start,
-            "--end", end, "--no-progress"]
-    args += ["--points-file", str(points_file)] if points_file else ["--points", ",".join(point_sets or [])]
-    if limit:
-        args += ["--limit", str(limit)]
-    return jobs.asgm_command(*args)
+    return commands.fetch_patches(source=source, store=store, size=size, start=start, end=end,
+                                  point_sets=point_sets or [], points_file=points_file, limit=limit)
 
 
 def osm_commands(*, store: str, date: str, keys: list[str], buffer_m: float, all_touched: bool,
@@ -175,14 +172,8 @@ def osm_commands(*, store: str, date: str, keys: list[str], buffer_m: float, all
     from asgm.data.store import check_name
 
     check_name(store)
-    fetch = jobs.asgm_command("osm", "fetch", "--store", store, "--date", date, "--keys", *keys)
-    raster = ["osm", "rasterize", "--store", store, "--layers", *keys, "--buffer", f"{buffer_m:g}",
-              "--all-touched" if all_touched else "--no-all-touched"]
-    for e in exclude:
-        raster += ["--exclude", e]
-    for i in include:
-        raster += ["--include", i]
-    return fetch, jobs.asgm_command(*raster)
+    return (commands.osm_fetch(store, date, keys),
+            commands.osm_rasterize(store, keys, buffer_m, all_touched, exclude, include))
 
 
 def earth_engine_account() -> tuple[bool, str]:

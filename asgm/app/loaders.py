@@ -107,21 +107,21 @@ def store_index(name: str) -> pd.DataFrame:
 
 
 @st.cache_data(max_entries=1024, show_spinner=False)
-def _read_patch(name: str, sid: str, version: float):
+def _read_patch(name: str, sid: str, version: float) -> Any:
     return open_store(name).read_patch(sid)
 
 
-def read_patch(name: str, sid: str):
+def read_patch(name: str, sid: str) -> Any:
     """A patch, cached (max 1,024 patches, ~5 MB for 48 px RGB)."""
     return _read_patch(name, sid, store_version(name))
 
 
 @st.cache_data(max_entries=1024, show_spinner=False)
-def _read_osm(name: str, sid: str, version: float):
+def _read_osm(name: str, sid: str, version: float) -> Any:
     return open_store(name).read_osm(sid)
 
 
-def read_osm(name: str, sid: str):
+def read_osm(name: str, sid: str) -> Any:
     """(masks, layers) or None, cached."""
     return _read_osm(name, sid, store_version(name))
 
@@ -134,13 +134,13 @@ def has_osm_vectors(name: str) -> bool:
 
 
 @st.cache_resource(max_entries=2, show_spinner="Reading the store's OSM cache…")
-def _osm_vectors(path: str, mtime: float):
+def _osm_vectors(path: str, mtime: float) -> Any:
     from asgm.osm.fetch import read_vectors
 
     return read_vectors(path)
 
 
-def osm_around(name: str, lon: float, lat: float, radius_m: float):
+def osm_around(name: str, lon: float, lat: float, radius_m: float) -> Any:
     """The store's cached OSM features around (lon, lat), one row per key; the vector file is read once per
     version (shared, never modified: clipping makes new frames)."""
     from asgm.osm.nearby import features_around
@@ -164,7 +164,7 @@ def _run_version(run_id: str) -> float:
 
 
 @st.cache_resource(max_entries=3, show_spinner="Loading the model…")
-def _load_model(run_id: str, version: float):
+def _load_model(run_id: str, version: float) -> Any:
     model = runs.load_model(run_id)
     _freeze_long_lived()
     return model
@@ -185,7 +185,7 @@ def _freeze_long_lived() -> None:
     gc.freeze()
 
 
-def load_model(run_id: str):
+def load_model(run_id: str) -> Any:
     """The run's Keras model, loaded once (at most 3 kept); reloaded if the model file changes."""
     return _load_model(run_id, _run_version(run_id))
 

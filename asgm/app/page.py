@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 from asgm import CREDITS
 from asgm.app import assets
@@ -16,6 +18,26 @@ from asgm.app.prepare import auto_prepare
 from asgm.config import RGB_BANDS, ExperimentConfig
 from asgm.errors import AsgmError
 from asgm.model import runs
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    """One page of the menu: its script (relative to the app's folder), menu title and URL path."""
+
+    script: str
+    title: str
+    url_path: str
+
+
+HOME = PageSpec("pages/1_Home.py", "Home", "home")
+MAP = PageSpec("pages/2_Map.py", "Map", "Map")
+PATCH_VIEWER = PageSpec("pages/3_Patch_viewer.py", "Patch viewer", "Patch_viewer")
+SCAN = PageSpec("pages/4_Scan.py", "Region scan", "Scan")
+DATA = PageSpec("pages/5_Data.py", "Data", "Data")
+TRAIN = PageSpec("pages/6_Train.py", "Train", "Train")
+COMPARE = PageSpec("pages/7_Compare.py", "Compare", "Compare")
+#: The menu, in the order it reads (the files are numbered in the same order); Home is the default page.
+MENU: tuple[PageSpec, ...] = (HOME, MAP, PATCH_VIEWER, SCAN, DATA, TRAIN, COMPARE)
 
 
 def page_setup(title: str) -> None:
@@ -36,29 +58,29 @@ def _static_once() -> Path:
     return assets.ensure_static_assets()
 
 
-def page_link(script: str, url_path: str, label: str, query: dict[str, str] | None = None) -> None:
-    """A link to another page of the app (``script`` as registered, ``query`` in the query string)."""
+def page_link(target: PageSpec, label: str, query: dict[str, str] | None = None) -> None:
+    """A link to another page of the app (``query`` in the query string)."""
     from urllib.parse import urlencode
 
     try:
-        st.page_link(script, label=label, query_params=query)
-    except Exception:  # page not registered (a page run on its own, e.g. in tests): a plain link does the same
-        st.markdown(f"[{label}]({url_path}{'?' + urlencode(query) if query else ''})")
+        st.page_link(target.script, label=label, query_params=query)
+    except (StreamlitAPIException, KeyError):  # page not registered (a page run on its own, e.g. in tests)
+        st.markdown(f"[{label}]({target.url_path}{'?' + urlencode(query) if query else ''})")
 
 
 def patch_viewer_link(store_name: str, sid: str) -> None:
     """A link to the patch viewer for one patch (store and sample carried in the query string)."""
-    page_link("pages/2_Patch_viewer.py", "Patch_viewer", "Open in the patch viewer →", {"store": store_name, "sample": sid})
+    page_link(PATCH_VIEWER, "Open in the patch viewer →", {"store": store_name, "sample": sid})
 
 
 def scan_window_link(scan: str, window: str, label: str = "Open this window in the patch viewer →") -> None:
     """A link to the patch viewer for one window of a region scan (``?scan=NAME&window=I,J``)."""
-    page_link("pages/2_Patch_viewer.py", "Patch_viewer", label, {"scan": scan, "window": window})
+    page_link(PATCH_VIEWER, label, {"scan": scan, "window": window})
 
 
 def scan_page_link(label: str = "Scan this area for mining →") -> None:
     """A link to the Region scan page (which reads the drawn area from session state)."""
-    page_link("pages/6_Scan.py", "Scan", label)
+    page_link(SCAN, label)
 
 
 def show_error(exc: AsgmError, way_out: str = "") -> None:
@@ -132,7 +154,7 @@ def selected_run_id(sidebar: bool = True) -> str | None:
     return st.session_state["run_id"]
 
 
-def selected_run(run_id: str | None):
+def selected_run(run_id: str | None) -> Any:
     """The selected run's RunInfo, or None (with the reason shown) when there is none or it cannot be read."""
     if not run_id:
         return None

@@ -1,40 +1,19 @@
-"""First start: the background job (``asgm.jobs.runner``, kind 'prepare') that builds the demo patch store when
-missing, launches the small default training run only when no trained run exists (a committed
-``models/DEFAULT`` counts), and fetches OSM for the demo store when Overpass answers.
-
-``python -m asgm.app.prepare`` is the job's command.
-"""
+"""First start in the app: the state of the background 'prepare the demo' job (``asgm demo prepare``, see
+``asgm.training.first_start``), its launch, and the automatic launch on a first visit."""
 
 from __future__ import annotations
 
-import json
 import os
-import sys
-import time
-from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
-from asgm import atomic
 from asgm.app.loaders import list_runs_safe
-from asgm.config import ExperimentConfig, data_dir
 from asgm.data.store import PatchStore, list_stores
-from asgm.errors import AsgmError, one_line
-
-DEFAULT_EPOCHS = 8
-
-
-def default_config() -> ExperimentConfig:
-    """The small first-start model: demo pack, 48 px, RGB, curated negatives, a few epochs."""
-    return ExperimentConfig(name="default (demo, 48 px, RGB)", store="demo", epochs=DEFAULT_EPOCHS)
-
+from asgm.errors import AsgmError
+from asgm.training.first_start import demo_osm_note
 
 PREPARE_KEY = "prepare the demo"
-#: OSM snapshot of the demo store: the chips are 2019 composites.
-DEMO_OSM_DATE = "2019-12-31"
-#: Seconds the first-start check of Overpass may take (offline, nothing hangs on it).
-OVERPASS_PROBE_S = 10.0
 
 
 def _prepare_job() -> Any:
@@ -60,74 +39,14 @@ def prepare_state() -> dict[str, Any]:
 
 def start_prepare() -> dict[str, Any]:
     """Start the background job (no-op while one runs). Never blocks the Streamlit script thread."""
+    from asgm.jobs import commands
     from asgm.jobs import runner as jobs
 
     try:
-        jobs.launch(["-m", "asgm.app.prepare"], kind="prepare", title="prepare the demo", key=PREPARE_KEY)
+        jobs.launch(commands.prepare_demo(), kind="prepare", title="prepare the demo", key=PREPARE_KEY)
     except jobs.JobError:
         pass  # one is running already (maybe started by another session)
     return prepare_state()
-
-
-def _demo_osm_file() -> Path:
-    return data_dir() / "app" / "demo_osm.json"
-
-
-def demo_osm_note() -> dict[str, Any]:
-    """What the first start did about OSM for the demo store: {ok, message} ({} before it tried)."""
-    try:
-        return json.loads(_demo_osm_file().read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
-
-
-#: The RGB + OSM model trained after the demo store's OSM masks, so the OSM toggles work on real patches.
-OSM_MODEL_NAME = "default RGB + OSM (demo, OSM 2019-12-31)"
-#: Fewer demo patches than this (a cut-down store) are too few to train on: OSM is fetched, nothing trained.
-MIN_PATCHES_TO_TRAIN = 100
-
-
-def demo_osm_steps(n_patches: int) -> list[list[str]]:
-    """The first-start OSM job's commands: fetch the demo store's OSM snapshot, rasterize it, and (for a
-    store of at least ``MIN_PATCHES_TO_TRAIN`` patches) train the small RGB + OSM default model on it."""
-    from asgm.jobs import runner as jobs
-
-    steps = [jobs.asgm_command("osm", "fetch", "--store", "demo", "--date", DEMO_OSM_DATE, "--retries", "2",
-                               "--backoff", "5", "--timeout", "120"),
-             jobs.asgm_command("osm", "rasterize", "--store", "demo")]
-    if n_patches >= MIN_PATCHES_TO_TRAIN:
-        steps.append(jobs.asgm_command("train", "--store", "demo", "--osm", "all", "--epochs", str(DEFAULT_EPOCHS),
-                                       "--name", OSM_MODEL_NAME))
-    return steps
-
-
-def _start_demo_osm() -> str:
-    """Launch the OSM fetch + rasterize job for the demo store when Overpass answers within
-    ``OVERPASS_PROBE_S``; otherwise record that OSM needs the network. Returns what happened."""
-    import requests
-
-    from asgm.jobs import runner as jobs
-    from asgm.osm.fetch import resolve_overpass_url
-
-    url = resolve_overpass_url()
-    try:
-        requests.get(f"{url}/status", timeout=OVERPASS_PROBE_S).raise_for_status()
-    except requests.RequestException as exc:
-        msg = (f"OSM context needs the network: Overpass ({url}) did not answer ({type(exc).__name__}), so the demo "
-               f"store has no OSM masks. Offline, the synthetic store shows the mechanism (`asgm synthetic build`).")
-        atomic.write_json(_demo_osm_file(), {"ok": False, "message": msg, "updated": time.time()})
-        return msg
-    steps = demo_osm_steps(len(PatchStore.open("demo")))
-    title = f"OSM for demo ({DEMO_OSM_DATE}) + rasterize" + (" + train RGB + OSM" if len(steps) > 2 else "")
-    try:
-        job = jobs.launch(steps[0], then=steps[1:], kind="osm", title=title)
-    except jobs.JobError as exc:
-        return str(exc)
-    msg = f"fetching OSM ({DEMO_OSM_DATE}) for the demo store in job {job.job_id}" + (
-        f", then training {OSM_MODEL_NAME!r}: pick it in the sidebar to toggle OSM layers on real patches"
-        if len(steps) > 2 else "")
-    atomic.write_json(_demo_osm_file(), {"ok": True, "message": msg, "job_id": job.job_id, "updated": time.time()})
-    return msg
 
 
 def needs_prepare() -> list[str]:
@@ -164,35 +83,3 @@ def should_auto_prepare() -> bool:
         return PatchStore.open("demo").osm_info() is None
     except AsgmError:
         return False  # a damaged demo store is reported on Home; nothing to fetch OSM for
-
-
-def _prepare_main() -> int:
-    """Body of the background job: build the demo store if missing, launch the default run unless a trained
-    one exists (``models/DEFAULT`` or any completed run), and start OSM for the demo store when online."""
-    from asgm.jobs.runner import report_progress
-    from asgm.model import runs
-
-    try:
-        if "demo" not in list_stores():
-            report_progress(message="building the demo patch store (real Sentinel-2 chips)")
-            from asgm.sources import demo
-
-            demo.build(progress=False)
-        existing = [r for r in runs.list_runs() if r.status in ("completed", "running", "queued")]
-        if existing:
-            done = f"a model exists already ({runs.default_run_id() or existing[0].run_id})"
-        else:
-            report_progress(message="launching the default model's training")
-            done = f"default model training launched as run {runs.launch(default_config())}"
-        if PatchStore.open("demo").osm_info() is None:
-            report_progress(message="checking whether OpenStreetMap (Overpass) can be reached")
-            done += "; " + _start_demo_osm()
-        report_progress(message=done)
-        return 0
-    except Exception as exc:  # the job runner records this last line as the job's error
-        print(f"prepare the demo: {one_line(exc)}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(_prepare_main())

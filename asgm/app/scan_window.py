@@ -5,7 +5,7 @@ recipe), probability, Grad-CAM and OSM overlays when an OSM cache covers the win
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import streamlit as st
@@ -19,7 +19,7 @@ from asgm.scan import results as scan_results
 
 
 @st.cache_data(max_entries=64, show_spinner="Reading the window from the scan's imagery…")
-def _window(name: str, i: int, j: int, version: float):
+def _window(name: str, i: int, j: int, version: float) -> Any:
     """(patch, osm, osm note, recorded probability) of one scan window, read once per scan version."""
     s = scan_results.open_scan(name)
     patch = scan_results.window_patch(s, i, j)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from asgm.cli import add_command, command_group
 
@@ -14,6 +15,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                     _build, _human)
     b.add_argument("--pack", choices=("demo", "amazon"), default="demo",
                    help="demo: 491 Bolívar chips; amazon: those plus 2,910 chips across the Amazon (default demo)")
+    add_command(group, "prepare", "the app's first start: build the demo store if missing, launch the small default "
+                "model's training unless a trained model exists, and fetch OSM for the demo store when Overpass "
+                "answers (then rasterize it and train an RGB + OSM model)", _prepare, lambda r: r["done"])
+
+
+def _prepare(args: argparse.Namespace) -> dict:
+    from asgm.jobs.runner import report_progress
+    from asgm.training import first_start
+
+    def report(message: str) -> None:
+        report_progress(message=message)  # a no-op outside a background job
+        if not args.json:
+            print(message, file=sys.stderr)
+
+    return {"done": first_start.prepare_demo(report)}
 
 
 def _build(args: argparse.Namespace) -> dict:

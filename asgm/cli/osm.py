@@ -121,6 +121,7 @@ def _open_store(name: str) -> PatchStore:
 
 def _fetch(args: argparse.Namespace) -> dict[str, Any]:
     from asgm.osm import fetch as F
+    from asgm.osm import queries as Q
 
     if args.retries < 0 or args.timeout <= 0 or args.backoff < 0:
         raise CommandError("--retries and --backoff must be >= 0 and --timeout > 0")
@@ -132,14 +133,14 @@ def _fetch(args: argparse.Namespace) -> dict[str, Any]:
             result = F.fetch_xml(args.xml, keys=args.keys, runway=bool(args.runway_points), refresh=args.refresh)
         else:
             if args.area:
-                query = F.area_query(args.area, cell_deg=args.cell_deg)
+                query = Q.area_query(args.area, cell_deg=args.cell_deg)
             elif args.bbox:
                 west, south, east, north = args.bbox
-                query = F.bbox_query(west, south, east, north, cell_deg=args.cell_deg)
+                query = Q.bbox_query(west, south, east, north, cell_deg=args.cell_deg)
             elif args.polygon:
-                query = F.polygon_query(args.polygon, cell_deg=args.cell_deg)
+                query = Q.polygon_query(args.polygon, cell_deg=args.cell_deg)
             else:
-                query = F.store_query(_open_store(args.store), pad_m=args.pad, batch_deg=args.batch_deg)
+                query = Q.store_query(_open_store(args.store), pad_m=args.pad, batch_deg=args.batch_deg)
             result = F.fetch(query, keys=args.keys, date=args.date, runway=args.runway_points, refresh=args.refresh,
                              retries=args.retries, backoff_s=args.backoff, timeout_s=args.timeout,
                              overpass_url=args.overpass_url, progress=bar)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -447,11 +447,6 @@ class PatchStore:
             source=tags.get("source", ""), date_start=tags.get("date_start", ""), date_end=tags.get("date_end", ""),
             product_level=tags.get("product_level", ""),
         )
-
-    def iter_patches(self, sample_ids: Sequence[str] | None = None) -> Iterator[Patch]:
-        """Yield patches in sample_id order (or the order given)."""
-        for sid in sample_ids if sample_ids is not None else self.sample_ids():
-            yield self.read_patch(sid)
 
     # -- integrity -----------------------------------------------------------------------------
     def inspect_file(self, sample_id: str, pixels: bool = True) -> float | None:

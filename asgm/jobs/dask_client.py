@@ -4,7 +4,11 @@ runs (``asgm.training.experiments``). A LocalCluster on this machine, or a real 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+import types
+from collections.abc import Iterator
 from typing import Any
 
 from asgm.errors import AsgmError
@@ -34,6 +38,18 @@ def worker_env(workers: int, cores: int | None = None) -> dict[str, str]:
 WORKER_CONFIG: dict[str, Any] = {"distributed.worker.profile.enabled": False}
 
 
+@contextlib.contextmanager
+def _bare_main() -> Iterator[None]:
+    """``__main__`` replaced by an empty module while worker processes are spawned."""
+    saved = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if saved is not None:
+            sys.modules["__main__"] = saved
+
+
 class dask_client:
     """Context manager giving a ``distributed.Client`` for ``scheduler``: None (no Dask: yields None),
     ``"local"`` (a LocalCluster of ``workers`` worker processes, one task at a time each, TensorFlow
@@ -57,19 +73,11 @@ class dask_client:
             kw: dict[str, Any] = {"env": worker_env(self.workers)} if self.processes else {}
             # Nannies hand the config they are created under to their worker processes (after the
             # environment, so this cannot go as an environment variable).
-            cluster = None
-            # A worker process that is slow to come up on a loaded machine fails the nanny's start-up once;
-            # a second try is what a user would do by hand.
-            for attempt in (1, 2):
-                try:
-                    with dask.config.set(WORKER_CONFIG):
-                        cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
-                                               processes=self.processes, dashboard_address=None, **kw)
-                    break
-                except RuntimeError as exc:
-                    if attempt == 2:
-                        raise ClusterError(f"the local Dask workers did not start ({exc}); close other "
-                                           "programs or pass fewer workers, then try again") from None
+            # Worker processes are spawned, and spawn re-runs the parent's ``__main__`` file in each. Under
+            # Streamlit (and AppTest) that module is a page script, which must not run in a worker.
+            with dask.config.set(WORKER_CONFIG), _bare_main():
+                cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=self.processes,
+                                       dashboard_address=None, **kw)
             client = Client(cluster)
             self._own = [client, cluster]
             return client

@@ -41,7 +41,7 @@ from asgm import atomic
 from asgm.config import PROJECT_ROOT, data_dir
 from asgm.errors import AsgmError
 
-__all__ = ["JobError", "JobInfo", "STATES", "ACTIVE", "jobs_dir", "asgm_command", "launch", "list_jobs", "get_job",
+__all__ = ["JobError", "JobInfo", "STATES", "ACTIVE", "jobs_dir", "launch", "list_jobs", "get_job",
            "active_jobs", "cancel", "relaunch", "report_progress"]
 
 STATES = ("queued", "running", "completed", "failed", "cancelled")
@@ -89,11 +89,6 @@ def now() -> str:
 def jobs_dir() -> Path:
     """Root of the job folders (``<ASGM_DATA_DIR>/jobs``)."""
     return data_dir() / "jobs"
-
-
-def asgm_command(*args: str) -> list[str]:
-    """The argv (after the interpreter) of an ``asgm`` CLI command."""
-    return ["-m", "asgm", *args]
 
 
 def _read_json(path: Path) -> dict[str, Any]:

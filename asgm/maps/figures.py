@@ -72,7 +72,7 @@ def published_table(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def f1_ci_figure(table: pd.DataFrame):
+def f1_ci_figure(table: pd.DataFrame) -> Any:
     """F1 per run with its 95 % CI as error bars (published rows in grey)."""
     import plotly.graph_objects as go
 
@@ -92,7 +92,7 @@ def f1_ci_figure(table: pd.DataFrame):
     return fig
 
 
-def pr_curves_figure(curves: Mapping[str, Mapping[str, Sequence[float]]]):
+def pr_curves_figure(curves: Mapping[str, Mapping[str, Sequence[float]]]) -> Any:
     """Precision-recall curves overlaid, one per run (``{run_id: {"precision": [...], "recall": [...]}}``)."""
     import plotly.graph_objects as go
 
@@ -105,7 +105,7 @@ def pr_curves_figure(curves: Mapping[str, Mapping[str, Sequence[float]]]):
     return fig
 
 
-def reliability_figure(curves: Mapping[str, Mapping[str, Sequence[float]]]):
+def reliability_figure(curves: Mapping[str, Mapping[str, Sequence[float]]]) -> Any:
     """Reliability diagram: observed share of mining against mean predicted probability per bin, one line per
     run (``{run_id: metrics["reliability"]}``), marker size by bin count, the diagonal = perfectly calibrated."""
     import plotly.graph_objects as go
@@ -125,7 +125,7 @@ def reliability_figure(curves: Mapping[str, Mapping[str, Sequence[float]]]):
     return fig
 
 
-def confusion_figure(metrics: Mapping[str, Any], title: str = ""):
+def confusion_figure(metrics: Mapping[str, Any], title: str = "") -> Any:
     """2 x 2 confusion matrix (rows = true, columns = predicted) as an annotated heatmap."""
     import plotly.graph_objects as go
 
@@ -137,7 +137,7 @@ def confusion_figure(metrics: Mapping[str, Any], title: str = ""):
     return fig
 
 
-def ablation_figure(ablation: pd.DataFrame):
+def ablation_figure(ablation: pd.DataFrame) -> Any:
     """The study's Fig. 3: F1, precision and recall of each 'without layer X' run relative to the full
     model (difference, so 0 = as good as the full model)."""
     import plotly.graph_objects as go

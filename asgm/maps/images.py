@@ -116,7 +116,7 @@ def point_colour(row: Mapping[str, Any], colour_by: str) -> str:
     return LABEL_COLOURS.get(int(row["label"]), "#7f7f7f")
 
 
-def reference_geojson(gdf) -> str:
+def reference_geojson(gdf: Any) -> str:
     """Compact GeoJSON of a reference layer: polygons simplified (~30 m, invisible at the map's zooms),
     coordinates rounded to ~1 m; about a third of the upstream bytes."""
     import shapely

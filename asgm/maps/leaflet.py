@@ -93,7 +93,7 @@ _RAMP_JS = """function (p, stops) {
 
 
 # -- assets -----------------------------------------------------------------------------------------
-def _walk(element: Any):
+def _walk(element: Any) -> Any:
     yield element
     for child in getattr(element, "_children", {}).values():
         yield from _walk(child)
@@ -275,7 +275,7 @@ var {{ this.get_name() }} = (function (d) {
 
 
 def points_layer(points: pd.DataFrame, colour_by: str, store_name: str | None, threshold: float | None = None,
-                 fetch_hints: Mapping[str, str] | None = None, name: str = "Labelled points"):
+                 fetch_hints: Mapping[str, str] | None = None, name: str = "Labelled points") -> Any:
     """The points as canvas circle markers built in the browser from compact inline data.
 
     Each marker's tooltip reads ``<sample_id> · p 0.873`` (or ``· no patch``): streamlit-folium returns the
@@ -309,7 +309,7 @@ fetch({{ this.url|tojson }}).then(function (r) { return r.json(); })
 
 
 def remote_geojson_layer(url: str, name: str, colour: str, show: bool = True, point_radius: int = 2,
-                         fill_opacity: float = 0.25):
+                         fill_opacity: float = 0.25) -> Any:
     """A reference layer the browser fetches from a static URL (its ~0.5 MB never pass through Python on a
     rerun), listed in the layer control; not clickable."""
     return _RemoteGeoJson(name, overlay=True, show=show, url=url, colour=colour, radius=int(point_radius),
@@ -361,7 +361,7 @@ class _BasemapFallback(_Script):
 """
 
 
-def basemap_fallback(plain: Any, online: Sequence[Any]):
+def basemap_fallback(plain: Any, online: Sequence[Any]) -> Any:
     """Browser-side: when tiles of the shown online basemap fail to load (offline), switch to the plain
     background and say so on the map; the user can pick a basemap again in the layer control."""
     return _BasemapFallback(plain=plain, online=list(online))
@@ -378,7 +378,7 @@ class _PatchPanes(_Script):
 """
 
 
-def patch_panes():
+def patch_panes() -> Any:
     """Map panes for the clicked patch: above the basemap, below the points (which stay clickable)."""
     return _PatchPanes(left=PATCH_PANE, right=PATCH_PANE_RIGHT)
 
@@ -400,7 +400,7 @@ class _MapLegend(_Script):
 
 
 def legend_control(colour_by: str, threshold: float | None = None, title: str = "Probability of mining",
-                   extra_html: str | None = None):
+                   extra_html: str | None = None) -> Any:
     """The legend as a Leaflet control (bottom right): the colour bar with the run's threshold for
     probability colouring, colour swatches for label/outcome, and the ring of points without a patch
     (``extra_html`` in its place when given: a map without points)."""
@@ -440,7 +440,7 @@ def fetch_hints(source: str | None = None) -> dict[str, str]:
     return {s: f"asgm patches fetch --source {src} --points {s}" for s in STUDY_SETS}
 
 
-def plugin_assets():
+def plugin_assets() -> Any:
     """An element that only carries the plugin assets patch overlays may need later (the swipe): streamlit-folium
     loads scripts once, when the map is first drawn, not when a feature group is added."""
     from branca.element import MacroElement

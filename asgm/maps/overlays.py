@@ -50,7 +50,7 @@ def osm_rgba(masks: np.ndarray, layers: Sequence[str], alpha: float = 0.75) -> n
     return out
 
 
-def patch_overlay(patch: Any, osm: tuple[np.ndarray, Sequence[str]] | None = None, split: bool = False):
+def patch_overlay(patch: Any, osm: tuple[np.ndarray, Sequence[str]] | None = None, split: bool = False) -> Any:
     """A feature group drawing one patch on its footprint: true colour, OSM masks (when given), the footprint
     outline; with ``split`` and the bands for it, a swipe between true colour (left) and false colour
     B12-B8-B4 (right). streamlit-folium adds it to the live map without rebuilding the map."""
@@ -77,7 +77,7 @@ def patch_overlay(patch: Any, osm: tuple[np.ndarray, Sequence[str]] | None = Non
     return fg
 
 
-def swipe_control(left: Any, right: Any):
+def swipe_control(left: Any, right: Any) -> Any:
     """leaflet-side-by-side between two image overlays of the patch. The plugin clips a layer's container,
     which image overlays lack, so each side clips its own map pane; the control goes with its layers."""
     from folium.plugins import SideBySideLayers
@@ -154,7 +154,7 @@ def osm_legend_html(features: pd.DataFrame, radius_m: float, keys: Sequence[str]
             "<div style='color:#555'>© OpenStreetMap contributors</div>")
 
 
-def osm_features_layer(features: Any, radius_m: float, keys: Sequence[str] | None = None, name: str = "OSM features"):
+def osm_features_layer(features: Any, radius_m: float, keys: Sequence[str] | None = None, name: str = "OSM features") -> Any:
     """A feature group drawing OSM features (``asgm.osm.nearby.features_around``: ``key``, ``value``,
     geometry in EPSG:4326) in their key's colour, not clickable (the points stay clickable), with a legend per
     key that goes when the group is removed (the next click)."""

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-#: Name of the last Conv2D, the Grad-CAM target (spec §5).
-LAST_CONV = "conv3_3"
 POOLS = (2, 2, 3)
 
 

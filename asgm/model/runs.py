@@ -442,11 +442,12 @@ def launch(config: ExperimentConfig, run_id: str | None = None, max_active: int 
 def launch_job(folder: RunFolder, config: ExperimentConfig, max_active: int | None = None) -> Any:
     """Train the run in ``folder`` as a background job (``asgm.jobs.runner``): its log, progress and cancel files
     are the run folder's, so the run store and the job list agree."""
+    from asgm.jobs import commands
     from asgm.jobs import runner as jobs
 
     label = config.name or config.store
     key = "train " + config.model_copy(update={"name": ""}).to_json()
-    return jobs.launch(jobs.asgm_command("train", "--run-id", folder.run_id, "--config", str(folder.file("config.json"))),
+    return jobs.launch(commands.train(folder.run_id, folder.file("config.json")),
                        kind="train", title=f"train {folder.run_id} ({label}, {config.epochs} epochs)", key=key,
                        max_active=max_active, log=folder.file("log.txt"), progress_file=folder.file("progress.json"),
                        cancel_file=folder.file("cancel"), extra={"run_id": folder.run_id},

@@ -15,6 +15,7 @@ import pandas as pd
 from shapely.geometry import box
 
 from asgm.config import OSM_LAYERS
+from asgm.data.store import PatchStore
 from asgm.osm import OsmError
 
 #: Default half-width of the box drawn around a clicked patch (a 48-px patch is 480 m wide).
@@ -26,7 +27,7 @@ class NoOsmCacheError(OsmError):
     """The store has no cached OSM vectors to draw."""
 
 
-def store_vectors_path(store) -> Path | None:
+def store_vectors_path(store: PatchStore) -> Path | None:
     """The OSM vector file of ``store``: a synthetic store's own ``osm_vectors.parquet``, else the newest
     complete fetch cache for its footprints; None when there is none."""
     from asgm.osm.fetch import find_store_cache
@@ -77,7 +78,7 @@ def clip_per_key(vectors: gpd.GeoDataFrame, bbox: tuple[float, float, float, flo
     return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs="EPSG:4326")
 
 
-def features_around(store, lon: float, lat: float, radius_m: float = DEFAULT_RADIUS_M,
+def features_around(store: PatchStore, lon: float, lat: float, radius_m: float = DEFAULT_RADIUS_M,
                     read: Callable[[Path], gpd.GeoDataFrame] | None = None) -> gpd.GeoDataFrame:
     """The store's cached OSM features within ``radius_m`` (a square) of (lon, lat), clipped, one row per key
     (see ``clip_per_key``). ``read`` reads the vector file (default ``asgm.osm.fetch.read_vectors``; the app

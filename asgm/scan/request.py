@@ -156,7 +156,7 @@ def prepare(request: ScanRequest, pl: driver.ScanPlan) -> list[list[str]]:
     synthetic, then the scan."""
     from shapely.geometry import mapping
 
-    from asgm.jobs.runner import asgm_command
+    from asgm.jobs import commands
 
     folder, aoi = request.folder, pl.geom
     atomic.write_text(folder / "aoi.geojson", json.dumps({"type": "FeatureCollection", "features": [
@@ -167,16 +167,11 @@ def prepare(request: ScanRequest, pl: driver.ScanPlan) -> list[list[str]]:
     if request.synthetic:
         lon, lat = aoi.centroid.coords[0]
         mosaic = folder / SYNTHETIC_MOSAIC
-        steps.append(asgm_command("synthetic", "mosaic", "--out", str(mosaic), "--lon", f"{lon:.6f}", "--lat",
-                                  f"{lat:.6f}", "--size-px", str(synthetic_mosaic_px(pl.aoi_utm, pl.grid.window)),
-                                  "--mines", str(_synthetic_mines(request.year, pl.area_km2)), "--year", str(request.year),
-                                  "--seed", "0", "--json"))
+        steps.append(commands.synthetic_mosaic(mosaic, lon, lat, synthetic_mosaic_px(pl.aoi_utm, pl.grid.window),
+                                               _synthetic_mines(request.year, pl.area_km2), request.year))
         source = str(mosaic)
-    cmd = ["scan", "run", "--aoi", str(folder / "aoi.geojson"), "--year", str(request.year), "--run", request.run_id,
-           "--source", source, "--out", str(folder), "--scheduler", request.scheduler, "--json"]
-    if request.stac_url and source == "stac":
-        cmd += ["--stac-url", request.stac_url]
-    steps.append(asgm_command(*cmd))
+    steps.append(commands.scan(aoi_file=folder / "aoi.geojson", year=request.year, run_id=request.run_id,
+                               source=source, out=folder, scheduler=request.scheduler, stac_url=request.stac_url))
     return steps
 
 

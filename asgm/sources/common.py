@@ -38,7 +38,6 @@ DEFAULT_START = "2021-01-01"
 DEFAULT_END = "2022-01-01"
 #: The study's Cloud Score+ threshold (``cs_cdf >= 0.75`` is clear).
 DEFAULT_CLEAR_THRESHOLD = 0.75
-PATCH_SIZES = (48, 256)
 
 T = TypeVar("T")
 

@@ -8,6 +8,8 @@ Credits: Earth Genome, Amazon Mining Watch (CC BY 4.0); contains modified Copern
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from asgm import CREDITS, registry
 from asgm.config import DISPLAY_RGB_8BIT, RGB_BANDS
 from asgm.data.points import read_points_file
@@ -82,6 +84,6 @@ def store_meta(name: str = STORE_NAME, **overrides: object) -> StoreMeta:
     return StoreMeta(**fields)
 
 
-def build(progress: bool = True, root=None) -> PatchStore:
+def build(progress: bool = True, root: Path | None = None) -> PatchStore:
     """Build (or rebuild) the ``demo`` patch store from the mirror or the upstream URLs."""
     return write_chip_store(store_meta(), demo_chips(), root=root, progress=progress)

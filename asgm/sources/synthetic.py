@@ -101,7 +101,7 @@ def make_scene(
     shapes: list[tuple[object, str]] = []  # (geometry, class), later ones paint over earlier ones
     osm: list[dict] = []
 
-    def mapped(geom, **tags) -> None:
+    def mapped(geom: Any, **tags: Any) -> None:
         if rng.random() < osm_completeness:
             osm.append({"geometry": geom, **tags})
 
@@ -197,7 +197,7 @@ def refuse_overwrite(name: str, root: Any, overwrite: bool) -> None:
 
 def build_store(
     name: str = "synthetic", n_pos: int = 20, n_neg: int = 40, n_random: int = 0, size: int = 48, seed: int = 0,
-    root=None, progress: bool = False, bbox: tuple[float, float, float, float] = (-64.0, 5.5, -61.0, 8.0),
+    root: Path | None = None, progress: bool = False, bbox: tuple[float, float, float, float] = (-64.0, 5.5, -61.0, 8.0),
     overwrite: bool = False,
 ) -> PatchStore:
     """Write a seeded synthetic store: ``n_pos`` mining scenes, ``n_neg`` curated-style negatives (a

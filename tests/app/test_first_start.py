@@ -20,6 +20,7 @@ from asgm.data.store import PatchStore
 from asgm.jobs import runner as jobs
 from asgm.model import runs
 from asgm.model.runs import create_run
+from asgm.training import first_start
 
 
 def _completed_run(run_id: str, created: str) -> None:
@@ -70,7 +71,7 @@ def test_offline_first_start_builds_demo_trains_nothing_and_says_osm_needs_netwo
     assert "a model exists already (shipped-run)" in job.progress["message"]
     assert PatchStore.open("demo").summary()["patches"] == 491
     assert sorted(r.run_id for r in runs.list_runs()) == ["newer-run", "shipped-run"]  # nothing trained
-    note = sup.demo_osm_note()
+    note = first_start.demo_osm_note()
     assert note["ok"] is False and "OSM context needs the network" in note["message"]
 
     at = AppTest.from_file(page("app.py"), default_timeout=120).run()
@@ -104,7 +105,7 @@ def test_online_first_start_fetches_and_rasterizes_osm_for_the_demo(shipped, dem
     assert fake.queries and all('[date:"2019-12-31T00:00:00Z"]' in q for q in fake.queries)
     info = PatchStore.open("demo").osm_info()
     assert info["snapshot_date"].startswith("2019-12-31") and info["patches_per_layer"]["highway"] == len(index)
-    assert sup.demo_osm_note()["ok"] is True
+    assert first_start.demo_osm_note()["ok"] is True
     assert sorted(r.run_id for r in runs.list_runs()) == ["newer-run", "shipped-run"]
     assert json.loads((by_kind["osm"].folder / "status.json").read_text())["step"] == 2  # fetch, then rasterize
 
@@ -114,12 +115,12 @@ def test_the_first_start_osm_job_trains_an_rgb_osm_model_on_a_full_demo_store():
     a cut-down store (like the 12-patch one above) only gets its masks."""
     from asgm.cli import build_parser
 
-    full = sup.demo_osm_steps(491)
+    full = first_start.demo_osm_steps(491)
     assert [s[2:4] for s in full] == [["osm", "fetch"], ["osm", "rasterize"], ["train", "--store"]]
     args = build_parser().parse_args(full[2][2:])
-    assert args.store == "demo" and args.osm == "all" and args.epochs == sup.DEFAULT_EPOCHS
-    assert args.name == sup.OSM_MODEL_NAME
-    assert len(sup.demo_osm_steps(sup.MIN_PATCHES_TO_TRAIN - 1)) == 2
+    assert args.store == "demo" and args.osm == "all" and args.epochs == first_start.DEFAULT_EPOCHS
+    assert args.name == first_start.OSM_MODEL_NAME
+    assert len(first_start.demo_osm_steps(first_start.MIN_PATCHES_TO_TRAIN - 1)) == 2
 
 
 def test_a_demo_store_built_before_the_first_start_still_gets_its_osm_tried(shipped, demo_root):

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 from ui_env import page
 
 TIMEOUT = 120
-MAP = "pages/1_Map.py"
+MAP = "pages/2_Map.py"
 
 
 def fake_map(monkeypatch, value: dict | None = None) -> list[dict]:

@@ -21,7 +21,7 @@ from asgm.scan import request as scan_request
 from asgm.scan import results as scan_results
 
 TIMEOUT = 120
-SCAN = "pages/6_Scan.py"
+SCAN = "pages/4_Scan.py"
 LON, LAT = -61.8, 6.4
 D = 0.015
 #: A drawn 3.3 x 3.3 km square (what streamlit-folium returns as all_drawings, kept by the Map page); the demo
@@ -155,7 +155,7 @@ def test_scan_the_drawn_area_then_results_window_link_and_change(scan_env, monke
     assert change_table.loc["new", "area_ha"] == report["new_ha"]
 
     # The window opens in the Patch viewer: re-read from the scan's mosaic, classified with the scan's run.
-    viewer = AppTest.from_file(page("pages/2_Patch_viewer.py"), default_timeout=TIMEOUT)
+    viewer = AppTest.from_file(page("pages/3_Patch_viewer.py"), default_timeout=TIMEOUT)
     viewer.query_params["scan"] = "area-2022"
     viewer.query_params["window"] = det["window"]
     viewer.run()

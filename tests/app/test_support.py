@@ -23,11 +23,11 @@ def test_patch_viewer_explains_a_bad_link(data_env, demo_root, monkeypatch):
 
     shutil.copytree(demo_root / "demo", data_env / "data" / "stores" / "demo")
     monkeypatch.setenv("ASGM_APP_AUTOPREPARE", "0")
-    at = AppTest.from_file(str(PROJECT_ROOT / "pages" / "2_Patch_viewer.py"), default_timeout=120)
+    at = AppTest.from_file(str(PROJECT_ROOT / "pages" / "3_Patch_viewer.py"), default_timeout=120)
     at.query_params["store"] = "nope"
     at.run()
     assert any("`nope`, which is not on this machine" in w.value for w in at.warning)
-    at = AppTest.from_file(str(PROJECT_ROOT / "pages" / "2_Patch_viewer.py"), default_timeout=120)
+    at = AppTest.from_file(str(PROJECT_ROOT / "pages" / "3_Patch_viewer.py"), default_timeout=120)
     at.query_params["store"] = "demo"
     at.query_params["sample"] = "xyz"
     at.run()

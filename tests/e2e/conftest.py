@@ -10,63 +10,25 @@ import contextlib
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser_support import (  # noqa: F401 (re-exported: the browser tests import them from here)
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    ISOLATED_MARKER_JS,
+    app_server,
+    click_marker,
+    click_patch_zoomed,
+    free_port,
+    map_frame,
+    wait_for_result,
+)
 from ui_env import UiEnv, shared_ui_env
 
 REPO = Path(__file__).resolve().parents[2]
 
 ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def app_server(env: dict[str, str], workdir: Path, script: Path | None = None) -> Iterator[str]:
-    """Run the app (or ``script``) on a free port with ``env`` added to the environment; yields its base URL."""
-    port = free_port()
-    pidfile = workdir / f"streamlit-{port}.pid"
-    log = open(workdir / f"streamlit-{port}.log", "wb")
-    cmd = (f"echo $$ > {pidfile}; exec {sys.executable} -m streamlit run {script or 'app.py'} --server.headless true "
-           f"--server.address 127.0.0.1 --server.port {port}")
-    proc = subprocess.Popen(["bash", "-c", cmd], cwd=REPO, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"streamlit did not start: {(workdir / f'streamlit-{port}.log').read_text()[-2000:]}")
-            time.sleep(0.2)
-        yield url
-    finally:
-        pid = int(pidfile.read_text()) if pidfile.exists() else proc.pid
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.kill(pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
 
 
 def stop_training_processes(models: Path) -> None:
@@ -119,56 +81,3 @@ def shot(page, name: str) -> Path:
     return path
 
 
-def map_frame(page):
-    """The st_folium iframe's frame, once Leaflet has built the map."""
-    page.wait_for_selector("iframe[title*='st_folium'], iframe", timeout=60_000)
-    frame = page.locator("iframe").first.element_handle().content_frame()
-    frame.wait_for_function("() => window.map_div !== undefined && Object.keys(map_div._layers).length > 10",
-                            timeout=60_000)
-    return frame
-
-
-#: JS: the marker with a patch (radius 5) farthest from any other marker, so a click cannot hit another
-#: (each marker carries its sample id in ``options.sid``; its tooltip also shows the probability).
-ISOLATED_MARKER_JS = """() => {
-  const pts = [];
-  map_div.eachLayer(l => { if (l.options && l.options.sid && l.getLatLng) {
-      const p = map_div.latLngToContainerPoint(l.getLatLng());
-      pts.push({sid: l.options.sid, x: p.x, y: p.y, patch: l.options.radius === 5}); } });
-  const size = map_div.getSize();
-  let best = null, bestD = -1;
-  for (const a of pts) {
-    if (!a.patch || a.x < 20 || a.y < 20 || a.x > size.x - 20 || a.y > size.y - 20) continue;
-    let d = Infinity;
-    for (const b of pts) { if (b !== a) d = Math.min(d, Math.hypot(a.x - b.x, a.y - b.y)); }
-    if (d > bestD) { bestD = d; best = a; }
-  }
-  return best && {...best, clearance: bestD};
-}"""
-
-
-def click_marker(page, frame, marker: dict) -> None:
-    """Click the map canvas where the marker is drawn (canvas rendering: there is no DOM node per marker)."""
-    page.locator("iframe").first.scroll_into_view_if_needed()
-    box = page.locator("iframe").first.bounding_box()
-    page.mouse.click(box["x"] + marker["x"], box["y"] + marker["y"])
-
-
-def click_patch_zoomed(page, frame, sid: str, zoom: int) -> None:
-    """Zoom the map onto the marker of ``sid`` (its footprint drawn large), then click the map's centre."""
-    frame.evaluate("""([sid, zoom]) => { map_div.eachLayer(l => { if (l.options && l.options.sid === sid) {
-                                            map_div.setView(l.getLatLng(), zoom, {animate: false}); } }); }""", [sid, zoom])
-    page.locator("iframe").first.scroll_into_view_if_needed()
-    box = page.locator("iframe").first.bounding_box()
-    size = frame.evaluate("() => { const s = map_div.getSize(); return {x: s.x, y: s.y}; }")
-    page.mouse.click(box["x"] + size["x"] / 2, box["y"] + size["y"] / 2)
-
-
-def wait_for_result(page, sid: str, timeout_ms: int = 60_000) -> None:
-    """Wait until the Map page shows the (fresh, not stale) classification of ``sid``."""
-    # textContent, not innerText: innerText forces a layout on every poll and slows the page it measures.
-    page.wait_for_function(
-        """(sid) => Array.from(document.querySelectorAll('[data-testid="stCaptionContainer"]'))
-              .some(e => e.textContent.startsWith('classified ' + sid + ' in')
-                         && !e.closest('[data-stale="true"]'))""",
-        arg=sid, timeout=timeout_ms, polling=20)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from asgm.cli import main
-from asgm.model.cnn import LAST_CONV, build_model, summary
+from asgm.model.cnn import build_model, summary
 
 
 @pytest.mark.parametrize(("size", "channels", "params"), [
@@ -30,7 +30,7 @@ def test_architecture_layers():
     assert drops == [0.3, 0.3, 0.3]
     assert dense == [64, 64, 32, 1]
     assert model.layers[-1].activation.__name__ == "sigmoid"
-    assert convs[-1].name == LAST_CONV
+    assert convs[-1].name == "conv3_3"  # the Grad-CAM target of the study (spec §5)
 
 
 def test_model_summary_cli_json(capsys):

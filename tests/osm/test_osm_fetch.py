@@ -13,6 +13,7 @@ from osm_testdata import POS0, SAMPLE_OSM
 from asgm.config import OSM_LAYERS
 from asgm.osm import OsmFetchError, OverpassError
 from asgm.osm import fetch as F
+from asgm.osm import queries as Q
 
 EXPECTED_IDS = {("node", 2001), ("way", 1001), ("way", 1002), ("way", 1003), ("way", 1004), ("way", 1005), ("way", 1006)}
 #: A bbox around pos-0000 that holds every feature of bolivar_sample.osm.
@@ -59,7 +60,7 @@ def test_xml_bad_file_is_a_clear_error(osm_env, tmp_path):
 
 
 def test_overpass_bbox_current_snapshot(osm_env, overpass):
-    q = F.bbox_query(*SAMPLE_BBOX, cell_deg=0.25)
+    q = Q.bbox_query(*SAMPLE_BBOX, cell_deg=0.25)
     res = F.fetch(q, overpass_url=overpass.url, runway=False, backoff_s=0)
     assert _ids(res.features) == EXPECTED_IDS
     assert len(overpass.queries) == len(q.parts) >= 1
@@ -82,7 +83,7 @@ def test_overpass_bbox_current_snapshot(osm_env, overpass):
 def test_store_query_defaults_to_the_imagery_end_date(osm_env, overpass, make_store):
     store = make_store("dated", [{"sample_id": "pos-0000", "label": 1, "lon": POS0[0], "lat": POS0[1]}],
                        date_end="2021-12-31")
-    res = F.fetch(F.store_query(store), overpass_url=overpass.url, backoff_s=0)
+    res = F.fetch(Q.store_query(store), overpass_url=overpass.url, backoff_s=0)
     assert len(overpass.queries) == 1
     assert '[date:"2021-12-31T00:00:00Z"]' in overpass.queries[0]
     assert res.meta["snapshot_date"] == "2021-12-31T00:00:00Z"
@@ -94,7 +95,7 @@ def test_store_query_defaults_to_the_imagery_end_date(osm_env, overpass, make_st
     assert ("way", 1001) in _ids(res.features) and ("way", 1006) not in _ids(res.features)
     assert F.find_store_cache("dated") == res.path
     # an explicit date overrides the store's
-    F.fetch(F.store_query(store), overpass_url=overpass.url, date="2019-06-30")
+    F.fetch(Q.store_query(store), overpass_url=overpass.url, date="2019-06-30")
     assert '[date:"2019-06-30T00:00:00Z"]' in overpass.queries[-1]
 
 
@@ -104,14 +105,14 @@ def test_store_query_batches_scattered_and_clustered_patches(osm_env, make_store
         {"sample_id": "pos-0001", "label": 1, "lon": POS0[0] + 0.01, "lat": POS0[1] + 0.002},  # same 0.1° cell
         {"sample_id": "cur-0068", "label": 0, "lon": -67.087665, "lat": 6.193454},  # far west, UTM 19N
     ]
-    q = F.store_query(make_store("batches", rows, size=48))
+    q = Q.store_query(make_store("batches", rows, size=48))
     assert len(q.parts) == 2
     for r in rows:
         assert any(p.contains(gpd.points_from_xy([r["lon"]], [r["lat"]])[0]) for p in q.parts)
 
 
 def test_overpass_errors_are_retried_then_reported(osm_env, overpass):
-    q = F.bbox_query(*SAMPLE_BBOX)
+    q = Q.bbox_query(*SAMPLE_BBOX)
     # two overloads then success: retried transparently
     overpass.failures = [(503, "<p>Dispatcher_Client::request_read_and_idx::timeout</p>"), (429, "<p>Too Many Requests</p>")]
     res = F.fetch(q, overpass_url=overpass.url, runway=False, retries=3, backoff_s=0.01)
@@ -132,21 +133,21 @@ def test_overpass_timeout_remark_is_not_cached_as_empty(osm_env, overpass):
     remark = json.dumps({"version": 0.6, "osm3s": {"timestamp_osm_base": "x"}, "elements": [],
                          "remark": 'runtime error: Query timed out in "query" at line 1 after 181 seconds.'})
     overpass.failures = [(200, remark)]
-    res = F.fetch(F.bbox_query(*SAMPLE_BBOX), overpass_url=overpass.url, runway=False, retries=1, backoff_s=0)
+    res = F.fetch(Q.bbox_query(*SAMPLE_BBOX), overpass_url=overpass.url, runway=False, retries=1, backoff_s=0)
     assert len(overpass.queries) == 2 and _ids(res.features) == EXPECTED_IDS
 
 
 def test_overpass_bad_request_is_not_retried(osm_env, overpass):
     overpass.fail_always = (400, "<p><strong style=\"color:#FF0000\">Error</strong>: line 1: parse error: bad date</p>")
     with pytest.raises(OverpassError, match="rejected the query.*parse error: bad date"):
-        F.fetch(F.bbox_query(*SAMPLE_BBOX), overpass_url=overpass.url, runway=False, retries=3, backoff_s=0)
+        F.fetch(Q.bbox_query(*SAMPLE_BBOX), overpass_url=overpass.url, runway=False, retries=3, backoff_s=0)
     assert len(overpass.queries) == 1
 
 
 def test_client_timeout_is_retried_then_reported(osm_env, overpass):
     overpass.delay_s = 1.5
     with pytest.raises(OverpassError, match="Timeout"):
-        F.fetch(F.bbox_query(*SAMPLE_BBOX), overpass_url=overpass.url, runway=False, retries=1, backoff_s=0, timeout_s=0.3)
+        F.fetch(Q.bbox_query(*SAMPLE_BBOX), overpass_url=overpass.url, runway=False, retries=1, backoff_s=0, timeout_s=0.3)
     assert len(overpass.queries) == 2
 
 
@@ -156,20 +157,20 @@ def test_waits_for_a_query_slot_and_fails_fast_on_a_dead_server(osm_env, overpas
 
     overpass.slot_line = "Slot available after: 2025-04-01T06:00:02Z, in 2 seconds."
     t0 = time.perf_counter()
-    F.fetch(F.bbox_query(*SAMPLE_BBOX), overpass_url=overpass.url, runway=False)
+    F.fetch(Q.bbox_query(*SAMPLE_BBOX), overpass_url=overpass.url, runway=False)
     assert time.perf_counter() - t0 >= 2.0 and overpass.status_hits == 1
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}/api"
     t0 = time.perf_counter()
     with pytest.raises(OverpassError, match="failed 2 time.*ConnectionError"):
-        F.fetch(F.bbox_query(*SAMPLE_BBOX), overpass_url=dead, runway=False, refresh=True, retries=1, backoff_s=0.1)
+        F.fetch(Q.bbox_query(*SAMPLE_BBOX), overpass_url=dead, runway=False, refresh=True, retries=1, backoff_s=0.1)
     assert time.perf_counter() - t0 < 10
 
 
 def test_interrupted_fetch_resumes(osm_env, overpass):
     # 4 parts (0.02° cells over the sample bbox); the server dies after 2 answers
-    q = F.bbox_query(*SAMPLE_BBOX, cell_deg=0.02)
+    q = Q.bbox_query(*SAMPLE_BBOX, cell_deg=0.02)
     total = len(q.parts)
     assert total >= 4
     overpass.fail_after = 2
@@ -189,7 +190,7 @@ def test_interrupted_fetch_resumes(osm_env, overpass):
 
 
 def test_empty_area_gives_empty_vectors(osm_env, overpass):
-    res = F.fetch(F.bbox_query(-64.2, 7.3, -64.1, 7.4), overpass_url=overpass.url, runway=False)
+    res = F.fetch(Q.bbox_query(-64.2, 7.3, -64.1, 7.4), overpass_url=overpass.url, runway=False)
     assert len(overpass.queries) == 1 and len(res.features) == 0
     assert list(res.features.columns) == ["element", "id", *OSM_LAYERS, "source", "geometry"]
     assert res.meta["counts"] == dict.fromkeys(OSM_LAYERS, 0)
@@ -204,7 +205,7 @@ def test_runway_points_are_an_aeroway_source_clipped_to_the_area(osm_env, overpa
     bbox = (-63.0, 6.0, -62.5, 6.5)
     inside = pts.cx[bbox[0]:bbox[2], bbox[1]:bbox[3]]
     assert len(inside) >= 1
-    res = F.fetch(F.bbox_query(*bbox), overpass_url=overpass.url, date="current", backoff_s=0)
+    res = F.fetch(Q.bbox_query(*bbox), overpass_url=overpass.url, date="current", backoff_s=0)
     rw = res.features[res.features["element"] == F.RUNWAY_ELEMENT]
     assert sorted(rw["id"].astype(int)) == sorted(inside["id"].astype(int))
     assert (rw["aeroway"] == "runway").all() and rw[["highway", "waterway", "building", "landuse"]].isna().all().all()
@@ -213,7 +214,7 @@ def test_runway_points_are_an_aeroway_source_clipped_to_the_area(osm_env, overpa
 
 
 def test_bad_dates_and_keys_are_clear_errors(osm_env):
-    q = F.bbox_query(*SAMPLE_BBOX)
+    q = Q.bbox_query(*SAMPLE_BBOX)
     with pytest.raises(OsmFetchError, match="before 2012-09-12"):
         F.fetch(q, date="2010-01-01")
     with pytest.raises(OsmFetchError, match="YYYY-MM-DD"):
@@ -223,4 +224,4 @@ def test_bad_dates_and_keys_are_clear_errors(osm_env):
     with pytest.raises(OsmFetchError, match="unknown OSM key"):
         F.fetch(q, keys=["amenity"])
     with pytest.raises(OsmFetchError, match="invalid bounding box"):
-        F.bbox_query(10, 5, 9, 6)
+        Q.bbox_query(10, 5, 9, 6)

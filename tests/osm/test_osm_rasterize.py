@@ -16,6 +16,7 @@ from asgm.config import OSM_LAYERS
 from asgm.grid import patch_grid
 from asgm.osm import OsmRasterizeError
 from asgm.osm import fetch as F
+from asgm.osm import queries as Q
 from asgm.osm.rasterize import RasterizeOptions, parse_filters, patch_grid_of, rasterize_grids, rasterize_store
 
 HW, WW, BU, LU, AE = range(5)
@@ -123,7 +124,7 @@ def test_rasterize_store_from_a_fetch_cache(osm_env, overpass, make_store):
     ])
     with pytest.raises(OsmRasterizeError, match="asgm osm fetch --store study"):
         rasterize_store(store)
-    fetched = F.fetch(F.store_query(store), overpass_url=overpass.url, backoff_s=0)
+    fetched = F.fetch(Q.store_query(store), overpass_url=overpass.url, backoff_s=0)
     info = rasterize_store(store, options=RasterizeOptions(exclude={"landuse": ("quarry",)}))
     masks, layers = store.read_osm("pos-0000")
     assert layers == OSM_LAYERS

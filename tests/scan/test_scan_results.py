@@ -191,6 +191,7 @@ def test_window_osm_from_a_fetch_cache_that_covers_it(env):
 
     from asgm.config import OSM_LAYERS
     from asgm.osm import fetch as F
+    from asgm.osm import queries as Q
 
     s = scan_results.open_scan("area-2021")
     i, j = scan_results.parse_window(scan_results.detections_table(s).iloc[0]["window"])
@@ -202,7 +203,7 @@ def test_window_osm_from_a_fetch_cache_that_covers_it(env):
              {"type": "way", "id": 10, "nodes": [1, 2], "tags": {"highway": "track"}}]
     try:
         with serve_overpass(FakeOverpass(track)) as fake:
-            F.fetch(F.bbox_query(lon - 0.02, lat - 0.02, lon + 0.02, lat + 0.02), overpass_url=fake.url, runway=False,
+            F.fetch(Q.bbox_query(lon - 0.02, lat - 0.02, lon + 0.02, lat + 0.02), overpass_url=fake.url, runway=False,
                     backoff_s=0)
         osm, note = scan_results.window_osm(patch)
         assert osm is not None and "OSM overlays from the cache bbox-" in note
