@@ -13,6 +13,7 @@ from streamlit_folium import st_folium  # imported at script run so tests can mo
 from asgm.app import assets, loaders, map_panel, page
 from asgm.data.store import list_stores
 from asgm.errors import AsgmError
+from asgm.maps import elements as map_elements
 from asgm.maps import leaflet
 from asgm.maps import points as map_data
 from asgm.osm import nearby
@@ -88,7 +89,7 @@ with st.sidebar:
         predicted = st.multiselect("Predicted class", [1, 0], default=[1, 0], format_func=label_names.get,
                                    help="Only points in the selected run's predictions (its val/test splits) have one.")
         errors_only = st.toggle("Errors only (FP/FN)", value=False)
-    modes = [m for m in leaflet.COLOUR_MODES if (m != "probability" or probs is not None) and (m != "outcome" or pred is not None)]
+    modes = [m for m in map_elements.COLOUR_MODES if (m != "probability" or probs is not None) and (m != "outcome" or pred is not None)]
     colour_by = st.radio("Colour", modes, horizontal=True,
                          format_func={"probability": "probability", "label": "true label", "outcome": "run outcome"}.get)
     swipe = st.toggle("Swipe true / false colour on the clicked patch", value=True,

@@ -12,13 +12,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from asgm.maps.elements import PATCH_PANE, PATCH_PANE_RIGHT, _Script, _ScriptLayer
 from asgm.maps.images import (
     OSM_COLOURS,
     false_colour,
     to_png,
     true_colour,
 )
-from asgm.maps.leaflet import PATCH_PANE, PATCH_PANE_RIGHT, PLUGIN_ASSETS, _Script, _ScriptLayer
+from asgm.maps.leaflet import PLUGIN_ASSETS
 
 
 # -- the clicked patch on the map -------------------------------------------------------------------

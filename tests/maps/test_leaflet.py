@@ -8,6 +8,7 @@ import pytest
 
 from asgm.data.points import haversine_m
 from asgm.grid import patch_grid
+from asgm.maps import elements as map_elements
 from asgm.maps import leaflet as maps_leaflet
 from asgm.maps import overlays
 
@@ -24,12 +25,12 @@ def _points() -> pd.DataFrame:
 
 
 def test_probability_colours_follow_the_stops():
-    assert maps_leaflet.prob_colour(0.0) == maps_leaflet.PROB_STOPS[0][1]
-    assert maps_leaflet.prob_colour(1.0) == maps_leaflet.PROB_STOPS[-1][1]
-    assert maps_leaflet.prob_colour(0.5) == "#ffffbf"
+    assert map_elements.prob_colour(0.0) == map_elements.PROB_STOPS[0][1]
+    assert map_elements.prob_colour(1.0) == map_elements.PROB_STOPS[-1][1]
+    assert map_elements.prob_colour(0.5) == "#ffffbf"
     # halfway between the 0.5 and 0.75 stops: each channel halfway (ffffbf -> fdae61)
-    assert maps_leaflet.prob_colour(0.625) == "#fed690"
-    assert maps_leaflet.prob_colour(-3) == maps_leaflet.prob_colour(0.0) and maps_leaflet.prob_colour(7) == maps_leaflet.prob_colour(1.0)
+    assert map_elements.prob_colour(0.625) == "#fed690"
+    assert map_elements.prob_colour(-3) == map_elements.prob_colour(0.0) and map_elements.prob_colour(7) == map_elements.prob_colour(1.0)
 
 
 def test_map_names_no_remote_asset_and_carries_every_control():
@@ -45,7 +46,7 @@ def test_map_names_no_remote_asset_and_carries_every_control():
                 "/app/static/plugins/leaflet-side-by-side/leaflet-side-by-side.js"):
         assert url in html
     names = [getattr(el, "layer_name", "") for el in maps_leaflet._walk(m)]
-    assert maps_leaflet.PLAIN_NAME in names and "Satellite (Esri World Imagery)" in names and "OpenStreetMap" in names
+    assert map_elements.PLAIN_NAME in names and "Satellite (Esri World Imagery)" in names and "OpenStreetMap" in names
 
 
 def test_a_plugin_without_a_local_copy_is_refused():
@@ -63,13 +64,13 @@ def test_a_plugin_without_a_local_copy_is_refused():
 
 
 def test_payload_has_probabilities_and_fetch_hints():
-    payload = maps_leaflet.points_payload(_points(), "probability", "demo", maps_leaflet.fetch_hints())
+    payload = map_elements.points_payload(_points(), "probability", "demo", maps_leaflet.fetch_hints())
     rows = {r[2]: r for r in payload["p"]}
     assert rows["a-1"][3] == 0.91 and rows["a-2"][3] == 0.12 and rows["r-1"][3] == -1
     assert rows["r-1"][4] == 0 and payload["h"][rows["r-1"][7]] == "asgm patches fetch --source stac --points random"
     assert [r[2] for r in payload["p"]][0] == "r-1"  # points without a patch drawn first (underneath)
     with pytest.raises(ValueError):
-        maps_leaflet.points_payload(_points(), "rainbow", "demo")
+        map_elements.points_payload(_points(), "rainbow", "demo")
 
 
 def test_footprint_is_the_patch_square_around_its_point():
@@ -87,7 +88,6 @@ def test_footprint_is_the_patch_square_around_its_point():
 
 def test_patch_overlay_with_swipe_and_osm():
     from asgm.data.store import Patch
-    from asgm.maps import leaflet as maps_leaflet
     from asgm.maps import overlays
 
     grid = patch_grid(-63.0, 6.8, 8)
@@ -99,7 +99,7 @@ def test_patch_overlay_with_swipe_and_osm():
     kinds = [type(c).__name__ for c in fg._children.values()]
     assert kinds.count("ImageOverlay") == 3 and "PatchSwipe" in kinds and "Rectangle" in kinds
     panes = [c.options.get("pane") for c in fg._children.values() if type(c).__name__ == "ImageOverlay"]
-    assert panes == [maps_leaflet.PATCH_PANE, maps_leaflet.PATCH_PANE, maps_leaflet.PATCH_PANE_RIGHT]
+    assert panes == [map_elements.PATCH_PANE, map_elements.PATCH_PANE, map_elements.PATCH_PANE_RIGHT]
     rgb_only = Patch("x-2", 0, "curated", -63.0, 6.8, grid, np.full((3, 8, 8), 900, np.uint16), bands[:3])
     kinds = [type(c).__name__ for c in overlays.patch_overlay(rgb_only, None, split=True)._children.values()]
     assert kinds.count("ImageOverlay") == 1 and "PatchSwipe" not in kinds
