@@ -169,7 +169,8 @@ def place_stats(dsrc: DetectionSource, bsrc: BoundarySource, use_cache: bool = T
                 return PlaceStats(table, cached=True, seconds=time.perf_counter() - t0, **meta)
         except (OSError, ValueError, TypeError):  # a damaged cache entry is computed again
             pass
-    det, bnd = dsrc.load(), bsrc.load()
+    bnd = bsrc.load()  # boundaries first: a bad upload fails before the detections are read
+    det = dsrc.load()
     table, notes = apportion(det, bnd)
     meta = {"detections": det.description, "boundaries": bnd.description, "has_mined": det.has_mined,
             "synthetic": det.synthetic, "credits": list(dict.fromkeys([det.credits, bnd.credits])),
