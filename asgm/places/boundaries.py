@@ -92,7 +92,7 @@ def amw_territories() -> Boundaries:
                             "type": _text(g["type_field"]), "status": _text(g["status_field"]),
                             "source": _text(g["source_field"])}, geometry=g.geometry.to_numpy(), crs=g.crs)
     return _amw(gdf, "AMW indigenous territories (237 with detected mining)",
-                f"{AMW_CREDIT}; territory boundaries compiled by AMW from RAISG and national sources (column source)")
+                f"Boundaries: {AMW_CREDIT}; territory boundaries compiled by AMW from RAISG and national sources (column source)")
 
 
 def amw_countries() -> Boundaries:
@@ -106,7 +106,7 @@ def amw_countries() -> Boundaries:
                             "status": pd.Series(pd.NA, index=g.index, dtype="string"),
                             "source": pd.Series("Amazon Mining Watch", index=g.index, dtype="string")},
                            geometry=g.geometry.to_numpy(), crs=g.crs)
-    return _amw(gdf, "AMW countries (Amazon part of each) and the whole basin", AMW_CREDIT)
+    return _amw(gdf, "AMW countries (Amazon part of each) and the whole basin", f"Boundaries: {AMW_CREDIT}")
 
 
 def amw_basin() -> Boundaries:
@@ -115,7 +115,7 @@ def amw_basin() -> Boundaries:
     gdf = gpd.GeoDataFrame({"boundary_id": ["basin"], "name": ["Amazon basin"], "country": [pd.NA],
                             "type": ["basin"], "status": [pd.NA], "source": ["Amazon Mining Watch"]},
                            geometry=[g.geometry.union_all()], crs=g.crs)
-    return _amw(gdf, "the Amazon basin outline (AMW)", AMW_CREDIT)
+    return _amw(gdf, "the Amazon basin outline (AMW)", f"Boundaries: {AMW_CREDIT}")
 
 
 def _amw(gdf: gpd.GeoDataFrame, description: str, credits: str) -> Boundaries:

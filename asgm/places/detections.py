@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from asgm import CREDITS, registry
+from asgm import registry
 from asgm.places import periods as P
 from asgm.places.vectors import PlaceInputError, clean_polygons, file_sha256, read_polygons
 
@@ -114,8 +114,8 @@ def amw_detections() -> Detections:
                                        geometry=g.geometry.to_numpy(), crs=g.crs))
     gdf = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs="EPSG:4326")
     cleaned = clean_polygons(gdf, "AMW's detection layers")
-    return Detections(cleaned.gdf, DetectionSource("amw").description, True, CREDITS["amw_places"],
-                      notes=cleaned.notes)
+    return Detections(cleaned.gdf, DetectionSource("amw").description, True,
+                      "Detections: Earth Genome, Amazon Mining Watch, CC BY 4.0", notes=cleaned.notes)
 
 
 def _scan_folders(path: Path | None) -> list[Path]:
@@ -164,7 +164,7 @@ def scan_detections(path: Path) -> Detections:
         notes.insert(0, f"{SYNTHETIC_NOTE}: these detections come from a synthetic scan")
     years = sorted(by_year)
     return Detections(gdf, f"scans in {path} ({', '.join(map(str, years))})", False,
-                      CREDITS["sentinel"] if not synthetic else SYNTHETIC_NOTE, synthetic, notes)
+                      "Detections: this project's scans of Copernicus Sentinel-2 data" if not synthetic else SYNTHETIC_NOTE, synthetic, notes)
 
 
 def _has_features(folder: Path) -> bool:
