@@ -11,4 +11,7 @@ CREDITS = {
     "earth_genome": "Earth Genome, Amazon Mining Watch (CC BY 4.0): chips, reference polygons, runway points.",
     "sentinel": "Contains modified Copernicus Sentinel data 2019 (demo chips) / as fetched (other stores).",
     "osm": "© OpenStreetMap contributors (ODbL).",
+    "amw_places": "Place statistics: yearly detections, indigenous territories, countries and the basin from Earth "
+                  "Genome, Amazon Mining Watch (CC BY 4.0); territory boundaries compiled by AMW from RAISG and "
+                  "national sources (each territory's source).",
 }

@@ -85,6 +85,62 @@ FILES: dict[str, UpstreamFile] = {
 }
 
 
+#: Amazon Mining Watch (shared/data/README.md, "Amazon Mining Watch"): the website's yearly detection layers
+#: (each holds the mining new in its period), the territories and countries AMW reports on, the basin outline and
+#: AMW's published tables. Keys: ``amw_mining_<period>`` (period 201800 ... 202400, 202502, 202503), and the rest.
+AMW_LICENCE = "CC BY 4.0 (Earth Genome, Amazon Mining Watch)"
+AMW_PERIODS: tuple[str, ...] = ("201800", "201900", "202000", "202100", "202200", "202300", "202400", "202502",
+                                "202503")
+_AMW_LAYERS: tuple[tuple[str, str, int], ...] = (
+    ("201800", "df09e3cb88831da9400366bd20b4f5946ac2436ba486310d50fae8bc456da0b9", 2797019),
+    ("201900", "bf7b82dd811af2f54c4a33f7f5f03ccb39c9914c6a559b0a666430b4e5a9b104", 1997728),
+    ("202000", "e14c39f5b152d55228c27a19b9d5fdb1239a88d8e54398a969b4295d5fd69815", 1792413),
+    ("202100", "fe11ccc4eeb6376b796273778ae37b4c1f2ee1381bb77336ca293bffd90de2c8", 1815942),
+    ("202200", "2c59cd3a97ce21a33de7d4c390170b08f2308349072564aa125092d2fd846c87", 2052697),
+    ("202300", "e10e3727b2b570f5a5bb22b754bda9079d949c7c2a95608ec0ced708bfb64bed", 1824973),
+    ("202400", "853210966f8f404444bfd3fb45abb6e678904259ba8ee24a7b9fec39d0794d31", 2263548),
+    ("202502", "4ef616bb4954198bec0588941765eebdbad83fecb897423d6b17b475df0262e0", 1104479),
+    ("202503", "6c87187539601a57eaeda81d6db6e372a2cb073867962f90f9aac6a03ac1bee4", 971124),
+)
+_AMW_BOUNDARIES = "data/boundaries/"
+_AMW_OTHER: tuple[tuple[str, str, str, int, str], ...] = (
+    ("amw_territories", _AMW_BOUNDARIES + "protected_areas_and_indigenous_territories/out/indigenous_territories_impacts.geojson",
+     "ece3a44d37adc5ec59deb3bf2a39529e233bf70f94ba4fde8bc88f25a56f1486", 3752199,
+     "Amazon Mining Watch: the 237 indigenous territories with detected mining (compiled by AMW from RAISG and "
+     "national sources, see each feature's source_field)"),
+    ("amw_territories_table", _AMW_BOUNDARIES + "protected_areas_and_indigenous_territories/out/"
+     "mining_by_indigenous_territories/amazon_basin_2018-2025Q3_all_differences.csv",
+     "6ae9424931d7ffdbe6350c974e47529a172f686e93d9ae1ea078ea54b9b256cc", 85109,
+     "Amazon Mining Watch's published table of mined area per territory and period"),
+    ("amw_countries", _AMW_BOUNDARIES + "national_admin/out/national_admin_impacts.geojson",
+     "b94bf3c61733de59d5af1f8f2088b0197cd241eb7a0915b39e462f86144e137a", 2418244,
+     "Amazon Mining Watch: the 9 Amazon countries and the whole basin (AMAZ)"),
+    ("amw_countries_table", _AMW_BOUNDARIES + "national_admin/out/mining_by_national_admin/"
+     "amazon_basin_2018-2025Q3_all_differences.csv",
+     "834ed2af640a644d25ac60d1754a2082f736fee3109f8b690cfbbaa3705f730c", 382982,
+     "Amazon Mining Watch's published table of mined area per country and period"),
+    ("amw_basin", _AMW_BOUNDARIES + "amazon_basin.geojson",
+     "48288f5fa22554e68dfa3c284c63d3ebe544863ccab40fcb54ecb5be4b20a03e", 1403745,
+     "Amazon Mining Watch: the Amazon basin outline"),
+)
+
+
+def amw_layer_key(period: str) -> str:
+    """Registry key of AMW's detection layer of ``period`` (``201800`` ... ``202503``)."""
+    return f"amw_mining_{period}"
+
+
+FILES.update(
+    (f.key, f) for f in [
+        *(UpstreamFile(amw_layer_key(period), _EG + f"data/outputs/website/mining_{period}_simplified.geojson", sha,
+                       size, f"Amazon Mining Watch: mining detected new in {period[:4]}"
+                       + (f" Q{int(period[4:])}" if period[4:] != "00" else ""), AMW_LICENCE)
+          for period, sha, size in _AMW_LAYERS),
+        *(UpstreamFile(key, _EG + rel, sha, size, desc, AMW_LICENCE) for key, rel, sha, size, desc in _AMW_OTHER),
+    ]
+)
+
+
 #: Earth Genome's Amazon training pack (shared/data/README.md, "Amazon training pack"): sampling files
 #: and RGB chip galleries of the sets listed there, and only those. (relpath under the EG commit, sha256, bytes)
 _AMAZON_PACK: tuple[tuple[str, str, int], ...] = (

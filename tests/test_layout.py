@@ -21,7 +21,7 @@ RANKS: dict[str, int] = {
     "sources": 3, "osm": 3,
     "model": 4,
     "training": 5,
-    "scan": 6, "maps": 6,
+    "scan": 6, "maps": 6, "places": 6,
     "cli": 7, "app": 7,
 }
 #: Top-level modules outside the shared base: the entry point sits above the CLI.
