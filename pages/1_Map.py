@@ -1,5 +1,6 @@
 """Map: every point of the selected store coloured by the selected run's probability; a click answers in the
-browser (popup) and the side panel, and draws the patch in place. The map stack (leafmap, folium) is imported
+browser (popup) and the side panel (where the patch can be marked mining / not mining / unsure), and draws the
+patch in place; reviewed labels as a layer coloured by label. The map stack (leafmap, folium) is imported
 here only, so the first page stays fast."""
 
 from __future__ import annotations
@@ -11,17 +12,19 @@ import numpy as np
 import streamlit as st
 from streamlit_folium import st_folium  # imported at script run so tests can monkeypatch it
 
-from asgm.app import assets, loaders, page
+from asgm.app import assets, loaders, page, review
 from asgm.data.store import list_stores
 from asgm.errors import AsgmError
 from asgm.maps import images, leaflet
 from asgm.maps import overlays as maps_overlays
 from asgm.maps import points as map_data
 from asgm.osm import nearby
+from asgm.review import items as review_items
 from asgm.sources import configured_source
 
 page.page_setup("Map")
 st.title("Map")
+review.reviewer_box()
 
 run_id = page.selected_run_id()
 run = page.selected_run(run_id)
@@ -102,6 +105,8 @@ with st.sidebar:
     osm_km = st.select_slider("OSM radius (km)", [1, 2, 5], value=2, disabled=not show_osm)
     if store_name and not has_osm:
         st.caption(nearby.no_cache_message(store_name))
+    show_labels = st.toggle("Reviewed labels", value=True, key="map_labels",
+                            help="Every reviewed item as a ring: red mining, blue not mining, grey unsure.")
     st.caption("Basemaps and reference layers: the layer control on the map (top right). Draw a rectangle or "
                "polygon (left toolbar) to set the area of interest of the region scan.")
 
@@ -237,12 +242,14 @@ def _panel(sid: str | None, place_msg: str | None) -> None:
     if not has_patch:
         st.warning(map_data.no_patch_message(sid, store_name or "(none)", str(row.iloc[0]["set"]) if not row.empty else None))
         return
+    shown_prob = None
     if run is None:
         st.info("No trained run to classify with yet: the default model trains in the background (see **Home**).")
     elif probs is not None or can_classify:
         try:
             t0 = time.perf_counter()
             res = _result(sid)
+            shown_prob = float(res["prob"])
             ms = (time.perf_counter() - t0) * 1000
             word = "mining" if res["decision"] else "not mining"
             truth = "mining" if res["label"] else "not mining"
@@ -269,6 +276,11 @@ def _panel(sid: str | None, place_msg: str | None) -> None:
                 st.markdown(images.legend_html(osm[1]), unsafe_allow_html=True)
         if swipe and images.false_colour(patch.data, patch.bands) is None:
             st.caption("Swipe view: this store has no B12/B8 bands for false colour.")
+    except AsgmError as exc:
+        page.show_error(exc, f"Rebuild store `{store_name}`.")
+    st.markdown("**Review**")
+    try:
+        review.mark_panel(review_items.store_item(store_name, sid), key="map", run_id=run_id, probability=shown_prob)
     except AsgmError as exc:
         page.show_error(exc, f"Rebuild store `{store_name}`.")
     page.patch_viewer_link(store_name, sid)
@@ -305,6 +317,9 @@ def _aoi_summary() -> None:
 def _groups(sid: str | None) -> list | None:
     """What the click adds to the map: the patch on its footprint and the OSM features around it."""
     groups = [g for g in (_overlay(sid), _osm_layer(sid)) if g is not None]
+    rows = review.current_rows() if show_labels else []
+    if rows:
+        groups.append(maps_overlays.labels_layer(rows))
     return groups or None
 
 
@@ -325,6 +340,8 @@ def _map_and_panel() -> None:
     with right:
         _panel(st.session_state.get("map_sid"), place_msg)
         _aoi_summary()
+        with st.expander("Download labels"):
+            review.downloads("map")
 
 
 _map_and_panel()

@@ -77,7 +77,7 @@ def scan_world(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         use_folders(mp, root)
         run_id = detector_run()
-        m = write_mosaic(root / "m.tif", -61.8, 6.4, size_px=300, n_mines=2, seed=3, year=2022)
+        m = write_mosaic(root / "m.tif", -61.8, 6.4, size_px=400, n_mines=2, seed=1, year=2022)
         with rasterio.open(m.path) as src:
             aoi = box(*transform_bounds(src.crs, "EPSG:4326", *src.bounds)).buffer(-0.002)
         driver.scan(aoi, 2022, run_id, scan_results.scans_dir() / "madre", source=str(m.path), tile_windows=8)
