@@ -1,5 +1,5 @@
-"""``asgm labels list | export | import | mark | queue``: the reviewed labels of this data folder
-(``<data>/labels/labels.gpkg``, a GeoPackage QGIS opens)."""
+"""``asgm labels list | export | import | mark | queue | train``: the reviewed labels of this data folder
+(``<data>/labels/labels.gpkg``, a GeoPackage QGIS opens) and training with them."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def _filters(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    group = command_group(sub, "labels", "reviewed labels: list, export, import, mark, the review queue")
+    group = command_group(sub, "labels", "reviewed labels: list, export, import, mark, the review queue, train")
     ls = add_command(group, "list", "current labels (or every change with --history)", _list, _human_list)
     _filters(ls)
     ls.add_argument("--history", action="store_true", help="every change, oldest first, instead of current labels")
@@ -58,6 +58,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--order", choices=("uncertain", "confident"), default="uncertain",
                    help="uncertain: probability nearest the threshold first (default); confident: highest first")
     q.add_argument("--head", type=int, default=10, help="how many next items to show (default 10)")
+
+    from asgm.cli.training import human_with_labels, train_with_labels
+    from asgm.data.labels import HOLDOUT_FRACTION
+    from asgm.training.evaluate import N_BOOT
+
+    t = add_command(group, "train", "train with my labels: the reviewed items join the parent run's training data "
+                    "(a new store version, a leak-free split) and the report compares before and after",
+                    train_with_labels, human_with_labels)
+    t.add_argument("--from-run", help="the run whose recipe and data to start from (default: the default run)")
+    t.add_argument("--epochs", type=int, help="epochs (default: the parent run's)")
+    t.add_argument("--holdout-fraction", type=float, default=HOLDOUT_FRACTION,
+                   help=f"newest share of the reviewed items held out to measure them (default {HOLDOUT_FRACTION})")
+    t.add_argument("--run-id", help="train into this queued run folder (used by the background launcher)")
+    t.add_argument("--bootstrap", type=int, default=N_BOOT, help=f"bootstrap resamples for the CIs (default {N_BOOT})")
+    t.add_argument("--detach", action="store_true", help="start in the background and print the run id")
 
 
 def _list(args: argparse.Namespace) -> dict[str, Any]:

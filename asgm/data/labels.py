@@ -49,6 +49,8 @@ LABEL_SPELLINGS: dict[str, str] = {
     "not_mining": "not_mining", "not mining": "not_mining", "not": "not_mining", "0": "not_mining",
     "0.0": "not_mining", "unsure": "unsure",
 }
+#: Share of the reviewed items, newest first, that training with them holds out to measure what they taught.
+HOLDOUT_FRACTION = 0.2
 EXPORT_FORMATS: tuple[str, ...] = ("geojson", "csv", "kml", "gpkg")
 BUSY_TIMEOUT_S = 5.0
 
