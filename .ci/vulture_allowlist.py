@@ -29,6 +29,8 @@ _.geojson
 requested
 skipped
 _.skipped
+# sqlite3 reads the connection's row_factory.
+_.row_factory
 # Keras calls the callbacks' hooks and reads stop_training.
 _.on_epoch_begin
 _.on_train_batch_end

@@ -1,5 +1,6 @@
 """Map: every point of the selected store coloured by the selected run's probability; a click answers in the
-browser (popup) and the side panel, and draws the patch in place. The map stack (leafmap, folium) is imported
+browser (popup) and the side panel (where the patch can be marked mining / not mining / unsure), and draws the
+patch in place; reviewed labels as a layer coloured by label. The map stack (leafmap, folium) is imported
 here only, so the first page stays fast."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import numpy as np
 import streamlit as st
 from streamlit_folium import st_folium  # imported at script run so tests can monkeypatch it
 
-from asgm.app import assets, loaders, map_panel, page
+from asgm.app import assets, loaders, map_panel, page, review
 from asgm.data.store import list_stores
 from asgm.errors import AsgmError
 from asgm.maps import elements as map_elements
@@ -21,6 +22,7 @@ from asgm.sources import configured_source
 
 page.page_setup("Map")
 st.title("Map")
+review.reviewer_box()
 
 run_id = page.selected_run_id()
 run = page.selected_run(run_id)
@@ -101,6 +103,8 @@ with st.sidebar:
     osm_km = st.select_slider("OSM radius (km)", [1, 2, 5], value=2, disabled=not show_osm)
     if store_name and not has_osm:
         st.caption(nearby.no_cache_message(store_name))
+    show_labels = st.toggle("Reviewed labels", value=True, key="map_labels",
+                            help="Every reviewed item as a ring: red mining, blue not mining, grey unsure.")
     st.caption("Basemaps and reference layers: the layer control on the map (top right). Draw a rectangle or "
                "polygon (left toolbar) to set the area of interest of the region scan.")
 
@@ -144,7 +148,7 @@ except AsgmError as exc:  # leaflet.MapAssetError: a plugin file is missing
 
 view = map_panel.MapView(points=points, patch_ids=patch_ids, store_name=store_name, run_id=run_id, run=run,
                          probs=probs, threshold=threshold, can_classify=can_classify, swipe=swipe, show_osm=show_osm,
-                         has_osm=has_osm, osm_km=osm_km)
+                         has_osm=has_osm, osm_km=osm_km, show_labels=show_labels)
 
 
 @st.fragment
@@ -164,6 +168,8 @@ def _map_and_panel() -> None:
     with right:
         map_panel.panel(view, map_panel.selected(), place_msg)
         map_panel.aoi_summary()
+        with st.expander("Download labels"):
+            review.downloads("map")
 
 
 _map_and_panel()

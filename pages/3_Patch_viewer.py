@@ -1,19 +1,24 @@
 """Patch viewer: one patch in true (and false) colour, OSM overlays with per-layer toggles that re-run the
-prediction with that channel zeroed, a Grad-CAM toggle, and keyboard-free navigation; or, from the Region scan
-page (``?scan=NAME&window=I,J``), one window of a scan (``asgm.app.scan_window``)."""
+prediction with that channel zeroed, a Grad-CAM toggle, button navigation, and review: mark the patch mining /
+not mining / unsure (keys m / n / u, then the next one), optionally through the review queue (most uncertain or
+most confident first); or, from the Region scan page (``?scan=NAME&window=I,J``), one window of a scan
+(``asgm.app.scan_window``)."""
 
 from __future__ import annotations
 
 import numpy as np
 import streamlit as st
 
-from asgm.app import loaders, page
+from asgm.app import loaders, page, review
 from asgm.data.store import list_stores
 from asgm.errors import AsgmError
 from asgm.maps import images
+from asgm.review import items as review_items
+from asgm.review import queue as review_queue
 
 page.page_setup("Patch viewer")
 st.title("Patch viewer")
+review.reviewer_box()
 
 if st.query_params.get("scan"):  # a window of a region scan (a link from the Region scan page)
     from asgm.app import scan_window
@@ -77,6 +82,41 @@ def _go(new_sid: str) -> None:
     st.session_state["viewer_pick"] = new_sid
 
 
+# -- the review queue (sidebar): where "next" goes after a mark ------------------------------------------
+queue = None
+if st.sidebar.toggle("Review mode", key="viewer_review",
+                     help="Go through this store's unreviewed patches in queue order; mark with m / n / u."):
+    with st.sidebar:
+        order = review.order_picker("viewer_queue_order")
+    probs = None
+    if run is not None and not loaders.store_problems(run.config, store_name):
+        try:
+            probs = loaders.store_probabilities(run_id, store_name)
+        except AsgmError as exc:
+            st.sidebar.caption(f"No probabilities for the queue: {exc}")
+    if probs is None:
+        import pandas as pd
+
+        probs = pd.DataFrame({"sample_id": ids, "prob": np.nan})
+        st.sidebar.caption("No run can score this store: the queue is in sample order.")
+    try:
+        queue = review_queue.store_queue(store_name, run_id or "", order, probabilities=probs)
+    except AsgmError as exc:
+        page.show_error(exc, "Close the label layer in QGIS (or the program holding it) and reload.")
+    if queue is not None:
+        with st.sidebar:
+            review.queue_progress(queue)
+        started = (store_name, order)
+        if st.session_state.get("_viewer_queue_started") != started:
+            # Review mode just turned on (or the order changed): start at the head of the queue.
+            st.session_state["_viewer_queue_started"] = started
+            first = queue.next_item()
+            if first:
+                sid = first
+                st.session_state["viewer_sid"] = st.session_state["viewer_pick"] = first
+else:
+    st.session_state.pop("_viewer_queue_started", None)
+
 nav = st.columns([1, 1, 1, 1, 4])
 pos = ids.index(sid)
 nav[0].button("◀ Previous", on_click=_go, args=(ids[(pos - 1) % len(ids)],), width="stretch")
@@ -131,6 +171,7 @@ with right:
                            help="Needs bands B12, B8 and B4; the demo pack has only B4, B3, B2.")
 
 # -- prediction with ablation --------------------------------------------------------------------------
+shown_prob = None
 with right:
     st.markdown("**Prediction**")
     cam = None
@@ -140,6 +181,7 @@ with right:
         zero = tuple(x for x in run.config.osm_layers if x not in visible)
         try:
             full = loaders.classify(run_id, store_name, sid)
+            shown_prob = float(full["prob"])
             now = loaders.classify(run_id, store_name, sid, zero_layers=zero) if zero else full
             delta = now["prob"] - full["prob"]
             # Four decimals: zeroing one OSM channel often moves the output by less than 0.001.
@@ -158,6 +200,21 @@ with right:
                 cam = inference.gradcam(model, x)
         except AsgmError as exc:
             page.show_error(exc, "Retrain the run on the Train page, or pick another run in the sidebar.")
+
+# -- review ----------------------------------------------------------------------------------------------
+with right:
+    st.markdown("**Review**")
+    next_sid = (queue.next_item(skip=(sid,)) if queue is not None else ids[(pos + 1) % len(ids)]) or sid
+    try:
+        item = review_items.store_item(store, sid)
+        review.mark_panel(item, key="viewer", run_id=run_id, probability=shown_prob, shortcuts=True,
+                          after=lambda: _go(next_sid))
+    except AsgmError as exc:
+        page.show_error(exc, f"Rebuild store `{store_name}`.")
+    st.button(review.NEXT_BUTTON, on_click=_go, args=(next_sid,), disabled=next_sid == sid,
+              help="The next unreviewed patch of the queue (review mode) or the next patch of the store.")
+    with st.expander("Download labels"):
+        review.downloads("viewer", "store", store_name)
 
 with left:
     tc = images.true_colour(patch.data, patch.bands)

@@ -1,6 +1,7 @@
 """Region scan: where is mining in this area, and what is new since last year? The area drawn on the Map (or an
 uploaded GeoJSON), a run and a year -> ``asgm scan run`` as a background job (``asgm.jobs.runner``); finished scans as a
-detections layer and table with downloads, each detection's window openable in the Patch viewer; the change
+detections layer and table with downloads, each detection's window openable in the Patch viewer and markable
+mining / not mining / unsure (with the scan's review queue, highest probability first); the change
 between two scans of the same area. Every fact comes from ``asgm.scan.request`` / ``asgm.scan.results``."""
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from datetime import date
 import streamlit as st
 from streamlit_folium import st_folium  # imported at script run so tests can monkeypatch it
 
-from asgm.app import assets, loaders, page
+from asgm.app import assets, loaders, page, review
 from asgm.app import jobs as aj
 from asgm.config import REFLECTANCE
 from asgm.errors import AsgmError
 from asgm.maps import leaflet
 from asgm.model import store_fit
+from asgm.review import items as review_items
+from asgm.review import queue as review_queue
 from asgm.scan import request as scan_request
 from asgm.scan import results as scan_results
 
@@ -191,11 +194,35 @@ def _results(name: str) -> None:
                     f"{row['mean_prob']:.3f}, centroid lon {row['centroid_lon']:.5f}, lat {row['centroid_lat']:.5f}")
         if row["window"]:
             page.scan_window_link(name, row["window"])
+            _review(name, str(row["window"]), str(s.identity["run_id"]), float(row["max_prob"]), ids, det)
     d1, d2 = st.columns(2)
     d1.download_button("Download detections (GeoJSON)", scan_results.detections_geojson(s),
                        file_name=f"{name}-detections.geojson", mime="application/geo+json")
     d2.download_button("Download the table (CSV)", scan_results.table_csv(table, s.synthetic),
                        file_name=f"{name}-detections.csv", mime="text/csv")
+
+
+def _next_detection(det: str) -> None:
+    st.session_state["scan_det"] = det
+
+
+def _review(name: str, window: str, run_id: str, prob: float, ids: list[str], det: str) -> None:
+    """Mark the picked detection's window; then the next detection of the table. The queue's progress counts
+    every scored window of the scan (the Patch viewer goes through them, most uncertain first)."""
+    try:
+        q = review_queue.scan_queue(name, "confident")
+        item = review_items.scan_item(name, window)
+    except AsgmError as exc:
+        page.show_error(exc, "Close the label layer in the program holding it, or pick the detection again.")
+        return
+    st.markdown(f"**Review {det}** (its window {window})")
+    review.reviewer_box()
+    nxt = ids[(ids.index(det) + 1) % len(ids)]
+    review.mark_panel(item, key="scan_det_review", run_id=run_id, probability=prob,
+                      after=(lambda: _next_detection(nxt)) if nxt != det else None)
+    review.queue_progress(q)
+    with st.expander("Download this scan's labels"):
+        review.downloads("scan", "scan", name)
 
 
 with results_tab:

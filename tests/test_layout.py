@@ -22,10 +22,11 @@ RANKS: dict[str, int] = {
     "model": 4,
     "training": 5,
     "scan": 6, "maps": 6, "places": 6,
-    "cli": 7, "app": 7,
+    "review": 7,
+    "cli": 8, "app": 8,
 }
 #: Top-level modules outside the shared base: the entry point sits above the CLI.
-TOP_LEVEL_RANK = {"asgm.__main__": 8}
+TOP_LEVEL_RANK = {"asgm.__main__": 9}
 
 
 def _rank(module: str) -> tuple[str, int]:

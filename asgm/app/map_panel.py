@@ -12,13 +12,14 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from asgm.app import loaders, page
+from asgm.app import loaders, page, review
 from asgm.errors import AsgmError
 from asgm.maps import images
 from asgm.maps import overlays as maps_overlays
 from asgm.maps import points as map_data
 from asgm.model.inference import InferenceError
 from asgm.osm import nearby
+from asgm.review import items as review_items
 
 #: What streamlit-folium returns to the page: a marker's tooltip and position, a click beside the markers,
 #: the drawn shapes.
@@ -50,6 +51,7 @@ class MapView:
     show_osm: bool
     has_osm: bool
     osm_km: float
+    show_labels: bool = True
 
 
 def take_click(view: MapView, out: dict | None) -> str | None:
@@ -83,6 +85,9 @@ def selected() -> str | None:
 def groups(view: MapView, sid: str | None) -> list | None:
     """What the click adds to the map: the patch on its footprint and the OSM features around it."""
     found = [g for g in (_overlay(view, sid), _osm_layer(view, sid)) if g is not None]
+    rows = review.current_rows() if view.show_labels else []
+    if rows:
+        found.append(maps_overlays.labels_layer(rows))
     return found or None
 
 
@@ -136,7 +141,8 @@ def _osm_note(view: MapView, clicked: bool) -> None:
 
 def panel(view: MapView, sid: str | None, place_msg: str | None) -> None:
     """The side panel: the clicked point's set and label, its probability and decision, its patch with OSM
-    overlays, a link to the Patch viewer; or what to do when nothing (or an empty place) was clicked."""
+    overlays, marking it mining / not mining / unsure, a link to the Patch viewer; or what to do when nothing
+    (or an empty place) was clicked."""
     if place_msg:
         st.warning(place_msg)
     if not sid:
@@ -156,22 +162,30 @@ def panel(view: MapView, sid: str | None, place_msg: str | None) -> None:
         st.warning(map_data.no_patch_message(sid, view.store_name or "(none)",
                                              str(row.iloc[0]["set"]) if not row.empty else None))
         return
+    shown_prob = None
     if view.run is None:
         st.info("No trained run to classify with yet: the default model trains in the background (see **Home**).")
     elif view.probs is not None or view.can_classify:
-        _decision(view, sid)
+        shown_prob = _decision(view, sid)
     _patch_picture(view, view.store_name, sid)
+    st.markdown("**Review**")
+    try:
+        review.mark_panel(review_items.store_item(view.store_name, sid), key="map", run_id=view.run_id,
+                          probability=shown_prob)
+    except AsgmError as exc:
+        page.show_error(exc, f"Rebuild store `{view.store_name}`.")
     page.patch_viewer_link(view.store_name, sid)
 
 
-def _decision(view: MapView, sid: str) -> None:
+def _decision(view: MapView, sid: str) -> float | None:
+    """The probability and decision of the clicked patch; returns the probability shown (None on an error)."""
     try:
         t0 = time.perf_counter()
         res = result(view, sid)
         ms = (time.perf_counter() - t0) * 1000
     except AsgmError as exc:
         page.show_error(exc, "Retrain the run on the Train page, or pick another run in the sidebar.")
-        return
+        return None
     word = "mining" if res["decision"] else "not mining"
     truth = "mining" if res["label"] else "not mining"
     ok = res["decision"] == res["label"]
@@ -181,6 +195,7 @@ def _decision(view: MapView, sid: str) -> None:
                 + (":green[(correct)]" if ok else ":red[(" + ("false positive" if res["decision"] else "false negative") + ")]"))
     st.caption(f"classified {sid} in {ms:.0f} ms" + (" (from the run's batched pass over the store)"
                                                       if res.get("batched") else ""))
+    return float(res["prob"])
 
 
 def _patch_picture(view: MapView, store_name: str, sid: str) -> None:

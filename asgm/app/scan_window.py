@@ -1,7 +1,8 @@
 """The Patch viewer for one window of a region scan (``Patch_viewer?scan=NAME&window=I,J``): its pixels re-read
 from the scan's composite, classified with the scan's run through the one inference path (the run's full
-recipe), probability, Grad-CAM and OSM overlays when an OSM cache covers the window. Facts from
-``asgm.scan.results`` and ``asgm.model.inference``."""
+recipe), probability, Grad-CAM and OSM overlays when an OSM cache covers the window, and review: mark the window
+mining / not mining / unsure (keys m / n / u), then the next window of the scan's review queue. Facts from
+``asgm.scan.results``, ``asgm.model.inference`` and ``asgm.review``."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from typing import Any, cast
 import numpy as np
 import streamlit as st
 
-from asgm.app import loaders, page
+from asgm.app import loaders, page, review
 from asgm.config import ExperimentConfig
 from asgm.errors import AsgmError
 from asgm.maps import images
 from asgm.model import inference, runs
+from asgm.review import items as review_items
+from asgm.review import queue as review_queue
 from asgm.scan import results as scan_results
 
 
@@ -61,10 +64,12 @@ def show(name: str, window: str) -> None:
                                help="Where the model looked (last convolution layer), for the scan's run.")
         st.markdown("**Prediction** (the scan's run " + f"`{run_id}`)")
         cam = None
+        shown = recorded
         try:
             info = runs.get_run(run_id)
             config = cast(ExperimentConfig, info.config)
             res = inference.classify_patch(loaders.compiled_model(run_id), info, patch, None)
+            shown = float(res["prob"])
             st.metric("Probability of mining", f"{res['prob']:.4f}",
                       help="The run's full recipe (test-time augmentation and temperature when it uses them).")
             thr = s.thresholds
@@ -77,6 +82,7 @@ def show(name: str, window: str) -> None:
                 cam = inference.gradcam(loaders.load_model(run_id), inference.prepare_input(patch, None, config))
         except AsgmError as exc:
             page.show_error(exc, "The scan's run is gone or changed: retrain it, or scan again with another run.")
+        _review(name, f"{i},{j}", run_id, shown)
     with left:
         tc = images.true_colour(patch.data, patch.bands)
         if tc is None:
@@ -89,3 +95,27 @@ def show(name: str, window: str) -> None:
                 title += " + Grad-CAM"
             st.image(images.to_png(images.mark_centre(img), size=420), caption=title, width="stretch")
     page.scan_page_link("Back to the Region scan page →")
+
+
+def _go_window(window: str) -> None:
+    st.query_params["window"] = window
+
+
+def _review(name: str, window: str, run_id: str, probability: float | None) -> None:
+    """Mark this window, then open the next window of the scan's review queue."""
+    st.markdown("**Review**")
+    with st.sidebar:  # the reviewer's name is asked by the Patch viewer page itself
+        order = review.order_picker("scan_window_queue_order")
+    try:
+        q = review_queue.scan_queue(name, order)
+        item = review_items.scan_item(name, window)
+    except AsgmError as exc:
+        page.show_error(exc, "Close the label layer in the program holding it, or open the window again.")
+        return
+    with st.sidebar:
+        review.queue_progress(q)
+    nxt = q.next_item(skip=(window,))
+    review.mark_panel(item, key="scan_window", run_id=run_id, probability=probability, shortcuts=True,
+                      after=(lambda: _go_window(nxt)) if nxt else None)
+    st.button(review.NEXT_BUTTON, on_click=_go_window, args=(nxt or window,), disabled=nxt is None,
+              key="scan_window_next", help="The next unreviewed window of this scan's queue.")

@@ -19,7 +19,7 @@ from typing import Any
 from asgm.errors import AsgmError
 
 #: Subcommand modules, in the order ``asgm --help`` lists them.
-COMMAND_MODULES = ["data", "points", "demo", "synthetic", "patches", "osm", "training", "predict", "scan", "stats",
+COMMAND_MODULES = ["data", "points", "demo", "synthetic", "patches", "osm", "training", "predict", "scan", "stats", "labels",
                    "jobs"]
 
 

@@ -265,3 +265,68 @@ def _human_ablation(out: dict[str, Any]) -> str:
             if d:
                 lines.append(f"{e['layer']:10s} {mode:10s} {d['f1']:+7.3f} {d['precision']:+7.3f} {d['recall']:+7.3f}")
     return "\n".join(lines)
+
+
+def train_with_labels(args: argparse.Namespace) -> dict[str, Any]:
+    """``asgm labels train``: the reviewed labels -> a new store version -> the parent's recipe retrained on it
+    (``asgm.review.retrain``), with the before/after report. ``--detach`` starts it as a background job."""
+    from asgm.jobs.runner import report_progress
+    from asgm.model import runs
+    from asgm.review import retrain
+    from asgm.training import train
+
+    parent = args.from_run or runs.default_run_id()
+    if not parent:
+        raise CommandError("no completed run to start from; pass --from-run RUN")
+    if args.detach:
+        return {"run_id": retrain.launch(parent, epochs=args.epochs, holdout_fraction=args.holdout_fraction),
+                "status": "queued", "parent_run": parent}
+    folder = runs.RunFolder.of(args.run_id) if args.run_id else None
+    if folder is not None:
+        folder.set_status("running", started=runs.now(), error=None)
+
+    def progress(done: int, total: int) -> None:
+        report_progress(done, total, "building the store version with the reviewed items")
+
+    try:
+        plan = retrain.prepare(parent, epochs=args.epochs, holdout_fraction=args.holdout_fraction, progress=progress,
+                               cancelled=folder.cancel_requested if folder is not None else None)
+    except retrain.RetrainCancelled:
+        if folder is not None:
+            folder.set_status("cancelled", finished=runs.now(), error="cancelled on request")
+        return {"run_id": args.run_id, "status": "cancelled"}
+    except BaseException as exc:
+        if args.run_id:
+            retrain.failed(args.run_id, exc)
+        raise
+    if folder is None:
+        runs.refuse_duplicate(plan.config)
+        folder = retrain.queue_run(plan.config, parent, plan.counts["reviewed"], args.holdout_fraction)
+    run_id = train.train(plan.config, run_id=folder.run_id, split_override=plan.split, n_boot=args.bootstrap,
+                         show_progress=not args.json and sys.stderr.isatty())
+    info = runs.get_run(run_id)
+    if info.status != "completed":
+        raise CommandError(f"run {run_id} ended {info.status}: {info.error}")
+    return retrain.compare(plan, run_id)
+
+
+def human_with_labels(r: dict[str, Any]) -> str:
+    """Before / after of ``asgm labels train``."""
+    if "test" not in r:
+        return "\n".join(f"{k}: {v}" for k, v in r.items())
+
+    def fmt(m: dict[str, Any]) -> str:
+        if not m.get("n"):
+            return "n/a (no rows)"
+        ap = m.get("pr_auc")
+        return (f"F1 {m['f1']:.3f}  PR-AUC {'n/a' if ap is None else f'{ap:.3f}'}  FP {m['fp']}  FN {m['fn']}  "
+                f"(n {m['n']}, threshold {m['threshold']:.3f})")
+
+    c = r["counts"]
+    lines = [f"run {r['run_id']} from {r['parent_run']} on store {r['store']} (not the default: {r['note']})",
+             f"reviewed {c['reviewed']}: trained {c['trained']}, held out {c['held_out']} + "
+             f"{c['held_out_by_distance']} nearby, dropped near test {c['dropped_near_test']}, on test patches "
+             f"{c['on_test_patches']}; skipped {c['skipped'] or 'none'}", f"rule: {c['rule']}"]
+    for key, title in (("test", "unchanged test split"), ("review_holdout", "held-out reviewed items")):
+        lines += [f"{title}:", f"  before {fmt(r[key]['before'])}", f"  after  {fmt(r[key]['after'])}"]
+    return "\n".join(lines)

@@ -28,6 +28,15 @@ def train_store(store: str, osm: str, epochs: int, name: str) -> list[str]:
     return asgm_command("train", "--store", store, "--osm", osm, "--epochs", str(epochs), "--name", name)
 
 
+def train_with_labels(parent_run: str, run_id: str, epochs: int | None, holdout_fraction: float) -> list[str]:
+    """``asgm labels train``: "train with my labels" from ``parent_run`` into the queued run ``run_id``."""
+    args = ["labels", "train", "--from-run", parent_run, "--run-id", run_id, "--holdout-fraction",
+            f"{holdout_fraction:g}"]
+    if epochs:
+        args += ["--epochs", str(int(epochs))]
+    return asgm_command(*args)
+
+
 def fetch_patches(*, source: str, store: str, size: int, start: str, end: str, point_sets: Sequence[str] = (),
                   points_file: Path | None = None, limit: int | None = None) -> list[str]:
     """``asgm patches fetch`` for the given points (a saved upload, or named point sets)."""

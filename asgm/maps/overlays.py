@@ -175,3 +175,22 @@ def osm_features_layer(features: Any, radius_m: float, keys: Sequence[str] | Non
     return fg
 
 
+
+
+#: Colours of reviewed labels on the map.
+LABEL_COLOURS = {"mining": "#d62728", "not_mining": "#1f77b4", "unsure": "#9e9e9e"}
+
+
+def labels_layer(rows: Sequence[dict[str, Any]], name: str = "Reviewed labels") -> Any:
+    """A feature group of reviewed items (current rows of ``asgm.data.labels.LabelStore``), one ring per item in
+    its label's colour, with the label, note and reviewer as tooltip."""
+    import folium
+
+    fg = folium.FeatureGroup(name=name, overlay=True, control=False)
+    for r in rows:
+        colour = LABEL_COLOURS.get(str(r["label"]), "#000000")
+        tip = f"{r['label']} · {r['item']}" + (f" · {r['note']}" if r.get("note") else "") + (
+            f" · by {r['reviewer']}" if r.get("reviewer") else "")
+        folium.CircleMarker([float(r["lat"]), float(r["lon"])], radius=9, color=colour, weight=3, fill=False,
+                            tooltip=tip).add_to(fg)
+    return fg

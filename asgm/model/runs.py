@@ -340,6 +340,8 @@ def unusable_reason(run_id: str) -> str | None:
 
 #: File in the run store naming the run the app uses by default (a run folder committed with the project).
 DEFAULT_FILE = "DEFAULT"
+#: File of a run trained with reviewed labels (``asgm labels train``): such a run is the default only when named.
+REVIEWED_MARKER = "review_request.json"
 
 
 def default_choice(root: Path | None = None) -> tuple[str | None, str]:
@@ -347,9 +349,12 @@ def default_choice(root: Path | None = None) -> tuple[str | None, str]:
 
     ``models/DEFAULT`` (committed, naming the shipped ``detector-default``) decides: a newer run, however
     recent, never replaces it silently. Only when that file is absent or names no completed run does the
-    newest completed run stand in, and the reason says so (the sidebar shows it)."""
+    newest completed run stand in, and the reason says so (the sidebar shows it); a run trained with reviewed
+    labels stands in only when no other run is there (it becomes the default by a user's choice)."""
     root = Path(root or models_dir())
     done = [r for r in list_runs(root) if r.status == "completed" and r.config is not None]
+    reviewed = {r.run_id for r in done if (r.path / REVIEWED_MARKER).exists()}
+    done = [r for r in done if r.run_id not in reviewed] + [r for r in done if r.run_id in reviewed]
     try:
         named = (root / DEFAULT_FILE).read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError):

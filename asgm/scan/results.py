@@ -285,6 +285,11 @@ def window_osm(patch: Any) -> tuple[tuple[np.ndarray, tuple[str, ...]] | None, s
     return (masks, options.layers), f"OSM overlays from the cache {path.parent.name} (© OpenStreetMap contributors)."
 
 
+def window_probabilities(s: FinishedScan) -> np.ndarray:
+    """The probability of every window of the scan, (rows, columns); NaN where a window was not scored."""
+    return np.asarray(_cells(s.folder)["prob"], dtype=float)
+
+
 def window_probability(s: FinishedScan, i: int, j: int) -> float | None:
     """The probability the scan recorded for window (i, j) (None when it was not scored)."""
     p = float(_cells(s.folder)["prob"][i, j])
