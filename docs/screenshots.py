@@ -81,10 +81,10 @@ def shoot(url: str, runs: dict[str, str], out: Path) -> list[Path]:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_context(viewport=VIEWPORT).new_page()
-        page.set_default_timeout(120_000)
+        page.set_default_timeout(300_000)
 
         page.goto(f"{url}/Map?run={runs['default']}")
-        frame = map_frame(page)
+        frame = map_frame(page, timeout_ms=300_000)  # the first visit loads the model and scores every patch
         marker = frame.evaluate(ISOLATED_MARKER_JS)
         click_marker(page, frame, marker)
         wait_for_result(page, marker["sid"], timeout_ms=120_000)

@@ -60,12 +60,12 @@ def app_server(env: dict[str, str], workdir: Path, script: Path | None = None) -
         log.close()
 
 
-def map_frame(page):
+def map_frame(page, timeout_ms: int = 60_000):
     """The st_folium iframe's frame, once Leaflet has built the map."""
-    page.wait_for_selector("iframe[title*='st_folium'], iframe", timeout=60_000)
+    page.wait_for_selector("iframe[title*='st_folium'], iframe", timeout=timeout_ms)
     frame = page.locator("iframe").first.element_handle().content_frame()
     frame.wait_for_function("() => window.map_div !== undefined && Object.keys(map_div._layers).length > 10",
-                            timeout=60_000)
+                            timeout=timeout_ms)
     return frame
 
 
