@@ -157,6 +157,7 @@ PAGES = [
     st.Page("pages/1_Map.py", title="Map", url_path="Map"),
     st.Page("pages/2_Patch_viewer.py", title="Patch viewer", url_path="Patch_viewer"),
     st.Page("pages/6_Scan.py", title="Region scan", url_path="Scan"),
+    st.Page("pages/7_Places.py", title="Places", url_path="Places"),
     st.Page("pages/5_Data.py", title="Data", url_path="Data"),
     st.Page("pages/3_Train.py", title="Train", url_path="Train"),
     st.Page("pages/4_Compare.py", title="Compare", url_path="Compare"),

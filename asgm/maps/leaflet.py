@@ -541,3 +541,53 @@ def scan_map(polygons: Any, aoi: Any, *, js: Sequence[tuple[str, str]], css: Seq
     m.fit_bounds([[s, w], [n, e]])
     m.add_layer_control()
     return localize_assets(m, js, css)
+
+
+# -- place statistics (the Places page) ------------------------------------------------------------------
+#: Classes of mining area per place (ha), ColorBrewer YlOrRd: the areas span five orders of magnitude.
+AREA_CLASSES: tuple[tuple[float, str], ...] = ((0.0, "#f0f0f0"), (1.0, "#ffffb2"), (10.0, "#fecc5c"),
+                                               (100.0, "#fd8d3c"), (1000.0, "#f03b20"), (10000.0, "#bd0026"))
+SELECTED_COLOUR = "#0571b0"
+
+
+def area_colour(ha: float | None) -> str:
+    """The class colour of an area in ha (0 or missing: grey)."""
+    colour = AREA_CLASSES[0][1]
+    for lower, c in AREA_CLASSES[1:]:
+        if ha is not None and ha == ha and ha >= lower:
+            colour = c
+    return colour
+
+
+def places_map(places: Any, value: str, title: str, *, js: Sequence[tuple[str, str]], css: Sequence[tuple[str, str]],
+               selected: str | None = None, credit: str = "", online_basemap: bool = True) -> Any:
+    """A choropleth of ``places`` (EPSG:4326 with ``boundary_id``, ``name`` and the column ``value`` in ha)
+    in area classes with a legend; ``selected`` outlined. A polygon's tooltip starts with its ``boundary_id``
+    (what a click returns). Fitted to the places; assets local."""
+    import folium
+
+    w, s, e, n = places.total_bounds
+    m = _base_map(((s + n) / 2, (w + e) / 2), 5, online_basemap)
+    fields = ["boundary_id", "name", value]
+    data = json.loads(places[[*fields, "geometry"]].to_json(drop_id=True, na="null"))
+
+    def style(f: dict) -> dict:
+        p = f["properties"]
+        chosen = p["boundary_id"] == selected
+        return {"color": SELECTED_COLOUR if chosen else "#555555", "weight": 3 if chosen else 0.6,
+                "fillColor": area_colour(p.get(value)), "fillOpacity": 0.75}
+
+    folium.GeoJson(data, name=title, style_function=style, highlight_function=lambda _f: {"weight": 3},
+                   tooltip=folium.GeoJsonTooltip(fields=fields, aliases=["id", "name", title], sticky=False)).add_to(m)
+    labels = ["0"] + [f"≥ {lo:,.0f} ha" for lo, _ in AREA_CLASSES[1:]]
+    body = f"<b>{title}</b>" + "".join(
+        f"<div><span style='display:inline-block;width:12px;height:10px;background:{c};border:1px solid #999;"
+        f"margin-right:4px'></span>{t}</div>" for (_, c), t in zip(AREA_CLASSES, labels, strict=True))
+    body += f"<div><span style='display:inline-block;width:12px;border-top:3px solid {SELECTED_COLOUR};" \
+            "margin-right:4px'></span>selected place</div>"
+    if credit:
+        body += f"<div style='max-width:220px;font-size:10px'>{credit}</div>"
+    _MapLegend(html=body).add_to(m)
+    m.fit_bounds([[s, w], [n, e]])
+    m.add_layer_control()
+    return localize_assets(m, js, css)
