@@ -316,6 +316,47 @@ def remote_geojson_layer(url: str, name: str, colour: str, show: bool = True, po
                           fill_opacity=float(fill_opacity))
 
 
+class _PeriodGeoJson(_ScriptLayer):
+    kind = "PeriodGeoJson"
+    script = """
+var {{ this.get_name() }} = L.geoJSON(null, {
+  style: function (f) {
+    var c = {{ this.colours|tojson }}[f.properties.period] || "#999999";
+    return {color: c, weight: 1, fillColor: c, fillOpacity: 0.6};
+  },
+  onEachFeature: function (f, layer) {
+    var p = f.properties;
+    layer.bindPopup("<b>AMW detection</b><br>period " + p.period + "<br>mined area " + p.mined_ha +
+                    " ha<br>detected footprint " + p.footprint_ha + " ha<br><small>Earth Genome, Amazon Mining Watch, CC BY 4.0</small>");
+  }
+});
+Promise.all({{ this.urls|tojson }}.map(function (u) { return fetch(u).then(function (r) { return r.json(); }); }))
+  .then(function (ds) {
+    var n = 0;
+    ds.forEach(function (d) { {{ this.get_name() }}.addData(d); n += d.features.length; });
+    window.asgmPeriodLayer = {features: n, drawnAt: performance.now()};
+  })
+  .catch(function (e) { console.warn("period layer unavailable", e); });
+"""
+
+
+def period_layer(urls: Sequence[str], name: str, colours: Mapping[str, str]) -> Any:
+    """Detections of one or more periods fetched by the browser from ``urls`` (GeoJSON with ``period``,
+    ``mined_ha``, ``footprint_ha``), coloured by period; a click opens a popup with the period and the areas.
+    When drawn it sets ``window.asgmPeriodLayer`` (feature count, time) for browser tests and benchmarks."""
+    return _PeriodGeoJson(name, overlay=True, show=True, urls=list(urls), colours=dict(colours))
+
+
+def period_legend(colours: Mapping[str, str], title: str) -> Any:
+    """The period layer's legend: one swatch per period shown."""
+    return _MapLegend(html=f"<b>{title}</b>" + "".join(_swatch(c, p) for p, c in colours.items()))
+
+
+#: One colour per AMW period (viridis-like, early = dark, recent = bright).
+PERIOD_COLOURS = ("#440154", "#472d7b", "#3b528b", "#2c728e", "#21918c", "#28ae80", "#5ec962", "#addc30",
+                  "#fde725")
+
+
 class _PlainBackground(_ScriptLayer):
     kind = "PlainBackground"
     script = "var {{ this.get_name() }} = L.layerGroup();"
@@ -471,9 +512,10 @@ def build_map(points: pd.DataFrame, *, colour_by: str, store_name: str | None, j
               css: Sequence[tuple[str, str]], threshold: float | None = None,
               reference_layers: Sequence[tuple[str, str, str, bool, float]] = (),
               fetch_hints: Mapping[str, str] | None = None, online_basemap: bool = True,
-              center: tuple[float, float] | None = None, zoom: int = 7) -> Any:
+              center: tuple[float, float] | None = None, zoom: int = 7, extra_layers: Sequence[Any] = ()) -> Any:
     """The whole map for the Map page: a ``leafmap.foliumap.Map`` with basemaps (+ offline fallback), the
-    reference layers (``(url, name, colour, shown, fill_opacity)``), the points, legend, layer control,
+    reference layers (``(url, name, colour, shown, fill_opacity)``), ``extra_layers`` (folium elements, e.g. the
+    period layer of AMW's detections), the points, legend, layer control,
     draw control (polygon/rectangle: the area of interest), scale bar and fullscreen; assets local."""
     import folium
     import folium.plugins
@@ -486,6 +528,8 @@ def build_map(points: pd.DataFrame, *, colour_by: str, store_name: str | None, j
     patch_panes().add_to(m)
     for url, name, colour, shown, fill in reference_layers:
         remote_geojson_layer(url, name, colour, show=shown, fill_opacity=fill).add_to(m)
+    for layer in extra_layers:
+        layer.add_to(m)
     points_layer(points, colour_by, store_name, threshold, fetch_hints).add_to(m)
     legend_control(colour_by, threshold).add_to(m)
     folium.plugins.Draw(export=False, position="topleft", draw_options={

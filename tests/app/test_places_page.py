@@ -105,3 +105,31 @@ def test_a_bad_upload_says_what_is_wrong(places_env, monkeypatch):
     assert not at.exception, at.exception
     assert "holds no polygons (1 Point)" in "\n".join(e.value for e in at.error)
     assert not at.dataframe
+
+
+def test_map_period_slider_draws_amw_detections_new_or_cumulative(places_env, monkeypatch):
+    """The Map page's AMW layer: 'new in 2024' fetches 2024's file only; 'cumulative up to 2019' the files of 2018
+    and 2019; the files hold the real polygons with their period and areas."""
+    import json
+
+    from asgm.app import assets
+
+    calls = fake_map(monkeypatch)
+    at = AppTest.from_file(page("pages/1_Map.py"), default_timeout=TIMEOUT)
+    at.session_state["map_amw"] = True
+    at.session_state["map_amw_view"] = "new"
+    at.session_state["map_amw_period"] = "2024"
+    at.run()
+    assert not at.exception, at.exception
+    html = calls[-1]["fig"].get_root().render()
+    assert "amw_2024_" in html and "amw_2023_" not in html and "AMW detections, new in 2024" in html
+    layer = json.loads((assets.VENDOR_DIR / "layers" / next(
+        p.name for p in (assets.VENDOR_DIR / "layers").glob("amw_2024_*.geojson"))).read_text())
+    assert len(layer["features"]) == 5232
+    props = layer["features"][0]["properties"]
+    assert props["period"] == "2024" and props["mined_ha"] > 0 and props["footprint_ha"] > props["mined_ha"]
+    at.radio(key="map_amw_view").set_value("cumulative")
+    at.select_slider(key="map_amw_period").set_value("2019").run()
+    html = calls[-1]["fig"].get_root().render()
+    assert "amw_2018_" in html and "amw_2019_" in html and "amw_2024_" not in html
+    assert "cumulative up to 2019" in html
