@@ -6,6 +6,8 @@ run_v
 store_v
 version_a
 version_b
+bkey
+dkey
 # pydantic: model settings and validators are called by pydantic itself.
 model_config
 _._fields_fit_name

@@ -103,6 +103,15 @@ with st.sidebar:
     osm_km = st.select_slider("OSM radius (km)", [1, 2, 5], value=2, disabled=not show_osm)
     if store_name and not has_osm:
         st.caption(nearby.no_cache_message(store_name))
+    st.markdown("**Mining over time (Amazon Mining Watch)**")
+    amw_periods = assets.amw_periods()
+    amw_on = st.toggle("AMW's detections by period", value=False, key="map_amw",
+                       help="Earth Genome's Amazon Mining Watch: mining detected across the Amazon, 2018 to 2025 Q3, "
+                            "coloured by period; click a polygon for its period and areas.")
+    amw_view = st.radio("Show", ["cumulative", "new"], horizontal=True, disabled=not amw_on, key="map_amw_view",
+                        format_func={"cumulative": "cumulative up to", "new": "new in"}.get)
+    amw_period = st.select_slider("Period", amw_periods, value=amw_periods[-1], disabled=not amw_on,
+                                  key="map_amw_period")
     show_labels = st.toggle("Reviewed labels", value=True, key="map_labels",
                             help="Every reviewed item as a ring: red mining, blue not mining, grey unsure.")
     st.caption("Basemaps and reference layers: the layer control on the map (top right). Draw a rectangle or "
@@ -123,8 +132,19 @@ REFERENCE = {"eg_mining_polygons_2020": ("Earth Genome 2020 mining polygons", "#
              "caroni_holdout": ("Caroní holdout", "#1b9e77", True, 0.05)}
 
 
+def _amw_layers(view: str, period: str) -> list:
+    """AMW's detections of the chosen view and period, coloured by period, with their legend."""
+    chosen = amw_periods[: amw_periods.index(period) + 1] if view == "cumulative" else [period]
+    colours = {p: map_elements.PERIOD_COLOURS[i % len(map_elements.PERIOD_COLOURS)] for i, p in enumerate(amw_periods)
+               if p in chosen}
+    title = f"AMW detections, {'cumulative up to' if view == 'cumulative' else 'new in'} {period}"
+    return [map_elements.period_layer([assets.amw_period_layer_url(p) for p in chosen], title, colours),
+            map_elements.period_legend(colours, title + " (Earth Genome, CC BY 4.0)")]
+
+
 @st.cache_resource(max_entries=6, show_spinner="Building the map…")
-def _map(key: tuple, _shown, colour_by: str, store_name: str | None, threshold: float | None):
+def _map(key: tuple, _shown, colour_by: str, store_name: str | None, threshold: float | None,
+         amw: tuple[str, str] | None = None):
     """The map, built once per filter combination (key). Each rerun draws a copy of it: streamlit-folium adds
     the clicked patch to the map it is given, and the cached one is shared by sessions."""
     layers = []
@@ -135,13 +155,15 @@ def _map(key: tuple, _shown, colour_by: str, store_name: str | None, threshold: 
             st.warning(f"Reference layer {name} unavailable: {exc}")
     return leaflet.build_map(_shown, colour_by=colour_by, store_name=store_name, threshold=threshold,
                              js=assets.LEAFLET_JS, css=assets.LEAFLET_CSS, reference_layers=layers,
-                             fetch_hints=leaflet.fetch_hints(configured_source()))
+                             fetch_hints=leaflet.fetch_hints(configured_source()),
+                             extra_layers=_amw_layers(*amw) if amw else ())
 
 
 key = (store_name, run_id, tuple(sets), tuple(labels), tuple(pred_filter or ()), tuple(split_filter or ()),
-       bool(errors_only), colour_by, threshold, loaders.store_version(store_name) if store_name else 0)
+       bool(errors_only), colour_by, threshold, loaders.store_version(store_name) if store_name else 0,
+       (amw_view, amw_period) if amw_on else None)
 try:
-    fmap = _map(key, shown, colour_by, store_name, threshold)
+    fmap = _map(key, shown, colour_by, store_name, threshold, (amw_view, amw_period) if amw_on else None)
 except AsgmError as exc:  # leaflet.MapAssetError: a plugin file is missing
     page.show_error(exc, "Reinstall the project (`pip install -r requirements.txt`) and restore static/plugins.")
     st.stop()

@@ -554,8 +554,8 @@ def test_foreground_train_refuses_a_duplicate_of_a_running_run(data_env, capsys)
     assert sorted(p.name for p in (data_env / "models").iterdir()) == ["running-1"]
 
 
-@pytest.mark.parametrize("page", ["app.py", "pages/2_Map.py", "pages/3_Patch_viewer.py", "pages/6_Train.py",
-                                  "pages/7_Compare.py"])
+@pytest.mark.parametrize("page", ["app.py", "pages/2_Map.py", "pages/3_Patch_viewer.py", "pages/7_Train.py",
+                                  "pages/8_Compare.py"])
 def test_the_app_stays_up_with_a_cut_index_and_a_corrupt_run(data_env, monkeypatch, page):
     from streamlit.testing.v1 import AppTest
 
@@ -729,7 +729,7 @@ def test_a_run_with_non_numeric_metrics_is_listed_corrupt(data_env, capsys, monk
     assert "corrupt" in line and "non-numeric f1='high'" in line
     assert "F1 0.500" in next(ln for ln in out.splitlines() if ln.startswith("good"))
     monkeypatch.setenv("ASGM_APP_AUTOPREPARE", "0")
-    at = AppTest.from_file(str(PROJECT_ROOT / "pages" / "7_Compare.py"), default_timeout=120)
+    at = AppTest.from_file(str(PROJECT_ROOT / "pages" / "8_Compare.py"), default_timeout=120)
     at.run()
     assert not at.exception
     assert snapshot(data_env / "models") == before
@@ -988,7 +988,7 @@ def test_advice_fits_the_case(data_env, capsys):
     assert snapshot(store.root) == before
 
 
-@pytest.mark.parametrize("page", ["pages/2_Map.py", "pages/3_Patch_viewer.py", "pages/6_Train.py"])
+@pytest.mark.parametrize("page", ["pages/2_Map.py", "pages/3_Patch_viewer.py", "pages/7_Train.py"])
 def test_pages_stay_up_with_a_store_json_of_wrong_types(data_env, monkeypatch, page):
     from streamlit.testing.v1 import AppTest
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
@@ -70,3 +71,37 @@ def reference_layer_url(key: str) -> str:
     atomic.write_text(target, reference_geojson(gdf))
     os.chmod(target, 0o644)
     return f"{STATIC_URL}/layers/{key}.geojson"
+
+
+@st.cache_resource(max_entries=1, show_spinner="Reading Amazon Mining Watch's detection layers…")
+def _amw_detections() -> Any:
+    from asgm.places.detections import amw_detections
+
+    return amw_detections()
+
+
+def amw_periods() -> list[str]:
+    """AMW's periods in order (``2018`` ... ``2025Q3``)."""
+    from asgm import registry
+    from asgm.places import periods
+
+    return [periods.label(c) for c in registry.AMW_PERIODS]
+
+
+@st.cache_resource(max_entries=12, show_spinner="Preparing the detections of that period…")
+def amw_period_layer_url(period: str) -> str:
+    """URL of a compact GeoJSON of AMW's detections new in ``period`` under ``static/vendor/layers/``, written
+    once (its name carries the layer's sha256, so a file left by an earlier server is reused). The browser
+    fetches it; the polygons never pass through a rerun."""
+    from asgm import registry
+    from asgm.places import periods as P
+    from asgm.places.export import display_geojson
+
+    code = next((c for c in registry.AMW_PERIODS if P.label(c) == period), None)
+    if code is None:
+        raise ValueError(f"unknown AMW period {period!r}")
+    target = VENDOR_DIR / "layers" / f"amw_{period}_{registry.FILES[registry.amw_layer_key(code)].sha256[:12]}.geojson"
+    if not target.is_file():
+        atomic.write_text(target, display_geojson(_amw_detections(), period))
+        os.chmod(target, 0o644)
+    return f"{STATIC_URL}/layers/{target.name}"

@@ -33,11 +33,12 @@ HOME = PageSpec("pages/1_Home.py", "Home", "home")
 MAP = PageSpec("pages/2_Map.py", "Map", "Map")
 PATCH_VIEWER = PageSpec("pages/3_Patch_viewer.py", "Patch viewer", "Patch_viewer")
 SCAN = PageSpec("pages/4_Scan.py", "Region scan", "Scan")
-DATA = PageSpec("pages/5_Data.py", "Data", "Data")
-TRAIN = PageSpec("pages/6_Train.py", "Train", "Train")
-COMPARE = PageSpec("pages/7_Compare.py", "Compare", "Compare")
+PLACES = PageSpec("pages/5_Places.py", "Places", "Places")
+DATA = PageSpec("pages/6_Data.py", "Data", "Data")
+TRAIN = PageSpec("pages/7_Train.py", "Train", "Train")
+COMPARE = PageSpec("pages/8_Compare.py", "Compare", "Compare")
 #: The menu, in the order it reads (the files are numbered in the same order); Home is the default page.
-MENU: tuple[PageSpec, ...] = (HOME, MAP, PATCH_VIEWER, SCAN, DATA, TRAIN, COMPARE)
+MENU: tuple[PageSpec, ...] = (HOME, MAP, PATCH_VIEWER, SCAN, PLACES, DATA, TRAIN, COMPARE)
 
 
 def page_setup(title: str) -> None:

@@ -372,3 +372,49 @@ def _swatch(colour: str, text: str) -> str:
 def swatch_legend(title: str, colours: Mapping[str, str], extra_html: str = "") -> Any:
     """A legend control of colour swatches (``colours``: label -> colour) under ``title``."""
     return _MapLegend(html=f"<b>{title}</b>" + "".join(_swatch(c, k) for k, c in colours.items()) + extra_html)
+
+
+def html_legend(html: str) -> Any:
+    """A legend control (bottom right) holding ``html``."""
+    return _MapLegend(html=html)
+
+
+class _PeriodGeoJson(_ScriptLayer):
+    kind = "PeriodGeoJson"
+    script = """
+var {{ this.get_name() }} = L.geoJSON(null, {
+  style: function (f) {
+    var c = {{ this.colours|tojson }}[f.properties.period] || "#999999";
+    return {color: c, weight: 1, fillColor: c, fillOpacity: 0.6};
+  },
+  onEachFeature: function (f, layer) {
+    var p = f.properties;
+    layer.bindPopup("<b>AMW detection</b><br>period " + p.period + "<br>mined area " + p.mined_ha +
+                    " ha<br>detected footprint " + p.footprint_ha + " ha<br><small>Earth Genome, Amazon Mining Watch, CC BY 4.0</small>");
+  }
+});
+Promise.all({{ this.urls|tojson }}.map(function (u) { return fetch(u).then(function (r) { return r.json(); }); }))
+  .then(function (ds) {
+    var n = 0;
+    ds.forEach(function (d) { {{ this.get_name() }}.addData(d); n += d.features.length; });
+    window.asgmPeriodLayer = {features: n, drawnAt: performance.now()};
+  })
+  .catch(function (e) { console.warn("period layer unavailable", e); });
+"""
+
+
+def period_layer(urls: Sequence[str], name: str, colours: Mapping[str, str]) -> Any:
+    """Detections of one or more periods fetched by the browser from ``urls`` (GeoJSON with ``period``,
+    ``mined_ha``, ``footprint_ha``), coloured by period; a click opens a popup with the period and the areas.
+    When drawn it sets ``window.asgmPeriodLayer`` (feature count, time) for browser tests and benchmarks."""
+    return _PeriodGeoJson(name, overlay=True, show=True, urls=list(urls), colours=dict(colours))
+
+
+def period_legend(colours: Mapping[str, str], title: str) -> Any:
+    """The period layer's legend: one swatch per period shown."""
+    return swatch_legend(title, colours)
+
+
+#: One colour per AMW period (viridis-like, early = dark, recent = bright).
+PERIOD_COLOURS = ("#440154", "#472d7b", "#3b528b", "#2c728e", "#21918c", "#28ae80", "#5ec962", "#addc30",
+                  "#fde725")

@@ -183,3 +183,22 @@ def predictions_geojson(pred: pd.DataFrame, only_split: str | None = "test") -> 
     return json.dumps({"type": "FeatureCollection", "features": feats})
 
 
+
+
+# -- place statistics (the Places page) ------------------------------------------------------------------
+def place_chart(rows: pd.DataFrame, name: str, measure: str, label: str) -> Any:
+    """Bars of the area new in each period and a line of the cumulative area (second axis) for one place;
+    ``rows`` has ``period``, ``new_<measure>_ha`` and ``cumulative_<measure>_ha`` in period order."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(go.Bar(x=rows["period"], y=rows[f"new_{measure}_ha"], name=f"new {label} (ha)",
+                         marker_color="#f03b20"), secondary_y=False)
+    fig.add_trace(go.Scatter(x=rows["period"], y=rows[f"cumulative_{measure}_ha"], name=f"cumulative {label} (ha)",
+                             mode="lines+markers", line={"color": "#252525"}), secondary_y=True)
+    fig.update_layout(title=f"{name}: {label} per period", height=360, margin={"l": 10, "r": 10, "t": 50, "b": 10},
+                      legend={"orientation": "h", "y": -0.2}, xaxis={"type": "category", "title": "period"})
+    fig.update_yaxes(title_text="new (ha)", secondary_y=False, rangemode="tozero")
+    fig.update_yaxes(title_text="cumulative (ha)", secondary_y=True, rangemode="tozero")
+    return fig

@@ -27,6 +27,7 @@ from asgm.errors import AsgmError
 from asgm.maps.elements import (
     basemap_fallback,
     basemap_layers,
+    html_legend,
     legend_control,
     patch_panes,
     points_layer,
@@ -126,9 +127,10 @@ def build_map(points: pd.DataFrame, *, colour_by: str, store_name: str | None, j
               css: Sequence[tuple[str, str]], threshold: float | None = None,
               reference_layers: Sequence[tuple[str, str, str, bool, float]] = (),
               fetch_hints: Mapping[str, str] | None = None, online_basemap: bool = True,
-              center: tuple[float, float] | None = None, zoom: int = 7) -> Any:
+              center: tuple[float, float] | None = None, zoom: int = 7, extra_layers: Sequence[Any] = ()) -> Any:
     """The whole map for the Map page: a ``leafmap.foliumap.Map`` with basemaps (+ offline fallback), the
-    reference layers (``(url, name, colour, shown, fill_opacity)``), the points, legend, layer control,
+    reference layers (``(url, name, colour, shown, fill_opacity)``), ``extra_layers`` (folium elements, e.g. the
+    period layer of AMW's detections), the points, legend, layer control,
     draw control (polygon/rectangle: the area of interest), scale bar and fullscreen; assets local."""
     import folium
     import folium.plugins
@@ -141,6 +143,8 @@ def build_map(points: pd.DataFrame, *, colour_by: str, store_name: str | None, j
     patch_panes().add_to(m)
     for url, name, colour, shown, fill in reference_layers:
         remote_geojson_layer(url, name, colour, show=shown, fill_opacity=fill).add_to(m)
+    for layer in extra_layers:
+        layer.add_to(m)
     points_layer(points, colour_by, store_name, threshold, fetch_hints).add_to(m)
     legend_control(colour_by, threshold).add_to(m)
     folium.plugins.Draw(export=False, position="topleft", draw_options={
@@ -192,6 +196,56 @@ def scan_map(polygons: Any, aoi: Any, *, js: Sequence[tuple[str, str]], css: Seq
     else:
         legend_control("probability", threshold, title="Detection: highest window probability",
                        extra_html=aoi_line + note).add_to(m)
+    m.fit_bounds([[s, w], [n, e]])
+    m.add_layer_control()
+    return localize_assets(m, js, css)
+
+
+# -- place statistics (the Places page) ------------------------------------------------------------------
+#: Classes of mining area per place (ha), ColorBrewer YlOrRd: the areas span five orders of magnitude.
+AREA_CLASSES: tuple[tuple[float, str], ...] = ((0.0, "#f0f0f0"), (1.0, "#ffffb2"), (10.0, "#fecc5c"),
+                                               (100.0, "#fd8d3c"), (1000.0, "#f03b20"), (10000.0, "#bd0026"))
+SELECTED_COLOUR = "#0571b0"
+
+
+def area_colour(ha: float | None) -> str:
+    """The class colour of an area in ha (0 or missing: grey)."""
+    colour = AREA_CLASSES[0][1]
+    for lower, c in AREA_CLASSES[1:]:
+        if ha is not None and ha == ha and ha >= lower:
+            colour = c
+    return colour
+
+
+def places_map(places: Any, value: str, title: str, *, js: Sequence[tuple[str, str]], css: Sequence[tuple[str, str]],
+               selected: str | None = None, credit: str = "", online_basemap: bool = True) -> Any:
+    """A choropleth of ``places`` (EPSG:4326 with ``boundary_id``, ``name`` and the column ``value`` in ha)
+    in area classes with a legend; ``selected`` outlined. A polygon's tooltip starts with its ``boundary_id``
+    (what a click returns). Fitted to the places; assets local."""
+    import folium
+
+    w, s, e, n = places.total_bounds
+    m = _base_map(((s + n) / 2, (w + e) / 2), 5, online_basemap)
+    fields = ["boundary_id", "name", value]
+    data = json.loads(places[[*fields, "geometry"]].to_json(drop_id=True, na="null"))
+
+    def style(f: dict) -> dict:
+        p = f["properties"]
+        chosen = p["boundary_id"] == selected
+        return {"color": SELECTED_COLOUR if chosen else "#555555", "weight": 3 if chosen else 0.6,
+                "fillColor": area_colour(p.get(value)), "fillOpacity": 0.75}
+
+    folium.GeoJson(data, name=title, style_function=style, highlight_function=lambda _f: {"weight": 3},
+                   tooltip=folium.GeoJsonTooltip(fields=fields, aliases=["id", "name", title], sticky=False)).add_to(m)
+    labels = ["0"] + [f"≥ {lo:,.0f} ha" for lo, _ in AREA_CLASSES[1:]]
+    body = f"<b>{title}</b>" + "".join(
+        f"<div><span style='display:inline-block;width:12px;height:10px;background:{c};border:1px solid #999;"
+        f"margin-right:4px'></span>{t}</div>" for (_, c), t in zip(AREA_CLASSES, labels, strict=True))
+    body += f"<div><span style='display:inline-block;width:12px;border-top:3px solid {SELECTED_COLOUR};" \
+            "margin-right:4px'></span>selected place</div>"
+    if credit:
+        body += f"<div style='max-width:220px;font-size:10px'>{credit}</div>"
+    html_legend(body).add_to(m)
     m.fit_bounds([[s, w], [n, e]])
     m.add_layer_control()
     return localize_assets(m, js, css)

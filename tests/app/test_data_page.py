@@ -18,7 +18,7 @@ UPLOAD = "Upload GeoJSON / CSV"
 
 
 def _page(secrets: dict | None = None) -> AppTest:
-    at = AppTest.from_file(page("pages/5_Data.py"), default_timeout=TIMEOUT)
+    at = AppTest.from_file(page("pages/6_Data.py"), default_timeout=TIMEOUT)
     for k, v in (secrets or {}).items():
         at.secrets[k] = v
     return at.run()

@@ -273,7 +273,7 @@ def test_train_refuses_osm_without_masks_and_identical_running_run(app_env, monk
     from asgm.model.runs import create_run
 
     monkeypatch.setenv("ASGM_MODELS_DIR", str(tmp_path / "models"))
-    at = run_page("pages/6_Train.py")
+    at = run_page("pages/7_Train.py")
     assert not at.exception
     at.toggle[0].set_value(True)  # OSM channels on, on the demo pack (no masks)
     at.button[0].click().run()
@@ -283,7 +283,7 @@ def test_train_refuses_osm_without_masks_and_identical_running_run(app_env, monk
     cfg = ExperimentConfig(store="demo", epochs=20, seed=7)
     folder = create_run(cfg, "busy-run", status="running")
     folder.set_status("running", pid=os.getpid())
-    at = run_page("pages/6_Train.py")
+    at = run_page("pages/7_Train.py")
     at.button[0].click().run()
     assert any("already running" in e.value for e in at.error), [e.value for e in at.error]
     assert "busy-run" in texts(at) + str(at.dataframe[0].value.to_dict())
@@ -304,7 +304,7 @@ def test_train_refuses_osm_layers_missing_from_the_store(app_env, monkeypatch, t
     toy_store(data / "stores", name="partial", n_pos=4, n_neg=4, osm=("highway", "waterway"))
     monkeypatch.setenv("ASGM_DATA_DIR", str(data))
     monkeypatch.setenv("ASGM_MODELS_DIR", str(tmp_path / "models"))
-    at = run_page("pages/6_Train.py")
+    at = run_page("pages/7_Train.py")
     assert not at.exception
     at.selectbox[0].set_value("partial")
     at.radio[0].set_value("all 12 (study)")
@@ -343,7 +343,7 @@ def test_train_shows_failed_run_error(app_env, monkeypatch, tmp_path):
     monkeypatch.setenv("ASGM_MODELS_DIR", str(tmp_path / "models"))
     folder = create_run(ExperimentConfig(store="demo", epochs=3), "broken-run", status="running")
     folder.set_status("failed", error="DatasetError: store 'demo' has no patches left after the masked filter")
-    at = run_page("pages/6_Train.py")
+    at = run_page("pages/7_Train.py")
     assert not at.exception
     assert any("broken-run" in e.value and "masked filter" in e.value for e in at.error)
 
@@ -353,7 +353,7 @@ def test_compare_table_published_rows_and_downloads(app_env):
     from asgm.model import runs
     from asgm.training.experiments import TABLE1_PUBLISHED
 
-    at = run_page("pages/7_Compare.py")
+    at = run_page("pages/8_Compare.py")
     assert not at.exception, at.exception
     table = at.dataframe[0].value
     ours = table[table["source"] == "this project"]
@@ -374,7 +374,7 @@ def test_compare_draws_the_reliability_diagram_with_each_runs_ece(app_env):
     from asgm.maps import figures
     from asgm.model import runs
 
-    at = run_page("pages/7_Compare.py")
+    at = run_page("pages/8_Compare.py")
     assert not at.exception
     caption = next(c.value for c in at.caption if "calibrated" in c.value)
     for run_id in (app_env.demo_run, app_env.osm_run):
@@ -392,15 +392,15 @@ def test_compare_shows_ablation_when_results_exist(app_env, tmp_path, monkeypatc
               for i, x in enumerate(("highway", "waterway", "building", "landuse", "aeroway"))]
     (models / app_env.osm_run / "ablation.json").write_text(json.dumps({"run_id": app_env.osm_run, "layers": layers}))
     monkeypatch.setenv("ASGM_MODELS_DIR", str(models))
-    at = run_page("pages/7_Compare.py")
+    at = run_page("pages/8_Compare.py")
     assert not at.exception
     assert "No ablation results yet" not in texts(at)
     assert any("zeroed at test time" in t.value for t in at.markdown)
 
 
 # -- every page survives missing data -----------------------------------------------------------------
-@pytest.mark.parametrize("name", ["app.py", "pages/2_Map.py", "pages/3_Patch_viewer.py", "pages/6_Train.py",
-                                  "pages/7_Compare.py"])
+@pytest.mark.parametrize("name", ["app.py", "pages/2_Map.py", "pages/3_Patch_viewer.py", "pages/7_Train.py",
+                                  "pages/8_Compare.py"])
 def test_pages_without_any_data(empty_env, name):
     at = AppTest.from_file(page(name), default_timeout=TIMEOUT).run()
     assert not at.exception, at.exception
