@@ -115,7 +115,7 @@ def test_map_period_slider_draws_amw_detections_new_or_cumulative(places_env, mo
     from asgm.app import assets
 
     calls = fake_map(monkeypatch)
-    at = AppTest.from_file(page("pages/1_Map.py"), default_timeout=TIMEOUT)
+    at = AppTest.from_file(page("pages/2_Map.py"), default_timeout=TIMEOUT)
     at.session_state["map_amw"] = True
     at.session_state["map_amw_view"] = "new"
     at.session_state["map_amw_period"] = "2024"
