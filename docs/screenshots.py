@@ -101,13 +101,19 @@ def shoot(url: str, runs: dict[str, str], out: Path) -> list[Path]:
         page.get_by_text("SYNTHETIC imagery (not a real place)").first.wait_for()
         page.wait_for_timeout(2500)
         written.append(_save(page, out / "scan.png"))
+
+        page.goto(f"{url}/Places")
+        page.wait_for_selector("iframe", timeout=300_000)  # the choropleth of the territories
+        page.get_by_text("Download").first.wait_for()
+        page.wait_for_timeout(3000)
+        written.append(_save(page, out / "places.png", full_page=True))
         browser.close()
     return written
 
 
-def _save(page, path: Path) -> Path:
+def _save(page, path: Path, full_page: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(path))
+    page.screenshot(path=str(path), full_page=full_page)
     return path
 
 

@@ -122,11 +122,13 @@ if rows and ids[rows[0]] != st.session_state.get("_places_table_row"):
 left, right = st.columns([3, 2])
 with left:
     places = export.with_totals(result, bnd, span, simplify_m=ap.DISPLAY_SIMPLIFY_M)
-    title = f"{measure_label}, new {first}–{last} (ha)" if first != last else f"{measure_label} {first} (ha)"
-    credit = " ".join(result.credits)
+    short = "mined area" if measure == "mined" else "footprint"
+    title = f"New {short} {first}–{last}" if first != last else f"New {short} {first}"
+    credit = ("Earth Genome, Amazon Mining Watch (CC BY 4.0)" if dsrc.kind == "amw" or bsrc.kind != "file"
+              else "")
     fmap = ap.places_map((bsrc.key(), dsrc.key(), span, measure, st.session_state["places_pick"]), places, new_col,
                          title, st.session_state["places_pick"], credit)
-    out = st_folium(copy.deepcopy(fmap), key="places_map", height=520, use_container_width=True,
+    out = st_folium(copy.deepcopy(fmap), key="places_map", height=600, use_container_width=True,
                     returned_objects=["last_object_clicked_tooltip"])
     tip = str((out or {}).get("last_object_clicked_tooltip") or "")
     hit = next((t for t in re.split(r"\s+", tip) if t in names), None)
@@ -145,9 +147,9 @@ with right:
                 f"{'· ' + row['type'] if isinstance(row['type'], str) else ''} "
                 f"{'· ' + row['status'] if isinstance(row['status'], str) else ''}")
     m1, m2, m3 = st.columns(3)
-    m1.metric(f"New {first}–{last}", f"{(row[new_col] or 0):,.1f} ha")
-    m2.metric(f"Cumulative up to {last}", f"{(row[cum_col] or 0):,.1f} ha")
-    m3.metric("Share of the place", f"{(row['share_pct'] or 0):.3f} %")
+    m1.metric("New (ha)", f"{(row[new_col] or 0):,.0f}", help=f"{measure_label} new in {first}–{last}")
+    m2.metric("Cumulative (ha)", f"{(row[cum_col] or 0):,.0f}", help=f"{measure_label} up to {last}")
+    m3.metric("Share (%)", f"{(row['share_pct'] or 0):.2f}", help=f"cumulative {measure_label} / the place's area")
     st.plotly_chart(figures.place_chart(rows_place, str(row["name"]), measure, measure_label), width="stretch",
                     key="places_chart")
     st.caption("The chart's camera button downloads it as PNG.")

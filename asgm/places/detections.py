@@ -78,12 +78,19 @@ class DetectionSource:
         return h.hexdigest()
 
     def load(self) -> Detections:
+        """The detections; AMW's layers are read once per process (a table per boundary set reuses them)."""
         if self.kind == "amw":
-            return amw_detections()
+            if "amw" not in _LOADED:
+                _LOADED["amw"] = amw_detections()
+            return _LOADED["amw"]
         if self.kind == "scans":
             assert self.path is not None
             return scan_detections(self.path)
         return file_detections(self.upload if self.upload is not None else _existing(self.path))
+
+
+#: AMW's layers once read in this process (their content is pinned by sha256, so they never go stale).
+_LOADED: dict[str, Detections] = {}
 
 
 def _existing(path: Path | None) -> Path:
