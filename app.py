@@ -7,4 +7,6 @@ import streamlit as st
 
 from asgm.app.page import MENU
 
-st.navigation([st.Page(p.script, title=p.title, url_path=p.url_path, default=p is MENU[0]) for p in MENU]).run()
+# The menu itself is drawn by every page (asgm.app.page.menu), the same in both of Streamlit's page modes.
+pages = [st.Page(p.script, title=p.title, url_path=p.url_path, default=p is MENU[0]) for p in MENU]
+st.navigation(pages, position="hidden").run()

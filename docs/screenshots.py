@@ -91,7 +91,7 @@ def shoot(url: str, runs: dict[str, str], out: Path) -> list[Path]:
         page.wait_for_timeout(1500)  # the patch overlay and the basemap finish drawing
         written.append(_save(page, out / "map.png"))
 
-        page.goto(f"{url}/Patch_viewer?store=synthetic&sample=pos-0001&run={runs['osm']}")
+        page.goto(f"{url}/Patch_viewer?store=synthetic&sample=syn-pos-0003&run={runs['osm']}")
         page.get_by_text("Probability of mining").first.wait_for()
         page.wait_for_timeout(1500)
         written.append(_save(page, out / "patch_viewer.png"))
@@ -100,7 +100,7 @@ def shoot(url: str, runs: dict[str, str], out: Path) -> list[Path]:
         page.get_by_role("tab", name="Results").click()
         page.get_by_text("SYNTHETIC imagery (not a real place)").first.wait_for()
         page.wait_for_timeout(2500)
-        written.append(_save(page, out / "scan.png"))
+        written.append(_save(page, out / "scan.png", full_page=True))
 
         page.goto(f"{url}/Places")
         page.wait_for_selector("iframe", timeout=300_000)  # the choropleth of the territories

@@ -47,11 +47,20 @@ def page_setup(title: str) -> None:
     # which imports numpy and PIL (~0.3-0.45 s of the first page on a cold server); an emoji or material
     # icon would be fetched from a CDN, which fails offline.
     st.set_page_config(page_title=f"{title} · ASGM Explorer", layout="wide")
+    menu()
     try:
         _static_once()
     except OSError as exc:  # a read-only checkout must not take the app down; only the map suffers
         st.warning(f"Could not copy the local map assets into {assets.VENDOR_DIR} ({exc}); maps need the network.")
     auto_prepare()
+
+
+def menu() -> None:
+    """The app's menu in the sidebar: every page of ``MENU``, in order."""
+    with st.sidebar:
+        for target in MENU:
+            page_link(target, target.title)
+        st.divider()
 
 
 @st.cache_resource
