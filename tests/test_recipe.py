@@ -146,6 +146,33 @@ def test_predict_cli_writes_csv_and_json_summary(recipe_run, tmp_path, capsys):
     assert "no run 'no-such-run'" in capsys.readouterr().err
 
 
+def test_predict_cli_spatial_prior_on_the_store_points(recipe_run, tmp_path, capsys):
+    from asgm.cli import main
+
+    run_id, st = recipe_run
+    base = ["predict", "--run", run_id, "--store", str(st.root), "--json", "--spatial-prior", "--t-main", "0.3",
+            "--t-iso", "0.6"]
+    # points ~5 km apart: within 1 m every candidate is isolated and needs t_iso ...
+    assert main([*base, "--out", str(tmp_path / "a.csv"), "--prior-radius-m", "1"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    df = pd.read_csv(tmp_path / "a.csv")
+    assert (df.decision == (df.probability >= 0.6).astype(int)).all() and (df.isolated == (df.probability >= 0.3)).all()
+    sp = report["spatial_prior"]
+    assert sp["t_main"] == 0.3 and sp["radius_m"] == 1 and sp["candidates"] == int((df.probability >= 0.3).sum())
+    assert sp["dropped_isolated"] == int(((df.probability >= 0.3) & (df.probability < 0.6)).sum())
+    assert report["predicted_mining"] == int(df.decision.sum()) and "against_labels_spatial_prior" in report
+    # ... while counting among the nearest candidates within 1,000 km none is (the store spans tens of km), so
+    # t_main decides
+    assert main([*base, "--out", str(tmp_path / "b.csv"), "--prior-radius-m", "1000000", "--prior-among",
+                 "candidates"]) == 0
+    capsys.readouterr()
+    df = pd.read_csv(tmp_path / "b.csv")
+    candidates = df.probability >= 0.3
+    assert (df.decision == candidates.astype(int)).all() or candidates.sum() == 1
+    assert main([*base, "--out", str(tmp_path / "c.csv"), "--t-iso", "0.1"]) == 1
+    assert "t_main <= t_iso" in capsys.readouterr().err
+
+
 def test_gradcam_works_on_the_detector(recipe_run):
     run_id, st = recipe_run
     info = runs.get_run(run_id)

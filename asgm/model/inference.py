@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from asgm.model.runs import RunInfo
+    from asgm.model.spatial_prior import SpatialPrior
 
 #: Loaded models kept by ``classify`` (bounded: each 256-px model holds ~4 MB of weights plus graphs).
 MODEL_CACHE_SIZE = 4
@@ -169,7 +170,7 @@ def run_temperature(metrics: dict[str, Any] | None) -> float:
 
 def predict_store(run_id: str, store: PatchStore | str, sample_ids: Sequence[str] | None = None,
                   batch_size: int = 256, progress: bool = False, model: Any = None,
-                  tolerant: bool = False) -> pd.DataFrame:
+                  tolerant: bool = False, spatial_prior: SpatialPrior | None = None) -> pd.DataFrame:
     """Every patch of ``store`` (or the given ids) through the run's full recipe, batched.
 
     Returns sample_id, probability, decision (``probability >= threshold``) and, where known, label;
@@ -212,15 +213,24 @@ def predict_store(run_id: str, store: PatchStore | str, sample_ids: Sequence[str
         prob = sigmoid(z / run_temperature(info.metrics))
     ok = ~np.isnan(prob)
     decision = np.full(len(index), -1, dtype=np.int64)
-    if ok.any():
+    prior_columns: dict[str, np.ndarray] = {}
+    if spatial_prior is not None:
+        from asgm.model.spatial_prior import apply_prior, lonlat_xyz
+
+        d = apply_prior(lonlat_xyz(index["lon"].to_numpy(float), index["lat"].to_numpy(float)), prob, spatial_prior)
+        decision[ok] = d.decision[ok]
+        prior_columns = {"isolated": d.isolated.astype(int), "neighbours": d.neighbours}
+    elif ok.any():
         decision[ok] = decide(prob[ok], threshold)
     out = pd.DataFrame({"sample_id": index["sample_id"].astype(str).to_numpy(), "probability": prob,
-                        "decision": decision})
+                        "decision": decision, **prior_columns})
     if "label" in index:
         out["label"] = index["label"].to_numpy().astype(int)
     if errors is not None:
         out["error"] = errors
     out.attrs.update(threshold=threshold, run_id=run_id, store=store.name)
+    if spatial_prior is not None:
+        out.attrs["spatial_prior"] = {**spatial_prior.describe(), **d.counts()}
     return out
 
 
