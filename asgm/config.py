@@ -169,6 +169,9 @@ class ExperimentConfig(BaseModel):
     encoding: InputEncoding | None = Field(
         None, description="How band inputs are encoded (asgm.config.InputEncoding); None: the training store's, "
         "recorded in the run's config.json when training starts (asgm.data.store.with_store_encoding).")
+    members: tuple[str, ...] = Field(
+        (), description="An ensemble's member runs, whose logits its model averages (built by `asgm ensemble`, "
+        "never trained); empty for a trained net.")
 
     @field_validator("osm_layers", mode="before")
     @classmethod

@@ -19,7 +19,8 @@ from typing import Any
 from asgm.errors import AsgmError
 
 #: Subcommand modules, in the order ``asgm --help`` lists them.
-COMMAND_MODULES = ["data", "points", "demo", "synthetic", "patches", "osm", "training", "predict", "scan", "jobs"]
+COMMAND_MODULES = ["data", "points", "demo", "synthetic", "patches", "osm", "training", "ensemble", "predict", "scan",
+                   "jobs"]
 
 
 class CommandError(AsgmError):

@@ -90,7 +90,11 @@ def train(config: ExperimentConfig, run_id: str | None = None, *, show_progress:
     ``failed`` with the error (the exception is re-raised). ``split_override`` reuses a given split
     (sample_id, split, cluster) instead of computing one, e.g. for ablation retraining."""
     from asgm.data.store import PatchStore, with_store_encoding
+    from asgm.model.runs import RunError
 
+    if config.members:
+        raise RunError(f"this config is an ensemble of runs {list(config.members)}: it is built, not trained; "
+                       "rebuild it with `asgm ensemble --members ...` or train one of its members' configs")
     if run_id is None:
         PatchStore.open(config.store)
     # The run records the encoding its inputs had (the training store's unless the config names one), so
