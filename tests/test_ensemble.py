@@ -138,6 +138,15 @@ def test_members_that_cannot_be_one_model_are_refused(members):
     assert {r.run_id for r in runs.list_runs()} == before  # nothing was made
 
 
+def test_evaluate_recomputes_it_as_one_run_and_keeps_its_members(members, ens):
+    from asgm.training.scoring import evaluate_run
+
+    before = runs.get_run(ens["run_id"]).metrics
+    after = evaluate_run(ens["run_id"], n_boot=20)
+    assert after["f1"] == pytest.approx(before["f1"]) and after["threshold"] == pytest.approx(before["threshold"])
+    assert after["ensemble"] == before["ensemble"] and after["recipe"]["architecture"].startswith("ensemble of 4")
+
+
 def test_an_ensemble_config_is_not_trained(members, ens):
     from asgm.training.train import train
 
