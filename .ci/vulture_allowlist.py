@@ -33,8 +33,9 @@ skipped
 _.skipped
 # sqlite3 reads the connection's row_factory.
 _.row_factory
-# Keras calls the callbacks' hooks and reads stop_training.
+# Keras calls the callbacks' hooks (and a layer's compute_output_shape) and reads stop_training.
 _.on_epoch_begin
+_.compute_output_shape
 _.on_train_batch_end
 _.on_epoch_end
 _.stop_training

@@ -168,6 +168,9 @@ class ExperimentConfig(BaseModel):
         "study", description="'study': the study's CNN (Table 1); 'detector': BatchNorm + global pooling net.")
     jitter: bool = Field(False, description="Brightness, per-band gain and haze jitter on top of D4 (training).")
     balance_sets: bool = Field(False, description="Weight samples by 1/sqrt(set size) within each class.")
+    balance_by: Literal["set", "confuser"] = Field(
+        "set", description="What balance_sets groups chips by: their set, or for negatives their confuser class "
+        "(the store index's 'confuser': riverbank, industrial, cloud, ...; a negative without one keeps its set).")
     tta: bool = Field(False, description="Average the logits over the 8 D4 symmetries at prediction time.")
     calibrate: bool = Field(False, description="Temperature scaling fitted on validation (probabilities).")
     split_seed: int | None = Field(None, description="Seed of the spatial split (None: same as seed).")
@@ -176,6 +179,9 @@ class ExperimentConfig(BaseModel):
     encoding: InputEncoding | None = Field(
         None, description="How band inputs are encoded (asgm.config.InputEncoding); None: the training store's, "
         "recorded in the run's config.json when training starts (asgm.data.store.with_store_encoding).")
+    members: tuple[str, ...] = Field(
+        (), description="An ensemble's member runs, whose logits its model averages (built by `asgm ensemble`, "
+        "never trained); empty for a trained net.")
 
     @field_validator("osm_layers", mode="before")
     @classmethod

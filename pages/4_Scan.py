@@ -101,6 +101,10 @@ with new_tab:
 
         st.caption(f"Catalogue: {stac_url()} (set ASGM_STAC_URL for another one). Scenes are fetched per tile by the job.")
     name = st.text_input("Scan name (its folder under data/scans)", value=f"scan-{year}", key="scan_name")
+    prior = st.checkbox("Spatial prior (Earth Genome's rule)", value=False, key="scan_prior",
+                        help="Instead of the run's threshold: a window needs probability ≥ 0.43, and ≥ 0.75 when no "
+                        "other candidate is among its 5 nearest windows within 3 km. Earth Genome's settings, tuned "
+                        "for their model.")
 
     if st.button("Start the scan", type="primary", disabled=not can_launch):
         if aoi is None:
@@ -111,7 +115,8 @@ with new_tab:
             st.error("Cannot scan: give the path of the mosaic GeoTIFF.")
         else:
             req = scan_request.ScanRequest(name=name.strip(), year=year, run_id=run_id,
-                                           source=mosaic_path.strip() if source == "mosaic" else source)
+                                           source=mosaic_path.strip() if source == "mosaic" else source,
+                                           spatial_prior=prior)
             try:
                 fresh = not req.folder.exists()  # else the same request again: a resume, or a job already running
                 steps = scan_request.prepare(req, scan_request.check(req, aoi))
@@ -167,6 +172,10 @@ def _results(name: str) -> None:
     st.caption(f"{s.identity['year']} · run {s.identity['run_id']} · source {s.identity['source'].get('kind')} · "
                f"{sm.get('aoi_area_km2', 0):,.1f} km² · thresholds high {t.get('high', 0):.3f} ({t.get('high_from')}), "
                f"low {t.get('low', 0):.3f} ({t.get('low_from')}) · {sm.get('windows_masked', 0)} windows skipped as masked")
+    if sm.get("spatial_prior"):
+        sp = sm["spatial_prior"]
+        st.caption(f"Spatial prior: {sp['candidates']:,} candidate windows (≥ {sp['t_main']}), {sp['isolated']:,} "
+                   f"isolated, {sp['dropped_isolated']:,} dropped as isolated below {sp['t_iso']}.")
     for w in sm.get("warnings") or []:
         st.warning(w)
     fmap = _scan_map(("scan", name, s.version), s.detections, s.aoi, t.get("high"), False, s.synthetic)

@@ -19,7 +19,8 @@ from typing import Any
 from asgm.errors import AsgmError
 
 #: Subcommand modules, in the order ``asgm --help`` lists them.
-COMMAND_MODULES = ["data", "points", "demo", "synthetic", "patches", "osm", "training", "predict", "scan", "stats", "labels",
+COMMAND_MODULES = ["data", "points", "demo", "synthetic", "patches", "osm", "training", "ensemble", "predict", "scan",
+                   "stats", "labels",
                    "jobs"]
 
 
@@ -29,6 +30,35 @@ class CommandError(AsgmError):
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+
+
+def add_prior_args(parser: argparse.ArgumentParser) -> None:
+    """``--spatial-prior`` and its settings (``asgm.model.spatial_prior``; defaults: Earth Genome's)."""
+    from asgm.model.spatial_prior import AMONG, SpatialPrior
+
+    d = SpatialPrior()
+    parser.add_argument("--spatial-prior", action="store_true",
+                        help="decide with the dual threshold with isolation (Earth Genome's scan rule): prob >= "
+                        "--t-main, and >= --t-iso for an isolated patch")
+    parser.add_argument("--t-main", type=float, default=d.t_main, help=f"threshold of every candidate (default {d.t_main})")
+    parser.add_argument("--t-iso", type=float, default=d.t_iso, help=f"threshold of an isolated candidate (default {d.t_iso})")
+    parser.add_argument("--prior-k", type=int, default=d.k, help=f"nearest patches looked at (default {d.k})")
+    parser.add_argument("--prior-radius-m", type=float, default=d.radius_m,
+                        help=f"how far a neighbour may be, metres (default {d.radius_m:g})")
+    parser.add_argument("--prior-min-neighbours", type=int, default=d.min_neighbours,
+                        help=f"fewer other candidates than this among them: isolated (default {d.min_neighbours})")
+    parser.add_argument("--prior-among", choices=AMONG, default=d.among,
+                        help=f"'its k nearest' are the nearest patches or the nearest candidates (default {d.among})")
+
+
+def prior_from_args(args: argparse.Namespace) -> Any:
+    """The ``SpatialPrior`` the arguments ask for, or None without ``--spatial-prior``."""
+    from asgm.model.spatial_prior import SpatialPrior
+
+    if not args.spatial_prior:
+        return None
+    return SpatialPrior(args.t_main, args.t_iso, args.prior_k, args.prior_radius_m, args.prior_min_neighbours,
+                        args.prior_among)
 
 
 def command_group(sub: argparse._SubParsersAction, name: str, help: str) -> argparse._SubParsersAction:

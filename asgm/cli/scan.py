@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from asgm.cli import add_command, command_group
+from asgm.cli import add_command, add_prior_args, command_group, prior_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="'local' (a Dask LocalCluster, default), 'none' (this process) or tcp://HOST:8786")
     r.add_argument("--workers", type=int, default=2, help="workers of the local cluster (default 2)")
     r.add_argument("--overwrite", action="store_true", help="replace another scan found in --out")
+    add_prior_args(r)
     d = add_command(group, "diff", "new / gone / persistent detections between two scans of the same area",
                     _diff, _human_diff)
     d.add_argument("a", help="folder of the earlier scan")
@@ -63,7 +64,8 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         return driver.scan(args.aoi, args.year, args.run, args.out, source=args.source, stac_url=args.stac_url,
                          stride=args.stride, high=args.high, low=args.low, tile_windows=args.tile_windows,
                          batch_size=args.batch_size, max_masked=args.max_masked, max_area_km2=args.max_area_km2,
-                         scheduler=scheduler, workers=args.workers, progress=progress, overwrite=args.overwrite)
+                         scheduler=scheduler, workers=args.workers, progress=progress, overwrite=args.overwrite,
+                         spatial_prior=prior_from_args(args))
     finally:
         if bar:
             bar[0].close()
@@ -80,6 +82,10 @@ def _human_run(r: dict[str, Any]) -> str:
         f"thresholds: high {t['high']:.3f} ({t['high_from']}), low {t['low']:.3f} ({t['low_from']})",
         f"files: {r['files']['detections']}, {r['files']['probability']}",
     ]
+    if "spatial_prior" in r:
+        sp = r["spatial_prior"]
+        lines.insert(3, f"spatial prior: {sp['candidates']} candidate window(s), {sp['isolated']} isolated, "
+                        f"{sp['dropped_isolated']} dropped as isolated below t_iso {sp['t_iso']:.2f}")
     return "\n".join(lines + [f"warning: {w}" for w in r["warnings"]])
 
 

@@ -42,6 +42,8 @@ def _config_flags(p: argparse.ArgumentParser) -> None:
                    help="brightness, per-band gain and haze jitter in training")
     r.add_argument("--balance-sets", action=argparse.BooleanOptionalAction, default=None,
                    help="weight samples by 1/sqrt(set size) within each class")
+    r.add_argument("--balance-by", choices=("set", "confuser"), default=None,
+                   help="what --balance-sets groups by: sets, or negatives by confuser class (store 'amazon2')")
     r.add_argument("--lr-schedule", choices=("constant", "cosine"), help="learning-rate schedule (default constant)")
     r.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                    help="average over the 8 D4 symmetries at prediction time")
@@ -62,7 +64,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         "learning_rate": args.learning_rate, "augment": args.augment, "affine_augment": args.affine,
         "early_stopping_patience": args.early_stopping, "holdout": args.holdout, "split_eps_m": args.split_eps,
         "split_seed": args.split_seed, "architecture": args.architecture, "jitter": args.jitter,
-        "balance_sets": args.balance_sets, "tta": args.tta, "calibrate": args.calibrate,
+        "balance_sets": args.balance_sets, "balance_by": args.balance_by, "tta": args.tta, "calibrate": args.calibrate,
         "lr_schedule": args.lr_schedule,
     }
     raw.update({k: v for k, v in flags.items() if v is not None})

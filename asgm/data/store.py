@@ -45,7 +45,7 @@ MASKED_DN = 10.0
 
 INDEX_COLUMNS = [
     "sample_id", "label", "set", "lon", "lat", "epsg", "size", "source", "bands",
-    "date_start", "date_end", "product_level", "masked_fraction", "path", "year",
+    "date_start", "date_end", "product_level", "masked_fraction", "path", "year", "clear_threshold", "confuser",
 ]
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -122,6 +122,11 @@ class Patch:
     date_start: str = ""
     date_end: str = ""
     product_level: str = ""
+    #: Cloud Score+ threshold of the composite the patch was cut from (gallery packs), None when unknown.
+    clear_threshold: float | None = None
+    #: What a negative looks like that a model may mistake for mining (riverbank, industrial, cloud, ...), by
+    #: the set it comes from; "" for positives and sets without one.
+    confuser: str = ""
 
     @property
     def masked_fraction(self) -> float:
@@ -326,7 +331,7 @@ class PatchStore:
                 f"the index of store {self.name!r} ({path}) lists {len(df)} patches but store.json records "
                 f"{self.meta.patches}: the index was truncated; {fix}"
             )
-        return df.fillna({"date_start": "", "date_end": ""})
+        return df.fillna({"date_start": "", "date_end": "", "confuser": ""})
 
     def _write_index(self) -> None:
         df = self._load_index().sort_values("sample_id").reset_index(drop=True)
@@ -397,6 +402,7 @@ class PatchStore:
             "masked_fraction": round(masked_fraction(data), 6), "path": f"patches/{patch.sample_id}.tif",
             # The imagery year (start of the composite window): packs mix years, models should not.
             "year": int(patch.date_start[:4]) if patch.date_start[:4].isdigit() else None,
+            "clear_threshold": patch.clear_threshold, "confuser": patch.confuser,
         }
 
     def _add_rows(self, rows: list[dict[str, Any]]) -> None:
@@ -445,7 +451,8 @@ class PatchStore:
             sample_id=sample_id, label=int(r["label"]), set=str(r["set"]), lon=float(tags.get("lon", r["lon"])),
             lat=float(tags.get("lat", r["lat"])), grid=grid, data=data, bands=bands,
             source=tags.get("source", ""), date_start=tags.get("date_start", ""), date_end=tags.get("date_end", ""),
-            product_level=tags.get("product_level", ""),
+            product_level=tags.get("product_level", ""), confuser=str(r.get("confuser", "") or ""),
+            clear_threshold=_number_or_none(r.get("clear_threshold")),
         )
 
     # -- integrity -----------------------------------------------------------------------------
@@ -634,6 +641,15 @@ class PatchStore:
         if lines != n + 1:
             return None
         return n, dict(by_label), dict(by_set)
+
+
+def _number_or_none(value: Any) -> float | None:
+    """An index cell as a float, None when empty (NaN) or absent (stores built before the column)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if number != number else number
 
 
 def _written(tmp: Path, data: np.ndarray, target: Path) -> None:

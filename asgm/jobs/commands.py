@@ -85,10 +85,12 @@ def synthetic_mosaic(out: Path, lon: float, lat: float, size_px: int, mines: int
 
 
 def scan(*, aoi_file: Path, year: int, run_id: str, source: str, out: Path, scheduler: str,
-         stac_url: str | None = None) -> list[str]:
-    """``asgm scan run`` of an area for one year into ``out``."""
+         stac_url: str | None = None, spatial_prior: bool = False) -> list[str]:
+    """``asgm scan run`` of an area for one year into ``out`` (with Earth Genome's spatial prior when asked)."""
     args = ["scan", "run", "--aoi", str(aoi_file), "--year", str(year), "--run", run_id, "--source", source,
             "--out", str(out), "--scheduler", scheduler, "--json"]
     if stac_url and source == "stac":
         args += ["--stac-url", stac_url]
+    if spatial_prior:
+        args.append("--spatial-prior")
     return asgm_command(*args)

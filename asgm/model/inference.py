@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from asgm.model.runs import RunInfo
+    from asgm.model.spatial_prior import SpatialPrior
 
 #: Loaded models kept by ``classify`` (bounded: each 256-px model holds ~4 MB of weights plus graphs).
 MODEL_CACHE_SIZE = 4
@@ -169,7 +170,7 @@ def run_temperature(metrics: dict[str, Any] | None) -> float:
 
 def predict_store(run_id: str, store: PatchStore | str, sample_ids: Sequence[str] | None = None,
                   batch_size: int = 256, progress: bool = False, model: Any = None,
-                  tolerant: bool = False) -> pd.DataFrame:
+                  tolerant: bool = False, spatial_prior: SpatialPrior | None = None) -> pd.DataFrame:
     """Every patch of ``store`` (or the given ids) through the run's full recipe, batched.
 
     Returns sample_id, probability, decision (``probability >= threshold``) and, where known, label;
@@ -212,15 +213,24 @@ def predict_store(run_id: str, store: PatchStore | str, sample_ids: Sequence[str
         prob = sigmoid(z / run_temperature(info.metrics))
     ok = ~np.isnan(prob)
     decision = np.full(len(index), -1, dtype=np.int64)
-    if ok.any():
+    prior_columns: dict[str, np.ndarray] = {}
+    if spatial_prior is not None:
+        from asgm.model.spatial_prior import apply_prior, lonlat_xyz
+
+        d = apply_prior(lonlat_xyz(index["lon"].to_numpy(float), index["lat"].to_numpy(float)), prob, spatial_prior)
+        decision[ok] = d.decision[ok]
+        prior_columns = {"isolated": d.isolated.astype(int), "neighbours": d.neighbours}
+    elif ok.any():
         decision[ok] = decide(prob[ok], threshold)
     out = pd.DataFrame({"sample_id": index["sample_id"].astype(str).to_numpy(), "probability": prob,
-                        "decision": decision})
+                        "decision": decision, **prior_columns})
     if "label" in index:
         out["label"] = index["label"].to_numpy().astype(int)
     if errors is not None:
         out["error"] = errors
     out.attrs.update(threshold=threshold, run_id=run_id, store=store.name)
+    if spatial_prior is not None:
+        out.attrs["spatial_prior"] = {**spatial_prior.describe(), **d.counts()}
     return out
 
 
@@ -318,19 +328,16 @@ def layer_ablation(model: Any, x: np.ndarray, config: ExperimentConfig, temperat
     return out
 
 
-def gradcam(model: Any, x: np.ndarray, layer_name: str | None = None) -> np.ndarray:
-    """Grad-CAM heat map (H, W) in [0, 1] for one input, on the last Conv2D (spec §5)."""
+def _rewired(model: Any, inp: Any, layer_name: str | None) -> tuple[Any, Any]:
+    """(target conv output, model output) of ``model`` (a chain of layers: the study's CNN or the detector)
+    re-wired as a functional graph on ``inp``; the target is ``layer_name`` or the last Conv2D."""
     import keras
-    import tensorflow as tf
 
     if layer_name is None:
         convs = [la for la in model.layers if isinstance(la, keras.layers.Conv2D)]
         if not convs:
             raise InferenceError("the model has no Conv2D layer for Grad-CAM")
         layer_name = convs[-1].name
-    # Re-wire the model (a chain of layers: the study's CNN or the detector) as a functional graph
-    # exposing the target conv's output.
-    inp = keras.Input(model.input_shape[1:])
     h, conv_out = inp, None
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):  # functional models (the detector) list their input
@@ -340,15 +347,46 @@ def gradcam(model: Any, x: np.ndarray, layer_name: str | None = None) -> np.ndar
             conv_out = h
     if conv_out is None:
         raise InferenceError(f"no layer named {layer_name!r} in the model")
-    grad_model = keras.Model(inp, [conv_out, h])
+    return conv_out, h
+
+
+def gradcam(model: Any, x: np.ndarray, layer_name: str | None = None, member: int | None = None) -> np.ndarray:
+    """Grad-CAM heat map (H, W) in [0, 1] for one input, on the last Conv2D (spec §5).
+
+    For an ensemble (``asgm.model.ensemble``): the Grad-CAM of its output (the mean of the members' logits)
+    at every member's last Conv2D, summed; ``member`` gives one member's own map instead."""
+    import keras
+    import tensorflow as tf
+
+    from asgm.model.ensemble import is_ensemble, members
+
+    def graph(net: Any) -> Any:
+        inp = keras.Input(net.input_shape[1:])
+        return keras.Model(inp, list(_rewired(net, inp, layer_name)))
+
+    nets, head = [model], None
+    if is_ensemble(model):
+        nets, head = members(model), model.get_layer("mean_logit")
+        if member is not None and not 0 <= member < len(nets):
+            raise InferenceError(f"the ensemble has members 0..{len(nets) - 1}, not {member}")
+        if member is not None:
+            nets, head = [nets[member]], None
+    elif member is not None:
+        raise InferenceError("member= is for ensembles; this model is a single net")
+    # One graph per net (their layer names clash); one tape over all, through the ensemble's own head.
+    graphs = [graph(n) for n in nets]
     xt = tf.convert_to_tensor(np.asarray(x, np.float32)[None])
     with tf.GradientTape() as tape:
-        conv, pred = grad_model(xt, training=False)
+        pairs = [g(xt, training=False) for g in graphs]
+        conv_maps = [c for c, _ in pairs]
+        pred = head([o for _, o in pairs]) if head is not None else pairs[0][1]
         target = pred[:, 0]
-    grads = tape.gradient(target, conv)
-    weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
-    cam = tf.nn.relu(tf.reduce_sum(weights * conv, axis=-1))[0]
-    cam = tf.image.resize(cam[..., None], x.shape[:2], method="bilinear")[..., 0].numpy()
+    grads = tape.gradient(target, conv_maps)
+    cam = np.zeros(x.shape[:2], np.float32)
+    for conv, grad in zip(conv_maps, grads, strict=True):
+        weights = tf.reduce_mean(grad, axis=(1, 2), keepdims=True)
+        one = tf.nn.relu(tf.reduce_sum(weights * conv, axis=-1))[0]
+        cam += tf.image.resize(one[..., None], x.shape[:2], method="bilinear")[..., 0].numpy()
     peak = float(cam.max())
     return (cam / peak).astype(np.float32) if peak > 0 else np.zeros(x.shape[:2], np.float32)
 

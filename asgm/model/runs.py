@@ -165,6 +165,9 @@ def load_keras_model(path: Path) -> Any:
         raise RunError(f"no model file at {path}: the run did not finish; retrain it with `asgm train`")
     import keras
 
+    from asgm.model.ensemble import register
+
+    register()  # an ensemble run's model holds the MeanLogit head
     try:
         return keras.models.load_model(path, safe_mode=True, compile=False)
     except Exception as exc:  # Keras raises several types for a damaged archive
@@ -427,6 +430,8 @@ def launch(config: ExperimentConfig, run_id: str | None = None, max_active: int 
     from asgm.data.store import PatchStore
     from asgm.model.store_fit import store_problems
 
+    if config.members:
+        raise RunError("an ensemble's config is built from its member runs, not trained: use `asgm ensemble`")
     store = PatchStore.open(config.store)
     config = with_store_encoding(config)  # recorded in the run's config.json: the encoding it trains on
     refuse_duplicate(config)

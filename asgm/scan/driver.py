@@ -24,7 +24,10 @@ are not scored; masked pixels inside the AOI are counted and reported.
 
 Dual threshold (as Earth Genome's Amazon Mining Watch): a window is a detection when its probability
 is >= ``high``, or >= ``low`` and it touches (8-neighbour on the window grid, i.e. overlaps) a window
->= ``high``. Both thresholds are recorded in the outputs.
+>= ``high``. Both thresholds are recorded in the outputs. With a spatial prior
+(``asgm.model.spatial_prior``, Earth Genome's July 2026 scan rule) the rule is instead: a window must clear
+``t_main``, and an isolated one (no other candidate among its nearest windows within the radius) ``t_iso``;
+its settings and how many windows it dropped are in the summary (``spatial_prior``).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from asgm.config import REFLECTANCE, ExperimentConfig
 from asgm.errors import AsgmError
 from asgm.grid import RESOLUTION_M, PatchGrid, utm_epsg
 from asgm.jobs.dask_client import dask_client
+from asgm.model.spatial_prior import SpatialPrior
 from asgm.scan.area import DEFAULT_MAX_AREA_KM2, AoiError, ScanError, _to_utm, check_aoi, load_aoi
 from asgm.scan.outputs import finalize
 from asgm.scan.tiles import (
@@ -107,9 +111,17 @@ def load_run(run_id: str) -> RunModel:
                     ModelSpec.from_file(path, config, run_temperature(info.metrics)))
 
 
-def thresholds(run: RunModel, high: float | None, low: float | None) -> dict[str, Any]:
+def thresholds(run: RunModel, high: float | None, low: float | None,
+               prior: SpatialPrior | None = None) -> dict[str, Any]:
     """The dual threshold: ``high`` defaults to the run's validation-tuned threshold (0.5 without one),
-    ``low`` to 0.6 x high."""
+    ``low`` to 0.6 x high. With a spatial ``prior``: high = its t_iso (what a window needs alone), low = its
+    t_main (what a window with a candidate near it needs)."""
+    if prior is not None:
+        if high is not None or low is not None:
+            raise ScanError("give either the high/low thresholds or a spatial prior (its t_main and t_iso), not both")
+        return {"high": prior.t_iso, "low": prior.t_main, "high_from": "spatial prior t_iso",
+                "low_from": "spatial prior t_main", "rule": prior.describe()["rule"],
+                "spatial_prior": prior.describe()}
     high_from = "given" if high is not None else ("run threshold (validation F1)" if run.threshold is not None else
                                                   "default 0.5 (the run has no tuned threshold)")
     hi = float(high if high is not None else (run.threshold if run.threshold is not None else 0.5))
@@ -137,6 +149,7 @@ class ScanPlan:
     aoi_utm: Any
     grid: ScanGrid
     cells: np.ndarray  # (ny, nx) bool: windows in the AOI
+    prior: SpatialPrior | None = None
 
     @property
     def windows(self) -> int:
@@ -147,7 +160,7 @@ class ScanPlan:
 def plan(aoi: Any, year: int, run_id: str, *, source: Any, stac_url: str | None = None, stride: int | None = None,
          high: float | None = None, low: float | None = None, tile_windows: int = DEFAULT_TILE_WINDOWS,
          max_masked: float = DEFAULT_MAX_MASKED, max_area_km2: float = DEFAULT_MAX_AREA_KM2,
-         check_coverage: bool = True) -> ScanPlan:
+         check_coverage: bool = True, spatial_prior: SpatialPrior | None = None) -> ScanPlan:
     """Every check ``scan`` makes before it writes anything (AOI, run, thresholds, source, bands, coverage),
     without writing; raises ``AoiError`` / ``ScanError`` / the source's error. ``check_coverage=False`` skips
     the imagery-coverage check, the one that contacts STAC / Earth Engine (an app checking a request
@@ -158,7 +171,7 @@ def plan(aoi: Any, year: int, run_id: str, *, source: Any, stac_url: str | None 
     run = load_run(run_id)
     cfg = run.config
     stride = cfg.patch_size // 2 if stride is None else int(stride)
-    thr = thresholds(run, high, low)
+    thr = thresholds(run, high, low, spatial_prior)
     if not 0.0 <= max_masked <= 1.0:
         raise ScanError(f"max_masked {max_masked} must be a share between 0 and 1")
     composite = open_composite(source, year, stac_url)
@@ -174,7 +187,7 @@ def plan(aoi: Any, year: int, run_id: str, *, source: Any, stac_url: str | None 
     if check_coverage and not composite.covers(geom, whole):
         raise AoiError(f"the imagery ({composite.name}) does not reach the area {tuple(round(v, 5) for v in geom.bounds)}; "
                        "check the area (lon, lat order) or the mosaic/year")
-    return ScanPlan(geom, area_km2, run, thr, composite, aoi_utm, grid, cells)
+    return ScanPlan(geom, area_km2, run, thr, composite, aoi_utm, grid, cells, spatial_prior)
 
 
 def scan(
@@ -183,14 +196,16 @@ def scan(
     tile_windows: int = DEFAULT_TILE_WINDOWS, batch_size: int = DEFAULT_BATCH, max_masked: float = DEFAULT_MAX_MASKED,
     max_area_km2: float = DEFAULT_MAX_AREA_KM2, scheduler: Any = None, workers: int = 2, processes: bool = True,
     progress: Progress | None = None, cancel: Cancel | None = None, overwrite: bool = False,
+    spatial_prior: SpatialPrior | None = None,
 ) -> dict[str, Any]:
     """Scan ``aoi`` for ``year`` with run ``run_id`` into ``out_dir``; returns the summary (also summary.json).
 
     ``source``: a mosaic path, ``"stac"``, ``"gee"`` or a composite object (``asgm.sources.composite``).
     ``scheduler``: None (this process), ``"local"`` (LocalCluster of ``workers``), an address, or a Client.
     ``progress(done_tiles, total_tiles)`` is called as tiles complete; ``cancel()`` returning True stops
-    the scan (``ScanCancelled``) keeping finished tiles, so the same call resumes. Bad AOIs, runs or
-    sources raise before anything is written."""
+    the scan (``ScanCancelled``) keeping finished tiles, so the same call resumes. ``spatial_prior``: decide
+    windows with the dual threshold with isolation instead of high/low. Bad AOIs, runs or sources raise
+    before anything is written."""
     from shapely import wkb
     from shapely.geometry import mapping
 
@@ -201,7 +216,7 @@ def scan(
     check_out_folder(out_dir)
     t0 = time.monotonic()
     pl = plan(aoi, year, run_id, source=source, stac_url=stac_url, stride=stride, high=high, low=low,
-              tile_windows=tile_windows, max_masked=max_masked, max_area_km2=max_area_km2)
+              tile_windows=tile_windows, max_masked=max_masked, max_area_km2=max_area_km2, spatial_prior=spatial_prior)
     geom, area_km2, run, thr, composite = pl.geom, pl.area_km2, pl.run, pl.thresholds, pl.composite
     aoi_utm, grid, cells, stride = pl.aoi_utm, pl.grid, pl.cells, pl.grid.stride
     identity = {
@@ -263,7 +278,7 @@ def scan(
     except AsgmError as exc:
         raise type(exc)(f"{exc} [{done[0]} of {total} tiles saved in {out}; run the same scan again to resume]") from exc
     tile_seconds = time.monotonic() - t_tiles
-    summary = finalize(out, grid, results, thr, composite.synthetic)
+    summary = finalize(out, grid, results, thr, composite.synthetic, pl.prior)
     new_windows = sum(results[(j.ti, j.tj)].windows_scored for j in jobs)
     warnings = [w for w in [product_level_warning(run.product_level, composite.product_level or None)] if w]
     tagged = str(composite.describe().get("date_start") or "")

@@ -12,6 +12,7 @@ import numpy as np
 from affine import Affine
 
 from asgm import atomic
+from asgm.model.spatial_prior import PriorDecision, SpatialPrior, apply_prior
 from asgm.scan.tiles import TileResult
 from asgm.scan.windows import ScanGrid
 
@@ -25,6 +26,15 @@ def dual_threshold(prob: np.ndarray, high: float, low: float) -> tuple[np.ndarra
     confirmed = p >= high
     near = ndimage.binary_dilation(confirmed, structure=np.ones((3, 3), bool))
     return confirmed | (near & (p >= low)), confirmed
+
+
+def window_prior(prob: np.ndarray, grid: ScanGrid, prior: SpatialPrior) -> PriorDecision:
+    """The spatial prior on the window grid: each window at its cell's centre (UTM metres); NaN windows
+    (not scanned) are neither candidates nor neighbours. Arrays come back flat, row-major."""
+    i, j = np.indices(prob.shape)
+    t = grid.cell_transform
+    xy = np.column_stack([t.c + (j.ravel() + 0.5) * t.a, t.f + (i.ravel() + 0.5) * t.e])
+    return apply_prior(xy, prob.ravel(), prior)
 
 
 def polygons(mask: np.ndarray, prob: np.ndarray, confirmed: np.ndarray | None, transform: Affine, epsg: int) -> Any:
@@ -83,27 +93,36 @@ def write_cog(path: Path, arr: np.ndarray, transform: Affine, epsg: int, tags: d
 
 
 def finalize(out: Path, grid: ScanGrid, results: dict[tuple[int, int], TileResult], thr: dict[str, Any],
-             synthetic: bool) -> dict[str, Any]:
-    """Assemble the tiles, apply the dual threshold and write probability.tif, cells.npz, detections.geojson."""
+             synthetic: bool, prior: SpatialPrior | None = None) -> dict[str, Any]:
+    """Assemble the tiles, decide each window (the dual threshold, or the spatial ``prior``: then
+    "confirmed" windows are those that clear t_iso) and write probability.tif, cells.npz, detections.geojson."""
     prob = np.full((grid.ny, grid.nx), np.nan, dtype=np.float32)
     for (ti, tj), r in results.items():
         rs, cs = grid.tile_slices(ti, tj)
         prob[rs, cs] = r.prob
-    detected, confirmed = dual_threshold(prob, thr["high"], thr["low"])
+    isolated = np.zeros(prob.shape, bool)
+    prior_counts: dict[str, Any] = {}
+    if prior is None:
+        detected, confirmed = dual_threshold(prob, thr["high"], thr["low"])
+    else:
+        d = window_prior(prob, grid, prior)
+        detected, isolated = d.decision.reshape(prob.shape).astype(bool), d.isolated.reshape(prob.shape)
+        confirmed = detected & (np.nan_to_num(prob, nan=-1.0) >= prior.t_iso)
+        prior_counts = {"spatial_prior": {**prior.describe(), **d.counts()}}
     gdf = polygons(detected, prob, confirmed, grid.cell_transform, grid.epsg)
     label = "SYNTHETIC imagery (not a real place)" if synthetic else ""
     tags = {"high_threshold": str(thr["high"]), "low_threshold": str(thr["low"]), "window_px": str(grid.window),
             "stride_px": str(grid.stride), "synthetic": str(synthetic).lower(), "note": label}
     write_cog(out / "probability.tif", prob, grid.cell_transform, grid.epsg, tags)
     buf = io.BytesIO()
-    np.savez_compressed(buf, prob=prob, detected=detected, confirmed=confirmed)
+    np.savez_compressed(buf, prob=prob, detected=detected, confirmed=confirmed, isolated=isolated)
     atomic.write_bytes(out / "cells.npz", buf.getvalue())
     write_geojson(out / "detections.geojson", gdf, {"thresholds": thr, "synthetic": synthetic, "note": label,
                                                     "window_px": grid.window, "stride_px": grid.stride})
     counts = {k: sum(getattr(r, k) for r in results.values())
               for k in ("windows_aoi", "windows_scored", "windows_masked", "pixels_aoi", "pixels_masked")}
     return {
-        "synthetic": synthetic, "thresholds": thr,
+        "synthetic": synthetic, "thresholds": thr, **prior_counts,
         "grid": {"epsg": grid.epsg, "window_px": grid.window, "stride_px": grid.stride, "windows_x": grid.nx,
                  "windows_y": grid.ny, "tile_windows": grid.tile_windows},
         **counts,

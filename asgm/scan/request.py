@@ -85,6 +85,8 @@ class ScanRequest:
     source: str
     stac_url: str | None = None
     scheduler: str = "none"
+    #: Decide windows with the spatial prior at Earth Genome's settings (``asgm.model.spatial_prior``).
+    spatial_prior: bool = False
 
     @property
     def folder(self) -> Path:
@@ -117,7 +119,8 @@ def check(request: ScanRequest, aoi: Any) -> driver.ScanPlan:
     year_range(request.year)
     if request.synthetic:
         # The demo mosaic does not exist yet: check against what it will be (12 study bands, synthetic).
-        pl = driver.plan(aoi, request.year, request.run_id, source=_synthetic_stub(request), check_coverage=False)
+        pl = driver.plan(aoi, request.year, request.run_id, source=_synthetic_stub(request), check_coverage=False,
+                         spatial_prior=_prior(request))
         px = synthetic_mosaic_px(pl.aoi_utm, pl.grid.window)
         if px > SYNTHETIC_MAX_PX:
             raise ScanRequestError(f"the SYNTHETIC demo mosaic is limited to {SYNTHETIC_MAX_PX * RESOLUTION_M / 1000:.0f} km "
@@ -125,15 +128,24 @@ def check(request: ScanRequest, aoi: Any) -> driver.ScanPlan:
     else:
         remote = request.source in ("stac", "gee")
         pl = driver.plan(aoi, request.year, request.run_id, source=request.source, stac_url=request.stac_url,
-                       check_coverage=not remote)
+                         check_coverage=not remote, spatial_prior=_prior(request))
     _check_folder(request, pl.geom)
     return pl
+
+
+def _prior(request: ScanRequest) -> Any:
+    from asgm.model.spatial_prior import SpatialPrior
+
+    return SpatialPrior() if request.spatial_prior else None
 
 
 def _request_record(request: ScanRequest, aoi: Any) -> dict[str, Any]:
     from shapely.geometry import mapping
 
-    return {**asdict(request), "aoi": json.loads(json.dumps(mapping(aoi)))}
+    record = asdict(request)
+    if not record["spatial_prior"]:
+        del record["spatial_prior"]  # as requests were recorded before the option: those resume unchanged
+    return {**record, "aoi": json.loads(json.dumps(mapping(aoi)))}
 
 
 def _check_folder(request: ScanRequest, aoi: Any) -> None:
@@ -171,7 +183,8 @@ def prepare(request: ScanRequest, pl: driver.ScanPlan) -> list[list[str]]:
                                                _synthetic_mines(request.year, pl.area_km2), request.year))
         source = str(mosaic)
     steps.append(commands.scan(aoi_file=folder / "aoi.geojson", year=request.year, run_id=request.run_id,
-                               source=source, out=folder, scheduler=request.scheduler, stac_url=request.stac_url))
+                               source=source, out=folder, scheduler=request.scheduler, stac_url=request.stac_url,
+                               spatial_prior=request.spatial_prior))
     return steps
 
 

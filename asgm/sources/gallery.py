@@ -51,6 +51,7 @@ class Chip:
     date_start: str
     date_end: str
     clear_threshold: float
+    confuser: str = ""
 
 
 def cut_chips(gallery: np.ndarray, n: int) -> list[np.ndarray]:
@@ -102,7 +103,8 @@ def write_chip_store(meta: StoreMeta, chips: Iterable[Chip], root: Path | None =
         Patch(
             sample_id=c.sample_id, label=c.label, set=c.set, lon=c.lon, lat=c.lat,
             grid=patch_grid(c.lon, c.lat, CHIP), data=c.dn, bands=RGB_BANDS, source=meta.source,
-            date_start=c.date_start, date_end=c.date_end, product_level="L1C",
+            date_start=c.date_start, date_end=c.date_end, product_level="L1C", clear_threshold=c.clear_threshold,
+            confuser=c.confuser,
         )
         for c in tqdm(chips, desc=f"{meta.name} patches", unit="patch", disable=not progress)
     )

@@ -5,7 +5,8 @@
   veil (blend of up to 25 % towards a grey of reflectance 0.08-0.20);
 - ``balance_sets``: sample weights ~ 1/sqrt(size of the chip's set) within each class, both classes
   weighing the same in total, so the large sets do not drown the small ones (but a 20-chip set is not
-  blown up 20x either);
+  blown up 20x either); ``balance_by='confuser'`` groups negatives by confuser class instead of set
+  (``balance_groups``), so a class spread over several sets (riverbanks) weighs as one group;
 - ``lr_schedule='cosine'``: the learning rate decays from its value to 0 along a cosine over all
   training steps, so the last epochs settle (BatchNorm statistics and weights stop jumping);
 - ``tta`` and ``calibrate``: applied in scoring (``asgm.training.scoring.score``): logits averaged over the D4
@@ -35,6 +36,17 @@ def set_weights(labels: np.ndarray, sets: np.ndarray, power: float = 0.5) -> np.
         wc = counts[inv].astype(np.float64) ** -power
         w[m] = wc / wc.sum() * (n / 2)
     return w.astype(np.float32)
+
+
+def balance_groups(labels: np.ndarray, sets: np.ndarray, confusers: np.ndarray | None) -> np.ndarray:
+    """The groups ``set_weights`` balances for ``balance_by='confuser'``: a negative's confuser class when it has
+    one, else (positives, sets without a class) its set."""
+    sets = np.asarray(sets).astype(str)
+    if confusers is None:
+        return sets
+    conf = np.asarray(confusers, dtype=object)
+    has = (np.asarray(labels).astype(int) == 0) & np.array([isinstance(c, str) and c != "" for c in conf])
+    return np.where(has, np.array(["confuser:" + str(c) for c in conf]), sets)
 
 
 def learning_rate(config: ExperimentConfig, n_train: int) -> Any:

@@ -127,9 +127,11 @@ def evaluate_run(run_id: str, n_boot: int = N_BOOT) -> dict[str, Any]:
         old = {}
     old = old if isinstance(old, dict) else {}
     for key in ("best_epoch", "best_epoch_by", "epochs_run", "batch_size", "class_weights", "counts", "store",
-                "store_source", "channels", "train_seconds"):
+                "store_source", "channels", "train_seconds", "ensemble"):
         if key in old:
             metrics[key] = old[key]
+    if config.members and isinstance(old.get("recipe"), dict) and "architecture" in old["recipe"]:
+        metrics["recipe"]["architecture"] = old["recipe"]["architecture"]  # "ensemble of N (...)"
     metrics["evaluated"] = now()
     atomic.write_text(folder.file("predictions.csv"), preds.to_csv(index=False))
     folder.write_json("metrics.json", metrics)

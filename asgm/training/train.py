@@ -19,7 +19,7 @@ import pandas as pd
 from asgm import atomic
 from asgm.config import ExperimentConfig
 from asgm.errors import one_line
-from asgm.model.runs import RunFolder, create_run, now, refuse_reuse
+from asgm.model.runs import RunError, RunFolder, create_run, now, refuse_reuse
 from asgm.training.evaluate import N_BOOT
 from asgm.training.scoring import score
 
@@ -91,6 +91,9 @@ def train(config: ExperimentConfig, run_id: str | None = None, *, show_progress:
     (sample_id, split, cluster) instead of computing one, e.g. for ablation retraining."""
     from asgm.data.store import PatchStore, with_store_encoding
 
+    if config.members:
+        raise RunError(f"this config is an ensemble of runs {list(config.members)}: it is built, not trained; "
+                       "rebuild it with `asgm ensemble --members ...` or train one of its members' configs")
     if run_id is None:
         PatchStore.open(config.store)
     # The run records the encoding its inputs had (the training store's unless the config names one), so
@@ -155,9 +158,17 @@ def _train(folder: RunFolder, config: ExperimentConfig, show_progress: bool, n_b
     weights = class_weights(y_train) if config.class_weight else None
     sample_weights = None
     if config.balance_sets:
-        from asgm.training.recipe import set_weights
+        from asgm.training.recipe import balance_groups, set_weights
 
-        sample_weights = set_weights(y_train, train_rows["sample_id"].map(rows.set_index("sample_id")["set"]))
+        sets = train_rows["sample_id"].map(rows.set_index("sample_id")["set"]).to_numpy()
+        confusers = None
+        if config.balance_by == "confuser":
+            index = store.index().set_index("sample_id")
+            if "confuser" not in index.columns or not (index["confuser"].fillna("") != "").any():
+                raise RunError(f"store {store.name!r} records no confuser classes; rebuild it (`asgm demo build --pack "
+                               "amazon2`) or balance by set")
+            confusers = train_rows["sample_id"].map(index["confuser"].fillna("")).to_numpy()
+        sample_weights = set_weights(y_train, balance_groups(y_train, sets, confusers))
     # One cache budget shared by the training and validation rows (memory stays bounded, spec §4).
     share = len(train_rows) / max(1, len(train_rows) + len(val_rows))
     train_src = PatchSource(store, config, train_rows["sample_id"], cache_limit_mb=DEFAULT_CACHE_LIMIT_MB * share)

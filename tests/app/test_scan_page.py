@@ -196,3 +196,22 @@ def test_public_deployment_one_scan_at_a_time_and_nothing_left_when_refused(scan
     finally:
         jobs.cancel(busy.job_id)
         _wait(busy.job_id, 30)
+
+
+def test_the_spatial_prior_checkbox_starts_a_scan_with_it_and_the_results_say_so(scan_env, monkeypatch):
+    fake_map(monkeypatch)
+    at = _page(aoi=DRAWN)
+    assert not at.exception, at.exception
+    assert at.checkbox(key="scan_prior").value is False
+    at.checkbox(key="scan_prior").check().run()
+    at.text_input(key="scan_name").input("prior-2021").run()
+    _button(at, "Start the scan").click().run()
+    assert "Started job" in _texts(at), _texts(at)
+    [job] = jobs.list_jobs()
+    done = _wait(job.job_id)
+    assert done.status == "completed", done.log_tail()
+    at.run()
+    s = scan_results.open_scan("prior-2021")
+    sp = s.summary["spatial_prior"]
+    assert sp["t_main"] == 0.43 and sp["t_iso"] == 0.75 and s.thresholds["low"] == 0.43
+    assert f"Spatial prior: {sp['candidates']:,} candidate windows" in _texts(at)

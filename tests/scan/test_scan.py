@@ -295,3 +295,61 @@ def _worker_profiling() -> bool:
     import dask
 
     return bool(dask.config.get("distributed.worker.profile.enabled"))
+
+
+def _plant(out, grid_tile_windows, i, j, value):
+    """Set window (i, j)'s probability in its saved tile result (what the scan reads back to resume)."""
+    ti, tj = i // grid_tile_windows, j // grid_tile_windows
+    path = out / "tiles" / f"r{ti:04d}_c{tj:04d}.npz"
+    r = scan_tiles.TileResult.from_file(path)
+    r.prob[i - ti * grid_tile_windows, j - tj * grid_tile_windows] = value
+    path.write_bytes(r.to_bytes())
+
+
+def test_spatial_prior_drops_an_isolated_window_and_keeps_the_mines(env, tmp_path, capsys):
+    from asgm.model.spatial_prior import SpatialPrior
+
+    out = tmp_path / "scan"
+    _scan(env, out, high=0.5, low=0.3)
+    with np.load(out / "cells.npz") as z:
+        prob, detected = z["prob"], z["detected"]
+    # a scored window whose 5 x 5 neighbourhood is scored and quiet
+    quiet = np.nan_to_num(prob, nan=1.0) < 0.2
+    ii, jj = np.nonzero(quiet)
+    i, j = next((a, b) for a, b in zip(ii, jj, strict=True) if 2 <= a < prob.shape[0] - 2 and 2 <= b < prob.shape[1] - 2
+                and quiet[a - 2:a + 3, b - 2:b + 3].all())
+    _plant(out, 8, i, j, 0.6)
+    # without the prior the lone 0.6 window is a detection of its own (0.6 >= high)
+    plain = _scan(env, out, high=0.5, low=0.3)
+    with np.load(out / "cells.npz") as z:
+        assert z["detected"][i, j] and plain["detections"] == len(_detection_ids(detected)) + 1
+    prior = _scan(env, out, spatial_prior=SpatialPrior())
+    assert prior["tiles_resumed"] == prior["tiles"]  # the rule is applied to the saved probabilities
+    sp = prior["spatial_prior"]
+    assert sp["t_main"] == 0.43 and sp["t_iso"] == 0.75 and sp["k"] == 5 and sp["radius_m"] == 3000.0
+    assert prior["thresholds"]["high"] == 0.75 and prior["thresholds"]["low"] == 0.43
+    with np.load(out / "cells.npz") as z:
+        assert z["isolated"][i, j] and not z["detected"][i, j]
+        kept = z["detected"]
+    assert sp["dropped_isolated"] >= 1 and sp["kept"] == int(kept.sum())
+    assert json.loads((out / "summary.json").read_text())["spatial_prior"] == sp
+    # the known mines are still found: the windows over them have candidates next to them
+    assert (kept & detected).sum() >= 0.5 * detected.sum() and prior["detections"] >= 3
+    # a lone window that clears t_iso is kept (the CLI, same folder: only the rule changes)
+    aoi = tmp_path / "aoi.geojson"
+    aoi.write_text(gpd.GeoDataFrame(geometry=[env["aoi"]], crs="EPSG:4326").to_json())
+    assert cli_main(["scan", "run", "--aoi", str(aoi), "--run", env["run"], "--tile-windows", "8", "--scheduler",
+                     "none", "--year", "2021", "--source", str(env["m21"].path), "--out", str(out), "--json",
+                     "--spatial-prior", "--t-iso", "0.55"]) == 0
+    assert json.loads(capsys.readouterr().out)["spatial_prior"]["t_iso"] == 0.55
+    with np.load(out / "cells.npz") as z:
+        assert z["isolated"][i, j] and z["detected"][i, j]
+    with pytest.raises(area.ScanError, match="not both"):
+        _scan(env, out, high=0.5, spatial_prior=SpatialPrior())
+
+
+def _detection_ids(mask):
+    from scipy import ndimage
+
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3), int))
+    return list(range(1, n + 1))

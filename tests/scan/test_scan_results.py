@@ -153,6 +153,28 @@ def test_bad_requests_are_refused_before_anything_is_written(env):
     assert not (scan_results.scans_dir() / "req").exists() and not (scan_results.scans_dir() / "x").exists()
 
 
+def test_a_request_with_the_spatial_prior_passes_it_to_the_scan(env):
+    aoi = env["aoi"]
+    req = scan_request.ScanRequest(name="prior-2021", year=2021, run_id=env["run"], source="synthetic",
+                                   spatial_prior=True)
+    pl = scan_request.check(req, aoi)
+    assert pl.prior is not None and pl.thresholds["spatial_prior"]["t_main"] == 0.43
+    folder = scan_results.scans_dir() / "prior-2021"
+    try:
+        scan_cmd = scan_request.prepare(req, pl)[-1]
+        assert "--spatial-prior" in scan_cmd
+        assert json.loads((folder / "request.json").read_text())["spatial_prior"] is True
+        # the same place without the prior is another request; a request without it records no such key
+        with pytest.raises(scan_request.ScanRequestError, match="exists already"):
+            scan_request.check(_req(env, name="prior-2021"), aoi)
+        plain = _req(env, name="plain-2021")
+        assert "--spatial-prior" not in scan_request.prepare(plain, scan_request.check(plain, aoi))[-1]
+        assert "spatial_prior" not in json.loads((scan_results.scans_dir() / "plain-2021" / "request.json").read_text())
+    finally:
+        for r in (req, _req(env, name="plain-2021")):
+            scan_request.discard(r)
+
+
 def test_prepare_writes_the_request_and_builds_the_commands(env):
     aoi, km2 = scan_request.aoi_from_upload("a.geojson", json.dumps(
         {"type": "Feature", "properties": {}, "geometry": mapping(env["aoi"])}).encode())

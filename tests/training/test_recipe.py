@@ -44,6 +44,40 @@ def test_set_weights_balance_sets_within_each_class():
     assert w[100] / w[0] == pytest.approx(np.sqrt(100 / 4), rel=1e-5)  # 1/sqrt(n), not 1/n
 
 
+def test_balance_by_confuser_groups_a_class_spread_over_sets():
+    from asgm.training.recipe import balance_groups
+
+    # negatives: riverbanks in two sets (10 + 10), 20 mixed in one set without a class; positives in two sets
+    labels = np.array([0] * 40 + [1] * 30)
+    sets = np.array(["rivA"] * 10 + ["rivB"] * 10 + ["mixed"] * 20 + ["p1"] * 10 + ["p2"] * 20)
+    conf = np.array(["riverbank"] * 20 + [""] * 20 + ["riverbank"] * 10 + [""] * 20, dtype=object)
+    groups = balance_groups(labels, sets, conf)
+    assert set(groups[:20]) == {"confuser:riverbank"} and set(groups[20:40]) == {"mixed"}
+    assert list(groups[40:]) == list(sets[40:])  # positives keep their sets, whatever the column says
+    w = set_weights(labels, groups)
+    # two negative groups of 20: equal weights; by set the two riverbank sets (10 each) would weigh more
+    assert w[0] == pytest.approx(w[25]) and set_weights(labels, sets)[0] > set_weights(labels, sets)[25]
+    assert np.array_equal(balance_groups(labels, sets, None), sets)
+
+
+def test_balance_by_confuser_trains_on_a_store_that_records_them_only(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from asgm.training.train import train
+
+    use_folders(monkeypatch, tmp_path)
+    st = toy_store(tmp_path / "stores", n_pos=10, n_neg=14)
+    cfg = ExperimentConfig(store=str(st.root), bands=S2_BANDS, epochs=1, batch_size=8, architecture="detector",
+                           balance_sets=True, balance_by="confuser")
+    with pytest.raises(runs.RunError, match="records no confuser classes"):
+        train(cfg, n_boot=0)
+    st.write_patches(replace(st.read_patch(f"neg-{k:04d}"), confuser="riverbank") for k in range(5))
+    assert (st.index().confuser == "riverbank").sum() == 5
+    run_id = train(cfg, n_boot=0)
+    info = runs.get_run(run_id)
+    assert info.status == "completed" and info.config.balance_by == "confuser"
+
+
 def test_jitter_changes_brightness_but_not_osm_channels():
     import keras
 
@@ -144,6 +178,33 @@ def test_predict_cli_writes_csv_and_json_summary(recipe_run, tmp_path, capsys):
     assert "exists; pass --force" in capsys.readouterr().err
     assert main(["predict", "--run", "no-such-run", "--store", str(st.root), "--out", str(tmp_path / "b.csv")]) == 1
     assert "no run 'no-such-run'" in capsys.readouterr().err
+
+
+def test_predict_cli_spatial_prior_on_the_store_points(recipe_run, tmp_path, capsys):
+    from asgm.cli import main
+
+    run_id, st = recipe_run
+    base = ["predict", "--run", run_id, "--store", str(st.root), "--json", "--spatial-prior", "--t-main", "0.3",
+            "--t-iso", "0.6"]
+    # points ~5 km apart: within 1 m every candidate is isolated and needs t_iso ...
+    assert main([*base, "--out", str(tmp_path / "a.csv"), "--prior-radius-m", "1"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    df = pd.read_csv(tmp_path / "a.csv")
+    assert (df.decision == (df.probability >= 0.6).astype(int)).all() and (df.isolated == (df.probability >= 0.3)).all()
+    sp = report["spatial_prior"]
+    assert sp["t_main"] == 0.3 and sp["radius_m"] == 1 and sp["candidates"] == int((df.probability >= 0.3).sum())
+    assert sp["dropped_isolated"] == int(((df.probability >= 0.3) & (df.probability < 0.6)).sum())
+    assert report["predicted_mining"] == int(df.decision.sum()) and "against_labels_spatial_prior" in report
+    # ... while counting among the nearest candidates within 1,000 km none is (the store spans tens of km), so
+    # t_main decides
+    assert main([*base, "--out", str(tmp_path / "b.csv"), "--prior-radius-m", "1000000", "--prior-among",
+                 "candidates"]) == 0
+    capsys.readouterr()
+    df = pd.read_csv(tmp_path / "b.csv")
+    candidates = df.probability >= 0.3
+    assert (df.decision == candidates.astype(int)).all() or candidates.sum() == 1
+    assert main([*base, "--out", str(tmp_path / "c.csv"), "--t-iso", "0.1"]) == 1
+    assert "t_main <= t_iso" in capsys.readouterr().err
 
 
 def test_gradcam_works_on_the_detector(recipe_run):
