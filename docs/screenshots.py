@@ -100,20 +100,24 @@ def shoot(url: str, runs: dict[str, str], out: Path) -> list[Path]:
         page.get_by_role("tab", name="Results").click()
         page.get_by_text("SYNTHETIC imagery (not a real place)").first.wait_for()
         page.wait_for_timeout(2500)
-        written.append(_save(page, out / "scan.png", full_page=True))
+        page.locator("iframe").first.scroll_into_view_if_needed()  # the detections map (the page scrolls inside)
+        page.wait_for_timeout(1500)
+        written.append(_save(page, out / "scan.png"))
 
         page.goto(f"{url}/Places")
         page.wait_for_selector("iframe", timeout=300_000)  # the choropleth of the territories
         page.get_by_text("Download").first.wait_for()
         page.wait_for_timeout(3000)
-        written.append(_save(page, out / "places.png", full_page=True))
+        page.locator("iframe").first.scroll_into_view_if_needed()  # the choropleth and the chart beside it
+        page.wait_for_timeout(1500)
+        written.append(_save(page, out / "places.png"))
         browser.close()
     return written
 
 
-def _save(page, path: Path, full_page: bool = False) -> Path:
+def _save(page, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(path), full_page=full_page)
+    page.screenshot(path=str(path))
     return path
 
 

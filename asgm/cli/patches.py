@@ -122,12 +122,13 @@ def _human_fetch(r: dict[str, Any]) -> str:
 
 def _list(args: argparse.Namespace) -> dict[str, Any]:
     from asgm.data.store import PatchStore
+    from asgm.data.store_check import check_store
 
     store = PatchStore.open(args.store)
     df = store.index()
     # A cheap look at every file (present, readable header, size and bands; no pixels): a listing must not
     # show patches that cannot be used as if they were fine. `asgm patches check` also reads the pixels.
-    check = store.check(pixels=False)
+    check = check_store(store, pixels=False)
     return {"summary": store.summary(), "extra": store.meta.extra, "patches": df.to_dict(orient="records"),
             "ok": check.ok, "problems": check.problems, "store_problems": check.store_problems}
 
@@ -150,10 +151,11 @@ def _check(args: argparse.Namespace) -> dict[str, Any]:
     from tqdm import tqdm
 
     from asgm.data.store import PatchStore
+    from asgm.data.store_check import check_store
 
     store = PatchStore.open(args.store)
     with tqdm(total=len(store), unit="patch", desc=f"check {store.name}", disable=None, leave=False) as bar:
-        report = store.check(pixels=not args.no_pixels, progress=lambda done, total: bar.update(1))
+        report = check_store(store, pixels=not args.no_pixels, progress=lambda done, total: bar.update(1))
     return report.as_dict()
 
 

@@ -124,7 +124,9 @@ def masked_filter(rows: pd.DataFrame, limit_pos: float = 0.10, limit_neg: float 
 def verify_rows(store: PatchStore, sample_ids: Sequence[str]) -> dict[str, float]:
     """Check the files of ``sample_ids`` (present, readable, right size, dtype and bands) and return
     their masked shares computed from the pixels; any unusable patch is a ``DatasetError`` naming it."""
-    report = store.check(sample_ids, pixels=True)
+    from asgm.data.store_check import check_store
+
+    report = check_store(store, sample_ids, pixels=True)
     if not report.ok:
         raise DatasetError(f"{report.summary()}. Re-fetch or rebuild them, or list every problem with "
                            f"`asgm patches check --store {store.name}`")
@@ -146,7 +148,7 @@ def assemble(store: PatchStore, config: ExperimentConfig) -> Assembled:
 def validate_pixels(sample_id: str, data: np.ndarray) -> None:
     """The pixel check of ``asgm patches check`` and training, for every prediction path: a patch's pixels
     must be the store's uint16 DN (a float patch, NaN or not, or an 8-bit one would be classified as
-    nonsense without a word). Raises ``DatasetError`` in the words ``PatchStore.inspect_file`` uses."""
+    nonsense without a word). Raises ``DatasetError`` in the words ``asgm.data.store_check.inspect_file`` uses."""
     dtype = np.asarray(data).dtype
     if dtype != np.uint16:
         raise DatasetError(f"patch {sample_id!r}: pixels are {dtype}, the store holds uint16 DN; re-fetch or "
