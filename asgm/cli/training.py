@@ -281,9 +281,8 @@ def train_with_labels(args: argparse.Namespace) -> dict[str, Any]:
     if args.detach:
         return {"run_id": retrain.launch(parent, epochs=args.epochs, holdout_fraction=args.holdout_fraction),
                 "status": "queued", "parent_run": parent}
+    # A launched job's folder stays "queued" while the store version is built: training takes it over then.
     folder = runs.RunFolder.of(args.run_id) if args.run_id else None
-    if folder is not None:
-        folder.set_status("running", started=runs.now(), error=None)
 
     def progress(done: int, total: int) -> None:
         report_progress(done, total, "building the store version with the reviewed items")
