@@ -54,6 +54,8 @@ def test_mark_five_windows_with_the_keyboard(tmp_path, new_page):
                     time.sleep(0.3)
             assert rec["label"] == labels[key] and rec["via"] == "app" and rec["run_id"] == run_id
             page.wait_for_url(f"**window={expected[k + 1].replace(',', '%2C')}*", timeout=60_000)
+        page.set_viewport_size({"width": 1400, "height": 1450})  # the review buttons in view
+        page.get_by_role("button", name="Not mining (n)").wait_for()
         shot(page, "review-keyboard")
     with env_vars(env):
         store = LabelStore()
