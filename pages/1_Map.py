@@ -280,7 +280,7 @@ def _panel(sid: str | None, place_msg: str | None) -> None:
         page.show_error(exc, f"Rebuild store `{store_name}`.")
     st.markdown("**Review**")
     try:
-        review.mark_panel(review_items.store_item(store_name, sid), key="map", run_id=run_id, probability=shown_prob)
+        review.mark_panel(review_items.store_item(loaders.open_store(store_name), sid), key="map", run_id=run_id, probability=shown_prob)
     except AsgmError as exc:
         page.show_error(exc, f"Rebuild store `{store_name}`.")
     page.patch_viewer_link(store_name, sid)
