@@ -1,5 +1,6 @@
 """Train: the study's experiment toggles -> one ExperimentConfig -> a background training process
-(``asgm.model.runs.launch``), with live progress, cancel, and errors shown. The Streamlit script thread never
+(``asgm.model.runs.launch``), with live progress, cancel, and errors shown; "train with my labels" retrains a
+run's recipe with the reviewed labels (``asgm.review.retrain.launch``). The Streamlit script thread never
 trains: the run lives on in its own process across reruns, page switches and browser reloads."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from asgm.config import OSM_LAYERS, RGB_BANDS, S2_BANDS, ExperimentConfig
 from asgm.data.store import list_stores
 from asgm.errors import AsgmError
 from asgm.model import runs
+from asgm.review import retrain
 
 page.page_setup("Train")
 st.title("Train")
@@ -73,6 +75,40 @@ if submitted:
             st.success(f"Training started as run **{new_id}** in the background. You can leave this page; it keeps going.")
         except AsgmError as exc:  # RunError: an identical run is already queued or running
             page.show_error(exc, "Wait for the identical run to finish (or cancel it below), or change the experiment.")
+
+# -- train with my labels ------------------------------------------------------------------------------
+st.subheader("Train with my labels")
+parents = loaders.completed_runs()
+if not parents:
+    st.info("No completed run to start from yet.")
+else:
+    parent_ids = [r.run_id for r in parents]
+    chosen = page.selected_run_id(sidebar=False)
+    p1, p2 = st.columns([3, 1])
+    parent_id = p1.selectbox("Start from run (its recipe and training data)", parent_ids, key="relabel_parent",
+                             index=parent_ids.index(chosen) if chosen in parent_ids else 0)
+    parent_run = next(r for r in parents if r.run_id == parent_id)
+    relabel_epochs = p2.number_input("Epochs", min_value=1, max_value=500, key="relabel_epochs",
+                                     value=int(parent_run.config.epochs) if parent_run.config else 20)
+    try:
+        usable = retrain.reviewed_items(retrain.parent_config(parent_id))
+        st.caption(f"{len(usable.items)} reviewed item(s) can join the training data of store "
+                   f"`{parent_run.config.store if parent_run.config else '?'}`"
+                   + (" (left out: " + ", ".join(f"{v} {k}" for k, v in usable.skipped.items()) + ")"
+                      if usable.skipped else "")
+                   + f". The newest {100 * retrain.HOLDOUT_FRACTION:.0f} % are held out to measure them; the run's test "
+                   "split stays unchanged; the new run becomes the default only if you name it in models/DEFAULT.")
+    except AsgmError as exc:
+        usable = None
+        page.show_error(exc, "Pick another run to start from.")
+    if st.button("Train with my labels", key="relabel_go", disabled=not can_launch or not (usable and usable.items)):
+        try:
+            new_id = retrain.launch(parent_id, epochs=int(relabel_epochs), max_active=aj.max_active_jobs())
+            st.session_state["train_run"] = new_id
+            st.success(f"Training with your labels started as run **{new_id}** in the background; its before / "
+                       "after shows on **Compare** when it is done.")
+        except AsgmError as exc:
+            page.show_error(exc, "Mark more items mining / not mining, or wait for the identical run to finish.")
 
 # -- runs and their progress ---------------------------------------------------------------------------
 STALE_S = 180  # no progress update for this long while 'running' -> the process probably died

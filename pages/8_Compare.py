@@ -1,5 +1,5 @@
 """Compare: completed runs next to the study's published Table 1, with CIs, PR curves, confusion matrices,
-the OSM ablation (study's Fig. 3) and downloads."""
+the OSM ablation (study's Fig. 3), runs trained with reviewed labels before / after, and downloads."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import streamlit as st
 from asgm.app import loaders, page
 from asgm.errors import AsgmError
 from asgm.maps import figures
+from asgm.review import retrain
 from asgm.training.experiments import TABLE1_PUBLISHED
 
 page.page_setup("Compare")
@@ -39,6 +40,19 @@ if not table.empty:
 
     st.subheader("F1 with 95 % confidence intervals")
     st.plotly_chart(figures.f1_ci_figure(table), width="stretch")
+
+reviewed = [(r, rep) for r in done if (rep := retrain.read_report(r.run_id))]
+if reviewed:
+    st.subheader("Trained with reviewed labels: before / after")
+    for r, rep in reviewed:
+        c = rep["counts"]
+        st.markdown(f"**{r.run_id}** from **{rep['parent_run']}** on store `{rep['store']}`: {c['reviewed']} reviewed "
+                    f"item(s), {c['trained']} trained on, {c['held_out'] + c['held_out_by_distance']} held out, "
+                    f"{c['dropped_near_test']} dropped near test patches, {c['on_test_patches']} on test patches.")
+        st.dataframe(retrain.report_table(rep), hide_index=True, width="stretch",
+                     column_config={k: st.column_config.NumberColumn(format="%.3f")
+                                    for k in ("F1", "PR-AUC", "precision", "recall", "threshold")})
+        st.caption(f"Split rule: {c['rule']}. {rep['note'].capitalize()}.")
 
 if done:
     ids = [r.run_id for r in done]

@@ -29,6 +29,9 @@ half-written. Read top to bottom, this is the list of those promises:
    ``store.json`` field types, a non-JSON metrics.json in ``evaluate``; page requests (store names, dates,
    a cut index) refused before a job starts; written files honour the umask; text files may carry a UTF-8
    BOM and others are told "save it as UTF-8"; uploaded points show their extent and swapped lon/lat.
+10. The label database (issue 23): a damaged ``labels.gpkg`` or one locked by another program (QGIS) is one
+    line and nothing is written; a full disk during a mark leaves the database as it was; a label for an
+    unknown item is refused.
 """
 
 from __future__ import annotations
@@ -1002,3 +1005,52 @@ def test_pages_stay_up_with_a_store_json_of_wrong_types(data_env, monkeypatch, p
     at.query_params["store"] = "demo"
     at.run()
     assert not at.exception
+
+
+# -- 10. the label database (issue 23) -----------------------------------------------------------------------
+def test_a_damaged_label_database_is_one_line(data_env, capsys):
+    small_store(data_env / "data" / "stores")
+    path = data_env / "data" / "labels" / "labels.gpkg"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"\x00garbage" * 500)
+    before = path.read_bytes()
+    for args in (("labels", "list"), ("labels", "mark", "--store", "toy", "--item", "pos-0000", "--label", "mining")):
+        rc, _, err = cli(capsys, *args)
+        assert rc == 1
+        one_line(err, "is not a readable label database", "move it away")
+    assert path.read_bytes() == before
+
+
+def test_a_label_database_locked_by_another_program_is_one_line(data_env, capsys, monkeypatch):
+    import sqlite3
+
+    from asgm.data import labels
+
+    small_store(data_env / "data" / "stores")
+    assert cli(capsys, "labels", "mark", "--store", "toy", "--item", "pos-0000", "--label", "mining")[0] == 0
+    monkeypatch.setattr(labels, "BUSY_TIMEOUT_S", 0.2)
+    holder = sqlite3.connect(labels.default_path(), isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        rc, _, err = cli(capsys, "labels", "mark", "--store", "toy", "--item", "pos-0001", "--label", "not")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert rc == 1
+    one_line(err, "is locked by another program", "QGIS", "Nothing was written")
+    assert [r["item_id"] for r in labels.LabelStore().current()] == ["pos-0000"]
+
+
+def test_full_disk_while_marking_leaves_the_database_as_it_was(tmp_path):
+    small_store(tmp_path / "data" / "stores")
+    rc, _, err, _ = subprocess_cli(tmp_path, "labels", "mark", "--store", "toy", "--item", "pos-0000", "--label", "1")
+    assert rc == 0, err
+    db = tmp_path / "data" / "labels" / "labels.gpkg"
+    size = db.stat().st_size
+    notes = "x" * 200_000  # a note too long for the file size limit below
+    rc, _, err, _ = subprocess_cli(tmp_path, "labels", "mark", "--store", "toy", "--item", "pos-0001", "--label", "0",
+                                   "--note", notes, limit_file_bytes=size + 4096)
+    assert rc == 1
+    one_line(err, "no space left to write", "labels.gpkg", "unchanged")
+    rc, out, _, _ = subprocess_cli(tmp_path, "labels", "list", "--json")
+    assert rc == 0 and [r["item_id"] for r in json.loads(out)["rows"]] == ["pos-0000"]

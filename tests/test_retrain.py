@@ -128,3 +128,26 @@ def test_detached_job_is_refused_while_the_same_one_runs(parent, monkeypatch):
     with pytest.raises(runs.RunError, match="already running"):
         retrain.launch(parent, epochs=1)
     assert LabelStore().counts()["not_mining"] == 1
+
+
+def test_the_background_job_trains_and_reports(parent):
+    """``retrain.launch``: one job of the runner (``asgm labels train --run-id``), its progress and log in the run
+    folder, the run listed as queued at once and completed with its review.json."""
+    from _engine import wait_until
+
+    from asgm.jobs import runner as jobs
+
+    for sid in ("pos-0002", "neg-0003", "neg-0004"):
+        items.mark(items.store_item("toy", sid), "mining" if sid.startswith("neg") else "not_mining")
+    run_id = retrain.launch(parent, epochs=1)
+    assert runs.get_run(run_id).status in ("queued", "running")
+    assert runs.RunFolder.of(run_id).file(runs.REVIEWED_MARKER).is_file()
+    job = next(j for j in jobs.list_jobs() if j.extra.get("run_id") == run_id)
+    assert job.kind == "train" and job.command == retrain.job_command(parent, run_id, 1, 0.2)
+    assert job.log == runs.RunFolder.of(run_id).file("log.txt")
+    wait_until(lambda: not jobs.get_job(job.job_id).active, timeout=300)
+    info = runs.get_run(run_id)
+    assert info.status == "completed", (info.error, jobs.get_job(job.job_id).log_tail())
+    report = json.loads(runs.RunFolder.of(run_id).file("review.json").read_text())
+    assert report["parent_run"] == parent and report["counts"]["reviewed"] == 3
+    assert runs.default_choice()[0] == parent

@@ -170,7 +170,7 @@ def panel(view: MapView, sid: str | None, place_msg: str | None) -> None:
     _patch_picture(view, view.store_name, sid)
     st.markdown("**Review**")
     try:
-        review.mark_panel(review_items.store_item(view.store_name, sid), key="map", run_id=view.run_id,
+        review.mark_panel(review_items.store_item(loaders.open_store(view.store_name), sid), key="map", run_id=view.run_id,
                           probability=shown_prob)
     except AsgmError as exc:
         page.show_error(exc, f"Rebuild store `{view.store_name}`.")

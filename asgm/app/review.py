@@ -91,21 +91,23 @@ def mark_panel(item: Item, *, key: str, run_id: str | None = None, probability: 
                            | ({"ArrowRight": NEXT_BUTTON} if after is not None else {}))
 
 
+# The listener is created in the page's own realm (parent.eval): Streamlit re-creates this component's iframe on
+# reruns, and a listener of a removed iframe would stop working.
 _KEYS_JS = """<script>
-const doc = window.parent.document;
 window.parent.__asgmKeys = %s;
-if (!doc.__asgmKeysOn) {
-  doc.__asgmKeysOn = true;
-  doc.addEventListener("keydown", (e) => {
+window.parent.eval(`if (!window.__asgmKeysOn) {
+  window.__asgmKeysOn = true;
+  document.addEventListener("keydown", (e) => {
     const t = e.target;
     if (e.ctrlKey || e.metaKey || e.altKey || (t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" ||
         t.isContentEditable))) return;
-    const text = (window.parent.__asgmKeys || {})[e.key];
+    const text = (window.__asgmKeys || {})[e.key];
     if (!text) return;
-    const button = Array.from(doc.querySelectorAll("button")).find((b) => b.innerText.trim() === text && !b.disabled);
+    const button = Array.from(document.querySelectorAll("button")).find((b) => b.innerText.trim() === text &&
+        !b.disabled);
     if (button) { e.preventDefault(); button.click(); }
   });
-}
+}`);
 </script>"""
 
 

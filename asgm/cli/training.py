@@ -283,12 +283,17 @@ def train_with_labels(args: argparse.Namespace) -> dict[str, Any]:
     if args.detach:
         return {"run_id": retrain.launch(parent, epochs=args.epochs, holdout_fraction=args.holdout_fraction),
                 "status": "queued", "parent_run": parent}
+    # A launched job's folder stays "queued" while the store version is built: training takes it over then.
     folder = runs.RunFolder.of(args.run_id) if args.run_id else None
-    if folder is not None:
-        folder.set_status("running", started=runs.now(), error=None)
+
+    import tqdm
+
+    bar = tqdm.tqdm(desc="store version", unit="patch", disable=args.json or not sys.stderr.isatty())
 
     def progress(done: int, total: int) -> None:
         report_progress(done, total, "building the store version with the reviewed items")
+        bar.total = total
+        bar.update(done - bar.n)
 
     try:
         plan = retrain.prepare(parent, epochs=args.epochs, holdout_fraction=args.holdout_fraction, progress=progress,
@@ -301,6 +306,8 @@ def train_with_labels(args: argparse.Namespace) -> dict[str, Any]:
         if args.run_id:
             retrain.failed(args.run_id, exc)
         raise
+    finally:
+        bar.close()
     if folder is None:
         runs.refuse_duplicate(plan.config)
         folder = retrain.queue_run(plan.config, parent, plan.counts["reviewed"], args.holdout_fraction)

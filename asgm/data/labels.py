@@ -205,9 +205,9 @@ class LabelStore:
     """The label GeoPackage of a data folder. Every method opens its own connection: safe across threads,
     processes and Streamlit reruns."""
 
-    def __init__(self, path: str | Path | None = None, timeout_s: float = BUSY_TIMEOUT_S):
+    def __init__(self, path: str | Path | None = None, timeout_s: float | None = None):
         self.path = Path(path) if path is not None else default_path()
-        self.timeout_s = timeout_s
+        self.timeout_s = BUSY_TIMEOUT_S if timeout_s is None else timeout_s
 
     # -- connections ---------------------------------------------------------------------------------
     @contextlib.contextmanager

@@ -389,3 +389,28 @@ def failed(run_id: str, exc: BaseException) -> None:
         atomic.write_text(folder.file("error.txt"), "".join(traceback.format_exception(exc)))
         folder.set_status("failed", finished=runs.now(), error=one_line(exc))
 
+
+
+def read_report(run_id: str) -> dict[str, Any] | None:
+    """The ``review.json`` of a run trained with reviewed labels (None for any other run or an unreadable file)."""
+    import json
+
+    from asgm.model import runs
+
+    try:
+        value = json.loads(runs.RunFolder.of(run_id).file("review.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, AsgmError):
+        return None
+    return value if isinstance(value, dict) and "test" in value else None
+
+
+def report_table(report: dict[str, Any]) -> pd.DataFrame:
+    """Before / after rows of a report: part, model (parent or new run), n, F1, PR-AUC, precision, recall, FP, FN."""
+    rows = []
+    for part, title in (("test", "unchanged test split"), ("review_holdout", "held-out reviewed items")):
+        for when, run in (("before", report["parent_run"]), ("after", report["run_id"])):
+            m = (report.get(part) or {}).get(when) or {}
+            rows.append({"part": title, "model": f"{when}: {run}", "n": m.get("n"), "F1": m.get("f1"),
+                         "PR-AUC": m.get("pr_auc"), "precision": m.get("precision"), "recall": m.get("recall"),
+                         "FP": m.get("fp"), "FN": m.get("fn"), "threshold": m.get("threshold")})
+    return pd.DataFrame(rows)

@@ -1,0 +1,63 @@
+"""Browser test of reviewing with the keyboard (issue 23), offline: a finished scan of the SYNTHETIC demo mosaic
+(``scan_support``'s fixed-weight detector), its windows opened in the Patch viewer in review-queue order, five of
+them marked with the keys n / m / u in Chromium (the shortcut component clicks the buttons), each mark landing in
+the label GeoPackage and the viewer moving to the next window of the queue by itself."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import rasterio
+from conftest import app_server, shot
+from rasterio.warp import transform_bounds
+from shapely.geometry import box
+from ui_env import env_vars
+
+pytestmark = pytest.mark.e2e
+
+
+def test_mark_five_windows_with_the_keyboard(tmp_path, new_page):
+    from scan_support import detector_run
+
+    from asgm.data.labels import LabelStore
+    from asgm.review import queue as review_queue
+    from asgm.scan import driver
+    from asgm.scan import results as scan_results
+    from asgm.sources.synthetic_mosaic import write_mosaic
+
+    page = new_page
+    env = {"ASGM_DATA_DIR": str(tmp_path / "data"), "ASGM_MODELS_DIR": str(tmp_path / "models"),
+           "ASGM_APP_AUTOPREPARE": "0"}
+    with env_vars(env):
+        run_id = detector_run()
+        m = write_mosaic(tmp_path / "m.tif", -61.8, 6.4, size_px=400, n_mines=2, seed=1, year=2022)
+        with rasterio.open(m.path) as src:
+            aoi = box(*transform_bounds(src.crs, "EPSG:4326", *src.bounds)).buffer(-0.002)
+        driver.scan(aoi, 2022, run_id, scan_results.scans_dir() / "madre", source=str(m.path), tile_windows=8)
+        q = review_queue.scan_queue("madre", "uncertain")
+        expected = q.pending()[:6]
+    keys = ["n", "n", "m", "u", "n"]
+    labels = {"n": "not_mining", "m": "mining", "u": "unsure"}
+    with app_server(env, tmp_path) as url:
+        page.goto(f"{url}/Patch_viewer?scan=madre&window={expected[0]}")
+        for k, (window, key) in enumerate(zip(expected, keys, strict=False)):
+            page.get_by_text(f"window {window}", exact=False).first.wait_for()
+            page.get_by_role("button", name="Not mining (n)").wait_for()
+            page.wait_for_timeout(600)  # the shortcut component's script attaches after the buttons render
+            page.get_by_role("heading", name="Patch viewer").click()  # focus the page, not a text box
+            page.keyboard.press(key)
+            with env_vars(env):
+                deadline = time.monotonic() + 60
+                while (rec := LabelStore().get(f"scan:madre:{window}")) is None:
+                    assert time.monotonic() < deadline, f"key {key!r} did not mark window {window}"
+                    time.sleep(0.3)
+            assert rec["label"] == labels[key] and rec["via"] == "app" and rec["run_id"] == run_id
+            page.wait_for_url(f"**window={expected[k + 1].replace(',', '%2C')}*", timeout=60_000)
+        page.set_viewport_size({"width": 1400, "height": 1450})  # the review buttons in view
+        page.get_by_role("button", name="Not mining (n)").wait_for()
+        shot(page, "review-keyboard")
+    with env_vars(env):
+        store = LabelStore()
+        assert len(store.current()) == 5 and len(store.history()) == 5
+        assert review_queue.scan_queue("madre", "uncertain").done == 5
