@@ -84,7 +84,7 @@ def mark(item: Item, label: str, *, note: str = "", run_id: str | None = None, p
 def import_file(path: str | Path, reviewer: str = "", labels: LabelStore | None = None) -> dict[str, int]:
     """Import a label file (GeoJSON, CSV, KML, GeoPackage), every item checked against its store or scan; all
     rows or none. Returns counts of rows, of changes written and of repeats of the current label."""
-    from asgm.data.labels import read_label_file
+    from asgm.data.label_files import read_label_file
 
     marks = read_label_file(path, check_item=check_item, reviewer=reviewer)
     out = (labels or LabelStore()).mark_many(marks, via="import")

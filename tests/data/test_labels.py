@@ -12,6 +12,7 @@ from pathlib import Path
 import pyogrio
 import pytest
 
+from asgm.data.label_files import read_label_file
 from asgm.data.labels import (
     HISTORY,
     LAYER,
@@ -22,10 +23,9 @@ from asgm.data.labels import (
     Mark,
     default_path,
     point_blob,
-    read_label_file,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _item(i: int = 1, kind: str = "store", source: str = "demo") -> Item:
