@@ -11,7 +11,6 @@ import re
 import streamlit as st
 from streamlit_folium import st_folium  # imported at script run so tests can monkeypatch it
 
-from asgm import CREDITS
 from asgm.app import page
 from asgm.app import places as ap
 from asgm.errors import AsgmError
@@ -169,4 +168,4 @@ st.caption("The CSV has one row per place and period: new_mined_ha (AMW's refine
            "cumulative_mined_ha, new_footprint_ha (detection polygons inside the place), cumulative_footprint_ha, "
            "n_detections, the place's area and the cumulative share of it.")
 st.subheader("Credits")
-st.markdown("\n".join(f"- {c}" for c in [*result.credits, CREDITS["amw_places"]]))
+st.markdown("\n".join(f"- {c}" for c in result.credits))

@@ -135,6 +135,7 @@ def test_the_background_job_trains_and_reports(parent):
     folder, the run listed as queued at once and completed with its review.json."""
     from _engine import wait_until
 
+    from asgm.jobs import commands
     from asgm.jobs import runner as jobs
 
     for sid in ("pos-0002", "neg-0003", "neg-0004"):
@@ -143,7 +144,7 @@ def test_the_background_job_trains_and_reports(parent):
     assert runs.get_run(run_id).status in ("queued", "running")
     assert runs.RunFolder.of(run_id).file(runs.REVIEWED_MARKER).is_file()
     job = next(j for j in jobs.list_jobs() if j.extra.get("run_id") == run_id)
-    assert job.kind == "train" and job.command == retrain.job_command(parent, run_id, 1, 0.2)
+    assert job.kind == "train" and job.command == commands.train_with_labels(parent, run_id, 1, 0.2)
     assert job.log == runs.RunFolder.of(run_id).file("log.txt")
     wait_until(lambda: not jobs.get_job(job.job_id).active, timeout=300)
     info = runs.get_run(run_id)
