@@ -1,4 +1,5 @@
 """Names the dead-code check (vulture, run by .ci/run) cannot see used. Each group says who uses them."""
+
 # ruff: noqa
 # Streamlit cache keys: arguments that exist only so st.cache_* recomputes when a file or run changes.
 mtime

@@ -69,8 +69,10 @@ def read_text(path: str | Path) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise TextEncodingError(f"{path} is not UTF-8 text (byte {exc.start} is 0x{data[exc.start]:02x}; "
-                                "Latin-1 or another encoding?): save it as UTF-8 and try again") from None
+        raise TextEncodingError(
+            f"{path} is not UTF-8 text (byte {exc.start} is 0x{data[exc.start]:02x}; "
+            "Latin-1 or another encoding?): save it as UTF-8 and try again"
+        ) from None
 
 
 def invalid_fields(exc: ValidationError, limit: int = 5) -> str:
@@ -159,29 +161,39 @@ class ExperimentConfig(BaseModel):
     split_eps_m: float = Field(3000.0, gt=0, description="DBSCAN eps for the spatial split, true metres.")
     split_fractions: tuple[float, float, float] = (0.70, 0.15, 0.15)
     holdout: Holdout | None = Field(
-        None, description="Geographic holdout used as the test set: 'caroni' (Earth Genome's Caroní box) or a "
-        "country (leave-one-region-out: train without it, test in it).")
+        None,
+        description="Geographic holdout used as the test set: 'caroni' (Earth Genome's Caroní box) or a "
+        "country (leave-one-region-out: train without it, test in it).",
+    )
     masked_limit_pos: float = 0.10
     masked_limit_neg: float = 0.60
     # The recipe beyond the study (issue 14); the defaults reproduce the study's pipeline exactly.
     architecture: Literal["study", "detector"] = Field(
-        "study", description="'study': the study's CNN (Table 1); 'detector': BatchNorm + global pooling net.")
+        "study", description="'study': the study's CNN (Table 1); 'detector': BatchNorm + global pooling net."
+    )
     jitter: bool = Field(False, description="Brightness, per-band gain and haze jitter on top of D4 (training).")
     balance_sets: bool = Field(False, description="Weight samples by 1/sqrt(set size) within each class.")
     balance_by: Literal["set", "confuser"] = Field(
-        "set", description="What balance_sets groups chips by: their set, or for negatives their confuser class "
-        "(the store index's 'confuser': riverbank, industrial, cloud, ...; a negative without one keeps its set).")
+        "set",
+        description="What balance_sets groups chips by: their set, or for negatives their confuser class "
+        "(the store index's 'confuser': riverbank, industrial, cloud, ...; a negative without one keeps its set).",
+    )
     tta: bool = Field(False, description="Average the logits over the 8 D4 symmetries at prediction time.")
     calibrate: bool = Field(False, description="Temperature scaling fitted on validation (probabilities).")
     split_seed: int | None = Field(None, description="Seed of the spatial split (None: same as seed).")
     lr_schedule: Literal["constant", "cosine"] = Field(
-        "constant", description="'cosine': learning rate decays to 0 over the epochs (cosine).")
+        "constant", description="'cosine': learning rate decays to 0 over the epochs (cosine)."
+    )
     encoding: InputEncoding | None = Field(
-        None, description="How band inputs are encoded (asgm.config.InputEncoding); None: the training store's, "
-        "recorded in the run's config.json when training starts (asgm.data.store.with_store_encoding).")
+        None,
+        description="How band inputs are encoded (asgm.config.InputEncoding); None: the training store's, "
+        "recorded in the run's config.json when training starts (asgm.data.store.with_store_encoding).",
+    )
     members: tuple[str, ...] = Field(
-        (), description="An ensemble's member runs, whose logits its model averages (built by `asgm ensemble`, "
-        "never trained); empty for a trained net.")
+        (),
+        description="An ensemble's member runs, whose logits its model averages (built by `asgm ensemble`, "
+        "never trained); empty for a trained net.",
+    )
 
     @field_validator("osm_layers", mode="before")
     @classmethod
@@ -216,8 +228,9 @@ class ExperimentConfig(BaseModel):
         except FileNotFoundError:
             raise ConfigError(f"config file {path} not found") from None
         except (OSError, UnicodeDecodeError, ValueError) as exc:  # JSON/TOML decode errors are ValueErrors
-            raise ConfigError(f"config file {path} is not valid {kind} ({one_line(exc)}); "
-                              "write a .json or .toml experiment config") from None
+            raise ConfigError(
+                f"config file {path} is not valid {kind} ({one_line(exc)}); write a .json or .toml experiment config"
+            ) from None
         if not isinstance(raw, dict):
             raise ConfigError(f"config file {path} must hold a {kind} object of experiment settings")
         try:

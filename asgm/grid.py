@@ -47,7 +47,9 @@ class PatchGrid:
         return self.transform @ (col + 0.5, row + 0.5)
 
 
-def patch_grid(lon: float, lat: float, size: int, resolution: float = RESOLUTION_M, epsg: int | None = None) -> PatchGrid:
+def patch_grid(
+    lon: float, lat: float, size: int, resolution: float = RESOLUTION_M, epsg: int | None = None
+) -> PatchGrid:
     """The grid of a ``size`` x ``size`` patch whose centre pixel is centred on (lon, lat)."""
     if size < 1:
         raise ValueError(f"patch size must be positive, got {size}")

@@ -53,8 +53,11 @@ def http_status(exc: BaseException | None) -> int | None:
     message, or the same on the error it was raised from (Earth Engine wraps the HTTP error)."""
     seen = 0
     while exc is not None and seen < 5:
-        for value in (getattr(exc, "status_code", None), getattr(getattr(exc, "response", None), "status_code", None),
-                      getattr(getattr(exc, "resp", None), "status", None)):
+        for value in (
+            getattr(exc, "status_code", None),
+            getattr(getattr(exc, "response", None), "status_code", None),
+            getattr(getattr(exc, "resp", None), "status", None),
+        ):
             try:
                 if value is not None:
                     return int(value)
@@ -117,9 +120,17 @@ def is_transport_error(exc: BaseException) -> bool:
     return isinstance(exc, tuple(kinds))
 
 
-def retry(fn: Callable[[], T], *, attempts: int = 6, base_delay: float = 2.0, max_delay: float = 60.0,
-          what: str = "request", give_up: Callable[[TransientError, int], Exception] | None = None,
-          sleep: Callable[[float], None] = time.sleep, jitter: bool = True) -> T:
+def retry(
+    fn: Callable[[], T],
+    *,
+    attempts: int = 6,
+    base_delay: float = 2.0,
+    max_delay: float = 60.0,
+    what: str = "request",
+    give_up: Callable[[TransientError, int], Exception] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    jitter: bool = True,
+) -> T:
     """Call ``fn``; on ``TransientError`` retry with exponential backoff (``base_delay`` doubled per try, at most
     ``max_delay``; quota errors wait twice as long) and jitter, which spreads out parallel workers.
 
@@ -129,20 +140,33 @@ def retry(fn: Callable[[], T], *, attempts: int = 6, base_delay: float = 2.0, ma
 
     def wait(state: tenacity.RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
-        delay = min(max_delay, base_delay * 2 ** (state.attempt_number - 1)) * (2.0 if isinstance(exc, QuotaError) else 1.0)
+        delay = min(max_delay, base_delay * 2 ** (state.attempt_number - 1)) * (
+            2.0 if isinstance(exc, QuotaError) else 1.0
+        )
         return min(max_delay, delay) * (random.uniform(0.5, 1.0) if jitter else 1.0)
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
-        log.info("%s: %s; retry %d/%d in %.1f s", what, exc, state.attempt_number, attempts - 1,
-                 state.next_action.sleep if state.next_action else 0.0)
+        log.info(
+            "%s: %s; retry %d/%d in %.1f s",
+            what,
+            exc,
+            state.attempt_number,
+            attempts - 1,
+            state.next_action.sleep if state.next_action else 0.0,
+        )
 
-    retrying = tenacity.Retrying(stop=tenacity.stop_after_attempt(attempts), wait=wait, sleep=sleep, reraise=True,
-                                 retry=tenacity.retry_if_exception_type(TransientError), before_sleep=before_sleep)
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(attempts),
+        wait=wait,
+        sleep=sleep,
+        reraise=True,
+        retry=tenacity.retry_if_exception_type(TransientError),
+        before_sleep=before_sleep,
+    )
     try:
         return retrying(fn)
     except TransientError as exc:
         if give_up is None:
             raise
         raise give_up(exc, attempts) from exc
-

@@ -64,8 +64,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clicks", type=int, default=20)
     ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--first-page-runs", type=int, default=1,
-                    help="fresh servers per first-page figure (bare and app in turn); the median is reported")
+    ap.add_argument(
+        "--first-page-runs",
+        type=int,
+        default=1,
+        help="fresh servers per first-page figure (bare and app in turn); the median is reported",
+    )
     ap.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = ap.parse_args()
 
@@ -136,7 +140,7 @@ def main() -> int:
         frame.evaluate("""() => {
             document.addEventListener('mousedown', e => { window.__down = performance.now(); window.__popup = null; }, true);
             map_div.on('popupopen', () => requestAnimationFrame(() => { window.__popup = performance.now(); }));
-        }""")
+        }""")  # noqa: E501
         if len(markers) < 2:
             raise SystemExit("fewer than 2 isolated markers with a patch on the map; cannot measure clicks")
         page.locator("iframe").first.scroll_into_view_if_needed()
@@ -154,8 +158,11 @@ def main() -> int:
             page.mouse.click(box["x"] + m["x"], box["y"] + m["y"])
             frame.wait_for_selector(f".asgm-popup[data-sid='{m['sid']}'] .asgm-prob", timeout=10_000)
             popup_seen.append((time.perf_counter() - t0) * 1000)
-            popup_browser.append(frame.wait_for_function("() => window.__popup && window.__popup - window.__down",
-                                                         polling=20).json_value())
+            popup_browser.append(
+                frame.wait_for_function(
+                    "() => window.__popup && window.__popup - window.__down", polling=20
+                ).json_value()
+            )
             wait_for_result(page, m["sid"])
             t1 = time.perf_counter()
             first_sent = next((x for x in sent if x >= t0), None)
@@ -193,8 +200,11 @@ def main() -> int:
         for _ in range(6):
             t0 = time.perf_counter()
             toggle.click()
-            page.wait_for_function("() => !document.querySelector('[data-stale=\"true\"]') && "
-                                   "!document.querySelector('[data-testid=stStatusWidget] button')", polling=20)
+            page.wait_for_function(
+                "() => !document.querySelector('[data-stale=\"true\"]') && "
+                "!document.querySelector('[data-testid=stStatusWidget] button')",
+                polling=20,
+            )
             ref.append((time.perf_counter() - t0) * 1000)
         out["rerun_ref_p50_ms"] = statistics.median(ref)
         browser.close()
@@ -203,21 +213,33 @@ def main() -> int:
     out["first_page_ratio"] = out["first_page_s"] / out["first_page_ref_s"]
     print("\nASGM Explorer app latency (2 cores shared with other jobs, CPU)")
     print(f"  load average (1 min): {out['load_start']:.2f} at the start, {out['load_end']:.2f} at the end")
-    print(f"  first page after start : {out['first_page_s']:.2f} s = {out['first_page_ratio']:.2f} x bare Streamlit"
-          f"   (target <= {TARGETS['first_page_ratio']:.1f} x; median of {len(firsts['app'])} fresh server(s): "
-          + ", ".join(f"{x:.2f}" for x in firsts["app"]) + ")")
-    print(f"  click -> popup (browser): p50 {out['popup_p50_ms']:.0f} ms, p95 {out['popup_p95_ms']:.0f} ms over "
-          f"{len(popup_browser)} clicks   (target p95 <= {TARGETS['popup_p95_ms']:.0f} ms)")
+    print(
+        f"  first page after start : {out['first_page_s']:.2f} s = {out['first_page_ratio']:.2f} x bare Streamlit"
+        f"   (target <= {TARGETS['first_page_ratio']:.1f} x; median of {len(firsts['app'])} fresh server(s): "
+        + ", ".join(f"{x:.2f}" for x in firsts["app"])
+        + ")"
+    )
+    print(
+        f"  click -> popup (browser): p50 {out['popup_p50_ms']:.0f} ms, p95 {out['popup_p95_ms']:.0f} ms over "
+        f"{len(popup_browser)} clicks   (target p95 <= {TARGETS['popup_p95_ms']:.0f} ms)"
+    )
     print(f"    as Playwright sees it (adds its polling): p95 {out['popup_seen_p95_ms']:.0f} ms")
-    print(f"  click -> panel         : p50 {out['click_p50_ms']:.0f} ms, p95 {out['click_p95_ms']:.0f} ms over {len(lat)} clicks"
-          f"   (target p95 <= {TARGETS['click_p95_ms']:.0f} ms; includes streamlit-folium's 250 ms debounce)")
-    print(f"    from the click message leaving the browser: p50 {out['click_sent_p50_ms']:.0f} ms, "
-          f"p95 {out['click_sent_p95_ms']:.0f} ms")
+    print(
+        f"  click -> panel         : p50 {out['click_p50_ms']:.0f} ms, p95 {out['click_p95_ms']:.0f} ms over {len(lat)} clicks"  # noqa: E501
+        f"   (target p95 <= {TARGETS['click_p95_ms']:.0f} ms; includes streamlit-folium's 250 ms debounce)"
+    )
+    print(
+        f"    from the click message leaving the browser: p50 {out['click_sent_p50_ms']:.0f} ms, "
+        f"p95 {out['click_sent_p95_ms']:.0f} ms"
+    )
     print(f"    of which the page's lookup of the probability: p95 {out['classify_server_p95_ms']:.0f} ms")
     print(f"  server RSS, model + map loaded: {out['rss_mb']:.0f} MB   (target <= {TARGETS['rss_mb']:.0f} MB)")
     print("reference (same run)")
-    print(f"  first page of a bare 'hello' Streamlit app: {out['first_page_ref_s']:.2f} s (median of "
-          + ", ".join(f"{x:.2f}" for x in firsts["bare"]) + ")")
+    print(
+        f"  first page of a bare 'hello' Streamlit app: {out['first_page_ref_s']:.2f} s (median of "
+        + ", ".join(f"{x:.2f}" for x in firsts["bare"])
+        + ")"
+    )
     print(f"  trivial rerun of the map page: p50 {out['rerun_ref_p50_ms']:.0f} ms")
     print(f"  server RSS after first page (no model): {out['rss_ref_mb']:.0f} MB")
     print("ratios")

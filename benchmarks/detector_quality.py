@@ -48,13 +48,18 @@ RECIPES: dict[str, dict[str, Any]] = {
     "detector-d4": dict(architecture="detector", learning_rate=1e-3),
     "detector-jitter": dict(architecture="detector", learning_rate=1e-3, jitter=True),
     "detector-full": dict(architecture="detector", learning_rate=1e-3, jitter=True, balance_sets=True),
-    "study-full-cosine40": dict(architecture="study", learning_rate=3e-4, jitter=True, balance_sets=True,
-                                lr_schedule="cosine", epochs=40),
-    "detector-full-cosine40": dict(architecture="detector", learning_rate=1e-3, jitter=True, balance_sets=True,
-                                   lr_schedule="cosine", epochs=40),
+    "study-full-cosine40": dict(
+        architecture="study", learning_rate=3e-4, jitter=True, balance_sets=True, lr_schedule="cosine", epochs=40
+    ),
+    "detector-full-cosine40": dict(
+        architecture="detector", learning_rate=1e-3, jitter=True, balance_sets=True, lr_schedule="cosine", epochs=40
+    ),
 }
-EVALS: dict[str, dict[str, Any]] = {"spatial": dict(holdout=None), "caroni": dict(holdout="caroni"),
-                                    **{f"loro-{c}": dict(holdout=c) for c in COUNTRIES}}
+EVALS: dict[str, dict[str, Any]] = {
+    "spatial": dict(holdout=None),
+    "caroni": dict(holdout="caroni"),
+    **{f"loro-{c}": dict(holdout=c) for c in COUNTRIES},
+}
 LEDGER = "experiments/detector_quality.jsonl"
 
 
@@ -62,9 +67,18 @@ def config_for(recipe: str, evaluation: str, seed: int, epochs: int = EPOCHS) ->
     """The ExperimentConfig of one (recipe, evaluation, seed) cell."""
     recipe_fields = {"epochs": epochs, **RECIPES[recipe]}
     return ExperimentConfig(
-        name=f"{recipe}-{evaluation}-s{seed}", store=STORE, bands=("B4", "B3", "B2"), patch_size=48,
-        batch_size=32, seed=seed, split_seed=7, augment=True, tta=True, calibrate=True,
-        **recipe_fields, **EVALS[evaluation],
+        name=f"{recipe}-{evaluation}-s{seed}",
+        store=STORE,
+        bands=("B4", "B3", "B2"),
+        patch_size=48,
+        batch_size=32,
+        seed=seed,
+        split_seed=7,
+        augment=True,
+        tta=True,
+        calibrate=True,
+        **recipe_fields,
+        **EVALS[evaluation],
     )
 
 
@@ -94,9 +108,15 @@ def run(recipes: list[str], evals: list[str], seeds: list[int], epochs: int) -> 
                 t0 = time.perf_counter()
                 run_id = train(cfg)
                 info = get_run(run_id)
-                row = {"recipe": recipe, "eval": evaluation, "seed": seed, "run_id": run_id, "status": info.status,
-                       "wall_s": round(time.perf_counter() - t0, 1),
-                       "min_test_train_m": check_leak_free(info.path)}
+                row = {
+                    "recipe": recipe,
+                    "eval": evaluation,
+                    "seed": seed,
+                    "run_id": run_id,
+                    "status": info.status,
+                    "wall_s": round(time.perf_counter() - t0, 1),
+                    "min_test_train_m": check_leak_free(info.path),
+                }
                 print(json.dumps(row), flush=True)
                 ledger.parent.mkdir(parents=True, exist_ok=True)
                 with open(ledger, "a", encoding="utf-8") as f:  # one short line: several runners may append
@@ -125,8 +145,9 @@ def part_threshold_view(run_id: str, part: str = "bolivar") -> dict[str, Any]:
     p = p[p["sample_id"].map(sets).isin(PART_SETS[part])]
     val, test = p[p["split"] == "val"], p[p["split"] == "test"]
     t, _ = best_threshold(val["label"].to_numpy(), val["prob"].to_numpy())
-    return metrics_on_test(test["label"].to_numpy(), test["prob"].to_numpy(), t, clusters=test["cluster"].to_numpy(),
-                           n_boot=1000)
+    return metrics_on_test(
+        test["label"].to_numpy(), test["prob"].to_numpy(), t, clusters=test["cluster"].to_numpy(), n_boot=1000
+    )
 
 
 def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -138,8 +159,11 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for recipe, evaluation in keys:
         runs = [r for r in rows if r["recipe"] == recipe and r["eval"] == evaluation and r["status"] == "completed"]
         metrics = [(r, get_run(r["run_id"]).metrics or {}) for r in runs]
-        views = [("test", None, None), ("test, no calibration", None, "no_calibration"),
-                 ("test, no TTA", None, "no_tta")]
+        views = [
+            ("test", None, None),
+            ("test, no calibration", None, "no_calibration"),
+            ("test, no TTA", None, "no_tta"),
+        ]
         if evaluation == "spatial":
             views[1:1] = [("Bolívar part", "bolivar", None), ("Bolívar part, own val threshold", "bolivar", "own")]
         elif evaluation == "loro-venezuela":  # Bolívar is all in test here: no part of validation to tune on
@@ -152,8 +176,13 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             cells = [c for c in cells if c.get("f1") is not None]
             if not cells:
                 continue
-            row: dict[str, Any] = {"recipe": recipe, "eval": evaluation, "view": view,
-                                   "seeds": [r["seed"] for r, _ in metrics], "runs": [r["run_id"] for r, _ in metrics]}
+            row: dict[str, Any] = {
+                "recipe": recipe,
+                "eval": evaluation,
+                "view": view,
+                "seeds": [r["seed"] for r, _ in metrics],
+                "runs": [r["run_id"] for r, _ in metrics],
+            }
             for k in ("f1", "precision", "recall", "pr_auc", "precision_at_recall_0.9", "ece"):
                 v = np.array([c.get(k) for c in cells], float)
                 row[k] = [float(np.nanmean(v)), float(np.nanstd(v, ddof=1)) if len(v) > 1 else float("nan")]
@@ -184,47 +213,66 @@ def by_group(rows: list[dict[str, Any]], column: str = "year") -> list[dict[str,
             p = predictions(r["run_id"])
             p = p[p["split"] == "test"]
             p = p.assign(group=p["sample_id"].map(groups))
-            per.append(p.groupby(["group", "label"]).agg(n=("prob", "size"), prob=("prob", "mean"),
-                                                         called=("pred", "mean")))
+            per.append(
+                p.groupby(["group", "label"]).agg(n=("prob", "size"), prob=("prob", "mean"), called=("pred", "mean"))
+            )
         for key in per[0].index:
             called = np.array([g.loc[key, "called"] for g in per if key in g.index], float)
             prob = np.array([g.loc[key, "prob"] for g in per if key in g.index], float)
-            out.append({"recipe": recipe, "eval": evaluation, column: key[0], "label": int(key[1]),
-                        "n": int(per[0].loc[key, "n"]), "seeds": len(called),
-                        "mean_prob": [float(prob.mean()), float(prob.std(ddof=1)) if len(prob) > 1 else np.nan],
-                        "called_mining": [float(called.mean()),
-                                          float(called.std(ddof=1)) if len(called) > 1 else np.nan]})
+            out.append(
+                {
+                    "recipe": recipe,
+                    "eval": evaluation,
+                    column: key[0],
+                    "label": int(key[1]),
+                    "n": int(per[0].loc[key, "n"]),
+                    "seeds": len(called),
+                    "mean_prob": [float(prob.mean()), float(prob.std(ddof=1)) if len(prob) > 1 else np.nan],
+                    "called_mining": [float(called.mean()), float(called.std(ddof=1)) if len(called) > 1 else np.nan],
+                }
+            )
     return out
 
 
 def format_by_group(rows: list[dict[str, Any]], column: str = "year") -> str:
     """A markdown table of ``by_group``."""
+
     def ms(v: list[float]) -> str:
         return f"{v[0]:.3f} ± {v[1]:.3f}" if np.isfinite(v[1]) else f"{v[0]:.3f}"
 
-    lines = [f"| recipe | evaluation | {'imagery year' if column == 'year' else column} | class | test chips | seeds | mean probability | "
-             "share called mining |", "|" + "---|" * 8]
+    lines = [
+        f"| recipe | evaluation | {'imagery year' if column == 'year' else column} | class | test chips | seeds | mean probability | "  # noqa: E501
+        "share called mining |",
+        "|" + "---|" * 8,
+    ]
     for r in rows:
         cls = "mining" if r["label"] else "not mining"
-        lines.append(f"| {r['recipe']} | {r['eval']} | {r[column]} | {cls} | {r['n']} | {r['seeds']} | "
-                     f"{ms(r['mean_prob'])} | {ms(r['called_mining'])} |")
+        lines.append(
+            f"| {r['recipe']} | {r['eval']} | {r[column]} | {cls} | {r['n']} | {r['seeds']} | "
+            f"{ms(r['mean_prob'])} | {ms(r['called_mining'])} |"
+        )
     return "\n".join(lines)
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:
     """A markdown table of the aggregate."""
+
     def ms(v: list[float]) -> str:
         return f"{v[0]:.3f} ± {v[1]:.3f}" if np.isfinite(v[1]) else f"{v[0]:.3f}"
 
-    head = ("| recipe | evaluation | view | seeds | n test | F1 (mean ± sd) | F1 95 % CI (cluster, mean) | precision | "
-            "recall | PR-AUC | precision @ recall 0.9 | ECE |")
+    head = (
+        "| recipe | evaluation | view | seeds | n test | F1 (mean ± sd) | F1 95 % CI (cluster, mean) | precision | "
+        "recall | PR-AUC | precision @ recall 0.9 | ECE |"
+    )
     lines = [head, "|" + "---|" * 12]
     for r in rows:
         lo, hi = r["f1_ci_cluster_mean"]
         ci = f"[{lo:.3f}, {hi:.3f}]" if np.isfinite(lo) else "–"
-        lines.append(f"| {r['recipe']} | {r['eval']} | {r['view']} | {len(r['seeds'])} | {r['n_test']} | {ms(r['f1'])} | "
-                     f"{ci} | {ms(r['precision'])} | {ms(r['recall'])} | {ms(r['pr_auc'])} | "
-                     f"{ms(r['precision_at_recall_0.9'])} | {ms(r['ece'])} |")
+        lines.append(
+            f"| {r['recipe']} | {r['eval']} | {r['view']} | {len(r['seeds'])} | {r['n_test']} | {ms(r['f1'])} | "
+            f"{ci} | {ms(r['precision'])} | {ms(r['recall'])} | {ms(r['pr_auc'])} | "
+            f"{ms(r['precision_at_recall_0.9'])} | {ms(r['ece'])} |"
+        )
     return "\n".join(lines)
 
 
@@ -238,8 +286,11 @@ def main() -> None:
     r.add_argument("--epochs", type=int, default=EPOCHS)
     rep = sub.add_parser("report", help="aggregate the runs recorded so far")
     rep.add_argument("--json", action="store_true")
-    rep.add_argument("--by", choices=("year", "set"),
-                     help="diagnostic: test chips by imagery year or by set, and class (share called mining)")
+    rep.add_argument(
+        "--by",
+        choices=("year", "set"),
+        help="diagnostic: test chips by imagery year or by set, and class (share called mining)",
+    )
     args = ap.parse_args()
     if args.cmd == "run":
         run(args.recipes.split(","), args.evals.split(","), [int(s) for s in args.seeds.split(",")], args.epochs)

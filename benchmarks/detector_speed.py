@@ -50,9 +50,16 @@ def main() -> None:
         return n / best
 
     plain = info.config.model_copy(update={"tta": False})
-    out = {"run": args.run, "store": args.store, "chips": n, "batch_size": args.batch_size,
-           "recipe_chips_per_s": rate(model, info.config), "tta": info.config.tta,
-           "no_tta_chips_per_s": rate(model, plain), "study_cnn_chips_per_s": rate(study, plain)}
+    out = {
+        "run": args.run,
+        "store": args.store,
+        "chips": n,
+        "batch_size": args.batch_size,
+        "recipe_chips_per_s": rate(model, info.config),
+        "tta": info.config.tta,
+        "no_tta_chips_per_s": rate(model, plain),
+        "study_cnn_chips_per_s": rate(study, plain),
+    }
     out["no_tta_vs_study_cnn"] = out["no_tta_chips_per_s"] / out["study_cnn_chips_per_s"]
     print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in out.items()}, indent=2))
 

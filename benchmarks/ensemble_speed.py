@@ -42,9 +42,9 @@ def main() -> None:
     info = runs.get_run(args.run)
     cfg, temp = info.config, inference.run_temperature(info.metrics)
     dn = real_scene.scene_dn()
-    wins = np.stack([dn[:, r:r + 48, c:c + 48] for r, c in real_scene.window_origins(dn.shape[1])])
+    wins = np.stack([dn[:, r : r + 48, c : c + 48] for r, c in real_scene.window_origins(dn.shape[1])])
     x = np.ascontiguousarray(encode_bands(wins, cfg.encoding).transpose(0, 2, 3, 1))
-    x = np.concatenate([x] * (args.windows // len(x) + 1))[:args.windows]
+    x = np.concatenate([x] * (args.windows // len(x) + 1))[: args.windows]
     single = runs.load_model(args.run)
     ens = build_ensemble_model([runs.load_model(args.run) for _ in range(args.members)])
     with tempfile.TemporaryDirectory() as tmp:
@@ -56,7 +56,7 @@ def main() -> None:
     def run(model) -> float:
         t0 = time.perf_counter()
         for s in range(0, len(x), args.batch_size):
-            inference.recipe_probabilities(model, x[s:s + args.batch_size], cfg, temp)
+            inference.recipe_probabilities(model, x[s : s + args.batch_size], cfg, temp)
         return time.perf_counter() - t0
 
     for m in nets.values():  # compile and warm up
@@ -71,22 +71,29 @@ def main() -> None:
     p_single = inference.recipe_probabilities(nets["single"], x[:256], cfg, temp)
     p_ens = inference.recipe_probabilities(nets["ensemble"], x[:256], cfg, temp)
     out = {
-        "run": args.run, "members": args.members, "windows": len(x), "batch_size": args.batch_size,
+        "run": args.run,
+        "members": args.members,
+        "windows": len(x),
+        "batch_size": args.batch_size,
         "single_windows_per_s": round(len(x) / min(times["single"]), 1),
         "ensemble_windows_per_s": round(len(x) / min(times["ensemble"]), 1),
         "ensemble_over_single": round(min(times["single"]) / min(times["ensemble"]), 3),
-        "single_model_bytes": (info.path / "model.keras").stat().st_size, "ensemble_model_bytes": ens_bytes,
-        "copies_agree_max_abs_diff": float(np.abs(p_single - p_ens).max()), "cores_used": round(cores, 2),
+        "single_model_bytes": (info.path / "model.keras").stat().st_size,
+        "ensemble_model_bytes": ens_bytes,
+        "copies_agree_max_abs_diff": float(np.abs(p_single - p_ens).max()),
+        "cores_used": round(cores, 2),
         "load_average": [round(v, 2) for v in os.getloadavg()],
     }
     if args.json:
         print(json.dumps(out, indent=2))
         return
-    print(f"scan forward pass, {out['windows']} real windows, batch {out['batch_size']}, {cores:.2f} cores used, "
-          f"load {out['load_average']}: one net {out['single_windows_per_s']}/s, ensemble of {args.members} "
-          f"{out['ensemble_windows_per_s']}/s ({out['ensemble_over_single']:.2f} x); model.keras "
-          f"{out['single_model_bytes'] / 1e6:.2f} MB -> {out['ensemble_model_bytes'] / 1e6:.2f} MB; copies of one net "
-          f"agree with it to {out['copies_agree_max_abs_diff']:.1e}")
+    print(
+        f"scan forward pass, {out['windows']} real windows, batch {out['batch_size']}, {cores:.2f} cores used, "
+        f"load {out['load_average']}: one net {out['single_windows_per_s']}/s, ensemble of {args.members} "
+        f"{out['ensemble_windows_per_s']}/s ({out['ensemble_over_single']:.2f} x); model.keras "
+        f"{out['single_model_bytes'] / 1e6:.2f} MB -> {out['ensemble_model_bytes'] / 1e6:.2f} MB; copies of one net "
+        f"agree with it to {out['copies_agree_max_abs_diff']:.1e}"
+    )
 
 
 if __name__ == "__main__":

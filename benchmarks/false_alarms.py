@@ -48,7 +48,7 @@ def main() -> None:
         return float(decide(p, thr).mean())
 
     dn = real_scene.scene_dn()
-    wins = np.stack([dn[:, r:r + 48, c:c + 48] for r, c in real_scene.window_origins(dn.shape[1])])
+    wins = np.stack([dn[:, r : r + 48, c : c + 48] for r, c in real_scene.window_origins(dn.shape[1])])
     cloudy = np.stack(gallery_chips(GALLERY_KEYS["F"], NEGATIVE_CODES.count("F")))
     m = info.metrics
     out = {
@@ -60,18 +60,25 @@ def main() -> None:
         "cloudy_share_mining_encoded": share(cloudy, cfg.encoding),
         "test_split_false_positive_rate": m["fp"] / (m["fp"] + m["tn"]),
         "test_split_fp_tn": [m["fp"], m["tn"]],
-        "threshold": thr, "encoding": cfg.encoding.model_dump() if cfg.encoding else None,
+        "threshold": thr,
+        "encoding": cfg.encoding.model_dump() if cfg.encoding else None,
     }
     if args.json:
         print(json.dumps(out, indent=2))
         return
-    print(f"real scene, {out['scene_windows']} windows (no known mining): called mining "
-          f"{out['scene_share_mining_old_rule']:.1%} with the old rule (DN/10000), "
-          f"{out['scene_share_mining_encoded']:.1%} with the run's encoding")
-    print(f"cloudy negative chips ({out['cloudy_negative_chips']}, clear 0.05 gallery): "
-          f"{out['cloudy_share_mining_old_rule']:.1%} old rule, {out['cloudy_share_mining_encoded']:.1%} encoded")
-    print(f"test split false-positive rate: {out['test_split_false_positive_rate']:.1%} "
-          f"({m['fp']} of {m['fp'] + m['tn']} negatives), threshold {thr:.3f}")
+    print(
+        f"real scene, {out['scene_windows']} windows (no known mining): called mining "
+        f"{out['scene_share_mining_old_rule']:.1%} with the old rule (DN/10000), "
+        f"{out['scene_share_mining_encoded']:.1%} with the run's encoding"
+    )
+    print(
+        f"cloudy negative chips ({out['cloudy_negative_chips']}, clear 0.05 gallery): "
+        f"{out['cloudy_share_mining_old_rule']:.1%} old rule, {out['cloudy_share_mining_encoded']:.1%} encoded"
+    )
+    print(
+        f"test split false-positive rate: {out['test_split_false_positive_rate']:.1%} "
+        f"({m['fp']} of {m['fp'] + m['tn']} negatives), threshold {thr:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -56,12 +56,18 @@ def main() -> None:
         to_done.append(time.perf_counter() - t_run - 1.0)
     med = statistics.median
     print(f"jobs: {args.n}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print(f"launch -> running: median {med(to_running) * 1000:.0f} ms (bare `python -c pass`: {med(bare) * 1000:.0f} ms, "
-          f"ratio {med(to_running) / med(bare):.1f}x)")
-    print(f"running -> ended for a 1 s command: median {med(to_done) * 1000:.0f} ms beyond the 1 s (includes the "
-          f"command's own interpreter start; supervisor poll interval {jobs.POLL_S * 1000:.0f} ms)")
-    print(f"supervisor RSS: median {med(sup_rss):.1f} MB (bare interpreter: {med(ref_rss):.1f} MB, "
-          f"ratio {med(sup_rss) / med(ref_rss):.1f}x)")
+    print(
+        f"launch -> running: median {med(to_running) * 1000:.0f} ms (bare `python -c pass`: {med(bare) * 1000:.0f} ms, "
+        f"ratio {med(to_running) / med(bare):.1f}x)"
+    )
+    print(
+        f"running -> ended for a 1 s command: median {med(to_done) * 1000:.0f} ms beyond the 1 s (includes the "
+        f"command's own interpreter start; supervisor poll interval {jobs.POLL_S * 1000:.0f} ms)"
+    )
+    print(
+        f"supervisor RSS: median {med(sup_rss):.1f} MB (bare interpreter: {med(ref_rss):.1f} MB, "
+        f"ratio {med(sup_rss) / med(ref_rss):.1f}x)"
+    )
 
 
 if __name__ == "__main__":

@@ -55,7 +55,9 @@ def synthetic_vectors(points: gpd.GeoDataFrame, seed: int = 0) -> gpd.GeoDataFra
             a = rng.uniform(0, np.pi)
             d = np.array([np.cos(a), np.sin(a)]) * deg
             c = np.array([lon, lat]) + rng.uniform(-0.3, 0.3, 2) * deg
-            rows.append(("highway", str(rng.choice(["track", "residential", "unclassified"])), LineString([c - d, c + d])))
+            rows.append(
+                ("highway", str(rng.choice(["track", "residential", "unclassified"])), LineString([c - d, c + d]))
+            )
         for _ in range(rng.integers(5, 20)):
             x, y = lon + rng.uniform(-0.5, 0.5) * deg, lat + rng.uniform(-0.5, 0.5) * deg
             if rng.random() < 0.5:
@@ -67,14 +69,20 @@ def synthetic_vectors(points: gpd.GeoDataFrame, seed: int = 0) -> gpd.GeoDataFra
             x, y = lon + rng.uniform(-0.4, 0.4) * deg, lat + rng.uniform(-0.4, 0.4) * deg
             ang = np.sort(rng.uniform(0, 2 * np.pi, 12))
             r = rng.uniform(0.02, 0.12) * deg * rng.uniform(0.6, 1.0, 12)
-            rows.append(("landuse", str(rng.choice(["quarry", "residential", "farmland"])),
-                         Polygon(np.c_[x + r * np.cos(ang), y + r * np.sin(ang)])))
+            rows.append(
+                (
+                    "landuse",
+                    str(rng.choice(["quarry", "residential", "farmland"])),
+                    Polygon(np.c_[x + r * np.cos(ang), y + r * np.sin(ang)]),
+                )
+            )
         if rng.random() < 0.4:
             c = np.array([lon, lat]) + rng.uniform(-0.3, 0.3, 2) * deg
             rows.append(("aeroway", "runway", LineString([c, c + [0.008, 0.002]])))
     cols = {k: [v if k == key else None for key, v, _ in rows] for k in OSM_LAYERS}
-    return gpd.GeoDataFrame({"element": "way", "id": np.arange(len(rows)), **cols},
-                            geometry=[g for *_, g in rows], crs="EPSG:4326")
+    return gpd.GeoDataFrame(
+        {"element": "way", "id": np.arange(len(rows)), **cols}, geometry=[g for *_, g in rows], crs="EPSG:4326"
+    )
 
 
 def study_loop(vectors: gpd.GeoDataFrame, grids: list) -> tuple[float, int]:
@@ -91,8 +99,13 @@ def study_loop(vectors: gpd.GeoDataFrame, grids: list) -> tuple[float, int]:
         for key in OSM_LAYERS:
             subset = clipped[clipped[key].notna()]
             if len(subset):
-                m = rasterize(((geom, 1) for geom in subset.geometry), out_shape=(SIZE, SIZE), transform=transform,
-                              fill=0, dtype=np.uint8)
+                m = rasterize(
+                    ((geom, 1) for geom in subset.geometry),
+                    out_shape=(SIZE, SIZE),
+                    transform=transform,
+                    fill=0,
+                    dtype=np.uint8,
+                )
             else:
                 m = np.zeros((SIZE, SIZE), dtype=np.uint8)
             ones += int(m.sum())
@@ -104,8 +117,10 @@ def write_cost(grids: list, masks: list[np.ndarray]) -> float:
     from asgm.data.store import Patch, PatchStore, StoreMeta
 
     with tempfile.TemporaryDirectory() as tmp:
-        store = PatchStore.create(StoreMeta(name="bench", source="synthetic", bands=("B4",), size=SIZE,
-                                            product_level="synthetic"), root=Path(tmp))
+        store = PatchStore.create(
+            StoreMeta(name="bench", source="synthetic", bands=("B4",), size=SIZE, product_level="synthetic"),
+            root=Path(tmp),
+        )
         data = np.full((1, SIZE, SIZE), 1000, dtype=np.uint16)
         for i, g in enumerate(grids):
             store.write_patch(Patch(f"p{i:04d}", 0, "random", 0.0, 0.0, g, data, ("B4",)))
@@ -117,7 +132,9 @@ def write_cost(grids: list, masks: list[np.ndarray]) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ref-patches", type=int, default=0, help="time the study's loop on the first N patches only (0 = all)")
+    ap.add_argument(
+        "--ref-patches", type=int, default=0, help="time the study's loop on the first N patches only (0 = all)"
+    )
     ap.add_argument("--io-patches", type=int, default=100, help="patches used to time PatchStore.write_osm (0 = skip)")
     ap.add_argument("--repeat", type=int, default=3, help="time our rasterization N times, report the best")
     ap.add_argument("--seed", type=int, default=0)
@@ -146,20 +163,39 @@ def main() -> None:
     per_write = write_cost(grids[: len(keep)], keep) if keep else float("nan")
 
     zones = sorted({g.epsg for g in grids})
-    print(f"patches {len(grids)} x {len(OSM_LAYERS)} layers at {SIZE} px; UTM zones {zones}; "
-          f"{len(vectors):,} synthetic features (generated in {t_gen:.1f} s)")
-    print(f"  ours (rasterize_grids, 5 m buffer, all_touched): {t_ours:8.2f} s  ({1000 * t_ours / len(grids):.2f} ms/patch)"
-          f"  target <= 10 s: {'met' if t_ours <= 10 else 'NOT met'}"
-          f"  (best of {len(runs)}: {', '.join(f'{r:.2f}' for r in runs)} s)")
+    print(
+        f"patches {len(grids)} x {len(OSM_LAYERS)} layers at {SIZE} px; UTM zones {zones}; "
+        f"{len(vectors):,} synthetic features (generated in {t_gen:.1f} s)"
+    )
+    print(
+        f"  ours (rasterize_grids, 5 m buffer, all_touched): {t_ours:8.2f} s  ({1000 * t_ours / len(grids):.2f} ms/patch)"  # noqa: E501
+        f"  target <= 10 s: {'met' if t_ours <= 10 else 'NOT met'}"
+        f"  (best of {len(runs)}: {', '.join(f'{r:.2f}' for r in runs)} s)"
+    )
     ref_note = "measured on all patches" if n_ref == len(grids) else f"measured on {n_ref}, extrapolated"
     print(f"  study loop (clip + per-key rasterize in degrees): {t_ref:8.2f} s  ({ref_note})")
     print(f"  ratio study / ours: {t_ref / t_ours:.1f}x")
     if keep:
-        print(f"  PatchStore.write_osm: {1000 * per_write:.2f} ms/patch -> {per_write * len(grids):.1f} s for {len(grids)} patches")
-    print(json.dumps({"patches": len(grids), "layers": len(OSM_LAYERS), "size": SIZE, "features": len(vectors),
-                      "ours_s": round(t_ours, 3), "ours_runs_s": [round(r, 3) for r in runs], "study_loop_s": round(t_ref, 3), "study_loop_patches_measured": n_ref,
-                      "ratio": round(t_ref / t_ours, 2), "write_osm_ms_per_patch": round(1000 * per_write, 3),
-                      "pixels_set": ones}))
+        print(
+            f"  PatchStore.write_osm: {1000 * per_write:.2f} ms/patch -> {per_write * len(grids):.1f} s for {len(grids)} patches"  # noqa: E501
+        )
+    print(
+        json.dumps(
+            {
+                "patches": len(grids),
+                "layers": len(OSM_LAYERS),
+                "size": SIZE,
+                "features": len(vectors),
+                "ours_s": round(t_ours, 3),
+                "ours_runs_s": [round(r, 3) for r in runs],
+                "study_loop_s": round(t_ref, 3),
+                "study_loop_patches_measured": n_ref,
+                "ratio": round(t_ref / t_ours, 2),
+                "write_osm_ms_per_patch": round(1000 * per_write, 3),
+                "pixels_set": ones,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -86,17 +86,33 @@ def main() -> None:
         lo, hi = share_ci(hit, clusters)
         u = d[d.unseen]
         u_share = float(u.decision.mean()) if len(u) else None
-        u_ci = share_ci(u.decision.to_numpy(), cluster_points(u.lon.to_numpy(), u.lat.to_numpy(), 3000.0)) \
-            if len(u) else (None, None)
-        rows.append({"set": s.name, "label": s.label, "confuser": s.confuser, "year": int(d.year.iloc[0]),
-                     "chips": len(d), "clusters": int(clusters.max() + 1),
-                     "measure": "recall" if s.label else "share called mining",
-                     "value": float(hit.mean()), "ci95": [lo, hi],
-                     "unseen_chips": len(u), "unseen_value": u_share, "unseen_ci95": list(u_ci)})
+        u_ci = (
+            share_ci(u.decision.to_numpy(), cluster_points(u.lon.to_numpy(), u.lat.to_numpy(), 3000.0))
+            if len(u)
+            else (None, None)
+        )
+        rows.append(
+            {
+                "set": s.name,
+                "label": s.label,
+                "confuser": s.confuser,
+                "year": int(d.year.iloc[0]),
+                "chips": len(d),
+                "clusters": int(clusters.max() + 1),
+                "measure": "recall" if s.label else "share called mining",
+                "value": float(hit.mean()),
+                "ci95": [lo, hi],
+                "unseen_chips": len(u),
+                "unseen_value": u_share,
+                "unseen_ci95": list(u_ci),
+            }
+        )
 
     def pooled(label: int, only_unseen: bool = False) -> dict:
         d = part2[(part2.label == label) & (part2.unseen if only_unseen else True)]
-        cl = [f"{a}:{b}" for a, b in zip(d.set, cluster_points(d.lon.to_numpy(), d.lat.to_numpy(), 3000.0), strict=True)]
+        cl = [
+            f"{a}:{b}" for a, b in zip(d.set, cluster_points(d.lon.to_numpy(), d.lat.to_numpy(), 3000.0), strict=True)
+        ]
         lo, hi = share_ci(d.decision.to_numpy(), np.array(cl))
         return {"chips": len(d), "value": float(d.decision.mean()), "ci95": [lo, hi]}
 
@@ -104,19 +120,25 @@ def main() -> None:
     # nothing like a scan grid), with Earth Genome's t_main and with the run's threshold as t_main.
     xyz = lonlat_xyz(part2.lon.to_numpy(float), part2.lat.to_numpy(float))
     on_points = {}
-    for key, v in {"earth_genome_defaults": SpatialPrior(),
-                   "t_main_run_threshold": SpatialPrior(t_main=round(float(info.metrics["threshold"]), 4))}.items():
+    for key, v in {
+        "earth_genome_defaults": SpatialPrior(),
+        "t_main_run_threshold": SpatialPrior(t_main=round(float(info.metrics["threshold"]), 4)),
+    }.items():
         dec = apply_prior(xyz, part2.probability.to_numpy(), v).decision
         neg, pos = part2.label.to_numpy() == 0, part2.label.to_numpy() == 1
-        on_points[key] = {"t_main": v.t_main, "t_iso": v.t_iso, "negatives_share_called_mining": float(dec[neg].mean()),
-                          "positives_recall": float(dec[pos].mean())}
+        on_points[key] = {
+            "t_main": v.t_main,
+            "t_iso": v.t_iso,
+            "negatives_share_called_mining": float(dec[neg].mean()),
+            "positives_recall": float(dec[pos].mean()),
+        }
 
     # The spatial prior on the real no-mining scene's window grid.
     cfg, thr, temp = info.config, float(info.metrics["threshold"]), inference.run_temperature(info.metrics)
     model = runs.load_model(RUN)
     dn = real_scene.scene_dn()
     origins = real_scene.window_origins(dn.shape[1])
-    wins = np.stack([dn[:, r:r + 48, c:c + 48] for r, c in origins])
+    wins = np.stack([dn[:, r : r + 48, c : c + 48] for r, c in origins])
     x = np.ascontiguousarray(encode_bands(wins, cfg.encoding).transpose(0, 2, 3, 1))
     p = inference.recipe_probabilities(model, x, cfg, temp)
     xy = np.array([[c * 10.0, -r * 10.0] for r, c in origins])
@@ -125,20 +147,36 @@ def main() -> None:
     # The same rule with t_main = the run's own tuned threshold (Earth Genome's 0.43 was tuned on their model),
     # and with "its 5 nearest" read as the nearest candidates.
     variants = {}
-    for key, v in {"t_main_run_threshold": SpatialPrior(t_main=round(thr, 4)),
-                   "t_main_run_threshold_among_candidates": SpatialPrior(t_main=round(thr, 4), among="candidates")
-                   }.items():
+    for key, v in {
+        "t_main_run_threshold": SpatialPrior(t_main=round(thr, 4)),
+        "t_main_run_threshold_among_candidates": SpatialPrior(t_main=round(thr, 4), among="candidates"),
+    }.items():
         dv = apply_prior(xy, p, v)
         variants[key] = {"share": float(dv.decision.mean()), **v.describe(), **dv.counts()}
-    scene = {"windows": len(p), "share_run_threshold": float(decide(p, thr).mean()), "run_threshold": thr,
-             "share_t_main_alone": float(decide(p, prior.t_main).mean()),
-             "share_spatial_prior": float(prior_d.decision.mean()), "spatial_prior": {**prior.describe(),
-                                                                                     **prior_d.counts()},
-             "variants": variants}
-    out = {"run": RUN, "threshold": thr, "store": store.name, "sets": rows,
-           "pooled": {"negatives_share_called_mining": pooled(0), "positives_recall": pooled(1),
-                      "negatives_unseen": pooled(0, True), "positives_unseen": pooled(1, True)},
-           "spatial_prior_on_chip_points": on_points, "no_mining_scene": scene, "n_boot": N_BOOT}
+    scene = {
+        "windows": len(p),
+        "share_run_threshold": float(decide(p, thr).mean()),
+        "run_threshold": thr,
+        "share_t_main_alone": float(decide(p, prior.t_main).mean()),
+        "share_spatial_prior": float(prior_d.decision.mean()),
+        "spatial_prior": {**prior.describe(), **prior_d.counts()},
+        "variants": variants,
+    }
+    out = {
+        "run": RUN,
+        "threshold": thr,
+        "store": store.name,
+        "sets": rows,
+        "pooled": {
+            "negatives_share_called_mining": pooled(0),
+            "positives_recall": pooled(1),
+            "negatives_unseen": pooled(0, True),
+            "positives_unseen": pooled(1, True),
+        },
+        "spatial_prior_on_chip_points": on_points,
+        "no_mining_scene": scene,
+        "n_boot": N_BOOT,
+    }
     results = REPO / "benchmarks" / "results"
     (results / "part2_sets.json").write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     (results / "part2_sets.md").write_text(_markdown(out), encoding="utf-8")
@@ -152,37 +190,53 @@ def _pct(v, ci=None) -> str:
 
 
 def _markdown(out: dict) -> str:
-    lines = [f"# `{out['run']}` on part 2 of the Amazon training pack (threshold {out['threshold']:.3f})", "",
-             "Command: `ASGM_DATA_MIRROR=../shared/data python benchmarks/part2_sets.py`. 95 % CIs: bootstrap of "
-             f"3 km clusters within each set ({out['n_boot']} resamples). \"Unseen\": chips more than 3 km from "
-             "every training chip of the run.", "",
-             "| set | confuser | year | chips | measure | all chips | unseen chips | unseen |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# `{out['run']}` on part 2 of the Amazon training pack (threshold {out['threshold']:.3f})",
+        "",
+        "Command: `ASGM_DATA_MIRROR=../shared/data python benchmarks/part2_sets.py`. 95 % CIs: bootstrap of "
+        f'3 km clusters within each set ({out["n_boot"]} resamples). "Unseen": chips more than 3 km from '
+        "every training chip of the run.",
+        "",
+        "| set | confuser | year | chips | measure | all chips | unseen chips | unseen |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in out["sets"]:
-        lines.append(f"| `{r['set']}` | {r['confuser'] or '-'} | {r['year']} | {r['chips']} | {r['measure']} | "
-                     f"{_pct(r['value'], r['ci95'])} | {r['unseen_chips']} | {_pct(r['unseen_value'], r['unseen_ci95'])} |")
+        lines.append(
+            f"| `{r['set']}` | {r['confuser'] or '-'} | {r['year']} | {r['chips']} | {r['measure']} | "
+            f"{_pct(r['value'], r['ci95'])} | {r['unseen_chips']} | {_pct(r['unseen_value'], r['unseen_ci95'])} |"
+        )
     p = out["pooled"]
-    lines += ["", f"Pooled: negatives called mining {_pct(p['negatives_share_called_mining']['value'], p['negatives_share_called_mining']['ci95'])} "
-              f"of {p['negatives_share_called_mining']['chips']} chips (unseen: {_pct(p['negatives_unseen']['value'], p['negatives_unseen']['ci95'])} "
-              f"of {p['negatives_unseen']['chips']}); mine chips found {_pct(p['positives_recall']['value'], p['positives_recall']['ci95'])} "
-              f"of {p['positives_recall']['chips']} (unseen: {_pct(p['positives_unseen']['value'], p['positives_unseen']['ci95'])} of "
-              f"{p['positives_unseen']['chips']}).", ""]
+    lines += [
+        "",
+        f"Pooled: negatives called mining {_pct(p['negatives_share_called_mining']['value'], p['negatives_share_called_mining']['ci95'])} "  # noqa: E501
+        f"of {p['negatives_share_called_mining']['chips']} chips (unseen: {_pct(p['negatives_unseen']['value'], p['negatives_unseen']['ci95'])} "  # noqa: E501
+        f"of {p['negatives_unseen']['chips']}); mine chips found {_pct(p['positives_recall']['value'], p['positives_recall']['ci95'])} "  # noqa: E501
+        f"of {p['positives_recall']['chips']} (unseen: {_pct(p['positives_unseen']['value'], p['positives_unseen']['ci95'])} of "  # noqa: E501
+        f"{p['positives_unseen']['chips']}).",
+        "",
+    ]
     for key, v in out["spatial_prior_on_chip_points"].items():
-        lines.append(f"Diagnostic, spatial prior on the part-2 chips' own points ({key}: t_main {v['t_main']}, t_iso "
-                     f"{v['t_iso']}): negatives called mining {_pct(v['negatives_share_called_mining'])}, mine chips "
-                     f"found {_pct(v['positives_recall'])}.")
+        lines.append(
+            f"Diagnostic, spatial prior on the part-2 chips' own points ({key}: t_main {v['t_main']}, t_iso "
+            f"{v['t_iso']}): negatives called mining {_pct(v['negatives_share_called_mining'])}, mine chips "
+            f"found {_pct(v['positives_recall'])}."
+        )
     lines.append("")
     s = out["no_mining_scene"]
     sp = s["spatial_prior"]
-    lines += [f"Real no-mining scene ({s['windows']} windows, stride 240 m): called mining {_pct(s['share_run_threshold'])} "
-              f"with the run's threshold {s['run_threshold']:.3f}, {_pct(s['share_t_main_alone'])} at t_main "
-              f"{sp['t_main']} alone, {_pct(s['share_spatial_prior'])} with the spatial prior (t_main {sp['t_main']}, "
-              f"t_iso {sp['t_iso']}, k {sp['k']}, {sp['radius_m']:g} m: {sp['candidates']} candidates, "
-              f"{sp['isolated']} isolated, {sp['dropped_isolated']} dropped)."]
+    lines += [
+        f"Real no-mining scene ({s['windows']} windows, stride 240 m): called mining {_pct(s['share_run_threshold'])} "
+        f"with the run's threshold {s['run_threshold']:.3f}, {_pct(s['share_t_main_alone'])} at t_main "
+        f"{sp['t_main']} alone, {_pct(s['share_spatial_prior'])} with the spatial prior (t_main {sp['t_main']}, "
+        f"t_iso {sp['t_iso']}, k {sp['k']}, {sp['radius_m']:g} m: {sp['candidates']} candidates, "
+        f"{sp['isolated']} isolated, {sp['dropped_isolated']} dropped)."
+    ]
     for v in s["variants"].values():
-        lines.append(f"- prior with t_main = the run's threshold ({v['t_main']}), among {v['among']}: "
-                     f"{_pct(v['share'])} ({v['candidates']} candidates, {v['isolated']} isolated, "
-                     f"{v['dropped_isolated']} dropped)")
+        lines.append(
+            f"- prior with t_main = the run's threshold ({v['t_main']}), among {v['among']}: "
+            f"{_pct(v['share'])} ({v['candidates']} candidates, {v['isolated']} isolated, "
+            f"{v['dropped_isolated']} dropped)"
+        )
     lines.append("")
     return "\n".join(lines)
 

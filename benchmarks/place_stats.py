@@ -14,7 +14,7 @@ Run: ``ASGM_DATA_MIRROR=../shared/data python benchmarks/place_stats.py [--repea
   detection (``--ref-sample``, default 2,000) and its time is scaled to all (reported as extrapolated).
 Best of ``--repeat`` runs for ours (the machine is shared); the reference, which takes minutes, runs once. Prints a table and a JSON line; ``--out`` also writes the
 JSON. No assertion: a measurement, not a test.
-"""
+"""  # noqa: E501
 
 from __future__ import annotations
 
@@ -80,14 +80,21 @@ def reference(sample: int) -> tuple[float, dict, dict, object]:
         bnd = gpd.read_file(registry.get(key))[["id", "geometry"]].to_crs(EQUAL_AREA_CRS)
         bnd["geometry"] = bnd.geometry.make_valid()
         rows = det if kind == "territories" else det.iloc[:: max(1, len(det) // sample)]
-        pieces = gpd.overlay(rows[["det_row", "period", "Mined area (ha)", "det_area", "geometry"]], bnd,
-                             how="intersection", keep_geom_type=True)
+        pieces = gpd.overlay(
+            rows[["det_row", "period", "Mined area (ha)", "det_area", "geometry"]],
+            bnd,
+            how="intersection",
+            keep_geom_type=True,
+        )
         pieces["mined"] = pieces["Mined area (ha)"] * pieces.area / pieces["det_area"]
         tables[kind] = pieces.groupby(["id", "period"])["mined"].sum()
         steps[kind] = (time.perf_counter() - t1) * len(det) / len(rows)
-        print(f"  (reference: {kind} overlay {steps[kind]:.1f} s"
-              + ("" if len(rows) == len(det) else f", extrapolated from {len(rows)} of {len(det)} detections")
-              + ")", flush=True)
+        print(
+            f"  (reference: {kind} overlay {steps[kind]:.1f} s"
+            + ("" if len(rows) == len(det) else f", extrapolated from {len(rows)} of {len(det)} detections")
+            + ")",
+            flush=True,
+        )
         if kind == "countries":
             sample_rows = rows["det_row"].to_numpy()
     return steps["read_project"] + steps["territories"] + steps["countries"], tables, steps, sample_rows
@@ -97,8 +104,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--out", default=None, help="also write the JSON figures here")
-    ap.add_argument("--ref-sample", type=int, default=2000,
-                    help="detections the countries overlay runs on (its time is scaled to all; default 2000)")
+    ap.add_argument(
+        "--ref-sample",
+        type=int,
+        default=2000,
+        help="detections the countries overlay runs on (its time is scaled to all; default 2000)",
+    )
     args = ap.parse_args()
     load0 = os.getloadavg()[0]
     cold, cached = [], []
@@ -127,22 +138,35 @@ def main() -> None:
     best_cold = min(cold, key=lambda r: r["process_s"])
     best_cached = min(cached, key=lambda r: r["process_s"])
     figures = {
-        "cold_process_s": round(best_cold["process_s"], 2), "cold_in_process_s": round(best_cold["in_process_s"], 2),
+        "cold_process_s": round(best_cold["process_s"], 2),
+        "cold_in_process_s": round(best_cold["in_process_s"], 2),
         "cached_process_s": round(best_cached["process_s"], 2),
         "cached_tables_s": round(best_cached["territories"]["seconds"] + best_cached["countries"]["seconds"], 3),
-        "reference_overlay_s": round(ref_s, 2), "reference_countries_sample": len(sample_rows), "reference_steps_s": {k: round(v, 2) for k, v in ref_steps.items()}, "rows": best_cold["territories"]["rows"] + best_cold["countries"]["rows"],
+        "reference_overlay_s": round(ref_s, 2),
+        "reference_countries_sample": len(sample_rows),
+        "reference_steps_s": {k: round(v, 2) for k, v in ref_steps.items()},
+        "rows": best_cold["territories"]["rows"] + best_cold["countries"]["rows"],
         "max_abs_diff_vs_overlay_ha": {k: round(v, 6) for k, v in diffs.items()},
-        "cores": os.cpu_count(), "load_average": [round(load0, 2), round(os.getloadavg()[0], 2)],
+        "cores": os.cpu_count(),
+        "load_average": [round(load0, 2), round(os.getloadavg()[0], 2)],
         "repeat": args.repeat,
     }
-    print("place statistics, 9 periods x (237 territories + 10 countries) "
-          f"= {figures['rows']} rows, best of {args.repeat}")
-    print(f"  cold (fresh process, empty cache): {figures['cold_process_s']:.2f} s wall incl. imports, "
-          f"{figures['cold_in_process_s']:.2f} s inside   target <= 10 s")
-    print(f"  cached (fresh process): {figures['cached_tables_s']:.3f} s for both tables, "
-          f"{figures['cached_process_s']:.2f} s wall incl. imports   target <= 1 s")
-    print(f"  reference geopandas.overlay, same inputs, same run: {ref_s:.2f} s {figures['reference_steps_s']} "
-          f"(= {ref_s / figures['cold_in_process_s']:.0f} x ours cold)")
+    print(
+        "place statistics, 9 periods x (237 territories + 10 countries) "
+        f"= {figures['rows']} rows, best of {args.repeat}"
+    )
+    print(
+        f"  cold (fresh process, empty cache): {figures['cold_process_s']:.2f} s wall incl. imports, "
+        f"{figures['cold_in_process_s']:.2f} s inside   target <= 10 s"
+    )
+    print(
+        f"  cached (fresh process): {figures['cached_tables_s']:.3f} s for both tables, "
+        f"{figures['cached_process_s']:.2f} s wall incl. imports   target <= 1 s"
+    )
+    print(
+        f"  reference geopandas.overlay, same inputs, same run: {ref_s:.2f} s {figures['reference_steps_s']} "
+        f"(= {ref_s / figures['cold_in_process_s']:.0f} x ours cold)"
+    )
     print(f"  largest difference from the overlay's table: {figures['max_abs_diff_vs_overlay_ha']} ha")
     print(f"  load average {figures['load_average'][0]} -> {figures['load_average'][1]} on {figures['cores']} cores")
     print(json.dumps(figures))

@@ -29,8 +29,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from asgm.config import ExperimentConfig, models_dir  # noqa: E402
 
 #: The default detector's recipe (models/detector-default), with the epochs of the command line.
-RECIPE = dict(bands=("B4", "B3", "B2"), patch_size=48, batch_size=32, learning_rate=1e-3, architecture="detector",
-              jitter=True, balance_sets=True, lr_schedule="cosine", calibrate=True, split_seed=7)
+RECIPE = dict(
+    bands=("B4", "B3", "B2"),
+    patch_size=48,
+    batch_size=32,
+    learning_rate=1e-3,
+    architecture="detector",
+    jitter=True,
+    balance_sets=True,
+    lr_schedule="cosine",
+    calibrate=True,
+    split_seed=7,
+)
 POOL_SEED = 7
 
 
@@ -74,22 +84,33 @@ def one_seed(store: str, region: str, seed: int, epochs: int, budget: int) -> di
     base = train(_config(store, region, seed, epochs, f"review-value-base-{region}-s{seed}"), n_boot=0)
     split = pd.read_csv(RunFolder.of(base).file("split.csv"), dtype={"sample_id": str})
     pool, evaluation = pool_and_eval(split)
-    out: dict[str, Any] = {"seed": seed, "pool": len(pool), "eval": len(evaluation),
-                           "eval_positives": int(evaluation["label"].sum()),
-                           "before": scores(base, store, evaluation), "base_run": base}
+    out: dict[str, Any] = {
+        "seed": seed,
+        "pool": len(pool),
+        "eval": len(evaluation),
+        "eval_positives": int(evaluation["label"].sum()),
+        "before": scores(base, store, evaluation),
+        "base_run": base,
+    }
     pred = predict_store(base, store, sample_ids=list(pool["sample_id"]))
     margin = (pred["probability"] - float(pred.attrs["threshold"])).abs().to_numpy()
-    picks = {"uncertain": list(pred["sample_id"].to_numpy()[np.argsort(margin, kind="stable")[:budget]]),
-             "random": list(np.random.default_rng(seed).choice(pool["sample_id"].to_numpy(), size=min(budget, len(pool)),
-                                                              replace=False))}
+    picks = {
+        "uncertain": list(pred["sample_id"].to_numpy()[np.argsort(margin, kind="stable")[:budget]]),
+        "random": list(
+            np.random.default_rng(seed).choice(pool["sample_id"].to_numpy(), size=min(budget, len(pool)), replace=False)
+        ),
+    }
     for strategy, ids in picks.items():
         over = split.copy()
         over.loc[over["sample_id"].isin(ids), "split"] = "train"
         over.loc[over["sample_id"].isin(pool["sample_id"]) & ~over["sample_id"].isin(ids), "split"] = "unused"
         cfg = _config(store, region, seed, epochs, f"review-value-{strategy}-{region}-s{seed}")
         run_id = train(cfg, split_override=over[["sample_id", "split", "cluster"]], n_boot=0)
-        out[strategy] = {**scores(run_id, store, evaluation), "run": run_id,
-                         "reviewed_positives": int(pool.set_index("sample_id").loc[ids, "label"].sum())}
+        out[strategy] = {
+            **scores(run_id, store, evaluation),
+            "run": run_id,
+            "reviewed_positives": int(pool.set_index("sample_id").loc[ids, "label"].sum()),
+        }
     out["wall_s"] = round(time.perf_counter() - t0, 1)
     return out
 
@@ -116,10 +137,15 @@ def main() -> None:
         print(json.dumps(row), flush=True)
         rows.append(row)
     summary = summarise(rows)
-    print(f"held-apart region {args.region}: review pool {rows[0]['pool']} chips, evaluation {rows[0]['eval']} chips "
-          f"({rows[0]['eval_positives']} mining); budget {args.budget}; {len(rows)} seed(s); {args.epochs} epochs")
-    for k, title in (("before", "no review (baseline)"), ("uncertain", f"{args.budget} least-sure reviewed"),
-                     ("random", f"{args.budget} random reviewed (reference)")):
+    print(
+        f"held-apart region {args.region}: review pool {rows[0]['pool']} chips, evaluation {rows[0]['eval']} chips "
+        f"({rows[0]['eval_positives']} mining); budget {args.budget}; {len(rows)} seed(s); {args.epochs} epochs"
+    )
+    for k, title in (
+        ("before", "no review (baseline)"),
+        ("uncertain", f"{args.budget} least-sure reviewed"),
+        ("random", f"{args.budget} random reviewed (reference)"),
+    ):
         f1, ap_ = summary[k]["f1"], summary[k]["pr_auc"]
         print(f"  {title:32s} F1 {f1[0]:.3f} ± {f1[1]:.3f}   PR-AUC {ap_[0]:.3f} ± {ap_[1]:.3f}")
     ledger = models_dir() / "experiments" / "review_value.jsonl"

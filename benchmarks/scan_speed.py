@@ -76,8 +76,10 @@ class Best:
             self.rate, self.cpu_rate, self.extra["util"] = n / wall, n / cpu, cpu / wall
 
     def text(self) -> str:
-        return (f"{self.rate:7.0f} windows/s ({self.cpu_rate:5.0f} per CPU-s, {self.extra.get('util', 0):.2f} cores busy;"
-                f" load {min(self.loads):.1f}-{max(self.loads):.1f})")
+        return (
+            f"{self.rate:7.0f} windows/s ({self.cpu_rate:5.0f} per CPU-s, {self.extra.get('util', 0):.2f} cores busy;"
+            f" load {min(self.loads):.1f}-{max(self.loads):.1f})"
+        )
 
 
 def _bare_forward(run_id: str, n: int, batch: int) -> Callable[[], int]:
@@ -124,11 +126,22 @@ def _memory_child(args: argparse.Namespace) -> None:
     tiles.forward_fn(spec)
     base = _rss_mb()
     t0 = time.perf_counter()
-    s = driver.scan(_aoi(Path(args.mosaic)), 2021, args.run_id, args.out, source=args.mosaic,
-                  tile_windows=args.tile_windows)
+    s = driver.scan(
+        _aoi(Path(args.mosaic)), 2021, args.run_id, args.out, source=args.mosaic, tile_windows=args.tile_windows
+    )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"base_mb": base, "peak_mb": peak, "windows": s["windows_scored"], "km2": s["aoi_area_km2"],
-                      "seconds": time.perf_counter() - t0, "detections": s["detections"]}))
+    print(
+        json.dumps(
+            {
+                "base_mb": base,
+                "peak_mb": peak,
+                "windows": s["windows_scored"],
+                "km2": s["aoi_area_km2"],
+                "seconds": time.perf_counter() - t0,
+                "detections": s["detections"],
+            }
+        )
+    )
 
 
 def _rss_mb() -> float:
@@ -149,11 +162,15 @@ def _throughput(name: str, run_id: str, mosaic: Path, tmp: Path, repeat: int) ->
         sc.timed(scan_fn)
     print(f"[1] {name}")
     print(f"      bare forward pass (batch 256): {bare.text()}")
-    print(f"      scan end to end to GeoJSON:    {sc.text()}  [{summary['windows_scored']} windows, "
-          f"{summary['detections']} detections]")
-    print(f"      ratio scan / bare: {sc.rate / bare.rate:.2f} wall, {sc.cpu_rate / bare.cpu_rate:.2f} per CPU-s;"
-          f"  target >= 1,000 windows/s: {'met' if sc.rate >= 1000 else 'NOT met'} here"
-          f" (2 cores to ourselves, kept busy: ~{2 * sc.cpu_rate:.0f}/s, an estimate)")
+    print(
+        f"      scan end to end to GeoJSON:    {sc.text()}  [{summary['windows_scored']} windows, "
+        f"{summary['detections']} detections]"
+    )
+    print(
+        f"      ratio scan / bare: {sc.rate / bare.rate:.2f} wall, {sc.cpu_rate / bare.cpu_rate:.2f} per CPU-s;"
+        f"  target >= 1,000 windows/s: {'met' if sc.rate >= 1000 else 'NOT met'} here"
+        f" (2 cores to ourselves, kept busy: ~{2 * sc.cpu_rate:.0f}/s, an estimate)"
+    )
     return sc
 
 
@@ -178,8 +195,11 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="asgm-scan-bench-"))
     os.environ["ASGM_MODELS_DIR"] = str(tmp / "models")
     os.environ["ASGM_DATA_DIR"] = str(tmp / "data")
-    shutil.copytree(REPO / "models" / SHIPPED, tmp / "models" / SHIPPED,
-                    ignore=shutil.ignore_patterns("predictions.csv", "split.csv"))
+    shutil.copytree(
+        REPO / "models" / SHIPPED,
+        tmp / "models" / SHIPPED,
+        ignore=shutil.ignore_patterns("predictions.csv", "split.csv"),
+    )
     from scan_support import detector_run
 
     from asgm.sources.synthetic_mosaic import write_mosaic
@@ -188,7 +208,9 @@ def main() -> None:
     study = detector_run()
     t0 = time.perf_counter()
     m = write_mosaic(tmp / "mosaic.tif", LON, LAT, size_px=args.size_px, n_mines=max(2, args.size_px // 400), seed=1)
-    print(f"SYNTHETIC mosaic {args.size_px} px ({args.size_px / 100:.1f} km) written in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"SYNTHETIC mosaic {args.size_px} px ({args.size_px / 100:.1f} km) written in {time.perf_counter() - t0:.1f} s"
+    )
 
     # 1. throughput
     _throughput(f"{SHIPPED} (the shipped detector, RGB)", SHIPPED, m.path, tmp, args.repeat)
@@ -216,8 +238,10 @@ def main() -> None:
                 dask.timed(dask_fn, worker_cpu)
                 one.timed(one_fn)
         env = worker_env(2)
-        print(f"[3] {SHIPPED}: Dask LocalCluster 2 workers x 1 task (TF threads {env['TF_NUM_INTRAOP_THREADS']} each): "
-              f"{dask.text()}")
+        print(
+            f"[3] {SHIPPED}: Dask LocalCluster 2 workers x 1 task (TF threads {env['TF_NUM_INTRAOP_THREADS']} each): "
+            f"{dask.text()}"
+        )
         print(f"      1 process (TF threads = cores):                    {one.text()}")
         print(f"      speed-up {dask.rate / one.rate:.2f}x wall, {dask.cpu_rate / one.cpu_rate:.2f}x per CPU-s")
 
@@ -226,21 +250,36 @@ def main() -> None:
         side = int(args.memory_km * 100)
         t0 = time.perf_counter()
         big = write_mosaic(tmp / "big.tif", LON, LAT, size_px=side, n_mines=40, seed=2)
-        print(f"[2] SYNTHETIC {args.memory_km:g} x {args.memory_km:g} km mosaic ({side} px, "
-              f"{big.path.stat().st_size / 1e9:.2f} GB on disk) written in {time.perf_counter() - t0:.0f} s")
+        print(
+            f"[2] SYNTHETIC {args.memory_km:g} x {args.memory_km:g} km mosaic ({side} px, "
+            f"{big.path.stat().st_size / 1e9:.2f} GB on disk) written in {time.perf_counter() - t0:.0f} s"
+        )
         for tw in (16, 32):
-            cmd = [sys.executable, __file__, "--memory-child", "--run-id", SHIPPED, "--mosaic", str(big.path),
-                   "--out", str(tmp / f"mem{tw}"), "--tile-windows", str(tw)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--memory-child",
+                "--run-id",
+                SHIPPED,
+                "--mosaic",
+                str(big.path),
+                "--out",
+                str(tmp / f"mem{tw}"),
+                "--tile-windows",
+                str(tw),
+            ]
             l0 = _load()
             res = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
             if res.returncode:
                 print(res.stderr[-2000:])
                 continue
             r = json.loads(res.stdout.strip().splitlines()[-1])
-            print(f"[2] tile {tw} x {tw} windows: peak RSS {r['peak_mb']:.0f} MB (model loaded: {r['base_mb']:.0f} MB; "
-                  f"scan adds {r['peak_mb'] - r['base_mb']:.0f} MB) for {r['km2']:.0f} km², {r['windows']} windows in "
-                  f"{r['seconds']:.0f} s ({r['windows'] / r['seconds']:.0f}/s; load {l0:.1f}-{_load():.1f})  "
-                  f"(target <= 2,048 MB)")
+            print(
+                f"[2] tile {tw} x {tw} windows: peak RSS {r['peak_mb']:.0f} MB (model loaded: {r['base_mb']:.0f} MB; "
+                f"scan adds {r['peak_mb'] - r['base_mb']:.0f} MB) for {r['km2']:.0f} km², {r['windows']} windows in "
+                f"{r['seconds']:.0f} s ({r['windows'] / r['seconds']:.0f}/s; load {l0:.1f}-{_load():.1f})  "
+                f"(target <= 2,048 MB)"
+            )
     shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -62,8 +62,11 @@ def build_store(root: Path, size: int, n: int, seed: int = 0, chunk: int = 32) -
     from asgm.grid import patch_grid
 
     name = f"bench{size}"
-    store = PatchStore.create(StoreMeta(name=name, source="synthetic", bands=S2_BANDS, size=size,
-                                        product_level="synthetic", synthetic=True), root=root, overwrite=True)
+    store = PatchStore.create(
+        StoreMeta(name=name, source="synthetic", bands=S2_BANDS, size=size, product_level="synthetic", synthetic=True),
+        root=root,
+        overwrite=True,
+    )
 
     def write_chunk(start: int) -> None:
         rng = np.random.default_rng([seed, start])
@@ -73,8 +76,19 @@ def build_store(root: Path, size: int, n: int, seed: int = 0, chunk: int = 32) -
             lon, lat = -63.0 + 0.05 * (i % 40), 5.0 + 0.05 * (i // 40)
             data = rng.integers(500, 4000, (12, size, size), dtype=np.uint16)
             sid = f"{'pos' if label else 'neg'}-{i:05d}"
-            patches.append(Patch(sid, label, "positives" if label else "curated", lon, lat,
-                                 patch_grid(lon, lat, size), data, S2_BANDS, source="synthetic"))
+            patches.append(
+                Patch(
+                    sid,
+                    label,
+                    "positives" if label else "curated",
+                    lon,
+                    lat,
+                    patch_grid(lon, lat, size),
+                    data,
+                    S2_BANDS,
+                    source="synthetic",
+                )
+            )
             masks.append((sid, (rng.random((5, size, size)) < 0.05).astype(np.uint8)))
         store.write_patches(patches)
         for sid, m in masks:
@@ -115,10 +129,19 @@ def _setup(mode: str, store_path: str, size: int, x_cache: dict) -> tuple:
         if "x" not in x_cache:  # the study's in-memory float32 array of every patch
             src = PatchSource(store, cfg, rows["sample_id"], cache_limit_mb=0)
             x_cache["x"] = src.load_batch(np.arange(len(rows)))
-        gen = ImageDataGenerator(rotation_range=360, width_shift_range=[0.9, 1.1], height_shift_range=[0.9, 1.1],
-                                 shear_range=10, zoom_range=[0.9, 1.1], horizontal_flip=True, vertical_flip=True,
-                                 fill_mode="reflect")
-        flow = gen.flow(x_cache["x"], y, seed=0) if mode == "study" else gen.flow(x_cache["x"], y, batch_size=16, seed=0)
+        gen = ImageDataGenerator(
+            rotation_range=360,
+            width_shift_range=[0.9, 1.1],
+            height_shift_range=[0.9, 1.1],
+            shear_range=10,
+            zoom_range=[0.9, 1.1],
+            horizontal_flip=True,
+            vertical_flip=True,
+            fill_mode="reflect",
+        )
+        flow = (
+            gen.flow(x_cache["x"], y, seed=0) if mode == "study" else gen.flow(x_cache["x"], y, batch_size=16, seed=0)
+        )
         # The study passed batch_size=16 to fit(); with a generator it is ignored (B6).
         return model, {"x": flow, "batch_size": 16 if mode == "study" else None, "shuffle": True}, len(rows)
     raise SystemExit(f"unknown mode {mode}; choose from {', '.join(MODES)}")
@@ -142,8 +165,15 @@ def run_memory(mode: str, store_path: str, size: int, epochs: int) -> dict:
     model, kw, n = _setup(mode, store_path, size, {})
     times: list[float] = []
     model.fit(epochs=epochs, callbacks=[_timer(times)], verbose=0, **{k: v for k, v in kw.items() if v is not None})
-    return {"phase": "memory", "mode": mode, "size": size, "patches": n, "batch": BATCH[mode],
-            "epoch_times_s": times, "peak_rss_mb": _peak_mb()}
+    return {
+        "phase": "memory",
+        "mode": mode,
+        "size": size,
+        "patches": n,
+        "batch": BATCH[mode],
+        "epoch_times_s": times,
+        "peak_rss_mb": _peak_mb(),
+    }
 
 
 def run_timing(modes: list[str], store_path: str, size: int, rounds: int) -> list[dict]:
@@ -152,7 +182,7 @@ def run_timing(modes: list[str], store_path: str, size: int, rounds: int) -> lis
     setups = {m: _setup(m, store_path, size, x_cache) for m in modes}
     times: dict[str, list[float]] = {m: [] for m in modes}
     for r in range(rounds):
-        order = modes[r % len(modes):] + modes[:r % len(modes)]
+        order = modes[r % len(modes) :] + modes[: r % len(modes)]
         for m in order:
             model, kw, _ = setups[m]
             t: list[float] = []
@@ -161,16 +191,27 @@ def run_timing(modes: list[str], store_path: str, size: int, rounds: int) -> lis
     out = []
     for m in modes:
         timed = times[m][1:] or times[m]
-        out.append({"phase": "timing", "mode": m, "size": size, "patches": setups[m][2], "batch": BATCH[m],
-                    "epoch_s": float(np.min(timed)), "epoch_median_s": float(np.median(timed)),
-                    "first_epoch_s": times[m][0], "epoch_times_s": times[m]})
+        out.append(
+            {
+                "phase": "timing",
+                "mode": m,
+                "size": size,
+                "patches": setups[m][2],
+                "batch": BATCH[m],
+                "epoch_s": float(np.min(timed)),
+                "epoch_median_s": float(np.median(timed)),
+                "first_epoch_s": times[m][0],
+                "epoch_times_s": times[m],
+            }
+        )
     return out
 
 
 def _child(args: list[str]) -> list[dict]:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    out = subprocess.run([sys.executable, __file__, "--_child", *args], capture_output=True, text=True, env=env,
-                         check=False)
+    out = subprocess.run(
+        [sys.executable, __file__, "--_child", *args], capture_output=True, text=True, env=env, check=False
+    )
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
     if not lines:
         print(out.stderr[-3000:], file=sys.stderr)
@@ -199,35 +240,49 @@ def report(results: list[dict], patches: int) -> list[str]:
             for m in MODES:
                 if m in tim:
                     r = tim[m]
-                    lines.append(f"  {m:9s} {r['batch']:5d} {r['epoch_s']:14.2f} {r['epoch_median_s']:8.2f} "
-                                 f"{r['first_epoch_s']:10.2f}")
+                    lines.append(
+                        f"  {m:9s} {r['batch']:5d} {r['epoch_s']:14.2f} {r['epoch_median_s']:8.2f} "
+                        f"{r['first_epoch_s']:10.2f}"
+                    )
             if "pipeline" in tim and "plain" in tim:
                 over = tim["pipeline"]["epoch_s"] / tim["plain"]["epoch_s"] - 1
-                lines.append(f"  augmentation overhead (pipeline vs plain, both batch 16): {over:+.1%}   "
-                             f"target <= +10%: {_yes(over <= 0.10)}")
+                lines.append(
+                    f"  augmentation overhead (pipeline vs plain, both batch 16): {over:+.1%}   "
+                    f"target <= +10%: {_yes(over <= 0.10)}"
+                )
             if "pipeline" in tim and "study16" in tim:
                 sp = tim["study16"]["epoch_s"] / tim["pipeline"]["epoch_s"]
-                lines.append(f"  speed-up vs study recipe at EQUAL batch 16 (study16 / pipeline): {sp:.2f}x   "
-                             f"target >= 2x (the target's comparison): {_yes(sp >= 2.0)}")
+                lines.append(
+                    f"  speed-up vs study recipe at EQUAL batch 16 (study16 / pipeline): {sp:.2f}x   "
+                    f"target >= 2x (the target's comparison): {_yes(sp >= 2.0)}"
+                )
             if "pipeline" in tim and "study" in tim:
                 sp = tim["study"]["epoch_s"] / tim["pipeline"]["epoch_s"]
-                lines.append(f"  speed-up vs study recipe AS RUN (study at flow's batch 32, ours at 16): {sp:.2f}x   "
-                             f"(for information: {_yes(sp >= 2.0)} at 2x)")
+                lines.append(
+                    f"  speed-up vs study recipe AS RUN (study at flow's batch 32, ours at 16): {sp:.2f}x   "
+                    f"(for information: {_yes(sp >= 2.0)} at 2x)"
+                )
         if mem:
             for m in MODES:
                 if m in mem:
                     r = mem[m]
                     ep = ", ".join(f"{t:.1f}" for t in r["epoch_times_s"])
-                    lines.append(f"  peak RSS {m:9s} {_gb(r['peak_rss_mb']):5.2f} GB = {r['peak_rss_mb'] / 1024:5.2f} GiB  "
-                                 f"(alone, {len(r['epoch_times_s'])} epoch(s): {ep} s)")
+                    lines.append(
+                        f"  peak RSS {m:9s} {_gb(r['peak_rss_mb']):5.2f} GB = {r['peak_rss_mb'] / 1024:5.2f} GiB  "
+                        f"(alone, {len(r['epoch_times_s'])} epoch(s): {ep} s)"
+                    )
             if "pipeline" in mem:
                 gb = _gb(mem["pipeline"]["peak_rss_mb"])  # decimal GB: the stricter reading of the target
                 if size == MEMORY_TARGET_SIZE and n >= MEMORY_TARGET_PATCHES:
-                    lines.append(f"  peak memory target <= {MEMORY_TARGET_GB} GB at 256 px x 1,259: {gb:.2f} GB "
-                                 f"{_yes(gb <= MEMORY_TARGET_GB)}")
+                    lines.append(
+                        f"  peak memory target <= {MEMORY_TARGET_GB} GB at 256 px x 1,259: {gb:.2f} GB "
+                        f"{_yes(gb <= MEMORY_TARGET_GB)}"
+                    )
                 else:
-                    lines.append(f"  (the memory target applies at {MEMORY_TARGET_SIZE} px x {MEMORY_TARGET_PATCHES:,} "
-                                 f"patches; rerun with --sizes 256 --patches 1259 --modes pipeline --no-timing)")
+                    lines.append(
+                        f"  (the memory target applies at {MEMORY_TARGET_SIZE} px x {MEMORY_TARGET_PATCHES:,} "
+                        f"patches; rerun with --sizes 256 --patches 1259 --modes pipeline --no-timing)"
+                    )
     return lines
 
 
@@ -235,21 +290,32 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="48", help="comma-separated patch sizes (48, 256)")
     ap.add_argument("--patches", type=int, default=160, help="patches per store (1259 for the full figure)")
-    ap.add_argument("--epochs", type=int, default=4, help="timing rounds, one epoch of each mode per round "
-                                                          "(the first is warm-up, not timed)")
+    ap.add_argument(
+        "--epochs",
+        type=int,
+        default=4,
+        help="timing rounds, one epoch of each mode per round (the first is warm-up, not timed)",
+    )
     ap.add_argument("--mem-epochs", type=int, default=2, help="epochs of each mode's memory run")
     ap.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {','.join(MODES)}")
     ap.add_argument("--no-timing", action="store_true", help="skip the interleaved timing phase")
     ap.add_argument("--no-memory", action="store_true", help="skip the per-mode peak-memory phase")
     ap.add_argument("--store-dir", help="build/reuse the synthetic stores here instead of a temporary folder")
-    ap.add_argument("--cache-mb", type=float, help="patch cache limit of the pipeline modes (default: "
-                                                  "asgm.model.inputs.DEFAULT_CACHE_LIMIT_MB)")
+    ap.add_argument(
+        "--cache-mb",
+        type=float,
+        help="patch cache limit of the pipeline modes (default: asgm.model.inputs.DEFAULT_CACHE_LIMIT_MB)",
+    )
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     ap.add_argument("--_child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args._child:
         kind, store, size, n, *modes = args._child
-        res = run_timing(modes, store, int(size), int(n)) if kind == "time" else [run_memory(modes[0], store, int(size), int(n))]
+        res = (
+            run_timing(modes, store, int(size), int(n))
+            if kind == "time"
+            else [run_memory(modes[0], store, int(size), int(n))]
+        )
         for r in res:
             print("RESULT " + json.dumps(r), flush=True)
         return 0
@@ -269,15 +335,19 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 t0 = time.perf_counter()
                 store = build_store(root, size, args.patches)
-                print(f"[{size} px] wrote {args.patches} synthetic patches in {time.perf_counter() - t0:.0f} s",
-                      file=sys.stderr)
+                print(
+                    f"[{size} px] wrote {args.patches} synthetic patches in {time.perf_counter() - t0:.0f} s",
+                    file=sys.stderr,
+                )
             if not args.no_timing:
                 t0 = time.perf_counter()
                 res = _child(["time", store, str(size), str(args.epochs), *modes])
                 results += res
-                print(f"[{size} px] timing ({args.epochs} rounds of {', '.join(modes)}) took "
-                      f"{time.perf_counter() - t0:.0f} s: " + ", ".join(f"{r['mode']} {r['epoch_s']:.2f} s" for r in res),
-                      file=sys.stderr)
+                print(
+                    f"[{size} px] timing ({args.epochs} rounds of {', '.join(modes)}) took "
+                    f"{time.perf_counter() - t0:.0f} s: " + ", ".join(f"{r['mode']} {r['epoch_s']:.2f} s" for r in res),
+                    file=sys.stderr,
+                )
             if not args.no_memory:
                 for mode in modes:
                     r = _child(["mem", store, str(size), str(args.mem_epochs), mode])[0]

@@ -37,8 +37,9 @@ SCAN_BBOX = "-61.815,6.385,-61.785,6.415"  # inside the synthetic mosaic's defau
 
 def asgm(env: dict[str, str], *args: str) -> dict:
     """Run ``python -m asgm ARGS --json`` in ``env``; its JSON report."""
-    proc = subprocess.run([sys.executable, "-m", "asgm", *args, "--json"], cwd=REPO, env=env, capture_output=True,
-                          text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "asgm", *args, "--json"], cwd=REPO, env=env, capture_output=True, text=True
+    )
     if proc.returncode != 0:
         raise SystemExit(f"asgm {' '.join(args)} failed: {proc.stderr.strip()[-800:]}")
     return json.loads(proc.stdout or "{}")
@@ -46,8 +47,13 @@ def asgm(env: dict[str, str], *args: str) -> dict:
 
 def prepare(work: Path) -> tuple[dict[str, str], dict[str, str]]:
     """The work folder's environment and the run ids it holds (default, synthetic OSM, synthetic bands)."""
-    env = {**os.environ, "ASGM_DATA_DIR": str(work / "data"), "ASGM_MODELS_DIR": str(work / "models"),
-           "ASGM_APP_AUTOPREPARE": "0", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {
+        **os.environ,
+        "ASGM_DATA_DIR": str(work / "data"),
+        "ASGM_MODELS_DIR": str(work / "models"),
+        "ASGM_APP_AUTOPREPARE": "0",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
     models = work / "models"
     models.mkdir(parents=True, exist_ok=True)
     default = (REPO / "models" / "DEFAULT").read_text().strip()
@@ -62,13 +68,30 @@ def prepare(work: Path) -> tuple[dict[str, str], dict[str, str]]:
         return env, {**runs, **json.loads(marker.read_text())}
     asgm(env, "synthetic", "build", "--positives", "24", "--negatives", "24", "--overwrite")
     asgm(env, "osm", "rasterize", "--store", "synthetic")
-    runs["osm"] = asgm(env, "train", "--store", "synthetic", "--osm", "all", "--epochs", "6",
-                       "--name", "synthetic, all OSM layers")["run_id"]
-    runs["bands"] = asgm(env, "train", "--store", "synthetic", "--epochs", "6", "--name", "synthetic, bands only")["run_id"]
+    runs["osm"] = asgm(
+        env, "train", "--store", "synthetic", "--osm", "all", "--epochs", "6", "--name", "synthetic, all OSM layers"
+    )["run_id"]
+    runs["bands"] = asgm(env, "train", "--store", "synthetic", "--epochs", "6", "--name", "synthetic, bands only")[
+        "run_id"
+    ]
     mosaic = work / "mosaic.tif"
     asgm(env, "synthetic", "mosaic", "--out", str(mosaic), "--year", "2022")
-    asgm(env, "scan", "run", f"--aoi={SCAN_BBOX}", "--year", "2022", "--run", runs["bands"], "--source", str(mosaic),
-         "--out", str(work / "data" / "scans" / "synthetic-2022"), "--scheduler", "none")
+    asgm(
+        env,
+        "scan",
+        "run",
+        f"--aoi={SCAN_BBOX}",
+        "--year",
+        "2022",
+        "--run",
+        runs["bands"],
+        "--source",
+        str(mosaic),
+        "--out",
+        str(work / "data" / "scans" / "synthetic-2022"),
+        "--scheduler",
+        "none",
+    )
     marker.write_text(json.dumps({k: v for k, v in runs.items() if k != "default"}))
     return env, runs
 
@@ -124,7 +147,9 @@ def _save(page, path: Path) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "img", help="folder of the PNGs (default docs/img)")
-    ap.add_argument("--work", type=Path, default=None, help="work folder to prepare and keep (default: a temporary one)")
+    ap.add_argument(
+        "--work", type=Path, default=None, help="work folder to prepare and keep (default: a temporary one)"
+    )
     args = ap.parse_args()
     if not Path(CHROMIUM).exists():
         raise SystemExit(f"{CHROMIUM} is missing: apt-get install -y chromium")

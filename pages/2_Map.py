@@ -29,11 +29,21 @@ run = page.selected_run(run_id)
 
 stores = list_stores()
 if not stores:
-    st.warning("No patch store yet, so nothing can be classified. Go to **Home** and click **Prepare the demo** "
-               "(or run `asgm demo build`). The study's points are still shown.")
+    st.warning(
+        "No patch store yet, so nothing can be classified. Go to **Home** and click **Prepare the demo** "
+        "(or run `asgm demo build`). The study's points are still shown."
+    )
 default_store = run.config.store if run and run.config.store in stores else ("demo" if "demo" in stores else None)
-store_name = (st.sidebar.selectbox("Patch store", stores, index=stores.index(default_store) if default_store else 0,
-                                  format_func=loaders.store_label) if stores else None)
+store_name = (
+    st.sidebar.selectbox(
+        "Patch store",
+        stores,
+        index=stores.index(default_store) if default_store else 0,
+        format_func=loaders.store_label,
+    )
+    if stores
+    else None
+)
 synthetic = False
 if store_name:
     try:
@@ -85,66 +95,127 @@ with st.sidebar:
     predicted = errors_only = splits = None
     if pred is not None:
         all_splits = ["val", "test", "other"]
-        splits = st.multiselect("Split (selected run)", all_splits, default=all_splits,
-                                help="val/test: the run's validation and test points; other: training points, "
-                                     "and points the run never saw.")
-        predicted = st.multiselect("Predicted class", [1, 0], default=[1, 0], format_func=label_names.get,
-                                   help="Only points in the selected run's predictions (its val/test splits) have one.")
+        splits = st.multiselect(
+            "Split (selected run)",
+            all_splits,
+            default=all_splits,
+            help="val/test: the run's validation and test points; other: training points, "
+            "and points the run never saw.",
+        )
+        predicted = st.multiselect(
+            "Predicted class",
+            [1, 0],
+            default=[1, 0],
+            format_func=label_names.get,
+            help="Only points in the selected run's predictions (its val/test splits) have one.",
+        )
         errors_only = st.toggle("Errors only (FP/FN)", value=False)
-    modes = [m for m in map_elements.COLOUR_MODES if (m != "probability" or probs is not None) and (m != "outcome" or pred is not None)]
-    colour_by = st.radio("Colour", modes, horizontal=True,
-                         format_func={"probability": "probability", "label": "true label", "outcome": "run outcome"}.get)
-    swipe = st.toggle("Swipe true / false colour on the clicked patch", value=True,
-                      help="Needs bands B12, B8 and B4 (the demo pack is RGB only).")
+    modes = [
+        m
+        for m in map_elements.COLOUR_MODES
+        if (m != "probability" or probs is not None) and (m != "outcome" or pred is not None)
+    ]
+    colour_by = st.radio(
+        "Colour",
+        modes,
+        horizontal=True,
+        format_func={"probability": "probability", "label": "true label", "outcome": "run outcome"}.get,
+    )
+    swipe = st.toggle(
+        "Swipe true / false colour on the clicked patch",
+        value=True,
+        help="Needs bands B12, B8 and B4 (the demo pack is RGB only).",
+    )
     has_osm = bool(store_name) and loaders.has_osm_vectors(store_name)
-    show_osm = st.toggle("OSM features around the clicked patch", value=has_osm, disabled=not has_osm,
-                         help="The store's cached OSM vectors (roads, waterways, buildings, landuse, airstrips), "
-                              "one colour per key as on the patch overlays; read from disk, never fetched here.")
+    show_osm = st.toggle(
+        "OSM features around the clicked patch",
+        value=has_osm,
+        disabled=not has_osm,
+        help="The store's cached OSM vectors (roads, waterways, buildings, landuse, airstrips), "
+        "one colour per key as on the patch overlays; read from disk, never fetched here.",
+    )
     osm_km = st.select_slider("OSM radius (km)", [1, 2, 5], value=2, disabled=not show_osm)
     if store_name and not has_osm:
         st.caption(nearby.no_cache_message(store_name))
     st.markdown("**Mining over time (Amazon Mining Watch)**")
     amw_periods = assets.amw_periods()
-    amw_on = st.toggle("AMW's detections by period", value=False, key="map_amw",
-                       help="Earth Genome's Amazon Mining Watch: mining detected across the Amazon, 2018 to 2025 Q3, "
-                            "coloured by period; click a polygon for its period and areas.")
-    amw_view = st.radio("Show", ["cumulative", "new"], horizontal=True, disabled=not amw_on, key="map_amw_view",
-                        format_func={"cumulative": "cumulative up to", "new": "new in"}.get)
-    amw_period = st.select_slider("Period", amw_periods, value=amw_periods[-1], disabled=not amw_on,
-                                  key="map_amw_period")
-    show_labels = st.toggle("Reviewed labels", value=True, key="map_labels",
-                            help="Every reviewed item as a ring: red mining, blue not mining, grey unsure.")
-    st.caption("Basemaps and reference layers: the layer control on the map (top right). Draw a rectangle or "
-               "polygon (left toolbar) to set the area of interest of the region scan.")
+    amw_on = st.toggle(
+        "AMW's detections by period",
+        value=False,
+        key="map_amw",
+        help="Earth Genome's Amazon Mining Watch: mining detected across the Amazon, 2018 to 2025 Q3, "
+        "coloured by period; click a polygon for its period and areas.",
+    )
+    amw_view = st.radio(
+        "Show",
+        ["cumulative", "new"],
+        horizontal=True,
+        disabled=not amw_on,
+        key="map_amw_view",
+        format_func={"cumulative": "cumulative up to", "new": "new in"}.get,
+    )
+    amw_period = st.select_slider(
+        "Period", amw_periods, value=amw_periods[-1], disabled=not amw_on, key="map_amw_period"
+    )
+    show_labels = st.toggle(
+        "Reviewed labels",
+        value=True,
+        key="map_labels",
+        help="Every reviewed item as a ring: red mining, blue not mining, grey unsure.",
+    )
+    st.caption(
+        "Basemaps and reference layers: the layer control on the map (top right). Draw a rectangle or "
+        "polygon (left toolbar) to set the area of interest of the region scan."
+    )
 
 pred_filter = predicted if pred is not None and set(predicted or []) != {0, 1} else None
 split_filter = splits if splits is not None and set(splits) != {"val", "test", "other"} else None
-shown = map_data.filter_points(points, sets=sets, labels=labels, predicted=pred_filter, errors_only=bool(errors_only),
-                          splits=split_filter)
+shown = map_data.filter_points(
+    points, sets=sets, labels=labels, predicted=pred_filter, errors_only=bool(errors_only), splits=split_filter
+)
 n_patch = int(shown["has_patch"].sum())
-st.caption(f"{len(shown):,} of {len(points):,} points shown · {n_patch:,} with a patch in `{store_name}` (filled dots; "
-           "rings have none)" + (f" · coloured by run {run_id}'s probability, computed for all patches at once"
-                                 if colour_by == "probability" else "")
-           + (" · **synthetic** store" if synthetic else ""))
+st.caption(
+    f"{len(shown):,} of {len(points):,} points shown · {n_patch:,} with a patch in `{store_name}` (filled dots; "
+    "rings have none)"
+    + (
+        f" · coloured by run {run_id}'s probability, computed for all patches at once"
+        if colour_by == "probability"
+        else ""
+    )
+    + (" · **synthetic** store" if synthetic else "")
+)
 
-REFERENCE = {"eg_mining_polygons_2020": ("Earth Genome 2020 mining polygons", "#e6ab02", True, 0.5),
-             "runway_points": ("Runway points (OSM)", "#444444", False, 0.7),
-             "caroni_holdout": ("Caroní holdout", "#1b9e77", True, 0.05)}
+REFERENCE = {
+    "eg_mining_polygons_2020": ("Earth Genome 2020 mining polygons", "#e6ab02", True, 0.5),
+    "runway_points": ("Runway points (OSM)", "#444444", False, 0.7),
+    "caroni_holdout": ("Caroní holdout", "#1b9e77", True, 0.05),
+}
 
 
 def _amw_layers(view: str, period: str) -> list:
     """AMW's detections of the chosen view and period, coloured by period, with their legend."""
     chosen = amw_periods[: amw_periods.index(period) + 1] if view == "cumulative" else [period]
-    colours = {p: map_elements.PERIOD_COLOURS[i % len(map_elements.PERIOD_COLOURS)] for i, p in enumerate(amw_periods)
-               if p in chosen}
+    colours = {
+        p: map_elements.PERIOD_COLOURS[i % len(map_elements.PERIOD_COLOURS)]
+        for i, p in enumerate(amw_periods)
+        if p in chosen
+    }
     title = f"AMW detections, {'cumulative up to' if view == 'cumulative' else 'new in'} {period}"
-    return [map_elements.period_layer([assets.amw_period_layer_url(p) for p in chosen], title, colours),
-            map_elements.period_legend(colours, title + " (Earth Genome, CC BY 4.0)")]
+    return [
+        map_elements.period_layer([assets.amw_period_layer_url(p) for p in chosen], title, colours),
+        map_elements.period_legend(colours, title + " (Earth Genome, CC BY 4.0)"),
+    ]
 
 
 @st.cache_resource(max_entries=6, show_spinner="Building the map…")
-def _map(key: tuple, _shown, colour_by: str, store_name: str | None, threshold: float | None,
-         amw: tuple[str, str] | None = None):
+def _map(
+    key: tuple,
+    _shown,
+    colour_by: str,
+    store_name: str | None,
+    threshold: float | None,
+    amw: tuple[str, str] | None = None,
+):
     """The map, built once per filter combination (key). Each rerun draws a copy of it: streamlit-folium adds
     the clicked patch to the map it is given, and the cached one is shared by sessions."""
     layers = []
@@ -153,24 +224,53 @@ def _map(key: tuple, _shown, colour_by: str, store_name: str | None, threshold: 
             layers.append((assets.reference_layer_url(k), name, colour, on, fill))
         except (AsgmError, OSError) as exc:  # a missing reference file must not hide the points
             st.warning(f"Reference layer {name} unavailable: {exc}")
-    return leaflet.build_map(_shown, colour_by=colour_by, store_name=store_name, threshold=threshold,
-                             js=assets.LEAFLET_JS, css=assets.LEAFLET_CSS, reference_layers=layers,
-                             fetch_hints=leaflet.fetch_hints(configured_source()),
-                             extra_layers=_amw_layers(*amw) if amw else ())
+    return leaflet.build_map(
+        _shown,
+        colour_by=colour_by,
+        store_name=store_name,
+        threshold=threshold,
+        js=assets.LEAFLET_JS,
+        css=assets.LEAFLET_CSS,
+        reference_layers=layers,
+        fetch_hints=leaflet.fetch_hints(configured_source()),
+        extra_layers=_amw_layers(*amw) if amw else (),
+    )
 
 
-key = (store_name, run_id, tuple(sets), tuple(labels), tuple(pred_filter or ()), tuple(split_filter or ()),
-       bool(errors_only), colour_by, threshold, loaders.store_version(store_name) if store_name else 0,
-       (amw_view, amw_period) if amw_on else None)
+key = (
+    store_name,
+    run_id,
+    tuple(sets),
+    tuple(labels),
+    tuple(pred_filter or ()),
+    tuple(split_filter or ()),
+    bool(errors_only),
+    colour_by,
+    threshold,
+    loaders.store_version(store_name) if store_name else 0,
+    (amw_view, amw_period) if amw_on else None,
+)
 try:
     fmap = _map(key, shown, colour_by, store_name, threshold, (amw_view, amw_period) if amw_on else None)
 except AsgmError as exc:  # leaflet.MapAssetError: a plugin file is missing
     page.show_error(exc, "Reinstall the project (`pip install -r requirements.txt`) and restore static/plugins.")
     st.stop()
 
-view = map_panel.MapView(points=points, patch_ids=patch_ids, store_name=store_name, run_id=run_id, run=run,
-                         probs=probs, threshold=threshold, can_classify=can_classify, swipe=swipe, show_osm=show_osm,
-                         has_osm=has_osm, osm_km=osm_km, show_labels=show_labels)
+view = map_panel.MapView(
+    points=points,
+    patch_ids=patch_ids,
+    store_name=store_name,
+    run_id=run_id,
+    run=run,
+    probs=probs,
+    threshold=threshold,
+    can_classify=can_classify,
+    swipe=swipe,
+    show_osm=show_osm,
+    has_osm=has_osm,
+    osm_km=osm_km,
+    show_labels=show_labels,
+)
 
 
 @st.fragment
@@ -183,9 +283,16 @@ def _map_and_panel() -> None:
     with left:
         # render=False: st_folium still renders the map's script (all it sends); the whole HTML page it
         # would render too is thrown away (~25-45 ms a click here).
-        out = st_folium(copy.deepcopy(fmap), key=map_panel.MAP_KEY, height=600, use_container_width=True,
-                        returned_objects=map_panel.RETURNED, feature_group_to_add=map_panel.groups(view, map_panel.selected()),
-                        pixelated=True, render=False)
+        out = st_folium(
+            copy.deepcopy(fmap),
+            key=map_panel.MAP_KEY,
+            height=600,
+            use_container_width=True,
+            returned_objects=map_panel.RETURNED,
+            feature_group_to_add=map_panel.groups(view, map_panel.selected()),
+            pixelated=True,
+            render=False,
+        )
     place_msg = map_panel.take_click(view, out)  # AppTest (no change callback) or a value the callback did not see
     with right:
         map_panel.panel(view, map_panel.selected(), place_msg)

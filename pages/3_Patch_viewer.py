@@ -41,13 +41,19 @@ if qp.get("store") in stores and st.session_state.get("_viewer_qp") != dict(qp):
     st.session_state["viewer_pick"] = qp.get("sample")
 
 if qp.get("store") and qp.get("store") not in stores:
-    st.warning(f"The link asks for patch store `{qp['store']}`, which is not on this machine "
-               f"(stores present: {', '.join(stores)}). Showing another store instead.")
+    st.warning(
+        f"The link asks for patch store `{qp['store']}`, which is not on this machine "
+        f"(stores present: {', '.join(stores)}). Showing another store instead."
+    )
 
 run = page.selected_run(run_id)
 default_store = st.session_state.get("viewer_store") or (run.config.store if run else "demo")
-store_name = st.sidebar.selectbox("Patch store", stores, index=stores.index(default_store) if default_store in stores else 0,
-                                  format_func=loaders.store_label)
+store_name = st.sidebar.selectbox(
+    "Patch store",
+    stores,
+    index=stores.index(default_store) if default_store in stores else 0,
+    format_func=loaders.store_label,
+)
 st.session_state["viewer_store"] = store_name
 try:
     store = loaders.open_store(store_name)
@@ -84,8 +90,11 @@ def _go(new_sid: str) -> None:
 
 # -- the review queue (sidebar): where "next" goes after a mark ------------------------------------------
 queue = None
-if st.sidebar.toggle("Review mode", key="viewer_review",
-                     help="Go through this store's unreviewed patches in queue order; mark with m / n / u."):
+if st.sidebar.toggle(
+    "Review mode",
+    key="viewer_review",
+    help="Go through this store's unreviewed patches in queue order; mark with m / n / u.",
+):
     with st.sidebar:
         order = review.order_picker("viewer_queue_order")
     probs = None
@@ -128,9 +137,16 @@ for col, kind in ((nav[2], "FP"), (nav[3], "FN")):
         p = pred[pred["sample_id"].isin(ids)]
         want = (p["pred"] == 1) & (p["label"] == 0) if kind == "FP" else (p["pred"] == 0) & (p["label"] == 1)
         pool = list(p.loc[want, "sample_id"])
-    col.button(f"Random {kind}", disabled=not pool, on_click=_go, args=(str(rng.choice(pool)) if pool else sid,),
-               help=f"A random {'false positive' if kind == 'FP' else 'false negative'} of the selected run"
-               if pool else f"No {kind} in the selected run's predictions for this store", width="stretch")
+    col.button(
+        f"Random {kind}",
+        disabled=not pool,
+        on_click=_go,
+        args=(str(rng.choice(pool)) if pool else sid,),
+        help=f"A random {'false positive' if kind == 'FP' else 'false negative'} of the selected run"
+        if pool
+        else f"No {kind} in the selected run's predictions for this store",
+        width="stretch",
+    )
 if st.session_state.get("viewer_pick") not in ids:
     st.session_state["viewer_pick"] = sid
 sid = nav[4].selectbox("Patch", ids, key="viewer_pick", label_visibility="collapsed")
@@ -144,9 +160,11 @@ except AsgmError as exc:
     page.show_error(exc, f"Rebuild store `{store_name}` or re-fetch this patch.")
     st.stop()
 
-st.markdown(f"**{sid}** · set `{patch.set}` · true label **{patch.label}** ({'mining' if patch.label else 'not mining'}) · "
-            f"lon {patch.lon:.4f}, lat {patch.lat:.4f} · {patch.grid.size} px at 10 m, EPSG:{patch.grid.epsg} · "
-            f"{patch.product_level} {patch.date_start}…{patch.date_end}")
+st.markdown(
+    f"**{sid}** · set `{patch.set}` · true label **{patch.label}** ({'mining' if patch.label else 'not mining'}) · "
+    f"lon {patch.lon:.4f}, lat {patch.lat:.4f} · {patch.grid.size} px at 10 m, EPSG:{patch.grid.epsg} · "
+    f"{patch.product_level} {patch.date_start}…{patch.date_end}"
+)
 
 layers = tuple(osm[1]) if osm is not None else ()
 left, right = st.columns([3, 2])
@@ -155,20 +173,35 @@ with right:
     if osm is None:
         info = store.osm_info()
         st.info(
-            f"No OSM masks for this patch. Get them with `asgm osm fetch` then `asgm osm rasterize --store {store_name}`."
-            if info is None else "This patch has no OSM mask file; rerun `asgm osm rasterize --store " + store_name + "`."
+            f"No OSM masks for this patch. Get them with `asgm osm fetch` then `asgm osm rasterize --store {store_name}`."  # noqa: E501
+            if info is None
+            else "This patch has no OSM mask file; rerun `asgm osm rasterize --store " + store_name + "`."
         )
         visible: list[str] = []
     else:
         st.markdown(images.legend_html(layers), unsafe_allow_html=True)
-        visible = [layer for layer in layers if st.toggle(
-            f"{layer} ({int(osm[0][layers.index(layer)].sum())} px)", value=True, key=f"osm_{layer}",
-            help="Off hides the overlay and re-runs the prediction with this channel set to zero.")]
-    gradcam_on = st.toggle("Grad-CAM heatmap", value=False, disabled=run is None,
-                           help="Where the model looked (last convolution layer), for the selected run.")
-    show_false = st.toggle("False colour (B12-B8-B4)", value=False,
-                           disabled=images.false_colour(patch.data, patch.bands) is None,
-                           help="Needs bands B12, B8 and B4; the demo pack has only B4, B3, B2.")
+        visible = [
+            layer
+            for layer in layers
+            if st.toggle(
+                f"{layer} ({int(osm[0][layers.index(layer)].sum())} px)",
+                value=True,
+                key=f"osm_{layer}",
+                help="Off hides the overlay and re-runs the prediction with this channel set to zero.",
+            )
+        ]
+    gradcam_on = st.toggle(
+        "Grad-CAM heatmap",
+        value=False,
+        disabled=run is None,
+        help="Where the model looked (last convolution layer), for the selected run.",
+    )
+    show_false = st.toggle(
+        "False colour (B12-B8-B4)",
+        value=False,
+        disabled=images.false_colour(patch.data, patch.bands) is None,
+        help="Needs bands B12, B8 and B4; the demo pack has only B4, B3, B2.",
+    )
 
 # -- prediction with ablation --------------------------------------------------------------------------
 shown_prob = None
@@ -185,11 +218,17 @@ with right:
             now = loaders.classify(run_id, store_name, sid, zero_layers=zero) if zero else full
             delta = now["prob"] - full["prob"]
             # Four decimals: zeroing one OSM channel often moves the output by less than 0.001.
-            st.metric("Probability of mining", f"{now['prob']:.4f}",
-                      delta=f"{delta:+.4f} vs all layers" if zero else None, delta_color="off")
-            st.markdown(f"Decision at threshold {now['threshold']:.3f}: **{'mining' if now['decision'] else 'not mining'}**"
-                        + (f" · zeroed: {', '.join(zero)}" if zero else "")
-                        + f" · true label: **{'mining' if patch.label else 'not mining'}**")
+            st.metric(
+                "Probability of mining",
+                f"{now['prob']:.4f}",
+                delta=f"{delta:+.4f} vs all layers" if zero else None,
+                delta_color="off",
+            )
+            st.markdown(
+                f"Decision at threshold {now['threshold']:.3f}: **{'mining' if now['decision'] else 'not mining'}**"
+                + (f" · zeroed: {', '.join(zero)}" if zero else "")
+                + f" · true label: **{'mining' if patch.label else 'not mining'}**"
+            )
             if not run.config.osm_layers and layers:
                 st.caption("The selected run uses no OSM channels, so toggling layers only changes the picture.")
             if gradcam_on:
@@ -207,12 +246,18 @@ with right:
     next_sid = (queue.next_item(skip=(sid,)) if queue is not None else ids[(pos + 1) % len(ids)]) or sid
     try:
         item = review_items.store_item(store, sid)
-        review.mark_panel(item, key="viewer", run_id=run_id, probability=shown_prob, shortcuts=True,
-                          after=lambda: _go(next_sid))
+        review.mark_panel(
+            item, key="viewer", run_id=run_id, probability=shown_prob, shortcuts=True, after=lambda: _go(next_sid)
+        )
     except AsgmError as exc:
         page.show_error(exc, f"Rebuild store `{store_name}`.")
-    st.button(review.NEXT_BUTTON, on_click=_go, args=(next_sid,), disabled=next_sid == sid,
-              help="The next unreviewed patch of the queue (review mode) or the next patch of the store.")
+    st.button(
+        review.NEXT_BUTTON,
+        on_click=_go,
+        args=(next_sid,),
+        disabled=next_sid == sid,
+        help="The next unreviewed patch of the queue (review mode) or the next patch of the store.",
+    )
     with st.expander("Download labels"):
         review.downloads("viewer", "store", store_name)
 

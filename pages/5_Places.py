@@ -22,9 +22,11 @@ from asgm.places.vectors import MAX_FILE_BYTES
 
 page.page_setup("Places")
 st.title("Places")
-st.caption("How much gold mining lies inside each indigenous territory, country or area of your own, and how fast "
-           "it grows: each detection counts with the share of its polygon inside the place (areas in an equal-area "
-           "projection), the rule of Amazon Mining Watch's own tables.")
+st.caption(
+    "How much gold mining lies inside each indigenous territory, country or area of your own, and how fast "
+    "it grows: each detection counts with the share of its polygon inside the place (areas in an equal-area "
+    "projection), the rule of Amazon Mining Watch's own tables."
+)
 
 # -- inputs ---------------------------------------------------------------------------------------------------
 c1, c2 = st.columns(2)
@@ -38,18 +40,21 @@ dsrc = det_choices[det_label]
 
 bsrc: B.BoundarySource | None = None
 if choice == ap.UPLOAD:
-    up = st.file_uploader(f"Boundary file: GeoJSON, GeoPackage, zipped Shapefile or KML of polygons (up to "
-                          f"{MAX_FILE_BYTES // 2**20} MB)", type=["geojson", "json", "gpkg", "zip", "kml"],
-                          key="places_upload")
+    up = st.file_uploader(
+        f"Boundary file: GeoJSON, GeoPackage, zipped Shapefile or KML of polygons (up to {MAX_FILE_BYTES // 2**20} MB)",
+        type=["geojson", "json", "gpkg", "zip", "kml"],
+        key="places_upload",
+    )
     if up is None:
-        st.info("Upload a polygon file (parks, municipalities, concessions, …) to count the mining inside each "
-                "of its polygons.")
+        st.info(
+            "Upload a polygon file (parks, municipalities, concessions, …) to count the mining inside each "
+            "of its polygons."
+        )
     else:
         try:
             columns = ap.upload_columns(up.name, up.getvalue())
             name_col = st.selectbox("Name column", columns or ["(none: places are numbered)"], key="places_name_col")
-            bsrc = B.BoundarySource("file", upload=(up.name, up.getvalue()),
-                                    name_column=name_col if columns else None)
+            bsrc = B.BoundarySource("file", upload=(up.name, up.getvalue()), name_column=name_col if columns else None)
         except AsgmError as exc:
             page.show_error(exc, "Fix the file and upload it again; nothing was saved.")
 else:
@@ -80,9 +85,13 @@ span = f"{first}..{last}"
 measures = {"mined area (AMW's refined)": "mined", "detected footprint": "footprint"}
 if not result.has_mined:
     measures = {"detected footprint": "footprint"}
-measure_label = c2.radio("Measure", list(measures), key="places_measure",
-                         help="Mined area: Amazon Mining Watch's SAM2-refined mined area of each detection. Detected "
-                              "footprint: the area of the detection polygons (patches of about 23 ha for AMW).")
+measure_label = c2.radio(
+    "Measure",
+    list(measures),
+    key="places_measure",
+    help="Mined area: Amazon Mining Watch's SAM2-refined mined area of each detection. Detected "
+    "footprint: the area of the detection polygons (patches of about 23 ha for AMW).",
+)
 measure = measures[measure_label]
 search = c3.text_input("Search a place by name", key="places_search")
 
@@ -90,8 +99,10 @@ totals = result.totals(span)
 totals["share_pct"] = totals[f"cumulative_{measure}_pct_of_area"]
 shown = totals
 if search.strip():
-    shown = totals[totals["name"].str.contains(re.escape(search.strip()), case=False, na=False) |
-                   totals["boundary_id"].str.contains(re.escape(search.strip()), case=False, na=False)]
+    shown = totals[
+        totals["name"].str.contains(re.escape(search.strip()), case=False, na=False)
+        | totals["boundary_id"].str.contains(re.escape(search.strip()), case=False, na=False)
+    ]
 shown = shown.sort_values(f"new_{measure}_ha", ascending=False, kind="stable").reset_index(drop=True)
 
 # -- selection: map click, table row, or the picker -------------------------------------------------------------
@@ -101,19 +112,45 @@ if st.session_state.get("places_pick") not in names:
     st.session_state["places_pick"] = ids[0] if ids else totals["boundary_id"].iloc[0]
 
 new_col, cum_col = f"new_{measure}_ha", f"cumulative_{measure}_ha"
-st.subheader(f"Places ranked by {measure_label} new in {first}–{last}" if first != last else
-             f"Places ranked by {measure_label} in {first}")
-st.caption(f"{len(shown)} of {len(totals)} places · {result.detections} × {result.boundaries}"
-           + (f" · names containing “{search.strip()}”" if search.strip() else ""))
-table = shown[["name", "boundary_id", "country", "type", "status", new_col, cum_col, "n_detections",
-               "boundary_area_ha", "share_pct"]]
-picked = st.dataframe(table, hide_index=True, width="stretch", height=320, on_select="rerun",
-                      selection_mode="single-row", key="places_table", column_config={
-                          new_col: st.column_config.NumberColumn(f"new {first}–{last} (ha)", format="%.1f"),
-                          cum_col: st.column_config.NumberColumn(f"cumulative up to {last} (ha)", format="%.1f"),
-                          "n_detections": st.column_config.NumberColumn("detections"),
-                          "boundary_area_ha": st.column_config.NumberColumn("place area (ha)", format="%.0f"),
-                          "share_pct": st.column_config.NumberColumn("share of the place (%)", format="%.3f")})
+st.subheader(
+    f"Places ranked by {measure_label} new in {first}–{last}"
+    if first != last
+    else f"Places ranked by {measure_label} in {first}"
+)
+st.caption(
+    f"{len(shown)} of {len(totals)} places · {result.detections} × {result.boundaries}"
+    + (f" · names containing “{search.strip()}”" if search.strip() else "")
+)
+table = shown[
+    [
+        "name",
+        "boundary_id",
+        "country",
+        "type",
+        "status",
+        new_col,
+        cum_col,
+        "n_detections",
+        "boundary_area_ha",
+        "share_pct",
+    ]
+]
+picked = st.dataframe(
+    table,
+    hide_index=True,
+    width="stretch",
+    height=320,
+    on_select="rerun",
+    selection_mode="single-row",
+    key="places_table",
+    column_config={
+        new_col: st.column_config.NumberColumn(f"new {first}–{last} (ha)", format="%.1f"),
+        cum_col: st.column_config.NumberColumn(f"cumulative up to {last} (ha)", format="%.1f"),
+        "n_detections": st.column_config.NumberColumn("detections"),
+        "boundary_area_ha": st.column_config.NumberColumn("place area (ha)", format="%.0f"),
+        "share_pct": st.column_config.NumberColumn("share of the place (%)", format="%.3f"),
+    },
+)
 rows = list(getattr(getattr(picked, "selection", None), "rows", []) or [])
 if rows and ids[rows[0]] != st.session_state.get("_places_table_row"):
     st.session_state["_places_table_row"] = st.session_state["places_pick"] = ids[rows[0]]
@@ -123,12 +160,22 @@ with left:
     places = export.with_totals(result, bnd, span, simplify_m=ap.DISPLAY_SIMPLIFY_M)
     short = "mined area" if measure == "mined" else "footprint"
     title = f"New {short} {first}–{last}" if first != last else f"New {short} {first}"
-    credit = ("Earth Genome, Amazon Mining Watch (CC BY 4.0)" if dsrc.kind == "amw" or bsrc.kind != "file"
-              else "")
-    fmap = ap.places_map((bsrc.key(), dsrc.key(), span, measure, st.session_state["places_pick"]), places, new_col,
-                         title, st.session_state["places_pick"], credit)
-    out = st_folium(copy.deepcopy(fmap), key="places_map", height=600, use_container_width=True,
-                    returned_objects=["last_object_clicked_tooltip"])
+    credit = "Earth Genome, Amazon Mining Watch (CC BY 4.0)" if dsrc.kind == "amw" or bsrc.kind != "file" else ""
+    fmap = ap.places_map(
+        (bsrc.key(), dsrc.key(), span, measure, st.session_state["places_pick"]),
+        places,
+        new_col,
+        title,
+        st.session_state["places_pick"],
+        credit,
+    )
+    out = st_folium(
+        copy.deepcopy(fmap),
+        key="places_map",
+        height=600,
+        use_container_width=True,
+        returned_objects=["last_object_clicked_tooltip"],
+    )
     tip = str((out or {}).get("last_object_clicked_tooltip") or "")
     hit = next((t for t in re.split(r"\s+", tip) if t in names), None)
     if hit and tip != st.session_state.get("_places_map_clicked"):
@@ -142,30 +189,46 @@ with right:
     rows_place = result.rows(span)
     rows_place = rows_place[rows_place["boundary_id"] == pick]
     row = totals[totals["boundary_id"] == pick].iloc[0]
-    st.markdown(f"**{row['name']}** — {row['country'] if isinstance(row['country'], str) else ''} "
-                f"{'· ' + row['type'] if isinstance(row['type'], str) else ''} "
-                f"{'· ' + row['status'] if isinstance(row['status'], str) else ''}")
+    st.markdown(
+        f"**{row['name']}** — {row['country'] if isinstance(row['country'], str) else ''} "
+        f"{'· ' + row['type'] if isinstance(row['type'], str) else ''} "
+        f"{'· ' + row['status'] if isinstance(row['status'], str) else ''}"
+    )
     m1, m2, m3 = st.columns(3)
     m1.metric("New (ha)", f"{(row[new_col] or 0):,.0f}", help=f"{measure_label} new in {first}–{last}")
     m2.metric("Cumulative (ha)", f"{(row[cum_col] or 0):,.0f}", help=f"{measure_label} up to {last}")
     m3.metric("Share (%)", f"{(row['share_pct'] or 0):.2f}", help=f"cumulative {measure_label} / the place's area")
-    st.plotly_chart(figures.place_chart(rows_place, str(row["name"]), measure, measure_label), width="stretch",
-                    key="places_chart")
+    st.plotly_chart(
+        figures.place_chart(rows_place, str(row["name"]), measure, measure_label), width="stretch", key="places_chart"
+    )
     st.caption("The chart's camera button downloads it as PNG.")
 
 # -- downloads and credits ---------------------------------------------------------------------------------------
 st.subheader("Downloads")
 stem = f"places-{bsrc.kind}-{first}-{last}"
 d1, d2, d3 = st.columns(3)
-d1.download_button("Table (CSV)", export.table_csv(result.rows(span)), file_name=f"{stem}.csv", mime="text/csv",
-                   key="places_csv")
+d1.download_button(
+    "Table (CSV)", export.table_csv(result.rows(span)), file_name=f"{stem}.csv", mime="text/csv", key="places_csv"
+)
 full = export.with_totals(result, bnd, span)
-d2.download_button("Places with totals (GeoJSON)", export.geojson_bytes(full, result), file_name=f"{stem}.geojson",
-                   mime="application/geo+json", key="places_geojson")
-d3.download_button("Places with totals (KML, Google Earth)", ap.kml((bsrc.key(), dsrc.key(), span), full, result),
-                   file_name=f"{stem}.kml", mime="application/vnd.google-earth.kml+xml", key="places_kml")
-st.caption("The CSV has one row per place and period: new_mined_ha (AMW's refined mined area, apportioned), "
-           "cumulative_mined_ha, new_footprint_ha (detection polygons inside the place), cumulative_footprint_ha, "
-           "n_detections, the place's area and the cumulative share of it.")
+d2.download_button(
+    "Places with totals (GeoJSON)",
+    export.geojson_bytes(full, result),
+    file_name=f"{stem}.geojson",
+    mime="application/geo+json",
+    key="places_geojson",
+)
+d3.download_button(
+    "Places with totals (KML, Google Earth)",
+    ap.kml((bsrc.key(), dsrc.key(), span), full, result),
+    file_name=f"{stem}.kml",
+    mime="application/vnd.google-earth.kml+xml",
+    key="places_kml",
+)
+st.caption(
+    "The CSV has one row per place and period: new_mined_ha (AMW's refined mined area, apportioned), "
+    "cumulative_mined_ha, new_footprint_ha (detection polygons inside the place), cumulative_footprint_ha, "
+    "n_detections, the place's area and the cumulative share of it."
+)
 st.subheader("Credits")
 st.markdown("\n".join(f"- {c}" for c in result.credits))

@@ -29,17 +29,25 @@ can_launch = aj.passcode_gate()  # a public deployment: training needs the owner
 with st.form("experiment"):
     st.markdown("**Experiment** (the study's Table 1 toggles)")
     c1, c2, c3 = st.columns(3)
-    store_name = c1.selectbox("Dataset (patch store)", stores, index=stores.index("demo") if "demo" in stores else 0,
-                              format_func=loaders.store_label)
+    store_name = c1.selectbox(
+        "Dataset (patch store)",
+        stores,
+        index=stores.index("demo") if "demo" in stores else 0,
+        format_func=loaders.store_label,
+    )
     store_meta = None
     try:
         store_meta = loaders.open_store(store_name).meta
     except AsgmError as exc:
         page.show_error(exc, "Rebuild the store or pick another one.")
     avail = tuple(store_meta.bands) if store_meta else RGB_BANDS
-    band_choice = c1.radio("Bands", ["RGB (B4, B3, B2)", "all 12 (study)"], horizontal=True,
-                           disabled=set(S2_BANDS) - set(avail) != set(),
-                           help="12 bands need a store built from Earth Engine or STAC; the demo pack is RGB.")
+    band_choice = c1.radio(
+        "Bands",
+        ["RGB (B4, B3, B2)", "all 12 (study)"],
+        horizontal=True,
+        disabled=set(S2_BANDS) - set(avail) != set(),
+        help="12 bands need a store built from Earth Engine or STAC; the demo pack is RGB.",
+    )
     use_osm = c2.toggle("OSM channels", value=False, help="The study's 'OSM: Yes' — needs OSM masks in the store.")
     osm_layers = c2.multiselect("OSM layers", list(OSM_LAYERS), default=list(OSM_LAYERS))
     patch_size = c2.radio("Patch size (px)", [48, 256], horizontal=True)
@@ -58,9 +66,15 @@ if submitted:
     else:
         try:
             config = ExperimentConfig(
-                name=name, store=store_name, bands=S2_BANDS if band_choice.startswith("all") else RGB_BANDS,
-                osm_layers=tuple(osm_layers) if use_osm else (), patch_size=patch_size, negatives=negatives,
-                class_weight=class_weight, epochs=int(epochs), seed=int(seed),
+                name=name,
+                store=store_name,
+                bands=S2_BANDS if band_choice.startswith("all") else RGB_BANDS,
+                osm_layers=tuple(osm_layers) if use_osm else (),
+                patch_size=patch_size,
+                negatives=negatives,
+                class_weight=class_weight,
+                epochs=int(epochs),
+                seed=int(seed),
             )
         except ValueError as exc:  # pydantic's ValidationError: a setting out of range
             problems.append(f"invalid experiment ({exc})")
@@ -72,7 +86,9 @@ if submitted:
         try:
             new_id = runs.launch(config, max_active=aj.max_active_jobs())
             st.session_state["train_run"] = new_id
-            st.success(f"Training started as run **{new_id}** in the background. You can leave this page; it keeps going.")
+            st.success(
+                f"Training started as run **{new_id}** in the background. You can leave this page; it keeps going."
+            )
         except AsgmError as exc:  # RunError: an identical run is already queued or running
             page.show_error(exc, "Wait for the identical run to finish (or cancel it below), or change the experiment.")
 
@@ -85,19 +101,33 @@ else:
     parent_ids = [r.run_id for r in parents]
     chosen = page.selected_run_id(sidebar=False)
     p1, p2 = st.columns([3, 1])
-    parent_id = p1.selectbox("Start from run (its recipe and training data)", parent_ids, key="relabel_parent",
-                             index=parent_ids.index(chosen) if chosen in parent_ids else 0)
+    parent_id = p1.selectbox(
+        "Start from run (its recipe and training data)",
+        parent_ids,
+        key="relabel_parent",
+        index=parent_ids.index(chosen) if chosen in parent_ids else 0,
+    )
     parent_run = next(r for r in parents if r.run_id == parent_id)
-    relabel_epochs = p2.number_input("Epochs", min_value=1, max_value=500, key="relabel_epochs",
-                                     value=int(parent_run.config.epochs) if parent_run.config else 20)
+    relabel_epochs = p2.number_input(
+        "Epochs",
+        min_value=1,
+        max_value=500,
+        key="relabel_epochs",
+        value=int(parent_run.config.epochs) if parent_run.config else 20,
+    )
     try:
         usable = retrain.reviewed_items(retrain.parent_config(parent_id))
-        st.caption(f"{len(usable.items)} reviewed item(s) can join the training data of store "
-                   f"`{parent_run.config.store if parent_run.config else '?'}`"
-                   + (" (left out: " + ", ".join(f"{v} {k}" for k, v in usable.skipped.items()) + ")"
-                      if usable.skipped else "")
-                   + f". The newest {100 * retrain.HOLDOUT_FRACTION:.0f} % are held out to measure them; the run's test "
-                   "split stays unchanged; the new run becomes the default only if you name it in models/DEFAULT.")
+        st.caption(
+            f"{len(usable.items)} reviewed item(s) can join the training data of store "
+            f"`{parent_run.config.store if parent_run.config else '?'}`"
+            + (
+                " (left out: " + ", ".join(f"{v} {k}" for k, v in usable.skipped.items()) + ")"
+                if usable.skipped
+                else ""
+            )
+            + f". The newest {100 * retrain.HOLDOUT_FRACTION:.0f} % are held out to measure them; the run's test "
+            "split stays unchanged; the new run becomes the default only if you name it in models/DEFAULT."
+        )
     except AsgmError as exc:
         usable = None
         page.show_error(exc, "Pick another run to start from.")
@@ -105,8 +135,10 @@ else:
         try:
             new_id = retrain.launch(parent_id, epochs=int(relabel_epochs), max_active=aj.max_active_jobs())
             st.session_state["train_run"] = new_id
-            st.success(f"Training with your labels started as run **{new_id}** in the background; its before / "
-                       "after shows on **Compare** when it is done.")
+            st.success(
+                f"Training with your labels started as run **{new_id}** in the background; its before / "
+                "after shows on **Compare** when it is done."
+            )
         except AsgmError as exc:
             page.show_error(exc, "Mark more items mining / not mining, or wait for the identical run to finish.")
 
@@ -131,18 +163,24 @@ def _progress() -> None:
         if isinstance(p.get("eta_s"), (int, float)):
             bits.append(f"ETA {p['eta_s']:.0f} s")
         c1, c2 = st.columns([5, 1])
-        c1.progress(min(1.0, epoch / max(1, total)), text=f"**{r.run_id}** ({r.config.name or r.config.store}, "
-                    f"{r.status}): " + " · ".join(bits))
+        c1.progress(
+            min(1.0, epoch / max(1, total)),
+            text=f"**{r.run_id}** ({r.config.name or r.config.store}, {r.status}): " + " · ".join(bits),
+        )
         if c2.button("Cancel", key=f"cancel_{r.run_id}"):
             try:
                 runs.request_cancel(r.run_id)
                 st.toast(f"Cancel requested for {r.run_id}")
             except AsgmError as exc:
-                page.show_error(exc, "Reload the page; if the run still shows as running, delete its folder under models/.")
+                page.show_error(
+                    exc, "Reload the page; if the run still shows as running, delete its folder under models/."
+                )
         age = page.seconds_since(p.get("updated"))
         if age is not None and age > STALE_S:
-            st.warning(f"{r.run_id} has not reported progress for {age:.0f} s: its process may be stuck. "
-                       "Cancel it and launch it again.")
+            st.warning(
+                f"{r.run_id} has not reported progress for {age:.0f} s: its process may be stuck. "
+                "Cancel it and launch it again."
+            )
     recent = all_runs[:12]
     if recent:
         st.subheader("Recent runs")
@@ -152,17 +190,30 @@ def _progress() -> None:
             if r.config is None:  # a corrupt run folder: still listed, with its error below
                 rows.append({"run": r.run_id, "status": r.status, "created": str(r.created)})
                 continue
-            rows.append({"run": r.run_id, "name": r.config.name, "status": r.status, "store": r.config.store,
-                         "OSM": ",".join(r.config.osm_layers) or "no", "patch": r.config.patch_size,
-                         "negatives": r.config.negatives, "class weight": r.config.class_weight,
-                         "epochs": r.config.epochs, "F1": m.get("f1"), "PR-AUC": m.get("pr_auc"),
-                         "created": str(r.created)})
+            rows.append(
+                {
+                    "run": r.run_id,
+                    "name": r.config.name,
+                    "status": r.status,
+                    "store": r.config.store,
+                    "OSM": ",".join(r.config.osm_layers) or "no",
+                    "patch": r.config.patch_size,
+                    "negatives": r.config.negatives,
+                    "class weight": r.config.class_weight,
+                    "epochs": r.config.epochs,
+                    "F1": m.get("f1"),
+                    "PR-AUC": m.get("pr_auc"),
+                    "created": str(r.created),
+                }
+            )
         st.dataframe(rows, hide_index=True, width="stretch")
         for r in recent:
             if r.status in ("failed", "corrupt"):
-                st.error(f"Run **{r.run_id}** {'is corrupt' if r.status == 'corrupt' else 'failed'}: {r.error or 'no error message recorded'}\n\n"
-                         "**What to do:** fix the cause shown and launch it again "
-                         "(or delete the run folder under models/).")
+                st.error(
+                    f"Run **{r.run_id}** {'is corrupt' if r.status == 'corrupt' else 'failed'}: {r.error or 'no error message recorded'}\n\n"  # noqa: E501
+                    "**What to do:** fix the cause shown and launch it again "
+                    "(or delete the run folder under models/)."
+                )
 
 
 _progress()

@@ -24,17 +24,30 @@ def use_folders(mp: Any, root: Path) -> None:
     mp.setenv("ASGM_MODELS_DIR", str(root / "models"))
 
 
-def toy_store(root: Path, name: str = "toy", n_pos: int = 12, n_neg: int = 18, n_random: int = 0, size: int = 48,
-              bands: tuple[str, ...] = S2_BANDS, osm: tuple[str, ...] = (), seed: int = 0,
-              masked: dict[str, float] | None = None, origin: tuple[float, float] = (-63.0, 6.0)) -> PatchStore:
+def toy_store(
+    root: Path,
+    name: str = "toy",
+    n_pos: int = 12,
+    n_neg: int = 18,
+    n_random: int = 0,
+    size: int = 48,
+    bands: tuple[str, ...] = S2_BANDS,
+    osm: tuple[str, ...] = (),
+    seed: int = 0,
+    masked: dict[str, float] | None = None,
+    origin: tuple[float, float] = (-63.0, 6.0),
+) -> PatchStore:
     """A small learnable store: positives carry a bright square (and a 'highway' line when OSM is on),
     negatives are plain. Points are spread ~0.05° apart so DBSCAN at 3 km yields many clusters.
     ``masked`` maps sample_id -> share of pixels set to 0 DN (to exercise the masked-patch filter).
     The points fill a 1° x 1° grid from ``origin`` (lon, lat), by default inside Bolívar."""
     rng = np.random.default_rng(seed)
-    store = PatchStore.create(StoreMeta(name=name, source="synthetic", bands=bands, size=size,
-                                        product_level="synthetic", synthetic=True), root=root, overwrite=True)
-    specs = ([("pos", 1, "positives")] * n_pos + [("neg", 0, "curated")] * n_neg + [("rnd", 0, "random")] * n_random)
+    store = PatchStore.create(
+        StoreMeta(name=name, source="synthetic", bands=bands, size=size, product_level="synthetic", synthetic=True),
+        root=root,
+        overwrite=True,
+    )
+    specs = [("pos", 1, "positives")] * n_pos + [("neg", 0, "curated")] * n_neg + [("rnd", 0, "random")] * n_random
     cells = rng.permutation(400)[: len(specs)]
     counters: dict[str, int] = {}
     for (prefix, label, set_name), cell in zip(specs, cells, strict=True):
@@ -44,13 +57,25 @@ def toy_store(root: Path, name: str = "toy", n_pos: int = 12, n_neg: int = 18, n
         data = rng.integers(800, 1600, size=(len(bands), size, size)).astype(np.uint16)
         if label == 1:
             r, c = rng.integers(4, size - 20, 2)
-            data[:, r:r + 16, c:c + 16] = 3500
+            data[:, r : r + 16, c : c + 16] = 3500
         frac = (masked or {}).get(sid, 0.0)
         if frac:
             flat = data.reshape(len(bands), -1)
             flat[:, : int(round(frac * size * size))] = 0
-        store.write_patch(Patch(sid, label, set_name, lon, lat, patch_grid(lon, lat, size), data, bands,
-                                source="synthetic", product_level="synthetic"))
+        store.write_patch(
+            Patch(
+                sid,
+                label,
+                set_name,
+                lon,
+                lat,
+                patch_grid(lon, lat, size),
+                data,
+                bands,
+                source="synthetic",
+                product_level="synthetic",
+            )
+        )
         if osm:
             masks = np.zeros((len(osm), size, size), np.uint8)
             for i, layer in enumerate(osm):

@@ -12,10 +12,8 @@ REPO = Path(__file__).resolve().parent.parent
 #: Files only the tests read (real recorded service answers), beside every file of ``asgm.registry``:
 #: relpath in the upstream layout -> sha256 (as listed in the data mirror's README).
 TEST_ONLY_FILES = {
-    "DinoTools/python-overpy/a8acf84e7182e2e315fd3627529b238f8688ee77/tests/json/remark-runtime-error-01.json":
-        "aeb3867344cd0d23ae40107ec6d5c089236182bcb949a25c465d610248b41a11",
-    "DinoTools/python-overpy/a8acf84e7182e2e315fd3627529b238f8688ee77/tests/response/bad-request.html":
-        "4c2b9d0876b06ab279b008c43522211f5aa1ad54ca54a02c2cb6cb754b8aca4e",
+    "DinoTools/python-overpy/a8acf84e7182e2e315fd3627529b238f8688ee77/tests/json/remark-runtime-error-01.json": "aeb3867344cd0d23ae40107ec6d5c089236182bcb949a25c465d610248b41a11",  # noqa: E501
+    "DinoTools/python-overpy/a8acf84e7182e2e315fd3627529b238f8688ee77/tests/response/bad-request.html": "4c2b9d0876b06ab279b008c43522211f5aa1ad54ca54a02c2cb6cb754b8aca4e",  # noqa: E501
 }
 
 
@@ -27,8 +25,11 @@ def _test_mirror() -> Path:
     value = os.environ.get("ASGM_DATA_MIRROR")
     if value:
         if not Path(value).is_dir():
-            pytest.exit(f"ASGM_DATA_MIRROR={value} is not a folder: point it at the data mirror or unset it to "
-                        "download the pinned files", returncode=4)
+            pytest.exit(
+                f"ASGM_DATA_MIRROR={value} is not a folder: point it at the data mirror or unset it to "
+                "download the pinned files",
+                returncode=4,
+            )
         return Path(value)
     if value is None and (REPO.parent / "shared" / "data").is_dir():
         return REPO.parent / "shared" / "data"
@@ -88,7 +89,9 @@ def synthetic_store_factory(tmp_path_factory):
 
     built: dict[tuple, object] = {}
 
-    def factory(n_pos: int = 8, n_neg: int = 16, n_random: int = 0, size: int = 48, seed: int = 0, name: str = "synthetic"):
+    def factory(
+        n_pos: int = 8, n_neg: int = 16, n_random: int = 0, size: int = 48, seed: int = 0, name: str = "synthetic"
+    ):
         key = (n_pos, n_neg, n_random, size, seed, name)
         if key not in built:
             root = tmp_path_factory.mktemp("synthetic-stores")
@@ -110,8 +113,9 @@ def _toy_osm_training(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         use_folders(mp, root)
         st = toy_store(root / "stores", n_pos=10, n_neg=12, osm=("highway", "waterway"))
-        cfg = ExperimentConfig(store=str(st.root), bands=S2_BANDS, osm_layers=("waterway", "highway"), epochs=1,
-                               batch_size=8)
+        cfg = ExperimentConfig(
+            store=str(st.root), bands=S2_BANDS, osm_layers=("waterway", "highway"), epochs=1, batch_size=8
+        )
         run_id = train(cfg, n_boot=50)
     return root, run_id, st, cfg
 

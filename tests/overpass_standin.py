@@ -82,9 +82,12 @@ class FakeOverpass:
                 picked[("way", e["id"])] = e
                 for r in e["nodes"]:
                     picked[("node", r)] = nodes[r]
-        body = {"version": 0.6, "generator": "Overpass API (fake, tests/osm)",
-                "osm3s": {"timestamp_osm_base": self.osm_base, "copyright": "© OpenStreetMap contributors (ODbL)"},
-                "elements": [json.loads(json.dumps(e)) for e in picked.values()]}
+        body = {
+            "version": 0.6,
+            "generator": "Overpass API (fake, tests/osm)",
+            "osm3s": {"timestamp_osm_base": self.osm_base, "copyright": "© OpenStreetMap contributors (ODbL)"},
+            "elements": [json.loads(json.dumps(e)) for e in picked.values()],
+        }
         return 200, json.dumps(body), "application/json"
 
 
@@ -107,8 +110,10 @@ def serve_overpass(fake: FakeOverpass) -> Iterator[FakeOverpass]:
         def do_GET(self) -> None:
             if self.path.rstrip("/").endswith("/api/status"):
                 fake.status_hits += 1
-                text = ("Connected as: 2130706433\nCurrent time: 2025-04-01T06:00:00Z\nAnnounced endpoint: none\n"
-                        f"Rate limit: 2\n{fake.slot_line}\nCurrently running queries (pid, space limit, time limit, start time):\n")
+                text = (
+                    "Connected as: 2130706433\nCurrent time: 2025-04-01T06:00:00Z\nAnnounced endpoint: none\n"
+                    f"Rate limit: 2\n{fake.slot_line}\nCurrently running queries (pid, space limit, time limit, start time):\n"  # noqa: E501
+                )
                 self._send(200, text, "text/plain")
             else:
                 self._send(404, "not found", "text/plain")
@@ -137,5 +142,3 @@ def serve_overpass(fake: FakeOverpass) -> Iterator[FakeOverpass]:
     finally:
         server.shutdown()
         server.server_close()
-
-

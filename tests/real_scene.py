@@ -56,16 +56,34 @@ def window_grid(r: int, c: int) -> PatchGrid:
 
 def write_store(root: Path, name: str, dn: np.ndarray, encoding: InputEncoding = REFLECTANCE) -> PatchStore:
     """A store of the scene's windows (label 0: no known mining), recording ``encoding``."""
-    meta = StoreMeta(name=name, source="scene", bands=RGB_BANDS, size=WINDOW, product_level="L1C",
-                     description="real Sentinel-2 scene of dlr-eoc/ukis-csmask, 48-px windows at stride 24",
-                     encoding=encoding.model_dump())
+    meta = StoreMeta(
+        name=name,
+        source="scene",
+        bands=RGB_BANDS,
+        size=WINDOW,
+        product_level="L1C",
+        description="real Sentinel-2 scene of dlr-eoc/ukis-csmask, 48-px windows at stride 24",
+        encoding=encoding.model_dump(),
+    )
     store = PatchStore.create(meta, root=root, overwrite=True)
     patches = []
     for k, (r, c) in enumerate(window_origins(dn.shape[1])):
         grid = window_grid(r, c)
         lon, lat = centre_lonlat(grid)
-        patches.append(Patch(f"w{k:03d}", 0, "scene", lon, lat, grid, dn[:, r:r + WINDOW, c:c + WINDOW], RGB_BANDS,
-                             source="scene", product_level="L1C"))
+        patches.append(
+            Patch(
+                f"w{k:03d}",
+                0,
+                "scene",
+                lon,
+                lat,
+                grid,
+                dn[:, r : r + WINDOW, c : c + WINDOW],
+                RGB_BANDS,
+                source="scene",
+                product_level="L1C",
+            )
+        )
     store.write_patches(patches)
     return store
 
@@ -74,8 +92,18 @@ def write_mosaic(path: Path, dn: np.ndarray) -> Path:
     """The scene as a uint16 GeoTIFF mosaic (bands named B4, B3, B2) on its UTM grid, for ``asgm scan``."""
     import rasterio
 
-    with rasterio.open(path, "w", driver="GTiff", width=dn.shape[2], height=dn.shape[1], count=3, dtype="uint16",
-                       crs=f"EPSG:{EPSG}", transform=Affine(10.0, 0.0, X0, 0.0, -10.0, Y0), nodata=0) as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=dn.shape[2],
+        height=dn.shape[1],
+        count=3,
+        dtype="uint16",
+        crs=f"EPSG:{EPSG}",
+        transform=Affine(10.0, 0.0, X0, 0.0, -10.0, Y0),
+        nodata=0,
+    ) as dst:
         dst.write(dn)
         for i, band in enumerate(RGB_BANDS, start=1):
             dst.set_band_description(i, band)

@@ -49,8 +49,9 @@ def detector_model(size: int = 48):
 
 def detector_run(run_id: str = "20260101-000000-scan-detector", size: int = 48, threshold: float = 0.5) -> str:
     """A completed run folder (in ``ASGM_MODELS_DIR``) holding the detector; returns its id."""
-    config = ExperimentConfig(name="fixed-weight bare-soil detector (tests)", store="synthetic", bands=S2_BANDS,
-                              patch_size=size, epochs=1)
+    config = ExperimentConfig(
+        name="fixed-weight bare-soil detector (tests)", store="synthetic", bands=S2_BANDS, patch_size=size, epochs=1
+    )
     folder = create_run(config, run_id, status="running")
     with atomic.atomic_path(folder.model_path) as tmp:
         detector_model(size).save(tmp)

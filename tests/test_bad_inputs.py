@@ -65,8 +65,11 @@ DEADLINE_S = 240  # generous for a loaded 2-core machine; a hang runs into it an
 # -- helpers ----------------------------------------------------------------------------------------
 def snapshot(root: Path) -> dict[str, str]:
     """sha256 of every file under ``root`` (to prove nothing was changed, added or half-written)."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def cli(capsys, *args: str) -> tuple[int, str, str]:
@@ -89,16 +92,28 @@ def one_line(err: str, *needles: str) -> str:
 
 def subprocess_cli(env_root: Path, *args: str, limit_file_bytes: int | None = None) -> tuple[int, str, str, float]:
     """Run ``python -m asgm ARGS`` in its own process against ``env_root``; (status, stdout, stderr, seconds)."""
-    env = {**os.environ, "ASGM_DATA_DIR": str(env_root / "data"), "ASGM_MODELS_DIR": str(env_root / "models"),
-           "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {
+        **os.environ,
+        "ASGM_DATA_DIR": str(env_root / "data"),
+        "ASGM_MODELS_DIR": str(env_root / "models"),
+        "PYTHONPATH": str(REPO),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
 
     def limit() -> None:  # a full disk, as the kernel reports it for a file size limit (EFBIG)
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit_file_bytes, limit_file_bytes))
 
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "asgm", *map(str, args)], capture_output=True, text=True, env=env,
-                          cwd=REPO, timeout=DEADLINE_S, preexec_fn=limit if limit_file_bytes else None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "asgm", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=DEADLINE_S,
+        preexec_fn=limit if limit_file_bytes else None,
+    )
     return proc.returncode, proc.stdout, proc.stderr, time.monotonic() - t0
 
 
@@ -111,8 +126,17 @@ def write_tif(path: Path, data: np.ndarray, bands: tuple[str, ...] | None, like:
     """A GeoTIFF on the grid of ``like`` (its CRS and origin) holding ``data``; band names optional."""
     with rasterio.open(like) as src:
         crs, transform = src.crs, src.transform
-    with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
-                       dtype=data.dtype, crs=crs, transform=transform) as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=data.shape[2],
+        height=data.shape[1],
+        count=data.shape[0],
+        dtype=data.dtype,
+        crs=crs,
+        transform=transform,
+    ) as dst:
         dst.write(data)
         for i, b in enumerate(bands or (), start=1):
             dst.set_band_description(i, b)
@@ -151,8 +175,9 @@ def _corrupt(kind: str, path: Path) -> str:
     return expected
 
 
-@pytest.mark.parametrize("kind", ["deleted", "random bytes", "0 bytes", "47 px", "5 bands", "no band names",
-                                  "NaN pixels"])
+@pytest.mark.parametrize(
+    "kind", ["deleted", "random bytes", "0 bytes", "47 px", "5 bands", "no band names", "NaN pixels"]
+)
 def test_train_refuses_a_bad_patch_in_one_line(data_env, capsys, kind):
     store = small_store(data_env / "stores")
     expected = _corrupt(kind, store.patch_path("pos-0001"))
@@ -207,8 +232,13 @@ def test_a_patch_failing_inside_the_pipeline_ends_the_process(tmp_path):
     reproduced with these 40 patches in batches of 16, the failing one in the first batch)."""
     store = toy_store(tmp_path / "stores", n_pos=20, n_neg=20, bands=RGB_BANDS)
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.run([sys.executable, "-c", PIPELINE_SCRIPT, str(store.root), "neg-0002"], capture_output=True,
-                          text=True, env=env, timeout=DEADLINE_S)
+    proc = subprocess.run(
+        [sys.executable, "-c", PIPELINE_SCRIPT, str(store.root), "neg-0002"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=DEADLINE_S,
+    )
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert proc.stdout.strip().startswith("ERROR patch file for 'neg-0002' is missing")
 
@@ -278,12 +308,15 @@ def test_masked_filter_uses_the_pixels_not_the_index(data_env, capsys):
     assert "pos-0002" not in set(data.rows["sample_id"]) and data.dropped["positives"] == 1
 
 
-@pytest.mark.parametrize("damage, expected", [
-    ("cut at a row boundary", "lists 4 patches but store.json records 6: the index was truncated"),
-    ("cut mid-line", "has 1 incomplete row(s): line 7 (pos-0002)"),
-    ("0 bytes", "is empty (0 bytes)"),
-    ("deleted", "is missing although 6 patch file(s) are present"),
-])
+@pytest.mark.parametrize(
+    "damage, expected",
+    [
+        ("cut at a row boundary", "lists 4 patches but store.json records 6: the index was truncated"),
+        ("cut mid-line", "has 1 incomplete row(s): line 7 (pos-0002)"),
+        ("0 bytes", "is empty (0 bytes)"),
+        ("deleted", "is missing although 6 patch file(s) are present"),
+    ],
+)
 def test_a_damaged_index_is_a_message_for_every_command(data_env, capsys, damage, expected):
     store = small_store(data_env / "stores")
     index = store.root / "index.csv"
@@ -297,8 +330,11 @@ def test_a_damaged_index_is_a_message_for_every_command(data_env, capsys, damage
     else:
         index.unlink()
     before = snapshot(store.root)
-    for args in (["patches", "list", "--store", store.root], ["patches", "check", "--store", store.root],
-                 ["train", "--store", store.root, "--epochs", "1"]):
+    for args in (
+        ["patches", "list", "--store", store.root],
+        ["patches", "check", "--store", store.root],
+        ["train", "--store", store.root, "--epochs", "1"],
+    ):
         rc, out, err = cli(capsys, *args)
         assert rc == 1 and out == "", args
         one_line(err, expected, "rebuild the store")
@@ -315,12 +351,15 @@ def test_a_copied_store_goes_by_its_folder_name(data_env, capsys):
 
 
 # -- 3. one-line failures ----------------------------------------------------------------------------
-@pytest.mark.parametrize("content, expected", [
-    ("{not json", "is not valid JSON"),
-    ('{"epochs": 0, "colour": "red"}', "epochs: Input should be greater than or equal to 1; colour: Extra inputs"),
-    ("[1, 2]", "must hold a JSON object"),
-    (None, "not found"),
-])
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        ("{not json", "is not valid JSON"),
+        ('{"epochs": 0, "colour": "red"}', "epochs: Input should be greater than or equal to 1; colour: Extra inputs"),
+        ("[1, 2]", "must hold a JSON object"),
+        (None, "not found"),
+    ],
+)
 def test_bad_config_file(data_env, capsys, content, expected):
     path = data_env / "exp.json"
     if content is not None:
@@ -354,8 +393,9 @@ def test_full_disk_at_run_creation_leaves_nothing_behind(tmp_path):
 def test_full_disk_while_saving_the_model_is_one_line(tmp_path):
     small_store(tmp_path / "data" / "stores")
     # ~200 kB per file: the run's JSON and CSV files fit, the 1.4 MB model.keras does not
-    rc, out, err, _ = subprocess_cli(tmp_path, "train", "--store", "toy", "--epochs", "1", "--bootstrap", "10",
-                                     limit_file_bytes=200_000)
+    rc, out, err, _ = subprocess_cli(
+        tmp_path, "train", "--store", "toy", "--epochs", "1", "--bootstrap", "10", limit_file_bytes=200_000
+    )
     assert rc == 1 and out == "" and "Traceback" not in err
     message = [ln for ln in err.splitlines() if ln.startswith("asgm train:")]  # TensorFlow logs its start-up too
     assert len(message) == 1 and "no space left to write" in message[0] and "model.keras" in message[0]
@@ -369,9 +409,23 @@ def test_nan_polygon_and_damaged_boundary_cache(data_env, capsys):
     from asgm.data import boundary
 
     poly = data_env / "area.geojson"
-    poly.write_text(json.dumps({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {},
-                    "geometry": {"type": "Polygon", "coordinates": [[[-63, 6], ["NaN", 6.1], [-62.9, 6.1], [-63, 6]]]}}]})
-                    .replace('"NaN"', "NaN"))
+    poly.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "properties": {},
+                        "geometry": {
+                            "type": "Polygon",
+                            "coordinates": [[[-63, 6], ["NaN", 6.1], [-62.9, 6.1], [-63, 6]]],
+                        },
+                    }
+                ],
+            }
+        ).replace('"NaN"', "NaN")
+    )
     rc, _, err = cli(capsys, "osm", "fetch", "--polygon", poly)
     assert rc == 1
     one_line(err, "NaN or infinite coordinate")
@@ -402,15 +456,18 @@ def osm_store(data_env, capsys):
     return store, lon, lat
 
 
-@pytest.mark.parametrize("case, expected", [
-    ("latitude out of range", "beyond ±180/±90"),
-    ("metres labelled as lon/lat", "probably metres of a projected CRS"),
-    ("NaN coordinates", "NaN or infinite coordinate"),
-    ("empty file", "hold no features"),
-    ("no OSM key columns", "has a value for the keys"),
-    ("somewhere else", "do not reach any patch of the store"),
-    ("near but on no patch", "put no feature on any of the 6 patches"),
-])
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("latitude out of range", "beyond ±180/±90"),
+        ("metres labelled as lon/lat", "probably metres of a projected CRS"),
+        ("NaN coordinates", "NaN or infinite coordinate"),
+        ("empty file", "hold no features"),
+        ("no OSM key columns", "has a value for the keys"),
+        ("somewhere else", "do not reach any patch of the store"),
+        ("near but on no patch", "put no feature on any of the 6 patches"),
+    ],
+)
 def test_bad_osm_vectors_never_touch_existing_masks(osm_store, data_env, capsys, case, expected):
     store, lon, lat = osm_store
     f = data_env / "bad.parquet"
@@ -479,19 +536,25 @@ def test_runs_with_a_bad_model_file_are_listed_corrupt(data_env, capsys):
     _completed_run("damaged", b"PK\x03\x04 cut short")
     status = {r.run_id: (r.status, r.error) for r in runs.list_runs()}
     assert status["ok"] == ("completed", None)
-    for run_id, why in (("missing", "model.keras is missing"), ("empty", "model.keras is empty"),
-                        ("damaged", "model.keras is not a Keras archive")):
+    for run_id, why in (
+        ("missing", "model.keras is missing"),
+        ("empty", "model.keras is empty"),
+        ("damaged", "model.keras is not a Keras archive"),
+    ):
         assert status[run_id][0] == "corrupt" and why in status[run_id][1], run_id
     assert [r.run_id for r in loaders.completed_runs()] == ["ok"]  # only usable runs can be picked
     rc, out, _ = cli(capsys, "runs", "list")
     assert rc == 0 and out.count("corrupt") == 3
 
 
-@pytest.mark.parametrize("link, expected", [
-    ("nope", "no run with that id exists here"),
-    ("../../x", "no run with that id exists here"),
-    ("empty", "that run is corrupt (model.keras is empty"),
-])
+@pytest.mark.parametrize(
+    "link, expected",
+    [
+        ("nope", "no run with that id exists here"),
+        ("../../x", "no run with that id exists here"),
+        ("empty", "that run is corrupt (model.keras is empty"),
+    ],
+)
 def test_a_link_to_an_unusable_run_says_so(data_env, monkeypatch, link, expected):
     from streamlit.testing.v1 import AppTest
 
@@ -557,8 +620,9 @@ def test_foreground_train_refuses_a_duplicate_of_a_running_run(data_env, capsys)
     assert sorted(p.name for p in (data_env / "models").iterdir()) == ["running-1"]
 
 
-@pytest.mark.parametrize("page", ["app.py", "pages/2_Map.py", "pages/3_Patch_viewer.py", "pages/7_Train.py",
-                                  "pages/8_Compare.py"])
+@pytest.mark.parametrize(
+    "page", ["app.py", "pages/2_Map.py", "pages/3_Patch_viewer.py", "pages/7_Train.py", "pages/8_Compare.py"]
+)
 def test_the_app_stays_up_with_a_cut_index_and_a_corrupt_run(data_env, monkeypatch, page):
     from streamlit.testing.v1 import AppTest
 
@@ -595,17 +659,30 @@ def _scan_folder(root: Path) -> Path:
     folder = root / "scans" / "area"
     scan_outputs.write_geojson(folder / "detections.geojson", gdf, {"synthetic": False})
     np.savez(folder / "cells.npz", prob=prob, detected=det, confirmed=conf)
-    atomic.write_json(folder / "scan.json", {"identity": {"aoi": mapping(box(-62.2, 6.4, -62.18, 6.42)), "year": 2021,
-                                                          "run_id": "r", "source": {"kind": "stac"}, "grid": asdict(grid)}})
+    atomic.write_json(
+        folder / "scan.json",
+        {
+            "identity": {
+                "aoi": mapping(box(-62.2, 6.4, -62.18, 6.42)),
+                "year": 2021,
+                "run_id": "r",
+                "source": {"kind": "stac"},
+                "grid": asdict(grid),
+            }
+        },
+    )
     atomic.write_json(folder / "summary.json", {"detections": len(gdf), "detected_area_ha": 23.04, "synthetic": False})
     return folder
 
 
-@pytest.mark.parametrize("damage, expected", [
-    ("detections.geojson", "has unreadable outputs"),
-    ("cells.npz", "cells.npz is unreadable"),
-    ("summary.json", "is not finished"),
-])
+@pytest.mark.parametrize(
+    "damage, expected",
+    [
+        ("detections.geojson", "has unreadable outputs"),
+        ("cells.npz", "cells.npz is unreadable"),
+        ("summary.json", "is not finished"),
+    ],
+)
 def test_a_damaged_scan_folder_is_a_message_for_the_scan_page(data_env, damage, expected):
     """7. A region scan's damaged output is a one-line message on the Region scan page, and the list of scans
     still loads (the page catches ``AsgmError`` only)."""
@@ -640,7 +717,9 @@ def test_synthetic_build_never_replaces_a_store(data_env, capsys):
     (store.root / "store.json").write_text(json.dumps({**meta, "synthetic": False, "source": "demo"}))  # real
     before = snapshot(store.root)
     for extra in ([], ["--overwrite"]):
-        rc, out, err = cli(capsys, "synthetic", "build", "--name", "demo", "--positives", "1", "--negatives", "1", *extra)
+        rc, out, err = cli(
+            capsys, "synthetic", "build", "--name", "demo", "--positives", "1", "--negatives", "1", *extra
+        )
         assert rc == 1 and out == ""
         one_line(err, "holds real (non-synthetic) patches", "pick another --name")
     assert snapshot(store.root) == before
@@ -662,9 +741,11 @@ def test_predict_out_refuses_managed_folders_and_existing_files(data_env, capsys
     existing = data_env / "mine.csv"
     existing.write_text("keep me\n")
     before = snapshot(data_env)
-    for out_path, expected in ((store.root / "index.csv", "is inside the data folder"),
-                               (data_env / "models" / "x.csv", "is inside the models folder"),
-                               (existing, "exists; pass --force to replace it")):
+    for out_path, expected in (
+        (store.root / "index.csv", "is inside the data folder"),
+        (data_env / "models" / "x.csv", "is inside the models folder"),
+        (existing, "exists; pass --force to replace it"),
+    ):
         rc, out, err = cli(capsys, "predict", "--run", "done", "--store", "toy", "--out", out_path)
         assert rc == 1 and out == ""
         one_line(err, expected)
@@ -750,8 +831,9 @@ def test_evaluate_applies_the_masked_filter_as_training_does(data_env, capsys):
     folder.file("split.csv").write_text(split.to_csv(index=False))
     folder.file("metrics.json").write_text("{not json")  # unclear class: evaluate rewrites it, no traceback
     _save_tiny_keras_model(folder.model_path)
-    write_tif(store.patch_path("neg-0002"), np.zeros((3, 48, 48), np.uint16), RGB_BANDS,
-              like=store.patch_path("neg-0002"))  # all pixels masked
+    write_tif(
+        store.patch_path("neg-0002"), np.zeros((3, 48, 48), np.uint16), RGB_BANDS, like=store.patch_path("neg-0002")
+    )  # all pixels masked
     rc, out, err = cli(capsys, "evaluate", "done", "--bootstrap", "0", "--json")
     assert rc == 0, err
     import pandas as pd
@@ -761,12 +843,15 @@ def test_evaluate_applies_the_masked_filter_as_training_does(data_env, capsys):
     assert json.loads(folder.file("metrics.json").read_text())["n"] == 3
 
 
-@pytest.mark.parametrize("damage, expected", [
-    ("label 7", "index label is 7, not 0 or 1"),
-    ("duplicated row", "lists 1 sample_id(s) more than once (e.g. pos-0001)"),
-    ("other CRS", "CRS is EPSG:32619, its index row says EPSG:"),
-    ("other centre", "m from the point of its index row"),
-])
+@pytest.mark.parametrize(
+    "damage, expected",
+    [
+        ("label 7", "index label is 7, not 0 or 1"),
+        ("duplicated row", "lists 1 sample_id(s) more than once (e.g. pos-0001)"),
+        ("other CRS", "CRS is EPSG:32619, its index row says EPSG:"),
+        ("other centre", "m from the point of its index row"),
+    ],
+)
 def test_patches_check_finds_bad_index_rows(data_env, capsys, damage, expected):
     """Wrong 10: these rows used to pass ``patches check`` (exit 0)."""
     store = small_store(data_env / "stores")
@@ -794,9 +879,11 @@ def test_patches_check_finds_bad_index_rows(data_env, capsys, damage, expected):
 def test_osm_fetch_xml_checks_node_coordinates(data_env, capsys):
     """Wrong 11: a way through nodes at lat 123 / lon -361.5 used to be cached."""
     xml = data_env / "bad.osm"
-    xml.write_text('<?xml version="1.0"?>\n<osm version="0.6">\n'
-                   '<node id="1" lat="6.4" lon="-61.8"/>\n<node id="2" lat="123" lon="-361.5"/>\n'
-                   '<way id="3"><nd ref="1"/><nd ref="2"/><tag k="highway" v="track"/></way>\n</osm>\n')
+    xml.write_text(
+        '<?xml version="1.0"?>\n<osm version="0.6">\n'
+        '<node id="1" lat="6.4" lon="-61.8"/>\n<node id="2" lat="123" lon="-361.5"/>\n'
+        '<way id="3"><nd ref="1"/><nd ref="2"/><tag k="highway" v="track"/></way>\n</osm>\n'
+    )
     rc, out, err = cli(capsys, "osm", "fetch", "--xml", xml)
     assert rc == 1 and out == ""
     one_line(err, "node 2 is at lat 123 / lon -361.5, beyond ±90/±180")
@@ -808,8 +895,9 @@ def test_osm_rasterize_on_a_full_disk_keeps_the_old_masks(osm_store, data_env):
     store, lon, lat = osm_store
     again = _vectors(data_env / "again.parquet", [[(lon - 0.02, lat), (lon + 0.02, lat)]])
     before = snapshot(store.root)
-    rc, out, err, _ = subprocess_cli(data_env, "osm", "rasterize", "--store", store.root, "--vectors", again,
-                                     limit_file_bytes=150)
+    rc, out, err, _ = subprocess_cli(
+        data_env, "osm", "rasterize", "--store", store.root, "--vectors", again, limit_file_bytes=150
+    )
     assert rc == 1 and out == "" and "Traceback" not in err
     message = [ln for ln in err.splitlines() if ln.startswith("asgm osm:")]  # libtiff prints its own line too
     assert len(message) == 1 and "could not write" in message[0] and "probably full" in message[0]
@@ -841,13 +929,16 @@ def test_scan_diff_refuses_scans_of_different_runs(data_env, capsys):
 
 
 # -- 9. issue 22: unclear messages made one line ---------------------------------------------------------
-@pytest.mark.parametrize("args, expected", [
-    (["--batch-size", "0"], "--batch-size must be at least 1 (got 0)"),
-    (["--workers", "0"], "--workers must be at least 1 (got 0)"),
-    (["--scheduler", "bogus"], "--scheduler 'bogus' is not 'none', 'local' or a scheduler address"),
-    (["--out", "FILE"], "is a file; give a folder to write into"),
-    (["--out", "READONLY/scan"], "is not writable"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--batch-size", "0"], "--batch-size must be at least 1 (got 0)"),
+        (["--workers", "0"], "--workers must be at least 1 (got 0)"),
+        (["--scheduler", "bogus"], "--scheduler 'bogus' is not 'none', 'local' or a scheduler address"),
+        (["--out", "FILE"], "is a file; give a folder to write into"),
+        (["--out", "READONLY/scan"], "is not writable"),
+    ],
+)
 def test_scan_run_bad_options_are_one_line(data_env, capsys, args, expected):
     if os.geteuid() == 0 and "READONLY/scan" in args:
         pytest.skip("root can write into a read-only folder")
@@ -857,8 +948,19 @@ def test_scan_run_bad_options_are_one_line(data_env, capsys, args, expected):
     args = [str(data_env / a) if a in ("FILE", "READONLY/scan") else a for a in args]
     flags = {"--out": str(data_env / "scan"), **dict(zip(args[::2], args[1::2], strict=True))}
     before = snapshot(data_env)
-    rc, out, err = cli(capsys, "scan", "run", "--aoi=-62.2,6.4,-62.18,6.42", "--year", "2021", "--run", "r",
-                       "--source", "stac", *[x for kv in flags.items() for x in kv])
+    rc, out, err = cli(
+        capsys,
+        "scan",
+        "run",
+        "--aoi=-62.2,6.4,-62.18,6.42",
+        "--year",
+        "2021",
+        "--run",
+        "r",
+        "--source",
+        "stac",
+        *[x for kv in flags.items() for x in kv],
+    )
     assert rc == 1 and out == ""
     one_line(err, expected)
     assert snapshot(data_env) == before and not (data_env / "scan").exists()
@@ -905,10 +1007,23 @@ def test_utf8_bom_is_read_and_latin1_says_save_as_utf8(data_env, capsys, kind):
     from asgm.config import ConfigError, TextEncodingError
     from asgm.data.points import PointsError, read_labelled_points, read_points_file
 
-    text = {"geojson": json.dumps({"type": "FeatureCollection", "features": [{"type": "Feature", "properties":
-                                   {"name": "Caroní"}, "geometry": {"type": "Point", "coordinates": [-62.1, 6.4]}}]}, ensure_ascii=False),
-            "csv": "lon,lat,label,name\n-62.1,6.4,1,Caroní\n",
-            "config": '{"name": "Caroní", "epochs": 1}'}[kind]
+    text = {
+        "geojson": json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "properties": {"name": "Caroní"},
+                        "geometry": {"type": "Point", "coordinates": [-62.1, 6.4]},
+                    }
+                ],
+            },
+            ensure_ascii=False,
+        ),
+        "csv": "lon,lat,label,name\n-62.1,6.4,1,Caroní\n",
+        "config": '{"name": "Caroní", "epochs": 1}',
+    }[kind]
     path = data_env / f"in.{'json' if kind == 'config' else kind}"
     path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
 
@@ -923,11 +1038,14 @@ def test_utf8_bom_is_read_and_latin1_says_save_as_utf8(data_env, capsys, kind):
         read()
 
 
-@pytest.mark.parametrize("store, start, end, expected", [
-    ("../../evil", "2021-01-01", "2022-01-01", "invalid store name '../../evil'"),
-    ("a b", "2021-01-01", "2022-01-01", "invalid store name 'a b'"),
-    ("ok", "2022-01-01", "2021-01-01", "the date range is empty"),
-])
+@pytest.mark.parametrize(
+    "store, start, end, expected",
+    [
+        ("../../evil", "2021-01-01", "2022-01-01", "invalid store name '../../evil'"),
+        ("a b", "2021-01-01", "2022-01-01", "invalid store name 'a b'"),
+        ("ok", "2022-01-01", "2021-01-01", "the date range is empty"),
+    ],
+)
 def test_data_page_requests_are_checked_before_a_job_starts(data_env, store, start, end, expected):
     """The Data page calls these before launching (``asgm.app.jobs``): no job, no job folder."""
     from asgm.app import jobs as aj
@@ -1048,8 +1166,20 @@ def test_full_disk_while_marking_leaves_the_database_as_it_was(tmp_path):
     db = tmp_path / "data" / "labels" / "labels.gpkg"
     size = db.stat().st_size
     notes = "x" * 200_000  # a note too long for the file size limit below
-    rc, _, err, _ = subprocess_cli(tmp_path, "labels", "mark", "--store", "toy", "--item", "pos-0001", "--label", "0",
-                                   "--note", notes, limit_file_bytes=size + 4096)
+    rc, _, err, _ = subprocess_cli(
+        tmp_path,
+        "labels",
+        "mark",
+        "--store",
+        "toy",
+        "--item",
+        "pos-0001",
+        "--label",
+        "0",
+        "--note",
+        notes,
+        limit_file_bytes=size + 4096,
+    )
     assert rc == 1
     one_line(err, "no space left to write", "labels.gpkg", "unchanged")
     rc, out, _, _ = subprocess_cli(tmp_path, "labels", "list", "--json")

@@ -24,8 +24,14 @@ class _Quiet(SimpleHTTPRequestHandler):
 
 def _pytest(env_extra: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, **env_extra, "ASGM_DATA_MIRROR": ""}  # empty: no mirror, not even ../shared/data
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_without_a_mirror_the_tests_fetch_the_pinned_files(mirror, tmp_path):

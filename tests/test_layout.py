@@ -18,12 +18,16 @@ SECRETS_READER = "asgm.sources.gee"
 RANKS: dict[str, int] = {
     "jobs": 1,
     "data": 2,
-    "sources": 3, "osm": 3,
+    "sources": 3,
+    "osm": 3,
     "model": 4,
     "training": 5,
-    "scan": 6, "maps": 6, "places": 6,
+    "scan": 6,
+    "maps": 6,
+    "places": 6,
     "review": 7,
-    "cli": 8, "app": 8,
+    "cli": 8,
+    "app": 8,
 }
 #: Top-level modules outside the shared base: the entry point sits above the CLI.
 TOP_LEVEL_RANK = {"asgm.__main__": 9}
@@ -71,7 +75,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state and (found := visit(nxt)):
                 return found
         stack.pop()
@@ -144,18 +148,24 @@ def test_streamlit_only_in_the_app_package_and_the_secrets_reader():
 
 def test_core_modules_import_without_streamlit_or_tensorflow():
     """Importing the engine and the CLI in a fresh interpreter pulls in neither Streamlit nor TensorFlow."""
-    code = ("import sys, asgm.training.train, asgm.model.runs, asgm.training.evaluate, asgm.training.experiments, asgm.model.inference, asgm.maps.points, "
-            "asgm.model.store_fit, asgm.cli, asgm.cli.training; "
-            "print(sorted(m for m in ('streamlit', 'tensorflow') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=PKG.parent).stdout.strip()
+    code = (
+        "import sys, asgm.training.train, asgm.model.runs, asgm.training.evaluate, asgm.training.experiments, asgm.model.inference, asgm.maps.points, "  # noqa: E501
+        "asgm.model.store_fit, asgm.cli, asgm.cli.training; "
+        "print(sorted(m for m in ('streamlit', 'tensorflow') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PKG.parent
+    ).stdout.strip()
     assert out == "[]"
 
 
 def test_the_core_never_imports_the_app_package():
     graph = _graph()
-    reaching_up = {m for m, deps in graph.items() if not m.startswith("asgm.app")
-                   and any(d.startswith("asgm.app") for d in deps)}
+    reaching_up = {
+        m for m, deps in graph.items() if not m.startswith("asgm.app") and any(d.startswith("asgm.app") for d in deps)
+    }
     assert reaching_up == set(), reaching_up
-    assert any(d.startswith("asgm.maps.points") or d.startswith("asgm.model.inference") for d in
-               set().union(*(graph[m] for m in graph if m.startswith("asgm.app"))))
+    assert any(
+        d.startswith("asgm.maps.points") or d.startswith("asgm.model.inference")
+        for d in set().union(*(graph[m] for m in graph if m.startswith("asgm.app")))
+    )

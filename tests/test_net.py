@@ -35,8 +35,18 @@ def _wrapped(inner: BaseException) -> Exception:
             return exc
 
 
-@pytest.mark.parametrize("code,kind", [(429, net.QuotaError), (503, net.TransientError), (500, net.TransientError),
-                                       (408, net.TransientError), (400, None), (403, None), (404, None)])
+@pytest.mark.parametrize(
+    "code,kind",
+    [
+        (429, net.QuotaError),
+        (503, net.TransientError),
+        (500, net.TransientError),
+        (408, net.TransientError),
+        (400, None),
+        (403, None),
+        (404, None),
+    ],
+)
 def test_status_decides_retry(code, kind):
     got = net.transient_for(_requests_error(code))
     assert (type(got) if got else None) is kind
@@ -66,8 +76,14 @@ def test_retry_backs_off_doubling_and_longer_for_quota_then_gives_up():
         raise next(calls)
 
     with pytest.raises(LookupError, match="gave up after 3: 503"):
-        net.retry(fn, attempts=3, base_delay=1.0, sleep=waits.append, jitter=False,
-                  give_up=lambda exc, n: LookupError(f"gave up after {n}: {exc}"))
+        net.retry(
+            fn,
+            attempts=3,
+            base_delay=1.0,
+            sleep=waits.append,
+            jitter=False,
+            give_up=lambda exc, n: LookupError(f"gave up after {n}: {exc}"),
+        )
     assert waits == [1.0, 4.0]  # 1 s, then 2 s doubled for the quota error
 
 

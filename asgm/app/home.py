@@ -12,7 +12,18 @@ from asgm.model.runs import get_run
 from asgm.training import first_start
 
 #: Columns of Home's store table (an unreadable store's row fills only some).
-STORE_COLUMNS = ("store", "kind", "patches", "positives", "negatives", "sets", "bands", "size (px)", "OSM masks", "note")
+STORE_COLUMNS = (
+    "store",
+    "kind",
+    "patches",
+    "positives",
+    "negatives",
+    "sets",
+    "bands",
+    "size (px)",
+    "OSM masks",
+    "note",
+)
 
 
 def intro() -> None:
@@ -29,9 +40,12 @@ def intro() -> None:
 def _situation() -> tuple:
     """What decides the page's layout: missing data, preparation state, active and completed runs."""
     runs = loaders.list_runs_safe()
-    return (tuple(prepare.needs_prepare()), prepare.prepare_state().get("state"),
-            tuple(r.run_id for r in runs if r.status in ("running", "queued")),
-            tuple(r.run_id for r in runs if r.status == "completed"))
+    return (
+        tuple(prepare.needs_prepare()),
+        prepare.prepare_state().get("state"),
+        tuple(r.run_id for r in runs if r.status in ("running", "queued")),
+        tuple(r.run_id for r in runs if r.status == "completed"),
+    )
 
 
 @st.fragment(run_every=3)
@@ -47,10 +61,12 @@ def _preparation_panel() -> None:
     for r in running:
         p = r.progress or {}
         epoch, epochs = p.get("epoch") or 0, p.get("epochs") or r.config.epochs
-        st.progress(min(1.0, epoch / max(1, epochs)),
-                    text=f"Training {r.run_id} ({r.config.name or r.config.store}): epoch {epoch}/{epochs}"
-                    + (f", loss {p['loss']:.3f}" if isinstance(p.get("loss"), (int, float)) else "")
-                    + (f", ETA {p['eta_s']:.0f} s" if isinstance(p.get("eta_s"), (int, float)) else ""))
+        st.progress(
+            min(1.0, epoch / max(1, epochs)),
+            text=f"Training {r.run_id} ({r.config.name or r.config.store}): epoch {epoch}/{epochs}"
+            + (f", loss {p['loss']:.3f}" if isinstance(p.get("loss"), (int, float)) else "")
+            + (f", ETA {p['eta_s']:.0f} s" if isinstance(p.get("eta_s"), (int, float)) else ""),
+        )
     # The rest of the page was drawn by the last full run: redraw it all when the situation changed
     # (demo built, a run started or finished).
     if _situation() != st.session_state.get("_home_situation"):
@@ -66,9 +82,13 @@ def getting_started() -> None:
         st.subheader("Getting started")
         if missing:
             st.warning("Missing for click-to-classify: " + ", ".join(missing) + ".")
-        if st.button("Prepare the demo", type="primary", disabled=prep.get("state") == "running",
-                     help="Builds the demo patch store (real Sentinel-2 chips) if missing and trains a small default "
-                          "model (48 px, RGB, a few epochs) in the background."):
+        if st.button(
+            "Prepare the demo",
+            type="primary",
+            disabled=prep.get("state") == "running",
+            help="Builds the demo patch store (real Sentinel-2 chips) if missing and trains a small default "
+            "model (48 px, RGB, a few epochs) in the background.",
+        ):
             prepare.start_prepare()
             st.rerun()
         _preparation_panel()
@@ -89,8 +109,16 @@ def data_on_this_machine() -> list[dict]:
     c2.metric("Study point files", f"{sum(r['present'] for r in reg if r['key'] in study_keys)}/{len(study_keys)}")
     c3.metric("Patch stores", len(stores))
     c4.metric("OSM cache files", len(loaders.osm_caches()))
-    c5.metric("Runs", len(runs), help=", ".join(f"{s}: {sum(r.status == s for r in runs)}"
-                                                for s in ("completed", "running", "failed", "cancelled") if any(r.status == s for r in runs)) or None)
+    c5.metric(
+        "Runs",
+        len(runs),
+        help=", ".join(
+            f"{s}: {sum(r.status == s for r in runs)}"
+            for s in ("completed", "running", "failed", "cancelled")
+            if any(r.status == s for r in runs)
+        )
+        or None,
+    )
 
     if stores:
         rows = []
@@ -99,13 +127,22 @@ def data_on_this_machine() -> list[dict]:
                 rows.append({"store": s["name"], "kind": "error", "patches": None, "note": s["error"]})
                 continue
             kind = "synthetic" if s.get("synthetic") else s.get("source", "")
-            rows.append({
-                "store": s["name"], "kind": kind, "patches": s["patches"],
-                "positives": s["by_label"].get("1", 0), "negatives": s["by_label"].get("0", 0),
-                "sets": ", ".join(f"{k} {v}" for k, v in s["by_set"].items()), "bands": ",".join(s["bands"]),
-                "size (px)": s["size"], "OSM masks": "yes" if s["osm"] else "no — `asgm osm fetch` + `asgm osm rasterize --store " + s["name"] + "`",
-                "note": "SYNTHETIC data (not real imagery)" if s.get("synthetic") else s.get("product_level", ""),
-            })
+            rows.append(
+                {
+                    "store": s["name"],
+                    "kind": kind,
+                    "patches": s["patches"],
+                    "positives": s["by_label"].get("1", 0),
+                    "negatives": s["by_label"].get("0", 0),
+                    "sets": ", ".join(f"{k} {v}" for k, v in s["by_set"].items()),
+                    "bands": ",".join(s["bands"]),
+                    "size (px)": s["size"],
+                    "OSM masks": "yes"
+                    if s["osm"]
+                    else "no — `asgm osm fetch` + `asgm osm rasterize --store " + s["name"] + "`",
+                    "note": "SYNTHETIC data (not real imagery)" if s.get("synthetic") else s.get("product_level", ""),
+                }
+            )
         st.markdown(page.markdown_table(rows, columns=STORE_COLUMNS))
     else:
         st.info("No patch store yet. Click **Prepare the demo** above, or run `asgm demo build`.")
@@ -119,11 +156,16 @@ def data_on_this_machine() -> list[dict]:
             st.caption(f"OSM for the demo store: {note.get('message', '')} (see **Data** → Jobs).")
 
     with st.expander("Upstream files (study points, Earth Genome reference layers)"):
-        st.markdown(page.markdown_table([{k: r[k] for k in ("key", "present", "verified", "description", "licence")}
-                                         for r in reg]))
+        st.markdown(
+            page.markdown_table(
+                [{k: r[k] for k in ("key", "present", "verified", "description", "licence")} for r in reg]
+            )
+        )
         if not all(r["present"] for r in reg):
-            st.caption("Missing files are downloaded on first use; offline, set `ASGM_DATA_MIRROR` to a local copy "
-                       "(or run `asgm data pull` where the network is available).")
+            st.caption(
+                "Missing files are downloaded on first use; offline, set `ASGM_DATA_MIRROR` to a local copy "
+                "(or run `asgm data pull` where the network is available)."
+            )
 
     return stores
 
@@ -138,10 +180,16 @@ def active_model(run_id: str | None, stores: list[dict]) -> None:
             if cfg is None:
                 st.warning(f"Run {run_id} has no readable config.json: pick another run in the sidebar.")
                 return
-            st.markdown(f"**{page.run_label(info)}** — store `{cfg.store}`, bands {', '.join(cfg.bands)}, "
-                        f"OSM layers: {', '.join(cfg.osm_layers) or 'none'}.")
+            st.markdown(
+                f"**{page.run_label(info)}** — store `{cfg.store}`, bands {', '.join(cfg.bands)}, "
+                f"OSM layers: {', '.join(cfg.osm_layers) or 'none'}."
+            )
             cols = st.columns(4)
-            for col, (k, label) in zip(cols, (("f1", "F1"), ("pr_auc", "PR-AUC"), ("precision", "Precision"), ("recall", "Recall")), strict=True):
+            for col, (k, label) in zip(
+                cols,
+                (("f1", "F1"), ("pr_auc", "PR-AUC"), ("precision", "Precision"), ("recall", "Recall")),
+                strict=True,
+            ):
                 col.metric(label, f"{m[k]:.3f}" if isinstance(m.get(k), (int, float)) else "–")
             store_kind = next((s for s in stores if s.get("name") == cfg.store), {})
             if store_kind.get("synthetic"):
@@ -150,7 +198,6 @@ def active_model(run_id: str | None, stores: list[dict]) -> None:
             page.show_error(exc, "Pick another run in the sidebar or delete the broken run folder under models/.")
     else:
         st.caption("No trained model yet.")
-
 
 
 def credits() -> None:

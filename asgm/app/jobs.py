@@ -82,11 +82,15 @@ def passcode_gate() -> bool:
         return True
     secret = _passcode()
     if not secret:
-        st.info("This is a public, read-only deployment: viewing, clicking, toggling and comparing work for "
-                "everyone; fetching data and training are turned off (no owner passcode is configured).")
+        st.info(
+            "This is a public, read-only deployment: viewing, clicking, toggling and comparing work for "
+            "everyone; fetching data and training are turned off (no owner passcode is configured)."
+        )
         return False
-    st.info("This is a public deployment: viewing, clicking, toggling and comparing work for everyone. Starting "
-            "fetch or training jobs needs the owner passcode.")
+    st.info(
+        "This is a public deployment: viewing, clicking, toggling and comparing work for everyone. Starting "
+        "fetch or training jobs needs the owner passcode."
+    )
     with st.form("owner_passcode_form", clear_on_submit=True):
         entered = st.text_input("Owner passcode", type="password", key="_owner_passcode_input")
         if st.form_submit_button("Unlock jobs"):
@@ -139,8 +143,10 @@ def save_upload(points: Any, name: str) -> Path:
     target = data_dir() / "points" / "uploads" / f"{set_name}.geojson"
     if target.exists():
         old = read_labelled_points(target)
-        same = len(old) == len(points) and (old[["lon", "lat", "label"]].to_numpy() == points[["lon", "lat", "label"]]
-                                            .to_numpy()).all()
+        same = (
+            len(old) == len(points)
+            and (old[["lon", "lat", "label"]].to_numpy() == points[["lon", "lat", "label"]].to_numpy()).all()
+        )
         if not same:
             raise PointsError(f"an upload named {name!r} with other points exists already; rename your file")
         return target
@@ -156,24 +162,51 @@ def check_fetch_request(store: str, start: str, end: str) -> tuple[str, str]:
     return parse_date_range(start, end)
 
 
-def fetch_patches_command(*, source: str, store: str, size: int, start: str, end: str, point_sets: list[str] | None = None,
-                          points_file: Path | None = None, limit: int | None = None) -> list[str]:
+def fetch_patches_command(
+    *,
+    source: str,
+    store: str,
+    size: int,
+    start: str,
+    end: str,
+    point_sets: list[str] | None = None,
+    points_file: Path | None = None,
+    limit: int | None = None,
+) -> list[str]:
     """The ``asgm patches fetch`` command of a Data page request; a bad store name or date range is refused
     here (``check_fetch_request``), before any job starts."""
     start, end = check_fetch_request(store, start, end)
-    return commands.fetch_patches(source=source, store=store, size=size, start=start, end=end,
-                                  point_sets=point_sets or [], points_file=points_file, limit=limit)
+    return commands.fetch_patches(
+        source=source,
+        store=store,
+        size=size,
+        start=start,
+        end=end,
+        point_sets=point_sets or [],
+        points_file=points_file,
+        limit=limit,
+    )
 
 
-def osm_commands(*, store: str, date: str, keys: list[str], buffer_m: float, all_touched: bool,
-                 exclude: Sequence[str], include: Sequence[str] = ()) -> tuple[list[str], list[str]]:
+def osm_commands(
+    *,
+    store: str,
+    date: str,
+    keys: list[str],
+    buffer_m: float,
+    all_touched: bool,
+    exclude: Sequence[str],
+    include: Sequence[str] = (),
+) -> tuple[list[str], list[str]]:
     """``asgm osm fetch --store`` then ``asgm osm rasterize`` for a Data page request (a bad store name is
     refused here)."""
     from asgm.data.store import check_name
 
     check_name(store)
-    return (commands.osm_fetch(store, date, keys),
-            commands.osm_rasterize(store, keys, buffer_m, all_touched, exclude, include))
+    return (
+        commands.osm_fetch(store, date, keys),
+        commands.osm_rasterize(store, keys, buffer_m, all_touched, exclude, include),
+    )
 
 
 def earth_engine_account() -> tuple[bool, str]:
@@ -186,8 +219,10 @@ def earth_engine_account() -> tuple[bool, str]:
     except Exception as exc:  # a malformed key: say so, and keep Earth Engine off
         return False, f"Earth Engine credentials are configured but unusable: {exc}"
     if not s.key_info:
-        return False, ("Earth Engine: no credentials found (set ASGM_EE_SERVICE_ACCOUNT_JSON / "
-                       "GOOGLE_APPLICATION_CREDENTIALS or the [ee_service_account] secret; docs/sources.md)")
+        return False, (
+            "Earth Engine: no credentials found (set ASGM_EE_SERVICE_ACCOUNT_JSON / "
+            "GOOGLE_APPLICATION_CREDENTIALS or the [ee_service_account] secret; docs/sources.md)"
+        )
     who = s.key_info.get("client_email") or "service account"
     return True, f"Earth Engine: project `{s.project or '?'}`, account `{who}` (from {s.key_source})"
 
@@ -237,9 +272,16 @@ def jobs_panel(kinds: tuple[str, ...] | None = None, recent: int = 8) -> None:
                 st.error(f"Job **{j.job_id}** ({j.title}) failed: {j.error or 'no error recorded'}")
                 with st.expander(f"Log of {j.job_id}"):
                     st.code(j.log_tail() or "(empty log)", language="text")
-            if j.status in ("failed", "cancelled") and j.kind in RESUMABLE and \
-                    st.button(f"Resume {j.job_id}", key=f"resume_{j.job_id}", disabled=not jobs_allowed(),
-                              help="Start it again; what was already fetched is kept and skipped."):
+            if (
+                j.status in ("failed", "cancelled")
+                and j.kind in RESUMABLE
+                and st.button(
+                    f"Resume {j.job_id}",
+                    key=f"resume_{j.job_id}",
+                    disabled=not jobs_allowed(),
+                    help="Start it again; what was already fetched is kept and skipped.",
+                )
+            ):
                 try:
                     new = jobs.relaunch(j.job_id, max_active=max_active_jobs())
                     st.toast(f"Started {new.job_id}")
@@ -247,7 +289,19 @@ def jobs_panel(kinds: tuple[str, ...] | None = None, recent: int = 8) -> None:
                     st.error(str(exc))
         if done:
             st.markdown("**Finished**")
-            st.dataframe([{"job": j.job_id, "what": j.title, "status": j.status, "finished": j.finished,
-                           "error": j.error or ""} for j in done], hide_index=True, width="stretch")
+            st.dataframe(
+                [
+                    {
+                        "job": j.job_id,
+                        "what": j.title,
+                        "status": j.status,
+                        "finished": j.finished,
+                        "error": j.error or "",
+                    }
+                    for j in done
+                ],
+                hide_index=True,
+                width="stretch",
+            )
 
     _panel()

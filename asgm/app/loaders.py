@@ -53,7 +53,9 @@ def osm_caches() -> list[dict[str, Any]]:
     root = data_dir() / "osm"
     if not root.is_dir():
         return []
-    return [{"file": str(p.relative_to(root)), "bytes": p.stat().st_size} for p in sorted(root.rglob("*")) if p.is_file()]
+    return [
+        {"file": str(p.relative_to(root)), "bytes": p.stat().st_size} for p in sorted(root.rglob("*")) if p.is_file()
+    ]
 
 
 def list_runs_safe() -> list[Any]:
@@ -309,8 +311,9 @@ def _map_points(store_name: str | None, run_id: str | None, store_v: float, run_
 def map_points(store_name: str | None, run_id: str | None) -> pd.DataFrame:
     """``combine_points`` of the study points, the store's patches and the run's predictions, cached per
     version of the store and the run."""
-    return _map_points(store_name, run_id, store_version(store_name) if store_name else 0.0,
-                       _run_version(run_id) if run_id else 0.0)
+    return _map_points(
+        store_name, run_id, store_version(store_name) if store_name else 0.0, _run_version(run_id) if run_id else 0.0
+    )
 
 
 def ablation_results(run_ids: Sequence[str]) -> pd.DataFrame:

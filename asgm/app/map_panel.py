@@ -69,7 +69,10 @@ def take_click(view: MapView, out: dict | None) -> str | None:
         feats = now["all_drawings"] or []
         st.session_state[AOI] = {"type": "FeatureCollection", "features": feats} if feats else None
     tip = now["last_object_clicked_tooltip"]
-    if tip and (tip != before.get("last_object_clicked_tooltip") or now["last_object_clicked"] != before.get("last_object_clicked")):
+    if tip and (
+        tip != before.get("last_object_clicked_tooltip")
+        or now["last_object_clicked"] != before.get("last_object_clicked")
+    ):
         st.session_state[SELECTED] = str(tip).split()[0]  # the tooltip reads "<sample_id> · p 0.873"
     elif now["last_clicked"] and now["last_clicked"] != before.get("last_clicked"):
         lon, lat = float(now["last_clicked"]["lng"]), float(now["last_clicked"]["lat"])
@@ -125,8 +128,11 @@ def _osm_layer(view: MapView, sid: str | None) -> Any:
         return None
     counts = feats["key"].value_counts()
     summary = ", ".join(f"{k} {int(counts[k])}" for k in counts.index) or "none"
-    st.session_state[OSM_NOTE] = ("caption", f"OSM features within {view.osm_km:g} km drawn on the map (legend "
-                                             f"bottom left): {summary}. © OpenStreetMap contributors")
+    st.session_state[OSM_NOTE] = (
+        "caption",
+        f"OSM features within {view.osm_km:g} km drawn on the map (legend "
+        f"bottom left): {summary}. © OpenStreetMap contributors",
+    )
     return maps_overlays.osm_features_layer(feats, view.osm_km * 1000.0)
 
 
@@ -148,19 +154,26 @@ def panel(view: MapView, sid: str | None, place_msg: str | None) -> None:
     if not sid:
         _osm_note(view, bool(place_msg))
         if not place_msg:
-            st.info("Click a point: its probability pops up on the map at once, and its patch is drawn in place; "
-                    "details show here.")
+            st.info(
+                "Click a point: its probability pops up on the map at once, and its patch is drawn in place; "
+                "details show here."
+            )
         return
     row = view.points[view.points["sample_id"] == sid]
     st.subheader(sid)
     if not row.empty:
         r = row.iloc[0]
-        st.caption(f"set `{r['set']}` · true label **{int(r['label'])}** · lon {r['lon']:.4f}, lat {r['lat']:.4f}"
-                   + (f" · split `{r['split']}`" if isinstance(r.get("split"), str) else ""))
+        st.caption(
+            f"set `{r['set']}` · true label **{int(r['label'])}** · lon {r['lon']:.4f}, lat {r['lat']:.4f}"
+            + (f" · split `{r['split']}`" if isinstance(r.get("split"), str) else "")
+        )
     _osm_note(view, True)
     if sid not in view.patch_ids or not view.store_name:
-        st.warning(map_data.no_patch_message(sid, view.store_name or "(none)",
-                                             str(row.iloc[0]["set"]) if not row.empty else None))
+        st.warning(
+            map_data.no_patch_message(
+                sid, view.store_name or "(none)", str(row.iloc[0]["set"]) if not row.empty else None
+            )
+        )
         return
     shown_prob = None
     if view.run is None:
@@ -170,8 +183,12 @@ def panel(view: MapView, sid: str | None, place_msg: str | None) -> None:
     _patch_picture(view, view.store_name, sid)
     st.markdown("**Review**")
     try:
-        review.mark_panel(review_items.store_item(loaders.open_store(view.store_name), sid), key="map", run_id=view.run_id,
-                          probability=shown_prob)
+        review.mark_panel(
+            review_items.store_item(loaders.open_store(view.store_name), sid),
+            key="map",
+            run_id=view.run_id,
+            probability=shown_prob,
+        )
     except AsgmError as exc:
         page.show_error(exc, f"Rebuild store `{view.store_name}`.")
     page.patch_viewer_link(view.store_name, sid)
@@ -189,12 +206,19 @@ def _decision(view: MapView, sid: str) -> float | None:
     word = "mining" if res["decision"] else "not mining"
     truth = "mining" if res["label"] else "not mining"
     ok = res["decision"] == res["label"]
-    st.metric("Probability of mining", f"{res['prob']:.3f}",
-              help=f"Decision threshold of run {view.run_id}: {res['threshold']:.3f}")
-    st.markdown(f"Decision at threshold {res['threshold']:.3f}: **{word}** · true label: **{truth}** "
-                + (":green[(correct)]" if ok else ":red[(" + ("false positive" if res["decision"] else "false negative") + ")]"))
-    st.caption(f"classified {sid} in {ms:.0f} ms" + (" (from the run's batched pass over the store)"
-                                                      if res.get("batched") else ""))
+    st.metric(
+        "Probability of mining",
+        f"{res['prob']:.3f}",
+        help=f"Decision threshold of run {view.run_id}: {res['threshold']:.3f}",
+    )
+    st.markdown(
+        f"Decision at threshold {res['threshold']:.3f}: **{word}** · true label: **{truth}** "
+        + (":green[(correct)]" if ok else ":red[(" + ("false positive" if res["decision"] else "false negative") + ")]")
+    )
+    st.caption(
+        f"classified {sid} in {ms:.0f} ms"
+        + (" (from the run's batched pass over the store)" if res.get("batched") else "")
+    )
     return float(res["prob"])
 
 
@@ -203,15 +227,21 @@ def _patch_picture(view: MapView, store_name: str, sid: str) -> None:
         patch = loaders.read_patch(store_name, sid)
         osm = loaders.read_osm(store_name, sid)
     except AsgmError as exc:
-        page.show_error(exc, f"Rebuild store `{store_name}`, or check it with `asgm patches check --store {store_name}`.")
+        page.show_error(
+            exc, f"Rebuild store `{store_name}`, or check it with `asgm patches check --store {store_name}`."
+        )
         return
     img = images.true_colour(patch.data, patch.bands)
     if img is not None:
         if osm is not None:
             img = images.overlay_osm(img, osm[0], osm[1], osm[1])
-        st.image(images.to_png(images.mark_centre(img)), width=200, caption="True colour (B4-B3-B2)"
-                 + (" with OSM overlays" if osm is not None else " — no OSM masks in this store")
-                 + "; also drawn on the map on its footprint")
+        st.image(
+            images.to_png(images.mark_centre(img)),
+            width=200,
+            caption="True colour (B4-B3-B2)"
+            + (" with OSM overlays" if osm is not None else " — no OSM masks in this store")
+            + "; also drawn on the map on its footprint",
+        )
         if osm is not None:
             st.markdown(images.legend_html(osm[1]), unsafe_allow_html=True)
     if view.swipe and images.false_colour(patch.data, patch.bands) is None:
@@ -225,8 +255,14 @@ def result(view: MapView, sid: str) -> dict:
         hit = view.probs[view.probs["sample_id"] == sid]
         if len(hit) and not np.isnan(hit.iloc[0]["prob"]):
             r = hit.iloc[0]
-            return {"prob": float(r["prob"]), "threshold": view.threshold, "decision": int(r["decision"]),
-                    "label": int(r["label"]), "sample_id": sid, "batched": True}
+            return {
+                "prob": float(r["prob"]),
+                "threshold": view.threshold,
+                "decision": int(r["decision"]),
+                "label": int(r["label"]),
+                "sample_id": sid,
+                "batched": True,
+            }
         if len(hit) and hit.iloc[0]["error"]:
             raise InferenceError(str(hit.iloc[0]["error"]))
     if not view.run_id or not view.store_name:
@@ -244,6 +280,8 @@ def aoi_summary() -> None:
 
     geod = Geod(ellps="WGS84")
     km2 = sum(abs(geod.geometry_area_perimeter(shape(f["geometry"]))[0]) for f in aoi["features"]) / 1e6
-    st.caption(f"Area of interest: {len(aoi['features'])} shape(s), {km2:,.1f} km² — kept for the region scan "
-               "(delete it with the bin in the draw toolbar).")
+    st.caption(
+        f"Area of interest: {len(aoi['features'])} shape(s), {km2:,.1f} km² — kept for the region scan "
+        "(delete it with the bin in the draw toolbar)."
+    )
     page.scan_page_link()

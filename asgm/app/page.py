@@ -132,10 +132,14 @@ def selected_run_id(sidebar: bool = True) -> str | None:
     instead = "showing the selected run instead." if done else "no trained run is available."
     # Say so rather than silently showing another run.
     if linked and linked not in ids:
-        st.warning(f"The link names run {linked!r}, but {runs.unusable_reason(linked) or 'it cannot be read'}; {instead}")
+        st.warning(
+            f"The link names run {linked!r}, but {runs.unusable_reason(linked) or 'it cannot be read'}; {instead}"
+        )
     elif chosen and chosen not in ids:
-        st.warning(f"Run {chosen!r} can no longer be used: {runs.unusable_reason(chosen) or 'it cannot be read'}; "
-                   f"retrain it or pick another run. {instead.capitalize()}")
+        st.warning(
+            f"Run {chosen!r} can no longer be used: {runs.unusable_reason(chosen) or 'it cannot be read'}; "
+            f"retrain it or pick another run. {instead.capitalize()}"
+        )
     if not done:
         if sidebar:
             st.sidebar.info("No trained run yet. The default model trains on first start; see **Home** or **Train**.")
@@ -154,8 +158,14 @@ def selected_run_id(sidebar: bool = True) -> str | None:
         def _pick() -> None:
             st.session_state["run_id"] = st.session_state["_run_picker"]
 
-        st.sidebar.selectbox("Model (run)", ids, index=ids.index(current), format_func=lambda rid: labels[rid],
-                             key="_run_picker", on_change=_pick)
+        st.sidebar.selectbox(
+            "Model (run)",
+            ids,
+            index=ids.index(current),
+            format_func=lambda rid: labels[rid],
+            key="_run_picker",
+            on_change=_pick,
+        )
         default_id, why = runs.default_choice()
         if st.session_state["run_id"] == default_id:
             st.sidebar.caption(f"Active: the default model, {default_id} ({why}).")

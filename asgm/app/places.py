@@ -13,8 +13,11 @@ from asgm.places import detections as D
 from asgm.places import stats as S
 
 #: The boundary sets offered, by label.
-BOUNDARY_SETS = {"Indigenous territories (AMW, 237 with mining)": "territories",
-                 "Countries (Amazon part) and the whole basin": "countries", "Amazon basin": "basin"}
+BOUNDARY_SETS = {
+    "Indigenous territories (AMW, 237 with mining)": "territories",
+    "Countries (Amazon part) and the whole basin": "countries",
+    "Amazon basin": "basin",
+}
 UPLOAD = "Upload a boundary file"
 #: Outlines drawn on the map are simplified to about this tolerance (metres): the table uses the full polygons.
 DISPLAY_SIMPLIFY_M = 500.0
@@ -66,8 +69,9 @@ def places_map(key: tuple, _places: Any, value: str, title: str, selected: str |
     """The choropleth, built once per (inputs, periods, measure, selection); the page draws a copy."""
     from asgm.maps import leaflet
 
-    return leaflet.places_map(_places, value, title, js=assets.LEAFLET_JS, css=assets.LEAFLET_CSS,
-                              selected=selected, credit=credit)
+    return leaflet.places_map(
+        _places, value, title, js=assets.LEAFLET_JS, css=assets.LEAFLET_CSS, selected=selected, credit=credit
+    )
 
 
 @st.cache_data(max_entries=6, show_spinner=False)

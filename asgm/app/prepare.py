@@ -33,8 +33,11 @@ def prepare_state() -> dict[str, Any]:
         return {"state": "running", "message": job.progress.get("message") or "starting", "job_id": job.job_id}
     if job.status == "completed":
         return {"state": "done", "message": job.progress.get("message") or "", "job_id": job.job_id}
-    return {"state": "failed", "message": (job.error or job.status) + ". Click 'Prepare the demo' to try again.",
-            "job_id": job.job_id}
+    return {
+        "state": "failed",
+        "message": (job.error or job.status) + ". Click 'Prepare the demo' to try again.",
+        "job_id": job.job_id,
+    }
 
 
 def start_prepare() -> dict[str, Any]:

@@ -33,8 +33,14 @@ def can_write() -> bool:
 
 def reviewer_box() -> str:
     """The reviewer's name (free text, kept for the session), in the sidebar."""
-    return str(st.sidebar.text_input("Reviewer name", key=REVIEWER_KEY, placeholder="your name",
-                                     help="Stored with every label you give (free text)."))
+    return str(
+        st.sidebar.text_input(
+            "Reviewer name",
+            key=REVIEWER_KEY,
+            placeholder="your name",
+            help="Stored with every label you give (free text).",
+        )
+    )
 
 
 def button_text(label: str, shortcuts: bool) -> str:
@@ -42,23 +48,47 @@ def button_text(label: str, shortcuts: bool) -> str:
     return f"{text} ({key})" if shortcuts else text
 
 
-def _mark(item: Item, label: str, note_key: str, run_id: str | None, probability: float | None, msg_key: str,
-          after: Callable[[], None] | None) -> None:
+def _mark(
+    item: Item,
+    label: str,
+    note_key: str,
+    run_id: str | None,
+    probability: float | None,
+    msg_key: str,
+    after: Callable[[], None] | None,
+) -> None:
     """Button callback: write the mark, say what happened, then move on (``after``)."""
     try:
-        res = items.mark(item, label, note=str(st.session_state.get(note_key) or ""), run_id=run_id,
-                         probability=probability, reviewer=str(st.session_state.get(REVIEWER_KEY) or ""), via="app")
+        res = items.mark(
+            item,
+            label,
+            note=str(st.session_state.get(note_key) or ""),
+            run_id=run_id,
+            probability=probability,
+            reviewer=str(st.session_state.get(REVIEWER_KEY) or ""),
+            via="app",
+        )
     except AsgmError as exc:
         st.session_state[msg_key] = ("error", str(exc))
         return
-    st.session_state[msg_key] = ("success", f"`{item.item_id}` marked **{label.replace('_', ' ')}**" +
-                                 ("" if res.changed else " (already its label: nothing new written)"))
+    st.session_state[msg_key] = (
+        "success",
+        f"`{item.item_id}` marked **{label.replace('_', ' ')}**"
+        + ("" if res.changed else " (already its label: nothing new written)"),
+    )
     if after is not None:
         after()
 
 
-def mark_panel(item: Item, *, key: str, run_id: str | None = None, probability: float | None = None,
-               after: Callable[[], None] | None = None, shortcuts: bool = False) -> None:
+def mark_panel(
+    item: Item,
+    *,
+    key: str,
+    run_id: str | None = None,
+    probability: float | None = None,
+    after: Callable[[], None] | None = None,
+    shortcuts: bool = False,
+) -> None:
     """The item's current label and the three mark buttons with a note box. ``after`` runs once a mark is
     written (e.g. go to the next item of the queue); ``shortcuts`` adds keys m / n / u (and → with ``after``)."""
     msg_key = f"_{key}_msg"
@@ -69,8 +99,10 @@ def mark_panel(item: Item, *, key: str, run_id: str | None = None, probability: 
         return
     if current:
         who = f" by {current['reviewer']}" if current["reviewer"] else ""
-        st.markdown(f"Reviewed: **{current['label'].replace('_', ' ')}**{who} at {current['time'][:16]}"
-                    + (f" — _{current['note']}_" if current["note"] else ""))
+        st.markdown(
+            f"Reviewed: **{current['label'].replace('_', ' ')}**{who} at {current['time'][:16]}"
+            + (f" — _{current['note']}_" if current["note"] else "")
+        )
     else:
         st.caption("Not reviewed yet.")
     note_key = f"{key}_note_{item.key}"
@@ -78,17 +110,25 @@ def mark_panel(item: Item, *, key: str, run_id: str | None = None, probability: 
     writable = can_write()
     cols = st.columns(len(LABELS))
     for col, label in zip(cols, LABELS, strict=True):
-        col.button(button_text(label, shortcuts), key=f"{key}_{label}", width="stretch", disabled=not writable,
-                   type="primary" if current and current["label"] == label else "secondary",
-                   on_click=_mark, args=(item, label, note_key, run_id, probability, msg_key, after))
+        col.button(
+            button_text(label, shortcuts),
+            key=f"{key}_{label}",
+            width="stretch",
+            disabled=not writable,
+            type="primary" if current and current["label"] == label else "secondary",
+            on_click=_mark,
+            args=(item, label, note_key, run_id, probability, msg_key, after),
+        )
     if not writable:
         st.caption("This public deployment is read-only: only the owner (passcode) may label.")
     msg = st.session_state.pop(msg_key, None)
     if msg:
         (st.success if msg[0] == "success" else st.error)(msg[1])
     if shortcuts:
-        keyboard_shortcuts({k: button_text(label, True) for label, (_, k) in BUTTONS.items()}
-                           | ({"ArrowRight": NEXT_BUTTON} if after is not None else {}))
+        keyboard_shortcuts(
+            {k: button_text(label, True) for label, (_, k) in BUTTONS.items()}
+            | ({"ArrowRight": NEXT_BUTTON} if after is not None else {})
+        )
 
 
 # The listener is created in the page's own realm (parent.eval): Streamlit re-creates this component's iframe on
@@ -127,8 +167,16 @@ def queue_progress(q: ReviewQueue) -> None:
 
 def order_picker(key: str) -> str:
     """The queue order (radio)."""
-    return str(st.radio("Queue order", ORDERS, format_func=ORDER_NAMES.get, key=key, horizontal=True,
-                        help="Most uncertain first teaches the model most; highest first cleans a map of detections."))
+    return str(
+        st.radio(
+            "Queue order",
+            ORDERS,
+            format_func=ORDER_NAMES.get,
+            key=key,
+            horizontal=True,
+            help="Most uncertain first teaches the model most; highest first cleans a map of detections.",
+        )
+    )
 
 
 def downloads(key: str, source_kind: str | None = None, source: str | None = None) -> None:
@@ -149,11 +197,17 @@ def downloads(key: str, source_kind: str | None = None, source: str | None = Non
     mimes = {"geojson": "application/geo+json", "csv": "text/csv", "kml": "application/vnd.google-earth.kml+xml"}
     cols = st.columns(4)
     for col, (fmt, mime) in zip(cols, mimes.items(), strict=False):
-        col.download_button(f"{fmt.upper()}", render(rows, fmt), file_name=f"{stem}.{fmt}", mime=mime,
-                            key=f"{key}_dl_{fmt}")
-    cols[3].download_button("GPKG (all labels)", _gpkg_bytes(labels), file_name="labels.gpkg",
-                            mime="application/geopackage+sqlite3", key=f"{key}_dl_gpkg",
-                            help="The whole database with its history table, as QGIS opens it.")
+        col.download_button(
+            f"{fmt.upper()}", render(rows, fmt), file_name=f"{stem}.{fmt}", mime=mime, key=f"{key}_dl_{fmt}"
+        )
+    cols[3].download_button(
+        "GPKG (all labels)",
+        _gpkg_bytes(labels),
+        file_name="labels.gpkg",
+        mime="application/geopackage+sqlite3",
+        key=f"{key}_dl_gpkg",
+        help="The whole database with its history table, as QGIS opens it.",
+    )
     st.caption(f"{len(rows)} label(s). The whole database is `{labels.path}` (a GeoPackage QGIS opens).")
 
 

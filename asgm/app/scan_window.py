@@ -44,10 +44,12 @@ def show(name: str, window: str) -> None:
     run_id = str(s.identity["run_id"])
     if s.synthetic:
         st.warning(f"**{scan_results.SYNTHETIC_LABEL}**: this window comes from a generated mosaic.")
-    st.markdown(f"**Scan `{name}`, window {i},{j}** · {s.identity['year']} · lon {patch.lon:.5f}, lat {patch.lat:.5f} · "
-                f"{patch.grid.size} px at 10 m, EPSG:{patch.grid.epsg} · source {patch.source}"
-                + (f" {patch.product_level}" if patch.product_level not in ("", patch.source) else "")
-                + f" {patch.date_start}…{patch.date_end} · no true label (not a labelled point)")
+    st.markdown(
+        f"**Scan `{name}`, window {i},{j}** · {s.identity['year']} · lon {patch.lon:.5f}, lat {patch.lat:.5f} · "
+        f"{patch.grid.size} px at 10 m, EPSG:{patch.grid.epsg} · source {patch.source}"
+        + (f" {patch.product_level}" if patch.product_level not in ("", patch.source) else "")
+        + f" {patch.date_start}…{patch.date_end} · no true label (not a labelled point)"
+    )
     layers = tuple(osm[1]) if osm is not None else ()
     left, right = st.columns([3, 2])
     with right:
@@ -58,10 +60,19 @@ def show(name: str, window: str) -> None:
         else:
             st.caption(osm_note)
             st.markdown(images.legend_html(layers), unsafe_allow_html=True)
-            visible = [layer for layer in layers if st.toggle(
-                f"{layer} ({int(osm[0][layers.index(layer)].sum())} px)", value=True, key=f"scan_osm_{layer}")]
-        gradcam_on = st.toggle("Grad-CAM heatmap", value=False, key="scan_gradcam",
-                               help="Where the model looked (last convolution layer), for the scan's run.")
+            visible = [
+                layer
+                for layer in layers
+                if st.toggle(
+                    f"{layer} ({int(osm[0][layers.index(layer)].sum())} px)", value=True, key=f"scan_osm_{layer}"
+                )
+            ]
+        gradcam_on = st.toggle(
+            "Grad-CAM heatmap",
+            value=False,
+            key="scan_gradcam",
+            help="Where the model looked (last convolution layer), for the scan's run.",
+        )
         st.markdown("**Prediction** (the scan's run " + f"`{run_id}`)")
         cam = None
         shown = recorded
@@ -70,12 +81,17 @@ def show(name: str, window: str) -> None:
             config = cast(ExperimentConfig, info.config)
             res = inference.classify_patch(loaders.compiled_model(run_id), info, patch, None)
             shown = float(res["prob"])
-            st.metric("Probability of mining", f"{res['prob']:.4f}",
-                      help="The run's full recipe (test-time augmentation and temperature when it uses them).")
+            st.metric(
+                "Probability of mining",
+                f"{res['prob']:.4f}",
+                help="The run's full recipe (test-time augmentation and temperature when it uses them).",
+            )
             thr = s.thresholds
-            st.markdown(f"Decision at the run's threshold {res['threshold']:.3f}: "
-                        f"**{'mining' if res['decision'] else 'not mining'}** · scan thresholds high "
-                        f"{thr.get('high', 0):.3f}, low {thr.get('low', 0):.3f}")
+            st.markdown(
+                f"Decision at the run's threshold {res['threshold']:.3f}: "
+                f"**{'mining' if res['decision'] else 'not mining'}** · scan thresholds high "
+                f"{thr.get('high', 0):.3f}, low {thr.get('low', 0):.3f}"
+            )
             if recorded is not None:
                 st.caption(f"The scan recorded {recorded:.4f} for this window.")
             if gradcam_on:
@@ -115,7 +131,19 @@ def _review(name: str, window: str, run_id: str, probability: float | None) -> N
     with st.sidebar:
         review.queue_progress(q)
     nxt = q.next_item(skip=(window,))
-    review.mark_panel(item, key="scan_window", run_id=run_id, probability=probability, shortcuts=True,
-                      after=(lambda: _go_window(nxt)) if nxt else None)
-    st.button(review.NEXT_BUTTON, on_click=_go_window, args=(nxt or window,), disabled=nxt is None,
-              key="scan_window_next", help="The next unreviewed window of this scan's queue.")
+    review.mark_panel(
+        item,
+        key="scan_window",
+        run_id=run_id,
+        probability=probability,
+        shortcuts=True,
+        after=(lambda: _go_window(nxt)) if nxt else None,
+    )
+    st.button(
+        review.NEXT_BUTTON,
+        on_click=_go_window,
+        args=(nxt or window,),
+        disabled=nxt is None,
+        key="scan_window_next",
+        help="The next unreviewed window of this scan's queue.",
+    )

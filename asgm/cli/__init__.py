@@ -19,9 +19,21 @@ from typing import Any
 from asgm.errors import AsgmError
 
 #: Subcommand modules, in the order ``asgm --help`` lists them.
-COMMAND_MODULES = ["data", "points", "demo", "synthetic", "patches", "osm", "training", "ensemble", "predict", "scan",
-                   "stats", "labels",
-                   "jobs"]
+COMMAND_MODULES = [
+    "data",
+    "points",
+    "demo",
+    "synthetic",
+    "patches",
+    "osm",
+    "training",
+    "ensemble",
+    "predict",
+    "scan",
+    "stats",
+    "labels",
+    "jobs",
+]
 
 
 class CommandError(AsgmError):
@@ -37,18 +49,37 @@ def add_prior_args(parser: argparse.ArgumentParser) -> None:
     from asgm.model.spatial_prior import AMONG, SpatialPrior
 
     d = SpatialPrior()
-    parser.add_argument("--spatial-prior", action="store_true",
-                        help="decide with the dual threshold with isolation (Earth Genome's scan rule): prob >= "
-                        "--t-main, and >= --t-iso for an isolated patch")
-    parser.add_argument("--t-main", type=float, default=d.t_main, help=f"threshold of every candidate (default {d.t_main})")
-    parser.add_argument("--t-iso", type=float, default=d.t_iso, help=f"threshold of an isolated candidate (default {d.t_iso})")
+    parser.add_argument(
+        "--spatial-prior",
+        action="store_true",
+        help="decide with the dual threshold with isolation (Earth Genome's scan rule): prob >= "
+        "--t-main, and >= --t-iso for an isolated patch",
+    )
+    parser.add_argument(
+        "--t-main", type=float, default=d.t_main, help=f"threshold of every candidate (default {d.t_main})"
+    )
+    parser.add_argument(
+        "--t-iso", type=float, default=d.t_iso, help=f"threshold of an isolated candidate (default {d.t_iso})"
+    )
     parser.add_argument("--prior-k", type=int, default=d.k, help=f"nearest patches looked at (default {d.k})")
-    parser.add_argument("--prior-radius-m", type=float, default=d.radius_m,
-                        help=f"how far a neighbour may be, metres (default {d.radius_m:g})")
-    parser.add_argument("--prior-min-neighbours", type=int, default=d.min_neighbours,
-                        help=f"fewer other candidates than this among them: isolated (default {d.min_neighbours})")
-    parser.add_argument("--prior-among", choices=AMONG, default=d.among,
-                        help=f"'its k nearest' are the nearest patches or the nearest candidates (default {d.among})")
+    parser.add_argument(
+        "--prior-radius-m",
+        type=float,
+        default=d.radius_m,
+        help=f"how far a neighbour may be, metres (default {d.radius_m:g})",
+    )
+    parser.add_argument(
+        "--prior-min-neighbours",
+        type=int,
+        default=d.min_neighbours,
+        help=f"fewer other candidates than this among them: isolated (default {d.min_neighbours})",
+    )
+    parser.add_argument(
+        "--prior-among",
+        choices=AMONG,
+        default=d.among,
+        help=f"'its k nearest' are the nearest patches or the nearest candidates (default {d.among})",
+    )
 
 
 def prior_from_args(args: argparse.Namespace) -> Any:
@@ -57,8 +88,9 @@ def prior_from_args(args: argparse.Namespace) -> Any:
 
     if not args.spatial_prior:
         return None
-    return SpatialPrior(args.t_main, args.t_iso, args.prior_k, args.prior_radius_m, args.prior_min_neighbours,
-                        args.prior_among)
+    return SpatialPrior(
+        args.t_main, args.t_iso, args.prior_k, args.prior_radius_m, args.prior_min_neighbours, args.prior_among
+    )
 
 
 def command_group(sub: argparse._SubParsersAction, name: str, help: str) -> argparse._SubParsersAction:
@@ -68,8 +100,12 @@ def command_group(sub: argparse._SubParsersAction, name: str, help: str) -> argp
 
 
 def add_command(
-    group: argparse._SubParsersAction, name: str, help: str, handler: Callable[[argparse.Namespace], Any],
-    human: Callable[[Any], str] | None = None, reports: bool = True,
+    group: argparse._SubParsersAction,
+    name: str,
+    help: str,
+    handler: Callable[[argparse.Namespace], Any],
+    human: Callable[[Any], str] | None = None,
+    reports: bool = True,
 ) -> argparse.ArgumentParser:
     """Add one subcommand; ``reports`` adds ``--json``. Returns the parser for its own arguments."""
     parser = group.add_parser(name, help=help, description=help)
@@ -80,7 +116,9 @@ def add_command(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="asgm", description="ASGM Explorer: find small-scale gold mining in Sentinel-2 imagery.")
+    parser = argparse.ArgumentParser(
+        prog="asgm", description="ASGM Explorer: find small-scale gold mining in Sentinel-2 imagery."
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__import__('asgm').__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:

@@ -10,17 +10,32 @@ from asgm.cli import add_command, command_group
 
 def register(sub: argparse._SubParsersAction) -> None:
     group = command_group(sub, "demo", "the real demo pack (Earth Genome's Sentinel-2 RGB chips of Bolívar)")
-    b = add_command(group, "build", "cut the chip galleries into a patch store (offline with ASGM_DATA_MIRROR): "
-                    "'demo' (Bolívar, 2019), with --pack amazon the store 'amazon' (demo + Amazon pack, 2019-2025), "
-                    "with --pack amazon2 the store 'amazon2' (those + part 2: hard negatives, 2019 mines)",
-                    _build, _human)
-    b.add_argument("--pack", choices=("demo", "amazon", "amazon2"), default="demo",
-                   help="demo: 491 Bolívar chips; amazon: those plus 2,910 chips across the Amazon; amazon2: those "
-                   "plus part 2's 3,817 chips, in a store of its own so 'amazon' and the runs trained on it stay "
-                   "as they are (default demo)")
-    add_command(group, "prepare", "the app's first start: build the demo store if missing, launch the small default "
-                "model's training unless a trained model exists, and fetch OSM for the demo store when Overpass "
-                "answers (then rasterize it and train an RGB + OSM model)", _prepare, lambda r: r["done"])
+    b = add_command(
+        group,
+        "build",
+        "cut the chip galleries into a patch store (offline with ASGM_DATA_MIRROR): "
+        "'demo' (Bolívar, 2019), with --pack amazon the store 'amazon' (demo + Amazon pack, 2019-2025), "
+        "with --pack amazon2 the store 'amazon2' (those + part 2: hard negatives, 2019 mines)",
+        _build,
+        _human,
+    )
+    b.add_argument(
+        "--pack",
+        choices=("demo", "amazon", "amazon2"),
+        default="demo",
+        help="demo: 491 Bolívar chips; amazon: those plus 2,910 chips across the Amazon; amazon2: those "
+        "plus part 2's 3,817 chips, in a store of its own so 'amazon' and the runs trained on it stay "
+        "as they are (default demo)",
+    )
+    add_command(
+        group,
+        "prepare",
+        "the app's first start: build the demo store if missing, launch the small default "
+        "model's training unless a trained model exists, and fetch OSM for the demo store when Overpass "
+        "answers (then rasterize it and train an RGB + OSM model)",
+        _prepare,
+        lambda r: r["done"],
+    )
 
 
 def _prepare(args: argparse.Namespace) -> dict:
@@ -40,7 +55,8 @@ def _build(args: argparse.Namespace) -> dict:
 
     pack = getattr(args, "pack", "demo")
     store = (amazon.build_part2 if pack == "amazon2" else amazon.build if pack == "amazon" else demo.build)(
-        progress=not args.json)
+        progress=not args.json
+    )
     report = store.summary()
     excluded = store.meta.extra.get("excluded_rows")
     if excluded:

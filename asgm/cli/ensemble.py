@@ -10,12 +10,15 @@ from asgm.training.evaluate import N_BOOT
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("ensemble", help="join completed runs into one ensemble run (mean logit, one calibration)",
-                       description="Make one run whose model averages the logits of the member runs; its "
-                       "temperature and threshold are fitted on the members' shared validation split and its "
-                       "test figures sit beside the members' in metrics.json. Members must be completed runs on "
-                       "the same store, inputs and spatial split (same split_seed; seeds and architectures may "
-                       "differ). predict, the map, the Patch viewer and scans then use it like any run.")
+    p = sub.add_parser(
+        "ensemble",
+        help="join completed runs into one ensemble run (mean logit, one calibration)",
+        description="Make one run whose model averages the logits of the member runs; its "
+        "temperature and threshold are fitted on the members' shared validation split and its "
+        "test figures sit beside the members' in metrics.json. Members must be completed runs on "
+        "the same store, inputs and spatial split (same split_seed; seeds and architectures may "
+        "differ). predict, the map, the Patch viewer and scans then use it like any run.",
+    )
     p.add_argument("--members", nargs="+", required=True, metavar="RUN", help="member run ids (at least 3)")
     p.add_argument("--name", default="", help="free label for the ensemble run")
     p.add_argument("--run-id", default=None, help="run id to create (default: a fresh one)")
@@ -39,7 +42,9 @@ def _fmt(m: dict[str, Any]) -> str:
 
 
 def _human(r: dict[str, Any]) -> str:
-    lines = [f"ensemble run {r['run_id']} ({r['path']}), test split shared by its members:",
-             f"  ensemble   {_fmt(r['ensemble'])}"]
+    lines = [
+        f"ensemble run {r['run_id']} ({r['path']}), test split shared by its members:",
+        f"  ensemble   {_fmt(r['ensemble'])}",
+    ]
     lines += [f"  {m['run_id']}  {_fmt(m)}" for m in r["member_metrics"]]
     return "\n".join(lines)

@@ -12,10 +12,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     group = command_group(sub, "jobs", "background jobs (patch and OSM fetches, training, demo preparation)")
     ls = add_command(group, "list", "every job, newest first, with status, progress and error", _list, _human_list)
     ls.add_argument("--active", action="store_true", help="only queued and running jobs")
-    add_command(group, "cancel", "ask a queued or running job to stop", _cancel,
-                lambda r: f"cancel requested for job {r['job_id']} ({r['title']})").add_argument("job_id")
-    pr = add_command(group, "prune", "remove the folders of old finished jobs (their outputs stay)", _prune,
-                     lambda r: f"removed {len(r['removed'])} finished job folder(s), kept the newest {r['keep']}")
+    add_command(
+        group,
+        "cancel",
+        "ask a queued or running job to stop",
+        _cancel,
+        lambda r: f"cancel requested for job {r['job_id']} ({r['title']})",
+    ).add_argument("job_id")
+    pr = add_command(
+        group,
+        "prune",
+        "remove the folders of old finished jobs (their outputs stay)",
+        _prune,
+        lambda r: f"removed {len(r['removed'])} finished job folder(s), kept the newest {r['keep']}",
+    )
     pr.add_argument("--keep", type=int, default=None, help="finished jobs to keep (default: the app's 50)")
 
 

@@ -21,21 +21,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     _filters(ls)
     ls.add_argument("--history", action="store_true", help="every change, oldest first, instead of current labels")
 
-    ex = add_command(group, "export", "write the current labels as GeoJSON, CSV, KML or a GeoPackage copy", _export,
-                     lambda r: f"{r['labels']} label(s) written to {r['path']} ({r['format']})")
+    ex = add_command(
+        group,
+        "export",
+        "write the current labels as GeoJSON, CSV, KML or a GeoPackage copy",
+        _export,
+        lambda r: f"{r['labels']} label(s) written to {r['path']} ({r['format']})",
+    )
     _filters(ex)
     ex.add_argument("--format", choices=("geojson", "csv", "kml", "gpkg"), help="default: from --out's extension")
     ex.add_argument("--out", type=Path, required=True, help="file to write")
     ex.add_argument("--force", action="store_true", help="replace an existing file")
 
-    im = add_command(group, "import", "add labels from a GeoJSON, CSV, KML or GeoPackage file (all rows or none)",
-                     _import, lambda r: f"{r['rows']} row(s) read from {r['file']}: {r['written']} written, "
-                     f"{r['unchanged']} already current")
+    im = add_command(
+        group,
+        "import",
+        "add labels from a GeoJSON, CSV, KML or GeoPackage file (all rows or none)",
+        _import,
+        lambda r: f"{r['rows']} row(s) read from {r['file']}: {r['written']} written, {r['unchanged']} already current",
+    )
     im.add_argument("file", type=Path)
     im.add_argument("--reviewer", default="", help="reviewer for rows that name none")
 
-    mk = add_command(group, "mark", "mark one item mining / not_mining / unsure", _mark,
-                     lambda r: f"{r['item']}: {r['label']}" + ("" if r["changed"] else " (already its current label)"))
+    mk = add_command(
+        group,
+        "mark",
+        "mark one item mining / not_mining / unsure",
+        _mark,
+        lambda r: f"{r['item']}: {r['label']}" + ("" if r["changed"] else " (already its current label)"),
+    )
     where = mk.add_mutually_exclusive_group(required=True)
     where.add_argument("--store", help="a patch of this store (with --item SAMPLE_ID)")
     where.add_argument("--scan", help="a window of this scan (with --item I,J)")
@@ -49,27 +63,41 @@ def register(sub: argparse._SubParsersAction) -> None:
     mk.add_argument("--lon", type=float, help="AMW detections: longitude")
     mk.add_argument("--lat", type=float, help="AMW detections: latitude")
 
-    q = add_command(group, "queue", "the items of a store or scan still to review, in review order", _queue,
-                    _human_queue)
+    q = add_command(
+        group, "queue", "the items of a store or scan still to review, in review order", _queue, _human_queue
+    )
     qw = q.add_mutually_exclusive_group(required=True)
     qw.add_argument("--store", help="patches of this store, scored with --run")
     qw.add_argument("--scan", help="windows of this finished scan")
     q.add_argument("--run", dest="run_id", help="with --store: the run whose probabilities order the queue")
-    q.add_argument("--order", choices=("uncertain", "confident"), default="uncertain",
-                   help="uncertain: probability nearest the threshold first (default); confident: highest first")
+    q.add_argument(
+        "--order",
+        choices=("uncertain", "confident"),
+        default="uncertain",
+        help="uncertain: probability nearest the threshold first (default); confident: highest first",
+    )
     q.add_argument("--head", type=int, default=10, help="how many next items to show (default 10)")
 
     from asgm.cli.training import human_with_labels, train_with_labels
     from asgm.data.labels import HOLDOUT_FRACTION
     from asgm.training.evaluate import N_BOOT
 
-    t = add_command(group, "train", "train with my labels: the reviewed items join the parent run's training data "
-                    "(a new store version, a leak-free split) and the report compares before and after",
-                    train_with_labels, human_with_labels)
+    t = add_command(
+        group,
+        "train",
+        "train with my labels: the reviewed items join the parent run's training data "
+        "(a new store version, a leak-free split) and the report compares before and after",
+        train_with_labels,
+        human_with_labels,
+    )
     t.add_argument("--from-run", help="the run whose recipe and data to start from (default: the default run)")
     t.add_argument("--epochs", type=int, help="epochs (default: the parent run's)")
-    t.add_argument("--holdout-fraction", type=float, default=HOLDOUT_FRACTION,
-                   help=f"newest share of the reviewed items held out to measure them (default {HOLDOUT_FRACTION})")
+    t.add_argument(
+        "--holdout-fraction",
+        type=float,
+        default=HOLDOUT_FRACTION,
+        help=f"newest share of the reviewed items held out to measure them (default {HOLDOUT_FRACTION})",
+    )
     t.add_argument("--run-id", help="train into this queued run folder (used by the background launcher)")
     t.add_argument("--bootstrap", type=int, default=N_BOOT, help=f"bootstrap resamples for the CIs (default {N_BOOT})")
     t.add_argument("--detach", action="store_true", help="start in the background and print the run id")
@@ -81,17 +109,26 @@ def _list(args: argparse.Namespace) -> dict[str, Any]:
     store = LabelStore()
     if args.history:
         rows = store.history()
-        rows = [r for r in rows if (not args.kind or r["source_kind"] == args.kind)
-                and (not args.source or r["source"] == args.source)]
+        rows = [
+            r
+            for r in rows
+            if (not args.kind or r["source_kind"] == args.kind) and (not args.source or r["source"] == args.source)
+        ]
     else:
         rows = store.current(args.kind, args.source)
-    return {"path": str(store.path), "history": bool(args.history), "counts": store.counts(args.kind, args.source),
-            "rows": rows}
+    return {
+        "path": str(store.path),
+        "history": bool(args.history),
+        "counts": store.counts(args.kind, args.source),
+        "rows": rows,
+    }
 
 
 def _human_list(r: dict[str, Any]) -> str:
-    lines = [f"{x['time'][:19]}  {x['label']:10s}  {x['item']}" + (f"  — {x['note']}" if x["note"] else "")
-             for x in r["rows"]]
+    lines = [
+        f"{x['time'][:19]}  {x['label']:10s}  {x['item']}" + (f"  — {x['note']}" if x["note"] else "")
+        for x in r["rows"]
+    ]
     counts = ", ".join(f"{k} {v}" for k, v in r["counts"].items())
     return "\n".join(lines + [f"{len(r['rows'])} row(s) in {r['path']} (current: {counts})"])
 
@@ -126,8 +163,15 @@ def _mark(args: argparse.Namespace) -> dict[str, Any]:
         item = items.scan_item(args.scan, args.item)
     else:
         item = items.resolve("amw", args.amw, args.item, args.lon, args.lat)
-    res = items.mark(item, args.label, note=args.note, run_id=args.run_id, probability=args.probability,
-                     reviewer=args.reviewer, via="cli")
+    res = items.mark(
+        item,
+        args.label,
+        note=args.note,
+        run_id=args.run_id,
+        probability=args.probability,
+        reviewer=args.reviewer,
+        via="cli",
+    )
     return {"item": res.item, "label": res.label, "changed": res.changed, "history_fid": res.history_fid}
 
 
@@ -144,7 +188,14 @@ def _queue(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _human_queue(r: dict[str, Any]) -> str:
-    head = (f"{r['source_kind']} {r['source']}: {r['done']} reviewed, {r['left']} left of {r['total']} "
-            f"(order {r['order']}, threshold {r['threshold']:.3f})")
-    return "\n".join([head] + [f"  {x['item_id']}  p={x['prob']:.4f}" if x["prob"] is not None else
-                               f"  {x['item_id']}  p=?" for x in r["next"]])
+    head = (
+        f"{r['source_kind']} {r['source']}: {r['done']} reviewed, {r['left']} left of {r['total']} "
+        f"(order {r['order']}, threshold {r['threshold']:.3f})"
+    )
+    return "\n".join(
+        [head]
+        + [
+            f"  {x['item_id']}  p={x['prob']:.4f}" if x["prob"] is not None else f"  {x['item_id']}  p=?"
+            for x in r["next"]
+        ]
+    )

@@ -21,25 +21,50 @@ def register(sub: argparse._SubParsersAction) -> None:
             "credentials (docs/sources.md). --source stac: Element84 Earth Search (Level-2A, SCL mask), no account."
         ),
     )
-    f.add_argument("--source", choices=("gee", "stac"), required=True, help="gee = Earth Engine (L1C); stac = Earth Search (L2A)")
-    f.add_argument("--points", action="append", metavar="SET",
-                   help="point set(s): positives, curated, random (the study's), eg-positives, eg-negatives (the "
-                        "demo's Earth Genome points); repeat or comma-separate for several")
-    f.add_argument("--points-file", metavar="FILE",
-                   help="your own points instead: GeoJSON FeatureCollection of Points or CSV with lon, lat, and a "
-                        "'label' column (1 = mining, 0 = not)")
-    f.add_argument("--size", type=int, choices=(48, 256), default=48, help="patch size in pixels (10 m each); default 48")
+    f.add_argument(
+        "--source", choices=("gee", "stac"), required=True, help="gee = Earth Engine (L1C); stac = Earth Search (L2A)"
+    )
+    f.add_argument(
+        "--points",
+        action="append",
+        metavar="SET",
+        help="point set(s): positives, curated, random (the study's), eg-positives, eg-negatives (the "
+        "demo's Earth Genome points); repeat or comma-separate for several",
+    )
+    f.add_argument(
+        "--points-file",
+        metavar="FILE",
+        help="your own points instead: GeoJSON FeatureCollection of Points or CSV with lon, lat, and a "
+        "'label' column (1 = mining, 0 = not)",
+    )
+    f.add_argument(
+        "--size", type=int, choices=(48, 256), default=48, help="patch size in pixels (10 m each); default 48"
+    )
     f.add_argument("--start", default=None, help="first date, YYYY-MM-DD (default 2021-01-01)")
     f.add_argument("--end", default=None, help="end date, exclusive, YYYY-MM-DD (default 2022-01-01)")
     f.add_argument("--store", default=None, help="patch store name (default: <source>-<size>, e.g. gee-48)")
     f.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N points (in sample_id order)")
     f.add_argument("--workers", type=int, default=4, metavar="N", help="requests in flight at once (default 4)")
-    f.add_argument("--clear-threshold", type=float, default=None, metavar="X",
-                   help="gee: Cloud Score+ cs_cdf needed for a clear pixel (default 0.75, the study's)")
-    f.add_argument("--stac-url", default=None, metavar="URL",
-                   help="stac: STAC API root (default $ASGM_STAC_URL or https://earth-search.aws.element84.com/v1)")
-    f.add_argument("--max-scenes", type=int, default=40, metavar="N",
-                   help="stac: use at most the N least cloudy scenes per point (default 40; 0 = all)")
+    f.add_argument(
+        "--clear-threshold",
+        type=float,
+        default=None,
+        metavar="X",
+        help="gee: Cloud Score+ cs_cdf needed for a clear pixel (default 0.75, the study's)",
+    )
+    f.add_argument(
+        "--stac-url",
+        default=None,
+        metavar="URL",
+        help="stac: STAC API root (default $ASGM_STAC_URL or https://earth-search.aws.element84.com/v1)",
+    )
+    f.add_argument(
+        "--max-scenes",
+        type=int,
+        default=40,
+        metavar="N",
+        help="stac: use at most the N least cloudy scenes per point (default 40; 0 = all)",
+    )
     f.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_json_flag(f)
     f.set_defaults(handler=_fetch, human=_human_fetch)
@@ -49,10 +74,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json_flag(ls)
     ls.set_defaults(handler=_list, human=_human_list)
 
-    ck = s.add_parser("check", help="verify a store's files against its index (exit 1 when a patch is unusable)",
-                      description="Check every patch of a store: file present, a readable GeoTIFF of the store's size, "
-                                  "dtype and bands, and its masked share recomputed from the pixels; the index complete "
-                                  "(rows, columns, the count in store.json). Training runs the same check first.")
+    ck = s.add_parser(
+        "check",
+        help="verify a store's files against its index (exit 1 when a patch is unusable)",
+        description="Check every patch of a store: file present, a readable GeoTIFF of the store's size, "
+        "dtype and bands, and its masked share recomputed from the pixels; the index complete "
+        "(rows, columns, the count in store.json). Training runs the same check first.",
+    )
     ck.add_argument("--store", required=True, help="patch store name (or folder)")
     ck.add_argument("--no-pixels", action="store_true", help="headers only (fast): skip reading the pixels")
     add_json_flag(ck)
@@ -79,8 +107,15 @@ def _fetch(args: argparse.Namespace) -> dict[str, Any]:
         raise CommandError("--stac-url only applies to --source stac")
     if args.source == "stac" and args.clear_threshold is not None:
         raise CommandError("--clear-threshold only applies to --source gee (STAC masks clouds with SCL)")
-    source = make_source(args.source, args.size, args.start, args.end, clear_threshold=args.clear_threshold,
-                         stac_url=args.stac_url, max_scenes=args.max_scenes)
+    source = make_source(
+        args.source,
+        args.size,
+        args.start,
+        args.end,
+        clear_threshold=args.clear_threshold,
+        stac_url=args.stac_url,
+        max_scenes=args.max_scenes,
+    )
     points = read_labelled_points(args.points_file) if args.points_file else _point_sets(args.points)
 
     bar = None
@@ -99,8 +134,7 @@ def _fetch(args: argparse.Namespace) -> dict[str, Any]:
             bar.refresh()
 
     try:
-        return fetch_to_store(source, points, args.store, workers=args.workers, limit=args.limit,
-                              progress=progress)
+        return fetch_to_store(source, points, args.store, workers=args.workers, limit=args.limit, progress=progress)
     finally:
         if bar is not None:
             bar.close()
@@ -109,7 +143,7 @@ def _fetch(args: argparse.Namespace) -> dict[str, Any]:
 def _human_fetch(r: dict[str, Any]) -> str:
     lines = [
         f"store {r['store']} ({r['source']}, {r['product_level']}): {r['written_count']} written, "
-        f"{r['skipped']} already stored, {r['failed_count']} failed, of {r['requested']} points in {r['seconds']:.1f} s",
+        f"{r['skipped']} already stored, {r['failed_count']} failed, of {r['requested']} points in {r['seconds']:.1f} s",  # noqa: E501
     ]
     for sid, msg in sorted(r["failed"].items()):
         lines.append(f"  failed {sid}: {msg}")
@@ -129,18 +163,29 @@ def _list(args: argparse.Namespace) -> dict[str, Any]:
     # A cheap look at every file (present, readable header, size and bands; no pixels): a listing must not
     # show patches that cannot be used as if they were fine. `asgm patches check` also reads the pixels.
     check = check_store(store, pixels=False)
-    return {"summary": store.summary(), "extra": store.meta.extra, "patches": df.to_dict(orient="records"),
-            "ok": check.ok, "problems": check.problems, "store_problems": check.store_problems}
+    return {
+        "summary": store.summary(),
+        "extra": store.meta.extra,
+        "patches": df.to_dict(orient="records"),
+        "ok": check.ok,
+        "problems": check.problems,
+        "store_problems": check.store_problems,
+    }
 
 
 def _human_list(r: dict[str, Any]) -> str:
     s = r["summary"]
-    head = (f"{s['name']}: {s['patches']} patches, source {s['source']}, {s['product_level']}, {s['size']} px, "
-            f"{s['date_start']}..{s['date_end']}")
+    head = (
+        f"{s['name']}: {s['patches']} patches, source {s['source']}, {s['product_level']}, {s['size']} px, "
+        f"{s['date_start']}..{s['date_end']}"
+    )
     bad = r.get("problems", {})
-    rows = [f"{p['sample_id']:12s} {p['set']:10s} label={p['label']} lon={p['lon']:.5f} lat={p['lat']:.5f} "
-            f"EPSG:{p['epsg']} masked={float(p['masked_fraction']):.1%}"
-            + (f"  UNUSABLE: {bad[p['sample_id']]}" if p["sample_id"] in bad else "") for p in r["patches"]]
+    rows = [
+        f"{p['sample_id']:12s} {p['set']:10s} label={p['label']} lon={p['lon']:.5f} lat={p['lat']:.5f} "
+        f"EPSG:{p['epsg']} masked={float(p['masked_fraction']):.1%}"
+        + (f"  UNUSABLE: {bad[p['sample_id']]}" if p["sample_id"] in bad else "")
+        for p in r["patches"]
+    ]
     tail = [*r.get("store_problems", [])]
     if bad:
         tail.append(f"{len(bad)} unusable patch(es); `asgm patches check --store {s['name']}` for details")
@@ -164,8 +209,10 @@ def _human_check(r: dict[str, Any]) -> str:
     lines += [f"  {p}" for p in r["store_problems"]]
     lines += [f"  {msg}" for msg in r["problems"].values()]
     for sid, m in r["masked_mismatch"].items():
-        lines.append(f"  patch {sid!r}: index says {m['index']:.1%} masked, the pixels {m['pixels']:.1%} "
-                     "(training uses the pixels)")
+        lines.append(
+            f"  patch {sid!r}: index says {m['index']:.1%} masked, the pixels {m['pixels']:.1%} "
+            "(training uses the pixels)"
+        )
     if not r["ok"]:
         lines.append("re-fetch or rebuild the patches above (`asgm patches fetch` skips those already stored)")
     return "\n".join(lines)

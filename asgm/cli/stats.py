@@ -11,20 +11,31 @@ from asgm.cli import CommandError, add_json_flag
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "stats", help="mined and detected area per place and period (territories, countries, any boundary file)",
+        "stats",
+        help="mined and detected area per place and period (territories, countries, any boundary file)",
         description="Count detections inside boundaries: each detection's area is apportioned by the share of its "
         "polygon inside a boundary (equal-area projection), per period, new and cumulative. Writes a tidy CSV "
         "(boundary_id, name, country, type, status, period, new_mined_ha, cumulative_mined_ha, new_footprint_ha, "
-        "cumulative_footprint_ha, n_detections, ...). Tables are cached by the inputs' sha256.")
-    p.add_argument("--detections", default="amw",
-                   help="'amw' (Amazon Mining Watch's yearly layers 2018-2025Q3, default), a scan folder or a folder "
-                        "of scans (`asgm scan run --out`), or a polygon file (GeoJSON, GeoPackage, zipped Shapefile, "
-                        "KML; columns 'Mined area (ha)' and 'period'/'year' used when present)")
-    p.add_argument("--boundaries", required=True,
-                   help="'territories' (AMW's 237 indigenous territories with mining), 'countries' (9 countries + "
-                        "the whole basin AMAZ), 'basin', or a polygon file (GeoJSON, GeoPackage, zipped Shapefile, KML)")
-    p.add_argument("--periods", default=None,
-                   help="periods to list: a range '2018..2025Q3' (ends optional) or a list '2024,2025Q2' (default all)")
+        "cumulative_footprint_ha, n_detections, ...). Tables are cached by the inputs' sha256.",
+    )
+    p.add_argument(
+        "--detections",
+        default="amw",
+        help="'amw' (Amazon Mining Watch's yearly layers 2018-2025Q3, default), a scan folder or a folder "
+        "of scans (`asgm scan run --out`), or a polygon file (GeoJSON, GeoPackage, zipped Shapefile, "
+        "KML; columns 'Mined area (ha)' and 'period'/'year' used when present)",
+    )
+    p.add_argument(
+        "--boundaries",
+        required=True,
+        help="'territories' (AMW's 237 indigenous territories with mining), 'countries' (9 countries + "
+        "the whole basin AMAZ), 'basin', or a polygon file (GeoJSON, GeoPackage, zipped Shapefile, KML)",
+    )
+    p.add_argument(
+        "--periods",
+        default=None,
+        help="periods to list: a range '2018..2025Q3' (ends optional) or a list '2024,2025Q2' (default all)",
+    )
     p.add_argument("--name-column", default=None, help="column of a boundary file holding the place names")
     p.add_argument("--out", required=True, help="CSV file to write (one row per place and period)")
     p.add_argument("--geojson", default=None, help="also write the boundaries with their totals as GeoJSON")
@@ -67,9 +78,12 @@ def _stats(args: argparse.Namespace) -> dict[str, Any]:
     report = result.summary(args.periods)
     report["files"] = files
     report["rows"] = len(rows)
-    report["top"] = [{k: (None if v != v else v) for k, v in r.items()}  # NaN -> null
-                     for r in top[["boundary_id", "name", "country", "new_mined_ha", "new_footprint_ha",
-                                   "n_detections"]].round(3).to_dict("records")]
+    report["top"] = [
+        {k: (None if v != v else v) for k, v in r.items()}  # NaN -> null
+        for r in top[["boundary_id", "name", "country", "new_mined_ha", "new_footprint_ha", "n_detections"]]
+        .round(3)
+        .to_dict("records")
+    ]
     return report
 
 
@@ -77,13 +91,17 @@ def _human(r: dict[str, Any]) -> str:
     label = "SYNTHETIC: " if r["synthetic"] else ""
     periods = r["periods"]
     span = f"{periods[0]}..{periods[-1]}" if len(periods) > 1 else periods[0]
-    lines = [f"{label}{r['detections']} x {r['boundaries']}: {r['places']} place(s), {r['places_with_mining']} with "
-             f"detections, periods {span} ({'cached' if r['cached'] else 'computed'} in {r['seconds']:.2f} s)"]
+    lines = [
+        f"{label}{r['detections']} x {r['boundaries']}: {r['places']} place(s), {r['places_with_mining']} with "
+        f"detections, periods {span} ({'cached' if r['cached'] else 'computed'} in {r['seconds']:.2f} s)"
+    ]
     measure = "new_mined_ha" if "mined" in r["measures"] else "new_footprint_ha"
     lines.append(f"top places by {measure} over {span}:")
     for t in r["top"]:
-        lines.append(f"  {t['name']} ({t['boundary_id']}{', ' + t['country'] if t['country'] else ''}): "
-                     f"{t[measure] or 0:,.1f} ha, {t['n_detections']} detection(s)")
+        lines.append(
+            f"  {t['name']} ({t['boundary_id']}{', ' + t['country'] if t['country'] else ''}): "
+            f"{t[measure] or 0:,.1f} ha, {t['n_detections']} detection(s)"
+        )
     lines += [f"note: {n}" for n in r["notes"]]
     lines.append("files: " + ", ".join(f"{k} {v}" for k, v in r["files"].items()))
     lines.append("credits: " + " ".join(r["credits"]))

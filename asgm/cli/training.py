@@ -21,34 +21,69 @@ def _config_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--osm", help="comma-separated OSM layers (highway,waterway,building,landuse,aeroway) or 'all'")
     g.add_argument("--size", type=int, choices=(48, 256), help="patch size in pixels")
     g.add_argument("--negatives", choices=("curated", "random"))
-    g.add_argument("--class-weight", action=argparse.BooleanOptionalAction, default=None,
-                   help="weight classes n/(2 n_c) on the training split")
+    g.add_argument(
+        "--class-weight",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="weight classes n/(2 n_c) on the training split",
+    )
     g.add_argument("--seed", type=int)
     g.add_argument("--epochs", type=int)
     g.add_argument("--batch-size", type=int)
     g.add_argument("--learning-rate", type=float)
     g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None, help="flips + 90° rotations")
     g.add_argument("--affine", action=argparse.BooleanOptionalAction, default=None, help="small shifts/zoom too")
-    g.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="stop after PATIENCE epochs without "
-                   "a better validation PR-AUC")
-    g.add_argument("--holdout", choices=HOLDOUTS, help="use a geographic holdout region as the test set: caroni "
-                   "(Earth Genome's box) or a country (leave-one-region-out)")
+    g.add_argument(
+        "--early-stopping",
+        type=int,
+        metavar="PATIENCE",
+        help="stop after PATIENCE epochs without a better validation PR-AUC",
+    )
+    g.add_argument(
+        "--holdout",
+        choices=HOLDOUTS,
+        help="use a geographic holdout region as the test set: caroni "
+        "(Earth Genome's box) or a country (leave-one-region-out)",
+    )
     g.add_argument("--split-eps", type=float, metavar="METRES", help="DBSCAN eps of the spatial split (true metres)")
     g.add_argument("--split-seed", type=int, help="seed of the spatial split (default: --seed)")
     r = p.add_argument_group("recipe beyond the study (defaults: the study's pipeline)")
-    r.add_argument("--architecture", choices=("study", "detector"),
-                   help="study: the study's CNN (Table 1); detector: BatchNorm + global pooling net")
-    r.add_argument("--jitter", action=argparse.BooleanOptionalAction, default=None,
-                   help="brightness, per-band gain and haze jitter in training")
-    r.add_argument("--balance-sets", action=argparse.BooleanOptionalAction, default=None,
-                   help="weight samples by 1/sqrt(set size) within each class")
-    r.add_argument("--balance-by", choices=("set", "confuser"), default=None,
-                   help="what --balance-sets groups by: sets, or negatives by confuser class (store 'amazon2')")
+    r.add_argument(
+        "--architecture",
+        choices=("study", "detector"),
+        help="study: the study's CNN (Table 1); detector: BatchNorm + global pooling net",
+    )
+    r.add_argument(
+        "--jitter",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="brightness, per-band gain and haze jitter in training",
+    )
+    r.add_argument(
+        "--balance-sets",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="weight samples by 1/sqrt(set size) within each class",
+    )
+    r.add_argument(
+        "--balance-by",
+        choices=("set", "confuser"),
+        default=None,
+        help="what --balance-sets groups by: sets, or negatives by confuser class (store 'amazon2')",
+    )
     r.add_argument("--lr-schedule", choices=("constant", "cosine"), help="learning-rate schedule (default constant)")
-    r.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
-                   help="average over the 8 D4 symmetries at prediction time")
-    r.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=None,
-                   help="temperature scaling fitted on validation")
+    r.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="average over the 8 D4 symmetries at prediction time",
+    )
+    r.add_argument(
+        "--calibrate",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="temperature scaling fitted on validation",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
@@ -59,19 +94,36 @@ def config_from_args(args: argparse.Namespace) -> Any:
     if args.config:
         raw = ExperimentConfig.from_file(args.config).model_dump()
     flags = {
-        "name": args.name, "store": args.store, "patch_size": args.size, "negatives": args.negatives,
-        "class_weight": args.class_weight, "seed": args.seed, "epochs": args.epochs, "batch_size": args.batch_size,
-        "learning_rate": args.learning_rate, "augment": args.augment, "affine_augment": args.affine,
-        "early_stopping_patience": args.early_stopping, "holdout": args.holdout, "split_eps_m": args.split_eps,
-        "split_seed": args.split_seed, "architecture": args.architecture, "jitter": args.jitter,
-        "balance_sets": args.balance_sets, "balance_by": args.balance_by, "tta": args.tta, "calibrate": args.calibrate,
+        "name": args.name,
+        "store": args.store,
+        "patch_size": args.size,
+        "negatives": args.negatives,
+        "class_weight": args.class_weight,
+        "seed": args.seed,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
+        "augment": args.augment,
+        "affine_augment": args.affine,
+        "early_stopping_patience": args.early_stopping,
+        "holdout": args.holdout,
+        "split_eps_m": args.split_eps,
+        "split_seed": args.split_seed,
+        "architecture": args.architecture,
+        "jitter": args.jitter,
+        "balance_sets": args.balance_sets,
+        "balance_by": args.balance_by,
+        "tta": args.tta,
+        "calibrate": args.calibrate,
         "lr_schedule": args.lr_schedule,
     }
     raw.update({k: v for k, v in flags.items() if v is not None})
     if args.bands:
         raw["bands"] = tuple(b.strip() for b in args.bands.split(",") if b.strip())
     if args.osm:
-        raw["osm_layers"] = OSM_LAYERS if args.osm == "all" else tuple(x.strip() for x in args.osm.split(",") if x.strip())
+        raw["osm_layers"] = (
+            OSM_LAYERS if args.osm == "all" else tuple(x.strip() for x in args.osm.split(",") if x.strip())
+        )
     if "bands" not in raw or "patch_size" not in raw:
         # Default bands and size to what the chosen store holds, so `--store NAME` alone works.
         from asgm.data.store import PatchStore
@@ -96,8 +148,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     runs = command_group(sub, "runs", "list, show and cancel training runs (the run store)")
     add_command(runs, "list", "every run, newest first", _runs_list, _human_runs)
-    add_command(runs, "show", "one run's status, progress and metrics",
-                lambda a: _get(a.run_id).to_dict()).add_argument("run_id")
+    add_command(
+        runs, "show", "one run's status, progress and metrics", lambda a: _get(a.run_id).to_dict()
+    ).add_argument("run_id")
     add_command(runs, "cancel", "ask a running run to stop", _runs_cancel).add_argument("run_id")
 
     e = sub.add_parser("evaluate", help="re-score a run: predict val/test again, tune the threshold, write metrics")
@@ -112,16 +165,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     su.add_argument("--channels", type=int, default=12, help="input channels (default 12)")
 
     experiments = command_group(sub, "experiments", "the study's experiments")
-    t1 = add_command(experiments, "table1", "run Table 1's ten configurations (unsupported ones are reported as skipped)",
-                     _table1, _human_table1)
-    t1.add_argument("--dataset", action="append", help="patch store to use (repeat for a 48-px and a 256-px "
-                    "store; default: demo)")
+    t1 = add_command(
+        experiments,
+        "table1",
+        "run Table 1's ten configurations (unsupported ones are reported as skipped)",
+        _table1,
+        _human_table1,
+    )
+    t1.add_argument(
+        "--dataset", action="append", help="patch store to use (repeat for a 48-px and a 256-px store; default: demo)"
+    )
     t1.add_argument("--epochs", type=int, default=160)
     t1.add_argument("--seed", type=int, default=7)
     t1.add_argument("--only", help="comma-separated experiment numbers to run (default: all)")
     t1.add_argument("--plan", action="store_true", help="only show which rows would run or be skipped")
-    t1.add_argument("--scheduler", default="none", help="run the rows as Dask tasks: 'local' (a LocalCluster), "
-                    "tcp://HOST:8786 (workers sharing the data and models folders), or 'none' (default: one by one)")
+    t1.add_argument(
+        "--scheduler",
+        default="none",
+        help="run the rows as Dask tasks: 'local' (a LocalCluster), "
+        "tcp://HOST:8786 (workers sharing the data and models folders), or 'none' (default: one by one)",
+    )
     t1.add_argument("--workers", type=int, default=2, help="workers of the local cluster (default 2)")
 
     a = sub.add_parser("ablation", help="each OSM layer of a run: retrained without it and zeroed at test time")
@@ -147,8 +210,9 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
         return {"run_id": runs.launch(config), "status": "queued"}
     if args.run_id is None:  # a launched child trains into its own queued folder: not a duplicate
         runs.refuse_duplicate(config)
-    run_id = train.train(config, run_id=args.run_id, show_progress=not args.json and sys.stderr.isatty(),
-                         n_boot=args.bootstrap)
+    run_id = train.train(
+        config, run_id=args.run_id, show_progress=not args.json and sys.stderr.isatty(), n_boot=args.bootstrap
+    )
     info = runs.get_run(run_id)
     if info.status != "completed":
         raise CommandError(f"run {run_id} ended {info.status}: {info.error}")
@@ -185,8 +249,11 @@ def _human_runs(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         m = r.get("metrics") or {}
         p = r.get("progress") or {}
-        extra = f"F1 {m['f1']:.3f}" if m.get("f1") is not None else (
-            f"epoch {p.get('epoch')}/{p.get('epochs')}" if p else "")
+        extra = (
+            f"F1 {m['f1']:.3f}"
+            if m.get("f1") is not None
+            else (f"epoch {p.get('epoch')}/{p.get('epochs')}" if p else "")
+        )
         err = f"  {r['error']}" if r.get("error") and r["status"] != "completed" else ""
         out.append(f"{r['run_id']:44s} {r['status']:10s} {extra}{err}")
     return "\n".join(out)
@@ -214,7 +281,9 @@ def _model_summary(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _human_summary(s: dict[str, Any]) -> str:
-    lines = [f"{la['name']:10s} {la['type']:14s} {str(la['output_shape']):18s} {la['params']:>9,}" for la in s["layers"]]
+    lines = [
+        f"{la['name']:10s} {la['type']:14s} {str(la['output_shape']):18s} {la['params']:>9,}" for la in s["layers"]
+    ]
     return "\n".join([*lines, f"input {s['input']}  total params {s['params']:,}"])
 
 
@@ -224,15 +293,28 @@ def _table1(args: argparse.Namespace) -> dict[str, Any]:
     stores = args.dataset or ["demo"]
     only = [int(x) for x in args.only.split(",")] if args.only else None
     if args.plan:
-        return {"rows": experiments.planned_rows(stores, args.epochs, args.seed, only),
-                "published": list(experiments.TABLE1_PUBLISHED)}
+        return {
+            "rows": experiments.planned_rows(stores, args.epochs, args.seed, only),
+            "published": list(experiments.TABLE1_PUBLISHED),
+        }
     import tqdm
 
     plans = experiments.plan_table1(stores, args.epochs, args.seed)
-    bar = tqdm.tqdm(total=len([p for p in plans if not only or p.exp in only]), desc="Table 1", unit="exp",
-                    disable=args.json or not sys.stderr.isatty())
-    out = experiments.run_table1(stores, args.epochs, args.seed, only=only, on_row=lambda r: bar.update(1),
-                                 scheduler=None if args.scheduler == "none" else args.scheduler, workers=args.workers)
+    bar = tqdm.tqdm(
+        total=len([p for p in plans if not only or p.exp in only]),
+        desc="Table 1",
+        unit="exp",
+        disable=args.json or not sys.stderr.isatty(),
+    )
+    out = experiments.run_table1(
+        stores,
+        args.epochs,
+        args.seed,
+        only=only,
+        on_row=lambda r: bar.update(1),
+        scheduler=None if args.scheduler == "none" else args.scheduler,
+        workers=args.workers,
+    )
     bar.close()
     return out
 
@@ -259,8 +341,10 @@ def _ablation(args: argparse.Namespace) -> dict[str, Any]:
 
 def _human_ablation(out: dict[str, Any]) -> str:
     full = out["full"]
-    lines = [f"full model: F1 {full['f1']:.3f}  precision {full['precision']:.3f}  recall {full['recall']:.3f}",
-             f"{'layer':10s} {'mode':10s} {'ΔF1':>7s} {'Δprec':>7s} {'Δrec':>7s}"]
+    lines = [
+        f"full model: F1 {full['f1']:.3f}  precision {full['precision']:.3f}  recall {full['recall']:.3f}",
+        f"{'layer':10s} {'mode':10s} {'ΔF1':>7s} {'Δprec':>7s} {'Δrec':>7s}",
+    ]
     for e in out["layers"]:
         for mode in ("zeroed", "retrained"):
             d = e.get(f"{mode}_delta")
@@ -281,8 +365,11 @@ def train_with_labels(args: argparse.Namespace) -> dict[str, Any]:
     if not parent:
         raise CommandError("no completed run to start from; pass --from-run RUN")
     if args.detach:
-        return {"run_id": retrain.launch(parent, epochs=args.epochs, holdout_fraction=args.holdout_fraction),
-                "status": "queued", "parent_run": parent}
+        return {
+            "run_id": retrain.launch(parent, epochs=args.epochs, holdout_fraction=args.holdout_fraction),
+            "status": "queued",
+            "parent_run": parent,
+        }
     # A launched job's folder stays "queued" while the store version is built: training takes it over then.
     folder = runs.RunFolder.of(args.run_id) if args.run_id else None
 
@@ -296,8 +383,13 @@ def train_with_labels(args: argparse.Namespace) -> dict[str, Any]:
         bar.update(done - bar.n)
 
     try:
-        plan = retrain.prepare(parent, epochs=args.epochs, holdout_fraction=args.holdout_fraction, progress=progress,
-                               cancelled=folder.cancel_requested if folder is not None else None)
+        plan = retrain.prepare(
+            parent,
+            epochs=args.epochs,
+            holdout_fraction=args.holdout_fraction,
+            progress=progress,
+            cancelled=folder.cancel_requested if folder is not None else None,
+        )
     except retrain.RetrainCancelled:
         if folder is not None:
             folder.set_status("cancelled", finished=runs.now(), error="cancelled on request")
@@ -311,8 +403,13 @@ def train_with_labels(args: argparse.Namespace) -> dict[str, Any]:
     if folder is None:
         runs.refuse_duplicate(plan.config)
         folder = retrain.queue_run(plan.config, parent, plan.counts["reviewed"], args.holdout_fraction)
-    run_id = train.train(plan.config, run_id=folder.run_id, split_override=plan.split, n_boot=args.bootstrap,
-                         show_progress=not args.json and sys.stderr.isatty())
+    run_id = train.train(
+        plan.config,
+        run_id=folder.run_id,
+        split_override=plan.split,
+        n_boot=args.bootstrap,
+        show_progress=not args.json and sys.stderr.isatty(),
+    )
     info = runs.get_run(run_id)
     if info.status != "completed":
         raise CommandError(f"run {run_id} ended {info.status}: {info.error}")
@@ -328,14 +425,19 @@ def human_with_labels(r: dict[str, Any]) -> str:
         if not m.get("n"):
             return "n/a (no rows)"
         ap = m.get("pr_auc")
-        return (f"F1 {m['f1']:.3f}  PR-AUC {'n/a' if ap is None else f'{ap:.3f}'}  FP {m['fp']}  FN {m['fn']}  "
-                f"(n {m['n']}, threshold {m['threshold']:.3f})")
+        return (
+            f"F1 {m['f1']:.3f}  PR-AUC {'n/a' if ap is None else f'{ap:.3f}'}  FP {m['fp']}  FN {m['fn']}  "
+            f"(n {m['n']}, threshold {m['threshold']:.3f})"
+        )
 
     c = r["counts"]
-    lines = [f"run {r['run_id']} from {r['parent_run']} on store {r['store']} (not the default: {r['note']})",
-             f"reviewed {c['reviewed']}: trained {c['trained']}, held out {c['held_out']} + "
-             f"{c['held_out_by_distance']} nearby, dropped near test {c['dropped_near_test']}, on test patches "
-             f"{c['on_test_patches']}; skipped {c['skipped'] or 'none'}", f"rule: {c['rule']}"]
+    lines = [
+        f"run {r['run_id']} from {r['parent_run']} on store {r['store']} (not the default: {r['note']})",
+        f"reviewed {c['reviewed']}: trained {c['trained']}, held out {c['held_out']} + "
+        f"{c['held_out_by_distance']} nearby, dropped near test {c['dropped_near_test']}, on test patches "
+        f"{c['on_test_patches']}; skipped {c['skipped'] or 'none'}",
+        f"rule: {c['rule']}",
+    ]
     for key, title in (("test", "unchanged test split"), ("review_holdout", "held-out reviewed items")):
         lines += [f"{title}:", f"  before {fmt(r[key]['before'])}", f"  after  {fmt(r[key]['after'])}"]
     return "\n".join(lines)

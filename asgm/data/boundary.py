@@ -67,4 +67,6 @@ def extent_of(points: gpd.GeoDataFrame, pad_deg: float = 0.05) -> gpd.GeoDataFra
     from shapely.geometry import box
 
     minx, miny, maxx, maxy = points.to_crs("EPSG:4326").total_bounds
-    return gpd.GeoDataFrame(geometry=[box(minx - pad_deg, miny - pad_deg, maxx + pad_deg, maxy + pad_deg)], crs="EPSG:4326")
+    return gpd.GeoDataFrame(
+        geometry=[box(minx - pad_deg, miny - pad_deg, maxx + pad_deg, maxy + pad_deg)], crs="EPSG:4326"
+    )

@@ -44,22 +44,33 @@ def read_label_file(path: str | Path, check_item: ItemCheck | None = None, revie
         label = normalise_label(r.get("label"), f"{where}: label")
         lon, lat = _coord(r.get("lon")), _coord(r.get("lat"))
         if lon is None or lat is None:
-            raise LabelsError(f"{where} has no coordinates (lon={r.get('lon')!r}, lat={r.get('lat')!r}); every "
-                              "label needs its point in WGS 84 lon/lat")
+            raise LabelsError(
+                f"{where} has no coordinates (lon={r.get('lon')!r}, lat={r.get('lat')!r}); every "
+                "label needs its point in WGS 84 lon/lat"
+            )
         kind, source, item_id = (str(r.get(k) or "").strip() for k in ("source_kind", "source", "item_id"))
         if not (kind and source and item_id):
-            raise LabelsError(f"{where} names no item (source_kind, source, item_id); a label belongs to a patch of "
-                              "a store, a window of a scan or an AMW detection — export labels from here to see "
-                              "the columns")
+            raise LabelsError(
+                f"{where} names no item (source_kind, source, item_id); a label belongs to a patch of "
+                "a store, a window of a scan or an AMW detection — export labels from here to see "
+                "the columns"
+            )
         year = _coord(r.get("year"))
         prob = _coord(r.get("probability"))
         try:
-            item = Item(kind, source, item_id, lon, lat, str(r.get("imagery") or ""),
-                        int(year) if year is not None else None).check()
+            item = Item(
+                kind, source, item_id, lon, lat, str(r.get("imagery") or ""), int(year) if year is not None else None
+            ).check()
             if check_item is not None:
                 check_item(item)
-            mark = Mark(item, label, str(r.get("note") or ""), str(r.get("run_id") or "") or None, prob,
-                        str(r.get("reviewer") or "") or reviewer)
+            mark = Mark(
+                item,
+                label,
+                str(r.get("note") or ""),
+                str(r.get("run_id") or "") or None,
+                prob,
+                str(r.get("reviewer") or "") or reviewer,
+            )
             mark.row("import", "")  # the same checks as a write, before anything is written
         except LabelsError as exc:
             raise LabelsError(f"{where}: {exc}") from None
@@ -125,4 +136,3 @@ def _ogr_rows(path: Path) -> list[dict[str, Any]]:
             r["lon"], r["lat"] = geom.x, geom.y
         rows.append(r)
     return rows
-

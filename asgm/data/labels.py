@@ -45,9 +45,15 @@ SOURCE_KINDS: tuple[str, ...] = ("store", "scan", "amw")
 VIAS: tuple[str, ...] = ("app", "cli", "import")
 #: Spellings an import file may use, lower-cased, for each label.
 LABEL_SPELLINGS: dict[str, str] = {
-    "mining": "mining", "1": "mining", "1.0": "mining",
-    "not_mining": "not_mining", "not mining": "not_mining", "not": "not_mining", "0": "not_mining",
-    "0.0": "not_mining", "unsure": "unsure",
+    "mining": "mining",
+    "1": "mining",
+    "1.0": "mining",
+    "not_mining": "not_mining",
+    "not mining": "not_mining",
+    "not": "not_mining",
+    "0": "not_mining",
+    "0.0": "not_mining",
+    "unsure": "unsure",
 }
 #: Share of the reviewed items, newest first, that training with them holds out to measure what they taught.
 HOLDOUT_FRACTION = 0.2
@@ -57,16 +63,33 @@ BUSY_TIMEOUT_S = 5.0
 LAYER = "labels"
 HISTORY = "label_history"
 #: Columns of both tables after ``fid`` (and before ``geom`` in ``labels``), in order.
-FIELDS: tuple[str, ...] = ("item", "label", "note", "source_kind", "source", "item_id", "lon", "lat", "imagery",
-                           "year", "run_id", "probability", "reviewer", "via", "time")
+FIELDS: tuple[str, ...] = (
+    "item",
+    "label",
+    "note",
+    "source_kind",
+    "source",
+    "item_id",
+    "lon",
+    "lat",
+    "imagery",
+    "year",
+    "run_id",
+    "probability",
+    "reviewer",
+    "via",
+    "time",
+)
 _SQL_TYPES = {"lon": "DOUBLE", "lat": "DOUBLE", "probability": "DOUBLE", "year": "INTEGER"}
 #: GeoPackage application id ('GPKG') and version 1.2 (what GDAL writes by default).
 _APPLICATION_ID = 0x47504B47
 _USER_VERSION = 10200
-_WGS84_WKT = ('GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,298.257223563,AUTHORITY["EPSG","7030"]],'
-              'AUTHORITY["EPSG","6326"]],PRIMEM["Greenwich",0,AUTHORITY["EPSG","8901"]],UNIT["degree",'
-              '0.0174532925199433,AUTHORITY["EPSG","9122"]],AXIS["Latitude",NORTH],AXIS["Longitude",EAST],'
-              'AUTHORITY["EPSG","4326"]]')
+_WGS84_WKT = (
+    'GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,298.257223563,AUTHORITY["EPSG","7030"]],'
+    'AUTHORITY["EPSG","6326"]],PRIMEM["Greenwich",0,AUTHORITY["EPSG","8901"]],UNIT["degree",'
+    '0.0174532925199433,AUTHORITY["EPSG","9122"]],AXIS["Latitude",NORTH],AXIS["Longitude",EAST],'
+    'AUTHORITY["EPSG","4326"]]'
+)
 # SQLite's primary result codes for a busy / locked database, a full disk and a file that is no database.
 _BUSY, _LOCKED, _FULL, _CORRUPT, _NOTADB, _READONLY, _CANTOPEN = 5, 6, 13, 11, 26, 8, 14
 
@@ -122,11 +145,14 @@ class Item:
         if self.source_kind not in SOURCE_KINDS:
             raise LabelsError(f"source kind {self.source_kind!r} is not one of {', '.join(SOURCE_KINDS)}")
         if not str(self.source).strip() or not str(self.item_id).strip():
-            raise LabelsError(f"an item of a {self.source_kind} needs its name and id (got {self.source!r}, "
-                              f"{self.item_id!r})")
+            raise LabelsError(
+                f"an item of a {self.source_kind} needs its name and id (got {self.source!r}, {self.item_id!r})"
+            )
         if not (_finite(self.lon) and _finite(self.lat) and -180 <= self.lon <= 180 and -90 <= self.lat <= 90):
-            raise LabelsError(f"item {self.key} has coordinates lon={self.lon!r}, lat={self.lat!r}; expected WGS 84 "
-                              "lon in [-180, 180] and lat in [-90, 90]")
+            raise LabelsError(
+                f"item {self.key} has coordinates lon={self.lon!r}, lat={self.lat!r}; expected WGS 84 "
+                "lon in [-180, 180] and lat in [-90, 90]"
+            )
         return self
 
 
@@ -158,11 +184,23 @@ class Mark:
         prob = self.probability
         if prob is not None and not (_finite(prob) and 0.0 <= prob <= 1.0):
             raise LabelsError(f"probability {prob!r} of {it.key} is not a number in [0, 1]")
-        return {"item": it.key, "label": label, "note": (self.note or "").strip(), "source_kind": it.source_kind,
-                "source": it.source, "item_id": it.item_id, "lon": float(it.lon), "lat": float(it.lat),
-                "imagery": it.imagery or "", "year": int(it.year) if it.year is not None else None,
-                "run_id": self.run_id or None, "probability": None if prob is None else float(prob),
-                "reviewer": (self.reviewer or "").strip(), "via": via, "time": time}
+        return {
+            "item": it.key,
+            "label": label,
+            "note": (self.note or "").strip(),
+            "source_kind": it.source_kind,
+            "source": it.source,
+            "item_id": it.item_id,
+            "lon": float(it.lon),
+            "lat": float(it.lat),
+            "imagery": it.imagery or "",
+            "year": int(it.year) if it.year is not None else None,
+            "run_id": self.run_id or None,
+            "probability": None if prob is None else float(prob),
+            "reviewer": (self.reviewer or "").strip(),
+            "via": via,
+            "time": time,
+        }
 
 
 @dataclass(frozen=True)
@@ -188,16 +226,19 @@ def _sql_error(exc: sqlite3.Error, path: Path) -> AsgmError:
     if code in (_BUSY, _LOCKED):
         return LabelsLockedError(
             f"the label database {path} is locked by another program (QGIS editing the layer, or another writer); "
-            "save or close the layer there (or wait for the other write) and try again. Nothing was written")
+            "save or close the layer there (or wait for the other write) and try again. Nothing was written"
+        )
     if code == _FULL:
-        return atomic.DiskFullError(f"no space left to write {path}; free disk space and try again. The label "
-                                    "database is unchanged")
+        return atomic.DiskFullError(
+            f"no space left to write {path}; free disk space and try again. The label database is unchanged"
+        )
     if code in (_CORRUPT, _NOTADB):
-        return LabelsError(f"{path} is not a readable label database ({one_line(exc)}); move it away (a new one is "
-                           "made) or restore it from a backup")
+        return LabelsError(
+            f"{path} is not a readable label database ({one_line(exc)}); move it away (a new one is "
+            "made) or restore it from a backup"
+        )
     if code in (_READONLY, _CANTOPEN):
-        return LabelsError(f"cannot write the label database {path} ({one_line(exc)}); check the folder's "
-                           "permissions")
+        return LabelsError(f"cannot write the label database {path} ({one_line(exc)}); check the folder's permissions")
     return LabelsError(f"the label database {path} failed: {one_line(exc)}")
 
 
@@ -248,18 +289,44 @@ class LabelStore:
         if {LAYER, HISTORY, "gpkg_contents"} <= tables:
             return
         if tables - {"sqlite_sequence"}:
-            raise LabelsError(f"{self.path} is a database without the label tables ({', '.join(sorted(tables)[:5])}); "
-                              "move it away or point ASGM_DATA_DIR at another data folder")
+            raise LabelsError(
+                f"{self.path} is a database without the label tables ({', '.join(sorted(tables)[:5])}); "
+                "move it away or point ASGM_DATA_DIR at another data folder"
+            )
         con.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
         con.execute(f"PRAGMA user_version = {_USER_VERSION}")
         con.execute("""CREATE TABLE gpkg_spatial_ref_sys (srs_name TEXT NOT NULL, srs_id INTEGER NOT NULL PRIMARY KEY,
             organization TEXT NOT NULL, organization_coordsys_id INTEGER NOT NULL, definition TEXT NOT NULL,
             description TEXT)""")
-        con.executemany("INSERT INTO gpkg_spatial_ref_sys VALUES (?, ?, ?, ?, ?, ?)", [
-            ("Undefined cartesian SRS", -1, "NONE", -1, "undefined", "undefined cartesian coordinate reference system"),
-            ("Undefined geographic SRS", 0, "NONE", 0, "undefined", "undefined geographic coordinate reference system"),
-            ("WGS 84 geodetic", 4326, "EPSG", 4326, _WGS84_WKT, "longitude/latitude coordinates in decimal degrees on "
-             "the WGS 84 spheroid")])
+        con.executemany(
+            "INSERT INTO gpkg_spatial_ref_sys VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    "Undefined cartesian SRS",
+                    -1,
+                    "NONE",
+                    -1,
+                    "undefined",
+                    "undefined cartesian coordinate reference system",
+                ),
+                (
+                    "Undefined geographic SRS",
+                    0,
+                    "NONE",
+                    0,
+                    "undefined",
+                    "undefined geographic coordinate reference system",
+                ),
+                (
+                    "WGS 84 geodetic",
+                    4326,
+                    "EPSG",
+                    4326,
+                    _WGS84_WKT,
+                    "longitude/latitude coordinates in decimal degrees on the WGS 84 spheroid",
+                ),
+            ],
+        )
         con.execute("""CREATE TABLE gpkg_contents (table_name TEXT NOT NULL PRIMARY KEY, data_type TEXT NOT NULL,
             identifier TEXT UNIQUE, description TEXT DEFAULT '',
             last_change DATETIME NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
@@ -271,22 +338,32 @@ class LabelStore:
             CONSTRAINT uk_gc_table_name UNIQUE (table_name),
             CONSTRAINT fk_gc_tn FOREIGN KEY (table_name) REFERENCES gpkg_contents(table_name),
             CONSTRAINT fk_gc_srs FOREIGN KEY (srs_id) REFERENCES gpkg_spatial_ref_sys (srs_id))""")
-        cols = ", ".join(f"{f} {_SQL_TYPES.get(f, 'TEXT')}" + (" NOT NULL" if f in ("item", "label", "time") else "")
-                         for f in FIELDS)
+        cols = ", ".join(
+            f"{f} {_SQL_TYPES.get(f, 'TEXT')}" + (" NOT NULL" if f in ("item", "label", "time") else "") for f in FIELDS
+        )
         check = f"CHECK (label IN ({', '.join(repr(x) for x in LABELS)}))"
-        con.execute(f"CREATE TABLE {LAYER} (fid INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, {cols}, "
-                    f"history_fid INTEGER NOT NULL, geom POINT, UNIQUE (item), {check})")
+        con.execute(
+            f"CREATE TABLE {LAYER} (fid INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, {cols}, "
+            f"history_fid INTEGER NOT NULL, geom POINT, UNIQUE (item), {check})"
+        )
         con.execute(f"CREATE TABLE {HISTORY} (fid INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, {cols}, {check})")
         con.execute(f"CREATE INDEX {HISTORY}_item ON {HISTORY} (item)")
-        con.execute("INSERT INTO gpkg_contents (table_name, data_type, identifier, description, srs_id) "
-                    "VALUES (?, 'features', ?, ?, 4326)", (LAYER, LAYER, "current label of every reviewed item"))
-        con.execute("INSERT INTO gpkg_contents (table_name, data_type, identifier, description) "
-                    "VALUES (?, 'attributes', ?, ?)", (HISTORY, HISTORY, "every label change, oldest first"))
+        con.execute(
+            "INSERT INTO gpkg_contents (table_name, data_type, identifier, description, srs_id) "
+            "VALUES (?, 'features', ?, ?, 4326)",
+            (LAYER, LAYER, "current label of every reviewed item"),
+        )
+        con.execute(
+            "INSERT INTO gpkg_contents (table_name, data_type, identifier, description) VALUES (?, 'attributes', ?, ?)",
+            (HISTORY, HISTORY, "every label change, oldest first"),
+        )
         con.execute("INSERT INTO gpkg_geometry_columns VALUES (?, 'geom', 'POINT', 4326, 0, 0)", (LAYER,))
         # Forbid changing the history from any program that honours triggers (GDAL, QGIS and sqlite3 all do).
         for op in ("UPDATE", "DELETE"):
-            con.execute(f"CREATE TRIGGER {HISTORY}_no_{op.lower()} BEFORE {op} ON {HISTORY} "
-                        f"BEGIN SELECT RAISE(ABORT, 'label_history is append-only'); END")
+            con.execute(
+                f"CREATE TRIGGER {HISTORY}_no_{op.lower()} BEFORE {op} ON {HISTORY} "
+                f"BEGIN SELECT RAISE(ABORT, 'label_history is append-only'); END"
+            )
 
     # -- writing -------------------------------------------------------------------------------------
     def mark(self, mark: Mark, via: str = "app") -> MarkResult:
@@ -303,25 +380,33 @@ class LabelStore:
             for row in rows:
                 out.append(self._write_row(con, row))
             if any(r.changed for r in out):
-                con.execute("UPDATE gpkg_contents SET last_change = strftime('%Y-%m-%dT%H:%M:%fZ','now'), "
-                            "min_x = (SELECT min(lon) FROM labels), min_y = (SELECT min(lat) FROM labels), "
-                            "max_x = (SELECT max(lon) FROM labels), max_y = (SELECT max(lat) FROM labels) "
-                            "WHERE table_name IN (?, ?)", (LAYER, HISTORY))
+                con.execute(
+                    "UPDATE gpkg_contents SET last_change = strftime('%Y-%m-%dT%H:%M:%fZ','now'), "
+                    "min_x = (SELECT min(lon) FROM labels), min_y = (SELECT min(lat) FROM labels), "
+                    "max_x = (SELECT max(lon) FROM labels), max_y = (SELECT max(lat) FROM labels) "
+                    "WHERE table_name IN (?, ?)",
+                    (LAYER, HISTORY),
+                )
         return out
 
     @staticmethod
     def _write_row(con: sqlite3.Connection, row: dict[str, Any]) -> MarkResult:
-        cur = con.execute(f"SELECT label, note, reviewer, history_fid FROM {LAYER} WHERE item = ?", (row["item"],)).fetchone()
+        cur = con.execute(
+            f"SELECT label, note, reviewer, history_fid FROM {LAYER} WHERE item = ?", (row["item"],)
+        ).fetchone()
         if cur is not None and tuple(cur[:3]) == (row["label"], row["note"], row["reviewer"]):
             return MarkResult(row["item"], row["label"], False, int(cur[3]))
         names = ", ".join(FIELDS)
         marks = ", ".join("?" for _ in FIELDS)
         values = [row[f] for f in FIELDS]
         hid = con.execute(f"INSERT INTO {HISTORY} ({names}) VALUES ({marks})", values).lastrowid
-        con.execute(f"INSERT INTO {LAYER} ({names}, history_fid, geom) VALUES ({marks}, ?, ?) "
-                    f"ON CONFLICT (item) DO UPDATE SET " + ", ".join(f"{f} = excluded.{f}" for f in FIELDS)
-                    + ", history_fid = excluded.history_fid, geom = excluded.geom",
-                    [*values, hid, point_blob(row["lon"], row["lat"])])
+        con.execute(
+            f"INSERT INTO {LAYER} ({names}, history_fid, geom) VALUES ({marks}, ?, ?) "
+            f"ON CONFLICT (item) DO UPDATE SET "
+            + ", ".join(f"{f} = excluded.{f}" for f in FIELDS)
+            + ", history_fid = excluded.history_fid, geom = excluded.geom",
+            [*values, hid, point_blob(row["lon"], row["lat"])],
+        )
         return MarkResult(row["item"], row["label"], True, int(hid or 0))
 
     # -- reading -------------------------------------------------------------------------------------
@@ -332,8 +417,10 @@ class LabelStore:
                 tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
                 if not {LAYER, HISTORY} <= tables:
                     if tables:
-                        raise LabelsError(f"{self.path} is a database without the label tables; move it away or "
-                                          "point ASGM_DATA_DIR at another data folder")
+                        raise LabelsError(
+                            f"{self.path} is a database without the label tables; move it away or "
+                            "point ASGM_DATA_DIR at another data folder"
+                        )
                     return []
                 return [dict(r) for r in con.execute(sql, args)]
         except FileNotFoundError:
@@ -397,8 +484,10 @@ def render(rows: Iterable[dict[str, Any]], fmt: str) -> bytes:
     """Current label rows as a GeoJSON FeatureCollection, a CSV (lon, lat and every field) or KML."""
     rows = [{f: r.get(f) for f in FIELDS} for r in rows]
     if fmt == "geojson":
-        feats = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [r["lon"], r["lat"]]},
-                  "properties": r} for r in rows]
+        feats = [
+            {"type": "Feature", "geometry": {"type": "Point", "coordinates": [r["lon"], r["lat"]]}, "properties": r}
+            for r in rows
+        ]
         return (json.dumps({"type": "FeatureCollection", "features": feats}, indent=1) + "\n").encode("utf-8")
     if fmt == "csv":
         buf = io.StringIO()
@@ -409,10 +498,15 @@ def render(rows: Iterable[dict[str, Any]], fmt: str) -> bytes:
     if fmt == "kml":
         marks = []
         for r in rows:
-            data = "".join(f'<Data name="{f}"><value>{escape("" if r[f] is None else str(r[f]))}</value></Data>'
-                           for f in FIELDS)
-            marks.append(f"<Placemark><name>{escape(r['label'])}</name><ExtendedData>{data}</ExtendedData>"
-                         f"<Point><coordinates>{r['lon']!r},{r['lat']!r}</coordinates></Point></Placemark>")
-        return ('<?xml version="1.0" encoding="UTF-8"?>\n<kml xmlns="http://www.opengis.net/kml/2.2"><Document>'
-                "<name>ASGM Explorer labels</name>" + "".join(marks) + "</Document></kml>\n").encode("utf-8")
+            data = "".join(
+                f'<Data name="{f}"><value>{escape("" if r[f] is None else str(r[f]))}</value></Data>' for f in FIELDS
+            )
+            marks.append(
+                f"<Placemark><name>{escape(r['label'])}</name><ExtendedData>{data}</ExtendedData>"
+                f"<Point><coordinates>{r['lon']!r},{r['lat']!r}</coordinates></Point></Placemark>"
+            )
+        return (
+            '<?xml version="1.0" encoding="UTF-8"?>\n<kml xmlns="http://www.opengis.net/kml/2.2"><Document>'
+            "<name>ASGM Explorer labels</name>" + "".join(marks) + "</Document></kml>\n"
+        ).encode("utf-8")
     raise LabelsError(f"format {fmt!r} is not one of geojson, csv, kml")

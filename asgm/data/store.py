@@ -43,8 +43,23 @@ DN_SCALE = 10000.0
 MASKED_DN = 10.0
 
 INDEX_COLUMNS = [
-    "sample_id", "label", "set", "lon", "lat", "epsg", "size", "source", "bands",
-    "date_start", "date_end", "product_level", "masked_fraction", "path", "year", "clear_threshold", "confuser",
+    "sample_id",
+    "label",
+    "set",
+    "lon",
+    "lat",
+    "epsg",
+    "size",
+    "source",
+    "bands",
+    "date_start",
+    "date_end",
+    "product_level",
+    "masked_fraction",
+    "path",
+    "year",
+    "clear_threshold",
+    "confuser",
 ]
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -94,9 +109,18 @@ class StoreMeta:
 def _check_types(raw: dict[str, Any]) -> None:
     """``TypeError`` naming the first store.json field of the wrong type (a hand-edited file)."""
     expect: dict[str, tuple[type, ...]] = {
-        "name": (str,), "source": (str,), "size": (int,), "product_level": (str,), "synthetic": (bool,),
-        "patches": (int, type(None)), "date_start": (str,), "date_end": (str,), "extra": (dict,),
-        "by_label": (dict, type(None)), "by_set": (dict, type(None))}
+        "name": (str,),
+        "source": (str,),
+        "size": (int,),
+        "product_level": (str,),
+        "synthetic": (bool,),
+        "patches": (int, type(None)),
+        "date_start": (str,),
+        "date_end": (str,),
+        "extra": (dict,),
+        "by_label": (dict, type(None)),
+        "by_set": (dict, type(None)),
+    }
     for key, types in expect.items():
         if key in raw and (not isinstance(raw[key], types) or (bool not in types and isinstance(raw[key], bool))):
             raise TypeError(f"field {key!r} is {raw[key]!r}, expected {' or '.join(t.__name__ for t in types)}")
@@ -144,8 +168,10 @@ def store_encoding(meta: StoreMeta) -> InputEncoding:
         try:
             return InputEncoding.model_validate(meta.encoding)
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
-            raise PatchStoreError(f"store {meta.name!r} records an invalid encoding {meta.encoding!r} "
-                                  f"({one_line(exc)}); rebuild the store") from None
+            raise PatchStoreError(
+                f"store {meta.name!r} records an invalid encoding {meta.encoding!r} "
+                f"({one_line(exc)}); rebuild the store"
+            ) from None
     if meta.source in GALLERY_SOURCES or "stretch" in meta.extra:
         return DISPLAY_RGB_8BIT
     return REFLECTANCE
@@ -177,8 +203,10 @@ def check_name(name: str) -> str:
     """A store name as given, or ``PatchStoreError`` for one that is not a plain folder name (``../../evil``,
     ``a b``): checked before a job is launched, so the refusal is on the page, not in a job log."""
     if not _NAME_RE.match(name or ""):
-        raise PatchStoreError(f"invalid store name {name!r}: use letters, digits, '_', '-', '.' (at most 64, "
-                              "starting with a letter or digit)")
+        raise PatchStoreError(
+            f"invalid store name {name!r}: use letters, digits, '_', '-', '.' (at most 64, "
+            "starting with a letter or digit)"
+        )
     return name
 
 
@@ -229,8 +257,10 @@ class PatchStore:
         folder = Path(name) if Path(name).is_dir() else (root or stores_dir()) / name
         meta_file = folder / "store.json"
         if not meta_file.is_file() and ((folder / "index.csv").is_file() or (folder / "patches").is_dir()):
-            raise PatchStoreError(f"store {name!r} at {folder} has its patches but no store.json (what the store "
-                                  "holds); restore store.json from a backup or rebuild the store")
+            raise PatchStoreError(
+                f"store {name!r} at {folder} has its patches but no store.json (what the store "
+                "holds); restore store.json from a backup or rebuild the store"
+            )
         if not meta_file.is_file():
             present = ", ".join(list_stores(root)) or "none"
             hint = " Build it with `asgm demo build`." if name == "demo" else ""
@@ -286,7 +316,9 @@ class PatchStore:
             raise PatchStoreError(f"the index of store {self.name!r} ({path}) lacks columns {lacking}; {fix}")
         cut = df[df[_REQUIRED].isna().any(axis=1)]
         if len(cut):
-            where = ", ".join(f"line {i + 2} ({sid})" for i, sid in zip(cut.index[:3], cut["sample_id"][:3], strict=True))
+            where = ", ".join(
+                f"line {i + 2} ({sid})" for i, sid in zip(cut.index[:3], cut["sample_id"][:3], strict=True)
+            )
             raise PatchStoreError(
                 f"the index of store {self.name!r} ({path}) has {len(cut)} incomplete row(s): {where}; the file was "
                 f"cut short or edited; {fix}"
@@ -340,19 +372,36 @@ class PatchStore:
         if data.ndim != 3 or data.shape[0] != len(patch.bands):
             raise PatchStoreError(f"{patch.sample_id}: data shape {data.shape} does not match {len(patch.bands)} bands")
         if data.shape[1:] != (patch.grid.size, patch.grid.size):
-            raise PatchStoreError(f"{patch.sample_id}: data shape {data.shape[1:]} does not match grid size {patch.grid.size}")
+            raise PatchStoreError(
+                f"{patch.sample_id}: data shape {data.shape[1:]} does not match grid size {patch.grid.size}"
+            )
         data = np.clip(np.nan_to_num(data, nan=0.0), 0, 65535).astype(np.uint16)
         path = self.patch_path(patch.sample_id)
         tags = {
-            "sample_id": patch.sample_id, "label": str(int(patch.label)), "set": patch.set,
-            "lon": repr(float(patch.lon)), "lat": repr(float(patch.lat)), "source": patch.source,
-            "date_start": patch.date_start, "date_end": patch.date_end,
-            "product_level": patch.product_level, "units": "reflectance x 10000 (DN)",
+            "sample_id": patch.sample_id,
+            "label": str(int(patch.label)),
+            "set": patch.set,
+            "lon": repr(float(patch.lon)),
+            "lat": repr(float(patch.lat)),
+            "source": patch.source,
+            "date_start": patch.date_start,
+            "date_end": patch.date_end,
+            "product_level": patch.product_level,
+            "units": "reflectance x 10000 (DN)",
         }
         with atomic.atomic_path(path) as tmp:
             with rasterio.open(
-                tmp, "w", driver="GTiff", width=patch.grid.size, height=patch.grid.size, count=len(patch.bands),
-                dtype="uint16", crs=patch.grid.crs, transform=patch.grid.transform, nodata=0, compress="deflate",
+                tmp,
+                "w",
+                driver="GTiff",
+                width=patch.grid.size,
+                height=patch.grid.size,
+                count=len(patch.bands),
+                dtype="uint16",
+                crs=patch.grid.crs,
+                transform=patch.grid.transform,
+                nodata=0,
+                compress="deflate",
             ) as dst:
                 dst.write(data)
                 dst.update_tags(**tags)
@@ -360,14 +409,24 @@ class PatchStore:
                     dst.set_band_description(i, band)
             _written(tmp, data, path)
         return {
-            "sample_id": patch.sample_id, "label": int(patch.label), "set": patch.set,
-            "lon": float(patch.lon), "lat": float(patch.lat), "epsg": patch.grid.epsg, "size": patch.grid.size,
-            "source": patch.source, "bands": ",".join(patch.bands), "date_start": patch.date_start,
-            "date_end": patch.date_end, "product_level": patch.product_level,
-            "masked_fraction": round(masked_fraction(data), 6), "path": f"patches/{patch.sample_id}.tif",
+            "sample_id": patch.sample_id,
+            "label": int(patch.label),
+            "set": patch.set,
+            "lon": float(patch.lon),
+            "lat": float(patch.lat),
+            "epsg": patch.grid.epsg,
+            "size": patch.grid.size,
+            "source": patch.source,
+            "bands": ",".join(patch.bands),
+            "date_start": patch.date_start,
+            "date_end": patch.date_end,
+            "product_level": patch.product_level,
+            "masked_fraction": round(masked_fraction(data), 6),
+            "path": f"patches/{patch.sample_id}.tif",
             # The imagery year (start of the composite window): packs mix years, models should not.
             "year": int(patch.date_start[:4]) if patch.date_start[:4].isdigit() else None,
-            "clear_threshold": patch.clear_threshold, "confuser": patch.confuser,
+            "clear_threshold": patch.clear_threshold,
+            "confuser": patch.confuser,
         }
 
     def _add_rows(self, rows: list[dict[str, Any]]) -> None:
@@ -400,7 +459,7 @@ class PatchStore:
         path = self.patch_path(sample_id)
         if not path.exists():
             raise PatchStoreError(
-                f"patch file for {sample_id!r} is missing ({path}); rebuild store {self.name!r} or fetch the patch again"
+                f"patch file for {sample_id!r} is missing ({path}); rebuild store {self.name!r} or fetch the patch again"  # noqa: E501
             )
         try:
             with rasterio.open(path) as src:
@@ -413,10 +472,19 @@ class PatchStore:
                 f"patch file for {sample_id!r} is corrupt ({path}: {exc}); delete it and rebuild or re-fetch it"
             ) from exc
         return Patch(
-            sample_id=sample_id, label=int(r["label"]), set=str(r["set"]), lon=float(tags.get("lon", r["lon"])),
-            lat=float(tags.get("lat", r["lat"])), grid=grid, data=data, bands=bands,
-            source=tags.get("source", ""), date_start=tags.get("date_start", ""), date_end=tags.get("date_end", ""),
-            product_level=tags.get("product_level", ""), confuser=str(r.get("confuser", "") or ""),
+            sample_id=sample_id,
+            label=int(r["label"]),
+            set=str(r["set"]),
+            lon=float(tags.get("lon", r["lon"])),
+            lat=float(tags.get("lat", r["lat"])),
+            grid=grid,
+            data=data,
+            bands=bands,
+            source=tags.get("source", ""),
+            date_start=tags.get("date_start", ""),
+            date_end=tags.get("date_end", ""),
+            product_level=tags.get("product_level", ""),
+            confuser=str(r.get("confuser", "") or ""),
             clear_threshold=_number_or_none(r.get("clear_threshold")),
         )
 
@@ -439,8 +507,16 @@ class PatchStore:
             raise PatchStoreError(f"{sample_id}: OSM masks of shape {masks.shape}, expected {(len(layers), *shape)}")
         with atomic.atomic_path(self.osm_path(sample_id)) as tmp:
             with rasterio.open(
-                tmp, "w", driver="GTiff", width=shape[1], height=shape[0], count=len(layers), dtype="uint8",
-                crs=crs, transform=transform, compress="deflate",
+                tmp,
+                "w",
+                driver="GTiff",
+                width=shape[1],
+                height=shape[0],
+                count=len(layers),
+                dtype="uint8",
+                crs=crs,
+                transform=transform,
+                compress="deflate",
             ) as dst:
                 dst.write(masks.astype(np.uint8))
                 for i, layer in enumerate(layers, start=1):
@@ -459,7 +535,9 @@ class PatchStore:
             with rasterio.open(path) as src:
                 return src.read(), tuple(src.descriptions)
         except RasterioIOError as exc:
-            raise PatchStoreError(f"OSM mask file for {sample_id!r} is corrupt ({path}); rerun `asgm osm rasterize`") from exc
+            raise PatchStoreError(
+                f"OSM mask file for {sample_id!r} is corrupt ({path}); rerun `asgm osm rasterize`"
+            ) from exc
 
     def osm_info(self) -> dict[str, Any] | None:
         """How the OSM masks were made (``osm.json``), or None if the store has no OSM layers."""
@@ -482,11 +560,20 @@ class PatchStore:
             counts = (int(len(df)), _counts(df, "label"), _counts(df, "set"))
         patches, by_label, by_set = counts
         return {
-            "name": self.name, "root": str(self.root), "source": self.meta.source, "synthetic": self.meta.synthetic,
-            "bands": list(self.meta.bands), "size": self.meta.size, "product_level": self.meta.product_level,
-            "date_start": self.meta.date_start, "date_end": self.meta.date_end, "patches": patches,
-            "by_label": by_label, "by_set": by_set,
-            "osm": self.osm_info() is not None, "credits": list(self.meta.credits),
+            "name": self.name,
+            "root": str(self.root),
+            "source": self.meta.source,
+            "synthetic": self.meta.synthetic,
+            "bands": list(self.meta.bands),
+            "size": self.meta.size,
+            "product_level": self.meta.product_level,
+            "date_start": self.meta.date_start,
+            "date_end": self.meta.date_end,
+            "patches": patches,
+            "by_label": by_label,
+            "by_set": by_set,
+            "osm": self.osm_info() is not None,
+            "credits": list(self.meta.credits),
         }
 
     def _recorded_counts(self) -> tuple[int, dict[str, int], dict[str, int]] | None:
@@ -531,7 +618,8 @@ def _written(tmp: Path, data: np.ndarray, target: Path) -> None:
     if not same:
         raise atomic.DiskFullError(
             f"could not write {target} completely (the disk or quota is probably full); free disk space and try "
-            "again. The previous version of the file, if any, is unchanged")
+            "again. The previous version of the file, if any, is unchanged"
+        )
 
 
 def _counts(df: pd.DataFrame, column: str) -> dict[str, int]:

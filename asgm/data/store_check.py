@@ -35,13 +35,20 @@ class StoreCheck:
             return f"store {self.store!r}: all {self.checked} patches checked are usable"
         parts = list(self.store_problems) + list(self.problems.values())[:limit]
         more = len(self.problems) - min(limit, len(self.problems))
-        return (f"store {self.store!r}: {len(self.problems)} of {self.checked} patches cannot be used: "
-                + "; ".join(parts) + (f"; and {more} more" if more else ""))
+        return (
+            f"store {self.store!r}: {len(self.problems)} of {self.checked} patches cannot be used: "
+            + "; ".join(parts)
+            + (f"; and {more} more" if more else "")
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "store": self.store, "ok": self.ok, "patches": self.patches, "checked": self.checked,
-            "problems": dict(self.problems), "store_problems": list(self.store_problems),
+            "store": self.store,
+            "ok": self.ok,
+            "patches": self.patches,
+            "checked": self.checked,
+            "problems": dict(self.problems),
+            "store_problems": list(self.store_problems),
             "masked_mismatch": {k: {"index": a, "pixels": b} for k, (a, b) in self.masked_mismatch.items()},
         }
 
@@ -78,6 +85,7 @@ def inspect_file(store: PatchStore, sample_id: str, pixels: bool = True) -> floa
         cause = " ".join(str(exc).replace(str(path), path.name).split())[:200]
         raise PatchStoreError(f"{where}: unreadable GeoTIFF ({cause})") from None
 
+
 def _check_placement(store: PatchStore, sample_id: str, row: dict[str, Any]) -> None:
     """``PatchStoreError`` when the file's CRS or centre disagrees with its index row (OSM masks and the
     Map footprint are drawn from the row): a different EPSG, or a centre more than a pixel away."""
@@ -88,18 +96,29 @@ def _check_placement(store: PatchStore, sample_id: str, row: dict[str, Any]) -> 
     with rasterio.open(store.patch_path(sample_id)) as src:
         epsg, transform, size = src.crs.to_epsg(), src.transform, src.width
     if epsg != int(row["epsg"]):
-        raise PatchStoreError(f"{where}: CRS is EPSG:{epsg}, its index row says EPSG:{int(row['epsg'])}; "
-                              "re-fetch the patch or rebuild the store")
-    x, y = Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True).transform(float(row["lon"]),
-                                                                                      float(row["lat"]))
+        raise PatchStoreError(
+            f"{where}: CRS is EPSG:{epsg}, its index row says EPSG:{int(row['epsg'])}; "
+            "re-fetch the patch or rebuild the store"
+        )
+    x, y = Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True).transform(
+        float(row["lon"]), float(row["lat"])
+    )
     cx, cy = transform.c + transform.a * (size // 2 + 0.5), transform.f + transform.e * (size // 2 + 0.5)
     off = float(((cx - x) ** 2 + (cy - y) ** 2) ** 0.5)
     if not off <= abs(transform.a) * 1.5:
-        raise PatchStoreError(f"{where}: its centre is {off:.0f} m from the point of its index row "
-                              f"({float(row['lon']):.5f}, {float(row['lat']):.5f}); re-fetch the patch or rebuild the store")
+        raise PatchStoreError(
+            f"{where}: its centre is {off:.0f} m from the point of its index row "
+            f"({float(row['lon']):.5f}, {float(row['lat']):.5f}); re-fetch the patch or rebuild the store"
+        )
 
-def check_store(store: PatchStore, sample_ids: Sequence[str] | None = None, pixels: bool = True, workers: int = 2,
-                progress: Callable[[int, int], None] | None = None) -> StoreCheck:
+
+def check_store(
+    store: PatchStore,
+    sample_ids: Sequence[str] | None = None,
+    pixels: bool = True,
+    workers: int = 2,
+    progress: Callable[[int, int], None] | None = None,
+) -> StoreCheck:
     """Verify the patches (all, or ``sample_ids``) against the index: every file present and readable
     with the store's size, dtype and bands; with ``pixels``, the masked share recomputed from the
     pixels and compared with the index. An unreadable index raises ``PatchStoreError``."""
@@ -113,12 +132,14 @@ def check_store(store: PatchStore, sample_ids: Sequence[str] | None = None, pixe
         if stray:
             out.store_problems.append(
                 f"{len(stray)} patch file(s) are not in the index (e.g. {', '.join(stray[:3])}): the index may "
-                "have been cut or replaced")
+                "have been cut or replaced"
+            )
 
     dup = sorted(df.loc[df["sample_id"].duplicated(), "sample_id"].astype(str).unique())
     if dup:
-        out.store_problems.append(f"the index lists {len(dup)} sample_id(s) more than once (e.g. "
-                                  f"{', '.join(dup[:3])}); rebuild the store")
+        out.store_problems.append(
+            f"the index lists {len(dup)} sample_id(s) more than once (e.g. {', '.join(dup[:3])}); rebuild the store"
+        )
     rows = {str(r["sample_id"]): r for r in df.to_dict("records")}
 
     def one(sid: str) -> tuple[str, float | None, str | None]:
@@ -127,8 +148,10 @@ def check_store(store: PatchStore, sample_ids: Sequence[str] | None = None, pixe
         try:
             label = rows[sid]["label"]
             if label not in (0, 1):
-                raise PatchStoreError(f"patch {sid!r}: index label is {label!r}, not 0 or 1 (training would "
-                                      "drop it); fix the row or rebuild the store")
+                raise PatchStoreError(
+                    f"patch {sid!r}: index label is {label!r}, not 0 or 1 (training would "
+                    "drop it); fix the row or rebuild the store"
+                )
             frac = inspect_file(store, sid, pixels=pixels)
             _check_placement(store, sid, rows[sid])
             return sid, frac, None

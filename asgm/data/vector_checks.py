@@ -29,8 +29,9 @@ def check_lonlat(gdf: gpd.GeoDataFrame, what: str) -> None:
         return
     bad = ~np.isfinite(coords).all(axis=1)
     if bad.any():
-        raise VectorDataError(f"{what} has {int(bad.sum())} NaN or infinite coordinate(s); fix or drop those "
-                              "features and try again")
+        raise VectorDataError(
+            f"{what} has {int(bad.sum())} NaN or infinite coordinate(s); fix or drop those features and try again"
+        )
     if gdf.crs.to_epsg() != 4326:
         return  # reprojection from a declared projected CRS is trusted; bounds below apply to degrees
     x, y = coords[:, 0], coords[:, 1]

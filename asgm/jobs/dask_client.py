@@ -29,8 +29,12 @@ def worker_env(workers: int, cores: int | None = None) -> dict[str, str]:
     ``worker_threads`` (read by TensorFlow when it starts in the worker), one inter-op thread (a tile's
     forward pass is one op chain)."""
     n = str(worker_threads(workers, cores))
-    return {"TF_NUM_INTRAOP_THREADS": n, "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": n,
-            "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return {
+        "TF_NUM_INTRAOP_THREADS": n,
+        "TF_NUM_INTEROP_THREADS": "1",
+        "OMP_NUM_THREADS": n,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
 
 
 #: Dask settings of local worker processes: the statistical profiler off (it samples every thread's
@@ -76,17 +80,20 @@ class dask_client:
             # Worker processes are spawned, and spawn re-runs the parent's ``__main__`` file in each. Under
             # Streamlit (and AppTest) that module is a page script, which must not run in a worker.
             with dask.config.set(WORKER_CONFIG), _bare_main():
-                cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=self.processes,
-                                       dashboard_address=None, **kw)
+                cluster = LocalCluster(
+                    n_workers=self.workers, threads_per_worker=1, processes=self.processes, dashboard_address=None, **kw
+                )
             client = Client(cluster)
             self._own = [client, cluster]
             return client
         try:
             client = Client(self.scheduler, timeout="10s")
         except (OSError, TimeoutError) as exc:
-            raise ClusterError(f"cannot reach the Dask scheduler at {self.scheduler} ({type(exc).__name__}); start one "
-                               "with `dask scheduler` and workers with `dask worker tcp://HOST:8786` (docs/scan.md, "
-                               "'Scaling out with Dask')") from None
+            raise ClusterError(
+                f"cannot reach the Dask scheduler at {self.scheduler} ({type(exc).__name__}); start one "
+                "with `dask scheduler` and workers with `dask worker tcp://HOST:8786` (docs/scan.md, "
+                "'Scaling out with Dask')"
+            ) from None
         self._own = [client]
         return client
 

@@ -41,8 +41,20 @@ from asgm import atomic
 from asgm.config import PROJECT_ROOT, data_dir
 from asgm.errors import AsgmError
 
-__all__ = ["JobError", "JobInfo", "STATES", "ACTIVE", "jobs_dir", "launch", "list_jobs", "get_job",
-           "active_jobs", "cancel", "relaunch", "report_progress"]
+__all__ = [
+    "JobError",
+    "JobInfo",
+    "STATES",
+    "ACTIVE",
+    "jobs_dir",
+    "launch",
+    "list_jobs",
+    "get_job",
+    "active_jobs",
+    "cancel",
+    "relaunch",
+    "report_progress",
+]
 
 STATES = ("queued", "running", "completed", "failed", "cancelled")
 ACTIVE = ("queued", "running")
@@ -158,11 +170,25 @@ class JobInfo:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (for ``--json``)."""
-        return {"job_id": self.job_id, "kind": self.kind, "title": self.title, "status": self.status,
-                "error": self.error, "created": self.created, "started": self.started, "finished": self.finished,
-                "progress": self.progress, "fraction": self.fraction, "eta_s": self.eta_s, "log": str(self.log),
-                "folder": str(self.folder), "command": self.command, "key": self.key, "extra": self.extra,
-                "pid": self.pid}
+        return {
+            "job_id": self.job_id,
+            "kind": self.kind,
+            "title": self.title,
+            "status": self.status,
+            "error": self.error,
+            "created": self.created,
+            "started": self.started,
+            "finished": self.finished,
+            "progress": self.progress,
+            "fraction": self.fraction,
+            "eta_s": self.eta_s,
+            "log": str(self.log),
+            "folder": str(self.folder),
+            "command": self.command,
+            "key": self.key,
+            "extra": self.extra,
+            "pid": self.pid,
+        }
 
 
 def _progress_of(spec: dict[str, Any], folder: Path) -> dict[str, Any]:
@@ -196,14 +222,26 @@ def _info(folder: Path) -> JobInfo:
     pid = status.get("pid") or _read_pid(folder)
     if state in ACTIVE and pid and not pid_alive(pid):
         state = "failed"
-        error = (f"crashed: the job process (pid {pid}) died without finishing (killed or out of "
-                 f"memory); see {spec.get('log') or folder / 'log.txt'} and start it again")
+        error = (
+            f"crashed: the job process (pid {pid}) died without finishing (killed or out of "
+            f"memory); see {spec.get('log') or folder / 'log.txt'} and start it again"
+        )
     return JobInfo(
-        job_id=folder.name, kind=str(spec.get("kind", "?")), title=str(spec.get("title", folder.name)), status=state,
-        error=error, created=str(spec.get("created") or status.get("created") or ""), started=status.get("started"),
-        finished=status.get("finished"), progress=_progress_of(spec, folder),
-        log=Path(spec.get("log") or folder / "log.txt"), folder=folder, command=list(spec.get("command", [])),
-        key=str(spec.get("key", "")), extra=dict(spec.get("extra") or {}), pid=pid,
+        job_id=folder.name,
+        kind=str(spec.get("kind", "?")),
+        title=str(spec.get("title", folder.name)),
+        status=state,
+        error=error,
+        created=str(spec.get("created") or status.get("created") or ""),
+        started=status.get("started"),
+        finished=status.get("finished"),
+        progress=_progress_of(spec, folder),
+        log=Path(spec.get("log") or folder / "log.txt"),
+        folder=folder,
+        command=list(spec.get("command", [])),
+        key=str(spec.get("key", "")),
+        extra=dict(spec.get("extra") or {}),
+        pid=pid,
     )
 
 
@@ -226,8 +264,10 @@ def get_job(job_id: str) -> JobInfo:
     folder = jobs_dir() / job_id
     if "/" in job_id or job_id.startswith(".") or not (folder / "job.json").is_file():
         recent = ", ".join(j.job_id for j in list_jobs()[:5])
-        raise JobError(f"no job {job_id!r} in {jobs_dir()}." + (f" Recent jobs: {recent}." if recent else
-                       " There are no jobs yet."))
+        raise JobError(
+            f"no job {job_id!r} in {jobs_dir()}."
+            + (f" Recent jobs: {recent}." if recent else " There are no jobs yet.")
+        )
     return _info(folder)
 
 
@@ -252,10 +292,21 @@ def _new_id(kind: str) -> str:
     return f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{kind}-{secrets.token_hex(2)}"
 
 
-def launch(command: Sequence[str], *, kind: str, title: str, key: str | None = None, max_active: int | None = None,
-           log: Path | None = None, progress_file: Path | None = None, cancel_file: Path | None = None,
-           cancel_grace_s: float = DEFAULT_CANCEL_GRACE_S, extra: dict[str, Any] | None = None,
-           env: dict[str, str] | None = None, then: Sequence[Sequence[str]] = ()) -> JobInfo:
+def launch(
+    command: Sequence[str],
+    *,
+    kind: str,
+    title: str,
+    key: str | None = None,
+    max_active: int | None = None,
+    log: Path | None = None,
+    progress_file: Path | None = None,
+    cancel_file: Path | None = None,
+    cancel_grace_s: float = DEFAULT_CANCEL_GRACE_S,
+    extra: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+    then: Sequence[Sequence[str]] = (),
+) -> JobInfo:
     """Start ``python <command>`` (then each of ``then`` in turn, while they succeed) as a detached job and
     return its info at once.
 
@@ -267,9 +318,20 @@ def launch(command: Sequence[str], *, kind: str, title: str, key: str | None = N
     steps = [command, *([str(c) for c in step] for step in then)]
     key = key or " && ".join(" ".join(step) for step in steps)
     with _launch_lock():  # two sessions clicking at once must not both pass the duplicate check
-        return _launch_locked(command, steps, kind=kind, title=title, key=key, max_active=max_active, log=log,
-                              progress_file=progress_file, cancel_file=cancel_file, cancel_grace_s=cancel_grace_s,
-                              extra=extra, env=env)
+        return _launch_locked(
+            command,
+            steps,
+            kind=kind,
+            title=title,
+            key=key,
+            max_active=max_active,
+            log=log,
+            progress_file=progress_file,
+            cancel_file=cancel_file,
+            cancel_grace_s=cancel_grace_s,
+            extra=extra,
+            env=env,
+        )
 
 
 @contextlib.contextmanager
@@ -290,36 +352,67 @@ def _launch_lock() -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _launch_locked(command: list[str], steps: list[list[str]], *, kind: str, title: str, key: str,
-                   max_active: int | None, log: Path | None, progress_file: Path | None, cancel_file: Path | None,
-                   cancel_grace_s: float, extra: dict[str, Any] | None, env: dict[str, str] | None) -> JobInfo:
+def _launch_locked(
+    command: list[str],
+    steps: list[list[str]],
+    *,
+    kind: str,
+    title: str,
+    key: str,
+    max_active: int | None,
+    log: Path | None,
+    progress_file: Path | None,
+    cancel_file: Path | None,
+    cancel_grace_s: float,
+    extra: dict[str, Any] | None,
+    env: dict[str, str] | None,
+) -> JobInfo:
     prune(KEEP_FINISHED)
     active = active_jobs()
     for j in active:
         if j.key == key:
-            raise JobError(f"the same job is already {j.status}: {j.job_id} ({j.title}); wait for it or cancel it "
-                           f"(`asgm jobs cancel {j.job_id}`)")
+            raise JobError(
+                f"the same job is already {j.status}: {j.job_id} ({j.title}); wait for it or cancel it "
+                f"(`asgm jobs cancel {j.job_id}`)"
+            )
     if max_active is not None and len(active) >= max_active:
         names = ", ".join(f"{j.job_id} ({j.title})" for j in active)
-        raise JobError(f"only {max_active} job(s) may run at a time here and {names} is running; wait for it to "
-                       f"finish or cancel it")
+        raise JobError(
+            f"only {max_active} job(s) may run at a time here and {names} is running; wait for it to "
+            f"finish or cancel it"
+        )
     job_id = _new_id(kind)
     folder = jobs_dir() / job_id
     folder.mkdir(parents=True, exist_ok=False)
-    spec = {"job_id": job_id, "kind": kind, "title": title, "key": key, "command": command, "steps": steps,
-            "created": now(),
-            "log": str(log or folder / "log.txt"), "progress_file": str(progress_file) if progress_file else None,
-            "cancel_file": str(cancel_file) if cancel_file else None, "cancel_grace_s": float(cancel_grace_s),
-            "extra": extra or {}}
+    spec = {
+        "job_id": job_id,
+        "kind": kind,
+        "title": title,
+        "key": key,
+        "command": command,
+        "steps": steps,
+        "created": now(),
+        "log": str(log or folder / "log.txt"),
+        "progress_file": str(progress_file) if progress_file else None,
+        "cancel_file": str(cancel_file) if cancel_file else None,
+        "cancel_grace_s": float(cancel_grace_s),
+        "extra": extra or {},
+    }
     atomic.write_json(folder / "job.json", spec)
     _set_status(folder, "queued", created=spec["created"], pid=None, error=None)
     child_env = {**os.environ, **(env or {})}
     # The supervisor and its command must import this very package even when launched from elsewhere.
     child_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), child_env.get("PYTHONPATH", "")) if p)
     with open(folder / "supervisor.log", "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "asgm.jobs.runner", "supervise", str(folder)], stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=child_env,
-                                cwd=str(PROJECT_ROOT), start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "asgm.jobs.runner", "supervise", str(folder)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=child_env,
+            cwd=str(PROJECT_ROOT),
+            start_new_session=True,
+        )
     _CHILDREN[job_id] = proc
     # Not in status.json: the supervisor may already be writing it ("running").
     atomic.write_text(folder / "pid", f"{proc.pid}\n")
@@ -333,14 +426,24 @@ def relaunch(job_id: str, max_active: int | None = None) -> JobInfo:
         raise JobError(f"job {job_id} is {old.status}; only failed or cancelled jobs can be started again")
     spec = _read_json(old.folder / "job.json")
     steps = spec.get("steps") or [spec["command"]]
+
     def path(name: str) -> Path | None:
         return Path(spec[name]) if spec.get(name) else None
 
     log = path("log")
-    return launch(steps[0], then=steps[1:], kind=old.kind, title=old.title, key=old.key, max_active=max_active,
-                  log=None if log == old.folder / "log.txt" else log,  # a job's own log stays in its own folder
-                  progress_file=path("progress_file"), cancel_file=path("cancel_file"),
-                  cancel_grace_s=float(spec.get("cancel_grace_s", DEFAULT_CANCEL_GRACE_S)), extra=old.extra)
+    return launch(
+        steps[0],
+        then=steps[1:],
+        kind=old.kind,
+        title=old.title,
+        key=old.key,
+        max_active=max_active,
+        log=None if log == old.folder / "log.txt" else log,  # a job's own log stays in its own folder
+        progress_file=path("progress_file"),
+        cancel_file=path("cancel_file"),
+        cancel_grace_s=float(spec.get("cancel_grace_s", DEFAULT_CANCEL_GRACE_S)),
+        extra=old.extra,
+    )
 
 
 def cancel(job_id: str) -> JobInfo:
@@ -352,8 +455,13 @@ def cancel(job_id: str) -> JobInfo:
     return info
 
 
-def report_progress(done: int | float | None = None, total: int | float | None = None, message: str | None = None,
-                    min_interval_s: float = 0.5, **fields: Any) -> None:
+def report_progress(
+    done: int | float | None = None,
+    total: int | float | None = None,
+    message: str | None = None,
+    min_interval_s: float = 0.5,
+    **fields: Any,
+) -> None:
     """Record the progress of the job this process runs in (no-op outside a job). Throttled: at most
     one write per ``min_interval_s`` unless the work is finished or the message changed."""
     folder = os.environ.get(JOB_DIR_ENV)
@@ -365,8 +473,9 @@ def report_progress(done: int | float | None = None, total: int | float | None =
     if not finished and message == last.get("message") and t - last.get("t", -1e9) < min_interval_s:
         return
     last.update(t=t, message=message)
-    atomic.write_json(Path(folder) / "progress.json",
-                      {"done": done, "total": total, "message": message, "updated": now(), **fields})
+    atomic.write_json(
+        Path(folder) / "progress.json", {"done": done, "total": total, "message": message, "updated": now(), **fields}
+    )
 
 
 _LAST_REPORT: dict[str, Any] = {}
@@ -402,17 +511,31 @@ def _last_line(log: Path) -> str:
     return lines[-1][:500] if lines else ""
 
 
-def _run_step(folder: Path, spec: dict[str, Any], step: list[str], log: Path, cancel_file: Path | None,
-              index: int) -> int:
+def _run_step(
+    folder: Path, spec: dict[str, Any], step: list[str], log: Path, cancel_file: Path | None, index: int
+) -> int:
     """Run one command of the job to its end, acting on a cancel request; returns its exit status."""
     env = {**os.environ, JOB_DIR_ENV: str(folder), "PYTHONUNBUFFERED": "1"}
     with open(log, "ab") as out:
         out.write(f"[{now()}] job {folder.name} step {index + 1}: python {' '.join(step)}\n".encode())
         out.flush()
-        proc = subprocess.Popen([sys.executable, *step], stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=env, cwd=str(PROJECT_ROOT), preexec_fn=_die_with_parent)
-    _set_status(folder, "running", pid=os.getpid(), child_pid=proc.pid, step=index + 1,
-                **({"started": now()} if index == 0 else {}))
+        proc = subprocess.Popen(
+            [sys.executable, *step],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=str(PROJECT_ROOT),
+            preexec_fn=_die_with_parent,
+        )
+    _set_status(
+        folder,
+        "running",
+        pid=os.getpid(),
+        child_pid=proc.pid,
+        step=index + 1,
+        **({"started": now()} if index == 0 else {}),
+    )
     cancelled_at: float | None = None
     terminated = False
     while True:
@@ -427,8 +550,11 @@ def _run_step(folder: Path, spec: dict[str, Any], step: list[str], log: Path, ca
             else:
                 proc.terminate()
                 terminated = True
-        elif cancelled_at is not None and not terminated and \
-                time.monotonic() - cancelled_at > float(spec.get("cancel_grace_s", DEFAULT_CANCEL_GRACE_S)):
+        elif (
+            cancelled_at is not None
+            and not terminated
+            and time.monotonic() - cancelled_at > float(spec.get("cancel_grace_s", DEFAULT_CANCEL_GRACE_S))
+        ):
             proc.terminate()
             terminated = True
         elif terminated and cancelled_at is not None and time.monotonic() - cancelled_at > 30:

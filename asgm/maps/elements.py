@@ -23,18 +23,24 @@ from asgm.maps.images import (
 )
 
 #: Colour ramp of the probability of mining (ColorBrewer RdYlBu, reversed): blue = unlikely, red = likely.
-PROB_STOPS: tuple[tuple[float, str], ...] = ((0.0, "#2c7bb6"), (0.25, "#abd9e9"), (0.5, "#ffffbf"),
-                                             (0.75, "#fdae61"), (1.0, "#d7191c"))
+PROB_STOPS: tuple[tuple[float, str], ...] = (
+    (0.0, "#2c7bb6"),
+    (0.25, "#abd9e9"),
+    (0.5, "#ffffbf"),
+    (0.75, "#fdae61"),
+    (1.0, "#d7191c"),
+)
 NO_PATCH_COLOUR = "#555555"
 #: leafmap basemap keys offered online, with their names in the layer control.
-BASEMAPS: tuple[tuple[str, str], ...] = (("SATELLITE", "Satellite (Esri World Imagery)"),
-                                         ("OpenStreetMap", "OpenStreetMap"), ("OpenTopoMap", "Topographic (OpenTopoMap)"))
+BASEMAPS: tuple[tuple[str, str], ...] = (
+    ("SATELLITE", "Satellite (Esri World Imagery)"),
+    ("OpenStreetMap", "OpenStreetMap"),
+    ("OpenTopoMap", "Topographic (OpenTopoMap)"),
+)
 PLAIN_NAME = "Plain background (offline)"
 #: Map pane of the clicked patch: above the basemap (200), below points and polygons (400).
 PATCH_PANE, PATCH_PANE_RIGHT = "asgmPatch", "asgmPatchRight"
 COLOUR_MODES = ("probability", "label", "outcome")
-
-
 
 
 # -- colours --------------------------------------------------------------------------------------
@@ -45,7 +51,9 @@ def prob_colour(p: float) -> str:
     for (a, ca), (b, cb) in zip(PROB_STOPS, PROB_STOPS[1:], strict=False):
         if p <= b:
             t = (p - a) / (b - a)
-            rgb = [round(int(ca[i:i + 2], 16) + t * (int(cb[i:i + 2], 16) - int(ca[i:i + 2], 16))) for i in (1, 3, 5)]
+            rgb = [
+                round(int(ca[i : i + 2], 16) + t * (int(cb[i : i + 2], 16) - int(ca[i : i + 2], 16))) for i in (1, 3, 5)
+            ]
             return "#" + "".join(f"{v:02x}" for v in rgb)
     return PROB_STOPS[-1][1]
 
@@ -103,8 +111,9 @@ class _ScriptLayer(_FromScript, Layer):
         self._set(attrs)
 
 
-def points_payload(points: pd.DataFrame, colour_by: str, store_name: str | None,
-                   fetch_hints: Mapping[str, str] | None = None) -> dict[str, Any]:
+def points_payload(
+    points: pd.DataFrame, colour_by: str, store_name: str | None, fetch_hints: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """Compact per-point data for the browser: one ``[lat, lon, sample_id, prob (-1: none), has_patch, label,
     colour index, hint index]`` row per point, a colour table for label/outcome colouring, and the
     "how to get a patch" hints by point set. Points with a patch come last, so they are drawn on top."""
@@ -125,10 +134,26 @@ def points_payload(points: pd.DataFrame, colour_by: str, store_name: str | None,
             hints.append(hint)
         p = row.get("map_prob")
         prob = round(float(p), 4) if p is not None and not pd.isna(p) else -1
-        rows.append([round(float(row["lat"]), 5), round(float(row["lon"]), 5), str(row["sample_id"]), prob,
-                     int(bool(row.get("has_patch"))), int(row["label"]), colours.index(c), hints.index(hint)])
-    return {"mode": colour_by, "c": colours, "h": hints, "p": rows, "stops": [list(s) for s in PROB_STOPS],
-            "store": store_name or ""}
+        rows.append(
+            [
+                round(float(row["lat"]), 5),
+                round(float(row["lon"]), 5),
+                str(row["sample_id"]),
+                prob,
+                int(bool(row.get("has_patch"))),
+                int(row["label"]),
+                colours.index(c),
+                hints.index(hint),
+            ]
+        )
+    return {
+        "mode": colour_by,
+        "c": colours,
+        "h": hints,
+        "p": rows,
+        "stops": [list(s) for s in PROB_STOPS],
+        "store": store_name or "",
+    }
 
 
 class _Text(Element):
@@ -155,8 +180,10 @@ class _ProbabilityPoints(_ScriptLayer):
         wraps each macro's output in ``Element(text)``, which parses it; that was ~15-25 ms of every click."""
         parent, figure, macros = cast(Any, self._parent), cast(Any, self.get_root()), cast(Any, self._template.module)
         if self.show:
-            self.add_child(ElementAddToElement(element_name=self.get_name(), element_parent_name=parent.get_name()),
-                           name=self.get_name() + "_add")
+            self.add_child(
+                ElementAddToElement(element_name=self.get_name(), element_parent_name=parent.get_name()),
+                name=self.get_name() + "_add",
+            )
         figure.script.add_child(_Text(macros.script(self, kwargs)), name=self.get_name())
         for child in self._children.values():
             child.render(**kwargs)
@@ -169,9 +196,13 @@ class _ProbabilityPoints(_ScriptLayer):
         for k, v in self.__dict__.items():
             new.__dict__[k] = v if k in self._SHARED else copy.deepcopy(v, memo)
         return new
-    script = """
+
+    script = (
+        """
 var {{ this.get_name() }} = (function (d) {
-  var ramp = """ + _RAMP_JS + """;
+  var ramp = """
+        + _RAMP_JS
+        + """;
   var g = L.featureGroup();
   function esc(s) { return String(s).replace(/[&<>"]/g, function (c) { return {'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;'}[c]; }); }
   function popup(q) {
@@ -197,7 +228,9 @@ var {{ this.get_name() }} = (function (d) {
   }
   for (var i = 0; i < d.p.length; i++) {
     var q = d.p[i];
-    var c = (d.mode === 'probability' && q[3] >= 0) ? ramp(q[3], d.stops) : (d.mode === 'probability' ? '""" + NO_PATCH_COLOUR + """' : d.c[q[6]]);
+    var c = (d.mode === 'probability' && q[3] >= 0) ? ramp(q[3], d.stops) : (d.mode === 'probability' ? '"""  # noqa: E501
+        + NO_PATCH_COLOUR
+        + """' : d.c[q[6]]);
     var tip = q[2] + (q[4] ? (q[3] >= 0 ? ' \u00b7 p ' + q[3].toFixed(3) : '') : ' \u00b7 no patch');
     var opts = q[4] ? {radius: 5, color: '#222', weight: 0.6, fillColor: c, fillOpacity: 0.9}
                     : {radius: 3, color: c, weight: 1.2, fill: false, dashArray: '2,2'};
@@ -210,10 +243,17 @@ var {{ this.get_name() }} = (function (d) {
   return g;
 })({{ this.data_js }});
 """
+    )
 
 
-def points_layer(points: pd.DataFrame, colour_by: str, store_name: str | None, threshold: float | None = None,
-                 fetch_hints: Mapping[str, str] | None = None, name: str = "Labelled points") -> Any:
+def points_layer(
+    points: pd.DataFrame,
+    colour_by: str,
+    store_name: str | None,
+    threshold: float | None = None,
+    fetch_hints: Mapping[str, str] | None = None,
+    name: str = "Labelled points",
+) -> Any:
     """The points as canvas circle markers built in the browser from compact inline data.
 
     Each marker's tooltip reads ``<sample_id> · p 0.873`` (or ``· no patch``): streamlit-folium returns the
@@ -243,15 +283,23 @@ var {{ this.get_name() }} = L.geoJSON(null, {
 fetch({{ this.url|tojson }}).then(function (r) { return r.json(); })
   .then(function (d) { {{ this.get_name() }}.addData(d); })
   .catch(function (e) { console.warn("reference layer unavailable: " + {{ this.url|tojson }}, e); });
-"""
+"""  # noqa: E501
 
 
-def remote_geojson_layer(url: str, name: str, colour: str, show: bool = True, point_radius: int = 2,
-                         fill_opacity: float = 0.25) -> Any:
+def remote_geojson_layer(
+    url: str, name: str, colour: str, show: bool = True, point_radius: int = 2, fill_opacity: float = 0.25
+) -> Any:
     """A reference layer the browser fetches from a static URL (its ~0.5 MB never pass through Python on a
     rerun), listed in the layer control; not clickable."""
-    return _RemoteGeoJson(name, overlay=True, show=show, url=url, colour=colour, radius=int(point_radius),
-                          fill_opacity=float(fill_opacity))
+    return _RemoteGeoJson(
+        name,
+        overlay=True,
+        show=show,
+        url=url,
+        colour=colour,
+        radius=int(point_radius),
+        fill_opacity=float(fill_opacity),
+    )
 
 
 class _PlainBackground(_ScriptLayer):
@@ -269,8 +317,17 @@ def basemap_layers(online_default: bool) -> list[Any]:
     layers: list[Any] = [plain]
     for i, (key, label) in enumerate(BASEMAPS):
         src = lf.basemaps[key]
-        layers.append(folium.TileLayer(tiles=src.tiles, attr=src.options.get("attribution") or label, name=label,
-                                       overlay=False, show=online_default and i == 0, max_zoom=19, max_native_zoom=18))
+        layers.append(
+            folium.TileLayer(
+                tiles=src.tiles,
+                attr=src.options.get("attribution") or label,
+                name=label,
+                overlay=False,
+                show=online_default and i == 0,
+                max_zoom=19,
+                max_native_zoom=18,
+            )
+        )
     return layers
 
 
@@ -296,7 +353,7 @@ class _BasemapFallback(_Script):
     b.on('tileload', function () { if (note._map) { note.remove(); } });
   });
 })({{ this._parent.get_name() }}, {{ this.plain.get_name() }}, [{% for b in this.online %}{{ b.get_name() }}{% if not loop.last %}, {% endif %}{% endfor %}]);
-"""
+"""  # noqa: E501
 
 
 def basemap_fallback(plain: Any, online: Sequence[Any]) -> Any:
@@ -334,39 +391,56 @@ class _MapLegend(_Script):
   };
   c.addTo(map);
 })({{ this._parent.get_name() }});
-"""
+"""  # noqa: E501
 
 
-def legend_control(colour_by: str, threshold: float | None = None, title: str = "Probability of mining",
-                   extra_html: str | None = None) -> Any:
+def legend_control(
+    colour_by: str, threshold: float | None = None, title: str = "Probability of mining", extra_html: str | None = None
+) -> Any:
     """The legend as a Leaflet control (bottom right): the colour bar with the run's threshold for
     probability colouring, colour swatches for label/outcome, and the ring of points without a patch
     (``extra_html`` in its place when given: a map without points)."""
-    ring = (f"<div><span style='display:inline-block;width:9px;height:9px;border:1.5px dashed {NO_PATCH_COLOUR};"
-            "border-radius:50%;margin-right:4px'></span>no patch in the store (click: how to get one)</div>")
+    ring = (
+        f"<div><span style='display:inline-block;width:9px;height:9px;border:1.5px dashed {NO_PATCH_COLOUR};"
+        "border-radius:50%;margin-right:4px'></span>no patch in the store (click: how to get one)</div>"
+    )
     if colour_by == "probability":
         grad = ", ".join(f"{c} {p * 100:.0f}%" for p, c in PROB_STOPS)
-        tick = ("" if threshold is None else
-                f"<div class='asgm-threshold' style='position:absolute;left:{threshold * 100:.1f}%;top:-2px;height:16px;"
-                f"border-left:2px solid #000' title='decision threshold {threshold:.3f}'></div>")
-        body = (f"<b>{title}</b><div class='asgm-colourbar' style='position:relative;width:180px;height:12px;"
-                f"margin:3px 0;background:linear-gradient(to right, {grad});border:1px solid #777'>{tick}</div>"
-                "<div style='display:flex;justify-content:space-between;width:182px'><span>0</span><span>0.5</span>"
-                "<span>1</span></div>"
-                + ("" if threshold is None else f"<div>black tick: decision threshold {threshold:.3f}</div>"))
+        tick = (
+            ""
+            if threshold is None
+            else f"<div class='asgm-threshold' style='position:absolute;left:{threshold * 100:.1f}%;top:-2px;height:16px;"  # noqa: E501
+            f"border-left:2px solid #000' title='decision threshold {threshold:.3f}'></div>"
+        )
+        body = (
+            f"<b>{title}</b><div class='asgm-colourbar' style='position:relative;width:180px;height:12px;"
+            f"margin:3px 0;background:linear-gradient(to right, {grad});border:1px solid #777'>{tick}</div>"
+            "<div style='display:flex;justify-content:space-between;width:182px'><span>0</span><span>0.5</span>"
+            "<span>1</span></div>"
+            + ("" if threshold is None else f"<div>black tick: decision threshold {threshold:.3f}</div>")
+        )
     elif colour_by == "outcome":
-        items = [("TP", "mining, found"), ("TN", "not mining, rejected"), ("FP", "false alarm"),
-                 ("FN", "missed mining"), ("", "not in the run's val/test")]
+        items = [
+            ("TP", "mining, found"),
+            ("TN", "not mining, rejected"),
+            ("FP", "false alarm"),
+            ("FN", "missed mining"),
+            ("", "not in the run's val/test"),
+        ]
         body = "<b>Outcome of the run</b>" + "".join(_swatch(OUTCOME_COLOURS[k], v) for k, v in items)
     else:
-        body = "<b>True label</b>" + _swatch(LABEL_COLOURS[1], "mining (1)") + _swatch(LABEL_COLOURS[0], "not mining (0)")
+        body = (
+            "<b>True label</b>" + _swatch(LABEL_COLOURS[1], "mining (1)") + _swatch(LABEL_COLOURS[0], "not mining (0)")
+        )
     html = body + (ring if extra_html is None else extra_html)
     return _MapLegend(html=html)
 
 
 def _swatch(colour: str, text: str) -> str:
-    return (f"<div><span style='display:inline-block;width:10px;height:10px;background:{colour};border-radius:50%;"
-            f"margin-right:4px'></span>{text}</div>")
+    return (
+        f"<div><span style='display:inline-block;width:10px;height:10px;background:{colour};border-radius:50%;"
+        f"margin-right:4px'></span>{text}</div>"
+    )
 
 
 def swatch_legend(title: str, colours: Mapping[str, str], extra_html: str = "") -> Any:
@@ -400,7 +474,7 @@ Promise.all({{ this.urls|tojson }}.map(function (u) { return fetch(u).then(funct
     window.asgmPeriodLayer = {features: n, drawnAt: performance.now()};
   })
   .catch(function (e) { console.warn("period layer unavailable", e); });
-"""
+"""  # noqa: E501
 
 
 def period_layer(urls: Sequence[str], name: str, colours: Mapping[str, str]) -> Any:
@@ -416,5 +490,4 @@ def period_legend(colours: Mapping[str, str], title: str) -> Any:
 
 
 #: One colour per AMW period (viridis-like, early = dark, recent = bright).
-PERIOD_COLOURS = ("#440154", "#472d7b", "#3b528b", "#2c728e", "#21918c", "#28ae80", "#5ec962", "#addc30",
-                  "#fde725")
+PERIOD_COLOURS = ("#440154", "#472d7b", "#3b528b", "#2c728e", "#21918c", "#28ae80", "#5ec962", "#addc30", "#fde725")

@@ -28,7 +28,9 @@ FALSE_COLOUR_BANDS = ("B12", "B8", "B4")
 
 
 # -- patch images --------------------------------------------------------------------------------
-def composite(data: np.ndarray, bands: Sequence[str], use: Sequence[str], scale: float = DISPLAY_DN) -> np.ndarray | None:
+def composite(
+    data: np.ndarray, bands: Sequence[str], use: Sequence[str], scale: float = DISPLAY_DN
+) -> np.ndarray | None:
     """(H, W, 3) float image in [0, 1] of the bands ``use`` from a (bands, H, W) DN array, or None
     when the patch lacks one of them (e.g. false colour on the RGB-only demo pack)."""
     if not all(b in bands for b in use):
@@ -48,8 +50,9 @@ def false_colour(data: np.ndarray, bands: Sequence[str]) -> np.ndarray | None:
     return composite(data, bands, FALSE_COLOUR_BANDS, scale=5000.0)
 
 
-def overlay_osm(img: np.ndarray, masks: np.ndarray | None, layers: Sequence[str], visible: Iterable[str],
-                alpha: float = 0.65) -> np.ndarray:
+def overlay_osm(
+    img: np.ndarray, masks: np.ndarray | None, layers: Sequence[str], visible: Iterable[str], alpha: float = 0.65
+) -> np.ndarray:
     """Blend the visible OSM masks (layers, H, W) onto an (H, W, 3) image, each in its layer colour."""
     out = img.astype(np.float32).copy()
     if masks is None:
@@ -104,7 +107,8 @@ def legend_html(layers: Sequence[str]) -> str:
     items = [
         f"<span style='display:inline-block;width:10px;height:10px;background:rgb{OSM_COLOURS[x]};"
         f"border:1px solid #555;margin-right:3px'></span>{x}"
-        for x in layers if x in OSM_COLOURS
+        for x in layers
+        if x in OSM_COLOURS
     ]
     return " &nbsp; ".join(items)
 
@@ -126,5 +130,3 @@ def reference_geojson(gdf: Any) -> str:
         g = g.assign(geometry=g.geometry.simplify(0.0003, preserve_topology=True))
     g = g.assign(geometry=shapely.set_precision(g.geometry.values, 1e-5))
     return g.to_json(drop_id=True)
-
-

@@ -62,16 +62,19 @@ def patch_overlay(patch: Any, osm: tuple[np.ndarray, Sequence[str]] | None = Non
     rgb = true_colour(patch.data, patch.bands)
     left = None
     if rgb is not None:
-        left = folium.raster_layers.ImageOverlay(_data_url(rgb), bounds, name="true colour", pane=PATCH_PANE,
-                                                 pixelated=False, control=False)
+        left = folium.raster_layers.ImageOverlay(
+            _data_url(rgb), bounds, name="true colour", pane=PATCH_PANE, pixelated=False, control=False
+        )
         left.add_to(fg)
     if osm is not None:
-        folium.raster_layers.ImageOverlay(_data_url(osm_rgba(osm[0], osm[1])), bounds, name="OSM", pane=PATCH_PANE,
-                                          pixelated=False, control=False).add_to(fg)
+        folium.raster_layers.ImageOverlay(
+            _data_url(osm_rgba(osm[0], osm[1])), bounds, name="OSM", pane=PATCH_PANE, pixelated=False, control=False
+        ).add_to(fg)
     fc = false_colour(patch.data, patch.bands) if split else None
     if fc is not None and left is not None:
-        right = folium.raster_layers.ImageOverlay(_data_url(fc), bounds, name="false colour", pane=PATCH_PANE_RIGHT,
-                                                  pixelated=False, control=False)
+        right = folium.raster_layers.ImageOverlay(
+            _data_url(fc), bounds, name="false colour", pane=PATCH_PANE_RIGHT, pixelated=False, control=False
+        )
         right.add_to(fg)
         swipe_control(left, right).add_to(fg)
     folium.Rectangle(bounds, color="#ffffff", weight=2, fill=False, dash_array="4,3", interactive=False).add_to(fg)
@@ -102,7 +105,10 @@ def swipe_control(left: Any, right: Any) -> Any:
 
     el = PatchSwipe(left, right)
     el.left_pane, el.right_pane = PATCH_PANE, PATCH_PANE_RIGHT
-    el.default_js, el.default_css = list(PLUGIN_ASSETS["SideBySideLayers"]["js"]), list(PLUGIN_ASSETS["SideBySideLayers"]["css"])
+    el.default_js, el.default_css = (
+        list(PLUGIN_ASSETS["SideBySideLayers"]["js"]),
+        list(PLUGIN_ASSETS["SideBySideLayers"]["css"]),
+    )
     return el
 
 
@@ -123,7 +129,7 @@ var {{ this.get_name() }} = L.geoJSON({{ this.data_js }}, {
   pointToLayer: function (f, latlng) { var c = {{ this.colours|tojson }}[f.properties.key] || '#ffffff';
     return L.circleMarker(latlng, {radius: 4, color: '#333', weight: 1, fillColor: c, fillOpacity: 0.9, interactive: false}); }
 });
-"""
+"""  # noqa: E501
 
 
 class _OsmLegend(_Script):
@@ -141,7 +147,7 @@ class _OsmLegend(_Script):
   var check = function (e) { if (e.layer === layer) { c.remove(); map.off('layerremove', check); } };
   map.on('layerremove', check);
 })({{ this._parent._parent.get_name() }}, {{ this.layer.get_name() }});
-"""
+"""  # noqa: E501
 
 
 def osm_legend_html(features: pd.DataFrame, radius_m: float, keys: Sequence[str]) -> str:
@@ -150,12 +156,15 @@ def osm_legend_html(features: pd.DataFrame, radius_m: float, keys: Sequence[str]
     lines = "".join(
         f"<div class='asgm-osm-key' data-key='{k}'><span style='display:inline-block;width:14px;height:4px;"
         f"background:{osm_hex(k)};border:1px solid #555;margin:0 5px 2px 0;vertical-align:middle'></span>"
-        f"{k} ({int(counts.get(k, 0))})</div>" for k in keys)
-    return (f"<b>OSM within {radius_m / 1000:g} km</b>{lines}"
-            "<div style='color:#555'>© OpenStreetMap contributors</div>")
+        f"{k} ({int(counts.get(k, 0))})</div>"
+        for k in keys
+    )
+    return f"<b>OSM within {radius_m / 1000:g} km</b>{lines}<div style='color:#555'>© OpenStreetMap contributors</div>"
 
 
-def osm_features_layer(features: Any, radius_m: float, keys: Sequence[str] | None = None, name: str = "OSM features") -> Any:
+def osm_features_layer(
+    features: Any, radius_m: float, keys: Sequence[str] | None = None, name: str = "OSM features"
+) -> Any:
     """A feature group drawing OSM features (``asgm.osm.nearby.features_around``: ``key``, ``value``,
     geometry in EPSG:4326) in their key's colour, not clickable (the points stay clickable), with a legend per
     key that goes when the group is removed (the next click)."""
@@ -165,16 +174,22 @@ def osm_features_layer(features: Any, radius_m: float, keys: Sequence[str] | Non
 
     keys = list(keys or OSM_LAYERS)
     fg = folium.FeatureGroup(name=name, overlay=True, control=False)
-    data = json.loads(features[["key", "value", "geometry"]].to_json()) if len(features) else {
-        "type": "FeatureCollection", "features": []}
-    layer = _OsmFeatures(name, overlay=True, show=True, data_js=json.dumps(data, separators=(",", ":")),
-                         colours={k: osm_hex(k) for k in keys})
+    data = (
+        json.loads(features[["key", "value", "geometry"]].to_json())
+        if len(features)
+        else {"type": "FeatureCollection", "features": []}
+    )
+    layer = _OsmFeatures(
+        name,
+        overlay=True,
+        show=True,
+        data_js=json.dumps(data, separators=(",", ":")),
+        colours={k: osm_hex(k) for k in keys},
+    )
     layer.geojson = data
     layer.add_to(fg)
     _OsmLegend(html=osm_legend_html(features, radius_m, keys), layer=layer).add_to(fg)
     return fg
-
-
 
 
 #: Colours of reviewed labels on the map.
@@ -189,8 +204,12 @@ def labels_layer(rows: Sequence[dict[str, Any]], name: str = "Reviewed labels") 
     fg = folium.FeatureGroup(name=name, overlay=True, control=False)
     for r in rows:
         colour = LABEL_COLOURS.get(str(r["label"]), "#000000")
-        tip = f"{r['label']} · {r['item']}" + (f" · {r['note']}" if r.get("note") else "") + (
-            f" · by {r['reviewer']}" if r.get("reviewer") else "")
-        folium.CircleMarker([float(r["lat"]), float(r["lon"])], radius=9, color=colour, weight=3, fill=False,
-                            tooltip=tip).add_to(fg)
+        tip = (
+            f"{r['label']} · {r['item']}"
+            + (f" · {r['note']}" if r.get("note") else "")
+            + (f" · by {r['reviewer']}" if r.get("reviewer") else "")
+        )
+        folium.CircleMarker(
+            [float(r["lat"]), float(r["lon"])], radius=9, color=colour, weight=3, fill=False, tooltip=tip
+        ).add_to(fg)
     return fg

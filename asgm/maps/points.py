@@ -33,16 +33,22 @@ def combine_points(study: pd.DataFrame | None, index: pd.DataFrame | None, pred:
         pr = df.loc[ok, "pred"].astype(int)
         lab = df.loc[ok, "label"]
         df["outcome"] = ""
-        df.loc[ok, "outcome"] = np.select([(pr == 1) & (lab == 1), (pr == 0) & (lab == 0), (pr == 1) & (lab == 0)],
-                                          ["TP", "TN", "FP"], "FN")
+        df.loc[ok, "outcome"] = np.select(
+            [(pr == 1) & (lab == 1), (pr == 0) & (lab == 0), (pr == 1) & (lab == 0)], ["TP", "TN", "FP"], "FN"
+        )
     else:
         df = df.assign(split=None, prob=np.nan, pred=np.nan, outcome="")
     return df.reset_index(drop=True)
 
 
-def filter_points(df: pd.DataFrame, sets: Sequence[str] | None = None, labels: Sequence[int] | None = None,
-                  predicted: Sequence[int] | None = None, errors_only: bool = False,
-                  splits: Sequence[str] | None = None) -> pd.DataFrame:
+def filter_points(
+    df: pd.DataFrame,
+    sets: Sequence[str] | None = None,
+    labels: Sequence[int] | None = None,
+    predicted: Sequence[int] | None = None,
+    errors_only: bool = False,
+    splits: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """The map filters: set, true label, split and predicted class of the selected run (points outside its
     validation/test predictions have split 'other'), and errors only (FP/FN)."""
     out = df
@@ -78,10 +84,15 @@ def clicked_patch(points: pd.DataFrame, lon: float, lat: float) -> tuple[str | N
     if near is not None and dist <= CLICK_RADIUS_M:
         return str(near["sample_id"]), None
     any_near, any_dist = nearest_point(points, lon, lat)
-    return None, (f"No patch at lon {lon:.4f}, lat {lat:.4f}, and none is available: patches exist only for "
-                  f"labelled points (`asgm patches fetch` fetches them per point set)."
-                  + (f" The nearest labelled point, **{any_near['sample_id']}**, is {any_dist / 1000:.1f} km away."
-                     if any_near is not None else ""))
+    return None, (
+        f"No patch at lon {lon:.4f}, lat {lat:.4f}, and none is available: patches exist only for "
+        f"labelled points (`asgm patches fetch` fetches them per point set)."
+        + (
+            f" The nearest labelled point, **{any_near['sample_id']}**, is {any_dist / 1000:.1f} km away."
+            if any_near is not None
+            else ""
+        )
+    )
 
 
 def no_patch_message(sid: str, store_name: str, point_set: str | None = None) -> str:
@@ -91,14 +102,24 @@ def no_patch_message(sid: str, store_name: str, point_set: str | None = None) ->
     from asgm.sources import configured_source
 
     if point_set not in STUDY_SETS:
-        return (f"No patch for **{sid}** in store `{store_name}`, and none is available: this point is not one of "
-                f"the study's point sets that `asgm patches fetch` can fetch.")
-    how = [f"`asgm patches fetch --source stac --points {point_set}` (Earth Search, Level-2A; needs the internet, "
-           f"no account)"]
+        return (
+            f"No patch for **{sid}** in store `{store_name}`, and none is available: this point is not one of "
+            f"the study's point sets that `asgm patches fetch` can fetch."
+        )
+    how = [
+        f"`asgm patches fetch --source stac --points {point_set}` (Earth Search, Level-2A; needs the internet, "
+        f"no account)"
+    ]
     if configured_source() == "gee":
-        how.insert(0, f"`asgm patches fetch --source gee --points {point_set}` (Earth Engine, the study's Level-1C; "
-                      f"credentials are configured)")
+        how.insert(
+            0,
+            f"`asgm patches fetch --source gee --points {point_set}` (Earth Engine, the study's Level-1C; "
+            f"credentials are configured)",
+        )
     else:
         how.append("`--source gee` once Earth Engine credentials are set up (docs/sources.md)")
-    return (f"No patch for **{sid}** in store `{store_name}`. Fetch patches for the study's *{point_set}* points with "
-            + " or ".join(how) + ", then pick the new store in the sidebar.")
+    return (
+        f"No patch for **{sid}** in store `{store_name}`. Fetch patches for the study's *{point_set}* points with "
+        + " or ".join(how)
+        + ", then pick the new store in the sidebar."
+    )

@@ -20,8 +20,9 @@ BATCH_SIZE = 64
 COLUMNS = ["sample_id", "label", "prob", "decision", "error"]
 
 
-def store_probabilities(run_id: str, store: PatchStore | str, model: Any = None,
-                        batch_size: int = BATCH_SIZE) -> pd.DataFrame:
+def store_probabilities(
+    run_id: str, store: PatchStore | str, model: Any = None, batch_size: int = BATCH_SIZE
+) -> pd.DataFrame:
     """Probability, decision (``prob >= threshold``) and true label of every patch of ``store`` under run
     ``run_id``; one row per patch, in the store's sample_id order.
 

@@ -26,21 +26,26 @@ def build_model(size: int, channels: int, seed: int | None = None) -> Any:
         layers.append(keras.layers.MaxPooling2D(pool, name=f"pool{block}"))
     layers.append(keras.layers.Flatten(name="flatten"))
     for i, units in enumerate((64, 64, 32), start=1):
-        layers += [keras.layers.Dense(units, activation="relu", name=f"dense{i}"),
-                   keras.layers.Dropout(0.3, name=f"dropout{i}")]
+        layers += [
+            keras.layers.Dense(units, activation="relu", name=f"dense{i}"),
+            keras.layers.Dropout(0.3, name=f"dropout{i}"),
+        ]
     layers.append(keras.layers.Dense(1, activation="sigmoid", name="output"))
     return keras.Sequential(layers, name="asgm_cnn")
 
 
 def compile_model(model: Any, learning_rate: Any) -> Any:
-    """Adam (``learning_rate``: a float or a Keras schedule) + binary cross-entropy, with precision, recall and PR-AUC metrics (study's compile)."""
+    """Adam (``learning_rate``: a float or a Keras schedule) + binary cross-entropy, with precision, recall and PR-AUC metrics (study's compile)."""  # noqa: E501
     import keras
 
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
         loss=keras.losses.BinaryCrossentropy(),
-        metrics=[keras.metrics.Precision(name="precision"), keras.metrics.Recall(name="recall"),
-                 keras.metrics.AUC(curve="PR", name="pr_auc")],
+        metrics=[
+            keras.metrics.Precision(name="precision"),
+            keras.metrics.Recall(name="recall"),
+            keras.metrics.AUC(curve="PR", name="pr_auc"),
+        ],
     )
     return model
 
@@ -48,8 +53,15 @@ def compile_model(model: Any, learning_rate: Any) -> Any:
 def summary(size: int, channels: int) -> dict[str, Any]:
     """Parameter counts and layer shapes of the CNN for (size, size, channels)."""
     model = build_model(size, channels)
-    layers = [{"name": layer.name, "type": type(layer).__name__, "output_shape": list(layer.output.shape[1:]),
-               "params": int(layer.count_params())} for layer in model.layers]
+    layers = [
+        {
+            "name": layer.name,
+            "type": type(layer).__name__,
+            "output_shape": list(layer.output.shape[1:]),
+            "params": int(layer.count_params()),
+        }
+        for layer in model.layers
+    ]
     return {
         "input": [size, size, channels],
         "params": int(model.count_params()),

@@ -40,7 +40,9 @@ def prepare_input(patch: Patch, osm: tuple[np.ndarray, Sequence[str]] | None, co
     """(H, W, C) float32 model input: config bands /10000 clipped to [0, 1], then OSM channels in
     ``config.osm_layers`` order. Missing bands or OSM layers raise ``DatasetError``."""
     if patch.data.shape[1] != config.patch_size or patch.data.shape[2] != config.patch_size:
-        raise InferenceError(f"patch {patch.sample_id!r} is {patch.data.shape[1]} px; the model takes {config.patch_size} px")
+        raise InferenceError(
+            f"patch {patch.sample_id!r} is {patch.data.shape[1]} px; the model takes {config.patch_size} px"
+        )
     validate_pixels(patch.sample_id, patch.data)
     return _prepare(patch.data, patch.bands, osm, config)
 
@@ -76,8 +78,9 @@ def _d4_batch(x: np.ndarray, code: tuple[bool, bool, bool]) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
-def recipe_logits(model: Any, x: np.ndarray, config: ExperimentConfig | None = None,
-                  zero_layers: Sequence[str] = ()) -> np.ndarray:
+def recipe_logits(
+    model: Any, x: np.ndarray, config: ExperimentConfig | None = None, zero_layers: Sequence[str] = ()
+) -> np.ndarray:
     """Logits of a (B, H, W, C) batch under the run's recipe: OSM ``zero_layers`` set to 0, then the
     model's logit averaged over the 8 D4 symmetries when ``config.tta`` (else the plain logit).
 
@@ -96,16 +99,26 @@ def recipe_logits(model: Any, x: np.ndarray, config: ExperimentConfig | None = N
     return np.mean(z, axis=0)
 
 
-def recipe_probabilities(model: Any, x: np.ndarray, config: ExperimentConfig | None = None,
-                         temperature: float = 1.0, zero_layers: Sequence[str] = ()) -> np.ndarray:
+def recipe_probabilities(
+    model: Any,
+    x: np.ndarray,
+    config: ExperimentConfig | None = None,
+    temperature: float = 1.0,
+    zero_layers: Sequence[str] = (),
+) -> np.ndarray:
     """Probabilities of mining for a (B, H, W, C) batch: ``sigmoid(recipe_logits / temperature)``."""
     from asgm.model.calibration import sigmoid
 
     return sigmoid(recipe_logits(model, x, config, zero_layers) / float(temperature))
 
 
-def predict(model: Any, x: np.ndarray, zero_layers: Sequence[str] = (), config: ExperimentConfig | None = None,
-            temperature: float = 1.0) -> float:
+def predict(
+    model: Any,
+    x: np.ndarray,
+    zero_layers: Sequence[str] = (),
+    config: ExperimentConfig | None = None,
+    temperature: float = 1.0,
+) -> float:
     """Probability of mining for one (H, W, C) input under the run's recipe (``recipe_probabilities``)."""
     x = np.asarray(x, np.float32)
     expected = tuple(model.input_shape[1:])
@@ -114,9 +127,15 @@ def predict(model: Any, x: np.ndarray, zero_layers: Sequence[str] = (), config: 
     return float(recipe_probabilities(model, x[None], config, temperature, zero_layers)[0])
 
 
-def source_logits(model: Any, source: Any, config: ExperimentConfig, batch_size: int = 256,
-                  zero_layers: Sequence[str] = (), progress: bool = False,
-                  errors: list[str] | None = None) -> np.ndarray:
+def source_logits(
+    model: Any,
+    source: Any,
+    config: ExperimentConfig,
+    batch_size: int = 256,
+    zero_layers: Sequence[str] = (),
+    progress: bool = False,
+    errors: list[str] | None = None,
+) -> np.ndarray:
     """``recipe_logits`` of every row of a ``asgm.model.inputs.PatchSource``, in order, batched.
 
     Batches are read by a few threads, up to ``READ_AHEAD`` batches ahead of the model (reading a
@@ -168,9 +187,16 @@ def run_temperature(metrics: dict[str, Any] | None) -> float:
     return float((metrics or {}).get("temperature") or 1.0)
 
 
-def predict_store(run_id: str, store: PatchStore | str, sample_ids: Sequence[str] | None = None,
-                  batch_size: int = 256, progress: bool = False, model: Any = None,
-                  tolerant: bool = False, spatial_prior: SpatialPrior | None = None) -> pd.DataFrame:
+def predict_store(
+    run_id: str,
+    store: PatchStore | str,
+    sample_ids: Sequence[str] | None = None,
+    batch_size: int = 256,
+    progress: bool = False,
+    model: Any = None,
+    tolerant: bool = False,
+    spatial_prior: SpatialPrior | None = None,
+) -> pd.DataFrame:
     """Every patch of ``store`` (or the given ids) through the run's full recipe, batched.
 
     Returns sample_id, probability, decision (``probability >= threshold``) and, where known, label;
@@ -208,8 +234,14 @@ def predict_store(run_id: str, store: PatchStore | str, sample_ids: Sequence[str
     if len(index):
         # One pass: caching the inputs would only cost memory.
         source = PatchSource(store, config, index["sample_id"].tolist(), cache_limit_mb=0)
-        z = source_logits(model if model is not None else _cached_model(run_id), source, config, batch_size,
-                          progress=progress, errors=errors)
+        z = source_logits(
+            model if model is not None else _cached_model(run_id),
+            source,
+            config,
+            batch_size,
+            progress=progress,
+            errors=errors,
+        )
         prob = sigmoid(z / run_temperature(info.metrics))
     ok = ~np.isnan(prob)
     decision = np.full(len(index), -1, dtype=np.int64)
@@ -222,8 +254,14 @@ def predict_store(run_id: str, store: PatchStore | str, sample_ids: Sequence[str
         prior_columns = {"isolated": d.isolated.astype(int), "neighbours": d.neighbours}
     elif ok.any():
         decision[ok] = decide(prob[ok], threshold)
-    out = pd.DataFrame({"sample_id": index["sample_id"].astype(str).to_numpy(), "probability": prob,
-                        "decision": decision, **prior_columns})
+    out = pd.DataFrame(
+        {
+            "sample_id": index["sample_id"].astype(str).to_numpy(),
+            "probability": prob,
+            "decision": decision,
+            **prior_columns,
+        }
+    )
     if "label" in index:
         out["label"] = index["label"].to_numpy().astype(int)
     if errors is not None:
@@ -264,8 +302,10 @@ def run_threshold(info: RunInfo) -> float:
     except (TypeError, ValueError):
         value = float("nan")
     if not np.isfinite(value) or not 0.0 <= value <= 1.0:
-        raise InferenceError(f"run {info.run_id!r} has no valid threshold ({info.metrics['threshold']!r} in "
-                             f"metrics.json); rerun `asgm evaluate {info.run_id}`")
+        raise InferenceError(
+            f"run {info.run_id!r} has no valid threshold ({info.metrics['threshold']!r} in "
+            f"metrics.json); rerun `asgm evaluate {info.run_id}`"
+        )
     return value
 
 
@@ -281,8 +321,13 @@ def classify(run_id: str, store: PatchStore | str, sample_id: str, zero_layers: 
     return classify_patch(_cached_model(run_id), info, patch, osm, zero_layers)
 
 
-def classify_patch(model: Any, info: RunInfo, patch: Patch, osm: tuple[np.ndarray, Sequence[str]] | None,
-                   zero_layers: Sequence[str] = ()) -> dict[str, Any]:
+def classify_patch(
+    model: Any,
+    info: RunInfo,
+    patch: Patch,
+    osm: tuple[np.ndarray, Sequence[str]] | None,
+    zero_layers: Sequence[str] = (),
+) -> dict[str, Any]:
     """``classify`` for a model and patch already at hand (the app passes its cached ones): ``info`` is
     the run's ``asgm.model.runs.RunInfo``; the decision is ``prob >= threshold``."""
     from asgm.model.calibration import decide
@@ -291,8 +336,13 @@ def classify_patch(model: Any, info: RunInfo, patch: Patch, osm: tuple[np.ndarra
     config = cast(ExperimentConfig, info.config)  # run_threshold refused a run without one
     x = prepare_input(patch, osm, config)
     prob = predict(model, x, zero_layers, config, run_temperature(info.metrics))
-    return {"prob": prob, "threshold": threshold, "decision": int(decide(np.array([prob]), threshold)[0]),
-            "label": int(patch.label), "sample_id": patch.sample_id}
+    return {
+        "prob": prob,
+        "threshold": threshold,
+        "decision": int(decide(np.array([prob]), threshold)[0]),
+        "label": int(patch.label),
+        "sample_id": patch.sample_id,
+    }
 
 
 class CompiledModel:
@@ -391,7 +441,21 @@ def gradcam(model: Any, x: np.ndarray, layer_name: str | None = None, member: in
     return (cam / peak).astype(np.float32) if peak > 0 else np.zeros(x.shape[:2], np.float32)
 
 
-__all__ = ["prepare_input", "predict", "recipe_logits", "recipe_probabilities", "source_logits", "predict_store",
-           "run_temperature", "classify", "classify_patch", "run_threshold", "CompiledModel", "layer_ablation",
-           "gradcam", "InferenceError", "DatasetError",
-           "clear_cache"]
+__all__ = [
+    "prepare_input",
+    "predict",
+    "recipe_logits",
+    "recipe_probabilities",
+    "source_logits",
+    "predict_store",
+    "run_temperature",
+    "classify",
+    "classify_patch",
+    "run_threshold",
+    "CompiledModel",
+    "layer_ablation",
+    "gradcam",
+    "InferenceError",
+    "DatasetError",
+    "clear_cache",
+]

@@ -108,7 +108,9 @@ def select_rows(store: PatchStore, config: ExperimentConfig) -> pd.DataFrame:
     return rows[["sample_id", "label", "set", "lon", "lat", "masked_fraction"]].copy()
 
 
-def masked_filter(rows: pd.DataFrame, limit_pos: float = 0.10, limit_neg: float = 0.60) -> tuple[pd.DataFrame, dict[str, int]]:
+def masked_filter(
+    rows: pd.DataFrame, limit_pos: float = 0.10, limit_neg: float = 0.60
+) -> tuple[pd.DataFrame, dict[str, int]]:
     """The study's ``filter_black``: drop positives with a masked share >= ``limit_pos`` and negatives
     with >= ``limit_neg``. Returns the kept rows and how many of each class were dropped."""
     frac = rows["masked_fraction"].astype(float)
@@ -128,8 +130,10 @@ def verify_rows(store: PatchStore, sample_ids: Sequence[str]) -> dict[str, float
 
     report = check_store(store, sample_ids, pixels=True)
     if not report.ok:
-        raise DatasetError(f"{report.summary()}. Re-fetch or rebuild them, or list every problem with "
-                           f"`asgm patches check --store {store.name}`")
+        raise DatasetError(
+            f"{report.summary()}. Re-fetch or rebuild them, or list every problem with "
+            f"`asgm patches check --store {store.name}`"
+        )
     return report.masked_fraction
 
 
@@ -151,8 +155,10 @@ def validate_pixels(sample_id: str, data: np.ndarray) -> None:
     nonsense without a word). Raises ``DatasetError`` in the words ``asgm.data.store_check.inspect_file`` uses."""
     dtype = np.asarray(data).dtype
     if dtype != np.uint16:
-        raise DatasetError(f"patch {sample_id!r}: pixels are {dtype}, the store holds uint16 DN; re-fetch or "
-                           "rebuild it (`asgm patches check` lists every such file)")
+        raise DatasetError(
+            f"patch {sample_id!r}: pixels are {dtype}, the store holds uint16 DN; re-fetch or "
+            "rebuild it (`asgm patches check` lists every such file)"
+        )
 
 
 def _encode(dn: np.ndarray, encoding: InputEncoding) -> np.ndarray:
@@ -190,8 +196,9 @@ def encode_bands(dn: np.ndarray, encoding: InputEncoding | None, out: np.ndarray
     return out
 
 
-def prepare_input(data: np.ndarray, bands: Sequence[str], osm: tuple[np.ndarray, Sequence[str]] | None,
-                  config: ExperimentConfig) -> np.ndarray:
+def prepare_input(
+    data: np.ndarray, bands: Sequence[str], osm: tuple[np.ndarray, Sequence[str]] | None, config: ExperimentConfig
+) -> np.ndarray:
     """One model input (H, W, C) float32 from a (bands, H, W) DN array and optional OSM masks: the bands in
     the run's encoding (``encode_bands``), then the masks."""
     try:
@@ -223,8 +230,13 @@ class PatchSource:
     and uint8 0/1 OSM masks. Rows beyond the capacity are read from the GeoTIFFs every time, so memory
     stays bounded by the limit whatever the store size. ``cached`` is True when every row fits."""
 
-    def __init__(self, store: PatchStore, config: ExperimentConfig, sample_ids: Sequence[str],
-                 cache_limit_mb: float = DEFAULT_CACHE_LIMIT_MB):
+    def __init__(
+        self,
+        store: PatchStore,
+        config: ExperimentConfig,
+        sample_ids: Sequence[str],
+        cache_limit_mb: float = DEFAULT_CACHE_LIMIT_MB,
+    ):
         self.store, self.config = store, config
         self.sample_ids = list(sample_ids)
         size = int(config.patch_size)
@@ -252,8 +264,9 @@ class PatchSource:
         try:
             idx = [list(patch.bands).index(b) for b in self.config.bands]
         except ValueError:
-            raise DatasetError(f"patch {sid!r} has bands {list(patch.bands)}, the model needs "
-                               f"{list(self.config.bands)}") from None
+            raise DatasetError(
+                f"patch {sid!r} has bands {list(patch.bands)}, the model needs {list(self.config.bands)}"
+            ) from None
         dn = patch.data[idx].transpose(1, 2, 0)  # uint16, only the bands used
         masks = None
         if self._no:
@@ -339,5 +352,3 @@ def _d4(a: np.ndarray, code: int) -> np.ndarray:
     if code & 4:
         a = a[::-1]
     return a
-
-

@@ -140,8 +140,10 @@ def refuse_reuse(run_id: str, config: ExperimentConfig) -> None:
         same = False
     holds = any(folder.file(n).exists() for n in ("model.keras", "metrics.json", "status.json", "config.json"))
     if holds and not (state == "queued" and same):
-        raise RunError(f"run folder {folder.root} already holds run {run_id!r} ({state or 'unknown status'}); "
-                       "--run-id never reuses a run: leave it out for a fresh id or pick a new one")
+        raise RunError(
+            f"run folder {folder.root} already holds run {run_id!r} ({state or 'unknown status'}); "
+            "--run-id never reuses a run: leave it out for a fresh id or pick a new one"
+        )
 
 
 def read_run_config(folder: RunFolder) -> ExperimentConfig:
@@ -154,8 +156,9 @@ def read_run_config(folder: RunFolder) -> ExperimentConfig:
         raise RunError(f"run {folder.run_id!r} has no config.json ({path}); delete the run folder") from None
     except (ValueError, UnicodeDecodeError) as exc:  # JSON and pydantic errors are ValueErrors
         why = invalid_fields(exc) if isinstance(exc, ValidationError) else one_line(exc)
-        raise RunError(f"run {folder.run_id!r} has an invalid config.json ({path}: {why}); "
-                       "restore it or delete the run folder") from None
+        raise RunError(
+            f"run {folder.run_id!r} has an invalid config.json ({path}: {why}); restore it or delete the run folder"
+        ) from None
 
 
 def load_keras_model(path: Path) -> Any:
@@ -177,8 +180,20 @@ def load_keras_model(path: Path) -> Any:
         ) from exc
 
 
-__all__ = ["RunInfo", "RunError", "RunNotFound", "list_runs", "get_run", "default_run_id", "default_choice", "load_model", "predictions",
-           "launch", "request_cancel"]
+__all__ = [
+    "RunInfo",
+    "RunError",
+    "RunNotFound",
+    "list_runs",
+    "get_run",
+    "default_run_id",
+    "default_choice",
+    "load_model",
+    "predictions",
+    "launch",
+    "request_cancel",
+]
+
 
 @dataclass
 class RunInfo:
@@ -196,9 +211,14 @@ class RunInfo:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (for ``--json``)."""
         return {
-            "run_id": self.run_id, "path": str(self.path), "status": self.status, "created": self.created,
-            "error": self.error, "config": self.config.model_dump() if self.config else None,
-            "progress": self.progress, "metrics": self.metrics,
+            "run_id": self.run_id,
+            "path": str(self.path),
+            "status": self.status,
+            "created": self.created,
+            "error": self.error,
+            "config": self.config.model_dump() if self.config else None,
+            "progress": self.progress,
+            "metrics": self.metrics,
         }
 
 
@@ -237,8 +257,11 @@ def metrics_problem(metrics: Any) -> str | None:
         return None
     if not isinstance(metrics, dict):
         return "metrics.json is not a JSON object"
-    bad = [k for k in NUMERIC_METRICS if metrics.get(k) is not None
-           and (isinstance(metrics[k], bool) or not isinstance(metrics[k], int | float))]
+    bad = [
+        k
+        for k in NUMERIC_METRICS
+        if metrics.get(k) is not None and (isinstance(metrics[k], bool) or not isinstance(metrics[k], int | float))
+    ]
     return f"metrics.json has non-numeric {', '.join(f'{k}={metrics[k]!r}' for k in bad)}" if bad else None
 
 
@@ -284,8 +307,10 @@ def _info(folder: RunFolder) -> RunInfo:
         # Only detached runs write log.txt; a foreground run's output went to its terminal.
         log = folder.file("log.txt")
         see = f"see {log} and " if log.is_file() else ""
-        error = (f"the training process (pid {status.get('pid')}) died without finishing (killed or out of "
-                 f"memory); {see}start the run again")
+        error = (
+            f"the training process (pid {status.get('pid')}) died without finishing (killed or out of "
+            f"memory); {see}start the run again"
+        )
     if state == "completed" and metrics is None:
         errors.append("metrics.json is missing")
     if state == "completed":
@@ -367,8 +392,9 @@ def default_choice(root: Path | None = None) -> tuple[str | None, str]:
     if not done:
         return None, "no completed run yet"
     if named:
-        return done[0].run_id, (f"{DEFAULT_FILE} names {named!r}, which is not a completed run here; "
-                                "using the newest completed run")
+        return done[0].run_id, (
+            f"{DEFAULT_FILE} names {named!r}, which is not a completed run here; using the newest completed run"
+        )
     return done[0].run_id, f"no {DEFAULT_FILE} file in the models folder; using the newest completed run"
 
 
@@ -382,8 +408,12 @@ def load_model(run_id: str) -> Any:
     info = get_run(run_id)
     path = info.path / "model.keras"
     if not path.exists():
-        why = {"running": "it is still training", "queued": "it has not started",
-               "failed": f"it failed ({info.error})", "cancelled": "it was cancelled"}.get(info.status, "no model was saved")
+        why = {
+            "running": "it is still training",
+            "queued": "it has not started",
+            "failed": f"it failed ({info.error})",
+            "cancelled": "it was cancelled",
+        }.get(info.status, "no model was saved")
         raise RunError(f"run {run_id!r} has no model file ({why}); pick a completed run or retrain")
     return load_keras_model(path)
 
@@ -417,8 +447,10 @@ def refuse_duplicate(config: ExperimentConfig) -> None:
     config = with_store_encoding(config)
     for r in list_runs():
         if r.status in ("queued", "running") and r.config is not None and _same_config(r.config, config):
-            raise RunError(f"run {r.run_id} with the same config is already {r.status}; wait for it or cancel it "
-                           f"(`asgm runs cancel {r.run_id}`)")
+            raise RunError(
+                f"run {r.run_id} with the same config is already {r.status}; wait for it or cancel it "
+                f"(`asgm runs cancel {r.run_id}`)"
+            )
 
 
 def launch(config: ExperimentConfig, run_id: str | None = None, max_active: int | None = None) -> str:
@@ -457,11 +489,18 @@ def launch_job(folder: RunFolder, config: ExperimentConfig, max_active: int | No
 
     label = config.name or config.store
     key = "train " + config.model_copy(update={"name": ""}).to_json()
-    return jobs.launch(commands.train(folder.run_id, folder.file("config.json")),
-                       kind="train", title=f"train {folder.run_id} ({label}, {config.epochs} epochs)", key=key,
-                       max_active=max_active, log=folder.file("log.txt"), progress_file=folder.file("progress.json"),
-                       cancel_file=folder.file("cancel"), extra={"run_id": folder.run_id},
-                       env={"ASGM_MODELS_DIR": str(models_dir())})
+    return jobs.launch(
+        commands.train(folder.run_id, folder.file("config.json")),
+        kind="train",
+        title=f"train {folder.run_id} ({label}, {config.epochs} epochs)",
+        key=key,
+        max_active=max_active,
+        log=folder.file("log.txt"),
+        progress_file=folder.file("progress.json"),
+        cancel_file=folder.file("cancel"),
+        extra={"run_id": folder.run_id},
+        env={"ASGM_MODELS_DIR": str(models_dir())},
+    )
 
 
 def request_cancel(run_id: str) -> RunInfo:

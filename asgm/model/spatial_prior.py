@@ -48,22 +48,31 @@ class SpatialPrior:
 
     def __post_init__(self) -> None:
         if self.among not in AMONG:
-            raise SpatialPriorError(f"the spatial prior counts neighbours among {' or '.join(AMONG)}, "
-                                    f"not {self.among!r}")
+            raise SpatialPriorError(
+                f"the spatial prior counts neighbours among {' or '.join(AMONG)}, not {self.among!r}"
+            )
         if not 0.0 <= self.t_main <= self.t_iso <= 1.0:
-            raise SpatialPriorError(f"the spatial prior needs 0 <= t_main <= t_iso <= 1 (got t_main={self.t_main}, "
-                                    f"t_iso={self.t_iso}); Earth Genome uses 0.43 and 0.75")
+            raise SpatialPriorError(
+                f"the spatial prior needs 0 <= t_main <= t_iso <= 1 (got t_main={self.t_main}, "
+                f"t_iso={self.t_iso}); Earth Genome uses 0.43 and 0.75"
+            )
         if self.k < 1 or not 1 <= self.min_neighbours <= self.k:
-            raise SpatialPriorError(f"the spatial prior needs k >= 1 and 1 <= min_neighbours <= k (got k={self.k}, "
-                                    f"min_neighbours={self.min_neighbours}); Earth Genome uses k=5, 1 neighbour")
+            raise SpatialPriorError(
+                f"the spatial prior needs k >= 1 and 1 <= min_neighbours <= k (got k={self.k}, "
+                f"min_neighbours={self.min_neighbours}); Earth Genome uses k=5, 1 neighbour"
+            )
         if not self.radius_m > 0:
             raise SpatialPriorError(f"the spatial prior's radius must be positive metres, got {self.radius_m}")
 
     def describe(self) -> dict[str, Any]:
         """The settings and the rule in words (recorded in scan summaries and predict reports)."""
-        return {**asdict(self), "rule": (
-            f"candidate: prob >= t_main; isolated: fewer than {self.min_neighbours} other candidate(s) among its "
-            f"{self.k} nearest {self.among} within {self.radius_m:g} m; an isolated candidate needs prob >= t_iso")}
+        return {
+            **asdict(self),
+            "rule": (
+                f"candidate: prob >= t_main; isolated: fewer than {self.min_neighbours} other candidate(s) among its "
+                f"{self.k} nearest {self.among} within {self.radius_m:g} m; an isolated candidate needs prob >= t_iso"
+            ),
+        }
 
 
 @dataclass
@@ -78,8 +87,12 @@ class PriorDecision:
     def counts(self) -> dict[str, int]:
         """How many points were candidates, isolated, dropped for isolation, and kept."""
         dropped = self.candidate & self.isolated & (self.decision == 0)
-        return {"candidates": int(self.candidate.sum()), "isolated": int(self.isolated.sum()),
-                "dropped_isolated": int(dropped.sum()), "kept": int(self.decision.sum())}
+        return {
+            "candidates": int(self.candidate.sum()),
+            "isolated": int(self.isolated.sum()),
+            "dropped_isolated": int(dropped.sum()),
+            "kept": int(self.decision.sum()),
+        }
 
 
 def lonlat_xyz(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:

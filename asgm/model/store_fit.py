@@ -51,7 +51,9 @@ def product_level_note(trained_on: PatchStore, store: PatchStore) -> str | None:
     return product_level_warning(trained_on.meta.product_level, store.meta.product_level)
 
 
-def encoding_note(config: ExperimentConfig, held: InputEncoding | PatchStore, what: str = "this store's patches") -> str:
+def encoding_note(
+    config: ExperimentConfig, held: InputEncoding | PatchStore, what: str = "this store's patches"
+) -> str:
     """One line for where a model meets a store or a scan: the encoding the model expects and that it was
     applied to ``what`` (pixels held in encoding ``held``, or a store's own)."""
     if isinstance(held, PatchStore):

@@ -47,7 +47,9 @@ def presence(store: PatchStore) -> tuple[pd.DataFrame, tuple[str, ...]]:
         masks, names = got
         layers = layers or tuple(names)
         if tuple(names) != layers:
-            raise OsmError(f"patch {sid!r} has OSM layers {names}, others {layers}; rerun `asgm osm rasterize --store {store.name}`")
+            raise OsmError(
+                f"patch {sid!r} has OSM layers {names}, others {layers}; rerun `asgm osm rasterize --store {store.name}`"  # noqa: E501
+            )
         present = [bool(v) for v in masks.reshape(len(names), -1).max(axis=1)]  # 1 anywhere in each layer
         rows.append([sid, *present])
     if missing:
@@ -70,12 +72,21 @@ def coverage_table(store: PatchStore, by: GroupBy = "label") -> pd.DataFrame:
         total = len(g)  # every patch of the group, with or without OSM
         for key in ("any", *layers):
             n = int(g[key].sum())
-            rows.append({"group": group, "key": key, "patches_with": n, "patches_total": total,
-                         "share": n / total if total else float("nan")})
+            rows.append(
+                {
+                    "group": group,
+                    "key": key,
+                    "patches_with": n,
+                    "patches_total": total,
+                    "share": n / total if total else float("nan"),
+                }
+            )
     return pd.DataFrame(rows, columns=["group", "key", "patches_with", "patches_total", "share"])
 
 
-def tag_values_table(store: PatchStore, vectors: gpd.GeoDataFrame | str | Path | None = None, by: GroupBy = "label") -> pd.DataFrame:
+def tag_values_table(
+    store: PatchStore, vectors: gpd.GeoDataFrame | str | Path | None = None, by: GroupBy = "label"
+) -> pd.DataFrame:
     """Tidy table: group, key, value, patches (with >= 1 such feature touching the patch),
     patches_total, share, features, excluded (whether the store's masks left the value out)."""
     from asgm.osm.rasterize import RasterizeOptions, patch_grid_of, project_vectors, resolve_vectors
@@ -109,7 +120,11 @@ def tag_values_table(store: PatchStore, vectors: gpd.GeoDataFrame | str | Path |
     cols = ["group", "key", "value", "patches", "patches_total", "share", "features", "excluded"]
     if h.empty:
         return pd.DataFrame(columns=cols)
-    out = h.groupby(["group", "key", "value"]).agg(patches=("sample_id", "nunique"), features=("sample_id", "size")).reset_index()
+    out = (
+        h.groupby(["group", "key", "value"])
+        .agg(patches=("sample_id", "nunique"), features=("sample_id", "size"))
+        .reset_index()
+    )
     out["patches_total"] = out["group"].map(totals).astype(int)
     out["share"] = out["patches"] / out["patches_total"]
 
@@ -120,22 +135,31 @@ def tag_values_table(store: PatchStore, vectors: gpd.GeoDataFrame | str | Path |
         return bool(r["key"] in included and not parts & set(included[r["key"]]))
 
     out["excluded"] = out.apply(_is_out, axis=1)
-    return out.sort_values(["group", "key", "patches", "value"], ascending=[True, True, False, True])[cols].reset_index(drop=True)
+    return out.sort_values(["group", "key", "patches", "value"], ascending=[True, True, False, True])[cols].reset_index(
+        drop=True
+    )
 
 
 def coverage_report(store: PatchStore, by: GroupBy = "label", tag_values: bool = True, top: int = 10) -> dict[str, Any]:
     """JSON-able report for the CLI and the app: presence per group and key, tag-value frequencies."""
     table = coverage_table(store, by)
     report: dict[str, Any] = {
-        "store": store.name, "by": by, "denominator": "all patches of the group",
-        "osm": {k: v for k, v in (store.osm_info() or {}).items() if k in (
-            "layers", "buffer_m", "all_touched", "filters", "snapshot_date", "source_cache")},
+        "store": store.name,
+        "by": by,
+        "denominator": "all patches of the group",
+        "osm": {
+            k: v
+            for k, v in (store.osm_info() or {}).items()
+            if k in ("layers", "buffer_m", "all_touched", "filters", "snapshot_date", "source_cache")
+        },
         "groups": {},
     }
     for group, g in table.groupby("group", sort=True):
         report["groups"][group] = {
             "patches": int(g["patches_total"].iloc[0]),
-            "keys": {r.key: {"patches_with": int(r.patches_with), "share": round(float(r.share), 6)} for r in g.itertuples()},
+            "keys": {
+                r.key: {"patches_with": int(r.patches_with), "share": round(float(r.share), 6)} for r in g.itertuples()
+            },
         }
     if tag_values:
         try:
@@ -146,8 +170,17 @@ def coverage_report(store: PatchStore, by: GroupBy = "label", tag_values: bool =
             for group, g in tv.groupby("group", sort=True):
                 per_key = {}
                 for key, gk in g.groupby("key", sort=False):
-                    per_key[key] = [{"value": r.value, "patches": int(r.patches), "share": round(float(r.share), 6),
-                                     "features": int(r.features), "excluded": bool(r.excluded)}
-                                    for r in gk.head(top).itertuples()]
-                report["groups"].setdefault(group, {})["tag_values"] = {k: per_key[k] for k in OSM_LAYERS if k in per_key}
+                    per_key[key] = [
+                        {
+                            "value": r.value,
+                            "patches": int(r.patches),
+                            "share": round(float(r.share), 6),
+                            "features": int(r.features),
+                            "excluded": bool(r.excluded),
+                        }
+                        for r in gk.head(top).itertuples()
+                    ]
+                report["groups"].setdefault(group, {})["tag_values"] = {
+                    k: per_key[k] for k in OSM_LAYERS if k in per_key
+                }
     return report

@@ -69,7 +69,9 @@ def empty_vectors(keys: Sequence[str] = OSM_LAYERS) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(cols, geometry=gpd.GeoSeries([], crs="EPSG:4326"), crs="EPSG:4326")
 
 
-def normalize_features(gdf: gpd.GeoDataFrame, keys: Sequence[str] = OSM_LAYERS, source: str = "osm") -> gpd.GeoDataFrame:
+def normalize_features(
+    gdf: gpd.GeoDataFrame, keys: Sequence[str] = OSM_LAYERS, source: str = "osm"
+) -> gpd.GeoDataFrame:
     """Reduce an osmnx ``features_from_*`` result to the vector schema.
 
     Keeps ``element``/``id`` (from the index or columns), one column per key (tag value as str or
@@ -81,10 +83,14 @@ def normalize_features(gdf: gpd.GeoDataFrame, keys: Sequence[str] = OSM_LAYERS, 
     if df.crs is None:
         raise OsmFetchError("the OSM features have no CRS; expected EPSG:4326 (lon/lat)")
     df = df.to_crs("EPSG:4326")
-    out = pd.DataFrame({
-        "element": df["element"].astype(str) if "element" in df else "unknown",
-        "id": pd.to_numeric(df["id"], errors="coerce").fillna(-1).astype("int64") if "id" in df else np.arange(len(df)),
-    })
+    out = pd.DataFrame(
+        {
+            "element": df["element"].astype(str) if "element" in df else "unknown",
+            "id": pd.to_numeric(df["id"], errors="coerce").fillna(-1).astype("int64")
+            if "id" in df
+            else np.arange(len(df)),
+        }
+    )
     for k in keys:
         if k in df:
             values = df[k]
@@ -109,7 +115,9 @@ def read_vectors(path: str | Path) -> gpd.GeoDataFrame:
     """
     path = Path(path)
     if not path.is_file():
-        raise OsmFetchError(f"OSM vector file {path} not found; fetch it with `asgm osm fetch` or pass an existing file")
+        raise OsmFetchError(
+            f"OSM vector file {path} not found; fetch it with `asgm osm fetch` or pass an existing file"
+        )
     try:
         if path.suffix.lower() in (".parquet", ".geoparquet"):
             gdf = gpd.read_parquet(path)
@@ -118,8 +126,11 @@ def read_vectors(path: str | Path) -> gpd.GeoDataFrame:
     except Exception as exc:  # pyarrow / pyogrio raise many types for a damaged file
         # A cached download can be fetched again; the user's own file can only be fixed or exported again.
         cached = path.resolve().is_relative_to(osm_dir().resolve())
-        advice = ("delete it and fetch again (`asgm osm fetch ... --refresh`)" if cached else
-                  "check that it is a GeoParquet, GeoPackage or GeoJSON file, or export it again")
+        advice = (
+            "delete it and fetch again (`asgm osm fetch ... --refresh`)"
+            if cached
+            else "check that it is a GeoParquet, GeoPackage or GeoJSON file, or export it again"
+        )
         raise OsmFetchError(f"could not read OSM vectors from {path} ({type(exc).__name__}: {exc}); {advice}") from exc
     if gdf.crs is None:
         raise OsmFetchError(f"{path}: the OSM vectors have no CRS; write them in EPSG:4326 (lon/lat)")
@@ -160,7 +171,8 @@ def runway_points(area: BaseGeometry, keys: Sequence[str] = OSM_LAYERS) -> gpd.G
         return empty_vectors(keys)
     rows = gpd.GeoDataFrame(
         {"element": RUNWAY_ELEMENT, "id": pts["id"].astype("int64").to_numpy() if "id" in pts else np.arange(len(pts))},
-        geometry=pts.geometry.to_numpy(), crs="EPSG:4326",
+        geometry=pts.geometry.to_numpy(),
+        crs="EPSG:4326",
     )
     for k in keys:
         rows[k] = "runway" if k == "aeroway" else None
@@ -289,8 +301,13 @@ def fetch(
     url = resolve_overpass_url(overpass_url)
     if not query.parts:
         raise OsmFetchError(f"the {query.kind} query {query.label!r} covers no area; check the bounds or file")
-    identity = {"kind": query.kind, "parts": [p.wkb_hex for p in query.parts], "keys": keys, "date": date,
-                "runway": runway}
+    identity = {
+        "kind": query.kind,
+        "parts": [p.wkb_hex for p in query.parts],
+        "keys": keys,
+        "date": date,
+        "runway": runway,
+    }
     folder = osm_dir() / _cache_id(query.kind, query.label, identity)
     out, side, parts_dir = folder / "features.parquet", folder / "features.json", folder / "parts"
     if out.is_file() and side.is_file() and not refresh:
@@ -301,8 +318,16 @@ def fetch(
     if refresh and parts_dir.exists():
         for f in parts_dir.iterdir():
             f.unlink()
-    atomic.write_json(folder / "query.json", {"query": query.description, "keys": list(keys), "date": date,
-                                              "runway_points": runway, "parts": len(query.parts)})
+    atomic.write_json(
+        folder / "query.json",
+        {
+            "query": query.description,
+            "keys": list(keys),
+            "date": date,
+            "runway_points": runway,
+            "parts": len(query.parts),
+        },
+    )
     tags = {k: True for k in keys}
     frames, bases, n_requests = [], [], 0
     total = len(query.parts)
@@ -313,13 +338,29 @@ def fetch(
             frames.append(gpd.read_parquet(pq))
             bases.append(json.loads(pj.read_text(encoding="utf-8")).get("osm_base"))
         else:
-            raw, base = fetch_features(part, tags, url=url, timeout_s=timeout_s, date=date, retries=retries,
-                                       backoff_s=backoff_s, where=f"part {i + 1}/{total} of {query.label}")
+            raw, base = fetch_features(
+                part,
+                tags,
+                url=url,
+                timeout_s=timeout_s,
+                date=date,
+                retries=retries,
+                backoff_s=backoff_s,
+                where=f"part {i + 1}/{total} of {query.label}",
+            )
             n_requests += 1
             gdf = normalize_features(raw, keys)
             _write_parquet(gdf, pq)  # parquet first, then its .json: a part counts only with both
-            atomic.write_json(pj, {"part": i, "features": len(gdf), "osm_base": base, "bounds": list(part.bounds),
-                                   "fetched_at": datetime.now(UTC).isoformat(timespec="seconds")})
+            atomic.write_json(
+                pj,
+                {
+                    "part": i,
+                    "features": len(gdf),
+                    "osm_base": base,
+                    "bounds": list(part.bounds),
+                    "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                },
+            )
             frames.append(gdf)
             bases.append(base)
         if progress:
@@ -337,14 +378,24 @@ def fetch(
     _write_parquet(features, out)
     known = sorted(b for b in bases if b)
     meta = {
-        "query": query.description, "keys": list(keys), "source": "overpass", "overpass_url": url,
+        "query": query.description,
+        "keys": list(keys),
+        "source": "overpass",
+        "overpass_url": url,
         "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "snapshot_date": date or (known[-1] if known else None),
-        "snapshot": {"requested_date": date, "osm_base_min": known[0] if known else None,
-                     "osm_base_max": known[-1] if known else None},
-        "parts": total, "features": int(len(features)), "counts": _key_counts(features, keys),
+        "snapshot": {
+            "requested_date": date,
+            "osm_base_min": known[0] if known else None,
+            "osm_base_max": known[-1] if known else None,
+        },
+        "parts": total,
+        "features": int(len(features)),
+        "counts": _key_counts(features, keys),
         "runway_points": {"included": bool(runway), "added": int(n_runways)},
-        "osmnx_version": _osmnx_version(), "credit": CREDIT, "cache_id": folder.name,
+        "osmnx_version": _osmnx_version(),
+        "credit": CREDIT,
+        "cache_id": folder.name,
     }
     atomic.write_json(side, meta)
     return FetchResult(out, meta, features, cached=False, requests=n_requests)
@@ -367,8 +418,9 @@ def _xml_snapshot(path: Path) -> str | None:
     try:
         for n, (_, elem) in enumerate(ET.iterparse(path, events=("start",))):
             if n == 0 and elem.tag != "osm":  # e.g. an HTML error page saved instead of the extract
-                raise OsmFetchError(f"{path} is not OSM XML: its root element is <{elem.tag}>, not <osm>; "
-                                    "export the data again")
+                raise OsmFetchError(
+                    f"{path} is not OSM XML: its root element is <{elem.tag}>, not <osm>; export the data again"
+                )
             if elem.tag == "node":
                 _check_node(path, elem)
             if elem.tag == "meta" and elem.get("osm_base"):
@@ -377,7 +429,9 @@ def _xml_snapshot(path: Path) -> str | None:
             if ts and (newest is None or ts > newest):
                 newest = ts
     except ET.ParseError as exc:
-        raise OsmFetchError(f"{path} is not valid OSM XML ({exc}); export it again (e.g. from Overpass with out meta)") from exc
+        raise OsmFetchError(
+            f"{path} is not valid OSM XML ({exc}); export it again (e.g. from Overpass with out meta)"
+        ) from exc
     return base or newest
 
 
@@ -388,8 +442,10 @@ def _check_node(path: Path, elem: ET.Element) -> None:
     except ValueError:
         lat = lon = float("nan")
     if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-        raise OsmFetchError(f"{path}: node {elem.get('id')} is at lat {elem.get('lat')} / lon {elem.get('lon')}, "
-                            "beyond ±90/±180 (or not a number); the file is damaged: export the data again")
+        raise OsmFetchError(
+            f"{path}: node {elem.get('id')} is at lat {elem.get('lat')} / lon {elem.get('lon')}, "
+            "beyond ±90/±180 (or not a number); the file is damaged: export the data again"
+        )
 
 
 def fetch_xml(
@@ -410,8 +466,13 @@ def fetch_xml(
     if not path.is_file():
         raise OsmFetchError(f"OSM XML file {path} not found")
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    identity = {"kind": "xml", "sha256": sha, "keys": keys, "area": area.wkb_hex if area is not None else None,
-                "runway": runway}
+    identity = {
+        "kind": "xml",
+        "sha256": sha,
+        "keys": keys,
+        "area": area.wkb_hex if area is not None else None,
+        "runway": runway,
+    }
     folder = osm_dir() / _cache_id("xml", path.stem, identity)
     out, side = folder / "features.parquet", folder / "features.json"
     if out.is_file() and side.is_file() and not refresh:
@@ -432,13 +493,19 @@ def fetch_xml(
         n_runways = len(features) - before
     _write_parquet(features, out)
     meta = {
-        "query": {"kind": "xml", "file": str(path), "sha256": sha,
-                  "area": mapping(area) if area is not None else None},
-        "keys": list(keys), "source": "osm_xml", "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "snapshot_date": snapshot, "snapshot": {"requested_date": None, "file_date": snapshot},
-        "parts": 1, "features": int(len(features)), "counts": _key_counts(features, keys),
+        "query": {"kind": "xml", "file": str(path), "sha256": sha, "area": mapping(area) if area is not None else None},
+        "keys": list(keys),
+        "source": "osm_xml",
+        "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "snapshot_date": snapshot,
+        "snapshot": {"requested_date": None, "file_date": snapshot},
+        "parts": 1,
+        "features": int(len(features)),
+        "counts": _key_counts(features, keys),
         "runway_points": {"included": bool(runway), "added": int(n_runways)},
-        "osmnx_version": _osmnx_version(), "credit": CREDIT, "cache_id": folder.name,
+        "osmnx_version": _osmnx_version(),
+        "credit": CREDIT,
+        "cache_id": folder.name,
     }
     atomic.write_json(side, meta)
     return FetchResult(out, meta, features, cached=False)

@@ -40,23 +40,28 @@ def store_vectors_path(store: PatchStore) -> Path | None:
 
 def no_cache_message(store_name: str) -> str:
     """What to do when a store has no OSM cache."""
-    return (f"Store `{store_name}` has no cached OSM features: fetch them with `asgm osm fetch --store {store_name}` "
-            "(needs the network), then they are drawn here.")
+    return (
+        f"Store `{store_name}` has no cached OSM features: fetch them with `asgm osm fetch --store {store_name}` "
+        "(needs the network), then they are drawn here."
+    )
 
 
 def bbox_around(lon: float, lat: float, radius_m: float = DEFAULT_RADIUS_M) -> tuple[float, float, float, float]:
     """(west, south, east, north) of the square of half-width ``radius_m`` centred on (lon, lat). Degrees per
     metre on the sphere: at Bolívar's latitudes the error is under 0.5 %, well below a pixel of the map."""
     if not (-180 <= lon <= 180 and -90 < lat < 90) or not radius_m > 0:
-        raise OsmError(f"cannot draw OSM around lon {lon}, lat {lat} with radius {radius_m} m: "
-                       "lon must be in [-180, 180], lat in (-90, 90) and the radius positive")
+        raise OsmError(
+            f"cannot draw OSM around lon {lon}, lat {lat} with radius {radius_m} m: "
+            "lon must be in [-180, 180], lat in (-90, 90) and the radius positive"
+        )
     dlat = radius_m / _M_PER_DEG
     dlon = radius_m / (_M_PER_DEG * math.cos(math.radians(lat)))
     return lon - dlon, lat - dlat, lon + dlon, lat + dlat
 
 
-def clip_per_key(vectors: gpd.GeoDataFrame, bbox: tuple[float, float, float, float],
-                 keys: tuple[str, ...] = tuple(OSM_LAYERS)) -> gpd.GeoDataFrame:
+def clip_per_key(
+    vectors: gpd.GeoDataFrame, bbox: tuple[float, float, float, float], keys: tuple[str, ...] = tuple(OSM_LAYERS)
+) -> gpd.GeoDataFrame:
     """The features of ``vectors`` (vector schema, EPSG:4326) clipped to ``bbox``, one row per (feature, key)
     it carries: columns ``key``, ``value``, ``geometry``, rows ordered by ``keys``. A feature tagged with two
     keys (a building on landuse) is drawn once per key, as each key is its own mask in the study."""
@@ -71,15 +76,27 @@ def clip_per_key(vectors: gpd.GeoDataFrame, bbox: tuple[float, float, float, flo
             continue
         tagged = near[near[k].notna()]
         if len(tagged):
-            frames.append(gpd.GeoDataFrame({"key": k, "value": tagged[k].astype(str).to_numpy()},
-                                           geometry=tagged.geometry.to_numpy(), crs="EPSG:4326"))
+            frames.append(
+                gpd.GeoDataFrame(
+                    {"key": k, "value": tagged[k].astype(str).to_numpy()},
+                    geometry=tagged.geometry.to_numpy(),
+                    crs="EPSG:4326",
+                )
+            )
     if not frames:
-        return gpd.GeoDataFrame({"key": pd.Series(dtype=str), "value": pd.Series(dtype=str)}, geometry=[], crs="EPSG:4326")
+        return gpd.GeoDataFrame(
+            {"key": pd.Series(dtype=str), "value": pd.Series(dtype=str)}, geometry=[], crs="EPSG:4326"
+        )
     return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs="EPSG:4326")
 
 
-def features_around(store: PatchStore, lon: float, lat: float, radius_m: float = DEFAULT_RADIUS_M,
-                    read: Callable[[Path], gpd.GeoDataFrame] | None = None) -> gpd.GeoDataFrame:
+def features_around(
+    store: PatchStore,
+    lon: float,
+    lat: float,
+    radius_m: float = DEFAULT_RADIUS_M,
+    read: Callable[[Path], gpd.GeoDataFrame] | None = None,
+) -> gpd.GeoDataFrame:
     """The store's cached OSM features within ``radius_m`` (a square) of (lon, lat), clipped, one row per key
     (see ``clip_per_key``). ``read`` reads the vector file (default ``asgm.osm.fetch.read_vectors``; the app
     passes a cached one). Raises ``NoOsmCacheError`` when the store has no OSM cache."""

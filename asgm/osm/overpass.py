@@ -88,8 +88,14 @@ def _osmnx_configured(url: str, timeout_s: float, date: str | None, hook: _Respo
     """Point osmnx at ``url`` with our header and hook; restore its global settings afterwards."""
     import osmnx as ox
 
-    names = ("overpass_url", "overpass_settings", "requests_timeout", "requests_kwargs", "use_cache",
-             "overpass_rate_limit")
+    names = (
+        "overpass_url",
+        "overpass_settings",
+        "requests_timeout",
+        "requests_kwargs",
+        "use_cache",
+        "overpass_rate_limit",
+    )
     saved = {n: getattr(ox.settings, n) for n in names}
     try:
         ox.settings.overpass_url = url
@@ -124,8 +130,17 @@ def _slot_pause(url: str, timeout_s: float, cap_s: float = 120.0) -> float:
     return 0.0
 
 
-def fetch_features(part: BaseGeometry, tags: dict[str, bool], *, url: str, timeout_s: float, date: str | None,
-                   retries: int, backoff_s: float, where: str) -> tuple[gpd.GeoDataFrame | None, str | None]:
+def fetch_features(
+    part: BaseGeometry,
+    tags: dict[str, bool],
+    *,
+    url: str,
+    timeout_s: float,
+    date: str | None,
+    retries: int,
+    backoff_s: float,
+    where: str,
+) -> tuple[gpd.GeoDataFrame | None, str | None]:
     """One Overpass request with retries (``asgm.net.retry``); returns (features or None when the area has
     none of the keys, timestamp_osm_base). Still failing after ``retries`` retries: ``OverpassError``."""
     import requests
@@ -164,5 +179,12 @@ def fetch_features(part: BaseGeometry, tags: dict[str, bool], *, url: str, timeo
         )
 
     # Backoff as the CLI documents it: ``backoff_s`` doubled at each retry, no cap, no jitter.
-    return net.retry(attempt, attempts=retries + 1, base_delay=backoff_s, max_delay=math.inf, what=f"Overpass {where}",
-                     give_up=give_up, jitter=False)
+    return net.retry(
+        attempt,
+        attempts=retries + 1,
+        base_delay=backoff_s,
+        max_delay=math.inf,
+        what=f"Overpass {where}",
+        give_up=give_up,
+        jitter=False,
+    )

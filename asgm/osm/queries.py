@@ -79,8 +79,12 @@ def bbox_query(west: float, south: float, east: float, north: float, cell_deg: f
             "give WEST SOUTH EAST NORTH in degrees with west < east and south < north"
         )
     area = box(west, south, east, north)
-    return FetchQuery("bbox", f"bbox_{west:.3f}_{south:.3f}_{east:.3f}_{north:.3f}", _grid_parts(area, cell_deg),
-                      {"kind": "bbox", "bbox": [west, south, east, north], "cell_deg": cell_deg})
+    return FetchQuery(
+        "bbox",
+        f"bbox_{west:.3f}_{south:.3f}_{east:.3f}_{north:.3f}",
+        _grid_parts(area, cell_deg),
+        {"kind": "bbox", "bbox": [west, south, east, north], "cell_deg": cell_deg},
+    )
 
 
 def polygon_query(path: str | Path, cell_deg: float = 0.25) -> FetchQuery:
@@ -105,8 +109,12 @@ def polygon_query(path: str | Path, cell_deg: float = 0.25) -> FetchQuery:
     if not polys:
         raise OsmFetchError(f"{path} holds no polygons; give a file of Polygon/MultiPolygon features")
     area = shapely.union_all(polys)
-    return FetchQuery("polygon", slug(path.stem), _grid_parts(area, cell_deg),
-                      {"kind": "polygon", "file": str(path), "bounds": list(area.bounds), "cell_deg": cell_deg})
+    return FetchQuery(
+        "polygon",
+        slug(path.stem),
+        _grid_parts(area, cell_deg),
+        {"kind": "polygon", "file": str(path), "bounds": list(area.bounds), "cell_deg": cell_deg},
+    )
 
 
 def area_query(name: str, cell_deg: float = 0.25) -> FetchQuery:
@@ -120,8 +128,12 @@ def area_query(name: str, cell_deg: float = 0.25) -> FetchQuery:
     except boundary.BoundaryUnavailable as exc:
         raise OsmFetchError(f"{exc} (or pass --bbox / --polygon instead of --area)") from exc
     area = gdf.to_crs("EPSG:4326").union_all()
-    return FetchQuery("area", "bolivar", _grid_parts(area, cell_deg),
-                      {"kind": "area", "area": "bolivar", "bounds": list(area.bounds), "cell_deg": cell_deg})
+    return FetchQuery(
+        "area",
+        "bolivar",
+        _grid_parts(area, cell_deg),
+        {"kind": "area", "area": "bolivar", "bounds": list(area.bounds), "cell_deg": cell_deg},
+    )
 
 
 def store_query(store: PatchStore, pad_m: float = 100.0, batch_deg: float = 0.1) -> FetchQuery:
@@ -147,8 +159,16 @@ def store_query(store: PatchStore, pad_m: float = 100.0, batch_deg: float = 0.1)
     b["cell"] = list(zip(np.floor(b.lon / batch_deg).astype(int), np.floor(b.lat / batch_deg).astype(int), strict=True))
     parts = [box(g.w.min(), g.s.min(), g.e.max(), g.n.max()) for _, g in sorted(b.groupby("cell"), key=lambda t: t[0])]
     return FetchQuery(
-        "store", slug(store.name), parts,
-        {"kind": "store", "store": store.name, "patches": int(len(df)), "pad_m": pad_m, "batch_deg": batch_deg,
-         "bounds": [float(b.w.min()), float(b.s.min()), float(b.e.max()), float(b.n.max())]},
+        "store",
+        slug(store.name),
+        parts,
+        {
+            "kind": "store",
+            "store": store.name,
+            "patches": int(len(df)),
+            "pad_m": pad_m,
+            "batch_deg": batch_deg,
+            "bounds": [float(b.w.min()), float(b.s.min()), float(b.e.max()), float(b.n.max())],
+        },
         default_date=store.meta.date_end or None,
     )

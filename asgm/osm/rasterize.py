@@ -77,14 +77,16 @@ class RasterizeOptions:
     def record(self) -> dict[str, Any]:
         d = asdict(self)
         d["layers"] = list(self.layers)
-        d["filters"] = {"exclude": {k: list(v) for k, v in self.exclude.items()},
-                        "include": {k: list(v) for k, v in self.include.items()}}
+        d["filters"] = {
+            "exclude": {k: list(v) for k, v in self.exclude.items()},
+            "include": {k: list(v) for k, v in self.include.items()},
+        }
         del d["exclude"], d["include"]
         return d
 
 
 def parse_filters(specs: Sequence[str] | None) -> dict[str, tuple[str, ...]]:
-    """``["landuse=quarry,industrial", "landuse=military"]`` -> ``{"landuse": ("industrial", "military", "quarry")}``."""
+    """``["landuse=quarry,industrial", "landuse=military"]`` -> ``{"landuse": ("industrial", "military", "quarry")}``."""  # noqa: E501
     out: dict[str, set[str]] = {}
     for spec in specs or ():
         key, sep, values = spec.partition("=")
@@ -131,8 +133,9 @@ class ProjectedVectors:
     rows: np.ndarray  # positions of these features in the input frame
 
 
-def project_vectors(vectors: gpd.GeoDataFrame, options: RasterizeOptions, epsg: int,
-                    within_4326: shapely.Geometry | None = None) -> ProjectedVectors:
+def project_vectors(
+    vectors: gpd.GeoDataFrame, options: RasterizeOptions, epsg: int, within_4326: shapely.Geometry | None = None
+) -> ProjectedVectors:
     """Keep features that count for some layer (and touch ``within_4326``), reproject to ``epsg``."""
     flags = layer_flags(vectors, options)
     keep = flags.any(axis=1) & vectors.geometry.notna().to_numpy() & ~vectors.geometry.is_empty.to_numpy()
@@ -143,9 +146,12 @@ def project_vectors(vectors: gpd.GeoDataFrame, options: RasterizeOptions, epsg: 
     sub = vectors.geometry[keep]
     geoms = sub.to_crs(epsg).to_numpy() if len(sub) else np.array([], dtype=object)
     return ProjectedVectors(
-        epsg=epsg, geoms=geoms, flags=flags[keep],
+        epsg=epsg,
+        geoms=geoms,
+        flags=flags[keep],
         is_area=np.isin(shapely.get_type_id(geoms), [3, 6]) if len(geoms) else np.array([], dtype=bool),
-        tree=shapely.STRtree(geoms), rows=np.flatnonzero(keep),
+        tree=shapely.STRtree(geoms),
+        rows=np.flatnonzero(keep),
     )
 
 
@@ -186,15 +192,23 @@ def rasterize_grid(pv: ProjectedVectors, grid: PatchGrid, options: RasterizeOpti
     for k, j in enumerate(layers):
         part = geoms[flags[:, j]]
         shapes.extend(shapely.transform(part, lambda c, dx=k * step: c + (dx, 0.0)) if k else part)
-    canvas = _burn(shapes, out_shape=(n, len(layers) * (n + gap)), transform=grid.transform, fill=0,
-                   default_value=1, all_touched=options.all_touched, dtype=np.uint8)
+    canvas = _burn(
+        shapes,
+        out_shape=(n, len(layers) * (n + gap)),
+        transform=grid.transform,
+        fill=0,
+        default_value=1,
+        all_touched=options.all_touched,
+        dtype=np.uint8,
+    )
     for k, j in enumerate(layers):
         masks[j] = canvas[:, k * (n + gap) : k * (n + gap) + n]
     return masks
 
 
-def rasterize_grids(vectors: gpd.GeoDataFrame, grids: Sequence[PatchGrid],
-                    options: RasterizeOptions | None = None) -> Iterator[np.ndarray]:
+def rasterize_grids(
+    vectors: gpd.GeoDataFrame, grids: Sequence[PatchGrid], options: RasterizeOptions | None = None
+) -> Iterator[np.ndarray]:
     """Masks for each grid, in order. Vectors are reprojected once per UTM zone, keeping only the
     features near the grids of that zone."""
     options = options or RasterizeOptions()
@@ -227,7 +241,9 @@ def patch_grid_of(store: PatchStore, sample_id: str) -> PatchGrid:
                 raise OsmRasterizeError(f"{path}: patch is {src.width}x{src.height}, expected a square patch")
             return PatchGrid(epsg=src.crs.to_epsg(), transform=src.transform, size=src.width)
     except rasterio.errors.RasterioIOError as exc:
-        raise OsmRasterizeError(f"cannot read the grid of patch {sample_id!r} ({path}): {exc}; rebuild the store") from exc
+        raise OsmRasterizeError(
+            f"cannot read the grid of patch {sample_id!r} ({path}): {exc}; rebuild the store"
+        ) from exc
 
 
 def _sidecar(path: Path) -> dict[str, Any]:
@@ -240,7 +256,9 @@ def _sidecar(path: Path) -> dict[str, Any]:
     return {}
 
 
-def resolve_vectors(store: PatchStore, vectors: str | Path | gpd.GeoDataFrame | None = None) -> tuple[gpd.GeoDataFrame, str, dict[str, Any]]:
+def resolve_vectors(
+    store: PatchStore, vectors: str | Path | gpd.GeoDataFrame | None = None
+) -> tuple[gpd.GeoDataFrame, str, dict[str, Any]]:
     """(vectors, where they came from, their sidecar) for a store: the given file/frame; else the
     synthetic store's own ``osm_vectors.parquet``; else the newest fetch cache for the store."""
     from asgm.osm.fetch import read_vectors
@@ -253,7 +271,9 @@ def resolve_vectors(store: PatchStore, vectors: str | Path | gpd.GeoDataFrame | 
     else:
         found = store_vectors_path(store)
         if found is None and store.meta.source == "synthetic":
-            raise OsmRasterizeError(f"synthetic store {store.name!r} has no osm_vectors.parquet; rebuild it with `asgm synthetic build`")
+            raise OsmRasterizeError(
+                f"synthetic store {store.name!r} has no osm_vectors.parquet; rebuild it with `asgm synthetic build`"
+            )
         if found is None:
             raise OsmRasterizeError(
                 f"no OSM vectors for store {store.name!r}: run `asgm osm fetch --store {store.name}` first, "
@@ -266,8 +286,9 @@ def resolve_vectors(store: PatchStore, vectors: str | Path | gpd.GeoDataFrame | 
         raise OsmRasterizeError(str(exc)) from exc
 
 
-def check_vectors(gdf: gpd.GeoDataFrame, grids: Sequence[PatchGrid], options: RasterizeOptions, source: str,
-                  force: bool = False) -> None:
+def check_vectors(
+    gdf: gpd.GeoDataFrame, grids: Sequence[PatchGrid], options: RasterizeOptions, source: str, force: bool = False
+) -> None:
     """Refuse vectors that cannot be OSM data for these patches: no CRS, NaN or out-of-range lon/lat
     (always); and, unless ``force``, no features, no feature with a value for the OSM keys, or no
     feature anywhere near the patches (wrong file or wrong store)."""
@@ -288,16 +309,20 @@ def check_vectors(gdf: gpd.GeoDataFrame, grids: Sequence[PatchGrid], options: Ra
         raise OsmRasterizeError(
             f"no feature of OSM vectors {source} has a value for the keys {list(options.layers)} (columns: "
             f"{[c for c in gdf.columns if c != gdf.geometry.name]}); they are not OSM vectors in the expected schema; "
-            f"{again}")
-    footprints = [gpd.GeoSeries([box(*g.bounds) for g in grids if g.epsg == epsg], crs=epsg).to_crs("EPSG:4326")
-                  for epsg in sorted({g.epsg for g in grids})]
+            f"{again}"
+        )
+    footprints = [
+        gpd.GeoSeries([box(*g.bounds) for g in grids if g.epsg == epsg], crs=epsg).to_crs("EPSG:4326")
+        for epsg in sorted({g.epsg for g in grids})
+    ]
     area = shapely.union_all([f.union_all() for f in footprints]).buffer(0.01)  # ~1 km of slack
     if not gdf.sindex.query(area, predicate="intersects").size:
         w, s, e, n = gdf.total_bounds
         aw, as_, ae, an = area.bounds
         raise OsmRasterizeError(
             f"OSM vectors {source} (lon {w:.3f}..{e:.3f}, lat {s:.3f}..{n:.3f}) do not reach any patch of the store "
-            f"(lon {aw:.3f}..{ae:.3f}, lat {as_:.3f}..{an:.3f}): wrong file or wrong store; {again}")
+            f"(lon {aw:.3f}..{ae:.3f}, lat {as_:.3f}..{an:.3f}): wrong file or wrong store; {again}"
+        )
 
 
 def rasterize_store(
@@ -340,7 +365,8 @@ def rasterize_store(
     if held:
         raise OsmRasterizeError(
             f"OSM vectors {source} put no feature on any of the {len(ids)} patches of store {store.name!r}; its "
-            "existing OSM masks were left as they were. Pass --force to replace them with empty masks")
+            "existing OSM masks were left as they were. Pass --force to replace them with empty masks"
+        )
     info = {
         **options.record(),
         "snapshot_date": side.get("snapshot_date"),

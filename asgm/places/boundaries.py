@@ -88,11 +88,23 @@ def amw_territories() -> Boundaries:
     peoples, or its id."""
     g = gpd.read_file(registry.get("amw_territories"))
     name = _text(g["name_field"]).fillna(_text(g["ethnicities_field"])).fillna(g["id"].astype("string"))
-    gdf = gpd.GeoDataFrame({"boundary_id": g["id"].astype(str), "name": name, "country": _text(g["country"]),
-                            "type": _text(g["type_field"]), "status": _text(g["status_field"]),
-                            "source": _text(g["source_field"])}, geometry=g.geometry.to_numpy(), crs=g.crs)
-    return _amw(gdf, "AMW indigenous territories (237 with detected mining)",
-                f"Boundaries: {AMW_CREDIT}; territory boundaries compiled by AMW from RAISG and national sources (column source)")
+    gdf = gpd.GeoDataFrame(
+        {
+            "boundary_id": g["id"].astype(str),
+            "name": name,
+            "country": _text(g["country"]),
+            "type": _text(g["type_field"]),
+            "status": _text(g["status_field"]),
+            "source": _text(g["source_field"]),
+        },
+        geometry=g.geometry.to_numpy(),
+        crs=g.crs,
+    )
+    return _amw(
+        gdf,
+        "AMW indigenous territories (237 with detected mining)",
+        f"Boundaries: {AMW_CREDIT}; territory boundaries compiled by AMW from RAISG and national sources (column source)",  # noqa: E501
+    )
 
 
 def amw_countries() -> Boundaries:
@@ -100,21 +112,36 @@ def amw_countries() -> Boundaries:
     g = gpd.read_file(registry.get("amw_countries"))
     names = g["country"].replace({"FrenchGuiana": "French Guiana"}).astype("string")
     is_basin = g["id"] == "AMAZ"
-    gdf = gpd.GeoDataFrame({"boundary_id": g["id"].astype(str), "name": names, "country": names.where(~is_basin),
-                            "type": pd.Series(["basin" if b else "country (Amazon part)" for b in is_basin],
-                                              dtype="string"),
-                            "status": pd.Series(pd.NA, index=g.index, dtype="string"),
-                            "source": pd.Series("Amazon Mining Watch", index=g.index, dtype="string")},
-                           geometry=g.geometry.to_numpy(), crs=g.crs)
+    gdf = gpd.GeoDataFrame(
+        {
+            "boundary_id": g["id"].astype(str),
+            "name": names,
+            "country": names.where(~is_basin),
+            "type": pd.Series(["basin" if b else "country (Amazon part)" for b in is_basin], dtype="string"),
+            "status": pd.Series(pd.NA, index=g.index, dtype="string"),
+            "source": pd.Series("Amazon Mining Watch", index=g.index, dtype="string"),
+        },
+        geometry=g.geometry.to_numpy(),
+        crs=g.crs,
+    )
     return _amw(gdf, "AMW countries (Amazon part of each) and the whole basin", f"Boundaries: {AMW_CREDIT}")
 
 
 def amw_basin() -> Boundaries:
     """The Amazon basin outline."""
     g = gpd.read_file(registry.get("amw_basin"))
-    gdf = gpd.GeoDataFrame({"boundary_id": ["basin"], "name": ["Amazon basin"], "country": [pd.NA],
-                            "type": ["basin"], "status": [pd.NA], "source": ["Amazon Mining Watch"]},
-                           geometry=[g.geometry.union_all()], crs=g.crs)
+    gdf = gpd.GeoDataFrame(
+        {
+            "boundary_id": ["basin"],
+            "name": ["Amazon basin"],
+            "country": [pd.NA],
+            "type": ["basin"],
+            "status": [pd.NA],
+            "source": ["Amazon Mining Watch"],
+        },
+        geometry=[g.geometry.union_all()],
+        crs=g.crs,
+    )
     return _amw(gdf, "the Amazon basin outline (AMW)", f"Boundaries: {AMW_CREDIT}")
 
 
@@ -130,24 +157,39 @@ def file_boundaries(source: Path | tuple[str, bytes], name_column: str | None = 
     g, notes = polys.gdf, list(polys.notes)
     attrs = [str(c) for c in g.columns if c != g.geometry.name]
     if name_column is not None and name_column not in attrs:
-        raise PlaceInputError(f"{polys.name} has no column {name_column!r}; its columns are "
-                              f"{', '.join(attrs) or '(none)'}: pick one of them as the name column")
+        raise PlaceInputError(
+            f"{polys.name} has no column {name_column!r}; its columns are "
+            f"{', '.join(attrs) or '(none)'}: pick one of them as the name column"
+        )
     if name_column is None:
         lower = {c.lower(): c for c in attrs}
         name_column = next((lower[n.lower()] for n in NAME_GUESSES if n.lower() in lower), None)
         if name_column is None:
-            notes.append(f"{polys.name}: no name column picked or found (columns: {', '.join(attrs) or 'none'}); "
-                         "places are numbered")
+            notes.append(
+                f"{polys.name}: no name column picked or found (columns: {', '.join(attrs) or 'none'}); "
+                "places are numbered"
+            )
         else:
             notes.append(f"{polys.name}: names from column {name_column!r}")
     n = len(g)
     numbers = pd.Series([f"feature {i + 1}" for i in range(n)], dtype="string")
     names = numbers if name_column is None else _text(g[name_column].astype(str)).fillna(numbers)
-    ids = g["id"].astype(str) if "id" in attrs and g["id"].astype(str).is_unique else pd.Series(
-        [str(i + 1) for i in range(n)])
+    ids = (
+        g["id"].astype(str)
+        if "id" in attrs and g["id"].astype(str).is_unique
+        else pd.Series([str(i + 1) for i in range(n)])
+    )
     empty = pd.Series(pd.NA, index=range(n), dtype="string")
-    gdf = gpd.GeoDataFrame({"boundary_id": ids.to_numpy(), "name": names.to_numpy(), "country": empty,
-                            "type": empty, "status": empty,
-                            "source": pd.Series(polys.name.split(" ", 3)[-1], index=range(n), dtype="string")},
-                           geometry=g.geometry.to_numpy(), crs="EPSG:4326")
+    gdf = gpd.GeoDataFrame(
+        {
+            "boundary_id": ids.to_numpy(),
+            "name": names.to_numpy(),
+            "country": empty,
+            "type": empty,
+            "status": empty,
+            "source": pd.Series(polys.name.split(" ", 3)[-1], index=range(n), dtype="string"),
+        },
+        geometry=g.geometry.to_numpy(),
+        crs="EPSG:4326",
+    )
     return Boundaries(gdf, polys.name, "as credited by the file's provider", notes)

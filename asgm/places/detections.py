@@ -117,24 +117,43 @@ def amw_detections() -> Detections:
     frames = []
     for code in registry.AMW_PERIODS:
         g = gpd.read_file(registry.get(registry.amw_layer_key(code)), columns=["Mined area (ha)"])
-        frames.append(gpd.GeoDataFrame({"period": P.label(code), "mined_ha": g["Mined area (ha)"].astype(float)},
-                                       geometry=g.geometry.to_numpy(), crs=g.crs))
+        frames.append(
+            gpd.GeoDataFrame(
+                {"period": P.label(code), "mined_ha": g["Mined area (ha)"].astype(float)},
+                geometry=g.geometry.to_numpy(),
+                crs=g.crs,
+            )
+        )
     gdf = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs="EPSG:4326")
     cleaned = clean_polygons(gdf, "AMW's detection layers")
-    return Detections(cleaned.gdf, DetectionSource("amw").description, True,
-                      "Detections: Earth Genome, Amazon Mining Watch, CC BY 4.0", notes=cleaned.notes)
+    return Detections(
+        cleaned.gdf,
+        DetectionSource("amw").description,
+        True,
+        "Detections: Earth Genome, Amazon Mining Watch, CC BY 4.0",
+        notes=cleaned.notes,
+    )
 
 
 def _scan_folders(path: Path | None) -> list[Path]:
     """Finished scan folders: ``path`` itself or its sub-folders (sorted); refuses a folder holding none."""
     if path is None or not path.is_dir():
         raise PlaceInputError(f"{path} is not a folder")
-    candidates = [path] if (path / "scan.json").is_file() else sorted(
-        p for p in path.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")) and (p / "scan.json").is_file())
+    candidates = (
+        [path]
+        if (path / "scan.json").is_file()
+        else sorted(
+            p
+            for p in path.iterdir()
+            if p.is_dir() and not p.name.startswith(("_", ".")) and (p / "scan.json").is_file()
+        )
+    )
     finished = [p for p in candidates if (p / "detections.geojson").is_file() and (p / "summary.json").is_file()]
     if not finished:
-        raise PlaceInputError(f"{path} holds no finished scan (scan.json, detections.geojson and summary.json, as "
-                              "`asgm scan run --out` writes); run or finish a scan into it first")
+        raise PlaceInputError(
+            f"{path} holds no finished scan (scan.json, detections.geojson and summary.json, as "
+            "`asgm scan run --out` writes); run or finish a scan into it first"
+        )
     return finished
 
 
@@ -162,16 +181,25 @@ def scan_detections(path: Path) -> Detections:
             rows_geom.extend(new[keep])
             rows_period.extend([str(year)] * int(keep.sum()))
             seen = shapely.union_all([seen, *geoms])
-    gdf = gpd.GeoDataFrame({"period": rows_period, "mined_ha": np.full(len(rows_period), np.nan)},
-                           geometry=gpd.GeoSeries(rows_geom, crs="EPSG:4326"), crs="EPSG:4326")
+    gdf = gpd.GeoDataFrame(
+        {"period": rows_period, "mined_ha": np.full(len(rows_period), np.nan)},
+        geometry=gpd.GeoSeries(rows_geom, crs="EPSG:4326"),
+        crs="EPSG:4326",
+    )
     notes = ["scans give the detected footprint only (no mined-area refinement): the mined-area columns are empty"]
     if len(by_year) > 1:
         notes.append("each scan year's new footprint is what it detects outside every earlier year's detections")
     if synthetic:
         notes.insert(0, f"{SYNTHETIC_NOTE}: these detections come from a synthetic scan")
     years = sorted(by_year)
-    return Detections(gdf, f"scans in {path} ({', '.join(map(str, years))})", False,
-                      "Detections: this project's scans of Copernicus Sentinel-2 data" if not synthetic else SYNTHETIC_NOTE, synthetic, notes)
+    return Detections(
+        gdf,
+        f"scans in {path} ({', '.join(map(str, years))})",
+        False,
+        "Detections: this project's scans of Copernicus Sentinel-2 data" if not synthetic else SYNTHETIC_NOTE,
+        synthetic,
+        notes,
+    )
 
 
 def _has_features(folder: Path) -> bool:
@@ -203,12 +231,21 @@ def file_detections(source: Path | tuple[str, bytes]) -> Detections:
     if mcol is not None:
         mined = pd.to_numeric(gdf[mcol], errors="coerce").to_numpy(dtype=float)
         if np.isnan(mined).any():
-            raise PlaceInputError(f"{polys.name}: column {mcol!r} has {int(np.isnan(mined).sum())} missing or "
-                                  "non-numeric value(s); fill them or remove the column to count footprints only")
+            raise PlaceInputError(
+                f"{polys.name}: column {mcol!r} has {int(np.isnan(mined).sum())} missing or "
+                "non-numeric value(s); fill them or remove the column to count footprints only"
+            )
     else:
         mined = np.full(len(gdf), np.nan)
-        notes.append(f"{polys.name} has no mined-area column ({' / '.join(MINED_COLUMNS)}): the table gives the "
-                     "detected footprint area of its polygons only")
+        notes.append(
+            f"{polys.name} has no mined-area column ({' / '.join(MINED_COLUMNS)}): the table gives the "
+            "detected footprint area of its polygons only"
+        )
     out = gpd.GeoDataFrame({"period": period, "mined_ha": mined}, geometry=gdf.geometry.to_numpy(), crs="EPSG:4326")
-    return Detections(out, f"detections file {polys.name.split(' ', 3)[-1]}", mcol is not None,
-                      "as credited by the file's provider", notes=notes)
+    return Detections(
+        out,
+        f"detections file {polys.name.split(' ', 3)[-1]}",
+        mcol is not None,
+        "as credited by the file's provider",
+        notes=notes,
+    )

@@ -23,8 +23,9 @@ def table_csv(table: pd.DataFrame) -> bytes:
     return table.round(DECIMALS).to_csv(index=False).encode("utf-8")
 
 
-def with_totals(stats: PlaceStats, bnd: Boundaries, periods: str | None = None,
-                simplify_m: float | None = None) -> gpd.GeoDataFrame:
+def with_totals(
+    stats: PlaceStats, bnd: Boundaries, periods: str | None = None, simplify_m: float | None = None
+) -> gpd.GeoDataFrame:
     """The boundaries with their totals over ``periods`` (one row each, ranked as ``PlaceStats.totals``);
     ``simplify_m`` simplifies outlines for display (tolerance in metres, approximate)."""
     totals = stats.totals(periods).round(DECIMALS)
@@ -40,8 +41,13 @@ def with_totals(stats: PlaceStats, bnd: Boundaries, periods: str | None = None,
 def geojson_bytes(gdf: gpd.GeoDataFrame, stats: PlaceStats) -> bytes:
     """RFC 7946 GeoJSON with what the numbers mean and their credits as a foreign member ``asgm``."""
     fc = json.loads(gdf.to_json(drop_id=True, na="null"))
-    fc["asgm"] = {"detections": stats.detections, "boundaries": stats.boundaries, "notes": stats.notes,
-                  "credits": stats.credits, "synthetic": stats.synthetic}
+    fc["asgm"] = {
+        "detections": stats.detections,
+        "boundaries": stats.boundaries,
+        "notes": stats.notes,
+        "credits": stats.credits,
+        "synthetic": stats.synthetic,
+    }
     return (json.dumps(fc) + "\n").encode("utf-8")
 
 
@@ -50,10 +56,13 @@ def kml_bytes(gdf: gpd.GeoDataFrame, stats: PlaceStats) -> bytes:
     out = gdf.copy()
     mined = "mined {m} ha new, {c} ha cumulative; " if stats.has_mined else ""
     out["Description"] = [
-        (mined.format(m=r["new_mined_ha"], c=r["cumulative_mined_ha"]) +
-         f"detected footprint {r['new_footprint_ha']} ha new, {r['cumulative_footprint_ha']} ha cumulative; "
-         f"{r['n_detections']} detections; periods {r['periods']}. " + " ".join(stats.credits))
-        for _, r in out.iterrows()]
+        (
+            mined.format(m=r["new_mined_ha"], c=r["cumulative_mined_ha"])
+            + f"detected footprint {r['new_footprint_ha']} ha new, {r['cumulative_footprint_ha']} ha cumulative; "
+            f"{r['n_detections']} detections; periods {r['periods']}. " + " ".join(stats.credits)
+        )
+        for _, r in out.iterrows()
+    ]
     out = out.rename(columns={"name": "Name"})
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "places.kml"
@@ -76,9 +85,11 @@ def display_geojson(det: Detections, period: str) -> str:
     texts = shapely.to_geojson(geoms)
     mined = g["mined_ha"].to_numpy(dtype=float)
     label = json.dumps(period)
-    feats = [f'{{"type":"Feature","properties":{{"period":{label},"mined_ha":'
-             f'{"null" if np.isnan(m) else round(float(m), 2)},"footprint_ha":{round(float(a), 1)}}},"geometry":{t}}}'
-             for m, a, t in zip(mined, footprint, texts, strict=True)]
+    feats = [
+        f'{{"type":"Feature","properties":{{"period":{label},"mined_ha":'
+        f'{"null" if np.isnan(m) else round(float(m), 2)},"footprint_ha":{round(float(a), 1)}}},"geometry":{t}}}'
+        for m, a, t in zip(mined, footprint, texts, strict=True)
+    ]
     return '{"type":"FeatureCollection","features":[' + ",".join(feats) + "]}"
 
 

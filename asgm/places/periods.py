@@ -64,8 +64,7 @@ def select(spec: str | None, available: Sequence[str]) -> list[str]:
         wanted = [label(s) for s in spec.split(",") if s.strip()]
         missing = [w for w in wanted if w not in avail]
         if missing:
-            raise PeriodError(f"period(s) {', '.join(missing)} not in the detections; they have "
-                              f"{', '.join(avail)}")
+            raise PeriodError(f"period(s) {', '.join(missing)} not in the detections; they have {', '.join(avail)}")
         chosen = [p for p in avail if p in wanted]
     if not chosen:
         raise PeriodError(f"--periods {spec} matches none of the detections' periods ({', '.join(avail)})")

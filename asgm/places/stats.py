@@ -30,12 +30,25 @@ from asgm.places.vectors import EQUAL_AREA_CRS, PlaceInputError, swapped_overlap
 
 #: Bump when the table's meaning or columns change: old cache entries are then ignored.
 CACHE_VERSION = 1
-TABLE_COLUMNS = ["boundary_id", "name", "country", "type", "status", "period", "new_mined_ha",
-                 "cumulative_mined_ha", "new_footprint_ha", "cumulative_footprint_ha", "n_detections",
-                 "boundary_area_ha", "cumulative_mined_pct_of_area", "cumulative_footprint_pct_of_area"]
+TABLE_COLUMNS = [
+    "boundary_id",
+    "name",
+    "country",
+    "type",
+    "status",
+    "period",
+    "new_mined_ha",
+    "cumulative_mined_ha",
+    "new_footprint_ha",
+    "cumulative_footprint_ha",
+    "n_detections",
+    "boundary_area_ha",
+    "cumulative_mined_pct_of_area",
+    "cumulative_footprint_pct_of_area",
+]
 MEASURES = {
     "mined": "mined area: AMW's SAM2-refined 'Mined area (ha)' of each detection, apportioned by the share of "
-             "its polygon inside the boundary",
+    "its polygon inside the boundary",
     "footprint": "detected footprint area: the detection polygons' area inside the boundary",
 }
 
@@ -70,31 +83,58 @@ class PlaceStats:
         last = rows["period"].map(P.sort_key) == max(rows["period"].map(P.sort_key))
         keys = ["boundary_id", "name", "country", "type", "status"]
         new = rows.groupby("boundary_id", sort=False)[["new_mined_ha", "new_footprint_ha", "n_detections"]].sum(
-            min_count=1)
-        cum = rows[last].set_index("boundary_id")[keys[1:] + ["cumulative_mined_ha", "cumulative_footprint_ha",
-                                                             "boundary_area_ha", "cumulative_mined_pct_of_area",
-                                                             "cumulative_footprint_pct_of_area"]]
+            min_count=1
+        )
+        cum = rows[last].set_index("boundary_id")[
+            keys[1:]
+            + [
+                "cumulative_mined_ha",
+                "cumulative_footprint_ha",
+                "boundary_area_ha",
+                "cumulative_mined_pct_of_area",
+                "cumulative_footprint_pct_of_area",
+            ]
+        ]
         out = cum.join(new).reset_index()
         rank = "new_mined_ha" if self.has_mined else "new_footprint_ha"
         out = out.sort_values([rank, "cumulative_footprint_ha"], ascending=False, kind="stable")
-        return out[keys + ["new_mined_ha", "cumulative_mined_ha", "new_footprint_ha", "cumulative_footprint_ha",
-                           "n_detections", "boundary_area_ha", "cumulative_mined_pct_of_area",
-                           "cumulative_footprint_pct_of_area"]].reset_index(drop=True)
+        return out[
+            keys
+            + [
+                "new_mined_ha",
+                "cumulative_mined_ha",
+                "new_footprint_ha",
+                "cumulative_footprint_ha",
+                "n_detections",
+                "boundary_area_ha",
+                "cumulative_mined_pct_of_area",
+                "cumulative_footprint_pct_of_area",
+            ]
+        ].reset_index(drop=True)
 
     def summary(self, periods: str | None = None) -> dict[str, Any]:
         """What ``asgm stats --json`` prints."""
         rows = self.rows(periods)
         by_period = rows.groupby("period", sort=False)[["new_mined_ha", "new_footprint_ha", "n_detections"]].sum(
-            min_count=1)
+            min_count=1
+        )
         return {
-            "detections": self.detections, "boundaries": self.boundaries,
-            "places": int(rows["boundary_id"].nunique()), "periods": P.ordered(rows["period"]),
+            "detections": self.detections,
+            "boundaries": self.boundaries,
+            "places": int(rows["boundary_id"].nunique()),
+            "periods": P.ordered(rows["period"]),
             "places_with_mining": int((rows.groupby("boundary_id")["n_detections"].sum() > 0).sum()),
-            "by_period": {p: {k: (None if pd.isna(v) else round(float(v), 3)) for k, v in r.items()}
-                          for p, r in by_period.iterrows()},
+            "by_period": {
+                p: {k: (None if pd.isna(v) else round(float(v), 3)) for k, v in r.items()}
+                for p, r in by_period.iterrows()
+            },
             "measures": MEASURES if self.has_mined else {"footprint": MEASURES["footprint"]},
-            "equal_area_crs": EQUAL_AREA_CRS, "synthetic": self.synthetic, "notes": self.notes,
-            "credits": self.credits, "cached": self.cached, "seconds": round(self.seconds, 3),
+            "equal_area_crs": EQUAL_AREA_CRS,
+            "synthetic": self.synthetic,
+            "notes": self.notes,
+            "credits": self.credits,
+            "cached": self.cached,
+            "seconds": round(self.seconds, 3),
         }
 
 
@@ -117,11 +157,15 @@ def apportion(det: Detections, bnd: Boundaries) -> tuple[pd.DataFrame, list[str]
         inter[cross] = shapely.area(shapely.intersection(dgeom[di[cross]], bgeom[bi[cross]]))
         shapely.destroy_prepared(bgeom)
     share = np.divide(inter, darea[di], out=np.zeros(len(bi)), where=darea[di] > 0)
-    pairs = pd.DataFrame({
-        "boundary_id": bnd.gdf["boundary_id"].to_numpy()[bi], "period": det.gdf["period"].to_numpy()[di],
-        "new_mined_ha": det.gdf["mined_ha"].to_numpy(dtype=float)[di] * share,
-        "new_footprint_ha": inter / 1e4, "n_detections": (inter > 0).astype(int),
-    })
+    pairs = pd.DataFrame(
+        {
+            "boundary_id": bnd.gdf["boundary_id"].to_numpy()[bi],
+            "period": det.gdf["period"].to_numpy()[di],
+            "new_mined_ha": det.gdf["mined_ha"].to_numpy(dtype=float)[di] * share,
+            "new_footprint_ha": inter / 1e4,
+            "n_detections": (inter > 0).astype(int),
+        }
+    )
     summed = pairs.groupby(["boundary_id", "period"])[["new_mined_ha", "new_footprint_ha", "n_detections"]].sum()
     full = pd.MultiIndex.from_product([bnd.gdf["boundary_id"].to_numpy(), periods], names=["boundary_id", "period"])
     table = summed.reindex(full, fill_value=0).reset_index()
@@ -132,17 +176,21 @@ def apportion(det: Detections, bnd: Boundaries) -> tuple[pd.DataFrame, list[str]
     table["cumulative_footprint_ha"] = table.groupby("boundary_id", sort=False)["new_footprint_ha"].cumsum()
     attrs = pd.DataFrame(bnd.gdf.drop(columns=bnd.gdf.geometry.name))
     attrs["boundary_area_ha"] = shapely.area(bgeom) / 1e4
-    table = table.merge(attrs[["boundary_id", "name", "country", "type", "status", "boundary_area_ha"]],
-                        on="boundary_id", how="left")
+    table = table.merge(
+        attrs[["boundary_id", "name", "country", "type", "status", "boundary_area_ha"]], on="boundary_id", how="left"
+    )
     table["cumulative_mined_pct_of_area"] = 100 * table["cumulative_mined_ha"] / table["boundary_area_ha"]
     table["cumulative_footprint_pct_of_area"] = 100 * table["cumulative_footprint_ha"] / table["boundary_area_ha"]
     notes = []
     if not (inter > 0).any():
         if len(det.gdf) and swapped_overlaps(bnd.gdf, tuple(det.gdf.total_bounds)):
-            raise PlaceInputError(f"{bnd.description}: no boundary meets a detection, but with latitude and longitude "
-                                  "swapped they would: save the file's coordinates in (longitude, latitude) order")
-        notes.append(f"none of the {len(bnd.gdf)} boundaries meets a detection of {det.description}: the table is "
-                     "all zeros")
+            raise PlaceInputError(
+                f"{bnd.description}: no boundary meets a detection, but with latitude and longitude "
+                "swapped they would: save the file's coordinates in (longitude, latitude) order"
+            )
+        notes.append(
+            f"none of the {len(bnd.gdf)} boundaries meets a detection of {det.description}: the table is all zeros"
+        )
     return table[TABLE_COLUMNS], notes
 
 
@@ -172,9 +220,14 @@ def place_stats(dsrc: DetectionSource, bsrc: BoundarySource, use_cache: bool = T
     bnd = bsrc.load()  # boundaries first: a bad upload fails before the detections are read
     det = dsrc.load()
     table, notes = apportion(det, bnd)
-    meta = {"detections": det.description, "boundaries": bnd.description, "has_mined": det.has_mined,
-            "synthetic": det.synthetic, "credits": list(dict.fromkeys([det.credits, bnd.credits])),
-            "notes": det.notes + bnd.notes + notes}
+    meta = {
+        "detections": det.description,
+        "boundaries": bnd.description,
+        "has_mined": det.has_mined,
+        "synthetic": det.synthetic,
+        "credits": list(dict.fromkeys([det.credits, bnd.credits])),
+        "notes": det.notes + bnd.notes + notes,
+    }
     with atomic.atomic_path(table_path, suffix=".parquet") as tmp:
         table.to_parquet(tmp, index=False)
     atomic.write_json(meta_path, meta)

@@ -63,11 +63,15 @@ def read_polygons(source: str | Path | tuple[str, bytes], what: str) -> PolygonF
         size = path.stat().st_size
     where = f"{what} {name}"
     if size > MAX_FILE_BYTES:
-        raise PlaceInputError(f"{where} is {size / 2**20:.1f} MB, over the limit of {MAX_FILE_BYTES // 2**20} MB; "
-                              "simplify its polygons (e.g. mapshaper, QGIS 'Simplify') or keep only the places needed")
+        raise PlaceInputError(
+            f"{where} is {size / 2**20:.1f} MB, over the limit of {MAX_FILE_BYTES // 2**20} MB; "
+            "simplify its polygons (e.g. mapshaper, QGIS 'Simplify') or keep only the places needed"
+        )
     if not name.lower().endswith(SUFFIXES):
-        raise PlaceInputError(f"{where}: unknown file type; give GeoJSON (.geojson/.json), GeoPackage (.gpkg), "
-                              "a zipped Shapefile (.zip) or KML (.kml)")
+        raise PlaceInputError(
+            f"{where}: unknown file type; give GeoJSON (.geojson/.json), GeoPackage (.gpkg), "
+            "a zipped Shapefile (.zip) or KML (.kml)"
+        )
     if isinstance(source, tuple):
         digest = hashlib.sha256(source[1]).hexdigest()
         reader: Any = io.BytesIO(source[1])
@@ -77,9 +81,11 @@ def read_polygons(source: str | Path | tuple[str, bytes], what: str) -> PolygonF
     try:
         gdf = gpd.read_file(reader)
     except Exception as exc:  # pyogrio raises several types for a damaged or unknown file
-        raise PlaceInputError(f"{where} cannot be read as a polygon file ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else ''}); check that it is GeoJSON, "
-                              "GeoPackage, a zipped Shapefile or KML") from None
+        raise PlaceInputError(
+            f"{where} cannot be read as a polygon file ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}); check that it is GeoJSON, "
+            "GeoPackage, a zipped Shapefile or KML"
+        ) from None
     return clean_polygons(gdf, where, digest)
 
 
@@ -95,8 +101,10 @@ def clean_polygons(gdf: gpd.GeoDataFrame, where: str, digest: str = "") -> Polyg
     polygonal = types.isin(_POLYGONAL).to_numpy()
     if not polygonal.any():
         found = ", ".join(f"{n} {t}" for t, n in types.value_counts().items())
-        raise PlaceInputError(f"{where} holds no polygons ({found}); areas need polygons: buffer points or lines "
-                              "into areas first, or give the polygon layer")
+        raise PlaceInputError(
+            f"{where} holds no polygons ({found}); areas need polygons: buffer points or lines "
+            "into areas first, or give the polygon layer"
+        )
     if not polygonal.all():
         notes.append(f"{where}: {int((~polygonal).sum())} feature(s) that are not polygons were left out")
         gdf = gdf[polygonal]
@@ -129,14 +137,18 @@ def _check_coordinates(gdf: gpd.GeoDataFrame, where: str) -> None:
     if gdf.crs is None:
         x0, y0, x1, y1 = gdf.total_bounds
         looks = "metres of a projected CRS" if max(abs(x0), abs(x1), abs(y0), abs(y1)) > 180 else "unknown units"
-        raise PlaceInputError(f"{where} has no CRS (coordinates {x0:.6g}..{x1:.6g}, {y0:.6g}..{y1:.6g}, {looks}); "
-                              "save it with its CRS (a Shapefile needs its .prj in the zip)")
+        raise PlaceInputError(
+            f"{where} has no CRS (coordinates {x0:.6g}..{x1:.6g}, {y0:.6g}..{y1:.6g}, {looks}); "
+            "save it with its CRS (a Shapefile needs its .prj in the zip)"
+        )
     if gdf.crs.to_epsg() == 4326:
         x0, y0, x1, y1 = gdf.total_bounds
         if max(abs(x0), abs(x1)) <= 90 < max(abs(y0), abs(y1)) <= 180:
-            raise PlaceInputError(f"{where} has latitudes up to {max(abs(y0), abs(y1)):.6g}° but longitudes within "
-                                  "±90°: latitude and longitude look swapped. Save the coordinates in (longitude, "
-                                  "latitude) order, as GeoJSON requires")
+            raise PlaceInputError(
+                f"{where} has latitudes up to {max(abs(y0), abs(y1)):.6g}° but longitudes within "
+                "±90°: latitude and longitude look swapped. Save the coordinates in (longitude, "
+                "latitude) order, as GeoJSON requires"
+            )
     try:
         check_lonlat(gdf, where)
     except VectorDataError as exc:

@@ -24,13 +24,22 @@ def store_item(store: str | PatchStore, sample_id: str, root: Path | None = None
         raise UnknownItemError(f"no patch {sample_id!r}: {exc}") from None
     rows = index[index["sample_id"].astype(str) == str(sample_id)]
     if rows.empty:
-        raise UnknownItemError(f"no patch {sample_id!r} in store {st.name!r}; pick a sample id the store holds "
-                               "(`asgm patches list` or the Patch viewer)")
+        raise UnknownItemError(
+            f"no patch {sample_id!r} in store {st.name!r}; pick a sample id the store holds "
+            "(`asgm patches list` or the Patch viewer)"
+        )
     r = rows.iloc[0]
     start, end = (str(r.get(k)) if isinstance(r.get(k), str) else "" for k in ("date_start", "date_end"))
     year = r.get("year")
-    return Item("store", st.name, str(sample_id), float(r["lon"]), float(r["lat"]),
-                f"{start}/{end}" if start or end else "", int(year) if year == year and year is not None else None)
+    return Item(
+        "store",
+        st.name,
+        str(sample_id),
+        float(r["lon"]),
+        float(r["lat"]),
+        f"{start}/{end}" if start or end else "",
+        int(year) if year == year and year is not None else None,
+    )
 
 
 def scan_item(scan: str, window: str, root: Path | None = None) -> Item:
@@ -48,12 +57,25 @@ def scan_item(scan: str, window: str, root: Path | None = None) -> Item:
     src = s.identity.get("source") or {}
     start, end = str(src.get("date_start") or ""), str(src.get("date_end") or "")
     year = s.identity.get("year")
-    return Item("scan", scan, f"{i},{j}", float(lon), float(lat), f"{start}/{end}" if start or end else "",
-                int(year) if year else None)
+    return Item(
+        "scan",
+        scan,
+        f"{i},{j}",
+        float(lon),
+        float(lat),
+        f"{start}/{end}" if start or end else "",
+        int(year) if year else None,
+    )
 
 
-def resolve(source_kind: str, source: str, item_id: str, lon: float | None = None, lat: float | None = None,
-            year: int | None = None) -> Item:
+def resolve(
+    source_kind: str,
+    source: str,
+    item_id: str,
+    lon: float | None = None,
+    lat: float | None = None,
+    year: int | None = None,
+) -> Item:
     """The item of a store, scan or AMW layer; an AMW detection needs its ``lon``/``lat`` (its layer is not on
     disk to look them up)."""
     if source_kind == "store":
@@ -75,8 +97,17 @@ def check_item(item: Item) -> None:
         scan_item(item.source, item.item_id)
 
 
-def mark(item: Item, label: str, *, note: str = "", run_id: str | None = None, probability: float | None = None,
-         reviewer: str = "", via: str = "app", labels: LabelStore | None = None) -> MarkResult:
+def mark(
+    item: Item,
+    label: str,
+    *,
+    note: str = "",
+    run_id: str | None = None,
+    probability: float | None = None,
+    reviewer: str = "",
+    via: str = "app",
+    labels: LabelStore | None = None,
+) -> MarkResult:
     """Record one mark of a resolved item in the label store (the data folder's unless ``labels``)."""
     return (labels or LabelStore()).mark(Mark(item, label, note, run_id, probability, reviewer), via=via)
 

@@ -60,10 +60,20 @@ class ReviewQueue:
     def summary(self, head: int = 10) -> dict[str, Any]:
         """Counts and the next items, for ``--json`` reports and pages."""
         nxt = self.items[self.items["label"] == ""].head(head)
-        return {"source_kind": self.source_kind, "source": self.source, "order": self.order,
-                "threshold": self.threshold, "run_id": self.run_id, "total": self.total, "done": self.done,
-                "left": self.left, "next": [{"item_id": str(r.item_id), "prob": None if not np.isfinite(r.prob)
-                                             else float(r.prob)} for r in nxt.itertuples()]}
+        return {
+            "source_kind": self.source_kind,
+            "source": self.source,
+            "order": self.order,
+            "threshold": self.threshold,
+            "run_id": self.run_id,
+            "total": self.total,
+            "done": self.done,
+            "left": self.left,
+            "next": [
+                {"item_id": str(r.item_id), "prob": None if not np.isfinite(r.prob) else float(r.prob)}
+                for r in nxt.itertuples()
+            ],
+        }
 
 
 def ordered(frame: pd.DataFrame, threshold: float, order: str) -> pd.DataFrame:
@@ -76,8 +86,15 @@ def ordered(frame: pd.DataFrame, threshold: float, order: str) -> pd.DataFrame:
     return out.sort_values(["_key", "_id"], kind="stable").drop(columns=["_key", "_id"]).reset_index(drop=True)
 
 
-def build(source_kind: str, source: str, probabilities: pd.DataFrame, threshold: float, order: str = "uncertain",
-          run_id: str | None = None, labels: LabelStore | None = None) -> ReviewQueue:
+def build(
+    source_kind: str,
+    source: str,
+    probabilities: pd.DataFrame,
+    threshold: float,
+    order: str = "uncertain",
+    run_id: str | None = None,
+    labels: LabelStore | None = None,
+) -> ReviewQueue:
     """A queue of ``probabilities`` (``item_id``, ``prob``) of one source, joined with the current labels."""
     current = {r["item_id"]: r["label"] for r in (labels or LabelStore()).current(source_kind, source)}
     items = ordered(probabilities[["item_id", "prob"]].copy(), threshold, order)
@@ -85,8 +102,13 @@ def build(source_kind: str, source: str, probabilities: pd.DataFrame, threshold:
     return ReviewQueue(source_kind, source, order, float(threshold), run_id, items[QUEUE_COLUMNS])
 
 
-def store_queue(store: str, run_id: str, order: str = "uncertain", labels: LabelStore | None = None,
-                probabilities: pd.DataFrame | None = None) -> ReviewQueue:
+def store_queue(
+    store: str,
+    run_id: str,
+    order: str = "uncertain",
+    labels: LabelStore | None = None,
+    probabilities: pd.DataFrame | None = None,
+) -> ReviewQueue:
     """The patches of a store under run ``run_id`` (its probabilities and threshold). ``probabilities``: the
     frame of ``asgm.maps.probabilities.store_probabilities`` when the caller has it already (the app's cache)."""
     if probabilities is None:
@@ -98,8 +120,9 @@ def store_queue(store: str, run_id: str, order: str = "uncertain", labels: Label
     return build("store", store, frame, threshold, order, run_id, labels)
 
 
-def scan_queue(scan: str, order: str = "uncertain", labels: LabelStore | None = None,
-               root: Path | None = None) -> ReviewQueue:
+def scan_queue(
+    scan: str, order: str = "uncertain", labels: LabelStore | None = None, root: Path | None = None
+) -> ReviewQueue:
     """The scored windows of a finished scan (``"i,j"``), against the scan's high threshold."""
     from asgm.scan import results
 

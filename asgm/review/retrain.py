@@ -41,9 +41,11 @@ from asgm.errors import AsgmError, one_line
 REVIEWED_SET = "reviewed"
 HOLDOUT_SPLIT = "review"
 TRAIN_LABEL = {"mining": 1, "not_mining": 0}
-LEAK_RULE = ("the parent run's train/val/test rows keep their split; the newest {pct:.0f} % of the reviewed items "
-             "(by review order) are held out (never trained on); a reviewed item on a test patch or within "
-             "{km:g} km of one is dropped; one within {km:g} km of a held-out item is held out too; the rest train")
+LEAK_RULE = (
+    "the parent run's train/val/test rows keep their split; the newest {pct:.0f} % of the reviewed items "
+    "(by review order) are held out (never trained on); a reviewed item on a test patch or within "
+    "{km:g} km of one is dropped; one within {km:g} km of a held-out item is held out too; the rest train"
+)
 
 
 class RetrainError(AsgmError):
@@ -110,8 +112,16 @@ def reviewed_items(config: ExperimentConfig, labels: LabelStore | None = None) -
         if label is None:
             sel.skip("unsure (no training label)")
             continue
-        common = {"item": r["item"], "label": label, "history_fid": int(r["history_fid"]), "lon": float(r["lon"]),
-                  "lat": float(r["lat"]), "reviewer": r["reviewer"] or "", "time": r["time"], "note": r["note"] or ""}
+        common = {
+            "item": r["item"],
+            "label": label,
+            "history_fid": int(r["history_fid"]),
+            "lon": float(r["lon"]),
+            "lat": float(r["lat"]),
+            "reviewer": r["reviewer"] or "",
+            "time": r["time"],
+            "note": r["note"] or "",
+        }
         if r["source_kind"] == "store":
             if r["source"] != base.name or r["item_id"] not in base_ids:
                 sel.skip(f"patch of another store than {base.name!r}")
@@ -127,8 +137,11 @@ def reviewed_items(config: ExperimentConfig, labels: LabelStore | None = None) -
             if int(s.grid.window) != int(config.patch_size) or config.osm_layers:
                 sel.skip("scan window of another patch size, or the recipe needs OSM masks")
                 continue
-            sel.items.append(Reviewed(sample_id=_scan_id(s.name, r["item_id"]),
-                                      patch=partial(results.window_patch, s, i, j), **common))
+            sel.items.append(
+                Reviewed(
+                    sample_id=_scan_id(s.name, r["item_id"]), patch=partial(results.window_patch, s, i, j), **common
+                )
+            )
         else:
             sel.skip("AMW detection (no imagery here)")
     sel.items.sort(key=lambda x: x.history_fid)
@@ -142,21 +155,37 @@ def store_name(config: ExperimentConfig, selection: Selection) -> str:
     return check_name(config.store[: 64 - len(suffix)] + suffix)
 
 
-def build_store(config: ExperimentConfig, selection: Selection, name: str, protect: frozenset[str] = frozenset(),
-                progress: Callable[[int, int], None] | None = None,
-                cancelled: Callable[[], bool] | None = None) -> PatchStore:
+def build_store(
+    config: ExperimentConfig,
+    selection: Selection,
+    name: str,
+    protect: frozenset[str] = frozenset(),
+    progress: Callable[[int, int], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> PatchStore:
     """The new store version (see the module docstring). Patches in ``protect`` (the parent's test split) keep
     their label and set even when reviewed: the test split stays what the parent was measured on."""
     base = PatchStore.open(config.store)
     by_id = {x.sample_id: x for x in selection.items}
     building = stores_dir() / "_building"
     shutil.rmtree(building / name, ignore_errors=True)
-    provenance = {"from_store": base.name, "labels": str(LabelStore().path), "items": len(selection.items),
-                  "newest_history_fid": max((x.history_fid for x in selection.items), default=0),
-                  "skipped": dict(selection.skipped)}
-    meta = replace(base.meta, name=name, created=_now(), patches=None, by_label=None, by_set=None,
-                   description=f"{base.meta.description or base.name} + {len(selection.items)} reviewed item(s)",
-                   extra={**base.meta.extra, "reviewed": provenance})
+    provenance = {
+        "from_store": base.name,
+        "labels": str(LabelStore().path),
+        "items": len(selection.items),
+        "newest_history_fid": max((x.history_fid for x in selection.items), default=0),
+        "skipped": dict(selection.skipped),
+    }
+    meta = replace(
+        base.meta,
+        name=name,
+        created=_now(),
+        patches=None,
+        by_label=None,
+        by_set=None,
+        description=f"{base.meta.description or base.name} + {len(selection.items)} reviewed item(s)",
+        extra={**base.meta.extra, "reviewed": provenance},
+    )
     new = PatchStore.create(meta, root=building, overwrite=True)
     osm = base.osm_info()
     base_ids = base.sample_ids()
@@ -175,9 +204,11 @@ def build_store(config: ExperimentConfig, selection: Selection, name: str, prote
         for x, cut in extra:
             p = cut()
             if tuple(p.bands) != tuple(base.meta.bands) or p.grid.size != base.meta.size:
-                raise RetrainError(f"{x.item}: its imagery has bands {list(p.bands)} at {p.grid.size} px, the store "
-                                   f"{base.name!r} holds {list(base.meta.bands)} at {base.meta.size} px; un-mark it "
-                                   "or train from a run of matching bands")
+                raise RetrainError(
+                    f"{x.item}: its imagery has bands {list(p.bands)} at {p.grid.size} px, the store "
+                    f"{base.name!r} holds {list(base.meta.bands)} at {base.meta.size} px; un-mark it "
+                    "or train from a run of matching bands"
+                )
             yield replace(p, sample_id=x.sample_id, label=x.label, set=REVIEWED_SET)
             done += 1
             _tick()
@@ -196,10 +227,24 @@ def build_store(config: ExperimentConfig, selection: Selection, name: str, prote
                 if masks is not None:
                     new.write_osm(sid, masks[0], masks[1])
             new.write_osm_info(osm)
-        rows = [{"sample_id": x.sample_id, "item": x.item, "label": x.label, "history_fid": x.history_fid,
-                 "reviewer": x.reviewer, "time": x.time, "note": x.note} for x in selection.items]
-        atomic.write_text(new.root / "reviewed.csv", pd.DataFrame(rows, columns=[
-            "sample_id", "item", "label", "history_fid", "reviewer", "time", "note"]).to_csv(index=False))
+        rows = [
+            {
+                "sample_id": x.sample_id,
+                "item": x.item,
+                "label": x.label,
+                "history_fid": x.history_fid,
+                "reviewer": x.reviewer,
+                "time": x.time,
+                "note": x.note,
+            }
+            for x in selection.items
+        ]
+        atomic.write_text(
+            new.root / "reviewed.csv",
+            pd.DataFrame(
+                rows, columns=["sample_id", "item", "label", "history_fid", "reviewer", "time", "note"]
+            ).to_csv(index=False),
+        )
         target = stores_dir() / name
         if target.exists():
             shutil.rmtree(target)
@@ -210,8 +255,9 @@ def build_store(config: ExperimentConfig, selection: Selection, name: str, prote
     return PatchStore.open(name)
 
 
-def split_with_reviews(parent_split: pd.DataFrame, selection: Selection, eps_m: float,
-                       holdout_fraction: float = HOLDOUT_FRACTION) -> tuple[pd.DataFrame, dict[str, Any]]:
+def split_with_reviews(
+    parent_split: pd.DataFrame, selection: Selection, eps_m: float, holdout_fraction: float = HOLDOUT_FRACTION
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The split of the new store (``sample_id``, ``split``, ``cluster``) and what happened to the reviewed
     items (see the module docstring)."""
     from asgm.data.points import nearest_distance_m
@@ -225,13 +271,15 @@ def split_with_reviews(parent_split: pd.DataFrame, selection: Selection, eps_m: 
     on_test = [x for x in selection.items if x.sample_id in test_ids]
     usable = [x for x in selection.items if x.sample_id not in test_ids]
     n_hold = math.ceil(holdout_fraction * len(usable)) if usable else 0
-    held = usable[len(usable) - n_hold:]  # the newest reviews
+    held = usable[len(usable) - n_hold :]  # the newest reviews
     rest = usable[: len(usable) - n_hold]
     xy = lambda items: np.array([[x.lon, x.lat] for x in items], dtype=float).reshape(-1, 2)  # noqa: E731
-    near_test = (nearest_distance_m(xy(rest), test[["lon", "lat"]].to_numpy(float)) < eps_m
-                 if len(rest) and len(test) else np.zeros(len(rest), bool))
-    near_held = (nearest_distance_m(xy(rest), xy(held)) < eps_m if len(rest) and len(held)
-                 else np.zeros(len(rest), bool))
+    near_test = (
+        nearest_distance_m(xy(rest), test[["lon", "lat"]].to_numpy(float)) < eps_m
+        if len(rest) and len(test)
+        else np.zeros(len(rest), bool)
+    )
+    near_held = nearest_distance_m(xy(rest), xy(held)) < eps_m if len(rest) and len(held) else np.zeros(len(rest), bool)
     dropped = [x for x, t in zip(rest, near_test, strict=True) if t]
     joined = [x for x, t, h in zip(rest, near_test, near_held, strict=True) if h and not t]
     train = [x for x, t, h in zip(rest, near_test, near_held, strict=True) if not t and not h]
@@ -247,10 +295,16 @@ def split_with_reviews(parent_split: pd.DataFrame, selection: Selection, eps_m: 
     for x in dropped:  # used nowhere (a reviewed test patch keeps its test row and label)
         rows.append({"sample_id": x.sample_id, "split": "dropped", "cluster": -1})
     split = pd.concat([keep, pd.DataFrame(rows, columns=["sample_id", "split", "cluster"])], ignore_index=True)
-    counts = {"reviewed": len(selection.items), "on_test_patches": len(on_test), "held_out": len(held),
-              "held_out_by_distance": len(joined), "dropped_near_test": len(dropped), "trained": len(train),
-              "skipped": dict(selection.skipped),
-              "rule": LEAK_RULE.format(pct=100 * holdout_fraction, km=eps_m / 1000)}
+    counts = {
+        "reviewed": len(selection.items),
+        "on_test_patches": len(on_test),
+        "held_out": len(held),
+        "held_out_by_distance": len(joined),
+        "dropped_near_test": len(dropped),
+        "trained": len(train),
+        "skipped": dict(selection.skipped),
+        "rule": LEAK_RULE.format(pct=100 * holdout_fraction, km=eps_m / 1000),
+    }
     return split.sort_values("sample_id").reset_index(drop=True), counts
 
 
@@ -273,24 +327,38 @@ class Plan:
         return {"parent_run": self.parent_run, "store": self.config.store, "counts": self.counts}
 
 
-def new_config(parent: ExperimentConfig, name: str, epochs: int | None = None,
-               run_name: str | None = None) -> ExperimentConfig:
+def new_config(
+    parent: ExperimentConfig, name: str, epochs: int | None = None, run_name: str | None = None
+) -> ExperimentConfig:
     """The parent's recipe on the new store (its encoding kept explicit: the new store is the parent's pixels)."""
-    return parent.model_copy(update={"store": name, "epochs": int(epochs or parent.epochs),
-                                     "name": run_name or f"{parent.name or parent.store} + reviewed labels"})
+    return parent.model_copy(
+        update={
+            "store": name,
+            "epochs": int(epochs or parent.epochs),
+            "name": run_name or f"{parent.name or parent.store} + reviewed labels",
+        }
+    )
 
 
-def prepare(parent_run: str, *, epochs: int | None = None, run_name: str | None = None,
-            holdout_fraction: float = HOLDOUT_FRACTION, labels: LabelStore | None = None,
-            progress: Callable[[int, int], None] | None = None,
-            cancelled: Callable[[], bool] | None = None) -> Plan:
+def prepare(
+    parent_run: str,
+    *,
+    epochs: int | None = None,
+    run_name: str | None = None,
+    holdout_fraction: float = HOLDOUT_FRACTION,
+    labels: LabelStore | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> Plan:
     """Select the reviewed items, build the store version and the split (the slow part before training)."""
     parent = parent_config(parent_run)
     sel = reviewed_items(parent, labels)
     if not sel.items:
         why = ", ".join(f"{v} {k}" for k, v in sel.skipped.items()) or "no labels at all"
-        raise RetrainError(f"no reviewed item can train run {parent_run!r} (store {parent.store!r}): {why}. Mark "
-                           f"patches of {parent.store!r} or windows of a scan mining / not mining first")
+        raise RetrainError(
+            f"no reviewed item can train run {parent_run!r} (store {parent.store!r}): {why}. Mark "
+            f"patches of {parent.store!r} or windows of a scan mining / not mining first"
+        )
     name = store_name(parent, sel)
     parent_split = pd.read_csv(models_dir() / parent_run / "split.csv", dtype={"sample_id": str})
     test_ids = frozenset(parent_split.loc[parent_split["split"] == "test", "sample_id"].astype(str))
@@ -326,11 +394,16 @@ def compare(plan: Plan, run_id: str) -> dict[str, Any]:
     index = store.index().set_index("sample_id")
     split = pd.read_csv(runs.RunFolder.of(run_id).file("split.csv"), dtype={"sample_id": str})
     parts = {"test": split[split["split"] == "test"], "review_holdout": split[split["split"] == HOLDOUT_SPLIT]}
-    report: dict[str, Any] = {**plan.as_dict(), "run_id": run_id, "becomes_default": False,
-                              "note": "the new run is not the default: name it in models/DEFAULT to make it so"}
+    report: dict[str, Any] = {
+        **plan.as_dict(),
+        "run_id": run_id,
+        "becomes_default": False,
+        "note": "the new run is not the default: name it in models/DEFAULT to make it so",
+    }
     for key, part in parts.items():
-        rows = pd.DataFrame({"sample_id": part["sample_id"],
-                             "label": index.loc[part["sample_id"], "label"].to_numpy(int)})
+        rows = pd.DataFrame(
+            {"sample_id": part["sample_id"], "label": index.loc[part["sample_id"], "label"].to_numpy(int)}
+        )
         report[key] = {"before": _scores(plan.parent_run, store, rows), "after": _scores(run_id, store, rows)}
     runs.RunFolder.of(run_id).write_json("review.json", report)
     return report
@@ -342,13 +415,21 @@ def queue_run(config: ExperimentConfig, parent_run: str, n_labels: int, holdout_
     from asgm.model import runs
 
     folder = runs.create_run(config, runs.new_run_id(config), status="queued")
-    folder.write_json(runs.REVIEWED_MARKER, {"parent_run": parent_run, "labels": n_labels,
-                                             "holdout_fraction": holdout_fraction, "requested": runs.now()})
+    folder.write_json(
+        runs.REVIEWED_MARKER,
+        {"parent_run": parent_run, "labels": n_labels, "holdout_fraction": holdout_fraction, "requested": runs.now()},
+    )
     return folder
 
 
-def launch(parent_run: str, *, epochs: int | None = None, holdout_fraction: float = HOLDOUT_FRACTION,
-           max_active: int | None = None, labels: LabelStore | None = None) -> str:
+def launch(
+    parent_run: str,
+    *,
+    epochs: int | None = None,
+    holdout_fraction: float = HOLDOUT_FRACTION,
+    max_active: int | None = None,
+    labels: LabelStore | None = None,
+) -> str:
     """Start "train with my labels" from ``parent_run`` as one background job (``asgm.jobs.runner``: progress,
     cancel, survives reloads) and return the new run's id at once. Refused here, not in the job's log, when no
     reviewed item can train the parent's recipe or an identical run is already queued or running."""
@@ -359,18 +440,26 @@ def launch(parent_run: str, *, epochs: int | None = None, holdout_fraction: floa
     parent = parent_config(parent_run)
     sel = reviewed_items(parent, labels)
     if not sel.items:
-        raise RetrainError(f"no reviewed item can train run {parent_run!r} yet: mark patches of store "
-                           f"{parent.store!r} or windows of a scan mining / not mining first")
+        raise RetrainError(
+            f"no reviewed item can train run {parent_run!r} yet: mark patches of store "
+            f"{parent.store!r} or windows of a scan mining / not mining first"
+        )
     config = new_config(parent, store_name(parent, sel), epochs)
     runs.refuse_duplicate(config)
     folder = queue_run(config, parent_run, len(sel.items), holdout_fraction)
     try:
-        job = jobs.launch(commands.train_with_labels(parent_run, folder.run_id, epochs, holdout_fraction), kind="train",
-                          title=f"train {folder.run_id} with {len(sel.items)} reviewed label(s) (from {parent_run})",
-                          key=f"train-with-labels {config.store} {epochs}", max_active=max_active,
-                          log=folder.file("log.txt"), progress_file=folder.file("progress.json"),
-                          cancel_file=folder.file("cancel"), extra={"run_id": folder.run_id},
-                          env={"ASGM_MODELS_DIR": str(models_dir())})
+        job = jobs.launch(
+            commands.train_with_labels(parent_run, folder.run_id, epochs, holdout_fraction),
+            kind="train",
+            title=f"train {folder.run_id} with {len(sel.items)} reviewed label(s) (from {parent_run})",
+            key=f"train-with-labels {config.store} {epochs}",
+            max_active=max_active,
+            log=folder.file("log.txt"),
+            progress_file=folder.file("progress.json"),
+            cancel_file=folder.file("cancel"),
+            extra={"run_id": folder.run_id},
+            env={"ASGM_MODELS_DIR": str(models_dir())},
+        )
     except Exception:
         shutil.rmtree(folder.root, ignore_errors=True)
         raise
@@ -388,7 +477,6 @@ def failed(run_id: str, exc: BaseException) -> None:
     if folder.root.exists():
         atomic.write_text(folder.file("error.txt"), "".join(traceback.format_exception(exc)))
         folder.set_status("failed", finished=runs.now(), error=one_line(exc))
-
 
 
 def read_report(run_id: str) -> dict[str, Any] | None:
@@ -410,7 +498,18 @@ def report_table(report: dict[str, Any]) -> pd.DataFrame:
     for part, title in (("test", "unchanged test split"), ("review_holdout", "held-out reviewed items")):
         for when, run in (("before", report["parent_run"]), ("after", report["run_id"])):
             m = (report.get(part) or {}).get(when) or {}
-            rows.append({"part": title, "model": f"{when}: {run}", "n": m.get("n"), "F1": m.get("f1"),
-                         "PR-AUC": m.get("pr_auc"), "precision": m.get("precision"), "recall": m.get("recall"),
-                         "FP": m.get("fp"), "FN": m.get("fn"), "threshold": m.get("threshold")})
+            rows.append(
+                {
+                    "part": title,
+                    "model": f"{when}: {run}",
+                    "n": m.get("n"),
+                    "F1": m.get("f1"),
+                    "PR-AUC": m.get("pr_auc"),
+                    "precision": m.get("precision"),
+                    "recall": m.get("recall"),
+                    "FP": m.get("fp"),
+                    "FN": m.get("fn"),
+                    "threshold": m.get("threshold"),
+                }
+            )
     return pd.DataFrame(rows)

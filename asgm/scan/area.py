@@ -1,5 +1,4 @@
-"""The area of interest of a scan: loaded from GeoJSON, a bbox or a geometry, checked, projected.
-"""
+"""The area of interest of a scan: loaded from GeoJSON, a bbox or a geometry, checked, projected."""
 
 from __future__ import annotations
 
@@ -13,6 +12,8 @@ from asgm.grid import utm_epsg
 
 #: Largest AOI a scan accepts by default (km²): 50 x 50 km, about 43,000 windows at 48 px / 24.
 DEFAULT_MAX_AREA_KM2 = 2500.0
+
+
 class ScanError(AsgmError):
     """A scan that cannot run as asked; the message says what to do."""
 
@@ -44,7 +45,9 @@ def load_aoi(value: Any) -> Any:
     try:
         raw = json.loads(read_text(path))
     except (OSError, ValueError) as exc:
-        raise AoiError(f"{path} is not readable GeoJSON ({type(exc).__name__}: {exc}); export the area as GeoJSON") from None
+        raise AoiError(
+            f"{path} is not readable GeoJSON ({type(exc).__name__}: {exc}); export the area as GeoJSON"
+        ) from None
     return aoi_from_geojson(raw, str(path))
 
 
@@ -58,7 +61,9 @@ def aoi_from_geojson(raw: Any, where: str = "the area") -> Any:
         feats = raw.get("features") if raw.get("type") == "FeatureCollection" else [raw]
         geoms = [shape(f["geometry"] if f.get("type") == "Feature" else f) for f in feats if f]
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise AoiError(f"{where} is not readable GeoJSON ({type(exc).__name__}: {exc}); export the area as GeoJSON") from None
+        raise AoiError(
+            f"{where} is not readable GeoJSON ({type(exc).__name__}: {exc}); export the area as GeoJSON"
+        ) from None
     if not geoms:
         raise AoiError(f"{where} holds no geometry; draw or export a polygon")
     return unary_union(geoms) if len(geoms) > 1 else geoms[0]
@@ -84,8 +89,10 @@ def check_aoi(geom: Any, max_area_km2: float = DEFAULT_MAX_AREA_KM2) -> tuple[An
     if not (-180 <= w <= 180 and -180 <= e <= 180 and -90 <= s <= 90 and -90 <= n <= 90):
         raise AoiError(f"the area's coordinates {geom.bounds} are not lon/lat degrees; give it in EPSG:4326 (lon, lat)")
     if not geom.is_valid:
-        raise AoiError(f"the area of interest is not a valid polygon ({explain_validity(geom)}); fix it, e.g. remove "
-                       "the self-intersection in a GIS, and try again")
+        raise AoiError(
+            f"the area of interest is not a valid polygon ({explain_validity(geom)}); fix it, e.g. remove "
+            "the self-intersection in a GIS, and try again"
+        )
     if e - w > 6:
         raise AoiError(f"the area spans {e - w:.1f}° of longitude; scans are limited to one UTM zone (6°)")
     epsg = utm_epsg(*geom.centroid.coords[0])
@@ -93,8 +100,10 @@ def check_aoi(geom: Any, max_area_km2: float = DEFAULT_MAX_AREA_KM2) -> tuple[An
     if area <= 0:
         raise AoiError("the area of interest has no area; draw a polygon, not a line")
     if area > max_area_km2:
-        raise AoiError(f"the area is {area:,.0f} km², over the limit of {max_area_km2:,.0f} km²; split it or raise "
-                       "the limit (--max-area-km2)")
+        raise AoiError(
+            f"the area is {area:,.0f} km², over the limit of {max_area_km2:,.0f} km²; split it or raise "
+            "the limit (--max-area-km2)"
+        )
     return geom, float(area)
 
 
@@ -103,8 +112,6 @@ def _to_utm(geom: Any, epsg: int) -> Any:
     from shapely.ops import transform
 
     return transform(Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True).transform, geom)
-
-
 
 
 def check_out_folder(out: str | Path, what: str = "--out") -> Path:
@@ -134,5 +141,4 @@ def check_scan_options(batch_size: int, workers: int, scheduler: Any, tile_windo
     if tile_windows < 1:
         raise ScanError(f"--tile-windows must be at least 1 (got {tile_windows})")
     if isinstance(scheduler, str) and scheduler not in ("local",) and "://" not in scheduler:
-        raise ScanError(f"--scheduler {scheduler!r} is not 'none', 'local' or a scheduler address like "
-                        "tcp://HOST:8786")
+        raise ScanError(f"--scheduler {scheduler!r} is not 'none', 'local' or a scheduler address like tcp://HOST:8786")

@@ -72,6 +72,8 @@ log = logging.getLogger(__name__)
 
 
 MANIFEST_VERSION = 1
+
+
 # -- the run -------------------------------------------------------------------------------------
 @dataclass
 class RunModel:
@@ -94,8 +96,10 @@ def load_run(run_id: str) -> RunModel:
         raise ScanError(f"run {run_id!r} is {info.status}; scan with a completed run (`asgm runs list`)")
     config = info.config
     if config.osm_layers:
-        raise ScanError(f"run {run_id!r} uses OSM layers {list(config.osm_layers)}; region scans feed imagery only, "
-                        "so pick a run trained on bands alone")
+        raise ScanError(
+            f"run {run_id!r} uses OSM layers {list(config.osm_layers)}; region scans feed imagery only, "
+            "so pick a run trained on bands alone"
+        )
     path = info.path / "model.keras"
     if not path.is_file():
         raise ScanError(f"run {run_id!r} has no model.keras; retrain it with `asgm train`")
@@ -107,29 +111,52 @@ def load_run(run_id: str) -> RunModel:
         pass  # the training store may be gone; then no product-level warning
     from asgm.model.inference import run_temperature
 
-    return RunModel(run_id, config, None if threshold is None else float(threshold), level,
-                    ModelSpec.from_file(path, config, run_temperature(info.metrics)))
+    return RunModel(
+        run_id,
+        config,
+        None if threshold is None else float(threshold),
+        level,
+        ModelSpec.from_file(path, config, run_temperature(info.metrics)),
+    )
 
 
-def thresholds(run: RunModel, high: float | None, low: float | None,
-               prior: SpatialPrior | None = None) -> dict[str, Any]:
+def thresholds(
+    run: RunModel, high: float | None, low: float | None, prior: SpatialPrior | None = None
+) -> dict[str, Any]:
     """The dual threshold: ``high`` defaults to the run's validation-tuned threshold (0.5 without one),
     ``low`` to 0.6 x high. With a spatial ``prior``: high = its t_iso (what a window needs alone), low = its
     t_main (what a window with a candidate near it needs)."""
     if prior is not None:
         if high is not None or low is not None:
             raise ScanError("give either the high/low thresholds or a spatial prior (its t_main and t_iso), not both")
-        return {"high": prior.t_iso, "low": prior.t_main, "high_from": "spatial prior t_iso",
-                "low_from": "spatial prior t_main", "rule": prior.describe()["rule"],
-                "spatial_prior": prior.describe()}
-    high_from = "given" if high is not None else ("run threshold (validation F1)" if run.threshold is not None else
-                                                  "default 0.5 (the run has no tuned threshold)")
+        return {
+            "high": prior.t_iso,
+            "low": prior.t_main,
+            "high_from": "spatial prior t_iso",
+            "low_from": "spatial prior t_main",
+            "rule": prior.describe()["rule"],
+            "spatial_prior": prior.describe(),
+        }
+    high_from = (
+        "given"
+        if high is not None
+        else (
+            "run threshold (validation F1)"
+            if run.threshold is not None
+            else "default 0.5 (the run has no tuned threshold)"
+        )
+    )
     hi = float(high if high is not None else (run.threshold if run.threshold is not None else 0.5))
     lo = float(low if low is not None else round(0.6 * hi, 4))
     if not 0.0 < lo <= hi <= 1.0:
         raise ScanError(f"thresholds must satisfy 0 < low <= high <= 1 (got low={lo}, high={hi})")
-    return {"high": hi, "low": lo, "high_from": high_from, "low_from": "given" if low is not None else "0.6 x high",
-            "rule": "window prob >= high, or >= low when it touches (8-neighbour) a window >= high"}
+    return {
+        "high": hi,
+        "low": lo,
+        "high_from": high_from,
+        "low_from": "given" if low is not None else "0.6 x high",
+        "rule": "window prob >= high, or >= low when it touches (8-neighbour) a window >= high",
+    }
 
 
 # -- driver --------------------------------------------------------------------------------------
@@ -157,10 +184,22 @@ class ScanPlan:
         return int(self.cells.sum())
 
 
-def plan(aoi: Any, year: int, run_id: str, *, source: Any, stac_url: str | None = None, stride: int | None = None,
-         high: float | None = None, low: float | None = None, tile_windows: int = DEFAULT_TILE_WINDOWS,
-         max_masked: float = DEFAULT_MAX_MASKED, max_area_km2: float = DEFAULT_MAX_AREA_KM2,
-         check_coverage: bool = True, spatial_prior: SpatialPrior | None = None) -> ScanPlan:
+def plan(
+    aoi: Any,
+    year: int,
+    run_id: str,
+    *,
+    source: Any,
+    stac_url: str | None = None,
+    stride: int | None = None,
+    high: float | None = None,
+    low: float | None = None,
+    tile_windows: int = DEFAULT_TILE_WINDOWS,
+    max_masked: float = DEFAULT_MAX_MASKED,
+    max_area_km2: float = DEFAULT_MAX_AREA_KM2,
+    check_coverage: bool = True,
+    spatial_prior: SpatialPrior | None = None,
+) -> ScanPlan:
     """Every check ``scan`` makes before it writes anything (AOI, run, thresholds, source, bands, coverage),
     without writing; raises ``AoiError`` / ``ScanError`` / the source's error. ``check_coverage=False`` skips
     the imagery-coverage check, the one that contacts STAC / Earth Engine (an app checking a request
@@ -182,20 +221,40 @@ def plan(aoi: Any, year: int, run_id: str, *, source: Any, stac_url: str | None 
     aoi_utm = _to_utm(geom, epsg)
     grid = make_grid(aoi_utm, epsg, cfg.patch_size, stride, tile_windows)
     cells = cells_in_aoi(grid, aoi_utm)
-    whole = PatchGrid(epsg, Affine(RESOLUTION_M, 0, grid.x0, 0, -RESOLUTION_M, grid.y0),
-                      max(grid.nx, grid.ny) * stride + cfg.patch_size)
+    whole = PatchGrid(
+        epsg,
+        Affine(RESOLUTION_M, 0, grid.x0, 0, -RESOLUTION_M, grid.y0),
+        max(grid.nx, grid.ny) * stride + cfg.patch_size,
+    )
     if check_coverage and not composite.covers(geom, whole):
-        raise AoiError(f"the imagery ({composite.name}) does not reach the area {tuple(round(v, 5) for v in geom.bounds)}; "
-                       "check the area (lon, lat order) or the mosaic/year")
+        raise AoiError(
+            f"the imagery ({composite.name}) does not reach the area {tuple(round(v, 5) for v in geom.bounds)}; "
+            "check the area (lon, lat order) or the mosaic/year"
+        )
     return ScanPlan(geom, area_km2, run, thr, composite, aoi_utm, grid, cells, spatial_prior)
 
 
 def scan(
-    aoi: Any, year: int, run_id: str, out_dir: str | Path, *, source: Any, stac_url: str | None = None,
-    stride: int | None = None, high: float | None = None, low: float | None = None,
-    tile_windows: int = DEFAULT_TILE_WINDOWS, batch_size: int = DEFAULT_BATCH, max_masked: float = DEFAULT_MAX_MASKED,
-    max_area_km2: float = DEFAULT_MAX_AREA_KM2, scheduler: Any = None, workers: int = 2, processes: bool = True,
-    progress: Progress | None = None, cancel: Cancel | None = None, overwrite: bool = False,
+    aoi: Any,
+    year: int,
+    run_id: str,
+    out_dir: str | Path,
+    *,
+    source: Any,
+    stac_url: str | None = None,
+    stride: int | None = None,
+    high: float | None = None,
+    low: float | None = None,
+    tile_windows: int = DEFAULT_TILE_WINDOWS,
+    batch_size: int = DEFAULT_BATCH,
+    max_masked: float = DEFAULT_MAX_MASKED,
+    max_area_km2: float = DEFAULT_MAX_AREA_KM2,
+    scheduler: Any = None,
+    workers: int = 2,
+    processes: bool = True,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+    overwrite: bool = False,
     spatial_prior: SpatialPrior | None = None,
 ) -> dict[str, Any]:
     """Scan ``aoi`` for ``year`` with run ``run_id`` into ``out_dir``; returns the summary (also summary.json).
@@ -215,13 +274,31 @@ def scan(
     check_scan_options(batch_size, workers, scheduler, tile_windows)
     check_out_folder(out_dir)
     t0 = time.monotonic()
-    pl = plan(aoi, year, run_id, source=source, stac_url=stac_url, stride=stride, high=high, low=low,
-              tile_windows=tile_windows, max_masked=max_masked, max_area_km2=max_area_km2, spatial_prior=spatial_prior)
+    pl = plan(
+        aoi,
+        year,
+        run_id,
+        source=source,
+        stac_url=stac_url,
+        stride=stride,
+        high=high,
+        low=low,
+        tile_windows=tile_windows,
+        max_masked=max_masked,
+        max_area_km2=max_area_km2,
+        spatial_prior=spatial_prior,
+    )
     geom, area_km2, run, thr, composite = pl.geom, pl.area_km2, pl.run, pl.thresholds, pl.composite
     aoi_utm, grid, cells, stride = pl.aoi_utm, pl.grid, pl.cells, pl.grid.stride
     identity = {
-        "version": MANIFEST_VERSION, "aoi": mapping(geom), "year": int(year), "run_id": run_id,
-        "model_sha256": run.spec.sha256, "source": composite.describe(), "grid": asdict(grid), "max_masked": max_masked,
+        "version": MANIFEST_VERSION,
+        "aoi": mapping(geom),
+        "year": int(year),
+        "run_id": run_id,
+        "model_sha256": run.spec.sha256,
+        "source": composite.describe(),
+        "grid": asdict(grid),
+        "max_masked": max_masked,
     }
     out = Path(out_dir)
     manifest_path = out / "scan.json"
@@ -229,13 +306,21 @@ def scan(
         old = json.loads(manifest_path.read_text(encoding="utf-8"))
         if json.loads(json.dumps(identity, default=str)) != old.get("identity"):
             if not overwrite:
-                raise ScanError(f"{out} holds another scan (different area, year, run, source or grid); use another "
-                                "output folder or --overwrite")
+                raise ScanError(
+                    f"{out} holds another scan (different area, year, run, source or grid); use another "
+                    "output folder or --overwrite"
+                )
             import shutil
 
             shutil.rmtree(out / "tiles", ignore_errors=True)
-    atomic.write_json(manifest_path, {"identity": identity, "synthetic": composite.synthetic,
-                                      "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    atomic.write_json(
+        manifest_path,
+        {
+            "identity": identity,
+            "synthetic": composite.synthetic,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        },
+    )
     aoi_wkb = wkb.dumps(aoi_utm)
     jobs, results = [], {}
     for ti, tj in grid.tiles:
@@ -249,8 +334,11 @@ def scan(
                 continue
             except (OSError, ValueError, KeyError):
                 log.warning("tile result %s is unreadable; scanning that tile again", path)
-        jobs.append(TileJob(ti, tj, grid.tile_grid(ti, tj), rs.stop - rs.start, cs.stop - cs.start, stride,
-                            cells[rs, cs], aoi_wkb))
+        jobs.append(
+            TileJob(
+                ti, tj, grid.tile_grid(ti, tj), rs.stop - rs.start, cs.stop - cs.start, stride, cells[rs, cs], aoi_wkb
+            )
+        )
     total, resumed = len(jobs) + len(results), len(results)
     done = [resumed]
     if progress:
@@ -274,32 +362,54 @@ def scan(
             else:
                 _run_dask(client, jobs, composite, run.spec, max_masked, batch_size, save, cancel)
     except ScanCancelled:
-        raise ScanCancelled(f"scan cancelled after {done[0]} of {total} tiles; run the same scan again to resume") from None
+        raise ScanCancelled(
+            f"scan cancelled after {done[0]} of {total} tiles; run the same scan again to resume"
+        ) from None
     except AsgmError as exc:
-        raise type(exc)(f"{exc} [{done[0]} of {total} tiles saved in {out}; run the same scan again to resume]") from exc
+        raise type(exc)(
+            f"{exc} [{done[0]} of {total} tiles saved in {out}; run the same scan again to resume]"
+        ) from exc
     tile_seconds = time.monotonic() - t_tiles
     summary = finalize(out, grid, results, thr, composite.synthetic, pl.prior)
     new_windows = sum(results[(j.ti, j.tj)].windows_scored for j in jobs)
     warnings = [w for w in [product_level_warning(run.product_level, composite.product_level or None)] if w]
     tagged = str(composite.describe().get("date_start") or "")
     if tagged[:4].isdigit() and tagged[:4] != str(year):
-        warnings.append(f"the imagery says it is a {tagged[:4]} composite but was scanned as {year}; check --year "
-                        "before comparing years")
-    summary.update({
-        "run_id": run_id, "year": int(year), "source": composite.describe(), "aoi_area_km2": round(area_km2, 3),
-        "tiles": total, "tiles_resumed": resumed, "tile_seconds": round(tile_seconds, 3),
-        "windows_per_s": round(new_windows / tile_seconds, 1) if jobs and tile_seconds > 0 else None,
-        "scheduler": None if scheduler is None else (scheduler if isinstance(scheduler, str) else "client"),
-        "seconds": round(time.monotonic() - t0, 3), "warnings": warnings,
-        # Every window went through asgm.model.inputs.encode_bands in the run's encoding.
-        "input_encoding": (run.config.encoding or REFLECTANCE).model_dump(),
-    })
+        warnings.append(
+            f"the imagery says it is a {tagged[:4]} composite but was scanned as {year}; check --year "
+            "before comparing years"
+        )
+    summary.update(
+        {
+            "run_id": run_id,
+            "year": int(year),
+            "source": composite.describe(),
+            "aoi_area_km2": round(area_km2, 3),
+            "tiles": total,
+            "tiles_resumed": resumed,
+            "tile_seconds": round(tile_seconds, 3),
+            "windows_per_s": round(new_windows / tile_seconds, 1) if jobs and tile_seconds > 0 else None,
+            "scheduler": None if scheduler is None else (scheduler if isinstance(scheduler, str) else "client"),
+            "seconds": round(time.monotonic() - t0, 3),
+            "warnings": warnings,
+            # Every window went through asgm.model.inputs.encode_bands in the run's encoding.
+            "input_encoding": (run.config.encoding or REFLECTANCE).model_dump(),
+        }
+    )
     atomic.write_json(out / "summary.json", summary)
     return summary
 
 
-def _run_dask(client: Any, jobs: Sequence[TileJob], composite: Any, spec: ModelSpec, max_masked: float,
-              batch_size: int, save: Callable[[TileResult], None], cancel: Cancel | None) -> None:
+def _run_dask(
+    client: Any,
+    jobs: Sequence[TileJob],
+    composite: Any,
+    spec: ModelSpec,
+    max_masked: float,
+    batch_size: int,
+    save: Callable[[TileResult], None],
+    cancel: Cancel | None,
+) -> None:
     """Tiles as tasks of ``client``; results are saved as they arrive, a cancel drops what is pending."""
     from distributed import as_completed
 
@@ -307,8 +417,12 @@ def _run_dask(client: Any, jobs: Sequence[TileJob], composite: Any, spec: ModelS
         return
     spec_f = client.scatter(spec, broadcast=True, hash=False)
     token = os.urandom(4).hex()
-    futures = [client.submit(scan_tile, job, composite, spec_f, max_masked, batch_size,
-                             key=f"asgm-scan-{token}-{job.ti}-{job.tj}") for job in jobs]
+    futures = [
+        client.submit(
+            scan_tile, job, composite, spec_f, max_masked, batch_size, key=f"asgm-scan-{token}-{job.ti}-{job.tj}"
+        )
+        for job in jobs
+    ]
     try:
         for fut in as_completed(futures):
             if cancel is not None and cancel():
@@ -318,5 +432,3 @@ def _run_dask(client: Any, jobs: Sequence[TileJob], composite: Any, spec: ModelS
     finally:
         client.cancel(futures)
         del spec_f
-
-

@@ -1,5 +1,4 @@
-"""What a scan writes: the dual threshold, detection polygons, GeoJSON and the probability COG.
-"""
+"""What a scan writes: the dual threshold, detection polygons, GeoJSON and the probability COG."""
 
 from __future__ import annotations
 
@@ -56,13 +55,17 @@ def polygons(mask: np.ndarray, prob: np.ndarray, confirmed: np.ndarray | None, t
     p = np.nan_to_num(prob, nan=0.0)
     geoms = [unary_union(parts[i]) for i in idx]
     conf = np.zeros(n) if confirmed is None else ndimage.sum(confirmed, labels, idx)
-    gdf = gpd.GeoDataFrame({
-        "area_ha": [round(g.area / 1e4, 4) for g in geoms],
-        "max_prob": np.round(ndimage.maximum(p, labels, idx), 4),
-        "mean_prob": np.round(ndimage.mean(p, labels, idx), 4),
-        "windows": np.bincount(labels.ravel(), minlength=n + 1)[1:].astype(int),
-        "confirmed_windows": np.asarray(conf).astype(int),
-    }, geometry=geoms, crs=f"EPSG:{epsg}").to_crs("EPSG:4326")
+    gdf = gpd.GeoDataFrame(
+        {
+            "area_ha": [round(g.area / 1e4, 4) for g in geoms],
+            "max_prob": np.round(ndimage.maximum(p, labels, idx), 4),
+            "mean_prob": np.round(ndimage.mean(p, labels, idx), 4),
+            "windows": np.bincount(labels.ravel(), minlength=n + 1)[1:].astype(int),
+            "confirmed_windows": np.asarray(conf).astype(int),
+        },
+        geometry=geoms,
+        crs=f"EPSG:{epsg}",
+    ).to_crs("EPSG:4326")
     cent = gdf.geometry.to_crs(f"EPSG:{epsg}").centroid.to_crs("EPSG:4326")
     gdf["centroid_lon"], gdf["centroid_lat"] = cent.x.round(6), cent.y.round(6)
     gdf = gdf.sort_values(["max_prob", "area_ha"], ascending=False).reset_index(drop=True)
@@ -83,8 +86,16 @@ def write_cog(path: Path, arr: np.ndarray, transform: Affine, epsg: int, tags: d
     from rasterio.shutil import copy as rio_copy
 
     with MemoryFile() as mem:
-        with mem.open(driver="GTiff", width=arr.shape[1], height=arr.shape[0], count=1, dtype="float32",
-                      crs=f"EPSG:{epsg}", transform=transform, nodata=float("nan")) as dst:
+        with mem.open(
+            driver="GTiff",
+            width=arr.shape[1],
+            height=arr.shape[0],
+            count=1,
+            dtype="float32",
+            crs=f"EPSG:{epsg}",
+            transform=transform,
+            nodata=float("nan"),
+        ) as dst:
             dst.write(arr.astype(np.float32), 1)
             dst.update_tags(**tags)
             dst.set_band_description(1, "probability of mining")
@@ -92,8 +103,14 @@ def write_cog(path: Path, arr: np.ndarray, transform: Affine, epsg: int, tags: d
             rio_copy(src, str(tmp), driver="COG", compress="DEFLATE", blocksize=256)
 
 
-def finalize(out: Path, grid: ScanGrid, results: dict[tuple[int, int], TileResult], thr: dict[str, Any],
-             synthetic: bool, prior: SpatialPrior | None = None) -> dict[str, Any]:
+def finalize(
+    out: Path,
+    grid: ScanGrid,
+    results: dict[tuple[int, int], TileResult],
+    thr: dict[str, Any],
+    synthetic: bool,
+    prior: SpatialPrior | None = None,
+) -> dict[str, Any]:
     """Assemble the tiles, decide each window (the dual threshold, or the spatial ``prior``: then
     "confirmed" windows are those that clear t_iso) and write probability.tif, cells.npz, detections.geojson."""
     prob = np.full((grid.ny, grid.nx), np.nan, dtype=np.float32)
@@ -111,25 +128,52 @@ def finalize(out: Path, grid: ScanGrid, results: dict[tuple[int, int], TileResul
         prior_counts = {"spatial_prior": {**prior.describe(), **d.counts()}}
     gdf = polygons(detected, prob, confirmed, grid.cell_transform, grid.epsg)
     label = "SYNTHETIC imagery (not a real place)" if synthetic else ""
-    tags = {"high_threshold": str(thr["high"]), "low_threshold": str(thr["low"]), "window_px": str(grid.window),
-            "stride_px": str(grid.stride), "synthetic": str(synthetic).lower(), "note": label}
+    tags = {
+        "high_threshold": str(thr["high"]),
+        "low_threshold": str(thr["low"]),
+        "window_px": str(grid.window),
+        "stride_px": str(grid.stride),
+        "synthetic": str(synthetic).lower(),
+        "note": label,
+    }
     write_cog(out / "probability.tif", prob, grid.cell_transform, grid.epsg, tags)
     buf = io.BytesIO()
     np.savez_compressed(buf, prob=prob, detected=detected, confirmed=confirmed, isolated=isolated)
     atomic.write_bytes(out / "cells.npz", buf.getvalue())
-    write_geojson(out / "detections.geojson", gdf, {"thresholds": thr, "synthetic": synthetic, "note": label,
-                                                    "window_px": grid.window, "stride_px": grid.stride})
-    counts = {k: sum(getattr(r, k) for r in results.values())
-              for k in ("windows_aoi", "windows_scored", "windows_masked", "pixels_aoi", "pixels_masked")}
-    return {
-        "synthetic": synthetic, "thresholds": thr, **prior_counts,
-        "grid": {"epsg": grid.epsg, "window_px": grid.window, "stride_px": grid.stride, "windows_x": grid.nx,
-                 "windows_y": grid.ny, "tile_windows": grid.tile_windows},
-        **counts,
-        "masked_pixel_fraction": round(counts["pixels_masked"] / counts["pixels_aoi"], 6) if counts["pixels_aoi"] else None,
-        "detections": len(gdf), "detected_area_ha": round(float(gdf["area_ha"].sum()), 3) if len(gdf) else 0.0,
-        "files": {k: str(out / f) for k, f in (("probability", "probability.tif"), ("detections", "detections.geojson"),
-                                                 ("cells", "cells.npz"), ("summary", "summary.json"))},
+    write_geojson(
+        out / "detections.geojson",
+        gdf,
+        {"thresholds": thr, "synthetic": synthetic, "note": label, "window_px": grid.window, "stride_px": grid.stride},
+    )
+    counts = {
+        k: sum(getattr(r, k) for r in results.values())
+        for k in ("windows_aoi", "windows_scored", "windows_masked", "pixels_aoi", "pixels_masked")
     }
-
-
+    return {
+        "synthetic": synthetic,
+        "thresholds": thr,
+        **prior_counts,
+        "grid": {
+            "epsg": grid.epsg,
+            "window_px": grid.window,
+            "stride_px": grid.stride,
+            "windows_x": grid.nx,
+            "windows_y": grid.ny,
+            "tile_windows": grid.tile_windows,
+        },
+        **counts,
+        "masked_pixel_fraction": round(counts["pixels_masked"] / counts["pixels_aoi"], 6)
+        if counts["pixels_aoi"]
+        else None,
+        "detections": len(gdf),
+        "detected_area_ha": round(float(gdf["area_ha"].sum()), 3) if len(gdf) else 0.0,
+        "files": {
+            k: str(out / f)
+            for k, f in (
+                ("probability", "probability.tif"),
+                ("detections", "detections.geojson"),
+                ("cells", "cells.npz"),
+                ("summary", "summary.json"),
+            )
+        },
+    }

@@ -48,8 +48,10 @@ def check_name(name: str) -> str:
     """A scan name usable as a folder name (letters, digits, ``_ . -``; not starting with ``_`` or ``.``)."""
     name = (name or "").strip()
     if not NAME_RE.match(name):
-        raise ScanRequestError(f"scan name {name!r} is not usable: use 1-64 letters, digits, '_', '.' or '-', "
-                               "starting with a letter or digit")
+        raise ScanRequestError(
+            f"scan name {name!r} is not usable: use 1-64 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit"
+        )
     return name
 
 
@@ -67,8 +69,9 @@ def aoi_from_upload(name: str, data: bytes, max_area_km2: float = scan_area.DEFA
     try:
         raw = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
-        raise scan_area.AoiError(f"{label} is not readable GeoJSON ({type(exc).__name__}: {exc}); export the area as "
-                            "GeoJSON") from None
+        raise scan_area.AoiError(
+            f"{label} is not readable GeoJSON ({type(exc).__name__}: {exc}); export the area as GeoJSON"
+        ) from None
     try:
         return scan_area.check_aoi(scan_area.aoi_from_geojson(raw, label), max_area_km2)
     except scan_area.AoiError as exc:
@@ -119,16 +122,31 @@ def check(request: ScanRequest, aoi: Any) -> driver.ScanPlan:
     year_range(request.year)
     if request.synthetic:
         # The demo mosaic does not exist yet: check against what it will be (12 study bands, synthetic).
-        pl = driver.plan(aoi, request.year, request.run_id, source=_synthetic_stub(request), check_coverage=False,
-                         spatial_prior=_prior(request))
+        pl = driver.plan(
+            aoi,
+            request.year,
+            request.run_id,
+            source=_synthetic_stub(request),
+            check_coverage=False,
+            spatial_prior=_prior(request),
+        )
         px = synthetic_mosaic_px(pl.aoi_utm, pl.grid.window)
         if px > SYNTHETIC_MAX_PX:
-            raise ScanRequestError(f"the SYNTHETIC demo mosaic is limited to {SYNTHETIC_MAX_PX * RESOLUTION_M / 1000:.0f} km "
-                                   f"a side and this area needs {px * RESOLUTION_M / 1000:.0f} km; draw a smaller area")
+            raise ScanRequestError(
+                f"the SYNTHETIC demo mosaic is limited to {SYNTHETIC_MAX_PX * RESOLUTION_M / 1000:.0f} km "
+                f"a side and this area needs {px * RESOLUTION_M / 1000:.0f} km; draw a smaller area"
+            )
     else:
         remote = request.source in ("stac", "gee")
-        pl = driver.plan(aoi, request.year, request.run_id, source=request.source, stac_url=request.stac_url,
-                         check_coverage=not remote, spatial_prior=_prior(request))
+        pl = driver.plan(
+            aoi,
+            request.year,
+            request.run_id,
+            source=request.source,
+            stac_url=request.stac_url,
+            check_coverage=not remote,
+            spatial_prior=_prior(request),
+        )
     _check_folder(request, pl.geom)
     return pl
 
@@ -158,8 +176,10 @@ def _check_folder(request: ScanRequest, aoi: Any) -> None:
     except (OSError, ValueError):
         old = None
     if old != _request_record(request, aoi):
-        raise ScanRequestError(f"a scan named {request.name!r} exists already with another area, year, run or source; "
-                               "pick another name (the same request again resumes it)")
+        raise ScanRequestError(
+            f"a scan named {request.name!r} exists already with another area, year, run or source; "
+            "pick another name (the same request again resumes it)"
+        )
 
 
 def prepare(request: ScanRequest, pl: driver.ScanPlan) -> list[list[str]]:
@@ -171,20 +191,45 @@ def prepare(request: ScanRequest, pl: driver.ScanPlan) -> list[list[str]]:
     from asgm.jobs import commands
 
     folder, aoi = request.folder, pl.geom
-    atomic.write_text(folder / "aoi.geojson", json.dumps({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {"name": request.name}, "geometry": mapping(aoi)}]}) + "\n")
+    atomic.write_text(
+        folder / "aoi.geojson",
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [{"type": "Feature", "properties": {"name": request.name}, "geometry": mapping(aoi)}],
+            }
+        )
+        + "\n",
+    )
     atomic.write_json(folder / "request.json", _request_record(request, aoi))
     steps: list[list[str]] = []
     source = request.source
     if request.synthetic:
         lon, lat = aoi.centroid.coords[0]
         mosaic = folder / SYNTHETIC_MOSAIC
-        steps.append(commands.synthetic_mosaic(mosaic, lon, lat, synthetic_mosaic_px(pl.aoi_utm, pl.grid.window),
-                                               _synthetic_mines(request.year, pl.area_km2), request.year))
+        steps.append(
+            commands.synthetic_mosaic(
+                mosaic,
+                lon,
+                lat,
+                synthetic_mosaic_px(pl.aoi_utm, pl.grid.window),
+                _synthetic_mines(request.year, pl.area_km2),
+                request.year,
+            )
+        )
         source = str(mosaic)
-    steps.append(commands.scan(aoi_file=folder / "aoi.geojson", year=request.year, run_id=request.run_id,
-                               source=source, out=folder, scheduler=request.scheduler, stac_url=request.stac_url,
-                               spatial_prior=request.spatial_prior))
+    steps.append(
+        commands.scan(
+            aoi_file=folder / "aoi.geojson",
+            year=request.year,
+            run_id=request.run_id,
+            source=source,
+            out=folder,
+            scheduler=request.scheduler,
+            stac_url=request.stac_url,
+            spatial_prior=request.spatial_prior,
+        )
+    )
     return steps
 
 

@@ -52,8 +52,7 @@ class ScanEntry:
 
     @property
     def label(self) -> str:
-        what = (f"{self.detections} detection(s), {self.detected_area_ha:.1f} ha" if self.finished
-                else "not finished")
+        what = f"{self.detections} detection(s), {self.detected_area_ha:.1f} ha" if self.finished else "not finished"
         syn = " · SYNTHETIC" if self.synthetic else ""
         return f"{self.name} · {self.year or '?'} · run {self.run_id or '?'} · {self.source}{syn} · {what}"
 
@@ -90,15 +89,24 @@ def list_scans(root: Path | None = None) -> list[ScanEntry]:
         ident = manifest.get("identity") or {}
         request = _read_json(folder / "request.json")
         summary = _read_json(folder / "summary.json")
-        finished = summary is not None and (folder / "detections.geojson").is_file() and (folder / "cells.npz").is_file()
+        finished = (
+            summary is not None and (folder / "detections.geojson").is_file() and (folder / "cells.npz").is_file()
+        )
         year = ident.get("year") or (request or {}).get("year")
-        out.append(ScanEntry(
-            name=folder.name, folder=folder, finished=finished, year=int(year) if year else None,
-            run_id=ident.get("run_id") or (request or {}).get("run_id"),
-            source=_source_kind(ident.get("source"), request),
-            synthetic=bool(manifest.get("synthetic") or (request or {}).get("source") == "synthetic"),
-            detections=summary.get("detections") if summary else None,
-            detected_area_ha=summary.get("detected_area_ha") if summary else None, grid=ident.get("grid")))
+        out.append(
+            ScanEntry(
+                name=folder.name,
+                folder=folder,
+                finished=finished,
+                year=int(year) if year else None,
+                run_id=ident.get("run_id") or (request or {}).get("run_id"),
+                source=_source_kind(ident.get("source"), request),
+                synthetic=bool(manifest.get("synthetic") or (request or {}).get("source") == "synthetic"),
+                detections=summary.get("detections") if summary else None,
+                detected_area_ha=summary.get("detected_area_ha") if summary else None,
+                grid=ident.get("grid"),
+            )
+        )
     return sorted(out, key=lambda e: (e.folder.stat().st_mtime, e.name), reverse=True)
 
 
@@ -148,14 +156,16 @@ def open_scan(name: str, root: Path | None = None) -> FinishedScan:
         raise ScanResultError(f"no scan named {name!r} in {folder.parent}; pick one from the list")
     manifest, summary = _read_json(folder / "scan.json"), _read_json(folder / "summary.json")
     if not manifest or "identity" not in manifest or summary is None:
-        raise ScanResultError(f"scan {name!r} is not finished (no summary.json); wait for its job, or start it again "
-                              "to resume")
+        raise ScanResultError(
+            f"scan {name!r} is not finished (no summary.json); wait for its job, or start it again to resume"
+        )
     try:
         det = gpd.read_file(folder / "detections.geojson")
         aoi = shape(manifest["identity"]["aoi"])
     except Exception as exc:  # pyogrio/shapely raise many types for a damaged file
-        raise ScanResultError(f"scan {name!r} has unreadable outputs ({type(exc).__name__}: {exc}); run it again "
-                              "with overwrite") from None
+        raise ScanResultError(
+            f"scan {name!r} has unreadable outputs ({type(exc).__name__}: {exc}); run it again with overwrite"
+        ) from None
     if det.crs is None:
         det = det.set_crs("EPSG:4326")
     return FinishedScan(name, folder, manifest["identity"], summary, det, aoi)
@@ -166,7 +176,9 @@ def _cells(folder: Path) -> dict[str, np.ndarray]:
         with np.load(folder / "cells.npz", allow_pickle=False) as z:
             return {k: z[k] for k in ("prob", "detected")}
     except (OSError, ValueError, KeyError) as exc:
-        raise ScanResultError(f"{folder / 'cells.npz'} is unreadable ({type(exc).__name__}); run the scan again") from None
+        raise ScanResultError(
+            f"{folder / 'cells.npz'} is unreadable ({type(exc).__name__}); run the scan again"
+        ) from None
 
 
 def detection_windows(s: FinishedScan) -> list[tuple[int, int] | None]:
@@ -180,8 +192,13 @@ def detection_windows(s: FinishedScan) -> list[tuple[int, int] | None]:
     cells = _cells(s.folder)
     utm = det.to_crs(f"EPSG:{grid.epsg}")
     # Detection edges follow cell edges, so a cell belongs to the polygon its centre falls in.
-    labels = rasterize([(g, k + 1) for k, g in enumerate(utm.geometry)], out_shape=(grid.ny, grid.nx),
-                       transform=grid.cell_transform, fill=0, dtype="int32")
+    labels = rasterize(
+        [(g, k + 1) for k, g in enumerate(utm.geometry)],
+        out_shape=(grid.ny, grid.nx),
+        transform=grid.cell_transform,
+        fill=0,
+        dtype="int32",
+    )
     prob = np.nan_to_num(cells["prob"], nan=-1.0)
     out: list[tuple[int, int] | None] = []
     for k in range(len(det)):
@@ -260,10 +277,20 @@ def window_patch(s: FinishedScan, i: int, j: int) -> Any:
     data = comp.read(grid)
     lon, lat = centre_lonlat(grid)  # the point of a window, as of a store patch: its centre pixel
     src = s.identity["source"]
-    return Patch(sample_id=f"{s.name}:{i},{j}", label=-1, set="scan", lon=float(lon), lat=float(lat), grid=grid,
-                 data=data, bands=tuple(comp.bands), source="synthetic" if comp.synthetic else str(src.get("kind")),
-                 date_start=str(src.get("date_start") or ""), date_end=str(src.get("date_end") or ""),
-                 product_level=str(src.get("product_level") or comp.product_level or ""))
+    return Patch(
+        sample_id=f"{s.name}:{i},{j}",
+        label=-1,
+        set="scan",
+        lon=float(lon),
+        lat=float(lat),
+        grid=grid,
+        data=data,
+        bands=tuple(comp.bands),
+        source="synthetic" if comp.synthetic else str(src.get("kind")),
+        date_start=str(src.get("date_start") or ""),
+        date_end=str(src.get("date_end") or ""),
+        product_level=str(src.get("product_level") or comp.product_level or ""),
+    )
 
 
 def window_osm(patch: Any) -> tuple[tuple[np.ndarray, tuple[str, ...]] | None, str]:
@@ -278,8 +305,10 @@ def window_osm(patch: Any) -> tuple[tuple[np.ndarray, tuple[str, ...]] | None, s
     footprint = box(*transform_bounds(patch.grid.crs, "EPSG:4326", *patch.grid.bounds))
     path = find_cache_covering(footprint)
     if path is None:
-        return None, ("No OSM fetch cache covers this window, so no OSM overlays. Fetch OSM for the area with "
-                      f"`asgm osm fetch --bbox {' '.join(f'{v:.4f}' for v in footprint.bounds)}` (needs the network).")
+        return None, (
+            "No OSM fetch cache covers this window, so no OSM overlays. Fetch OSM for the area with "
+            f"`asgm osm fetch --bbox {' '.join(f'{v:.4f}' for v in footprint.bounds)}` (needs the network)."
+        )
     options = RasterizeOptions()
     masks = next(iter(rasterize_grids(read_vectors(path), [patch.grid], options)))
     return (masks, options.layers), f"OSM overlays from the cache {path.parent.name} (© OpenStreetMap contributors)."
@@ -300,8 +329,14 @@ def window_probability(s: FinishedScan, i: int, j: int) -> float | None:
 def comparable(a: ScanEntry, b: ScanEntry) -> bool:
     """Two different finished scans on the same grid (same area, window and stride) made by the same run (another
     model's differences are not change on the ground)."""
-    return (a.name != b.name and a.finished and b.finished and a.grid is not None and a.grid == b.grid
-            and a.run_id == b.run_id)
+    return (
+        a.name != b.name
+        and a.finished
+        and b.finished
+        and a.grid is not None
+        and a.grid == b.grid
+        and a.run_id == b.run_id
+    )
 
 
 def change(a: str, b: str, root: Path | None = None) -> tuple[dict[str, Any], Any]:
@@ -326,5 +361,9 @@ def change_geojson(report: dict[str, Any]) -> bytes:
 
 def change_table(report: dict[str, Any]) -> pd.DataFrame:
     """Areas (ha) and counts per change class."""
-    return pd.DataFrame([{"change": k, "area_ha": report[f"{k}_ha"], "polygons": report[f"{k}_count"]}
-                         for k in ("new", "gone", "persistent", "unknown")])
+    return pd.DataFrame(
+        [
+            {"change": k, "area_ha": report[f"{k}_ha"], "polygons": report[f"{k}_count"]}
+            for k in ("new", "gone", "persistent", "unknown")
+        ]
+    )

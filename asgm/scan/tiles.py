@@ -28,6 +28,7 @@ DEFAULT_MAX_MASKED = 0.10
 Progress = Callable[[int, int], None]
 Cancel = Callable[[], bool]
 
+
 class ScanCancelled(ScanError):
     """The scan was cancelled; the tiles done so far are kept and a rerun resumes."""
 
@@ -114,17 +115,39 @@ class TileResult:
 
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
-        np.savez(buf, prob=self.prob, counts=np.array([self.ti, self.tj, self.windows_aoi, self.windows_scored,
-                                                       self.windows_masked, self.pixels_aoi, self.pixels_masked]),
-                 seconds=np.array([self.seconds]))
+        np.savez(
+            buf,
+            prob=self.prob,
+            counts=np.array(
+                [
+                    self.ti,
+                    self.tj,
+                    self.windows_aoi,
+                    self.windows_scored,
+                    self.windows_masked,
+                    self.pixels_aoi,
+                    self.pixels_masked,
+                ]
+            ),
+            seconds=np.array([self.seconds]),
+        )
         return buf.getvalue()
 
     @classmethod
     def from_file(cls, path: Path) -> TileResult:
         with np.load(path, allow_pickle=False) as z:
             ti, tj, w_aoi, w_scored, w_masked, px_aoi, px_masked = (int(v) for v in z["counts"])
-            return cls(ti, tj, z["prob"].astype(np.float32), w_aoi, w_scored, w_masked, px_aoi, px_masked,
-                       float(z["seconds"][0]))
+            return cls(
+                ti,
+                tj,
+                z["prob"].astype(np.float32),
+                w_aoi,
+                w_scored,
+                w_masked,
+                px_aoi,
+                px_masked,
+                float(z["seconds"][0]),
+            )
 
 
 def window_masked_share(masked: np.ndarray, window: int, stride: int, rows: int, cols: int) -> np.ndarray:
@@ -133,13 +156,15 @@ def window_masked_share(masked: np.ndarray, window: int, stride: int, rows: int,
     ii[1:, 1:] = masked.astype(np.int64).cumsum(0).cumsum(1)
     r = np.arange(rows) * stride
     c = np.arange(cols) * stride
-    total = (ii[np.ix_(r + window, c + window)] - ii[np.ix_(r, c + window)] - ii[np.ix_(r + window, c)]
-             + ii[np.ix_(r, c)])
+    total = (
+        ii[np.ix_(r + window, c + window)] - ii[np.ix_(r, c + window)] - ii[np.ix_(r + window, c)] + ii[np.ix_(r, c)]
+    )
     return total / float(window * window)
 
 
-def window_batches(x: np.ndarray, window: int, stride: int, ii: np.ndarray, jj: np.ndarray,
-                   batch_size: int) -> Iterator[tuple[slice, np.ndarray]]:
+def window_batches(
+    x: np.ndarray, window: int, stride: int, ii: np.ndarray, jj: np.ndarray, batch_size: int
+) -> Iterator[tuple[slice, np.ndarray]]:
     """(slice into ``ii``/``jj``, contiguous (n, window, window, C) batch) of the windows at grid positions
     (ii, jj) of an (H, W, C) image: one copy per batch, gathered from a strided view (no per-window loop,
     no transposed intermediate)."""
@@ -157,9 +182,15 @@ def read_tile(job: TileJob, composite: Any) -> np.ndarray | None:
     return composite.read(job.grid) if job.cells.any() else None
 
 
-def score_tile(job: TileJob, dn: np.ndarray | None, bands: Sequence[str], model: ModelSpec,
-               max_masked: float = DEFAULT_MAX_MASKED, batch_size: int = DEFAULT_BATCH,
-               cancel: Cancel | None = None) -> TileResult:
+def score_tile(
+    job: TileJob,
+    dn: np.ndarray | None,
+    bands: Sequence[str],
+    model: ModelSpec,
+    max_masked: float = DEFAULT_MAX_MASKED,
+    batch_size: int = DEFAULT_BATCH,
+    cancel: Cancel | None = None,
+) -> TileResult:
     """Mask, count and score the windows of one tile already read (``read_tile``) in batches."""
     from rasterio.features import rasterize
     from shapely import wkb
@@ -180,8 +211,9 @@ def score_tile(job: TileJob, dn: np.ndarray | None, bands: Sequence[str], model:
     # Masked pixels are counted inside the AOI and the tile's own cells (overlaps belong to neighbours).
     off = (w - stride) // 2
     core = (slice(off, off + job.rows * stride), slice(off, off + job.cols * stride))
-    inside = rasterize([(wkb.loads(job.aoi_wkb), 1)], out_shape=(s, s), transform=job.grid.transform, fill=0,
-                       dtype="uint8").astype(bool)[core]
+    inside = rasterize(
+        [(wkb.loads(job.aoi_wkb), 1)], out_shape=(s, s), transform=job.grid.transform, fill=0, dtype="uint8"
+    ).astype(bool)[core]
     pixels_aoi = int(inside.sum())
     pixels_masked = int((masked[core] & inside).sum())
     share = window_masked_share(masked, w, stride, job.rows, job.cols)
@@ -198,12 +230,27 @@ def score_tile(job: TileJob, dn: np.ndarray | None, bands: Sequence[str], model:
                 raise ScanCancelled("scan cancelled")
             out[sel] = forward(batch)
         prob[ii, jj] = out
-    return TileResult(job.ti, job.tj, prob, n_aoi, int(todo.sum()), n_masked, pixels_aoi, pixels_masked,
-                      round(time.monotonic() - t0, 3))
+    return TileResult(
+        job.ti,
+        job.tj,
+        prob,
+        n_aoi,
+        int(todo.sum()),
+        n_masked,
+        pixels_aoi,
+        pixels_masked,
+        round(time.monotonic() - t0, 3),
+    )
 
 
-def scan_tile(job: TileJob, composite: Any, model: ModelSpec, max_masked: float = DEFAULT_MAX_MASKED,
-              batch_size: int = DEFAULT_BATCH, cancel: Cancel | None = None) -> TileResult:
+def scan_tile(
+    job: TileJob,
+    composite: Any,
+    model: ModelSpec,
+    max_masked: float = DEFAULT_MAX_MASKED,
+    batch_size: int = DEFAULT_BATCH,
+    cancel: Cancel | None = None,
+) -> TileResult:
     """Read one tile of the composite and score its windows in batches (a Dask task)."""
     return score_tile(job, read_tile(job, composite), composite.bands, model, max_masked, batch_size, cancel)
 
@@ -227,5 +274,3 @@ def read_ahead(jobs: Sequence[TileJob], composite: Any) -> Iterator[tuple[TileJo
                 del dn
         finally:
             pending.cancel()
-
-

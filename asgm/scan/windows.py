@@ -1,5 +1,4 @@
-"""The scan grid: windows of a run's patch size every ``stride`` px on a 10 m UTM grid, and their cells.
-"""
+"""The scan grid: windows of a run's patch size every ``stride`` px on a 10 m UTM grid, and their cells."""
 
 from __future__ import annotations
 
@@ -52,8 +51,9 @@ class ScanGrid:
     def pixel_grid(self, i: int, j: int, size: int) -> PatchGrid:
         """The ``size`` px square pixel grid whose corner is window (i, j)'s corner."""
         r = RESOLUTION_M
-        return PatchGrid(self.epsg, Affine(r, 0.0, self.x0 + j * self.stride * r, 0.0, -r,
-                                           self.y0 - i * self.stride * r), size)
+        return PatchGrid(
+            self.epsg, Affine(r, 0.0, self.x0 + j * self.stride * r, 0.0, -r, self.y0 - i * self.stride * r), size
+        )
 
     def tile_grid(self, ti: int, tj: int) -> PatchGrid:
         """The square pixel grid a tile reads: its windows plus the overlap they need."""
@@ -84,7 +84,11 @@ def cells_in_aoi(grid: ScanGrid, aoi_utm: Any) -> np.ndarray:
     """(ny, nx) bool: cells touching the AOI (their windows are scanned)."""
     from rasterio.features import rasterize
 
-    return rasterize([(aoi_utm, 1)], out_shape=(grid.ny, grid.nx), transform=grid.cell_transform, fill=0,
-                     dtype="uint8", all_touched=True).astype(bool)
-
-
+    return rasterize(
+        [(aoi_utm, 1)],
+        out_shape=(grid.ny, grid.nx),
+        transform=grid.cell_transform,
+        fill=0,
+        dtype="uint8",
+        all_touched=True,
+    ).astype(bool)

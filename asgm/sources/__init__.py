@@ -20,17 +20,26 @@ from pathlib import Path
 from typing import Any
 
 
-def make_source(kind: str, size: int, start: str | None = None, end: str | None = None, *,
-                clear_threshold: float | None = None, stac_url: str | None = None, max_scenes: int | None = 40) -> Any:
+def make_source(
+    kind: str,
+    size: int,
+    start: str | None = None,
+    end: str | None = None,
+    *,
+    clear_threshold: float | None = None,
+    stac_url: str | None = None,
+    max_scenes: int | None = 40,
+) -> Any:
     """A Sentinel-2 source by name: 'gee' (Earth Engine, Level-1C, the study's recipe; ``clear_threshold``
     defaults to the study's 0.75) or 'stac' (``stac_url``, else ``$ASGM_STAC_URL``, else Earth Search; Level-2A; at most ``max_scenes``
-    least cloudy scenes per point, 0 or None for all). Dates default to the study's year."""
+    least cloudy scenes per point, 0 or None for all). Dates default to the study's year."""  # noqa: E501
     if kind == "gee":
         from asgm.sources.common import DEFAULT_CLEAR_THRESHOLD
         from asgm.sources.gee import GeeSource
 
-        return GeeSource(size, start, end,
-                         clear_threshold=DEFAULT_CLEAR_THRESHOLD if clear_threshold is None else clear_threshold)
+        return GeeSource(
+            size, start, end, clear_threshold=DEFAULT_CLEAR_THRESHOLD if clear_threshold is None else clear_threshold
+        )
     if kind == "stac":
         from asgm.sources import stac
 

@@ -113,8 +113,12 @@ def ee_grid(grid: PatchGrid) -> dict[str, Any]:
     return {
         "dimensions": {"width": grid.size, "height": grid.size},
         "affineTransform": {
-            "scaleX": t.a, "shearX": t.b, "translateX": t.c,
-            "shearY": t.d, "scaleY": t.e, "translateY": t.f,
+            "scaleX": t.a,
+            "shearX": t.b,
+            "translateX": t.c,
+            "shearY": t.d,
+            "scaleY": t.e,
+            "translateY": t.f,
         },
         "crsCode": grid.crs,
     }
@@ -168,8 +172,18 @@ def point_patch(source: Any, sample_id: str, label: int, set_name: str, lon: flo
     grid = patch_grid(lon, lat, source.size)
     data = source.composite_dn(grid, f"{sample_id} ({lon:.5f}, {lat:.5f})")
     return Patch(
-        sample_id=sample_id, label=label, set=set_name, lon=lon, lat=lat, grid=grid, data=data, bands=S2_BANDS,
-        source=source.name, date_start=source.start, date_end=source.end, product_level=source.product_level,
+        sample_id=sample_id,
+        label=label,
+        set=set_name,
+        lon=lon,
+        lat=lat,
+        grid=grid,
+        data=data,
+        bands=S2_BANDS,
+        source=source.name,
+        date_start=source.start,
+        date_end=source.end,
+        product_level=source.product_level,
     )
 
 
@@ -198,8 +212,9 @@ def retry(
             "connection unstable; run the same command again later to resume."
         )
 
-    return net.retry(fn, attempts=attempts, base_delay=base_delay, max_delay=max_delay, what=what, give_up=give_up,
-                     sleep=sleep)
+    return net.retry(
+        fn, attempts=attempts, base_delay=base_delay, max_delay=max_delay, what=what, give_up=give_up, sleep=sleep
+    )
 
 
 # -- stores --------------------------------------------------------------------------------------
@@ -213,9 +228,15 @@ def open_or_create_store(meta: StoreMeta, compare_extra: Sequence[str] = ()) -> 
         return PatchStore.create(meta)
     store = PatchStore.open(meta.name)
     old = store.meta
-    diffs = [f"{k}={getattr(old, k)!r} (asked {getattr(meta, k)!r})" for k in _COMPATIBLE if getattr(old, k) != getattr(meta, k)]
+    diffs = [
+        f"{k}={getattr(old, k)!r} (asked {getattr(meta, k)!r})"
+        for k in _COMPATIBLE
+        if getattr(old, k) != getattr(meta, k)
+    ]
     diffs += [
-        f"{k}={old.extra.get(k)!r} (asked {meta.extra.get(k)!r})" for k in compare_extra if old.extra.get(k) != meta.extra.get(k)
+        f"{k}={old.extra.get(k)!r} (asked {meta.extra.get(k)!r})"
+        for k in compare_extra
+        if old.extra.get(k) != meta.extra.get(k)
     ]
     if tuple(old.bands) != tuple(meta.bands):
         diffs.append(f"bands={list(old.bands)}")
@@ -232,16 +253,29 @@ def store_meta(source: Any, name: str | None = None) -> StoreMeta:
     from asgm.config import REFLECTANCE, S2_BANDS
 
     return StoreMeta(
-        name=name or f"{source.name}-{source.size}", source=source.name, bands=S2_BANDS, size=source.size,
-        product_level=source.product_level, date_start=source.start, date_end=source.end,
+        name=name or f"{source.name}-{source.size}",
+        source=source.name,
+        bands=S2_BANDS,
+        size=source.size,
+        product_level=source.product_level,
+        date_start=source.start,
+        date_end=source.end,
         description=f"Sentinel-2 {source.product_level} median composites from {source.name}",
-        credits=tuple(source.credits), extra=source.store_extra(), encoding=REFLECTANCE.model_dump(),
+        credits=tuple(source.credits),
+        extra=source.store_extra(),
+        encoding=REFLECTANCE.model_dump(),
     )
 
 
-def fetch_to_store(source: Any, points: Sequence[str] | pd.DataFrame, store_name: str | None = None, *,
-                   workers: int = 4, limit: int | None = None,
-                   progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+def fetch_to_store(
+    source: Any,
+    points: Sequence[str] | pd.DataFrame,
+    store_name: str | None = None,
+    *,
+    workers: int = 4,
+    limit: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
     """Fetch the patches of ``points`` (point set names, or labelled points as ``asgm.data.points`` reads them) with
     ``source`` into its store (created, or reopened if it holds the same kind of patches; resumable).
     Credentials, project and network are checked before anything is created.
@@ -312,7 +346,9 @@ def fetch_points(
     rows = rows.reset_index(drop=True)
     report = FetchReport(store=store.name, source=source.name, requested=len(rows))
     have = set(store.index()["sample_id"])
-    todo = [r for r in rows.itertuples(index=False) if r.sample_id not in have or not store.patch_path(r.sample_id).exists()]
+    todo = [
+        r for r in rows.itertuples(index=False) if r.sample_id not in have or not store.patch_path(r.sample_id).exists()
+    ]
     report.skipped = len(rows) - len(todo)
     total = len(todo)
     if progress:
@@ -366,7 +402,7 @@ def fetch_points(
     if fatal is not None:
         if isinstance(fatal, SourceError):
             raise type(fatal)(
-                f"{fatal} [{len(report.written)} patch(es) written before stopping; run the same command again to resume]"
+                f"{fatal} [{len(report.written)} patch(es) written before stopping; run the same command again to resume]"  # noqa: E501
             ) from fatal
         raise fatal
     return report

@@ -81,27 +81,46 @@ class MosaicComposite:
         if crs is None:
             raise SourceError(f"{path} has no coordinate reference system; georeference it first")
         if dtype != "uint16":
-            raise SourceError(f"{path} holds {dtype} pixels; the scan needs uint16 DN (reflectance x 10000, 0 = no data)")
+            raise SourceError(
+                f"{path} holds {dtype} pixels; the scan needs uint16 DN (reflectance x 10000, 0 = no data)"
+            )
         if all(desc) and len(set(desc)) == count:
             bands = tuple(str(d) for d in desc)
         elif count == len(S2_BANDS):
             bands = S2_BANDS
         else:
-            raise SourceError(f"{path} has {count} bands without names; name them (band descriptions B1, B2, ...) "
-                              f"or give the 12 study bands in order {list(S2_BANDS)}")
+            raise SourceError(
+                f"{path} has {count} bands without names; name them (band descriptions B1, B2, ...) "
+                f"or give the 12 study bands in order {list(S2_BANDS)}"
+            )
         synthetic = tags.get("source") == "synthetic" or tags.get("synthetic") == "true"
-        return cls(str(path), "synthetic-mosaic" if synthetic else "mosaic", bands, tags.get("product_level", ""),
-                   synthetic, tags)
+        return cls(
+            str(path),
+            "synthetic-mosaic" if synthetic else "mosaic",
+            bands,
+            tags.get("product_level", ""),
+            synthetic,
+            tags,
+        )
 
     def read(self, grid: PatchGrid) -> np.ndarray:
         import rasterio
         from rasterio.enums import Resampling
         from rasterio.vrt import WarpedVRT
 
-        with rasterio.open(self.path) as src, WarpedVRT(
-            src, crs=grid.crs, transform=grid.transform, width=grid.size, height=grid.size,
-            resampling=Resampling.nearest, src_nodata=0, nodata=0,
-        ) as vrt:
+        with (
+            rasterio.open(self.path) as src,
+            WarpedVRT(
+                src,
+                crs=grid.crs,
+                transform=grid.transform,
+                width=grid.size,
+                height=grid.size,
+                resampling=Resampling.nearest,
+                src_nodata=0,
+                nodata=0,
+            ) as vrt,
+        ):
             return vrt.read()
 
     def covers(self, footprint_lonlat: Any, grid: PatchGrid) -> bool:
@@ -114,9 +133,15 @@ class MosaicComposite:
         return bool(box(*bounds).intersects(footprint_lonlat))
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": "mosaic", "path": self.path, "bands": list(self.bands), "product_level": self.product_level,
-                "synthetic": self.synthetic, "date_start": self.tags.get("date_start"),
-                "date_end": self.tags.get("date_end")}
+        return {
+            "kind": "mosaic",
+            "path": self.path,
+            "bands": list(self.bands),
+            "product_level": self.product_level,
+            "synthetic": self.synthetic,
+            "date_start": self.tags.get("date_start"),
+            "date_end": self.tags.get("date_end"),
+        }
 
 
 @dataclass
@@ -145,8 +170,15 @@ class StacComposite:
 
     def describe(self) -> dict[str, Any]:
         src = self.source(48)
-        return {"kind": "stac", "url": src.url, "collection": src.collection, "date_start": src.start,
-                "date_end": src.end, "product_level": self.product_level, **{"settings": src.store_extra()}}
+        return {
+            "kind": "stac",
+            "url": src.url,
+            "collection": src.collection,
+            "date_start": src.start,
+            "date_end": src.end,
+            "product_level": self.product_level,
+            **{"settings": src.store_extra()},
+        }
 
 
 @dataclass

@@ -45,8 +45,9 @@ def demo_chips() -> list[Chip]:
     out: list[Chip] = []
     pos = read_points_file(registry.get("eg_positives"), "egp", 1, "eg-positives")
     for dn, row in zip(gallery_chips("eg_positives_gallery", len(pos)), pos.itertuples(), strict=True):
-        out.append(Chip(row.sample_id, 1, "eg-positives", row.lon, row.lat, dn, DATE_START, DATE_END,
-                        CLEAR_THRESHOLDS["A"]))
+        out.append(
+            Chip(row.sample_id, 1, "eg-positives", row.lon, row.lat, dn, DATE_START, DATE_END, CLEAR_THRESHOLDS["A"])
+        )
 
     neg = read_points_file(registry.get("eg_negatives"), "egn", 0, "eg-negatives")
     if len(neg) != len(NEGATIVE_CODES):
@@ -62,16 +63,32 @@ def demo_chips() -> list[Chip]:
     for row, chip, sid in zip(neg.itertuples(), coded_chips(NEGATIVE_CODES, GALLERY_KEYS), study_ids, strict=True):
         if chip is None:
             continue
-        out.append(Chip(sid or row.sample_id, 0, "curated" if sid else "eg-negatives", row.lon, row.lat, chip[0],
-                        DATE_START, DATE_END, chip[1]))
+        out.append(
+            Chip(
+                sid or row.sample_id,
+                0,
+                "curated" if sid else "eg-negatives",
+                row.lon,
+                row.lat,
+                chip[0],
+                DATE_START,
+                DATE_END,
+                chip[1],
+            )
+        )
     return out
 
 
 def store_meta(name: str = STORE_NAME, **overrides: object) -> StoreMeta:
     """The demo store's description (the Amazon pack extends it)."""
     fields: dict = dict(
-        name=name, source="demo", bands=RGB_BANDS, size=CHIP, product_level="L1C",
-        date_start=DATE_START, date_end=DATE_END,
+        name=name,
+        source="demo",
+        bands=RGB_BANDS,
+        size=CHIP,
+        product_level="L1C",
+        date_start=DATE_START,
+        date_end=DATE_END,
         description=(
             "Real Sentinel-2 L1C RGB chips of Bolívar (Earth Genome), 2019 Cloud Score+ median; approximate "
             "TOA reflectance from 8-bit display values (value/255 x 0.3)."

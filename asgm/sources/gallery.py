@@ -59,7 +59,10 @@ def cut_chips(gallery: np.ndarray, n: int) -> list[np.ndarray]:
     cols = gallery.shape[1] // CHIP
     if math.ceil(n / max(cols, 1)) * CHIP > gallery.shape[0] or cols != math.ceil(math.sqrt(n)):
         raise GalleryError(f"gallery of shape {gallery.shape} cannot hold {n} chips of {CHIP} px in a square grid")
-    return [gallery[(k // cols) * CHIP:(k // cols + 1) * CHIP, (k % cols) * CHIP:(k % cols + 1) * CHIP] for k in range(n)]
+    return [
+        gallery[(k // cols) * CHIP : (k // cols + 1) * CHIP, (k % cols) * CHIP : (k % cols + 1) * CHIP]
+        for k in range(n)
+    ]
 
 
 def to_dn(chip: np.ndarray) -> np.ndarray:
@@ -92,8 +95,9 @@ def coded_chips(codes: str, galleries: Mapping[str, str]) -> list[tuple[np.ndarr
     return out
 
 
-def write_chip_store(meta: StoreMeta, chips: Iterable[Chip], root: Path | None = None,
-                     progress: bool = True) -> PatchStore:
+def write_chip_store(
+    meta: StoreMeta, chips: Iterable[Chip], root: Path | None = None, progress: bool = True
+) -> PatchStore:
     """(Re)build store ``meta.name`` from chips, each georeferenced on its point's 10 m UTM grid."""
     chips = list(chips)
     if len({c.sample_id for c in chips}) != len(chips):
@@ -101,9 +105,19 @@ def write_chip_store(meta: StoreMeta, chips: Iterable[Chip], root: Path | None =
     store = PatchStore.create(meta, root=root, overwrite=True)
     store.write_patches(
         Patch(
-            sample_id=c.sample_id, label=c.label, set=c.set, lon=c.lon, lat=c.lat,
-            grid=patch_grid(c.lon, c.lat, CHIP), data=c.dn, bands=RGB_BANDS, source=meta.source,
-            date_start=c.date_start, date_end=c.date_end, product_level="L1C", clear_threshold=c.clear_threshold,
+            sample_id=c.sample_id,
+            label=c.label,
+            set=c.set,
+            lon=c.lon,
+            lat=c.lat,
+            grid=patch_grid(c.lon, c.lat, CHIP),
+            data=c.dn,
+            bands=RGB_BANDS,
+            source=meta.source,
+            date_start=c.date_start,
+            date_end=c.date_end,
+            product_level="L1C",
+            clear_threshold=c.clear_threshold,
             confuser=c.confuser,
         )
         for c in tqdm(chips, desc=f"{meta.name} patches", unit="patch", disable=not progress)

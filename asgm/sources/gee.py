@@ -150,7 +150,7 @@ def load_settings() -> GeeSettings:
             except json.JSONDecodeError:
                 raise SourceAuthError(
                     f"the service-account key in {where} is not valid JSON; paste the whole key file "
-                    "(it starts with '{\"type\": \"service_account\"')."
+                    '(it starts with \'{"type": "service_account"\').'
                 ) from None
     elif isinstance(secrets.get("ee_service_account"), dict):
         info, key_source = dict(secrets["ee_service_account"]), "Streamlit secret [ee_service_account]"
@@ -164,14 +164,19 @@ def load_settings() -> GeeSettings:
             try:
                 info = json.loads(key_file.read_text(encoding="utf-8"))
             except (json.JSONDecodeError, UnicodeDecodeError):
-                raise SourceAuthError(f"{key_file} (from {where}) is not a JSON key file; download the key again") from None
+                raise SourceAuthError(
+                    f"{key_file} (from {where}) is not a JSON key file; download the key again"
+                ) from None
     if info is not None and not isinstance(info, dict):
         raise SourceAuthError(f"the key from {key_source} is not a JSON object; use the key file Google gave you")
     if info is not None and not project:
         project = info.get("project_id") or info.get("quota_project_id")  # the key's own project
     return GeeSettings(
-        project=str(project) if project else None, url=str(url or DEFAULT_URL).rstrip("/"), key_info=info,
-        key_source=key_source, key_id=(info or {}).get("private_key_id"),
+        project=str(project) if project else None,
+        url=str(url or DEFAULT_URL).rstrip("/"),
+        key_info=info,
+        key_source=key_source,
+        key_id=(info or {}).get("private_key_id"),
     )
 
 
@@ -191,16 +196,21 @@ def _credentials(settings: GeeSettings) -> Any:
                 return user_credentials.Credentials.from_authorized_user_info(info, scopes=list(SCOPES))
         except (ValueError, KeyError) as exc:
             # The message of google-auth names missing fields, never their values.
-            raise SourceAuthError(f"the key from {settings.key_source} is incomplete or malformed ({exc}). {SETUP_HELP}") from None
+            raise SourceAuthError(
+                f"the key from {settings.key_source} is incomplete or malformed ({exc}). {SETUP_HELP}"
+            ) from None
         raise SourceAuthError(
-            f"the key from {settings.key_source} has type {kind!r}; a service-account key has type 'service_account'. {SETUP_HELP}"
+            f"the key from {settings.key_source} has type {kind!r}; a service-account key has type 'service_account'. {SETUP_HELP}"  # noqa: E501
         )
     import ee
 
     # Look for stored user credentials before asking google-auth, which may probe the GCE metadata
     # server for seconds when there are none.
     ee_file = Path(ee.oauth.get_credentials_path())
-    gcloud = Path(os.environ.get("CLOUDSDK_CONFIG") or Path.home() / ".config" / "gcloud") / "application_default_credentials.json"
+    gcloud = (
+        Path(os.environ.get("CLOUDSDK_CONFIG") or Path.home() / ".config" / "gcloud")
+        / "application_default_credentials.json"
+    )
     if not ee_file.is_file() and not gcloud.is_file():
         raise SourceAuthError(f"no Earth Engine credentials found. {SETUP_HELP}")
     try:
@@ -271,7 +281,7 @@ def initialize(settings: GeeSettings | None = None, probe_timeout: float = PROBE
             ) from None
         except (requests.RequestException, OSError, google.auth.exceptions.TransportError) as exc:
             raise SourceNetworkError(
-                f"lost the connection to Earth Engine while initializing ({type(exc).__name__}); check the network and retry"
+                f"lost the connection to Earth Engine while initializing ({type(exc).__name__}); check the network and retry"  # noqa: E501
             ) from None
         except ee.EEException as exc:
             raise _classify_init_error(str(exc), settings.project) from None
@@ -300,8 +310,17 @@ def check(probe_timeout: float = PROBE_TIMEOUT_S) -> dict[str, Any]:
 
 def _classify_init_error(message: str, project: str | None) -> SourceError:
     low = message.lower()
-    if any(s in low for s in ("not registered", "has not been used in project", "caller does not have required permission",
-                              "permission_denied", "permission denied", "earth engine api has not been")):
+    if any(
+        s in low
+        for s in (
+            "not registered",
+            "has not been used in project",
+            "caller does not have required permission",
+            "permission_denied",
+            "permission denied",
+            "earth engine api has not been",
+        )
+    ):
         return SourceProjectError(
             f"project {project!r} cannot use Earth Engine ({short(message)}). Register it at "
             "https://code.earthengine.google.com/register, enable the Earth Engine API "
@@ -320,8 +339,15 @@ def _is_quota(low: str) -> bool:
 
 
 #: Wording of retryable Earth Engine errors, for the rare error without an HTTP status behind it.
-_TRANSIENT = ("internal error", "service unavailable", "backend error", "timed out", "deadline", "try again",
-              "unavailable")
+_TRANSIENT = (
+    "internal error",
+    "service unavailable",
+    "backend error",
+    "timed out",
+    "deadline",
+    "try again",
+    "unavailable",
+)
 
 
 # -- the recipe ----------------------------------------------------------------------------------
@@ -343,7 +369,9 @@ def composite(grid: PatchGrid, start: str, end: str, clear_threshold: float = DE
     return masked.select(list(S2_BANDS)).median().unmask(0).round().toUint16()
 
 
-def pixel_request(grid: PatchGrid, start: str, end: str, clear_threshold: float = DEFAULT_CLEAR_THRESHOLD) -> dict[str, Any]:
+def pixel_request(
+    grid: PatchGrid, start: str, end: str, clear_threshold: float = DEFAULT_CLEAR_THRESHOLD
+) -> dict[str, Any]:
     """The ``ee.data.computePixels`` parameters for one patch: explicit UTM grid, the 12 bands, NumPy."""
     return {
         "expression": composite(grid, start, end, clear_threshold),
@@ -358,8 +386,10 @@ class GeeSource:
 
     name = "gee"
     product_level = PRODUCT_LEVEL
-    credits = ("Contains modified Copernicus Sentinel data, processed by Google Earth Engine",
-               "Cloud Score+ (Pasquarella et al. 2023)")
+    credits = (
+        "Contains modified Copernicus Sentinel data, processed by Google Earth Engine",
+        "Cloud Score+ (Pasquarella et al. 2023)",
+    )
     #: ``StoreMeta.extra`` keys that must match to fetch more patches into an existing store.
     compare_extra = ("clear_threshold",)
 
@@ -390,8 +420,11 @@ class GeeSource:
     def store_extra(self) -> dict[str, Any]:
         """What goes into ``StoreMeta.extra`` for a store of this source."""
         return {
-            "collection": S2_COLLECTION, "cloud_score": f"{CLOUD_SCORE_COLLECTION}:{CLOUD_SCORE_BAND}",
-            "clear_threshold": self.clear_threshold, "composite": "median", "grid": "UTM 10 m, centre pixel on point",
+            "collection": S2_COLLECTION,
+            "cloud_score": f"{CLOUD_SCORE_COLLECTION}:{CLOUD_SCORE_BAND}",
+            "clear_threshold": self.clear_threshold,
+            "composite": "median",
+            "grid": "UTM 10 m, centre pixel on point",
             "date_end_exclusive": True,
         }
 
@@ -420,7 +453,7 @@ class GeeSource:
         if not data.any():
             raise CloudyCompositeError(
                 f"{where}: every pixel is masked — no observation between {self.start} and {self.end} (end exclusive) "
-                f"passed Cloud Score+ cs_cdf >= {self.clear_threshold}. Widen the date range or lower --clear-threshold."
+                f"passed Cloud Score+ cs_cdf >= {self.clear_threshold}. Widen the date range or lower --clear-threshold."  # noqa: E501
             )
         return data
 

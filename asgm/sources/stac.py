@@ -46,8 +46,18 @@ COLLECTION = "sentinel-2-c1-l2a"
 PRODUCT_LEVEL = "L2A"
 #: Study band -> Earth Search asset key.
 ASSET_KEYS: dict[str, str] = {
-    "B1": "coastal", "B2": "blue", "B3": "green", "B4": "red", "B5": "rededge1", "B6": "rededge2",
-    "B7": "rededge3", "B8A": "nir08", "B8": "nir", "B9": "nir09", "B11": "swir16", "B12": "swir22",
+    "B1": "coastal",
+    "B2": "blue",
+    "B3": "green",
+    "B4": "red",
+    "B5": "rededge1",
+    "B6": "rededge2",
+    "B7": "rededge3",
+    "B8A": "nir08",
+    "B8": "nir",
+    "B9": "nir09",
+    "B11": "swir16",
+    "B12": "swir22",
 }
 SCL_ASSET = "scl"
 #: SCL classes masked out: 0 no data, 1 saturated/defective, 3 cloud shadow, 8/9 cloud medium/high
@@ -87,7 +97,9 @@ class SceneAsset:
 def asset_info(item: Any, key: str) -> SceneAsset:
     """Href, scale, offset and nodata of ``item.assets[key]`` (raster extension ``raster:bands``)."""
     if key not in item.assets:
-        raise SourceError(f"STAC item {item.id} has no asset {key!r}; is the collection Sentinel-2 Level-2A (sentinel-2-c1-l2a)?")
+        raise SourceError(
+            f"STAC item {item.id} has no asset {key!r}; is the collection Sentinel-2 Level-2A (sentinel-2-c1-l2a)?"
+        )
     asset = item.assets[key]
     bands = asset.extra_fields.get("raster:bands") or [{}]
     rb = bands[0] if bands else {}
@@ -112,8 +124,14 @@ def read_window(href: str, grid: PatchGrid, resampling: str = "nearest", nodata:
     with rasterio.open(href) as src:
         src_nodata = nodata if nodata is not None else src.nodata
         with WarpedVRT(
-            src, crs=grid.crs, transform=grid.transform, width=grid.size, height=grid.size,
-            resampling=Resampling[resampling], src_nodata=src_nodata, nodata=src_nodata,
+            src,
+            crs=grid.crs,
+            transform=grid.transform,
+            width=grid.size,
+            height=grid.size,
+            resampling=Resampling[resampling],
+            src_nodata=src_nodata,
+            nodata=src_nodata,
         ) as vrt:
             data = vrt.read(1, masked=True)
     out = data.astype(np.float64).filled(np.nan)
@@ -156,9 +174,15 @@ class StacSource:
     def store_extra(self) -> dict[str, Any]:
         """What goes into ``StoreMeta.extra`` for a store of this source."""
         return {
-            "stac_url": self.url, "collection": self.collection, "cloud_mask": f"SCL, masked classes {list(SCL_MASKED)}",
-            "max_scene_cloud": self.max_scene_cloud, "max_scenes": self.max_scenes, "composite": "median",
-            "resampling": self.resampling, "grid": "UTM 10 m, centre pixel on point", "date_end_exclusive": True,
+            "stac_url": self.url,
+            "collection": self.collection,
+            "cloud_mask": f"SCL, masked classes {list(SCL_MASKED)}",
+            "max_scene_cloud": self.max_scene_cloud,
+            "max_scenes": self.max_scenes,
+            "composite": "median",
+            "resampling": self.resampling,
+            "grid": "UTM 10 m, centre pixel on point",
+            "date_end_exclusive": True,
             "assets": ASSET_KEYS,
         }
 
@@ -186,7 +210,9 @@ class StacSource:
         except (APIError, ValueError) as exc:
             raise SourceError(f"{self.url} is not a usable STAC API ({short(exc)}); check --stac-url") from None
         if not client.conforms_to("ITEM_SEARCH"):
-            raise SourceError(f"{self.url} is a static STAC catalogue without item search; point --stac-url at a STAC API")
+            raise SourceError(
+                f"{self.url} is a static STAC catalogue without item search; point --stac-url at a STAC API"
+            )
         self._client = client
         return client
 
@@ -199,9 +225,14 @@ class StacSource:
 
         def call() -> list[Any]:
             try:
-                return list(client.search(
-                    collections=[self.collection], bbox=bbox, datetime=stac_datetime(self.start, self.end), limit=100,
-                ).items())
+                return list(
+                    client.search(
+                        collections=[self.collection],
+                        bbox=bbox,
+                        datetime=stac_datetime(self.start, self.end),
+                        limit=100,
+                    ).items()
+                )
             except APIError as exc:
                 raise _transient_or_error(exc) from None
             except Exception as exc:
@@ -209,7 +240,9 @@ class StacSource:
                     raise TransientError(f"{type(exc).__name__}: {short(exc)}") from None
                 raise
 
-        items = retry(call, attempts=self.retry_attempts, base_delay=self.retry_base_delay, what=f"STAC search {self.url}")
+        items = retry(
+            call, attempts=self.retry_attempts, base_delay=self.retry_base_delay, what=f"STAC search {self.url}"
+        )
         # Filtered here rather than with the query extension, which not every STAC API offers.
         items = [it for it in items if float(it.properties.get("eo:cloud_cover", 0.0)) <= self.max_scene_cloud]
         items.sort(key=lambda it: (float(it.properties.get("eo:cloud_cover", 0.0)), it.id))

@@ -34,16 +34,16 @@ from asgm.grid import PatchGrid, patch_grid
 #: Typical Level-1C reflectance x 10000 per class, bands in ``S2_BANDS`` order
 #: (B1, B2, B3, B4, B5, B6, B7, B8A, B8, B9, B11, B12).
 SPECTRA: dict[str, tuple[int, ...]] = {
-    "forest":        (1250, 950, 800, 550, 1000, 2300, 2800, 3000, 2900, 900, 1500, 650),
-    "savanna":       (1350, 1100, 1050, 1100, 1500, 2200, 2500, 2700, 2600, 900, 2700, 1700),
-    "bare_soil":     (1500, 1500, 1800, 2300, 2500, 2700, 2850, 3000, 2900, 1000, 3500, 2800),
-    "turbid_pond":   (1450, 1300, 1450, 1500, 1350, 1000, 950, 850, 900, 400, 450, 300),
-    "clear_water":   (1350, 1050, 850, 550, 450, 350, 330, 280, 300, 150, 120, 90),
+    "forest": (1250, 950, 800, 550, 1000, 2300, 2800, 3000, 2900, 900, 1500, 650),
+    "savanna": (1350, 1100, 1050, 1100, 1500, 2200, 2500, 2700, 2600, 900, 2700, 1700),
+    "bare_soil": (1500, 1500, 1800, 2300, 2500, 2700, 2850, 3000, 2900, 1000, 3500, 2800),
+    "turbid_pond": (1450, 1300, 1450, 1500, 1350, 1000, 950, 850, 900, 400, 450, 300),
+    "clear_water": (1350, 1050, 850, 550, 450, 350, 330, 280, 300, 150, 120, 90),
     "sediment_river": (1400, 1200, 1250, 1150, 1000, 800, 750, 650, 700, 300, 300, 200),
-    "sandbar":       (1500, 1500, 1750, 2100, 2300, 2400, 2500, 2600, 2550, 900, 3000, 2300),
-    "road":          (1450, 1350, 1500, 1750, 1900, 2100, 2200, 2300, 2250, 850, 2900, 2300),
-    "building":      (1600, 1700, 1850, 2000, 2100, 2250, 2350, 2450, 2400, 900, 2600, 2200),
-    "field":         (1400, 1250, 1450, 1800, 2100, 2400, 2600, 2800, 2700, 950, 3100, 2400),
+    "sandbar": (1500, 1500, 1750, 2100, 2300, 2400, 2500, 2600, 2550, 900, 3000, 2300),
+    "road": (1450, 1350, 1500, 1750, 1900, 2100, 2200, 2300, 2250, 850, 2900, 2300),
+    "building": (1600, 1700, 1850, 2000, 2100, 2250, 2350, 2450, 2400, 900, 2600, 2200),
+    "field": (1400, 1250, 1450, 1800, 2100, 2400, 2600, 2800, 2700, 950, 3100, 2400),
 }
 CLASSES = list(SPECTRA)
 
@@ -90,8 +90,15 @@ def cover_dn(cover: np.ndarray, gain: float, rng: np.random.Generator) -> np.nda
 
 
 def make_scene(
-    sample_id: str, label: int, lon: float, lat: float, size: int = 48, seed: int = 0,
-    hard_negative: bool = False, set_name: str | None = None, osm_completeness: float = 0.7,
+    sample_id: str,
+    label: int,
+    lon: float,
+    lat: float,
+    size: int = 48,
+    seed: int = 0,
+    hard_negative: bool = False,
+    set_name: str | None = None,
+    osm_completeness: float = 0.7,
 ) -> Scene:
     """One seeded synthetic scene: a 12-band patch (DN) centred on (lon, lat) plus its OSM vectors."""
     rng = np.random.default_rng(seed)
@@ -127,8 +134,12 @@ def make_scene(
             shapes.append((track.buffer(4), "road"))
             mapped(track, highway="track")
         if rng.random() < 0.25:
-            strip = LineString([(cx - 0.3 * size_m, cy + rng.uniform(-0.3, 0.3) * size_m),
-                                (cx + 0.3 * size_m, cy + rng.uniform(-0.3, 0.3) * size_m)])
+            strip = LineString(
+                [
+                    (cx - 0.3 * size_m, cy + rng.uniform(-0.3, 0.3) * size_m),
+                    (cx + 0.3 * size_m, cy + rng.uniform(-0.3, 0.3) * size_m),
+                ]
+            )
             shapes.append((strip.buffer(12), "bare_soil"))
             mapped(strip, aeroway="runway")
     else:
@@ -157,8 +168,9 @@ def make_scene(
 
     cover = np.full((size, size), CLASSES.index(background), dtype=np.uint8)
     for geom, cls in shapes:
-        burned = rasterize([(geom, 1)], out_shape=(size, size), transform=grid.transform, fill=0, dtype="uint8",
-                           all_touched=True)
+        burned = rasterize(
+            [(geom, 1)], out_shape=(size, size), transform=grid.transform, fill=0, dtype="uint8", all_touched=True
+        )
         cover[burned == 1] = CLASSES.index(cls)
 
     gain = rng.normal(1.0, 0.04)  # per-scene illumination
@@ -167,13 +179,27 @@ def make_scene(
     # Keep only the part of each mapped feature that lies in the patch, as a per-patch OSM clip would.
     footprint = box(w, s, e, n)
     to_ll = Transformer.from_crs(grid.crs, "EPSG:4326", always_xy=True).transform
-    rows = [{k: f.get(k) for k in OSM_LAYERS} | {"geometry": shp_transform(to_ll, clipped), "sample_id": sample_id}
-            for f in osm if not (clipped := f["geometry"].intersection(footprint)).is_empty]
+    rows = [
+        {k: f.get(k) for k in OSM_LAYERS} | {"geometry": shp_transform(to_ll, clipped), "sample_id": sample_id}
+        for f in osm
+        if not (clipped := f["geometry"].intersection(footprint)).is_empty
+    ]
     gdf = gpd.GeoDataFrame(rows, columns=[*OSM_LAYERS, "sample_id", "geometry"], geometry="geometry", crs="EPSG:4326")
     set_name = set_name or ("positives" if label == 1 else "curated")
-    patch = Patch(sample_id=sample_id, label=label, set=set_name, lon=lon, lat=lat, grid=grid, data=dn,
-                  bands=S2_BANDS, source="synthetic", date_start="2021-01-01", date_end="2022-01-01",
-                  product_level="synthetic")
+    patch = Patch(
+        sample_id=sample_id,
+        label=label,
+        set=set_name,
+        lon=lon,
+        lat=lat,
+        grid=grid,
+        data=dn,
+        bands=S2_BANDS,
+        source="synthetic",
+        date_start="2021-01-01",
+        date_end="2022-01-01",
+        product_level="synthetic",
+    )
     return Scene(patch=patch, cover=cover, osm=gdf)
 
 
@@ -189,15 +215,24 @@ def refuse_overwrite(name: str, root: Any, overwrite: bool) -> None:
     except AsgmError:
         synthetic = False
     if not synthetic:
-        raise PatchStoreError(f"store {name!r} at {folder} holds real (non-synthetic) patches; synthetic data never "
-                              "replaces them: pick another --name")
+        raise PatchStoreError(
+            f"store {name!r} at {folder} holds real (non-synthetic) patches; synthetic data never "
+            "replaces them: pick another --name"
+        )
     if not overwrite:
         raise PatchStoreError(f"synthetic store {name!r} already exists at {folder}; pass --overwrite to rebuild it")
 
 
 def build_store(
-    name: str = "synthetic", n_pos: int = 20, n_neg: int = 40, n_random: int = 0, size: int = 48, seed: int = 0,
-    root: Path | None = None, progress: bool = False, bbox: tuple[float, float, float, float] = (-64.0, 5.5, -61.0, 8.0),
+    name: str = "synthetic",
+    n_pos: int = 20,
+    n_neg: int = 40,
+    n_random: int = 0,
+    size: int = 48,
+    seed: int = 0,
+    root: Path | None = None,
+    progress: bool = False,
+    bbox: tuple[float, float, float, float] = (-64.0, 5.5, -61.0, 8.0),
     overwrite: bool = False,
 ) -> PatchStore:
     """Write a seeded synthetic store: ``n_pos`` mining scenes, ``n_neg`` curated-style negatives (a
@@ -207,16 +242,24 @@ def build_store(
     refuse_overwrite(name, root, overwrite)
     rng = np.random.default_rng(seed)
     meta = StoreMeta(
-        name=name, source="synthetic", bands=S2_BANDS, size=size, product_level="synthetic",
-        date_start="2021-01-01", date_end="2022-01-01", synthetic=True,
+        name=name,
+        source="synthetic",
+        bands=S2_BANDS,
+        size=size,
+        product_level="synthetic",
+        date_start="2021-01-01",
+        date_end="2022-01-01",
+        synthetic=True,
         description="SYNTHETIC scenes (not real imagery): generated 12-band reflectances with OSM-like vectors.",
         extra={"seed": seed, "n_pos": n_pos, "n_neg": n_neg, "n_random": n_random},
         encoding=REFLECTANCE.model_dump(),
     )
     store = PatchStore.create(meta, root=root, overwrite=True)
-    specs = ([("syn-pos", 1, "positives", False)] * n_pos
-             + [("syn-neg", 0, "curated", i % 3 == 0) for i in range(n_neg)]
-             + [("syn-rnd", 0, "random", False)] * n_random)
+    specs = (
+        [("syn-pos", 1, "positives", False)] * n_pos
+        + [("syn-neg", 0, "curated", i % 3 == 0) for i in range(n_neg)]
+        + [("syn-rnd", 0, "random", False)] * n_random
+    )
     lons = rng.uniform(bbox[0], bbox[2], len(specs))
     lats = rng.uniform(bbox[1], bbox[3], len(specs))
     seeds = rng.integers(0, 2**31, len(specs))
@@ -230,7 +273,11 @@ def build_store(
         scenes.append(scene.patch)
         vectors.append(scene.osm)
     store.write_patches(scenes)
-    osm = pd.concat(vectors, ignore_index=True) if vectors else gpd.GeoDataFrame(columns=[*OSM_LAYERS, "sample_id", "geometry"])
+    osm = (
+        pd.concat(vectors, ignore_index=True)
+        if vectors
+        else gpd.GeoDataFrame(columns=[*OSM_LAYERS, "sample_id", "geometry"])
+    )
     with atomic.atomic_path(store.root / "osm_vectors.parquet") as tmp:  # never a half-written file
         gpd.GeoDataFrame(osm, geometry="geometry", crs="EPSG:4326").to_parquet(tmp)
     return store

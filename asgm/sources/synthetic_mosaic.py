@@ -73,19 +73,23 @@ def _mine_site(rng: np.random.Generator, river: LineString) -> tuple[list[tuple[
     c = river.interpolate(d0)
     ang = rng.uniform(0, 2 * np.pi)
     length = rng.uniform(300, 600)
-    shapes.append((LineString([(c.x, c.y), (c.x + length * np.cos(ang), c.y + length * np.sin(ang))]).buffer(4), "road"))
+    shapes.append(
+        (LineString([(c.x, c.y), (c.x + length * np.cos(ang), c.y + length * np.sin(ang))]).buffer(4), "road")
+    )
     return shapes, unary_union(dug)
 
 
-def _layout(rng: np.random.Generator, size_m: float, x0: float, y0: float, n_mines: int
-            ) -> tuple[list[tuple[object, str]], list[Polygon]]:
+def _layout(
+    rng: np.random.Generator, size_m: float, x0: float, y0: float, n_mines: int
+) -> tuple[list[tuple[object, str]], list[Polygon]]:
     """Every shape of the mosaic in paint order (later ones paint over earlier ones) and the mine footprints."""
     cx, cy = x0 + size_m / 2, y0 - size_m / 2
     km2 = (size_m / 1000) ** 2
     shapes: list[tuple[object, str]] = []
     for _ in range(max(1, int(km2 / 20))):  # savanna patches
-        shapes.append((_blob(rng, rng.uniform(x0, x0 + size_m), rng.uniform(y0 - size_m, y0), rng.uniform(300, 1500)),
-                       "savanna"))
+        shapes.append(
+            (_blob(rng, rng.uniform(x0, x0 + size_m), rng.uniform(y0 - size_m, y0), rng.uniform(300, 1500)), "savanna")
+        )
     rivers = []
     for _ in range(max(2, round(size_m / 4000))):
         river = _meander(rng, size_m, cx + rng.uniform(-0.3, 0.3) * size_m, cy + rng.uniform(-0.3, 0.3) * size_m)
@@ -107,8 +111,14 @@ def _layout(rng: np.random.Generator, size_m: float, x0: float, y0: float, n_min
             x, y = _along(rng, river, 5)
             shapes.append((_blob(rng, x, y, rng.uniform(20, 50)), "sandbar"))
     sediment = [r for r, kind in rivers if kind == "sediment_river"] or [rivers[0][0]]
-    inner = Polygon([(x0 + 300, y0 - 300), (x0 + size_m - 300, y0 - 300), (x0 + size_m - 300, y0 - size_m + 300),
-                     (x0 + 300, y0 - size_m + 300)])
+    inner = Polygon(
+        [
+            (x0 + 300, y0 - 300),
+            (x0 + size_m - 300, y0 - 300),
+            (x0 + size_m - 300, y0 - size_m + 300),
+            (x0 + 300, y0 - size_m + 300),
+        ]
+    )
     mines: list[Polygon] = []
     tries = 0
     while len(mines) < n_mines and tries < 200 * max(1, n_mines):
@@ -123,7 +133,13 @@ def _layout(rng: np.random.Generator, size_m: float, x0: float, y0: float, n_min
 
 
 def write_mosaic(
-    path: str | Path, lon: float, lat: float, size_px: int = 1024, n_mines: int = 4, seed: int = 0, year: int = 2021,
+    path: str | Path,
+    lon: float,
+    lat: float,
+    size_px: int = 1024,
+    n_mines: int = 4,
+    seed: int = 0,
+    year: int = 2021,
     masked_boxes: Sequence[tuple[float, float, float, float]] = (),
 ) -> Mosaic:
     """Write a seeded SYNTHETIC ``size_px`` x ``size_px`` mosaic (10 m UTM, study band order, uint16 DN,
@@ -147,34 +163,61 @@ def write_mosaic(
     tree = STRtree(geoms)
     background = CLASSES.index("forest")
     profile = {
-        "driver": "GTiff", "width": size_px, "height": size_px, "count": len(S2_BANDS), "dtype": "uint16",
-        "crs": f"EPSG:{epsg}", "transform": transform, "nodata": 0, "tiled": True, "blockxsize": BLOCK,
-        "blockysize": BLOCK, "BIGTIFF": "IF_SAFER",
+        "driver": "GTiff",
+        "width": size_px,
+        "height": size_px,
+        "count": len(S2_BANDS),
+        "dtype": "uint16",
+        "crs": f"EPSG:{epsg}",
+        "transform": transform,
+        "nodata": 0,
+        "tiled": True,
+        "blockxsize": BLOCK,
+        "blockysize": BLOCK,
+        "BIGTIFF": "IF_SAFER",
     }
     with atomic.atomic_path(path, suffix=".tif") as tmp, rasterio.open(tmp, "w", **profile) as dst:
         for i, band in enumerate(S2_BANDS, start=1):
             dst.set_band_description(i, band)
-        dst.update_tags(source="synthetic", product_level="synthetic", synthetic="true", description=SYNTHETIC_NOTE,
-                        date_start=f"{year}-01-01", date_end=f"{year + 1}-01-01", seed=str(seed))
+        dst.update_tags(
+            source="synthetic",
+            product_level="synthetic",
+            synthetic="true",
+            description=SYNTHETIC_NOTE,
+            date_start=f"{year}-01-01",
+            date_end=f"{year + 1}-01-01",
+            seed=str(seed),
+        )
         for r0 in range(0, size_px, BLOCK):
             for c0 in range(0, size_px, BLOCK):
                 h, w = min(BLOCK, size_px - r0), min(BLOCK, size_px - c0)
                 bt = transform @ Affine.translation(c0, r0)
                 bx0, by0 = bt.c, bt.f
-                hits = sorted(tree.query(Polygon([(bx0, by0), (bx0 + w * 10, by0), (bx0 + w * 10, by0 - h * 10),
-                                                  (bx0, by0 - h * 10)])).tolist())
+                hits = sorted(
+                    tree.query(
+                        Polygon([(bx0, by0), (bx0 + w * 10, by0), (bx0 + w * 10, by0 - h * 10), (bx0, by0 - h * 10)])
+                    ).tolist()
+                )
                 cover = np.full((h, w), background, dtype=np.uint8)
                 if hits:
-                    cover = rasterize([(geoms[k], values[k]) for k in hits], out_shape=(h, w), transform=bt,
-                                      fill=background, dtype="uint8", all_touched=True)
+                    cover = rasterize(
+                        [(geoms[k], values[k]) for k in hits],
+                        out_shape=(h, w),
+                        transform=bt,
+                        fill=background,
+                        dtype="uint8",
+                        all_touched=True,
+                    )
                 dn = cover_dn(cover, gain, np.random.default_rng([seed, r0, c0]))
                 for fx0, fy0, fx1, fy1 in masked_boxes:
                     rr = slice(max(0, int(fy0 * size_px) - r0), max(0, int(fy1 * size_px) - r0))
                     cc = slice(max(0, int(fx0 * size_px) - c0), max(0, int(fx1 * size_px) - c0))
                     dn[:, rr, cc] = 0
                 dst.write(dn, window=Window(c0, r0, w, h))
-    gdf = gpd.GeoDataFrame({"site": [f"mine-{k:03d}" for k in range(len(mines))],
-                            "area_ha": [round(m.area / 1e4, 3) for m in mines]},
-                           geometry=list(mines), crs=f"EPSG:{epsg}").to_crs("EPSG:4326")
+    gdf = gpd.GeoDataFrame(
+        {"site": [f"mine-{k:03d}" for k in range(len(mines))], "area_ha": [round(m.area / 1e4, 3) for m in mines]},
+        geometry=list(mines),
+        crs=f"EPSG:{epsg}",
+    ).to_crs("EPSG:4326")
     atomic.write_text(mines_path(path), gdf.to_json(drop_id=True))
     return Mosaic(path=path, epsg=epsg, transform=transform, size=size_px, mines=gdf)

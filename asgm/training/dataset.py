@@ -44,17 +44,27 @@ class Augmenter:
         self.seed, self.n_bands = int(seed), int(n_bands)
         self.n_osm = len(config.osm_layers)
         self.affine = bool(config.affine_augment)
-        self._flips = keras.Sequential([
-            keras.layers.RandomFlip("horizontal", seed=seed),
-            keras.layers.RandomFlip("vertical", seed=seed + 1),
-        ], name="augment_d4")
+        self._flips = keras.Sequential(
+            [
+                keras.layers.RandomFlip("horizontal", seed=seed),
+                keras.layers.RandomFlip("vertical", seed=seed + 1),
+            ],
+            name="augment_d4",
+        )
         self._transpose_seed = keras.random.SeedGenerator(seed + 2)
         self.jitter = bool(config.jitter)
         self._jitter_seed = keras.random.SeedGenerator(seed + 5)
-        self._affine = keras.Sequential([
-            keras.layers.RandomTranslation(0.05, 0.05, fill_mode="reflect", seed=seed + 3),
-            keras.layers.RandomZoom(0.1, 0.1, fill_mode="reflect", seed=seed + 4),
-        ], name="augment_affine") if self.affine else None
+        self._affine = (
+            keras.Sequential(
+                [
+                    keras.layers.RandomTranslation(0.05, 0.05, fill_mode="reflect", seed=seed + 3),
+                    keras.layers.RandomZoom(0.1, 0.1, fill_mode="reflect", seed=seed + 4),
+                ],
+                name="augment_affine",
+            )
+            if self.affine
+            else None
+        )
 
     def d4(self, x: tf.Tensor) -> tf.Tensor:
         """Random D4 symmetry per sample of a float batch, in-graph."""
@@ -81,7 +91,7 @@ class Augmenter:
         y = self._affine(x, training=True)
         if self.n_osm:
             # Interpolation mixes neighbouring mask pixels: snap the OSM channels back to 0/1.
-            y = tf.concat([y[..., :self.n_bands], tf.cast(y[..., self.n_bands:] >= 0.5, y.dtype)], axis=-1)
+            y = tf.concat([y[..., : self.n_bands], tf.cast(y[..., self.n_bands :] >= 0.5, y.dtype)], axis=-1)
         return y
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
@@ -93,9 +103,17 @@ def augmenter(config: ExperimentConfig, n_bands: int, seed: int) -> Augmenter:
     return Augmenter(config, n_bands, seed)
 
 
-def make_tf_dataset(source: PatchSource, labels: np.ndarray, batch_size: int, *, training: bool = False,
-                    seed: int = 7, weights: dict[int, float] | None = None,
-                    augment: Any = None, sample_weights: np.ndarray | None = None) -> tf.data.Dataset:
+def make_tf_dataset(
+    source: PatchSource,
+    labels: np.ndarray,
+    batch_size: int,
+    *,
+    training: bool = False,
+    seed: int = 7,
+    weights: dict[int, float] | None = None,
+    augment: Any = None,
+    sample_weights: np.ndarray | None = None,
+) -> tf.data.Dataset:
     """A streaming ``tf.data`` pipeline of (x, y[, sample_weight]) batches.
 
     Shuffles row positions (reshuffled each epoch, seeded) when ``training``; loads each batch with one
@@ -114,7 +132,8 @@ def make_tf_dataset(source: PatchSource, labels: np.ndarray, batch_size: int, *,
     if fused:
         # One D4 code (0-7, uniform) per sample from a seeded stream that is redrawn every epoch.
         codes = tf.data.Dataset.random(seed=augment.seed, rerandomize_each_iteration=True).map(
-            lambda r: tf.math.floormod(r, 8))
+            lambda r: tf.math.floormod(r, 8)
+        )
         idx = tf.data.Dataset.zip(idx, codes)
     else:
         idx = idx.map(lambda i: (i, tf.zeros((), tf.int64)))
@@ -139,8 +158,11 @@ def make_tf_dataset(source: PatchSource, labels: np.ndarray, batch_size: int, *,
     # Reading GeoTIFFs releases the GIL: two batches in flight when streaming; copying from the
     # compact cache is cheap enough for one.
     ds = idx.map(load, num_parallel_calls=2 if not source.cached else 1, deterministic=True)
-    extra = (augment.affine_part if fused and (augment.affine or augment.jitter)
-             else (augment if training and not fused else None))
+    extra = (
+        augment.affine_part
+        if fused and (augment.affine or augment.jitter)
+        else (augment if training and not fused else None)
+    )
     if extra is not None:
         if w_t is not None or sw_t is not None:
             ds = ds.map(lambda x, y, w: (extra(x), y, w), num_parallel_calls=1)

@@ -25,8 +25,18 @@ from asgm.training.evaluate import N_BOOT
 from asgm.training.scoring import score
 
 #: Config fields every member must share: what the ensemble's one input and one split are made of.
-SHARED = ("store", "bands", "osm_layers", "patch_size", "encoding", "tta", "holdout", "negatives",
-          "masked_limit_pos", "masked_limit_neg")
+SHARED = (
+    "store",
+    "bands",
+    "osm_layers",
+    "patch_size",
+    "encoding",
+    "tta",
+    "holdout",
+    "negatives",
+    "masked_limit_pos",
+    "masked_limit_neg",
+)
 MEMBER_KEYS = ("f1", "precision", "recall", "pr_auc", "precision_at_recall_0.9", "ece", "threshold", "temperature")
 
 
@@ -60,8 +70,10 @@ def check_members(member_ids: list[str]) -> tuple[list[RunInfo], pd.DataFrame]:
         assert cfg is not None
         differ = [f for f in SHARED if getattr(cfg, f) != getattr(first, f)]
         if differ:
-            raise EnsembleError(f"runs {infos[0].run_id!r} and {info.run_id!r} differ in {differ}; ensemble members "
-                                "must read the same inputs the same way")
+            raise EnsembleError(
+                f"runs {infos[0].run_id!r} and {info.run_id!r} differ in {differ}; ensemble members "
+                "must read the same inputs the same way"
+            )
     split = _split(infos[0])
     key = split[["sample_id", "split"]]
     for info in infos[1:]:
@@ -70,7 +82,8 @@ def check_members(member_ids: list[str]) -> tuple[list[RunInfo], pd.DataFrame]:
             raise EnsembleError(
                 f"runs {infos[0].run_id!r} and {info.run_id!r} were trained on different spatial splits (their "
                 "split.csv differ): one's training rows would be scored as the other's validation or test rows. "
-                "Train the members with the same split_seed (different seeds are fine)")
+                "Train the members with the same split_seed (different seeds are fine)"
+            )
     return infos, split
 
 
@@ -81,9 +94,12 @@ def build(member_ids: list[str], name: str = "", run_id: str | None = None, n_bo
     infos, split = check_members(list(member_ids))
     base = infos[0].config
     assert base is not None
-    config: ExperimentConfig = base.model_copy(update={
-        "name": name or f"ensemble of {len(infos)}: " + ", ".join(i.run_id for i in infos),
-        "members": tuple(i.run_id for i in infos)})
+    config: ExperimentConfig = base.model_copy(
+        update={
+            "name": name or f"ensemble of {len(infos)}: " + ", ".join(i.run_id for i in infos),
+            "members": tuple(i.run_id for i in infos),
+        }
+    )
     store = PatchStore.open(config.store)  # before a folder is made: a gone store leaves nothing behind
     if run_id is not None:
         refuse_reuse(run_id, config)
@@ -101,19 +117,32 @@ def build(member_ids: list[str], name: str = "", run_id: str | None = None, n_bo
         archs = [i.config.architecture for i in infos if i.config is not None]
         metrics["recipe"]["architecture"] = f"ensemble of {len(infos)} ({', '.join(archs)})"
         metrics["ensemble"] = {
-            "combine": "mean of the members' logits; one temperature and threshold fitted on the shared validation split",
-            "members": [{"run_id": i.run_id, "architecture": i.config.architecture if i.config else None,
-                         "seed": i.config.seed if i.config else None,
-                         **{k: (i.metrics or {}).get(k) for k in MEMBER_KEYS}} for i in infos],
+            "combine": "mean of the members' logits; one temperature and threshold fitted on the shared validation split",  # noqa: E501
+            "members": [
+                {
+                    "run_id": i.run_id,
+                    "architecture": i.config.architecture if i.config else None,
+                    "seed": i.config.seed if i.config else None,
+                    **{k: (i.metrics or {}).get(k) for k in MEMBER_KEYS},
+                }
+                for i in infos
+            ],
         }
-        metrics.update({"store": store.name, "store_source": store.meta.source, "channels": list(config.channels),
-                        "counts": counts})
+        metrics.update(
+            {
+                "store": store.name,
+                "store_source": store.meta.source,
+                "channels": list(config.channels),
+                "counts": counts,
+            }
+        )
         atomic.write_text(folder.file("predictions.csv"), preds.to_csv(index=False))
         folder.write_json("metrics.json", metrics)
     except BaseException as exc:
         atomic.write_text(folder.file("error.txt"), traceback.format_exc())
-        folder.set_status("failed", finished=now(), error="interrupted" if isinstance(exc, KeyboardInterrupt)
-                          else one_line(exc))
+        folder.set_status(
+            "failed", finished=now(), error="interrupted" if isinstance(exc, KeyboardInterrupt) else one_line(exc)
+        )
         raise
     folder.set_status("completed", finished=now(), error=None, f1=metrics.get("f1"))
     return folder.run_id
@@ -123,6 +152,10 @@ def summary(run_id: str) -> dict[str, Any]:
     """The ensemble's test figures beside its members' (for the CLI)."""
     info = get_run(run_id)
     m = info.metrics or {}
-    return {"run_id": run_id, "members": [r["run_id"] for r in m.get("ensemble", {}).get("members", [])],
-            "ensemble": {k: m.get(k) for k in MEMBER_KEYS},
-            "member_metrics": m.get("ensemble", {}).get("members", []), "path": str(info.path)}
+    return {
+        "run_id": run_id,
+        "members": [r["run_id"] for r in m.get("ensemble", {}).get("members", [])],
+        "ensemble": {k: m.get(k) for k in MEMBER_KEYS},
+        "member_metrics": m.get("ensemble", {}).get("members", []),
+        "path": str(info.path),
+    }

@@ -56,9 +56,16 @@ def _ap(y: np.ndarray, pred: np.ndarray, prob: np.ndarray) -> float:
 METRICS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], float]] = {"f1": _f1, "pr_auc": _ap}
 
 
-def bootstrap_ci(y_true: np.ndarray, prob: np.ndarray, pred: np.ndarray, metric: str = "f1",
-                 groups: np.ndarray | None = None, n_boot: int = N_BOOT, seed: int = BOOT_SEED,
-                 level: float = 0.95) -> tuple[float, float]:
+def bootstrap_ci(
+    y_true: np.ndarray,
+    prob: np.ndarray,
+    pred: np.ndarray,
+    metric: str = "f1",
+    groups: np.ndarray | None = None,
+    n_boot: int = N_BOOT,
+    seed: int = BOOT_SEED,
+    level: float = 0.95,
+) -> tuple[float, float]:
     """Percentile bootstrap CI of ``metric`` ('f1' or 'pr_auc'). Resamples patches with replacement
     (the study's way), or whole groups (clusters) with replacement when ``groups`` is given. The
     binary predictions stay fixed (threshold from validation). Resamples where the metric is
@@ -93,8 +100,14 @@ def bootstrap_ci(y_true: np.ndarray, prob: np.ndarray, pred: np.ndarray, metric:
     return float(lo), float(hi)
 
 
-def metrics_on_test(y_true: np.ndarray, prob: np.ndarray, threshold: float, clusters: np.ndarray | None = None,
-                 n_boot: int = N_BOOT, seed: int = BOOT_SEED) -> dict[str, Any]:
+def metrics_on_test(
+    y_true: np.ndarray,
+    prob: np.ndarray,
+    threshold: float,
+    clusters: np.ndarray | None = None,
+    n_boot: int = N_BOOT,
+    seed: int = BOOT_SEED,
+) -> dict[str, Any]:
     """Every test metric of the run store's ``metrics.json`` (threshold applied with ``decide``),
     incl. precision at recall 0.9 and the calibration error (ECE, 10 bins) with its reliability curve."""
     from sklearn.metrics import (
@@ -124,9 +137,15 @@ def metrics_on_test(y_true: np.ndarray, prob: np.ndarray, threshold: float, clus
         "recall": float(recall_score(y, pred, zero_division=0)),
         "pr_auc": float(average_precision_score(y, p)) if has_pos else None,
         "pr_auc_ci": list(bootstrap_ci(y, p, pred, "pr_auc", None, n_boot, seed)) if has_pos else None,
-        "pr_auc_ci_cluster": (list(bootstrap_ci(y, p, pred, "pr_auc", clusters, n_boot, seed))
-                              if has_pos and clusters is not None else None),
-        "tp": tp, "fp": fp, "fn": fn, "tn": tn,
+        "pr_auc_ci_cluster": (
+            list(bootstrap_ci(y, p, pred, "pr_auc", clusters, n_boot, seed))
+            if has_pos and clusters is not None
+            else None
+        ),
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
         "confusion": [[tn, fp], [fn, tp]],
         "pr_curve": {"precision": [float(v) for v in prec_c], "recall": [float(v) for v in rec_c]},
         "bootstrap": {"resamples": int(n_boot), "seed": int(seed), "level": 0.95},

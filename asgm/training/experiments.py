@@ -23,8 +23,20 @@ if TYPE_CHECKING:
 
 #: Table 1 of Dissing & Kalo, as published (paper.md). F1 CI is the patch-level bootstrap.
 TABLE1_PUBLISHED: tuple[dict[str, Any], ...] = tuple(
-    {"exp": e, "osm": o, "patch": p, "negatives": n, "class_weight": w, "f1": f1, "f1_ci": [lo, hi],
-     "pr_auc": ap, "fp": fp, "fn": fn, "precision": pr, "recall": rc}
+    {
+        "exp": e,
+        "osm": o,
+        "patch": p,
+        "negatives": n,
+        "class_weight": w,
+        "f1": f1,
+        "f1_ci": [lo, hi],
+        "pr_auc": ap,
+        "fp": fp,
+        "fn": fn,
+        "precision": pr,
+        "recall": rc,
+    }
     for e, o, p, n, w, f1, lo, hi, ap, fp, fn, pr, rc in [
         (1, False, 256, "curated", False, 0.867, 0.739, 0.960, 0.865, 6, 0, 0.769, 1.000),
         (2, True, 256, "curated", False, 0.923, 0.827, 1.000, 0.972, 1, 2, 0.947, 0.900),
@@ -40,8 +52,26 @@ TABLE1_PUBLISHED: tuple[dict[str, Any], ...] = tuple(
 )
 #: The study's five OSM layers, used by every "OSM: yes" experiment.
 STUDY_OSM = ("highway", "waterway", "building", "landuse", "aeroway")
-COLUMNS = ["exp", "osm", "patch", "negatives", "class_weight", "status", "f1", "f1_ci", "f1_ci_cluster", "pr_auc",
-           "fp", "fn", "precision", "recall", "run_id", "store", "bands", "reason"]
+COLUMNS = [
+    "exp",
+    "osm",
+    "patch",
+    "negatives",
+    "class_weight",
+    "status",
+    "f1",
+    "f1_ci",
+    "f1_ci_cluster",
+    "pr_auc",
+    "fp",
+    "fn",
+    "precision",
+    "recall",
+    "run_id",
+    "store",
+    "bands",
+    "reason",
+]
 
 
 class ExperimentError(AsgmError):
@@ -93,33 +123,58 @@ def plan_table1(stores: Sequence[str], epochs: int = 160, seed: int = 7, **overr
             continue
         bands = tuple(b for b in S2_BANDS if b in chosen.meta.bands)
         cfg = ExperimentConfig(
-            name=f"table1-exp{spec['exp']}", store=chosen.name, bands=bands,
-            osm_layers=STUDY_OSM if spec["osm"] else (), patch_size=spec["patch"], negatives=spec["negatives"],
-            class_weight=spec["class_weight"], epochs=epochs, seed=seed, **overrides,
+            name=f"table1-exp{spec['exp']}",
+            store=chosen.name,
+            bands=bands,
+            osm_layers=STUDY_OSM if spec["osm"] else (),
+            patch_size=spec["patch"],
+            negatives=spec["negatives"],
+            class_weight=spec["class_weight"],
+            epochs=epochs,
+            seed=seed,
+            **overrides,
         )
         plans.append(Plan(spec["exp"], spec, cfg, None))
     return plans
 
 
-def table_row(plan: Plan, run_id: str | None, metrics: dict[str, Any] | None, status: str, reason: str | None) -> dict[str, Any]:
+def table_row(
+    plan: Plan, run_id: str | None, metrics: dict[str, Any] | None, status: str, reason: str | None
+) -> dict[str, Any]:
     """One row of the reproduced Table 1 (``COLUMNS``) for a plan and, when it ran, its run's metrics."""
     s = plan.spec
     m = metrics or {}
     return {
-        "exp": plan.exp, "osm": s["osm"], "patch": s["patch"], "negatives": s["negatives"],
-        "class_weight": s["class_weight"], "status": status, "f1": m.get("f1"), "f1_ci": m.get("f1_ci_patch"),
-        "f1_ci_cluster": m.get("f1_ci_cluster"), "pr_auc": m.get("pr_auc"), "fp": m.get("fp"), "fn": m.get("fn"),
-        "precision": m.get("precision"), "recall": m.get("recall"), "run_id": run_id,
+        "exp": plan.exp,
+        "osm": s["osm"],
+        "patch": s["patch"],
+        "negatives": s["negatives"],
+        "class_weight": s["class_weight"],
+        "status": status,
+        "f1": m.get("f1"),
+        "f1_ci": m.get("f1_ci_patch"),
+        "f1_ci_cluster": m.get("f1_ci_cluster"),
+        "pr_auc": m.get("pr_auc"),
+        "fp": m.get("fp"),
+        "fn": m.get("fn"),
+        "precision": m.get("precision"),
+        "recall": m.get("recall"),
+        "run_id": run_id,
         "store": plan.config.store if plan.config else None,
-        "bands": list(plan.config.bands) if plan.config else None, "reason": reason,
+        "bands": list(plan.config.bands) if plan.config else None,
+        "reason": reason,
     }
 
 
-def planned_rows(stores: Sequence[str], epochs: int = 160, seed: int = 7,
-                 only: Sequence[int] | None = None) -> list[dict[str, Any]]:
+def planned_rows(
+    stores: Sequence[str], epochs: int = 160, seed: int = 7, only: Sequence[int] | None = None
+) -> list[dict[str, Any]]:
     """Table 1 as it would run on ``stores``: each row 'planned' or 'skipped' with the reason, nothing trained."""
-    return [table_row(p, None, None, "planned" if p.config else "skipped", p.reason)
-            for p in plan_table1(stores, epochs, seed) if not only or p.exp in only]
+    return [
+        table_row(p, None, None, "planned" if p.config else "skipped", p.reason)
+        for p in plan_table1(stores, epochs, seed)
+        if not only or p.exp in only
+    ]
 
 
 def _run_row(plan: Plan) -> dict[str, Any]:
@@ -138,9 +193,16 @@ def _run_row(plan: Plan) -> dict[str, Any]:
         return table_row(plan, None, None, "failed", one_line(exc))
 
 
-def run_table1(stores: Sequence[str], epochs: int = 160, seed: int = 7, only: Sequence[int] | None = None,
-               on_row: Callable[[dict[str, Any]], None] | None = None, scheduler: Any = None, workers: int = 2,
-               **overrides: Any) -> dict[str, Any]:
+def run_table1(
+    stores: Sequence[str],
+    epochs: int = 160,
+    seed: int = 7,
+    only: Sequence[int] | None = None,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+    scheduler: Any = None,
+    workers: int = 2,
+    **overrides: Any,
+) -> dict[str, Any]:
     """Train every supported Table 1 configuration and save the table under
     ``models/experiments/table1-<time>.json`` (and ``.csv``). Returns {rows, published, path}.
 
@@ -167,8 +229,14 @@ def run_table1(stores: Sequence[str], epochs: int = 160, seed: int = 7, only: Se
                 if on_row:
                     on_row(done[futures[fut]])
             rows = [done[i] for i in range(len(plans))]  # table order, whatever finished first
-    out = {"created": now(), "epochs": epochs, "seed": seed, "stores": list(stores), "rows": rows,
-           "published": list(TABLE1_PUBLISHED)}
+    out = {
+        "created": now(),
+        "epochs": epochs,
+        "seed": seed,
+        "stores": list(stores),
+        "rows": rows,
+        "published": list(TABLE1_PUBLISHED),
+    }
     path = models_dir() / "experiments" / f"table1-{now().replace(':', '').replace('+0000', 'Z')}.json"
     atomic.write_json(path, out)
     import pandas as pd
@@ -186,7 +254,7 @@ def _fmt(v: Any) -> str:
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
     """Table 1's columns as fixed-width text: Exp, OSM, Patch, Neg, CW, F1 [95% CI], PR-AUC, FP, FN, P, R."""
-    head = f"{'Exp':>3} {'OSM':<3} {'Patch':>5} {'Neg':<7} {'CW':<3} {'F1 [95% CI]':<22} {'PR-AUC':>6} {'FP':>3} {'FN':>3} {'Prec':>5} {'Rec':>5}  note"
+    head = f"{'Exp':>3} {'OSM':<3} {'Patch':>5} {'Neg':<7} {'CW':<3} {'F1 [95% CI]':<22} {'PR-AUC':>6} {'FP':>3} {'FN':>3} {'Prec':>5} {'Rec':>5}  note"  # noqa: E501
     lines = [head, "-" * len(head)]
     for r in rows:
         ci = r.get("f1_ci") or [None, None]
@@ -202,8 +270,9 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def ablation(run_id: str, retrain: bool = True, n_boot: int = N_BOOT,
-             on_step: Callable[[str], None] | None = None) -> dict[str, Any]:
+def ablation(
+    run_id: str, retrain: bool = True, n_boot: int = N_BOOT, on_step: Callable[[str], None] | None = None
+) -> dict[str, Any]:
     """Each OSM layer of a completed run measured two ways, relative to the full model:
     - ``zeroed``: the run's model on its own test set with that channel set to 0 (threshold re-tuned
       on the equally zeroed validation set);
@@ -237,21 +306,29 @@ def ablation(run_id: str, retrain: bool = True, n_boot: int = N_BOOT,
         if retrain:
             if on_step:
                 on_step(f"{layer}: retraining without it")
-            sub = config.model_copy(update={
-                "osm_layers": tuple(x for x in config.osm_layers if x != layer),
-                "name": f"ablation-{run_id}-no-{layer}"[:60],
-            })
+            sub = config.model_copy(
+                update={
+                    "osm_layers": tuple(x for x in config.osm_layers if x != layer),
+                    "name": f"ablation-{run_id}-no-{layer}"[:60],
+                }
+            )
             rid = train(sub, n_boot=n_boot, split_override=split)
             rm = get_run(rid).metrics or {}
             entry["retrained"] = {k: rm.get(k) for k in keys}
             entry["retrained_run_id"] = rid
         for mode in ("zeroed", "retrained"):
             if mode in entry:
-                entry[f"{mode}_delta"] = {k: (None if entry[mode][k] is None or full[k] is None
-                                              else entry[mode][k] - full[k]) for k in keys}
+                entry[f"{mode}_delta"] = {
+                    k: (None if entry[mode][k] is None or full[k] is None else entry[mode][k] - full[k]) for k in keys
+                }
         layers.append(entry)
-    out = {"run_id": run_id, "full": full, "layers": layers, "created": now(),
-           "note": "deltas are ablated minus full model (negative = the layer helped)"}
+    out = {
+        "run_id": run_id,
+        "full": full,
+        "layers": layers,
+        "created": now(),
+        "note": "deltas are ablated minus full model (negative = the layer helped)",
+    }
     atomic.write_json(folder.file("ablation.json"), out)
     return out
 
@@ -275,8 +352,14 @@ def ablation_results(run_ids: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
                 for mode in ("retrained", "zeroed"):
                     d = entry.get(f"{mode}_delta")
                     if d:
-                        rows.append({"full_run": rid, "removed": entry["layer"], "mode": mode,
-                                     **{f"delta_{k}": d.get(k) for k in ("f1", "precision", "recall")}})
+                        rows.append(
+                            {
+                                "full_run": rid,
+                                "removed": entry["layer"],
+                                "mode": mode,
+                                **{f"delta_{k}": d.get(k) for k in ("f1", "precision", "recall")},
+                            }
+                        )
         except (OSError, json.JSONDecodeError, KeyError, AttributeError) as exc:
             problems.append(f"{path} is unreadable ({exc}); rerun `asgm ablation {rid}`.")
     columns = ["full_run", "removed", "mode", "delta_f1", "delta_precision", "delta_recall"]

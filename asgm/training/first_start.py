@@ -47,8 +47,10 @@ def demo_osm_note() -> dict[str, Any]:
 def demo_osm_steps(n_patches: int) -> list[list[str]]:
     """The first-start OSM job's commands: fetch the demo store's OSM snapshot, rasterize it, and (for a
     store of at least ``MIN_PATCHES_TO_TRAIN`` patches) train the small RGB + OSM default model on it."""
-    steps = [commands.osm_fetch("demo", DEMO_OSM_DATE, retries=2, backoff_s=5, timeout_s=120),
-             commands.osm_rasterize("demo")]
+    steps = [
+        commands.osm_fetch("demo", DEMO_OSM_DATE, retries=2, backoff_s=5, timeout_s=120),
+        commands.osm_rasterize("demo"),
+    ]
     if n_patches >= MIN_PATCHES_TO_TRAIN:
         steps.append(commands.train_store("demo", "all", DEFAULT_EPOCHS, OSM_MODEL_NAME))
     return steps
@@ -66,8 +68,10 @@ def start_demo_osm() -> str:
     try:
         requests.get(f"{url}/status", timeout=OVERPASS_PROBE_S).raise_for_status()
     except requests.RequestException as exc:
-        msg = (f"OSM context needs the network: Overpass ({url}) did not answer ({type(exc).__name__}), so the demo "
-               f"store has no OSM masks. Offline, the synthetic store shows the mechanism (`asgm synthetic build`).")
+        msg = (
+            f"OSM context needs the network: Overpass ({url}) did not answer ({type(exc).__name__}), so the demo "
+            f"store has no OSM masks. Offline, the synthetic store shows the mechanism (`asgm synthetic build`)."
+        )
         atomic.write_json(_demo_osm_file(), {"ok": False, "message": msg, "updated": time.time()})
         return msg
     steps = demo_osm_steps(len(PatchStore.open("demo")))
@@ -78,7 +82,9 @@ def start_demo_osm() -> str:
         return str(exc)
     msg = f"fetching OSM ({DEMO_OSM_DATE}) for the demo store in job {job.job_id}" + (
         f", then training {OSM_MODEL_NAME!r}: pick it in the sidebar to toggle OSM layers on real patches"
-        if len(steps) > 2 else "")
+        if len(steps) > 2
+        else ""
+    )
     atomic.write_json(_demo_osm_file(), {"ok": True, "message": msg, "job_id": job.job_id, "updated": time.time()})
     return msg
 

@@ -25,28 +25,49 @@ if TYPE_CHECKING:
 
 #: Which test rows form a named part of a store, by set (the demo pack: north-east Bolívar, 2019).
 PART_SETS: dict[str, tuple[str, ...]] = {"bolivar": ("eg-positives", "eg-negatives", "curated")}
-SUMMARY_KEYS = ("val_f1", "f1", "precision", "recall", "pr_auc", "precision_at_recall_0.9", "ece", "f1_ci_cluster",
-                "n", "tp", "fp", "fn", "tn")
+SUMMARY_KEYS = (
+    "val_f1",
+    "f1",
+    "precision",
+    "recall",
+    "pr_auc",
+    "precision_at_recall_0.9",
+    "ece",
+    "f1_ci_cluster",
+    "n",
+    "tp",
+    "fp",
+    "fn",
+    "tn",
+)
 
 
 def _summary(m: dict[str, Any]) -> dict[str, Any]:
     return {k: m.get(k) for k in SUMMARY_KEYS}
 
 
-def _score_probs(val: pd.DataFrame, test: pd.DataFrame, z_val: np.ndarray, z_test: np.ndarray, temperature: float,
-                 n_boot: int) -> tuple[dict[str, Any], np.ndarray, np.ndarray, float]:
+def _score_probs(
+    val: pd.DataFrame, test: pd.DataFrame, z_val: np.ndarray, z_test: np.ndarray, temperature: float, n_boot: int
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray, float]:
     from asgm.model.calibration import sigmoid
 
     p_val, p_test = sigmoid(z_val / temperature), sigmoid(z_test / temperature)
     threshold, val_f1 = best_threshold(val["label"].to_numpy(), p_val)
-    m = metrics_on_test(test["label"].to_numpy(), p_test, threshold, clusters=test["cluster"].to_numpy(),
-                        n_boot=n_boot, seed=42)
+    m = metrics_on_test(
+        test["label"].to_numpy(), p_test, threshold, clusters=test["cluster"].to_numpy(), n_boot=n_boot, seed=42
+    )
     m["val_f1"] = val_f1
     return m, p_val, p_test, threshold
 
 
-def score(model: Any, store: PatchStore, config: ExperimentConfig, split: pd.DataFrame, n_boot: int = N_BOOT,
-          zero_layers: tuple[str, ...] = ()) -> tuple[dict[str, Any], pd.DataFrame]:
+def score(
+    model: Any,
+    store: PatchStore,
+    config: ExperimentConfig,
+    split: pd.DataFrame,
+    n_boot: int = N_BOOT,
+    zero_layers: tuple[str, ...] = (),
+) -> tuple[dict[str, Any], pd.DataFrame]:
     """Predict validation and test rows with the run's recipe (``asgm.model.inference.recipe_logits``), fit
     the temperature on validation (``calibrate``), tune the threshold on validation, score test.
     ``zero_layers`` zeroes those OSM channels at prediction time (ablation).
@@ -66,8 +87,13 @@ def score(model: Any, store: PatchStore, config: ExperimentConfig, split: pd.Dat
     temperature = fit_temperature(val["label"].to_numpy(), z_val) if config.calibrate else 1.0
     metrics, p_val, p_test, threshold = _score_probs(val, test, z_val, z_test, temperature, n_boot)
     metrics["temperature"] = temperature
-    metrics["recipe"] = {"architecture": config.architecture, "tta": config.tta, "calibrate": config.calibrate,
-                         "jitter": config.jitter, "balance_sets": config.balance_sets}
+    metrics["recipe"] = {
+        "architecture": config.architecture,
+        "tta": config.tta,
+        "calibrate": config.calibrate,
+        "jitter": config.jitter,
+        "balance_sets": config.balance_sets,
+    }
 
     # Post-hoc parts of the recipe switched off, one at a time, on the very same model.
     posthoc: dict[str, Any] = {}
@@ -87,8 +113,14 @@ def score(model: Any, store: PatchStore, config: ExperimentConfig, split: pd.Dat
     for name, members in PART_SETS.items():
         m = np.isin(test_sets, members)
         if m.any() and not m.all() and test.loc[m, "label"].sum() > 0:
-            pm = metrics_on_test(test.loc[m, "label"].to_numpy(), p_test[m], threshold,
-                                 clusters=test.loc[m, "cluster"].to_numpy(), n_boot=n_boot, seed=42)
+            pm = metrics_on_test(
+                test.loc[m, "label"].to_numpy(),
+                p_test[m],
+                threshold,
+                clusters=test.loc[m, "cluster"].to_numpy(),
+                n_boot=n_boot,
+                seed=42,
+            )
             parts[name] = _summary(pm)
     if parts:
         metrics["parts"] = parts
@@ -126,8 +158,19 @@ def evaluate_run(run_id: str, n_boot: int = N_BOOT) -> dict[str, Any]:
     except (ValueError, UnicodeDecodeError):  # not JSON: evaluate is the way to rewrite it
         old = {}
     old = old if isinstance(old, dict) else {}
-    for key in ("best_epoch", "best_epoch_by", "epochs_run", "batch_size", "class_weights", "counts", "store",
-                "store_source", "channels", "train_seconds", "ensemble"):
+    for key in (
+        "best_epoch",
+        "best_epoch_by",
+        "epochs_run",
+        "batch_size",
+        "class_weights",
+        "counts",
+        "store",
+        "store_source",
+        "channels",
+        "train_seconds",
+        "ensemble",
+    ):
         if key in old:
             metrics[key] = old[key]
     if config.members and isinstance(old.get("recipe"), dict) and "architecture" in old["recipe"]:

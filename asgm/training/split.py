@@ -34,8 +34,13 @@ def cluster_points(lon: np.ndarray, lat: np.ndarray, eps_m: float) -> np.ndarray
     return db.fit_predict(coords)
 
 
-def spatial_split(rows: pd.DataFrame, eps_m: float = 3000.0, fractions: Sequence[float] = (0.70, 0.15, 0.15),
-                  seed: int = 7, test_mask: np.ndarray | None = None) -> pd.DataFrame:
+def spatial_split(
+    rows: pd.DataFrame,
+    eps_m: float = 3000.0,
+    fractions: Sequence[float] = (0.70, 0.15, 0.15),
+    seed: int = 7,
+    test_mask: np.ndarray | None = None,
+) -> pd.DataFrame:
     """Split rows (sample_id, label, lon, lat) into train/val/test by DBSCAN cluster.
 
     Returns a frame sorted by sample_id with columns sample_id, label, lon, lat, cluster, split.
@@ -81,8 +86,9 @@ def spatial_split(rows: pd.DataFrame, eps_m: float = 3000.0, fractions: Sequence
     return df
 
 
-def _stratified(per: pd.DataFrame, fractions: np.ndarray, names: Sequence[str],
-                rng: np.random.Generator) -> dict[int, str]:
+def _stratified(
+    per: pd.DataFrame, fractions: np.ndarray, names: Sequence[str], rng: np.random.Generator
+) -> dict[int, str]:
     """Assign clusters (rows of ``per``: cluster, pos, neg) to ``names`` by class-stratified greedy.
 
     Positive-holding clusters are placed first, each to the split with the largest remaining
@@ -149,8 +155,11 @@ def split_counts(split: pd.DataFrame) -> dict[str, dict[str, int]]:
         part = split[split["split"] == name]
         if name == "buffer" and part.empty:
             continue
-        out[name] = {"pos": int((part["label"] == 1).sum()), "neg": int((part["label"] == 0).sum()),
-                     "clusters": int(part["cluster"].nunique())}
+        out[name] = {
+            "pos": int((part["label"] == 1).sum()),
+            "neg": int((part["label"] == 0).sum()),
+            "clusters": int(part["cluster"].nunique()),
+        }
     return out
 
 

@@ -66,24 +66,38 @@ def _progress_callback(folder: RunFolder, epochs: int, tqdm_bar: Any = None) -> 
             remaining = epochs - (epoch + 1)
             eta = float(np.mean(self.epoch_times[-5:]) * remaining)
             progress = {
-                "epoch": epoch + 1, "epochs": epochs, "loss": logs.get("loss"), "val_loss": logs.get("val_loss"),
-                "val_pr_auc": logs.get("val_pr_auc"), "val_precision": logs.get("val_precision"),
-                "val_recall": logs.get("val_recall"), "best_epoch": self.best_epoch,
+                "epoch": epoch + 1,
+                "epochs": epochs,
+                "loss": logs.get("loss"),
+                "val_loss": logs.get("val_loss"),
+                "val_pr_auc": logs.get("val_pr_auc"),
+                "val_precision": logs.get("val_precision"),
+                "val_recall": logs.get("val_recall"),
+                "best_epoch": self.best_epoch,
                 "best_val_pr_auc": None if self.best_epoch is None else self.best_value,
-                "elapsed_s": round(time.monotonic() - self.t0, 1), "eta_s": round(eta, 1), "updated": now(),
+                "elapsed_s": round(time.monotonic() - self.t0, 1),
+                "eta_s": round(eta, 1),
+                "updated": now(),
             }
             folder.write_json("progress.json", progress)
             folder.write_json("history.json", self.history)
             if tqdm_bar is not None:
                 tqdm_bar.update(1)
-                tqdm_bar.set_postfix(loss=f"{logs.get('loss', float('nan')):.3f}",
-                                     val_pr_auc=f"{value:.3f}", best=self.best_epoch)
+                tqdm_bar.set_postfix(
+                    loss=f"{logs.get('loss', float('nan')):.3f}", val_pr_auc=f"{value:.3f}", best=self.best_epoch
+                )
 
     return Progress()
 
 
-def train(config: ExperimentConfig, run_id: str | None = None, *, show_progress: bool = False,
-          n_boot: int = N_BOOT, split_override: pd.DataFrame | None = None) -> str:
+def train(
+    config: ExperimentConfig,
+    run_id: str | None = None,
+    *,
+    show_progress: bool = False,
+    n_boot: int = N_BOOT,
+    split_override: pd.DataFrame | None = None,
+) -> str:
     """Train ``config`` into a run folder (created if needed) and return the run id.
 
     The folder ends ``completed`` with metrics, ``cancelled`` when a cancel was requested, or
@@ -92,8 +106,10 @@ def train(config: ExperimentConfig, run_id: str | None = None, *, show_progress:
     from asgm.data.store import PatchStore, with_store_encoding
 
     if config.members:
-        raise RunError(f"this config is an ensemble of runs {list(config.members)}: it is built, not trained; "
-                       "rebuild it with `asgm ensemble --members ...` or train one of its members' configs")
+        raise RunError(
+            f"this config is an ensemble of runs {list(config.members)}: it is built, not trained; "
+            "rebuild it with `asgm ensemble --members ...` or train one of its members' configs"
+        )
     if run_id is None:
         PatchStore.open(config.store)
     # The run records the encoding its inputs had (the training store's unless the config names one), so
@@ -119,8 +135,9 @@ def train(config: ExperimentConfig, run_id: str | None = None, *, show_progress:
     return folder.run_id
 
 
-def _train(folder: RunFolder, config: ExperimentConfig, show_progress: bool, n_boot: int,
-           split_override: pd.DataFrame | None) -> dict[str, Any]:
+def _train(
+    folder: RunFolder, config: ExperimentConfig, show_progress: bool, n_boot: int, split_override: pd.DataFrame | None
+) -> dict[str, Any]:
     from asgm.data.regions import COUNTRIES, country_codes
     from asgm.data.store import PatchStore
     from asgm.model.inputs import DEFAULT_CACHE_LIMIT_MB, PatchSource, assemble, run_pipeline
@@ -136,8 +153,7 @@ def _train(folder: RunFolder, config: ExperimentConfig, show_progress: bool, n_b
         split = split[["sample_id", "label", "lon", "lat", "cluster", "split"]]
     else:
         mask = holdout_mask(rows, config.holdout) if config.holdout else None
-        split = spatial_split(rows, config.split_eps_m, config.split_fractions, config.split_seed_used,
-                              test_mask=mask)
+        split = spatial_split(rows, config.split_eps_m, config.split_fractions, config.split_seed_used, test_mask=mask)
         if config.holdout in COUNTRIES:  # record each row's country: what the holdout was decided on
             split["country"] = country_codes(split["lon"].to_numpy(float), split["lat"].to_numpy(float))
     atomic.write_text(folder.file("split.csv"), split.to_csv(index=False))
@@ -165,8 +181,10 @@ def _train(folder: RunFolder, config: ExperimentConfig, show_progress: bool, n_b
         if config.balance_by == "confuser":
             index = store.index().set_index("sample_id")
             if "confuser" not in index.columns or not (index["confuser"].fillna("") != "").any():
-                raise RunError(f"store {store.name!r} records no confuser classes; rebuild it (`asgm demo build --pack "
-                               "amazon2`) or balance by set")
+                raise RunError(
+                    f"store {store.name!r} records no confuser classes; rebuild it (`asgm demo build --pack "
+                    "amazon2`) or balance by set"
+                )
             confusers = train_rows["sample_id"].map(index["confuser"].fillna("")).to_numpy()
         sample_weights = set_weights(y_train, balance_groups(y_train, sets, confusers))
     # One cache budget shared by the training and validation rows (memory stays bounded, spec §4).
@@ -174,24 +192,45 @@ def _train(folder: RunFolder, config: ExperimentConfig, show_progress: bool, n_b
     train_src = PatchSource(store, config, train_rows["sample_id"], cache_limit_mb=DEFAULT_CACHE_LIMIT_MB * share)
     val_src = PatchSource(store, config, val_rows["sample_id"], cache_limit_mb=DEFAULT_CACHE_LIMIT_MB * (1 - share))
     aug = augmenter(config, len(config.bands), config.seed) if config.augment else None
-    train_ds = make_tf_dataset(train_src, y_train, config.batch_size, training=True, seed=config.seed,
-                               weights=weights, augment=aug, sample_weights=sample_weights)
+    train_ds = make_tf_dataset(
+        train_src,
+        y_train,
+        config.batch_size,
+        training=True,
+        seed=config.seed,
+        weights=weights,
+        augment=aug,
+        sample_weights=sample_weights,
+    )
     val_ds = make_tf_dataset(val_src, val_rows["label"].to_numpy(), config.batch_size)
 
     from asgm.training.recipe import learning_rate
 
-    model = compile_model(build_for(config.architecture, config.patch_size, len(config.channels)),
-                          learning_rate(config, len(train_rows)))
+    model = compile_model(
+        build_for(config.architecture, config.patch_size, len(config.channels)), learning_rate(config, len(train_rows))
+    )
     bar = tqdm.tqdm(total=config.epochs, desc="epochs", unit="ep") if show_progress else None
     progress = _progress_callback(folder, config.epochs, bar)
     callbacks: list[Any] = [progress]
     if config.early_stopping_patience:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_pr_auc", mode="max",
-                                                       patience=config.early_stopping_patience))
+        callbacks.append(
+            keras.callbacks.EarlyStopping(monitor="val_pr_auc", mode="max", patience=config.early_stopping_patience)
+        )
     try:
         # shuffle=False: the tf.data pipeline already reshuffles every epoch (seeded).
-        run_pipeline(partial(model.fit, train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks,
-                             verbose=0, shuffle=False), train_src, val_src)
+        run_pipeline(
+            partial(
+                model.fit,
+                train_ds,
+                validation_data=val_ds,
+                epochs=config.epochs,
+                callbacks=callbacks,
+                verbose=0,
+                shuffle=False,
+            ),
+            train_src,
+            val_src,
+        )
     finally:
         if bar is not None:
             bar.close()
@@ -204,17 +243,19 @@ def _train(folder: RunFolder, config: ExperimentConfig, show_progress: bool, n_b
         model.save(tmp)
     metrics, preds = score(model, store, config, split, n_boot=n_boot)
     atomic.write_text(folder.file("predictions.csv"), preds.to_csv(index=False))
-    metrics.update({
-        "best_epoch": progress.best_epoch,
-        "best_epoch_by": "val_pr_auc (Keras AUC, curve='PR'), highest; ties keep the earlier epoch",
-        "epochs_run": len(progress.history),
-        "batch_size": config.batch_size,
-        "class_weights": weights,
-        "counts": counts,
-        "store": store.name,
-        "store_source": store.meta.source,
-        "channels": list(config.channels),
-        "train_seconds": round(time.monotonic() - t0, 1),
-    })
+    metrics.update(
+        {
+            "best_epoch": progress.best_epoch,
+            "best_epoch_by": "val_pr_auc (Keras AUC, curve='PR'), highest; ties keep the earlier epoch",
+            "epochs_run": len(progress.history),
+            "batch_size": config.batch_size,
+            "class_weights": weights,
+            "counts": counts,
+            "store": store.name,
+            "store_source": store.meta.source,
+            "channels": list(config.channels),
+            "train_seconds": round(time.monotonic() - t0, 1),
+        }
+    )
     folder.write_json("metrics.json", metrics)
     return metrics

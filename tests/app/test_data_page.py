@@ -25,7 +25,9 @@ def _page(secrets: dict | None = None) -> AppTest:
 
 
 def _texts(at: AppTest) -> str:
-    parts = [e.value for kind in ("markdown", "caption", "info", "warning", "error", "success") for e in getattr(at, kind)]
+    parts = [
+        e.value for kind in ("markdown", "caption", "info", "warning", "error", "success") for e in getattr(at, kind)
+    ]
     return "\n".join(str(p) for p in parts)
 
 
@@ -34,9 +36,15 @@ def _button(at: AppTest, label: str):
 
 
 def _geojson(features: list[tuple[float, float, dict]]) -> bytes:
-    return json.dumps({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat]}, "properties": props}
-        for lon, lat, props in features]}).encode()
+    return json.dumps(
+        {
+            "type": "FeatureCollection",
+            "features": [
+                {"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat]}, "properties": props}
+                for lon, lat, props in features
+            ],
+        }
+    ).encode()
 
 
 def test_bad_upload_says_what_is_wrong_and_writes_nothing(empty_env):
@@ -54,8 +62,9 @@ def test_bad_upload_says_what_is_wrong_and_writes_nothing(empty_env):
 def test_upload_without_labels_asks_for_one(empty_env):
     at = _page()
     at.radio[0].set_value(UPLOAD).run()
-    at.file_uploader[0].set_value(("mine.geojson", _geojson([(-61.8, 6.4, {}), (-61.7, 6.5, {})]),
-                                   "application/geo+json")).run()
+    at.file_uploader[0].set_value(
+        ("mine.geojson", _geojson([(-61.8, 6.4, {}), (-61.7, 6.5, {})]), "application/geo+json")
+    ).run()
     assert "no 'label' column; add one" in _texts(at)
     at.selectbox[0].set_value("1 (mining)").run()
     assert "mine.geojson: 2 points (2 mining, 0 not mining)" in _texts(at)
@@ -71,8 +80,9 @@ def test_fetch_from_an_unreachable_stac_api_fails_with_the_reason(empty_env, mon
     monkeypatch.setenv("ASGM_STAC_URL", f"http://127.0.0.1:{_free_port()}")  # nothing listens there
     at = _page()
     at.radio[0].set_value(UPLOAD).run()
-    at.file_uploader[0].set_value(("two.geojson", _geojson([(-61.8, 6.4, {"label": 1}), (-61.7, 6.5, {"label": 0})]),
-                                   "application/geo+json")).run()
+    at.file_uploader[0].set_value(
+        ("two.geojson", _geojson([(-61.8, 6.4, {"label": 1}), (-61.7, 6.5, {"label": 0})]), "application/geo+json")
+    ).run()
     _button(at, "Fetch patches").click().run()
     assert "Started job" in _texts(at), _texts(at)
     saved = empty_env / "data" / "points" / "uploads" / "two.geojson"
@@ -127,9 +137,14 @@ def test_earth_engine_is_offered_only_with_credentials_naming_project_and_accoun
     at = _page()
     source = next(r for r in at.radio if r.label == "Source")
     assert source.disabled and "Earth Engine: no credentials found" in _texts(at)
-    key = {"type": "service_account", "project_id": "asgm-test-project", "private_key_id": "abc123",
-           "private_key": "-----BEGIN PRIVATE KEY-----\nSECRETKEYMATERIAL\n-----END PRIVATE KEY-----\n",
-           "client_email": "explorer@asgm-test-project.iam.gserviceaccount.com", "token_uri": "http://127.0.0.1:1/token"}
+    key = {
+        "type": "service_account",
+        "project_id": "asgm-test-project",
+        "private_key_id": "abc123",
+        "private_key": "-----BEGIN PRIVATE KEY-----\nSECRETKEYMATERIAL\n-----END PRIVATE KEY-----\n",
+        "client_email": "explorer@asgm-test-project.iam.gserviceaccount.com",
+        "token_uri": "http://127.0.0.1:1/token",
+    }
     at = _page({"ee_service_account": key})
     source = next(r for r in at.radio if r.label == "Source")
     assert not source.disabled

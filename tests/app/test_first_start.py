@@ -93,9 +93,11 @@ def test_online_first_start_fetches_and_rasterizes_osm_for_the_demo(shipped, dem
     elements = []
     for i, r in enumerate(index.itertuples()):
         a, b = 2 * i + 1, 2 * i + 2
-        elements += [{"type": "node", "id": a, "lat": r.lat, "lon": r.lon - 0.001},
-                     {"type": "node", "id": b, "lat": r.lat, "lon": r.lon + 0.001},
-                     {"type": "way", "id": 10_000 + i, "nodes": [a, b], "tags": {"highway": "track"}}]
+        elements += [
+            {"type": "node", "id": a, "lat": r.lat, "lon": r.lon - 0.001},
+            {"type": "node", "id": b, "lat": r.lat, "lon": r.lon + 0.001},
+            {"type": "way", "id": 10_000 + i, "nodes": [a, b], "tags": {"highway": "track"}},
+        ]
     with serve_overpass(FakeOverpass(elements)) as fake:
         monkeypatch.setenv("ASGM_OVERPASS_URL", fake.url)
         sup.start_prepare()

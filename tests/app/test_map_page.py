@@ -27,8 +27,11 @@ def fake_map(monkeypatch, value: dict | None = None) -> list[dict]:
 
 
 def click(sid: str) -> dict:
-    return {"last_object_clicked_tooltip": f"{sid} · p 0.500", "last_object_clicked": {"lat": 0, "lng": 0},
-            "last_clicked": {"lat": 0, "lng": 0}}
+    return {
+        "last_object_clicked_tooltip": f"{sid} · p 0.500",
+        "last_object_clicked": {"lat": 0, "lng": 0},
+        "last_clicked": {"lat": 0, "lng": 0},
+    }
 
 
 def run(**session) -> AppTest:
@@ -114,8 +117,14 @@ def test_swipe_and_osm_overlay_on_a_store_with_the_bands(app_env, monkeypatch):
 
 
 def test_a_drawn_area_becomes_the_aoi(app_env, monkeypatch):
-    square = {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [
-        [[-63.0, 6.8], [-62.9, 6.8], [-62.9, 6.9], [-63.0, 6.9], [-63.0, 6.8]]]}}
+    square = {
+        "type": "Feature",
+        "properties": {},
+        "geometry": {
+            "type": "Polygon",
+            "coordinates": [[[-63.0, 6.8], [-62.9, 6.8], [-62.9, 6.9], [-63.0, 6.9], [-63.0, 6.8]]],
+        },
+    }
     fake_map(monkeypatch, {"all_drawings": [square]})
     at = run(run_id=app_env.demo_run)
     assert not at.exception, at.exception

@@ -27,8 +27,11 @@ def run_page(name: str, **session) -> AppTest:
 
 def texts(at: AppTest) -> str:
     """All text the page shows (markdown, captions, alerts, metrics) as one string."""
-    parts = [e.value for kind in ("markdown", "caption", "info", "warning", "error", "success", "title", "subheader")
-             for e in getattr(at, kind)]
+    parts = [
+        e.value
+        for kind in ("markdown", "caption", "info", "warning", "error", "success", "title", "subheader")
+        for e in getattr(at, kind)
+    ]
     parts += [f"{m.label} {m.value}" for m in at.metric]
     return "\n".join(str(p) for p in parts)
 
@@ -43,8 +46,11 @@ def fake_click(monkeypatch, sample_id: str | None, place: tuple[float, float] | 
     def st_folium(fig, **kwargs):
         calls.append({"fig": fig, **kwargs})
         latlng = {"lat": place[1], "lng": place[0]} if place else None
-        return {"last_object_clicked_tooltip": sample_id, "last_object_clicked": latlng if sample_id else None,
-                "last_clicked": latlng}
+        return {
+            "last_object_clicked_tooltip": sample_id,
+            "last_object_clicked": latlng if sample_id else None,
+            "last_clicked": latlng,
+        }
 
     monkeypatch.setattr(streamlit_folium, "st_folium", st_folium)
     return calls
@@ -104,8 +110,14 @@ def test_home_and_sidebar_load_no_heavy_library(app_env):
         "                  'picker': [s.label for s in at.sidebar.selectbox],\n"
         f"                  'heavy': [m for m in {HEAVY!r} if m in sys.modules]}}))\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": str(root)})
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["tables"] == ["| store", "| key"] and out["picker"] == ["Model (run)"]  # the page was drawn in full
@@ -129,8 +141,12 @@ def test_map_click_classifies_with_selected_run(app_env, monkeypatch):
     at = run_page("pages/2_Map.py", run_id=app_env.demo_run)
     assert not at.exception, at.exception
     # The map is asked for clicks only (no rerun on pan/zoom).
-    assert set(calls[0]["returned_objects"]) == {"last_object_clicked_tooltip", "last_object_clicked", "last_clicked",
-                                                "all_drawings"}
+    assert set(calls[0]["returned_objects"]) == {
+        "last_object_clicked_tooltip",
+        "last_object_clicked",
+        "last_clicked",
+        "all_drawings",
+    }
     expected = inference.classify(app_env.demo_run, "demo", sid)
     prob = next(m for m in at.metric if m.label == "Probability of mining")
     assert prob.value == f"{expected['prob']:.3f}"
@@ -312,8 +328,10 @@ def test_train_refuses_osm_layers_missing_from_the_store(app_env, monkeypatch, t
     at.button[0].click().run()
     assert not at.exception
     errors = [e.value for e in at.error]
-    assert any("Cannot train" in e and "['building', 'landuse', 'aeroway']" in e
-               and "asgm osm rasterize --store partial" in e for e in errors), errors
+    assert any(
+        "Cannot train" in e and "['building', 'landuse', 'aeroway']" in e and "asgm osm rasterize --store partial" in e
+        for e in errors
+    ), errors
     assert runs.list_runs() == [] and not at.success
     # The layers the store has are accepted: the run is launched (and cancelled at once).
     at.multiselect[0].set_value(["highway", "waterway"])
@@ -380,7 +398,9 @@ def test_compare_draws_the_reliability_diagram_with_each_runs_ece(app_env):
     for run_id in (app_env.demo_run, app_env.osm_run):
         m = runs.get_run(run_id).metrics
         assert m["reliability"]["count"] and f"{run_id} {m['ece']:.3f}" in caption
-    fig = figures.reliability_figure({app_env.demo_run: runs.get_run(app_env.demo_run).metrics["reliability"], "none": {}})
+    fig = figures.reliability_figure(
+        {app_env.demo_run: runs.get_run(app_env.demo_run).metrics["reliability"], "none": {}}
+    )
     assert [t.name for t in fig.data] == ["calibrated", app_env.demo_run]  # the diagonal, then one line per run
 
 
@@ -388,8 +408,10 @@ def test_compare_shows_ablation_when_results_exist(app_env, tmp_path, monkeypatc
     # A copy of the OSM run with an ablation.json in the format asgm.training.experiments.ablation writes.
     models = tmp_path / "models"
     shutil.copytree(app_env.models / app_env.osm_run, models / app_env.osm_run)
-    layers = [{"layer": x, "zeroed_delta": {"f1": -0.1 * i, "precision": -0.05, "recall": 0.0}}
-              for i, x in enumerate(("highway", "waterway", "building", "landuse", "aeroway"))]
+    layers = [
+        {"layer": x, "zeroed_delta": {"f1": -0.1 * i, "precision": -0.05, "recall": 0.0}}
+        for i, x in enumerate(("highway", "waterway", "building", "landuse", "aeroway"))
+    ]
     (models / app_env.osm_run / "ablation.json").write_text(json.dumps({"run_id": app_env.osm_run, "layers": layers}))
     monkeypatch.setenv("ASGM_MODELS_DIR", str(models))
     at = run_page("pages/8_Compare.py")
@@ -399,8 +421,9 @@ def test_compare_shows_ablation_when_results_exist(app_env, tmp_path, monkeypatc
 
 
 # -- every page survives missing data -----------------------------------------------------------------
-@pytest.mark.parametrize("name", ["app.py", "pages/2_Map.py", "pages/3_Patch_viewer.py", "pages/7_Train.py",
-                                  "pages/8_Compare.py"])
+@pytest.mark.parametrize(
+    "name", ["app.py", "pages/2_Map.py", "pages/3_Patch_viewer.py", "pages/7_Train.py", "pages/8_Compare.py"]
+)
 def test_pages_without_any_data(empty_env, name):
     at = AppTest.from_file(page(name), default_timeout=TIMEOUT).run()
     assert not at.exception, at.exception

@@ -71,9 +71,11 @@ def test_territories_ranked_searched_clicked_and_downloaded(places_env, monkeypa
 def test_an_uploaded_boundary_file_with_its_name_column(places_env, monkeypatch):
     fake_map(monkeypatch)
     # two boxes around Pemon's territory (Venezuela) and one in the Atlantic
-    gdf = gpd.GeoDataFrame({"code": [1, 2, 3], "label": ["Gran Sabana north", "Gran Sabana south", "sea"]},
-                           geometry=[box(-62, 5, -60.5, 6), box(-62, 4, -60.5, 5), box(-30, 0, -29, 1)],
-                           crs="EPSG:4326")
+    gdf = gpd.GeoDataFrame(
+        {"code": [1, 2, 3], "label": ["Gran Sabana north", "Gran Sabana south", "sea"]},
+        geometry=[box(-62, 5, -60.5, 6), box(-62, 4, -60.5, 5), box(-30, 0, -29, 1)],
+        crs="EPSG:4326",
+    )
     buf = io.BytesIO()
     gdf.to_file(buf, driver="GeoJSON")
     at = _run(places_set="Upload a boundary file")
@@ -123,8 +125,13 @@ def test_map_period_slider_draws_amw_detections_new_or_cumulative(places_env, mo
     assert not at.exception, at.exception
     html = calls[-1]["fig"].get_root().render()
     assert "amw_2024_" in html and "amw_2023_" not in html and "AMW detections, new in 2024" in html
-    layer = json.loads((assets.VENDOR_DIR / "layers" / next(
-        p.name for p in (assets.VENDOR_DIR / "layers").glob("amw_2024_*.geojson"))).read_text())
+    layer = json.loads(
+        (
+            assets.VENDOR_DIR
+            / "layers"
+            / next(p.name for p in (assets.VENDOR_DIR / "layers").glob("amw_2024_*.geojson"))
+        ).read_text()
+    )
     assert len(layer["features"]) == 5232
     props = layer["features"][0]["properties"]
     assert props["period"] == "2024" and props["mined_ha"] > 0 and props["footprint_ha"] > props["mined_ha"]

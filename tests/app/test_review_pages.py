@@ -70,14 +70,19 @@ def test_patch_viewer_marks_then_moves_on(env):
     at = _page("pages/3_Patch_viewer.py", run_id=env, viewer_store="toy", viewer_sid=sid).run()
     assert not at.exception, at.exception
     assert [b.label for b in at.button if b.key and b.key.startswith("viewer_")] == [
-        "Mining (m)", "Not mining (n)", "Unsure (u)"]
+        "Mining (m)",
+        "Not mining (n)",
+        "Unsure (u)",
+    ]
     assert any("asgmKeys" in str(e.proto) and "Not mining (n)" in str(e.proto) for e in at.get("iframe"))
     at.sidebar.text_input(key="reviewer_name").set_value("ana")
     at.text_input(key=f"viewer_note_store:toy:{sid}").set_value("bright roof")
     at.button(key="viewer_not_mining").click().run()
     assert not at.exception, at.exception
     rec = LabelStore().get(f"store:toy:{sid}")
-    assert rec is not None and rec["label"] == "not_mining" and rec["note"] == "bright roof" and rec["reviewer"] == "ana"
+    assert (
+        rec is not None and rec["label"] == "not_mining" and rec["note"] == "bright roof" and rec["reviewer"] == "ana"
+    )
     assert rec["probability"] == pytest.approx(inference.classify(env, "toy", sid)["prob"], abs=1e-6)
     assert rec["run_id"] == env and rec["via"] == "app"
     assert at.session_state["viewer_sid"] == ids[3]  # then the next patch

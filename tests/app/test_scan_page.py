@@ -26,9 +26,21 @@ LON, LAT = -61.8, 6.4
 D = 0.015
 #: A drawn 3.3 x 3.3 km square (what streamlit-folium returns as all_drawings, kept by the Map page); the demo
 #: mosaic around it holds 1 mine site in 2021 and 2 in 2022, both inside it.
-DRAWN = {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, "geometry": {
-    "type": "Polygon", "coordinates": [[[LON - D, LAT - D], [LON + D, LAT - D], [LON + D, LAT + D],
-                                        [LON - D, LAT + D], [LON - D, LAT - D]]]}}]}
+DRAWN = {
+    "type": "FeatureCollection",
+    "features": [
+        {
+            "type": "Feature",
+            "properties": {},
+            "geometry": {
+                "type": "Polygon",
+                "coordinates": [
+                    [[LON - D, LAT - D], [LON + D, LAT - D], [LON + D, LAT + D], [LON - D, LAT + D], [LON - D, LAT - D]]
+                ],
+            },
+        }
+    ],
+}
 
 
 @pytest.fixture(scope="module")
@@ -77,14 +89,23 @@ def test_a_bad_area_says_what_is_wrong_and_writes_nothing(scan_env, monkeypatch,
     assert "No area drawn yet" in _texts(at)
     _button(at, "Start the scan").click().run()
     assert "Cannot scan: no valid area" in _texts(at)
-    bowtie = {"type": "Polygon", "coordinates": [[[-61.8, 6.4], [-61.7, 6.5], [-61.7, 6.4], [-61.8, 6.5], [-61.8, 6.4]]]}
+    bowtie = {
+        "type": "Polygon",
+        "coordinates": [[[-61.8, 6.4], [-61.7, 6.5], [-61.7, 6.4], [-61.8, 6.5], [-61.8, 6.4]]],
+    }
     at.radio(key="scan_area_how").set_value("Upload GeoJSON").run()
-    at.file_uploader(key="scan_upload").set_value(("bow.geojson", json.dumps(bowtie).encode(), "application/geo+json")).run()
-    assert "bow.geojson: the area of interest is not a valid polygon" in _texts(at) and "Nothing was saved" in _texts(at)
+    at.file_uploader(key="scan_upload").set_value(
+        ("bow.geojson", json.dumps(bowtie).encode(), "application/geo+json")
+    ).run()
+    assert "bow.geojson: the area of interest is not a valid polygon" in _texts(at) and "Nothing was saved" in _texts(
+        at
+    )
     _button(at, "Start the scan").click().run()
     assert "Cannot scan: no valid area" in _texts(at)
     # A valid area the chosen mosaic does not reach: refused by the scan's own checks, before writing.
-    at.file_uploader(key="scan_upload").set_value(("far.geojson", json.dumps(DRAWN).encode(), "application/geo+json")).run()
+    at.file_uploader(key="scan_upload").set_value(
+        ("far.geojson", json.dumps(DRAWN).encode(), "application/geo+json")
+    ).run()
     from asgm.sources.synthetic_mosaic import write_mosaic
 
     elsewhere = write_mosaic(tmp_path / "elsewhere.tif", 10.0, 10.0, size_px=64)
@@ -163,8 +184,9 @@ def test_scan_the_drawn_area_then_results_window_link_and_change(scan_env, monke
     from asgm.model import inference, runs
 
     i, j = scan_results.parse_window(det["window"])
-    expected = inference.classify_patch(runs.load_model(scan_env), runs.get_run(scan_env),
-                                        scan_results.window_patch(s, i, j), None)["prob"]
+    expected = inference.classify_patch(
+        runs.load_model(scan_env), runs.get_run(scan_env), scan_results.window_patch(s, i, j), None
+    )["prob"]
     [metric] = viewer.metric
     assert metric.value == f"{expected:.4f}" and abs(expected - det["max_prob"]) < 1e-3
     assert "SYNTHETIC imagery" in _texts(viewer) and "No OSM fetch cache covers this window" in _texts(viewer)

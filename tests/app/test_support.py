@@ -39,15 +39,21 @@ def test_pages_show_only_asgm_errors_as_guidance():
     must reach Streamlit's own error display, not be dressed up as advice."""
     import ast
 
-    files = [PROJECT_ROOT / "app.py", *sorted((PROJECT_ROOT / "pages").glob("*.py")),
-             *sorted((PROJECT_ROOT / "asgm" / "app").glob("*.py"))]
+    files = [
+        PROJECT_ROOT / "app.py",
+        *sorted((PROJECT_ROOT / "pages").glob("*.py")),
+        *sorted((PROJECT_ROOT / "asgm" / "app").glob("*.py")),
+    ]
     calls = 0
     for path in files:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for handler in (n for n in ast.walk(tree) if isinstance(n, ast.ExceptHandler)):
             names = {n.id for n in ast.walk(handler.type) if isinstance(n, ast.Name)} if handler.type else {"<bare>"}
-            shown = [c for c in ast.walk(handler) if isinstance(c, ast.Call) and getattr(c.func, "attr",
-                     getattr(c.func, "id", None)) == "show_error"]
+            shown = [
+                c
+                for c in ast.walk(handler)
+                if isinstance(c, ast.Call) and getattr(c.func, "attr", getattr(c.func, "id", None)) == "show_error"
+            ]
             calls += len(shown)
             assert not shown or names == {"AsgmError"}, f"{path.name}:{handler.lineno} shows {names} as guidance"
     assert calls >= 10  # the check saw the pages' error boxes

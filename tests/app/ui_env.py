@@ -68,8 +68,19 @@ def build_ui_env(root: Path, demo_root: Path) -> UiEnv:
         demo_run = train(ExperimentConfig(name="ui-demo-rgb", store="demo", epochs=2), n_boot=50)
         # Enough steps that the model reacts to the 'highway' channel (its output moves by ~1e-3 when the
         # channel is zeroed), so turning the layer off visibly changes the prediction.
-        osm_run = train(ExperimentConfig(name="ui-toy-osm", store="toy", bands=S2_BANDS, osm_layers=OSM_LAYERS,
-                                         epochs=12, learning_rate=1e-3, batch_size=8, augment=False), n_boot=50)
+        osm_run = train(
+            ExperimentConfig(
+                name="ui-toy-osm",
+                store="toy",
+                bands=S2_BANDS,
+                osm_layers=OSM_LAYERS,
+                epochs=12,
+                learning_rate=1e-3,
+                batch_size=8,
+                augment=False,
+            ),
+            n_boot=50,
+        )
     return UiEnv(root, data, models, demo_run, osm_run)
 
 

@@ -214,24 +214,32 @@ def _csv(tmp_path, body: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("body, message", [
-    ("store,demo,a,-70,-12,2\n", r"row 1: label is '2'"),
-    ("store,demo,a,-70,-12,yes\n", r"row 1: label is 'yes'"),
-    ("store,demo,a,-70,-12,mining\nstore,demo,b,-70,-12,\n", r"row 2: label is ''"),
-    ("store,demo,a,,-12,mining\n", r"row 1 has no coordinates"),
-    ("store,demo,a,-70,abc,mining\n", r"row 1 has no coordinates"),
-    ("store,demo,a,-270,-12,mining\n", r"row 1: .*coordinates lon=-270"),
-    (",,,-70,-12,mining\n", r"row 1 names no item"),
-    ("field,demo,a,-70,-12,mining\n", r"source kind 'field'"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("store,demo,a,-70,-12,2\n", r"row 1: label is '2'"),
+        ("store,demo,a,-70,-12,yes\n", r"row 1: label is 'yes'"),
+        ("store,demo,a,-70,-12,mining\nstore,demo,b,-70,-12,\n", r"row 2: label is ''"),
+        ("store,demo,a,,-12,mining\n", r"row 1 has no coordinates"),
+        ("store,demo,a,-70,abc,mining\n", r"row 1 has no coordinates"),
+        ("store,demo,a,-270,-12,mining\n", r"row 1: .*coordinates lon=-270"),
+        (",,,-70,-12,mining\n", r"row 1 names no item"),
+        ("field,demo,a,-70,-12,mining\n", r"source kind 'field'"),
+    ],
+)
 def test_bad_imports_name_the_row(tmp_path, body, message):
     with pytest.raises(LabelsError, match=message):
         read_label_file(_csv(tmp_path, body))
 
 
 def test_import_accepts_0_1_and_spellings(tmp_path):
-    marks = read_label_file(_csv(tmp_path, "store,demo,a,-70,-12,1\nstore,demo,b,-70,-12,0\n"
-                                           "store,demo,c,-70,-12,Not Mining\nstore,demo,d,-70,-12,UNSURE\n"))
+    marks = read_label_file(
+        _csv(
+            tmp_path,
+            "store,demo,a,-70,-12,1\nstore,demo,b,-70,-12,0\n"
+            "store,demo,c,-70,-12,Not Mining\nstore,demo,d,-70,-12,UNSURE\n",
+        )
+    )
     assert [m.label for m in marks] == ["mining", "not_mining", "not_mining", "unsure"]
 
 
@@ -250,8 +258,11 @@ def test_bad_geojson_and_missing_geometry(tmp_path):
     path.write_text("{not json", encoding="utf-8")
     with pytest.raises(LabelsError, match="not valid GeoJSON"):
         read_label_file(path)
-    feat = {"type": "Feature", "geometry": None,
-            "properties": {"source_kind": "store", "source": "demo", "item_id": "a", "label": "mining"}}
+    feat = {
+        "type": "Feature",
+        "geometry": None,
+        "properties": {"source_kind": "store", "source": "demo", "item_id": "a", "label": "mining"},
+    }
     path.write_text(json.dumps({"type": "FeatureCollection", "features": [feat]}), encoding="utf-8")
     with pytest.raises(LabelsError, match="row 1 has no coordinates"):
         read_label_file(path)

@@ -46,7 +46,17 @@ def _pt(lon, lat):
         ("{not json", "not valid GeoJSON"),
         (_fc([]), "no features"),
         (_fc([_pt(-62, 6)], crs="urn:ogc:def:crs:EPSG::32620"), "not WGS 84"),
-        (_fc([{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]}}]), "expected a Point"),
+        (
+            _fc(
+                [
+                    {
+                        "type": "Feature",
+                        "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]},
+                    }
+                ]
+            ),
+            "expected a Point",
+        ),
         (_fc([_pt(-62, 6), _pt(600000, 700000)]), "out of range"),
         (_fc([_pt(-62, 6), _pt(-62, 6)]), "duplicate"),
         (_fc([{"type": "Feature", "geometry": {"type": "Point", "coordinates": ["a"]}}]), "malformed coordinates"),

@@ -37,19 +37,23 @@ def test_geojson_label_property_or_one_label_for_all(tmp_path):
     with pytest.raises(PointsError, match="no 'label' column; add one .* or choose one label"):
         read_labelled_points(f2)
     assert list(read_labelled_points(f2, label=1).label) == [1, 1]
-    assert list(read_labelled_points(_geojson(tmp_path / "r.geojson", [_pt(-61.8, 6.4, kind=0)]),
-                                     label_column="kind").label) == [0]
+    assert list(
+        read_labelled_points(_geojson(tmp_path / "r.geojson", [_pt(-61.8, 6.4, kind=0)]), label_column="kind").label
+    ) == [0]
 
 
-@pytest.mark.parametrize("text, match", [
-    ("lon,lat,label\n-61.8,6.4,2\n", "labels must be 1 .* or 0"),
-    ("lon,lat,label\n-61.8,6.4,yes\n", "labels must be 1"),
-    ("x,y,label\n-61.8,6.4,1\n", "no lon or lat column"),
-    ("lon,lat,label\n6.4,-161.8,1\n", "out of range .* swapped"),
-    ("lon,lat,label\n-61.8,6.4,1\n-61.8,6.4,0\n", "2 duplicate points"),
-    ("lon,lat,label\n", "no rows"),
-    ("", "not a readable CSV"),
-])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("lon,lat,label\n-61.8,6.4,2\n", "labels must be 1 .* or 0"),
+        ("lon,lat,label\n-61.8,6.4,yes\n", "labels must be 1"),
+        ("x,y,label\n-61.8,6.4,1\n", "no lon or lat column"),
+        ("lon,lat,label\n6.4,-161.8,1\n", "out of range .* swapped"),
+        ("lon,lat,label\n-61.8,6.4,1\n-61.8,6.4,0\n", "2 duplicate points"),
+        ("lon,lat,label\n", "no rows"),
+        ("", "not a readable CSV"),
+    ],
+)
 def test_bad_csv_is_one_clear_error(tmp_path, text, match):
     f = tmp_path / "bad.csv"
     f.write_text(text)
@@ -59,8 +63,18 @@ def test_bad_csv_is_one_clear_error(tmp_path, text, match):
 
 def test_bad_geojson_errors_are_those_of_the_study_reader(tmp_path):
     with pytest.raises(PointsError, match="feature 0 is a Polygon"):
-        read_labelled_points(_geojson(tmp_path / "poly.geojson", [{"type": "Feature", "geometry": {
-            "type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]}, "properties": {"label": 1}}]))
+        read_labelled_points(
+            _geojson(
+                tmp_path / "poly.geojson",
+                [
+                    {
+                        "type": "Feature",
+                        "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]},
+                        "properties": {"label": 1},
+                    }
+                ],
+            )
+        )
     (tmp_path / "junk.geojson").write_text("{nope")
     with pytest.raises(PointsError, match="not valid GeoJSON"):
         read_labelled_points(tmp_path / "junk.geojson")

@@ -17,13 +17,13 @@ from asgm.training.split import SplitError, holdout_mask, spatial_split
 
 # Well inside each country (towns/mining areas), far from any border.
 PLACES = {
-    "VEN": (-61.85, 7.05),   # El Callao mining belt, Bolívar
-    "PER": (-70.3, -12.9),   # Huepetuhe / Madre de Dios
+    "VEN": (-61.85, 7.05),  # El Callao mining belt, Bolívar
+    "PER": (-70.3, -12.9),  # Huepetuhe / Madre de Dios
     "BRA": (-60.02, -3.10),  # Manaus
-    "BOL": (-68.1, -16.5),   # La Paz
-    "COL": (-74.1, 4.6),     # Bogotá
-    "ECU": (-78.5, -0.2),    # Quito
-    "GUY": (-58.9, 5.5),     # interior Guyana
+    "BOL": (-68.1, -16.5),  # La Paz
+    "COL": (-74.1, 4.6),  # Bogotá
+    "ECU": (-78.5, -0.2),  # Quito
+    "GUY": (-58.9, 5.5),  # interior Guyana
 }
 
 
@@ -53,14 +53,25 @@ def _border_rows() -> pd.DataFrame:
     clusters deep in each country plus pairs 1-2 km apart across the border, positives on both sides."""
     rng = np.random.default_rng(0)
     lon, lat = [], []
-    for clon, clat in [(-61.9, 7.0), (-62.5, 6.3), (-63.2, 5.8), (-61.1, 4.52),  # Venezuela (last: at the border)
-                       (-60.7, 2.8), (-61.5, 2.0), (-60.2, 1.5), (-61.1, 4.50), (-59.9, 3.5), (-60.9, 3.0)]:  # Brazil
+    for clon, clat in [
+        (-61.9, 7.0),
+        (-62.5, 6.3),
+        (-63.2, 5.8),
+        (-61.1, 4.52),  # Venezuela (last: at the border)
+        (-60.7, 2.8),
+        (-61.5, 2.0),
+        (-60.2, 1.5),
+        (-61.1, 4.50),
+        (-59.9, 3.5),
+        (-60.9, 3.0),
+    ]:  # Brazil
         for _ in range(6):
             lon.append(clon + rng.normal(0, 0.003))
             lat.append(clat + rng.normal(0, 0.003))
     n = len(lon)
-    return pd.DataFrame({"sample_id": [f"p{i:03d}" for i in range(n)], "label": np.arange(n) % 2,
-                         "lon": lon, "lat": lat})
+    return pd.DataFrame(
+        {"sample_id": [f"p{i:03d}" for i in range(n)], "label": np.arange(n) % 2, "lon": lon, "lat": lat}
+    )
 
 
 def test_leave_one_country_out_is_the_test_set_and_leak_free():
@@ -73,8 +84,12 @@ def test_leave_one_country_out_is_the_test_set_and_leak_free():
     # The Brazilian side of the border cluster is within 3 km of test points: dropped, not trained on.
     assert (split["split"] == "buffer").any()
     tr, te = split[split["split"] == "train"], split[split["split"] == "test"]
-    d = haversine_m(te["lon"].to_numpy()[:, None], te["lat"].to_numpy()[:, None],
-                    tr["lon"].to_numpy()[None, :], tr["lat"].to_numpy()[None, :])
+    d = haversine_m(
+        te["lon"].to_numpy()[:, None],
+        te["lat"].to_numpy()[:, None],
+        tr["lon"].to_numpy()[None, :],
+        tr["lat"].to_numpy()[None, :],
+    )
     assert d.min() > 3000.0
     assert not split.loc[split["split"].isin(["train", "val"]), "sample_id"].isin(rows.loc[mask, "sample_id"]).any()
 

@@ -48,7 +48,19 @@ def test_index_columns_and_listing(tmp_path):
     store.write_patches([_patch("pos-0002", seed=1), _patch("pos-0001", lon=-62.5, seed=2)])
     idx = PatchStore.open("t", root=tmp_path).index()
     assert idx.sample_id.tolist() == ["pos-0001", "pos-0002"]
-    for col in ["sample_id", "label", "set", "lon", "lat", "epsg", "source", "bands", "date_start", "date_end", "masked_fraction"]:
+    for col in [
+        "sample_id",
+        "label",
+        "set",
+        "lon",
+        "lat",
+        "epsg",
+        "source",
+        "bands",
+        "date_start",
+        "date_end",
+        "masked_fraction",
+    ]:
         assert col in idx.columns
     assert list_stores(tmp_path) == ["t"]
     # replacing a patch keeps one row
@@ -119,8 +131,13 @@ def _mixed_store(tmp_path):
     from dataclasses import replace
 
     store = PatchStore.create(_meta(), root=tmp_path)
-    store.write_patches([_patch("pos-0001", seed=1), _patch("pos-0002", seed=2),
-                         replace(_patch("neg-0001", label=0, seed=3), set="curated_negatives")])
+    store.write_patches(
+        [
+            _patch("pos-0001", seed=1),
+            _patch("pos-0002", seed=2),
+            replace(_patch("neg-0001", label=0, seed=3), set="curated_negatives"),
+        ]
+    )
     return store
 
 
@@ -129,7 +146,11 @@ def test_summary_counts_come_from_store_json_without_reading_the_index(tmp_path)
 
     _mixed_store(tmp_path)
     meta = json.loads((tmp_path / "t" / "store.json").read_text())
-    assert (meta["patches"], meta["by_label"], meta["by_set"]) == (3, {"0": 1, "1": 2}, {"curated_negatives": 1, "positives": 2})
+    assert (meta["patches"], meta["by_label"], meta["by_set"]) == (
+        3,
+        {"0": 1, "1": 2},
+        {"curated_negatives": 1, "positives": 2},
+    )
     store = PatchStore.open("t", root=tmp_path)
     s = store.summary()
     assert store._index is None  # the index was never parsed

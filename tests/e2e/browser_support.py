@@ -16,8 +16,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def free_port() -> int:
@@ -32,9 +39,13 @@ def app_server(env: dict[str, str], workdir: Path, script: Path | None = None) -
     port = free_port()
     pidfile = workdir / f"streamlit-{port}.pid"
     log = open(workdir / f"streamlit-{port}.log", "wb")
-    cmd = (f"echo $$ > {pidfile}; exec {sys.executable} -m streamlit run {script or 'app.py'} --server.headless true "
-           f"--server.address 127.0.0.1 --server.port {port}")
-    proc = subprocess.Popen(["bash", "-c", cmd], cwd=REPO, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+    cmd = (
+        f"echo $$ > {pidfile}; exec {sys.executable} -m streamlit run {script or 'app.py'} --server.headless true "
+        f"--server.address 127.0.0.1 --server.port {port}"
+    )
+    proc = subprocess.Popen(
+        ["bash", "-c", cmd], cwd=REPO, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 60
@@ -45,7 +56,9 @@ def app_server(env: dict[str, str], workdir: Path, script: Path | None = None) -
             except OSError:
                 pass
             if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"streamlit did not start: {(workdir / f'streamlit-{port}.log').read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"streamlit did not start: {(workdir / f'streamlit-{port}.log').read_text()[-2000:]}"
+                )
             time.sleep(0.2)
         yield url
     finally:
@@ -64,8 +77,9 @@ def map_frame(page, timeout_ms: int = 60_000):
     """The st_folium iframe's frame, once Leaflet has built the map."""
     page.wait_for_selector("iframe[title*='st_folium'], iframe", timeout=timeout_ms)
     frame = page.locator("iframe").first.element_handle().content_frame()
-    frame.wait_for_function("() => window.map_div !== undefined && Object.keys(map_div._layers).length > 10",
-                            timeout=timeout_ms)
+    frame.wait_for_function(
+        "() => window.map_div !== undefined && Object.keys(map_div._layers).length > 10", timeout=timeout_ms
+    )
     return frame
 
 
@@ -97,8 +111,11 @@ def click_marker(page, frame, marker: dict) -> None:
 
 def click_patch_zoomed(page, frame, sid: str, zoom: int) -> None:
     """Zoom the map onto the marker of ``sid`` (its footprint drawn large), then click the map's centre."""
-    frame.evaluate("""([sid, zoom]) => { map_div.eachLayer(l => { if (l.options && l.options.sid === sid) {
-                                            map_div.setView(l.getLatLng(), zoom, {animate: false}); } }); }""", [sid, zoom])
+    frame.evaluate(
+        """([sid, zoom]) => { map_div.eachLayer(l => { if (l.options && l.options.sid === sid) {
+                                            map_div.setView(l.getLatLng(), zoom, {animate: false}); } }); }""",
+        [sid, zoom],
+    )
     page.locator("iframe").first.scroll_into_view_if_needed()
     box = page.locator("iframe").first.bounding_box()
     size = frame.evaluate("() => { const s = map_div.getSize(); return {x: s.x, y: s.y}; }")
@@ -112,4 +129,7 @@ def wait_for_result(page, sid: str, timeout_ms: int = 60_000) -> None:
         """(sid) => Array.from(document.querySelectorAll('[data-testid="stCaptionContainer"]'))
               .some(e => e.textContent.startsWith('classified ' + sid + ' in')
                          && !e.closest('[data-stale="true"]'))""",
-        arg=sid, timeout=timeout_ms, polling=20)
+        arg=sid,
+        timeout=timeout_ms,
+        polling=20,
+    )

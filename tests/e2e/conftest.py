@@ -79,5 +79,3 @@ def shot(page, name: str) -> Path:
     page.wait_for_timeout(800)  # let charts and the map finish drawing
     page.screenshot(path=str(path), full_page=True)
     return path
-
-

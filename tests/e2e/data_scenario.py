@@ -22,9 +22,21 @@ def points() -> list[tuple[float, float, int]]:
 
 
 def write_points(path: Path) -> Path:
-    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat]}, "properties": {"label": label}}
-        for lon, lat, label in points()]}))
+    path.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "geometry": {"type": "Point", "coordinates": [lon, lat]},
+                        "properties": {"label": label},
+                    }
+                    for lon, lat, label in points()
+                ],
+            }
+        )
+    )
     return path
 
 
@@ -50,7 +62,9 @@ def osm_elements() -> list[dict]:
         else:
             ends = [(lon, lat - 0.003), (lon, lat + 0.003)]
             tags = {"waterway": "stream"}
-        out += [{"type": "node", "id": a, "lon": ends[0][0], "lat": ends[0][1]},
-                {"type": "node", "id": b, "lon": ends[1][0], "lat": ends[1][1]},
-                {"type": "way", "id": 1000 + i, "nodes": [a, b], "tags": tags}]
+        out += [
+            {"type": "node", "id": a, "lon": ends[0][0], "lat": ends[0][1]},
+            {"type": "node", "id": b, "lon": ends[1][0], "lat": ends[1][1]},
+            {"type": "way", "id": 1000 + i, "nodes": [a, b], "tags": tags},
+        ]
     return out

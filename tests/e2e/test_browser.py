@@ -77,8 +77,10 @@ def test_patch_viewer_osm_toggle_updates_prediction(ui_env, tmp_path, new_page):
         effects = {}
         for k in range(10):
             sid = f"pos-{k:04d}"
-            full, zeroed = (inference.classify(ui_env.osm_run, "toy", sid),
-                            inference.classify(ui_env.osm_run, "toy", sid, zero_layers=("highway",)))
+            full, zeroed = (
+                inference.classify(ui_env.osm_run, "toy", sid),
+                inference.classify(ui_env.osm_run, "toy", sid, zero_layers=("highway",)),
+            )
             effects[sid] = (abs(full["prob"] - zeroed["prob"]), full, zeroed)
         sid = max(effects, key=lambda k: effects[k][0])
         _, full, zeroed = effects[sid]
@@ -87,11 +89,15 @@ def test_patch_viewer_osm_toggle_updates_prediction(ui_env, tmp_path, new_page):
         page.goto(f"{url}/Patch_viewer?store=toy&sample={sid}&run={ui_env.osm_run}")
         value = page.get_by_test_id("stMetricValue").first
         value.wait_for()
-        page.wait_for_function("(v) => document.querySelector('[data-testid=stMetricValue]').innerText.trim() == v",
-                               arg=f"{full['prob']:.4f}")
+        page.wait_for_function(
+            "(v) => document.querySelector('[data-testid=stMetricValue]').innerText.trim() == v",
+            arg=f"{full['prob']:.4f}",
+        )
         page.get_by_text("highway (", exact=False).first.click()
-        page.wait_for_function("(v) => document.querySelector('[data-testid=stMetricValue]').innerText.trim() == v",
-                               arg=f"{zeroed['prob']:.4f}")
+        page.wait_for_function(
+            "(v) => document.querySelector('[data-testid=stMetricValue]').innerText.trim() == v",
+            arg=f"{zeroed['prob']:.4f}",
+        )
         page.get_by_text("zeroed: highway").wait_for()
         shot(page, "patch_viewer")
 

@@ -54,8 +54,14 @@ def test_data_page_fetches_patches_and_osm_then_osm_toggle_changes_prediction(tm
     models = tmp_path / "models"
     try:
         with serve_overpass(FakeOverpass(ds.osm_elements())) as fake:
-            env = {"ASGM_DATA_DIR": str(tmp_path / "data"), "ASGM_MODELS_DIR": str(models), "ASGM_APP_AUTOPREPARE": "0",
-                   "ASGM_STAC_URL": api.url, "ASGM_OVERPASS_URL": fake.url, "NO_PROXY": "127.0.0.1,localhost"}
+            env = {
+                "ASGM_DATA_DIR": str(tmp_path / "data"),
+                "ASGM_MODELS_DIR": str(models),
+                "ASGM_APP_AUTOPREPARE": "0",
+                "ASGM_STAC_URL": api.url,
+                "ASGM_OVERPASS_URL": fake.url,
+                "NO_PROXY": "127.0.0.1,localhost",
+            }
             with app_server(env, tmp_path) as url:
                 # 1. patches from the uploaded points (STAC)
                 _upload_and_fetch(page, url, points, "e2e")

@@ -47,7 +47,7 @@ def test_marker_click_popup_then_panel_offline(ui_env, tmp_path, new_page):
         assert page.get_by_test_id("stMetricValue").first.inner_text() == want
         frame.wait_for_function("() => document.querySelectorAll('img.leaflet-image-layer').length >= 1")
         bounds = frame.evaluate("""() => { let b = null; map_div.eachLayer(l => { if (l instanceof L.ImageOverlay) {
-                                      b = l.getBounds(); } }); return b && [b.getSouth(), b.getWest(), b.getNorth(), b.getEast()]; }""")
+                                      b = l.getBounds(); } }); return b && [b.getSouth(), b.getWest(), b.getNorth(), b.getEast()]; }""")  # noqa: E501
         shot(page, "map_popup_panel")
     from asgm.data.store import PatchStore
 
@@ -55,8 +55,11 @@ def test_marker_click_popup_then_panel_offline(ui_env, tmp_path, new_page):
     s, w, n, e = bounds
     assert s < patch.lat < n and w < patch.lon < e
     assert all(urlparse(u).hostname.endswith(TILE_HOSTS) for u in remote), [u for u in remote if "tile" not in u]
-    assert not [u for u in page.failed_requests if urlparse(u).hostname not in ("127.0.0.1",)
-                and not urlparse(u).hostname.endswith(TILE_HOSTS)]
+    assert not [
+        u
+        for u in page.failed_requests
+        if urlparse(u).hostname not in ("127.0.0.1",) and not urlparse(u).hostname.endswith(TILE_HOSTS)
+    ]
 
 
 def test_swipe_between_true_and_false_colour_offline(ui_env, tmp_path, new_page):
@@ -70,14 +73,23 @@ def test_swipe_between_true_and_false_colour_offline(ui_env, tmp_path, new_page)
         sid = "pos-0003"
         click_patch_zoomed(page, frame, sid, 16)  # its footprint large, the marker at the map's centre
         wait_for_result(page, sid)
-        frame.wait_for_function("() => !!window.asgmSwipe && document.querySelectorAll('img.leaflet-image-layer').length >= 3")
-        clips = frame.evaluate("() => [map_div.getPane('asgmPatch').style.clip, map_div.getPane('asgmPatchRight').style.clip]")
+        frame.wait_for_function(
+            "() => !!window.asgmSwipe && document.querySelectorAll('img.leaflet-image-layer').length >= 3"
+        )
+        clips = frame.evaluate(
+            "() => [map_div.getPane('asgmPatch').style.clip, map_div.getPane('asgmPatchRight').style.clip]"
+        )
         assert all(c.startswith("rect(") for c in clips), clips
-        left_right = frame.evaluate("() => { const r = document.querySelector('.leaflet-sbs-range'); return r && r.value; }")
+        left_right = frame.evaluate(
+            "() => { const r = document.querySelector('.leaflet-sbs-range'); return r && r.value; }"
+        )
         assert left_right == "0.5"
         shot(page, "map_swipe")
-    assert not [u for u in page.failed_requests if urlparse(u).hostname not in ("127.0.0.1",)
-                and not urlparse(u).hostname.endswith(TILE_HOSTS)]
+    assert not [
+        u
+        for u in page.failed_requests
+        if urlparse(u).hostname not in ("127.0.0.1",) and not urlparse(u).hostname.endswith(TILE_HOSTS)
+    ]
 
 
 def test_osm_features_around_the_clicked_patch_offline(tmp_path, new_page):
@@ -90,8 +102,12 @@ def test_osm_features_around_the_clicked_patch_offline(tmp_path, new_page):
     from asgm.osm.nearby import features_around
     from asgm.sources import synthetic
 
-    env = {"ASGM_DATA_DIR": str(tmp_path / "data"), "ASGM_MODELS_DIR": str(tmp_path / "models"),
-           "ASGM_APP_AUTOPREPARE": "0", "ASGM_DATA_MIRROR": os.environ.get("ASGM_DATA_MIRROR", "")}
+    env = {
+        "ASGM_DATA_DIR": str(tmp_path / "data"),
+        "ASGM_MODELS_DIR": str(tmp_path / "models"),
+        "ASGM_APP_AUTOPREPARE": "0",
+        "ASGM_DATA_MIRROR": os.environ.get("ASGM_DATA_MIRROR", ""),
+    }
     with env_vars(env):
         store = synthetic.build_store("syn", n_pos=2, n_neg=2, seed=3)
         sid = "syn-pos-0000"
@@ -109,11 +125,14 @@ def test_osm_features_around_the_clicked_patch_offline(tmp_path, new_page):
         legend = frame.locator(".asgm-osm-legend").inner_text()
         drawn = frame.evaluate("""() => { let n = 0; map_div.eachLayer(l => { if (l instanceof L.GeoJSON && l.options
                                     && l.options.interactive === false && l.getLayers().length && l.getLayers()[0].feature
-                                    && l.getLayers()[0].feature.properties.key) { n += l.getLayers().length; } }); return n; }""")
+                                    && l.getLayers()[0].feature.properties.key) { n += l.getLayers().length; } }); return n; }""")  # noqa: E501
         shot(page, "map_osm_features")
     counts = expected["key"].value_counts()
     for key in ("highway", "waterway", "building", "landuse", "aeroway"):
         assert f"{key} ({int(counts.get(key, 0))})" in legend
     assert drawn == len(expected)
-    assert not [u for u in page.failed_requests if urlparse(u).hostname not in ("127.0.0.1",)
-                and not urlparse(u).hostname.endswith(TILE_HOSTS)]
+    assert not [
+        u
+        for u in page.failed_requests
+        if urlparse(u).hostname not in ("127.0.0.1",) and not urlparse(u).hostname.endswith(TILE_HOSTS)
+    ]

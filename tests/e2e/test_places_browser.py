@@ -18,15 +18,19 @@ LEAFLET = "Object.values(window).find(v => v && typeof v.eachLayer === 'function
 
 
 def _env(tmp_path) -> dict[str, str]:
-    return {"ASGM_DATA_DIR": str(tmp_path / "data"), "ASGM_MODELS_DIR": str(tmp_path / "models"),
-            "ASGM_APP_AUTOPREPARE": "0"}
+    return {
+        "ASGM_DATA_DIR": str(tmp_path / "data"),
+        "ASGM_MODELS_DIR": str(tmp_path / "models"),
+        "ASGM_APP_AUTOPREPARE": "0",
+    }
 
 
 def _frame(page):
     page.wait_for_selector("iframe", timeout=120_000)
     frame = page.locator("iframe").first.element_handle().content_frame()
-    frame.wait_for_function(f"() => {{ const m = {LEAFLET}; return m && Object.keys(m._layers).length > 3; }}",
-                            timeout=120_000)
+    frame.wait_for_function(
+        f"() => {{ const m = {LEAFLET}; return m && Object.keys(m._layers).length > 3; }}", timeout=120_000
+    )
     return frame
 
 
@@ -43,11 +47,14 @@ def test_slider_click_a_territory_and_download_the_csv(tmp_path, new_page):
         page.get_by_text("new in 2024–2025Q3").first.wait_for(timeout=60_000)
         frame = _frame(page)
         # zoom onto Kayapó (Brazil) and click the middle of its outline
-        xy = frame.evaluate(f"""(id) => {{ const m = {LEAFLET}; let c = null; m.eachLayer(l => {{
+        xy = frame.evaluate(
+            f"""(id) => {{ const m = {LEAFLET}; let c = null; m.eachLayer(l => {{
             if (l.feature && l.feature.properties && l.feature.properties.boundary_id === id && l.getBounds) {{
                 m.fitBounds(l.getBounds(), {{animate: false, paddingBottomRight: [350, 300]}});
                 const p = m.latLngToContainerPoint(l.getBounds().getCenter()); c = {{x: p.x, y: p.y}}; }} }});
-            return c; }}""", "BR23001_0")
+            return c; }}""",
+            "BR23001_0",
+        )
         assert xy is not None
         page.locator("iframe").first.scroll_into_view_if_needed()
         box = page.locator("iframe").first.bounding_box()
@@ -82,7 +89,10 @@ def test_map_period_slider_draws_the_period(tmp_path, new_page):
             page.wait_for_function(
                 """(n) => { const f = document.querySelector('iframe'); const w = f && f.contentWindow;
                            return w && w.asgmPeriodLayer && w.asgmPeriodLayer.features === n; }""",
-                arg=expected, timeout=120_000, polling=20)
+                arg=expected,
+                timeout=120_000,
+                polling=20,
+            )
             timings.append(time.perf_counter() - t0)
         shot(page, "map_amw_2024")
         print(f"slider move -> period layer drawn: {', '.join(f'{t:.2f} s' for t in timings)}")

@@ -27,8 +27,11 @@ def test_mark_five_windows_with_the_keyboard(tmp_path, new_page):
     from asgm.sources.synthetic_mosaic import write_mosaic
 
     page = new_page
-    env = {"ASGM_DATA_DIR": str(tmp_path / "data"), "ASGM_MODELS_DIR": str(tmp_path / "models"),
-           "ASGM_APP_AUTOPREPARE": "0"}
+    env = {
+        "ASGM_DATA_DIR": str(tmp_path / "data"),
+        "ASGM_MODELS_DIR": str(tmp_path / "models"),
+        "ASGM_APP_AUTOPREPARE": "0",
+    }
     with env_vars(env):
         run_id = detector_run()
         m = write_mosaic(tmp_path / "m.tif", -61.8, 6.4, size_px=400, n_mines=2, seed=1, year=2022)

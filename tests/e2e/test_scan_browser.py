@@ -24,14 +24,24 @@ def test_upload_an_area_scan_it_and_open_a_detection(tmp_path, new_page):
     from asgm.scan import results as scan_results
 
     page = new_page
-    env = {"ASGM_DATA_DIR": str(tmp_path / "data"), "ASGM_MODELS_DIR": str(tmp_path / "models"),
-           "ASGM_APP_AUTOPREPARE": "0"}
+    env = {
+        "ASGM_DATA_DIR": str(tmp_path / "data"),
+        "ASGM_MODELS_DIR": str(tmp_path / "models"),
+        "ASGM_APP_AUTOPREPARE": "0",
+    }
     with env_vars(env):
         detector_run()
     area = tmp_path / "area.geojson"
-    area.write_text(json.dumps({"type": "Polygon", "coordinates": [[[LON - D, LAT - D], [LON + D, LAT - D],
-                                                                    [LON + D, LAT + D], [LON - D, LAT + D],
-                                                                    [LON - D, LAT - D]]]}))
+    area.write_text(
+        json.dumps(
+            {
+                "type": "Polygon",
+                "coordinates": [
+                    [[LON - D, LAT - D], [LON + D, LAT - D], [LON + D, LAT + D], [LON - D, LAT + D], [LON - D, LAT - D]]
+                ],
+            }
+        )
+    )
     with app_server(env, tmp_path) as url:
         page.goto(f"{url}/Scan")
         page.get_by_text("Upload GeoJSON").click()
@@ -61,8 +71,9 @@ def test_upload_an_area_scan_it_and_open_a_detection(tmp_path, new_page):
         # The detections layer: one Leaflet polygon per detection, coloured on the probability ramp.
         # The Leaflet map object (found by shape: streamlit-folium's global name for it varies).
         leaflet = "Object.values(window).find(v => v && typeof v.eachLayer === 'function' && v._layers)"
-        frame.wait_for_function(f"() => {{ const m = {leaflet}; return m && Object.keys(m._layers).length > 3; }}",
-                                timeout=60_000)
+        frame.wait_for_function(
+            f"() => {{ const m = {leaflet}; return m && Object.keys(m._layers).length > 3; }}", timeout=60_000
+        )
         n_polygons = frame.evaluate(f"""() => {{ let n = 0; {leaflet}.eachLayer(l => {{
             if (l.feature && l.feature.properties && String(l.feature.properties.id).startsWith('det-')) n++; }});
             return n; }}""")
@@ -73,10 +84,13 @@ def test_upload_an_area_scan_it_and_open_a_detection(tmp_path, new_page):
         # its window.
         assert len(table) >= 2
         det = table.iloc[-1]
-        xy = frame.evaluate(f"""(id) => {{ const m = {leaflet}; let c = null; m.eachLayer(l => {{
+        xy = frame.evaluate(
+            f"""(id) => {{ const m = {leaflet}; let c = null; m.eachLayer(l => {{
             if (l.feature && l.feature.properties && l.feature.properties.id === id && l.getBounds) {{
                 const p = m.latLngToContainerPoint(l.getBounds().getCenter()); c = {{x: p.x, y: p.y}}; }} }});
-            return c; }}""", det["id"])
+            return c; }}""",
+            det["id"],
+        )
         page.locator("iframe").first.scroll_into_view_if_needed()
         box = page.locator("iframe").first.bounding_box()
         page.mouse.click(box["x"] + xy["x"], box["y"] + xy["y"])
@@ -85,7 +99,10 @@ def test_upload_an_area_scan_it_and_open_a_detection(tmp_path, new_page):
         link.click()
         page.get_by_text("Probability of mining").wait_for()
         assert f"window {det['window']}" in page.content()
-        page.wait_for_function("""() => Array.from(document.querySelectorAll('[data-testid="stImage"] img'))
-                                       .some(i => i.complete && i.naturalWidth > 0)""", timeout=30_000)
+        page.wait_for_function(
+            """() => Array.from(document.querySelectorAll('[data-testid="stImage"] img'))
+                                       .some(i => i.complete && i.naturalWidth > 0)""",
+            timeout=30_000,
+        )
         shot(page, "scan_window")
     assert not [u for u in page.failed_requests if "127.0.0.1" not in u and "tile" not in u]

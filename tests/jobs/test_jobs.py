@@ -32,8 +32,10 @@ SLEEPER = "import time\nwhile True: time.sleep(0.05)"
 
 
 def test_completed_job_reports_progress_and_log(data_env):
-    code = ("from asgm.jobs.runner import report_progress\nfor i in range(1, 4): report_progress(i, 3, 'step')\n"
-            "print('all done')")
+    code = (
+        "from asgm.jobs.runner import report_progress\nfor i in range(1, 4): report_progress(i, 3, 'step')\n"
+        "print('all done')"
+    )
     job = jobs.launch(_py(code), kind="test", title="three steps")
     assert job.status in ("queued", "running") and job.pid
     done = _finished(job.job_id)
@@ -43,7 +45,7 @@ def test_completed_job_reports_progress_and_log(data_env):
 
 
 def test_failed_job_keeps_the_one_line_error(data_env):
-    code = "import sys\nprint('progress 10%\\rasgm patches: no scene covers the point; widen the dates', file=sys.stderr)\nsys.exit(1)"
+    code = "import sys\nprint('progress 10%\\rasgm patches: no scene covers the point; widen the dates', file=sys.stderr)\nsys.exit(1)"  # noqa: E501
     done = _finished(jobs.launch(_py(code), kind="test", title="fails").job_id)
     assert done.status == "failed" and done.error == "asgm patches: no scene covers the point; widen the dates"
 
@@ -63,8 +65,10 @@ def test_cancel_terminates_the_command(data_env):
 
 def test_cancel_uses_the_commands_own_cancel_file_first(data_env, tmp_path):
     flag = tmp_path / "cancel-me"
-    code = (f"import pathlib, time\nwhile not pathlib.Path({str(flag)!r}).exists(): time.sleep(0.05)\n"
-            "print('stopped cleanly')")
+    code = (
+        f"import pathlib, time\nwhile not pathlib.Path({str(flag)!r}).exists(): time.sleep(0.05)\n"
+        "print('stopped cleanly')"
+    )
     job = jobs.launch(_py(code), kind="test", title="polite", cancel_file=flag)
     _wait(lambda: jobs.get_job(job.job_id).status == "running")
     jobs.cancel(job.job_id)
@@ -118,16 +122,22 @@ def test_steps_run_in_turn_and_stop_at_the_first_failure(data_env, tmp_path):
     ok = jobs.launch(_py("print('one')"), kind="test", title="two steps", then=[_py(f"open({str(mark)!r}, 'w')")])
     assert _finished(ok.job_id).status == "completed" and mark.exists()
     mark.unlink()
-    bad = jobs.launch(_py("import sys; print('asgm osm: step one broke'); sys.exit(1)"), kind="test", title="broken",
-                      then=[_py(f"open({str(mark)!r}, 'w')")])
+    bad = jobs.launch(
+        _py("import sys; print('asgm osm: step one broke'); sys.exit(1)"),
+        kind="test",
+        title="broken",
+        then=[_py(f"open({str(mark)!r}, 'w')")],
+    )
     done = _finished(bad.job_id)
     assert done.status == "failed" and done.error == "asgm osm: step one broke" and not mark.exists()
 
 
 def test_a_failed_job_can_be_started_again_with_the_same_commands(data_env, tmp_path):
     flag = tmp_path / "second-try"
-    code = (f"import pathlib, sys\np = pathlib.Path({str(flag)!r})\nif not p.exists():\n    p.write_text('x')\n"
-            "    print('asgm patches: network cut'); sys.exit(1)\nprint('resumed')")
+    code = (
+        f"import pathlib, sys\np = pathlib.Path({str(flag)!r})\nif not p.exists():\n    p.write_text('x')\n"
+        "    print('asgm patches: network cut'); sys.exit(1)\nprint('resumed')"
+    )
     first = _finished(jobs.launch(_py(code), kind="patches", title="flaky").job_id)
     assert first.status == "failed" and first.error == "asgm patches: network cut"
     with pytest.raises(jobs.JobError, match="only failed or cancelled"):

@@ -17,11 +17,18 @@ LOCAL_CSS = [("leaflet_css", "/app/static/vendor/leaflet/leaflet.css")]
 
 
 def _points() -> pd.DataFrame:
-    return pd.DataFrame({
-        "sample_id": ["a-1", "a-2", "r-1"], "label": [1, 0, 0], "set": ["positives", "curated", "random"],
-        "lon": [-63.0, -62.9, -62.8], "lat": [6.8, 6.9, 7.0], "has_patch": [True, True, False],
-        "map_prob": [0.91, 0.12, np.nan], "outcome": ["TP", "TN", ""],
-    })
+    return pd.DataFrame(
+        {
+            "sample_id": ["a-1", "a-2", "r-1"],
+            "label": [1, 0, 0],
+            "set": ["positives", "curated", "random"],
+            "lon": [-63.0, -62.9, -62.8],
+            "lat": [6.8, 6.9, 7.0],
+            "has_patch": [True, True, False],
+            "map_prob": [0.91, 0.12, np.nan],
+            "outcome": ["TP", "TN", ""],
+        }
+    )
 
 
 def test_probability_colours_follow_the_stops():
@@ -30,20 +37,39 @@ def test_probability_colours_follow_the_stops():
     assert map_elements.prob_colour(0.5) == "#ffffbf"
     # halfway between the 0.5 and 0.75 stops: each channel halfway (ffffbf -> fdae61)
     assert map_elements.prob_colour(0.625) == "#fed690"
-    assert map_elements.prob_colour(-3) == map_elements.prob_colour(0.0) and map_elements.prob_colour(7) == map_elements.prob_colour(1.0)
+    assert map_elements.prob_colour(-3) == map_elements.prob_colour(0.0) and map_elements.prob_colour(
+        7
+    ) == map_elements.prob_colour(1.0)
 
 
 def test_map_names_no_remote_asset_and_carries_every_control():
-    m = maps_leaflet.build_map(_points(), colour_by="probability", store_name="demo", js=LOCAL_JS, css=LOCAL_CSS,
-                          threshold=0.4, fetch_hints=maps_leaflet.fetch_hints())
+    m = maps_leaflet.build_map(
+        _points(),
+        colour_by="probability",
+        store_name="demo",
+        js=LOCAL_JS,
+        css=LOCAL_CSS,
+        threshold=0.4,
+        fetch_hints=maps_leaflet.fetch_hints(),
+    )
     assert maps_leaflet.external_assets(m) == []
     kinds = {type(el).__name__ for el in maps_leaflet._walk(m)}
-    assert {"Fullscreen", "Draw", "LayerControl", "_ProbabilityPoints", "_MapLegend", "_BasemapFallback",
-            "_PlainBackground"} <= kinds
+    assert {
+        "Fullscreen",
+        "Draw",
+        "LayerControl",
+        "_ProbabilityPoints",
+        "_MapLegend",
+        "_BasemapFallback",
+        "_PlainBackground",
+    } <= kinds
     html = m.get_root().render()
     assert "L.control.scale" in html  # the scale bar
-    for url in ("/app/static/plugins/leaflet-draw/leaflet.draw.js", "/app/static/plugins/leaflet-fullscreen/Control.FullScreen.js",
-                "/app/static/plugins/leaflet-side-by-side/leaflet-side-by-side.js"):
+    for url in (
+        "/app/static/plugins/leaflet-draw/leaflet.draw.js",
+        "/app/static/plugins/leaflet-fullscreen/Control.FullScreen.js",
+        "/app/static/plugins/leaflet-side-by-side/leaflet-side-by-side.js",
+    ):
         assert url in html
     names = [getattr(el, "layer_name", "") for el in maps_leaflet._walk(m)]
     assert map_elements.PLAIN_NAME in names and "Satellite (Esri World Imagery)" in names and "OpenStreetMap" in names
@@ -115,9 +141,16 @@ def test_osm_features_layer_colours_each_key_as_the_overlays_and_names_no_remote
     from asgm.maps import overlays
     from asgm.maps.images import OSM_COLOURS
 
-    feats = gpd.GeoDataFrame({"key": ["highway", "highway", "building", "aeroway"], "value": ["track", "path", "yes", "aerodrome"]},
-                             geometry=[LineString([(-63, 6.8), (-62.99, 6.81)]), LineString([(-63, 6.81), (-62.99, 6.8)]),
-                                       box(-63.001, 6.801, -63.0, 6.802), Point(-63.0, 6.8)], crs="EPSG:4326")
+    feats = gpd.GeoDataFrame(
+        {"key": ["highway", "highway", "building", "aeroway"], "value": ["track", "path", "yes", "aerodrome"]},
+        geometry=[
+            LineString([(-63, 6.8), (-62.99, 6.81)]),
+            LineString([(-63, 6.81), (-62.99, 6.8)]),
+            box(-63.001, 6.801, -63.0, 6.802),
+            Point(-63.0, 6.8),
+        ],
+        crs="EPSG:4326",
+    )
     fg = overlays.osm_features_layer(feats, 2000)
     kids = {type(c).__name__: c for c in fg._children.values()}
     layer, legend = kids["_OsmFeatures"], kids["_OsmLegend"]
@@ -143,7 +176,9 @@ def test_map_copies_share_the_point_data_and_render_it_verbatim():
 
     pts = _points()
     pts.loc[0, "sample_id"] = "a-{{ x }}"
-    m = maps_leaflet.build_map(pts, colour_by="probability", store_name="demo", js=LOCAL_JS, css=LOCAL_CSS, threshold=0.4)
+    m = maps_leaflet.build_map(
+        pts, colour_by="probability", store_name="demo", js=LOCAL_JS, css=LOCAL_CSS, threshold=0.4
+    )
     layer = next(el for el in maps_leaflet._walk(m) if type(el).__name__ == "_ProbabilityPoints")
     c = copy.deepcopy(m)
     copied = next(el for el in maps_leaflet._walk(c) if type(el).__name__ == "_ProbabilityPoints")

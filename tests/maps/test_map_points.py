@@ -9,10 +9,24 @@ from asgm.maps.points import CLICK_RADIUS_M, clicked_patch, combine_points, filt
 
 
 def _points() -> pd.DataFrame:
-    index = pd.DataFrame({"sample_id": ["p1", "n1"], "label": [1, 0], "set": ["positives", "curated"],
-                          "lon": [-63.0, -62.0], "lat": [6.0, 6.0]})
-    study = pd.DataFrame({"sample_id": ["p1", "s9"], "label": [1, 0], "set": ["positives", "random"],
-                          "lon": [-63.0, -63.5], "lat": [6.0, 6.5]})
+    index = pd.DataFrame(
+        {
+            "sample_id": ["p1", "n1"],
+            "label": [1, 0],
+            "set": ["positives", "curated"],
+            "lon": [-63.0, -62.0],
+            "lat": [6.0, 6.0],
+        }
+    )
+    study = pd.DataFrame(
+        {
+            "sample_id": ["p1", "s9"],
+            "label": [1, 0],
+            "set": ["positives", "random"],
+            "lon": [-63.0, -63.5],
+            "lat": [6.0, 6.5],
+        }
+    )
     pred = pd.DataFrame({"sample_id": ["p1", "n1"], "split": ["test", "val"], "prob": [0.2, 0.9], "pred": [0, 1]})
     return combine_points(study, index, pred)
 

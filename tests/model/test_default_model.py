@@ -47,8 +47,9 @@ def test_models_default_is_committed_and_a_newer_run_never_replaces_it(tmp_path,
     import shutil
     import subprocess
 
-    tracked = subprocess.run(["git", "ls-files", "models/DEFAULT"], cwd=MODELS.parent, capture_output=True,
-                             text=True).stdout.split()
+    tracked = subprocess.run(
+        ["git", "ls-files", "models/DEFAULT"], cwd=MODELS.parent, capture_output=True, text=True
+    ).stdout.split()
     assert tracked == ["models/DEFAULT"]
     assert (MODELS / "DEFAULT").read_text().strip() == "detector-default"
     root = tmp_path / "models"
@@ -57,7 +58,9 @@ def test_models_default_is_committed_and_a_newer_run_never_replaces_it(tmp_path,
     newer = root / "test-1-epoch"
     shutil.copytree(MODELS / "detector-default", newer)
     status = json.loads((newer / "status.json").read_text())
-    (newer / "status.json").write_text(json.dumps({**status, "run_id": newer.name, "created": "2099-01-01T00:00:00+00:00"}))
+    (newer / "status.json").write_text(
+        json.dumps({**status, "run_id": newer.name, "created": "2099-01-01T00:00:00+00:00"})
+    )
     monkeypatch.setenv("ASGM_MODELS_DIR", str(root))
     assert runs.list_runs()[0].run_id == "test-1-epoch"
     run_id, why = runs.default_choice()

@@ -114,7 +114,9 @@ def scene(tmp_path_factory, mirror):
     chip = real_scene.as_gallery_chip(raw)
     assert (raw > 3000).mean() > 0.1 and not np.array_equal(raw, chip)  # clouds well above 0.3
     return {
-        "root": root, "raw": raw, "chip": chip,
+        "root": root,
+        "raw": raw,
+        "chip": chip,
         "raw_store": real_scene.write_store(root / "stores", "scene-raw", raw, REFLECTANCE),
         "chip_store": real_scene.write_store(root / "stores", "scene-chip", chip, DISPLAY_RGB_8BIT),
     }
@@ -138,8 +140,9 @@ def test_predict_parity_on_the_real_scene(scene, shipped):
     # Without the encoding (the old rule) the same raw windows give other answers: the fix is what matters.
     model = runs.load_model("detector-default")
     cfg = shipped.config
-    old_x = PatchSource(scene["raw_store"], cfg.model_copy(update={"encoding": REFLECTANCE}),
-                        scene["raw_store"].sample_ids()).load_batch(np.arange(400))
+    old_x = PatchSource(
+        scene["raw_store"], cfg.model_copy(update={"encoding": REFLECTANCE}), scene["raw_store"].sample_ids()
+    ).load_batch(np.arange(400))
     old = inference.recipe_probabilities(model, old_x, cfg, inference.run_temperature(shipped.metrics))
     assert np.abs(old - raw["probability"].to_numpy()).max() > 0.1
 
@@ -169,8 +172,14 @@ def test_scan_parity_on_the_real_scene(scene, shipped, tmp_path):
     out = {}
     for kind in ("raw", "chip"):
         mosaic = real_scene.write_mosaic(tmp_path / f"{kind}.tif", scene[kind])
-        summary = driver.scan(real_scene.mosaic_aoi(), 2021, "detector-default", tmp_path / f"scan-{kind}",
-                              source=str(mosaic), tile_windows=8)
+        summary = driver.scan(
+            real_scene.mosaic_aoi(),
+            2021,
+            "detector-default",
+            tmp_path / f"scan-{kind}",
+            source=str(mosaic),
+            tile_windows=8,
+        )
         assert summary["input_encoding"] == DISPLAY_RGB_8BIT.model_dump()
         with np.load(tmp_path / f"scan-{kind}" / "cells.npz") as z:
             out[kind] = z["prob"]
@@ -192,11 +201,16 @@ def test_a_run_trained_on_reflectance_is_unchanged(scene, shipped, monkeypatch, 
     info = runs.get_run("refl-run")
     store = scene["raw_store"]
     got = inference.predict_store("refl-run", store)
-    x_old = np.stack([np.clip(store.read_patch(s).data.astype(np.float32) / DN_SCALE, 0, 1).transpose(1, 2, 0)
-                      for s in store.sample_ids()])
+    x_old = np.stack(
+        [
+            np.clip(store.read_patch(s).data.astype(np.float32) / DN_SCALE, 0, 1).transpose(1, 2, 0)
+            for s in store.sample_ids()
+        ]
+    )
     assert np.array_equal(x_old[0], prepare_input(store.read_patch("w000").data, store.meta.bands, None, info.config))
-    want = inference.recipe_probabilities(runs.load_model("refl-run"), x_old, info.config,
-                                          inference.run_temperature(info.metrics))
+    want = inference.recipe_probabilities(
+        runs.load_model("refl-run"), x_old, info.config, inference.run_temperature(info.metrics)
+    )
     assert np.abs(got["probability"].to_numpy() - want).max() <= 1e-6
     inference.clear_cache()
 

@@ -26,8 +26,16 @@ def members(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     use_folders(mp, root)
     st = toy_store(root / "stores", n_pos=14, n_neg=18)
-    base = ExperimentConfig(store=str(st.root), bands=S2_BANDS, epochs=1, batch_size=8, architecture="detector",
-                            learning_rate=1e-3, calibrate=True, split_seed=5)
+    base = ExperimentConfig(
+        store=str(st.root),
+        bands=S2_BANDS,
+        epochs=1,
+        batch_size=8,
+        architecture="detector",
+        learning_rate=1e-3,
+        calibrate=True,
+        split_seed=5,
+    )
     ids = [train(base.model_copy(update={"seed": s, "name": f"m{s}"}), n_boot=20) for s in (1, 2, 3)]
     ids.append(train(base.model_copy(update={"seed": 4, "architecture": "study", "name": "study"}), n_boot=20))
     other_split = train(base.model_copy(update={"seed": 6, "split_seed": 9}), n_boot=20)
@@ -44,8 +52,22 @@ def ens(members):
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        assert main(["ensemble", "--members", *members["ids"][:3], members["ids"][3], "--name", "four", "--n-boot",
-                     "20", "--json"]) == 0
+        assert (
+            main(
+                [
+                    "ensemble",
+                    "--members",
+                    *members["ids"][:3],
+                    members["ids"][3],
+                    "--name",
+                    "four",
+                    "--n-boot",
+                    "20",
+                    "--json",
+                ]
+            )
+            == 0
+        )
     return json.loads(out.getvalue())
 
 
@@ -68,7 +90,9 @@ def test_the_ensemble_is_one_completed_run_with_its_members_beside_it(members, e
     assert m["recipe"]["architecture"] == "ensemble of 4 (detector, detector, detector, study)"
     assert ens["member_metrics"][0]["f1"] == runs.get_run(members["ids"][0]).metrics["f1"]
     # the members' shared split, byte for byte
-    assert (info.path / "split.csv").read_text() != "" and runs.predictions(ens["run_id"]).split.isin(["val", "test"]).all()
+    assert (info.path / "split.csv").read_text() != "" and runs.predictions(ens["run_id"]).split.isin(
+        ["val", "test"]
+    ).all()
     assert ens["run_id"] in [r.run_id for r in runs.list_runs()]
 
 
@@ -117,10 +141,17 @@ def test_scans_forward_function_and_a_fresh_process_load_it(members, ens):
     expected = inference.predict_store(ens["run_id"], st, sample_ids=sids)["probability"].to_numpy()
     assert np.allclose(forward_fn(spec)(x), expected, atol=1e-5)
     # a new process (a Dask worker, the app) loads it in Keras safe mode with nothing imported beforehand
-    code = ("import sys; from asgm.model.runs import load_keras_model; "
-            "m = load_keras_model(sys.argv[1]); print(m.name, len(m.layers))")
-    done = subprocess.run([sys.executable, "-c", code, str(info.path / "model.keras")], capture_output=True,
-                          text=True, check=True, timeout=300)
+    code = (
+        "import sys; from asgm.model.runs import load_keras_model; "
+        "m = load_keras_model(sys.argv[1]); print(m.name, len(m.layers))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(info.path / "model.keras")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
     assert done.stdout.split() == ["asgm_ensemble", "6"]
 
 

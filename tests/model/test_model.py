@@ -10,9 +10,16 @@ from asgm.cli import main
 from asgm.model.cnn import build_model, summary
 
 
-@pytest.mark.parametrize(("size", "channels", "params"), [
-    (48, 12, 116_577), (256, 17, 988_417), (48, 17, 118_017), (256, 12, 986_977), (256, 13, 987_265),
-])
+@pytest.mark.parametrize(
+    ("size", "channels", "params"),
+    [
+        (48, 12, 116_577),
+        (256, 17, 988_417),
+        (48, 17, 118_017),
+        (256, 12, 986_977),
+        (256, 13, 987_265),
+    ],
+)
 def test_parameter_counts_match_the_study(size, channels, params):
     assert build_model(size, channels).count_params() == params
 

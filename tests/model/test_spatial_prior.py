@@ -68,8 +68,9 @@ def test_lonlat_points_across_a_utm_zone_edge():
     assert apply_prior(xyz, np.full(3, 0.5)).decision.tolist() == [1, 1, 0]
 
 
-@pytest.mark.parametrize("kw", [dict(t_main=0.8, t_iso=0.7), dict(k=0), dict(min_neighbours=6), dict(radius_m=0),
-                                dict(among="everything")])
+@pytest.mark.parametrize(
+    "kw", [dict(t_main=0.8, t_iso=0.7), dict(k=0), dict(min_neighbours=6), dict(radius_m=0), dict(among="everything")]
+)
 def test_bad_settings_are_refused(kw):
     with pytest.raises(SpatialPriorError):
         SpatialPrior(**kw)

@@ -28,8 +28,10 @@ def test_no_osm_masks_says_how_to_make_them(tmp_path):
 
 
 def test_product_level_note_only_across_levels(data_env):
-    l1c, l2a, l1c_b = (PatchStore.create(StoreMeta(name=n, source="test", bands=("B4",), size=48, product_level=lv))
-                       for n, lv in [("l1c", "L1C"), ("l2a", "L2A"), ("l1c-b", "L1C")])
+    l1c, l2a, l1c_b = (
+        PatchStore.create(StoreMeta(name=n, source="test", bands=("B4",), size=48, product_level=lv))
+        for n, lv in [("l1c", "L1C"), ("l2a", "L2A"), ("l1c-b", "L1C")]
+    )
     assert "Level-2A" in (product_level_note(l1c, l2a) or "")
     assert product_level_note(l1c, l1c_b) is None
 

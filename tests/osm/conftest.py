@@ -37,18 +37,38 @@ def make_store(osm_env: Path) -> Callable[..., Any]:
     from asgm.data.store import Patch, PatchStore, StoreMeta
     from asgm.grid import patch_grid
 
-    def make(name: str, rows: list[dict[str, Any]], size: int = 48, source: str = "gee",
-             date_end: str = "2021-12-31") -> PatchStore:
-        meta = StoreMeta(name=name, source=source, bands=RGB_BANDS, size=size, product_level="L1C",
-                         date_start="2021-01-01", date_end=date_end, synthetic=source == "synthetic")
+    def make(
+        name: str, rows: list[dict[str, Any]], size: int = 48, source: str = "gee", date_end: str = "2021-12-31"
+    ) -> PatchStore:
+        meta = StoreMeta(
+            name=name,
+            source=source,
+            bands=RGB_BANDS,
+            size=size,
+            product_level="L1C",
+            date_start="2021-01-01",
+            date_end=date_end,
+            synthetic=source == "synthetic",
+        )
         store = PatchStore.create(meta)
         data = np.full((len(RGB_BANDS), size, size), 1000, dtype=np.uint16)
         for r in rows:
-            store.write_patch(Patch(
-                sample_id=r["sample_id"], label=int(r["label"]), set=r.get("set", "positives" if r["label"] else "random"),
-                lon=r["lon"], lat=r["lat"], grid=patch_grid(r["lon"], r["lat"], size), data=data, bands=RGB_BANDS,
-                source=source, date_start="2021-01-01", date_end=date_end, product_level="L1C",
-            ))
+            store.write_patch(
+                Patch(
+                    sample_id=r["sample_id"],
+                    label=int(r["label"]),
+                    set=r.get("set", "positives" if r["label"] else "random"),
+                    lon=r["lon"],
+                    lat=r["lat"],
+                    grid=patch_grid(r["lon"], r["lat"], size),
+                    data=data,
+                    bands=RGB_BANDS,
+                    source=source,
+                    date_start="2021-01-01",
+                    date_end=date_end,
+                    product_level="L1C",
+                )
+            )
         return store
 
     return make

@@ -28,8 +28,13 @@ def test_help(capsys, sub):
 
 
 def test_fetch_rasterize_coverage(osm_env, overpass, make_store, capsys):
-    make_store("cli", [{"sample_id": "pos-0000", "label": 1, "lon": POS0[0], "lat": POS0[1]},
-                       {"sample_id": "rnd-0000", "label": 0, "set": "random", "lon": -64.133309, "lat": 7.338377}])
+    make_store(
+        "cli",
+        [
+            {"sample_id": "pos-0000", "label": 1, "lon": POS0[0], "lat": POS0[1]},
+            {"sample_id": "rnd-0000", "label": 0, "set": "random", "lon": -64.133309, "lat": 7.338377},
+        ],
+    )
     code, rep, _ = run(capsys, "osm", "fetch", "--xml", str(SAMPLE_OSM), "--json")
     assert code == 0 and rep["features"] == 7 and rep["snapshot_date"] == "2021-06-01T00:00:00Z"
 
@@ -61,8 +66,22 @@ def test_errors_are_one_clear_line(osm_env, overpass, make_store, capsys):
     code, _, err = run(capsys, "osm", "rasterize", "--store", "bare")
     assert code == 1 and "asgm osm fetch --store bare" in err
     overpass.fail_always = (503, "<p>overloaded</p>")
-    code, _, err = run(capsys, "osm", "fetch", "--bbox", "-60.41", "7.89", "-60.39", "7.91", "--overpass-url",
-                       overpass.url, "--retries", "1", "--backoff", "0")
+    code, _, err = run(
+        capsys,
+        "osm",
+        "fetch",
+        "--bbox",
+        "-60.41",
+        "7.89",
+        "-60.39",
+        "7.91",
+        "--overpass-url",
+        overpass.url,
+        "--retries",
+        "1",
+        "--backoff",
+        "0",
+    )
     assert code == 1 and "failed 2 time(s)" in err and "503" in err and len(overpass.queries) == 2
     code, _, err = run(capsys, "osm", "rasterize", "--store", "bare", "--exclude", "landuse")
     assert code == 1 and "KEY=VALUE" in err

@@ -26,20 +26,32 @@ def _square(lon, lat, d=0.0005):
 
 @pytest.fixture
 def known_store(make_store, tmp_path):
-    rows = [{"sample_id": f"pos-{i:04d}", "label": 1, "set": "positives", "lon": lo, "lat": la} for i, (lo, la) in enumerate(POS)]
-    rows += [{"sample_id": f"neg-{i:04d}", "label": 0, "set": "random" if i < 4 else "curated", "lon": lo, "lat": la}
-             for i, (lo, la) in enumerate(NEG)]
+    rows = [
+        {"sample_id": f"pos-{i:04d}", "label": 1, "set": "positives", "lon": lo, "lat": la}
+        for i, (lo, la) in enumerate(POS)
+    ]
+    rows += [
+        {"sample_id": f"neg-{i:04d}", "label": 0, "set": "random" if i < 4 else "curated", "lon": lo, "lat": la}
+        for i, (lo, la) in enumerate(NEG)
+    ]
     store = make_store("known", rows)
     feats = [  # (key, value, geometry): waterway in pos 0-2, highway in pos 0, quarry in pos 1 and 3,
-        ("waterway", "river", _line(*POS[0])), ("waterway", "river", _line(*POS[1])),
-        ("waterway", "stream", _line(*POS[2])), ("highway", "track", _line(*POS[0])),
-        ("landuse", "quarry", _square(*POS[1])), ("landuse", "quarry", _square(*POS[3])),
+        ("waterway", "river", _line(*POS[0])),
+        ("waterway", "river", _line(*POS[1])),
+        ("waterway", "stream", _line(*POS[2])),
+        ("highway", "track", _line(*POS[0])),
+        ("landuse", "quarry", _square(*POS[1])),
+        ("landuse", "quarry", _square(*POS[3])),
         # buildings in neg 0 and 1 (two in neg 0), residential landuse in neg 0; nothing in neg 2-6
-        ("building", "yes", Point(*NEG[0])), ("building", "house", Point(NEG[0][0] + 0.0005, NEG[0][1])),
-        ("building", "yes", Point(*NEG[1])), ("landuse", "residential", _square(*NEG[0])),
+        ("building", "yes", Point(*NEG[0])),
+        ("building", "house", Point(NEG[0][0] + 0.0005, NEG[0][1])),
+        ("building", "yes", Point(*NEG[1])),
+        ("landuse", "residential", _square(*NEG[0])),
     ]
     cols = {k: [v if k == key else None for key, v, _ in feats] for k in OSM_LAYERS}
-    gdf = gpd.GeoDataFrame({"element": "way", "id": range(len(feats)), **cols}, geometry=[g for *_, g in feats], crs=4326)
+    gdf = gpd.GeoDataFrame(
+        {"element": "way", "id": range(len(feats)), **cols}, geometry=[g for *_, g in feats], crs=4326
+    )
     path = tmp_path / "known.parquet"
     gdf.to_parquet(path)
     return store, path
@@ -59,7 +71,11 @@ def test_coverage_denominators_are_all_patches_of_the_class(known_store):
     s = _shares(t)
     assert s[("mining", "any")] == (4, 5) and s[("non-mining", "any")] == (2, 7)
     assert s[("mining", "waterway")] == (3, 5) and s[("mining", "highway")] == (1, 5)
-    assert s[("mining", "landuse")] == (2, 5) and s[("mining", "building")] == (0, 5) and s[("mining", "aeroway")] == (0, 5)
+    assert (
+        s[("mining", "landuse")] == (2, 5)
+        and s[("mining", "building")] == (0, 5)
+        and s[("mining", "aeroway")] == (0, 5)
+    )
     assert s[("non-mining", "building")] == (2, 7) and s[("non-mining", "landuse")] == (1, 7)
     assert s[("non-mining", "waterway")] == (0, 7)
     row = t[(t.group == "mining") & (t.key == "waterway")].iloc[0]
@@ -96,5 +112,10 @@ def test_coverage_report_is_json_ready(known_store):
     assert r["groups"]["mining"]["keys"]["any"] == {"patches_with": 4, "share": 0.8}
     assert r["groups"]["non-mining"]["keys"]["building"]["patches_with"] == 2
     assert r["groups"]["mining"]["tag_values"]["waterway"][0] == {
-        "value": "river", "patches": 2, "share": 0.4, "features": 2, "excluded": False}
+        "value": "river",
+        "patches": 2,
+        "share": 0.4,
+        "features": 2,
+        "excluded": False,
+    }
     assert r["osm"]["layers"] == list(OSM_LAYERS)

@@ -15,7 +15,15 @@ from asgm.osm import OsmFetchError, OverpassError
 from asgm.osm import fetch as F
 from asgm.osm import queries as Q
 
-EXPECTED_IDS = {("node", 2001), ("way", 1001), ("way", 1002), ("way", 1003), ("way", 1004), ("way", 1005), ("way", 1006)}
+EXPECTED_IDS = {
+    ("node", 2001),
+    ("way", 1001),
+    ("way", 1002),
+    ("way", 1003),
+    ("way", 1004),
+    ("way", 1005),
+    ("way", 1006),
+}
 #: A bbox around pos-0000 that holds every feature of bolivar_sample.osm.
 SAMPLE_BBOX = (POS0[0] - 0.02, POS0[1] - 0.02, POS0[0] + 0.06, POS0[1] + 0.02)
 
@@ -81,8 +89,9 @@ def test_overpass_bbox_current_snapshot(osm_env, overpass):
 
 
 def test_store_query_defaults_to_the_imagery_end_date(osm_env, overpass, make_store):
-    store = make_store("dated", [{"sample_id": "pos-0000", "label": 1, "lon": POS0[0], "lat": POS0[1]}],
-                       date_end="2021-12-31")
+    store = make_store(
+        "dated", [{"sample_id": "pos-0000", "label": 1, "lon": POS0[0], "lat": POS0[1]}], date_end="2021-12-31"
+    )
     res = F.fetch(Q.store_query(store), overpass_url=overpass.url, backoff_s=0)
     assert len(overpass.queries) == 1
     assert '[date:"2021-12-31T00:00:00Z"]' in overpass.queries[0]
@@ -114,7 +123,10 @@ def test_store_query_batches_scattered_and_clustered_patches(osm_env, make_store
 def test_overpass_errors_are_retried_then_reported(osm_env, overpass):
     q = Q.bbox_query(*SAMPLE_BBOX)
     # two overloads then success: retried transparently
-    overpass.failures = [(503, "<p>Dispatcher_Client::request_read_and_idx::timeout</p>"), (429, "<p>Too Many Requests</p>")]
+    overpass.failures = [
+        (503, "<p>Dispatcher_Client::request_read_and_idx::timeout</p>"),
+        (429, "<p>Too Many Requests</p>"),
+    ]
     res = F.fetch(q, overpass_url=overpass.url, runway=False, retries=3, backoff_s=0.01)
     assert _ids(res.features) == EXPECTED_IDS and len(overpass.queries) == 3
 
@@ -130,15 +142,21 @@ def test_overpass_errors_are_retried_then_reported(osm_env, overpass):
 
 def test_overpass_timeout_remark_is_not_cached_as_empty(osm_env, overpass):
     """Overpass reports a query timeout as HTTP 200 with a remark and no elements."""
-    remark = json.dumps({"version": 0.6, "osm3s": {"timestamp_osm_base": "x"}, "elements": [],
-                         "remark": 'runtime error: Query timed out in "query" at line 1 after 181 seconds.'})
+    remark = json.dumps(
+        {
+            "version": 0.6,
+            "osm3s": {"timestamp_osm_base": "x"},
+            "elements": [],
+            "remark": 'runtime error: Query timed out in "query" at line 1 after 181 seconds.',
+        }
+    )
     overpass.failures = [(200, remark)]
     res = F.fetch(Q.bbox_query(*SAMPLE_BBOX), overpass_url=overpass.url, runway=False, retries=1, backoff_s=0)
     assert len(overpass.queries) == 2 and _ids(res.features) == EXPECTED_IDS
 
 
 def test_overpass_bad_request_is_not_retried(osm_env, overpass):
-    overpass.fail_always = (400, "<p><strong style=\"color:#FF0000\">Error</strong>: line 1: parse error: bad date</p>")
+    overpass.fail_always = (400, '<p><strong style="color:#FF0000">Error</strong>: line 1: parse error: bad date</p>')
     with pytest.raises(OverpassError, match="rejected the query.*parse error: bad date"):
         F.fetch(Q.bbox_query(*SAMPLE_BBOX), overpass_url=overpass.url, runway=False, retries=3, backoff_s=0)
     assert len(overpass.queries) == 1
@@ -147,7 +165,9 @@ def test_overpass_bad_request_is_not_retried(osm_env, overpass):
 def test_client_timeout_is_retried_then_reported(osm_env, overpass):
     overpass.delay_s = 1.5
     with pytest.raises(OverpassError, match="Timeout"):
-        F.fetch(Q.bbox_query(*SAMPLE_BBOX), overpass_url=overpass.url, runway=False, retries=1, backoff_s=0, timeout_s=0.3)
+        F.fetch(
+            Q.bbox_query(*SAMPLE_BBOX), overpass_url=overpass.url, runway=False, retries=1, backoff_s=0, timeout_s=0.3
+        )
     assert len(overpass.queries) == 2
 
 
@@ -181,8 +201,13 @@ def test_interrupted_fetch_resumes(osm_env, overpass):
     overpass.fail_after = None
     overpass.queries.clear()
     seen = []
-    res = F.fetch(q, overpass_url=overpass.url, runway=False, backoff_s=0,
-                  progress=lambda done, n, disk: seen.append((done, disk)))
+    res = F.fetch(
+        q,
+        overpass_url=overpass.url,
+        runway=False,
+        backoff_s=0,
+        progress=lambda done, n, disk: seen.append((done, disk)),
+    )
     assert len(overpass.queries) == total - 2
     assert [d for _, d in seen] == [True, True] + [False] * (total - 2)
     assert _ids(res.features) == EXPECTED_IDS  # merged, each feature once despite crossing cells
@@ -203,7 +228,7 @@ def test_runway_points_are_an_aeroway_source_clipped_to_the_area(osm_env, overpa
 
     pts = gpd.read_file(registry.get("runway_points"))
     bbox = (-63.0, 6.0, -62.5, 6.5)
-    inside = pts.cx[bbox[0]:bbox[2], bbox[1]:bbox[3]]
+    inside = pts.cx[bbox[0] : bbox[2], bbox[1] : bbox[3]]
     assert len(inside) >= 1
     res = F.fetch(Q.bbox_query(*bbox), overpass_url=overpass.url, date="current", backoff_s=0)
     rw = res.features[res.features["element"] == F.RUNWAY_ELEMENT]

@@ -24,17 +24,21 @@ def _row(geom, **tags):
 
 def _write_store_cache(osm_env, store_name: str) -> gpd.GeoDataFrame:
     """A tiny cache as `asgm osm fetch --store` lays it out: data/osm/<id>/features.parquet + features.json."""
-    gdf = gpd.GeoDataFrame([
-        _row(LineString([(LON - 0.2, LAT), (LON + 0.2, LAT)]), highway="track"),  # 44 km long, crosses the box
-        _row(box(LON + 0.001, LAT + 0.001, LON + 0.002, LAT + 0.002), building="yes", landuse="residential"),
-        _row(Point(LON - 0.005, LAT + 0.003), aeroway="aerodrome"),
-        _row(LineString([(LON + 0.3, LAT + 0.3), (LON + 0.31, LAT + 0.3)]), waterway="river"),  # ~45 km away
-    ], crs="EPSG:4326")
+    gdf = gpd.GeoDataFrame(
+        [
+            _row(LineString([(LON - 0.2, LAT), (LON + 0.2, LAT)]), highway="track"),  # 44 km long, crosses the box
+            _row(box(LON + 0.001, LAT + 0.001, LON + 0.002, LAT + 0.002), building="yes", landuse="residential"),
+            _row(Point(LON - 0.005, LAT + 0.003), aeroway="aerodrome"),
+            _row(LineString([(LON + 0.3, LAT + 0.3), (LON + 0.31, LAT + 0.3)]), waterway="river"),  # ~45 km away
+        ],
+        crs="EPSG:4326",
+    )
     folder = osm_env / "osm" / f"store-{store_name}-abc"
     folder.mkdir(parents=True)
     gdf.to_parquet(folder / "features.parquet")
-    (folder / "features.json").write_text(json.dumps({"query": {"kind": "store", "store": store_name},
-                                                      "fetched_at": "2026-01-01T00:00:00"}))
+    (folder / "features.json").write_text(
+        json.dumps({"query": {"kind": "store", "store": store_name}, "fetched_at": "2026-01-01T00:00:00"})
+    )
     return gdf
 
 

@@ -79,7 +79,9 @@ def test_exclude_and_include_filters_act_per_key(sample_vectors):
     assert np.array_equal(np.delete(no_quarry, LU, 0), np.delete(full, LU, 0))
     only_quarry = one(sample_vectors, grid, include={"landuse": ("quarry",)})
     assert np.array_equal(only_quarry[LU], block(30, 37, 4, 11))
-    assert parse_filters(["landuse=quarry,industrial", "landuse=military"]) == {"landuse": ("industrial", "military", "quarry")}
+    assert parse_filters(["landuse=quarry,industrial", "landuse=military"]) == {
+        "landuse": ("industrial", "military", "quarry")
+    }
     for bad in ("landuse", "landuse=", "amenity=bar"):
         with pytest.raises(OsmRasterizeError):
             parse_filters([bad])
@@ -118,10 +120,13 @@ def test_two_utm_zones_and_empty_areas(sample_vectors):
 
 
 def test_rasterize_store_from_a_fetch_cache(osm_env, overpass, make_store):
-    store = make_store("study", [
-        {"sample_id": "pos-0000", "label": 1, "lon": POS0[0], "lat": POS0[1]},
-        {"sample_id": "cur-0068", "label": 0, "lon": CUR68[0], "lat": CUR68[1], "set": "curated"},
-    ])
+    store = make_store(
+        "study",
+        [
+            {"sample_id": "pos-0000", "label": 1, "lon": POS0[0], "lat": POS0[1]},
+            {"sample_id": "cur-0068", "label": 0, "lon": CUR68[0], "lat": CUR68[1], "set": "curated"},
+        ],
+    )
     with pytest.raises(OsmRasterizeError, match="asgm osm fetch --store study"):
         rasterize_store(store)
     fetched = F.fetch(Q.store_query(store), overpass_url=overpass.url, backoff_s=0)

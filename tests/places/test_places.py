@@ -74,16 +74,28 @@ def test_countries_reproduce_amw_table(amw):
 
 # -- the rule on hand-made polygons ----------------------------------------------------------------------------
 def _det(rows: list[tuple[str, float, object]], has_mined: bool = True) -> D.Detections:
-    gdf = gpd.GeoDataFrame({"period": [r[0] for r in rows], "mined_ha": [r[1] for r in rows]},
-                           geometry=[r[2] for r in rows], crs="EPSG:4326")
+    gdf = gpd.GeoDataFrame(
+        {"period": [r[0] for r in rows], "mined_ha": [r[1] for r in rows]},
+        geometry=[r[2] for r in rows],
+        crs="EPSG:4326",
+    )
     return D.Detections(gdf, "hand-made detections", has_mined, "test")
 
 
 def _bnd(geoms: list[object], names: list[str] | None = None) -> B.Boundaries:
     n = len(geoms)
-    gdf = gpd.GeoDataFrame({"boundary_id": [f"b{i}" for i in range(n)], "name": names or [f"B{i}" for i in range(n)],
-                            "country": [None] * n, "type": [None] * n, "status": [None] * n, "source": ["t"] * n},
-                           geometry=geoms, crs="EPSG:4326")
+    gdf = gpd.GeoDataFrame(
+        {
+            "boundary_id": [f"b{i}" for i in range(n)],
+            "name": names or [f"B{i}" for i in range(n)],
+            "country": [None] * n,
+            "type": [None] * n,
+            "status": [None] * n,
+            "source": ["t"] * n,
+        },
+        geometry=geoms,
+        crs="EPSG:4326",
+    )
     return B.Boundaries(gdf, "hand-made boundaries", "test")
 
 
@@ -110,8 +122,14 @@ def test_shares_split_between_two_boundaries_and_cumulate_over_periods():
     a = box(0.0, 0.0, 0.03, 0.01)  # a strip: a quarter in the west boundary, three quarters in the east one
     b = box(0.0, 0.0, 0.01, 0.01)
     west, east = box(-1, -1, 0.0075, 1), box(0.0075, -1, 1, 1)
-    det = _det([("2018", 8.0, box(0.0, 0.0, 0.01, 0.01)), ("2019", 4.0, a), ("2019", 2.0, b),
-                ("2020", 1.0, box(5, 5, 5.01, 5.01))])
+    det = _det(
+        [
+            ("2018", 8.0, box(0.0, 0.0, 0.01, 0.01)),
+            ("2019", 4.0, a),
+            ("2019", 2.0, b),
+            ("2020", 1.0, box(5, 5, 5.01, 5.01)),
+        ]
+    )
     table, notes = S.apportion(det, _bnd([west, east]))
     assert _row(table, "b0", "2018")["new_mined_ha"] == pytest.approx(8 * 0.75)
     assert _row(table, "b1", "2018")["new_mined_ha"] == pytest.approx(8 * 0.25)
@@ -169,8 +187,10 @@ def _write(path: Path, gdf: gpd.GeoDataFrame) -> Path:
 def test_file_detections_without_area_column_count_footprint_and_say_so(data_env, tmp_path):
     square = box(-60.0, -5.0, -59.99, -4.99)
     dets = _write(tmp_path / "d.geojson", gpd.GeoDataFrame({"year": [2021]}, geometry=[square], crs="EPSG:4326"))
-    bnds = _write(tmp_path / "b.geojson", gpd.GeoDataFrame({"NAME": ["west"]}, geometry=[box(-61, -6, -59.995, -4)],
-                                                           crs="EPSG:4326"))
+    bnds = _write(
+        tmp_path / "b.geojson",
+        gpd.GeoDataFrame({"NAME": ["west"]}, geometry=[box(-61, -6, -59.995, -4)], crs="EPSG:4326"),
+    )
     res = S.place_stats(D.detection_source(str(dets)), B.boundary_source(str(bnds)))
     r = res.table.iloc[0]
     assert r["period"] == "2021" and r["name"] == "west" and np.isnan(r["new_mined_ha"])
@@ -179,9 +199,15 @@ def test_file_detections_without_area_column_count_footprint_and_say_so(data_env
 
 
 def test_second_call_reads_the_cache(data_env, tmp_path):
-    dets = _write(tmp_path / "d.geojson", gpd.GeoDataFrame({"Mined area (ha)": [2.0], "year": [202400]},
-                                                           geometry=[box(0, 0, 0.01, 0.01)], crs="EPSG:4326"))
-    bnds = _write(tmp_path / "b.geojson", gpd.GeoDataFrame({"nm": ["x"]}, geometry=[box(-1, -1, 1, 1)], crs="EPSG:4326"))
+    dets = _write(
+        tmp_path / "d.geojson",
+        gpd.GeoDataFrame(
+            {"Mined area (ha)": [2.0], "year": [202400]}, geometry=[box(0, 0, 0.01, 0.01)], crs="EPSG:4326"
+        ),
+    )
+    bnds = _write(
+        tmp_path / "b.geojson", gpd.GeoDataFrame({"nm": ["x"]}, geometry=[box(-1, -1, 1, 1)], crs="EPSG:4326")
+    )
     dsrc, bsrc = D.detection_source(str(dets)), B.boundary_source(str(bnds), "nm")
     first = S.place_stats(dsrc, bsrc)
     t0 = time.perf_counter()
@@ -198,8 +224,9 @@ def _scan(folder: Path, year: int, geoms: list[object], synthetic: bool = False)
     (folder / "scan.json").write_text(json.dumps({"identity": {"year": year}, "synthetic": synthetic}))
     (folder / "summary.json").write_text("{}")
     gdf = gpd.GeoDataFrame({"area_ha": [1.0] * len(geoms)}, geometry=geoms, crs="EPSG:4326")
-    (folder / "detections.geojson").write_text(gdf.to_json() if len(geoms) else
-                                               '{"type": "FeatureCollection", "features": []}')
+    (folder / "detections.geojson").write_text(
+        gdf.to_json() if len(geoms) else '{"type": "FeatureCollection", "features": []}'
+    )
     return folder
 
 
@@ -208,8 +235,18 @@ def test_scans_of_two_years_give_new_footprint_since_the_first(data_env, tmp_pat
     _scan(tmp_path / "scans" / "y2023", 2023, [a])
     _scan(tmp_path / "scans" / "y2024", 2024, [b], synthetic=True)
     (tmp_path / "scans" / "_changes").mkdir()
-    res = S.place_stats(D.detection_source(str(tmp_path / "scans")), B.BoundarySource("file", upload=(
-        "b.geojson", gpd.GeoDataFrame({"name": ["all"]}, geometry=[box(-1, -1, 1, 1)], crs="EPSG:4326").to_json(drop_id=True).encode())))
+    res = S.place_stats(
+        D.detection_source(str(tmp_path / "scans")),
+        B.BoundarySource(
+            "file",
+            upload=(
+                "b.geojson",
+                gpd.GeoDataFrame({"name": ["all"]}, geometry=[box(-1, -1, 1, 1)], crs="EPSG:4326")
+                .to_json(drop_id=True)
+                .encode(),
+            ),
+        ),
+    )
     r23, r24 = _row(res.table, "1", "2023"), _row(res.table, "1", "2024")
     assert r23["new_footprint_ha"] == pytest.approx(_ea_ha(a), rel=1e-6)
     assert r24["new_footprint_ha"] == pytest.approx(_ea_ha(a) / 2, rel=1e-6)
@@ -232,16 +269,28 @@ def _zip_shapefile(tmp_path: Path, drop_prj: bool) -> Path:
 
 BAD = {
     "no polygons": ('{"type": "FeatureCollection", "features": []}', "holds no geometry"),
-    "points only": ('{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, "geometry": '
-                    '{"type": "Point", "coordinates": [-60, -5]}}]}', "holds no polygons (1 Point)"),
-    "lines only": ('{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, "geometry": '
-                   '{"type": "LineString", "coordinates": [[-60, -5], [-59, -4]]}}]}', "holds no polygons (1 LineString)"),
-    "metres in WGS 84": ('{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, "geometry": '
-                         '{"type": "Polygon", "coordinates": [[[500000, 9400000], [510000, 9400000], [510000, 9410000], '
-                         '[500000, 9400000]]]}}]}', "probably metres"),
-    "lat/lon swapped beyond 90": ('{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, '
-                                  '"geometry": {"type": "Polygon", "coordinates": [[[-5, -120], [-4, -120], [-4, -119], '
-                                  '[-5, -120]]]}}]}', "look swapped"),
+    "points only": (
+        '{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, "geometry": '
+        '{"type": "Point", "coordinates": [-60, -5]}}]}',
+        "holds no polygons (1 Point)",
+    ),
+    "lines only": (
+        '{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, "geometry": '
+        '{"type": "LineString", "coordinates": [[-60, -5], [-59, -4]]}}]}',
+        "holds no polygons (1 LineString)",
+    ),
+    "metres in WGS 84": (
+        '{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, "geometry": '
+        '{"type": "Polygon", "coordinates": [[[500000, 9400000], [510000, 9400000], [510000, 9410000], '
+        "[500000, 9400000]]]}}]}",
+        "probably metres",
+    ),
+    "lat/lon swapped beyond 90": (
+        '{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, '
+        '"geometry": {"type": "Polygon", "coordinates": [[[-5, -120], [-4, -120], [-4, -119], '
+        "[-5, -120]]]}}]}",
+        "look swapped",
+    ),
     "not a vector file": ("hello", "cannot be read"),
 }
 
@@ -270,8 +319,10 @@ def test_oversized_upload_states_the_limit(data_env):
 
 
 def test_missing_name_column_lists_the_columns(tmp_path):
-    path = _write(tmp_path / "b.geojson", gpd.GeoDataFrame({"NOMBRE": ["a"], "code": [1]}, geometry=[box(0, 0, 1, 1)],
-                                                           crs="EPSG:4326"))
+    path = _write(
+        tmp_path / "b.geojson",
+        gpd.GeoDataFrame({"NOMBRE": ["a"], "code": [1]}, geometry=[box(0, 0, 1, 1)], crs="EPSG:4326"),
+    )
     with pytest.raises(PlaceInputError, match="no column 'nom'.*NOMBRE, code"):
         B.file_boundaries(path, "nom")
 

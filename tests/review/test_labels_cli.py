@@ -31,17 +31,61 @@ def test_help_of_every_labels_command(capsys):
 
 def test_mark_list_export_import(toy, data_env, capsys, tmp_path):
     ids = sorted(toy.index()["sample_id"])
-    assert main(["labels", "mark", "--store", "toy", "--item", ids[0], "--label", "not", "--note", "river bar",
-                 "--reviewer", "ana", "--run", "run-1", "--probability", "0.7", "--json"]) == 0
+    assert (
+        main(
+            [
+                "labels",
+                "mark",
+                "--store",
+                "toy",
+                "--item",
+                ids[0],
+                "--label",
+                "not",
+                "--note",
+                "river bar",
+                "--reviewer",
+                "ana",
+                "--run",
+                "run-1",
+                "--probability",
+                "0.7",
+                "--json",
+            ]
+        )
+        == 0
+    )
     out = _json(capsys)
     assert out["changed"] and out["label"] == "not_mining" and out["item"] == f"store:toy:{ids[0]}"
-    assert main(["labels", "mark", "--store", "toy", "--item", ids[0], "--label", "not_mining", "--note", "river bar",
-                 "--reviewer", "ana", "--json"]) == 0
+    assert (
+        main(
+            [
+                "labels",
+                "mark",
+                "--store",
+                "toy",
+                "--item",
+                ids[0],
+                "--label",
+                "not_mining",
+                "--note",
+                "river bar",
+                "--reviewer",
+                "ana",
+                "--json",
+            ]
+        )
+        == 0
+    )
     assert _json(capsys)["changed"] is False  # a repeat writes nothing
     assert main(["labels", "mark", "--store", "toy", "--item", ids[1], "--label", "mining"]) == 0
     assert "mining" in capsys.readouterr().out
-    assert main(["labels", "mark", "--amw", "amw-2023", "--item", "7", "--lon", "-70", "--lat", "-12",
-                 "--label", "unsure"]) == 0
+    assert (
+        main(
+            ["labels", "mark", "--amw", "amw-2023", "--item", "7", "--lon", "-70", "--lat", "-12", "--label", "unsure"]
+        )
+        == 0
+    )
     capsys.readouterr()
 
     assert main(["labels", "list", "--json"]) == 0
@@ -77,8 +121,10 @@ def test_bad_marks_and_imports_are_one_line_errors(toy, capsys, tmp_path):
     assert main(["labels", "mark", "--store", "toy", "--item", "pos-0000", "--label", "maybe"]) == 1
     assert "label is 'maybe'" in capsys.readouterr().err
     bad = tmp_path / "bad.csv"
-    bad.write_text("source_kind,source,item_id,lon,lat,label\nstore,toy,pos-0000,-63,6,1\n"
-                   "store,toy,pos-7777,-63,6,0\n", encoding="utf-8")
+    bad.write_text(
+        "source_kind,source,item_id,lon,lat,label\nstore,toy,pos-0000,-63,6,1\nstore,toy,pos-7777,-63,6,0\n",
+        encoding="utf-8",
+    )
     assert main(["labels", "import", str(bad)]) == 1
     err = capsys.readouterr().err
     assert "row 2" in err and "pos-7777" in err and err.count("\n") == 1

@@ -21,28 +21,59 @@ from asgm.review import items, retrain
 
 
 def _sel(points: list[tuple[str, float, float]]) -> retrain.Selection:
-    return retrain.Selection(items=[retrain.Reviewed(sample_id=sid, item=f"store:s:{sid}", label=k % 2,
-                                                     history_fid=k + 1, lon=lon, lat=lat, patch=None)
-                                    for k, (sid, lon, lat) in enumerate(points)])
+    return retrain.Selection(
+        items=[
+            retrain.Reviewed(
+                sample_id=sid, item=f"store:s:{sid}", label=k % 2, history_fid=k + 1, lon=lon, lat=lat, patch=None
+            )
+            for k, (sid, lon, lat) in enumerate(points)
+        ]
+    )
 
 
 def test_split_rule_holds_out_the_newest_and_drops_reviews_near_test():
-    parent = pd.DataFrame({"sample_id": ["t1", "v1", "a", "b"], "split": ["test", "val", "train", "train"],
-                           "cluster": [0, 1, 2, 3], "lon": [-63.0, -62.0, -61.0, -60.0], "lat": [6.0] * 4})
+    parent = pd.DataFrame(
+        {
+            "sample_id": ["t1", "v1", "a", "b"],
+            "split": ["test", "val", "train", "train"],
+            "cluster": [0, 1, 2, 3],
+            "lon": [-63.0, -62.0, -61.0, -60.0],
+            "lat": [6.0] * 4,
+        }
+    )
     km = 1 / 111.0  # one km of latitude, in degrees
-    sel = _sel([("t1", -63.0, 6.0),              # a test patch itself: keeps its test row
-                ("near", -63.0, 6.0 + 2 * km),   # 2 km from the test patch: dropped
-                ("a", -61.0, 6.0),               # a training patch relabelled: trains
-                ("far", -58.0, 7.0),             # trains
-                ("buddy", -55.0, 6.0 + 1 * km),  # 1 km from the newest (held out): held out too
-                ("newest", -55.0, 6.0)])         # newest 20 % of the 5 usable ones: held out
+    sel = _sel(
+        [
+            ("t1", -63.0, 6.0),  # a test patch itself: keeps its test row
+            ("near", -63.0, 6.0 + 2 * km),  # 2 km from the test patch: dropped
+            ("a", -61.0, 6.0),  # a training patch relabelled: trains
+            ("far", -58.0, 7.0),  # trains
+            ("buddy", -55.0, 6.0 + 1 * km),  # 1 km from the newest (held out): held out too
+            ("newest", -55.0, 6.0),
+        ]
+    )  # newest 20 % of the 5 usable ones: held out
     split, counts = retrain.split_with_reviews(parent, sel, eps_m=3000.0, holdout_fraction=0.2)
     by = dict(zip(split["sample_id"], split["split"], strict=True))
-    assert by == {"t1": "test", "v1": "val", "b": "train", "a": "train", "far": "train", "near": "dropped",
-                  "buddy": "review", "newest": "review"}
-    assert counts == {"reviewed": 6, "on_test_patches": 1, "held_out": 1, "held_out_by_distance": 1,
-                      "dropped_near_test": 1, "trained": 2, "skipped": {},
-                      "rule": counts["rule"]}
+    assert by == {
+        "t1": "test",
+        "v1": "val",
+        "b": "train",
+        "a": "train",
+        "far": "train",
+        "near": "dropped",
+        "buddy": "review",
+        "newest": "review",
+    }
+    assert counts == {
+        "reviewed": 6,
+        "on_test_patches": 1,
+        "held_out": 1,
+        "held_out_by_distance": 1,
+        "dropped_near_test": 1,
+        "trained": 2,
+        "skipped": {},
+        "rule": counts["rule"],
+    }
     assert "3 km" in counts["rule"] and "20 %" in counts["rule"]
     assert split["sample_id"].is_unique
     with pytest.raises(retrain.RetrainError, match="between 0 and 1"):
@@ -76,8 +107,12 @@ def test_train_with_my_labels_end_to_end(parent, capsys):
     # Relabel five training patches (flip them), one test patch, and one unsure (no training label).
     flipped = train_ids[:5]
     for sid in flipped:
-        items.mark(items.store_item("toy", sid), "not_mining" if base.loc[sid, "label"] == 1 else "mining",
-                   run_id=parent, probability=0.5)
+        items.mark(
+            items.store_item("toy", sid),
+            "not_mining" if base.loc[sid, "label"] == 1 else "mining",
+            run_id=parent,
+            probability=0.5,
+        )
     items.mark(items.store_item("toy", test_ids[0]), "not_mining" if base.loc[test_ids[0], "label"] else "mining")
     items.mark(items.store_item("toy", train_ids[5]), "unsure")
     default_before = runs.default_choice()[0]

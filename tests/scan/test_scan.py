@@ -38,8 +38,9 @@ def world(tmp_path_factory):
         mp.setenv("ASGM_MODELS_DIR", str(root / "models"))
         mp.setenv("ASGM_DATA_DIR", str(root / "data"))
         run_id = detector_run()
-        m21 = write_mosaic(root / "m2021.tif", LON, LAT, size_px=600, n_mines=3, seed=1, year=2021,
-                           masked_boxes=[(0.0, 0.0, 0.2, 0.2)])
+        m21 = write_mosaic(
+            root / "m2021.tif", LON, LAT, size_px=600, n_mines=3, seed=1, year=2021, masked_boxes=[(0.0, 0.0, 0.2, 0.2)]
+        )
         m22 = write_mosaic(root / "m2022.tif", LON, LAT, size_px=600, n_mines=4, seed=1, year=2022)
         with rasterio.open(m21.path) as src:
             aoi = box(*transform_bounds(src.crs, "EPSG:4326", *src.bounds)).buffer(-0.002)
@@ -93,13 +94,10 @@ def test_detections_land_on_the_known_mines_and_outputs_are_complete(env, tmp_pa
 
 
 def test_dual_threshold_keeps_low_windows_only_next_to_confirmed_ones():
-    p = np.array([[0.9, 0.4, 0.0, 0.4],
-                  [0.0, 0.0, 0.0, 0.0],
-                  [np.nan, 0.45, 0.0, 0.0]], dtype=np.float32)
+    p = np.array([[0.9, 0.4, 0.0, 0.4], [0.0, 0.0, 0.0, 0.0], [np.nan, 0.45, 0.0, 0.0]], dtype=np.float32)
     detected, confirmed = scan_outputs.dual_threshold(p, high=0.8, low=0.3)
     assert confirmed.sum() == 1
-    assert detected.tolist() == [[True, True, False, False], [False, False, False, False],
-                                 [False, False, False, False]]
+    assert detected.tolist() == [[True, True, False, False], [False, False, False, False], [False, False, False, False]]
 
 
 def test_resume_and_cancel_keep_finished_tiles(env, tmp_path):
@@ -130,14 +128,17 @@ def test_another_scan_in_the_same_folder_is_refused(env, tmp_path):
     assert _scan(env, out, stride=16, overwrite=True)["grid"]["stride_px"] == 16
 
 
-@pytest.mark.parametrize("aoi, match", [
-    (Polygon([(-61.81, 6.39), (-61.79, 6.41), (-61.79, 6.39), (-61.81, 6.41)]), "not a valid polygon"),
-    (Polygon(), "empty"),
-    (box(10.0, 45.0, 10.02, 45.02), "does not reach"),
-    (box(-62.3, 6.0, -61.3, 6.9), "over the limit"),
-    ("-61.79,6.39,-61.81,6.41", "empty"),
-    ("no-such-file.geojson", "neither a GeoJSON file nor a bbox"),
-])
+@pytest.mark.parametrize(
+    "aoi, match",
+    [
+        (Polygon([(-61.81, 6.39), (-61.79, 6.41), (-61.79, 6.39), (-61.81, 6.41)]), "not a valid polygon"),
+        (Polygon(), "empty"),
+        (box(10.0, 45.0, 10.02, 45.02), "does not reach"),
+        (box(-62.3, 6.0, -61.3, 6.9), "over the limit"),
+        ("-61.79,6.39,-61.81,6.41", "empty"),
+        ("no-such-file.geojson", "neither a GeoJSON file nor a bbox"),
+    ],
+)
 def test_bad_areas_are_refused_and_nothing_is_written(env, tmp_path, aoi, match):
     out = tmp_path / "scan"
     with pytest.raises(area.AoiError, match=match):
@@ -158,8 +159,10 @@ def test_dask_local_cluster_gives_the_single_process_result(env, tmp_path):
     from distributed import Client, LocalCluster
 
     single = _scan(env, tmp_path / "single")
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
         dist = _scan(env, tmp_path / "dask", scheduler=client)
         assert len(client.scheduler_info()["workers"]) == 2
     with np.load(tmp_path / "single" / "cells.npz") as a, np.load(tmp_path / "dask" / "cells.npz") as b:
@@ -194,8 +197,19 @@ def test_change_between_two_years(env, tmp_path):
 def test_cli_scan_run_and_diff(env, tmp_path, capsys):
     aoi = tmp_path / "aoi.geojson"
     aoi.write_text(gpd.GeoDataFrame(geometry=[env["aoi"]], crs="EPSG:4326").to_json())
-    base = ["scan", "run", "--aoi", str(aoi), "--run", env["run"], "--tile-windows", "8", "--scheduler", "none",
-            "--json"]
+    base = [
+        "scan",
+        "run",
+        "--aoi",
+        str(aoi),
+        "--run",
+        env["run"],
+        "--tile-windows",
+        "8",
+        "--scheduler",
+        "none",
+        "--json",
+    ]
     assert cli_main([*base, "--year", "2021", "--source", str(env["m21"].path), "--out", str(tmp_path / "a")]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["detections"] >= 3 and rep["synthetic"] is True
@@ -203,8 +217,25 @@ def test_cli_scan_run_and_diff(env, tmp_path, capsys):
     capsys.readouterr()
     assert cli_main(["scan", "diff", str(tmp_path / "a"), str(tmp_path / "b"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["persistent_count"] == 3
-    assert cli_main(["scan", "run", "--aoi", "1,2,3", "--run", env["run"], "--year", "2021", "--source",
-                     str(env["m21"].path), "--out", str(tmp_path / "c")]) == 1
+    assert (
+        cli_main(
+            [
+                "scan",
+                "run",
+                "--aoi",
+                "1,2,3",
+                "--run",
+                env["run"],
+                "--year",
+                "2021",
+                "--source",
+                str(env["m21"].path),
+                "--out",
+                str(tmp_path / "c"),
+            ]
+        )
+        == 1
+    )
     assert "bbox" in capsys.readouterr().err and not (tmp_path / "c").exists()
 
 
@@ -214,19 +245,26 @@ def test_unusable_runs_and_settings_are_refused_before_writing(env, tmp_path, mo
     from asgm.scan import driver
 
     monkeypatch.setenv("ASGM_MODELS_DIR", str(tmp_path / "models"))
-    folder = create_run(ExperimentConfig(store="synthetic", bands=S2_BANDS, osm_layers=("highway",)),
-                        "20260101-000000-osm-run", status="completed")
+    folder = create_run(
+        ExperimentConfig(store="synthetic", bands=S2_BANDS, osm_layers=("highway",)),
+        "20260101-000000-osm-run",
+        status="completed",
+    )
     folder.write_json("metrics.json", {"threshold": 0.5})
     # A real model archive: the run is usable as a model (not 'corrupt'), so its OSM layers are what is refused.
     folder.model_path.write_bytes(RunFolder.of(detector_run()).model_path.read_bytes())
     osm = folder.run_id
-    running = create_run(ExperimentConfig(store="synthetic", bands=S2_BANDS), "20260101-000000-busy-run",
-                         status="running").run_id
+    running = create_run(
+        ExperimentConfig(store="synthetic", bands=S2_BANDS), "20260101-000000-busy-run", status="running"
+    ).run_id
     out = tmp_path / "scan"
-    for run_id, kw, match in [(osm, {}, "OSM layers"), (running, {}, "is running"),
-                              (detector_run(), {"high": 0.3, "low": 0.6}, "low <= high"),
-                              (detector_run(), {"stride": 0}, "stride"),
-                              (detector_run(), {"source": str(tmp_path / "missing.tif")}, "no mosaic file")]:
+    for run_id, kw, match in [
+        (osm, {}, "OSM layers"),
+        (running, {}, "is running"),
+        (detector_run(), {"high": 0.3, "low": 0.6}, "low <= high"),
+        (detector_run(), {"stride": 0}, "stride"),
+        (detector_run(), {"source": str(tmp_path / "missing.tif")}, "no mosaic file"),
+    ]:
         kw.setdefault("source", str(env["m21"].path))
         with pytest.raises(AsgmError, match=match):
             driver.scan(env["aoi"], 2021, run_id, out, tile_windows=8, **kw)
@@ -244,7 +282,7 @@ def test_window_batches_are_the_windows_in_order_one_contiguous_copy_each():
         assert batch.flags.c_contiguous and batch.dtype == np.float32 and len(batch) <= 3
         assert not np.shares_memory(batch, x)  # a copy: the model may keep it, the tile may go
         for k, i, j in zip(range(len(batch)), ii[sel], jj[sel], strict=True):
-            assert np.array_equal(batch[k], x[i * stride:i * stride + w, j * stride:j * stride + w])
+            assert np.array_equal(batch[k], x[i * stride : i * stride + w, j * stride : j * stride + w])
         seen += list(range(len(ii)))[sel]
     assert seen == list(range(len(ii)))
 
@@ -263,8 +301,11 @@ def test_read_ahead_yields_every_tile_as_read_in_order_and_stops_cleanly(env):
     jobs = []
     for ti, tj in grid.tiles:
         rs, cs = grid.tile_slices(ti, tj)
-        jobs.append(scan_tiles.TileJob(ti, tj, grid.tile_grid(ti, tj), rs.stop - rs.start, cs.stop - cs.start, 24,
-                                 cells[rs, cs], b""))
+        jobs.append(
+            scan_tiles.TileJob(
+                ti, tj, grid.tile_grid(ti, tj), rs.stop - rs.start, cs.stop - cs.start, 24, cells[rs, cs], b""
+            )
+        )
     got = list(scan_tiles.read_ahead(jobs, composite))
     assert [j for j, _ in got] == jobs
     for job, dn in got:
@@ -316,8 +357,11 @@ def test_spatial_prior_drops_an_isolated_window_and_keeps_the_mines(env, tmp_pat
     # a scored window whose 5 x 5 neighbourhood is scored and quiet
     quiet = np.nan_to_num(prob, nan=1.0) < 0.2
     ii, jj = np.nonzero(quiet)
-    i, j = next((a, b) for a, b in zip(ii, jj, strict=True) if 2 <= a < prob.shape[0] - 2 and 2 <= b < prob.shape[1] - 2
-                and quiet[a - 2:a + 3, b - 2:b + 3].all())
+    i, j = next(
+        (a, b)
+        for a, b in zip(ii, jj, strict=True)
+        if 2 <= a < prob.shape[0] - 2 and 2 <= b < prob.shape[1] - 2 and quiet[a - 2 : a + 3, b - 2 : b + 3].all()
+    )
     _plant(out, 8, i, j, 0.6)
     # without the prior the lone 0.6 window is a detection of its own (0.6 >= high)
     plain = _scan(env, out, high=0.5, low=0.3)
@@ -338,9 +382,33 @@ def test_spatial_prior_drops_an_isolated_window_and_keeps_the_mines(env, tmp_pat
     # a lone window that clears t_iso is kept (the CLI, same folder: only the rule changes)
     aoi = tmp_path / "aoi.geojson"
     aoi.write_text(gpd.GeoDataFrame(geometry=[env["aoi"]], crs="EPSG:4326").to_json())
-    assert cli_main(["scan", "run", "--aoi", str(aoi), "--run", env["run"], "--tile-windows", "8", "--scheduler",
-                     "none", "--year", "2021", "--source", str(env["m21"].path), "--out", str(out), "--json",
-                     "--spatial-prior", "--t-iso", "0.55"]) == 0
+    assert (
+        cli_main(
+            [
+                "scan",
+                "run",
+                "--aoi",
+                str(aoi),
+                "--run",
+                env["run"],
+                "--tile-windows",
+                "8",
+                "--scheduler",
+                "none",
+                "--year",
+                "2021",
+                "--source",
+                str(env["m21"].path),
+                "--out",
+                str(out),
+                "--json",
+                "--spatial-prior",
+                "--t-iso",
+                "0.55",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["spatial_prior"]["t_iso"] == 0.55
     with np.load(out / "cells.npz") as z:
         assert z["isolated"][i, j] and z["detected"][i, j]

@@ -35,8 +35,10 @@ def world(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         use_folders(mp, root)
         run_id = detector_run()
-        mosaics = {y: write_mosaic(root / f"m{y}.tif", LON, LAT, size_px=400, n_mines=n, seed=1, year=y)
-                   for y, n in ((2021, 2), (2022, 3))}
+        mosaics = {
+            y: write_mosaic(root / f"m{y}.tif", LON, LAT, size_px=400, n_mines=n, seed=1, year=y)
+            for y, n in ((2021, 2), (2022, 3))
+        }
         with rasterio.open(mosaics[2021].path) as src:
             aoi = box(*transform_bounds(src.crs, "EPSG:4326", *src.bounds)).buffer(-0.002)
         for y, m in mosaics.items():
@@ -63,8 +65,10 @@ def test_list_scans_and_detections_table(env):
     for row, geom in zip(table.itertuples(), s.detections.geometry, strict=True):
         i, j = scan_results.parse_window(row.window)
         assert cells[i, j] == pytest.approx(row.max_prob, abs=1e-4)  # the window of the detection's maximum
-        assert geom.contains(Point(row.centroid_lon, row.centroid_lat)) or geom.distance(
-            Point(row.centroid_lon, row.centroid_lat)) < 1e-3
+        assert (
+            geom.contains(Point(row.centroid_lon, row.centroid_lat))
+            or geom.distance(Point(row.centroid_lon, row.centroid_lat)) < 1e-3
+        )
         assert geom.intersects(mines)  # the detector finds bare soil, which only the mines have
     csv = scan_results.table_csv(table, synthetic=True)
     assert csv.startswith(b"# SYNTHETIC")
@@ -129,8 +133,19 @@ def _req(env, name="req", source="synthetic", year=2021):
 
 
 def test_bad_requests_are_refused_before_anything_is_written(env):
-    bowtie = {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, "geometry": {
-        "type": "Polygon", "coordinates": [[[-61.8, 6.4], [-61.7, 6.5], [-61.7, 6.4], [-61.8, 6.5], [-61.8, 6.4]]]}}]}
+    bowtie = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {},
+                "geometry": {
+                    "type": "Polygon",
+                    "coordinates": [[[-61.8, 6.4], [-61.7, 6.5], [-61.7, 6.4], [-61.8, 6.5], [-61.8, 6.4]]],
+                },
+            }
+        ],
+    }
     with pytest.raises(scan_area.AoiError, match="not a valid polygon"):
         scan_request.aoi_from_drawing(bowtie)
     with pytest.raises(scan_area.AoiError, match="no area drawn"):
@@ -155,8 +170,9 @@ def test_bad_requests_are_refused_before_anything_is_written(env):
 
 def test_a_request_with_the_spatial_prior_passes_it_to_the_scan(env):
     aoi = env["aoi"]
-    req = scan_request.ScanRequest(name="prior-2021", year=2021, run_id=env["run"], source="synthetic",
-                                   spatial_prior=True)
+    req = scan_request.ScanRequest(
+        name="prior-2021", year=2021, run_id=env["run"], source="synthetic", spatial_prior=True
+    )
     pl = scan_request.check(req, aoi)
     assert pl.prior is not None and pl.thresholds["spatial_prior"]["t_main"] == 0.43
     folder = scan_results.scans_dir() / "prior-2021"
@@ -176,8 +192,9 @@ def test_a_request_with_the_spatial_prior_passes_it_to_the_scan(env):
 
 
 def test_prepare_writes_the_request_and_builds_the_commands(env):
-    aoi, km2 = scan_request.aoi_from_upload("a.geojson", json.dumps(
-        {"type": "Feature", "properties": {}, "geometry": mapping(env["aoi"])}).encode())
+    aoi, km2 = scan_request.aoi_from_upload(
+        "a.geojson", json.dumps({"type": "Feature", "properties": {}, "geometry": mapping(env["aoi"])}).encode()
+    )
     assert km2 > 1
     req = _req(env, name="demo-2021")
     pl = scan_request.check(req, aoi)
@@ -221,12 +238,19 @@ def test_window_osm_from_a_fetch_cache_that_covers_it(env):
     osm, note = scan_results.window_osm(patch)
     assert osm is None and "No OSM fetch cache covers this window" in note and "asgm osm fetch --bbox" in note
     lon, lat = patch.lon, patch.lat
-    track = [{"type": "node", "id": 1, "lat": lat, "lon": lon - 0.01}, {"type": "node", "id": 2, "lat": lat, "lon": lon + 0.01},
-             {"type": "way", "id": 10, "nodes": [1, 2], "tags": {"highway": "track"}}]
+    track = [
+        {"type": "node", "id": 1, "lat": lat, "lon": lon - 0.01},
+        {"type": "node", "id": 2, "lat": lat, "lon": lon + 0.01},
+        {"type": "way", "id": 10, "nodes": [1, 2], "tags": {"highway": "track"}},
+    ]
     try:
         with serve_overpass(FakeOverpass(track)) as fake:
-            F.fetch(Q.bbox_query(lon - 0.02, lat - 0.02, lon + 0.02, lat + 0.02), overpass_url=fake.url, runway=False,
-                    backoff_s=0)
+            F.fetch(
+                Q.bbox_query(lon - 0.02, lat - 0.02, lon + 0.02, lat + 0.02),
+                overpass_url=fake.url,
+                runway=False,
+                backoff_s=0,
+            )
         osm, note = scan_results.window_osm(patch)
         assert osm is not None and "OSM overlays from the cache bbox-" in note
         masks, layers = osm

@@ -25,8 +25,17 @@ def source_env(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("CLOUDSDK_CONFIG", str(home / "gcloud"))
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    for var in ("ASGM_EE_PROJECT", "EE_PROJECT", "ASGM_EE_SERVICE_ACCOUNT_JSON", "GOOGLE_APPLICATION_CREDENTIALS",
-                "ASGM_EE_URL", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+    for var in (
+        "ASGM_EE_PROJECT",
+        "EE_PROJECT",
+        "ASGM_EE_SERVICE_ACCOUNT_JSON",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "ASGM_EE_URL",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "http_proxy",
+        "https_proxy",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)  # no .streamlit/secrets.toml unless a test writes one
     return tmp_path

@@ -32,8 +32,11 @@ def service_account_key(token_uri: str, project_id: str | None = PROJECT) -> tup
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     pub = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     info = {
-        "type": "service_account", "private_key_id": "test-key-1", "private_key": pem.decode(),
-        "client_email": f"asgm@{project_id or 'x'}.iam.gserviceaccount.com", "client_id": "1234567890",
+        "type": "service_account",
+        "private_key_id": "test-key-1",
+        "private_key": pem.decode(),
+        "client_email": f"asgm@{project_id or 'x'}.iam.gserviceaccount.com",
+        "client_id": "1234567890",
         "token_uri": token_uri,
     }
     if project_id:
@@ -83,8 +86,11 @@ class FakeEarthEngine:
         from google.auth import jwt
 
         try:  # the signature must verify with the key's public half
-            claims = jwt.decode(form["assertion"], certs={"test-key-1": self.public_key.decode()},
-                                audience=["https://oauth2.googleapis.com/token", self.url + "/token"])
+            claims = jwt.decode(
+                form["assertion"],
+                certs={"test-key-1": self.public_key.decode()},
+                audience=["https://oauth2.googleapis.com/token", self.url + "/token"],
+            )
         except Exception as exc:  # noqa: BLE001 — any failure is an invalid grant
             return Response.of_json({"error": "invalid_grant", "error_description": f"bad JWT: {exc}"}, 400)
         with self._lock:
@@ -93,8 +99,16 @@ class FakeEarthEngine:
 
     def _authorized(self, req: Any) -> Response | None:
         if req.headers.get("authorization") != f"Bearer {ACCESS_TOKEN}":
-            return Response.of_json({"error": {"code": 401, "message": "Request had invalid authentication credentials.",
-                                               "status": "UNAUTHENTICATED"}}, 401)
+            return Response.of_json(
+                {
+                    "error": {
+                        "code": 401,
+                        "message": "Request had invalid authentication credentials.",
+                        "status": "UNAUTHENTICATED",
+                    }
+                },
+                401,
+            )
         return None
 
     def _algos(self, req: Any) -> Response:

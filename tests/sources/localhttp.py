@@ -64,7 +64,9 @@ class LocalServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 url = urlparse(self.path)
-                req = Request(self.command, url.path, parse_qs(url.query), {k.lower(): v for k, v in self.headers.items()}, body)
+                req = Request(
+                    self.command, url.path, parse_qs(url.query), {k.lower(): v for k, v in self.headers.items()}, body
+                )
                 with server._lock:
                     server.log.append(req)
                     down = server.down
@@ -126,5 +128,9 @@ def _range_response(data: bytes, header: str | None) -> Response:
     end = min(int(b), len(data) - 1) if (a and b) else len(data) - 1
     if start >= len(data):
         return Response(416, b"", "text/plain", {"Content-Range": f"bytes */{len(data)}"})
-    return Response(206, data[start : end + 1], "image/tiff",
-                    {"Accept-Ranges": "bytes", "Content-Range": f"bytes {start}-{end}/{len(data)}"})
+    return Response(
+        206,
+        data[start : end + 1],
+        "image/tiff",
+        {"Accept-Ranges": "bytes", "Content-Range": f"bytes {start}-{end}/{len(data)}"},
+    )

@@ -28,8 +28,19 @@ from asgm.sources.stac import ASSET_KEYS
 
 # asset key -> native resolution (m), as in Sentinel-2
 RESOLUTION = {
-    "coastal": 60, "blue": 10, "green": 10, "red": 10, "rededge1": 20, "rededge2": 20, "rededge3": 20,
-    "nir": 10, "nir08": 20, "nir09": 60, "swir16": 20, "swir22": 20, "scl": 20,
+    "coastal": 60,
+    "blue": 10,
+    "green": 10,
+    "red": 10,
+    "rededge1": 20,
+    "rededge2": 20,
+    "rededge3": 20,
+    "nir": 10,
+    "nir08": 20,
+    "nir09": 60,
+    "swir16": 20,
+    "swir22": 20,
+    "scl": 20,
 }
 ENCODED = {"blue": ("col", 10), "green": ("row", 10), "rededge1": ("col", 20), "coastal": ("row", 60)}
 COLLECTION = "sentinel-2-c1-l2a"
@@ -77,8 +88,16 @@ def area_around(lonlats: list[tuple[float, float]], epsg: int, margin: float = 1
 
 def _cog_bytes(arr: np.ndarray, epsg: int, transform: Affine, tmp: Path) -> bytes:
     with MemoryFile() as mem:
-        with mem.open(driver="GTiff", width=arr.shape[1], height=arr.shape[0], count=1, dtype="uint16",
-                      crs=f"EPSG:{epsg}", transform=transform, nodata=0) as dst:
+        with mem.open(
+            driver="GTiff",
+            width=arr.shape[1],
+            height=arr.shape[0],
+            count=1,
+            dtype="uint16",
+            crs=f"EPSG:{epsg}",
+            transform=transform,
+            nodata=0,
+        ) as dst:
             dst.write(arr.astype(np.uint16), 1)
         with mem.open() as src:
             rio_copy(src, str(tmp), driver="COG", blocksize=128)
@@ -130,38 +149,64 @@ class StacApi:
         for key, arr in scene_arrays(area, scene).items():
             res = RESOLUTION[key]
             path = f"/cogs/{item_id}/{key}.tif"
-            self.server.files[path] = _cog_bytes(arr, epsg, Affine(res, 0, area.x0, 0, -res, area.y0), self.tmp / f"{item_id}-{key}.tif")
+            self.server.files[path] = _cog_bytes(
+                arr, epsg, Affine(res, 0, area.x0, 0, -res, area.y0), self.tmp / f"{item_id}-{key}.tif"
+            )
             raster = {"nodata": 0, "data_type": "uint16", "spatial_resolution": res}
             if key != "scl":
                 raster.update(scale=0.0001, offset=scene.offset)
-            assets[key] = {"href": self.url + path, "type": "image/tiff; application=geotiff; profile=cloud-optimized",
-                           "roles": ["data"], "raster:bands": [raster]}
-        w, s, e, n = transform_bounds(f"EPSG:{epsg}", "EPSG:4326", area.x0, area.y0 - area.extent, area.x0 + area.extent, area.y0)
+            assets[key] = {
+                "href": self.url + path,
+                "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+                "roles": ["data"],
+                "raster:bands": [raster],
+            }
+        w, s, e, n = transform_bounds(
+            f"EPSG:{epsg}", "EPSG:4326", area.x0, area.y0 - area.extent, area.x0 + area.extent, area.y0
+        )
         item = {
-            "type": "Feature", "stac_version": "1.0.0", "id": item_id, "collection": COLLECTION,
-            "stac_extensions": ["https://stac-extensions.github.io/raster/v1.1.0/schema.json",
-                                "https://stac-extensions.github.io/eo/v1.1.0/schema.json"],
+            "type": "Feature",
+            "stac_version": "1.0.0",
+            "id": item_id,
+            "collection": COLLECTION,
+            "stac_extensions": [
+                "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
+                "https://stac-extensions.github.io/eo/v1.1.0/schema.json",
+            ],
             "bbox": [w, s, e, n],
             "geometry": {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]},
-            "properties": {"datetime": f"{scene.date}T14:30:00Z", "eo:cloud_cover": scene.cloud_cover, "proj:epsg": epsg},
-            "links": [], "assets": assets,
+            "properties": {
+                "datetime": f"{scene.date}T14:30:00Z",
+                "eo:cloud_cover": scene.cloud_cover,
+                "proj:epsg": epsg,
+            },
+            "links": [],
+            "assets": assets,
         }
         self.items.append(item)
         return item
 
     def _landing(self, req: Any) -> Response:
         base = self.url
-        return Response.of_json({
-            "type": "Catalog", "id": "test-earth-search", "stac_version": "1.0.0", "description": "test STAC API",
-            "conformsTo": ["https://api.stacspec.org/v1.0.0/core", "https://api.stacspec.org/v1.0.0/item-search",
-                           "https://api.stacspec.org/v1.0.0/collections"],
-            "links": [
-                {"rel": "self", "href": base + "/", "type": "application/json"},
-                {"rel": "root", "href": base + "/", "type": "application/json"},
-                {"rel": "search", "href": base + "/search", "type": "application/geo+json", "method": "GET"},
-                {"rel": "search", "href": base + "/search", "type": "application/geo+json", "method": "POST"},
-            ],
-        })
+        return Response.of_json(
+            {
+                "type": "Catalog",
+                "id": "test-earth-search",
+                "stac_version": "1.0.0",
+                "description": "test STAC API",
+                "conformsTo": [
+                    "https://api.stacspec.org/v1.0.0/core",
+                    "https://api.stacspec.org/v1.0.0/item-search",
+                    "https://api.stacspec.org/v1.0.0/collections",
+                ],
+                "links": [
+                    {"rel": "self", "href": base + "/", "type": "application/json"},
+                    {"rel": "root", "href": base + "/", "type": "application/json"},
+                    {"rel": "search", "href": base + "/search", "type": "application/geo+json", "method": "GET"},
+                    {"rel": "search", "href": base + "/search", "type": "application/geo+json", "method": "POST"},
+                ],
+            }
+        )
 
     def _search(self, req: Any) -> Response | None:
         if self.drop_search:

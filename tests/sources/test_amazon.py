@@ -40,7 +40,9 @@ def test_code_letters_match_gallery_chip_counts():
         assert len(s.codes) == s.n_points
         for code in "AF":
             g = load_gallery(registry.amazon_key(s.name, code))
-            cells = [g[r:r + CHIP, c:c + CHIP] for r in range(0, g.shape[0], CHIP) for c in range(0, g.shape[1], CHIP)]
+            cells = [
+                g[r : r + CHIP, c : c + CHIP] for r in range(0, g.shape[0], CHIP) for c in range(0, g.shape[1], CHIP)
+            ]
             assert sum(cell.max() > 0 for cell in cells) == s.codes.count(code), (s.name, code)
 
 
@@ -82,16 +84,18 @@ def _best_shift(store, a_id, b_id, search=4):
 
     def corr(r, c):
         h, w = 48 - abs(r), 48 - abs(c)
-        sa = ra[max(r, 0):max(r, 0) + h, max(c, 0):max(c, 0) + w]
-        sb = rb[max(-r, 0):max(-r, 0) + h, max(-c, 0):max(-c, 0) + w]
+        sa = ra[max(r, 0) : max(r, 0) + h, max(c, 0) : max(c, 0) + w]
+        sb = rb[max(-r, 0) : max(-r, 0) + h, max(-c, 0) : max(-c, 0) + w]
         return np.corrcoef(sa.ravel(), sb.ravel())[0, 1]
 
     cands = [(row + dr, col + dc) for dr in range(-search, search + 1) for dc in range(-search, search + 1)]
     return (row, col), max(cands, key=lambda rc: corr(*rc))
 
 
-@pytest.mark.parametrize("set_name", ["v4.18_2025old_core_positives", "v3.3_2023_positives",
-                                      "industrial_negatives2025-08", "full_amazon_v9_negatives"])
+@pytest.mark.parametrize(
+    "set_name",
+    ["v4.18_2025old_core_positives", "v3.3_2023_positives", "industrial_negatives2025-08", "full_amazon_v9_negatives"],
+)
 def test_close_pairs_overlap_at_the_shift_their_grids_predict(amazon_store, set_name):
     s = next(x for x in amazon.SETS if x.name == set_name)
     idx = amazon_store.index()

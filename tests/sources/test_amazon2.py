@@ -15,13 +15,21 @@ from asgm.sources.gallery import gallery_chips
 
 #: The data README's "chips to use (A + F)" per part-2 set.
 README_CHIPS = {
-    "v2.4_amazon_positives": (209, 0), "ACAexpanded_amazon_positives2025-08": (132, 0),
-    "v2.1.1_bolivar_negatives": (56, 15), "v2.4_amazonas_negatives": (133, 17),
-    "amazonas_2020_thresh_0.5_2_negatives": (61, 12), "v2.6_amazon_thresh_0.8_negatives": (147, 29),
-    "v2.6_amazon_negatives": (72, 13), "v2.6_amazon_negatives_v2": (19, 2), "v3.4_2023_negatives": (59, 8),
-    "v3.5_2023_negatives": (52, 5), "v0.xx-SSL4EO-2023combined-negatives": (479, 87),
-    "v0.4-6SSL4EO-MLP_bolivia_2023_negatives": (130, 23), "riverbank_negatives_v2025-08": (161, 33),
-    "v4.0-CNN-2025_acre_negatives": (719, 90), "v0.X-SSL4EO-2025Q4-negatives": (720, 118),
+    "v2.4_amazon_positives": (209, 0),
+    "ACAexpanded_amazon_positives2025-08": (132, 0),
+    "v2.1.1_bolivar_negatives": (56, 15),
+    "v2.4_amazonas_negatives": (133, 17),
+    "amazonas_2020_thresh_0.5_2_negatives": (61, 12),
+    "v2.6_amazon_thresh_0.8_negatives": (147, 29),
+    "v2.6_amazon_negatives": (72, 13),
+    "v2.6_amazon_negatives_v2": (19, 2),
+    "v3.4_2023_negatives": (59, 8),
+    "v3.5_2023_negatives": (52, 5),
+    "v0.xx-SSL4EO-2023combined-negatives": (479, 87),
+    "v0.4-6SSL4EO-MLP_bolivia_2023_negatives": (130, 23),
+    "riverbank_negatives_v2025-08": (161, 33),
+    "v4.0-CNN-2025_acre_negatives": (719, 90),
+    "v0.X-SSL4EO-2025Q4-negatives": (720, 118),
     "v0.X-SSL4EO-2025Q2cumulative-negatives": (0, 217),
 }
 #: The one point listed twice in its file (rows 405 and 406, same coordinates, both A): one chip kept.
@@ -66,8 +74,12 @@ def test_counts_per_set_match_the_readme(built):
     # the amazon store's chips come along with their ids: 3,401 of them
     assert len(idx) == 3401 + 341 + 3476 and idx.sample_id.is_unique
     assert report["name"] == "amazon2" and report["patches"] == len(idx)
-    assert report["excluded_rows"] == {"v2.4_amazon_positives": 1, "v2.1.1_bolivar_negatives": 3,
-                                       "v2.6_amazon_thresh_0.8_negatives": 1, "riverbank_negatives_v2025-08": 3}
+    assert report["excluded_rows"] == {
+        "v2.4_amazon_positives": 1,
+        "v2.1.1_bolivar_negatives": 3,
+        "v2.6_amazon_thresh_0.8_negatives": 1,
+        "riverbank_negatives_v2025-08": 3,
+    }
     assert any("CC BY 4.0" in c for c in report["credits"])
 
 
@@ -75,7 +87,9 @@ def test_years_confusers_and_the_demo_sets(built):
     _, store = built
     idx = store.index()
     years = idx.groupby("set").year.unique().to_dict()
-    assert list(years["v2.4_amazon_positives"]) == [2019] and list(years["ACAexpanded_amazon_positives2025-08"]) == [2024]
+    assert list(years["v2.4_amazon_positives"]) == [2019] and list(years["ACAexpanded_amazon_positives2025-08"]) == [
+        2024
+    ]
     assert list(years["v4.0-CNN-2025_acre_negatives"]) == [2025] and list(years["v3.5_2023_negatives"]) == [2023]
     conf = idx.groupby("set").confuser.unique().to_dict()
     assert list(conf["riverbank_negatives_v2025-08"]) == ["riverbank"]
@@ -126,7 +140,9 @@ def test_code_letters_match_gallery_chip_counts():
         assert len(s.codes) == s.n_points
         for code in s.galleries:
             g = load_gallery(registry.amazon_key(s.name, code))
-            cells = [g[r:r + CHIP, c:c + CHIP] for r in range(0, g.shape[0], CHIP) for c in range(0, g.shape[1], CHIP)]
+            cells = [
+                g[r : r + CHIP, c : c + CHIP] for r in range(0, g.shape[0], CHIP) for c in range(0, g.shape[1], CHIP)
+            ]
             assert sum(cell.max() > 0 for cell in cells) == s.codes.count(code), (s.name, code)
 
 

@@ -52,7 +52,7 @@ def test_chip_placement_matches_neighbouring_points(demo_store):
     best = None
     for i in range(len(pos)):
         others = np.delete(np.arange(len(pos)), i)
-        j_idx, dist = points.nearest_index_m(xy[i:i + 1], xy[others])
+        j_idx, dist = points.nearest_index_m(xy[i : i + 1], xy[others])
         if 50 < dist[0] < 300:  # 31 such positive pairs exist (data README)
             best = (i, others[j_idx[0]])
             break
@@ -63,8 +63,8 @@ def test_chip_placement_matches_neighbouring_points(demo_store):
     row = round((a.grid.transform.f - b.grid.transform.f) / 10)
     ra, rb = a.data.astype(float).mean(0), b.data.astype(float).mean(0)
     h = 48 - max(abs(row), abs(col))
-    sa = ra[max(row, 0):max(row, 0) + h, max(col, 0):max(col, 0) + h]
-    sb = rb[max(-row, 0):max(-row, 0) + h, max(-col, 0):max(-col, 0) + h]
+    sa = ra[max(row, 0) : max(row, 0) + h, max(col, 0) : max(col, 0) + h]
+    sb = rb[max(-row, 0) : max(-row, 0) + h, max(-col, 0) : max(-col, 0) + h]
     same = np.corrcoef(sa.ravel(), sb.ravel())[0, 1]
     shifted = np.corrcoef(ra[:h, :h].ravel(), rb[:h, :h].ravel())[0, 1] if (row, col) != (0, 0) else -1
     assert same > 0.8 and same > shifted

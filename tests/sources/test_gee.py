@@ -72,7 +72,14 @@ def test_request_is_the_study_recipe_on_an_exact_utm_grid(fake_ee):
     assert body["bandIds"] == list(S2_BANDS)
     assert body["grid"] == {
         "dimensions": {"width": 48, "height": 48},
-        "affineTransform": {"scaleX": 10.0, "shearX": 0.0, "translateX": t.c, "shearY": 0.0, "scaleY": -10.0, "translateY": t.f},
+        "affineTransform": {
+            "scaleX": 10.0,
+            "shearX": 0.0,
+            "translateX": t.c,
+            "shearY": 0.0,
+            "scaleY": -10.0,
+            "translateY": t.f,
+        },
         "crsCode": "EPSG:32620",
     }
     # centre pixel centre == the point
@@ -85,8 +92,16 @@ def test_request_is_the_study_recipe_on_an_exact_utm_grid(fake_ee):
     assert "COPERNICUS/S2_HARMONIZED" in consts and "GOOGLE/CLOUD_SCORE_PLUS/V1/S2_HARMONIZED" in consts
     assert ["cs_cdf"] in consts and 0.75 in consts
     assert "2021-01-01" in consts and "2022-01-01" in consts
-    for fn in ("ImageCollection.load", "Image.linkCollection", "Image.updateMask", "Image.gte", "reduce.median",
-               "Filter.intersects", "Image.unmask", "Image.toUint16"):
+    for fn in (
+        "ImageCollection.load",
+        "Image.linkCollection",
+        "Image.updateMask",
+        "Image.gte",
+        "reduce.median",
+        "Filter.intersects",
+        "Image.unmask",
+        "Image.toUint16",
+    ):
         assert fn in names, fn
     # filterBounds to the patch footprint, given in the patch's UTM CRS (not a lon/lat bbox)
     assert "GeometryConstructors.Rectangle" in names and "Filter.dateRangeContains" in names
@@ -124,7 +139,9 @@ def test_fully_cloudy_and_no_scene(fake_ee):
     with pytest.raises(CloudyCompositeError, match="lower --clear-threshold"):
         _source().fetch("cur-0001", 0, "curated", LON, LAT)
     fake_ee.zero_pixels = False
-    fake_ee.script = [error(400, "Image.select: Pattern 'B1' did not match any bands. Available bands: []", "INVALID_ARGUMENT")]
+    fake_ee.script = [
+        error(400, "Image.select: Pattern 'B1' did not match any bands. Available bands: []", "INVALID_ARGUMENT")
+    ]
     with pytest.raises(NoSceneError, match="no Sentinel-2 scene covers"):
         _source().fetch("cur-0002", 0, "curated", LON, LAT)
 
@@ -137,7 +154,9 @@ def test_no_credentials_fails_fast_with_setup_steps(source_env, capsys):
     msg = str(exc.value)
     assert "service account" in msg and "GOOGLE_APPLICATION_CREDENTIALS" in msg and "secrets.toml" in msg
     # through the CLI: exit status 1, one clear line, and no store half-created
-    assert cli_main(["patches", "fetch", "--source", "gee", "--points", "positives", "--limit", "1", "--no-progress"]) == 1
+    assert (
+        cli_main(["patches", "fetch", "--source", "gee", "--points", "positives", "--limit", "1", "--no-progress"]) == 1
+    )
     assert "no Earth Engine credentials found" in capsys.readouterr().err
     assert not (source_env / "data" / "stores" / "gee-48").exists()
 
@@ -233,8 +252,16 @@ def test_resume_after_interruption_and_cli(fake_ee, capsys):
 
     pts = load_points(["positives"]).sort_values("sample_id").head(4)
     src = _source(retry_attempts=2)
-    meta = StoreMeta(name="gee-48", source="gee", bands=S2_BANDS, size=48, product_level="L1C",
-                     date_start=src.start, date_end=src.end, extra=src.store_extra())
+    meta = StoreMeta(
+        name="gee-48",
+        source="gee",
+        bands=S2_BANDS,
+        size=48,
+        product_level="L1C",
+        date_start=src.start,
+        date_end=src.end,
+        extra=src.store_extra(),
+    )
     store = open_or_create_store(meta, compare_extra=("clear_threshold",))
     # The service fails for good on the third request: the run stops after two patches.
     fail = error(500, "Internal error.", "INTERNAL")
@@ -269,4 +296,3 @@ def test_resume_after_interruption_and_cli(fake_ee, capsys):
     # another threshold into the same store is refused
     assert cli_main([*argv[:-1], "--clear-threshold", "0.6"]) == 1
     assert "Use another --store name" in capsys.readouterr().err
-

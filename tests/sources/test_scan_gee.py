@@ -38,7 +38,9 @@ def test_scan_through_the_earth_engine_stand_in(fake_ee, tmp_path):
     reqs = fake_ee.pixel_requests()
     assert len(reqs) == s["tiles"] >= 4  # one request per tile
     grids = [r.json()["grid"] for r in reqs]
-    assert {g["dimensions"]["width"] for g in grids} == {4 * 24 + 24} and {g["crsCode"] for g in grids} == {"EPSG:32620"}
+    assert {g["dimensions"]["width"] for g in grids} == {4 * 24 + 24} and {g["crsCode"] for g in grids} == {
+        "EPSG:32620"
+    }
     xs = sorted({g["affineTransform"]["translateX"] for g in grids})
     assert np.allclose(np.diff(xs), 4 * 24 * 10)  # tiles step by their windows, overlapping by half a window
     body = reqs[0].json()

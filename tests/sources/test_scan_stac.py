@@ -30,19 +30,35 @@ def _serve_mosaic(api: StacApi, path: Path, tmp: Path, cloud: tuple[int, int, in
     for band, key in ASSET_KEYS.items():
         arr = np.where(dn[bands.index(band)] > 0, dn[bands.index(band)].astype(np.int32) + 1000, 0)
         api.server.files[f"/cogs/s1/{key}.tif"] = _cog_bytes(arr, epsg, tr, tmp / f"{key}.tif")
-        assets[key] = {"href": f"{api.url}/cogs/s1/{key}.tif", "type": "image/tiff", "roles": ["data"],
-                       "raster:bands": [{"nodata": 0, "scale": 0.0001, "offset": -0.1}]}
+        assets[key] = {
+            "href": f"{api.url}/cogs/s1/{key}.tif",
+            "type": "image/tiff",
+            "roles": ["data"],
+            "raster:bands": [{"nodata": 0, "scale": 0.0001, "offset": -0.1}],
+        }
     scl = np.full(dn.shape[1:], 4)
     r0, r1, c0, c1 = cloud
     scl[r0:r1, c0:c1] = 9
     api.server.files["/cogs/s1/scl.tif"] = _cog_bytes(scl, epsg, Affine(*tr[:6]), tmp / "scl.tif")
-    assets[SCL_ASSET] = {"href": f"{api.url}/cogs/s1/scl.tif", "type": "image/tiff", "roles": ["data"],
-                         "raster:bands": [{"nodata": 0}]}
-    api.items.append({
-        "type": "Feature", "stac_version": "1.0.0", "id": "S2_SYNTHETIC_20210705", "collection": COLLECTION,
-        "bbox": [w, s, e, n], "geometry": {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]},
-        "properties": {"datetime": "2021-07-05T14:30:00Z", "eo:cloud_cover": 5.0}, "links": [], "assets": assets,
-    })
+    assets[SCL_ASSET] = {
+        "href": f"{api.url}/cogs/s1/scl.tif",
+        "type": "image/tiff",
+        "roles": ["data"],
+        "raster:bands": [{"nodata": 0}],
+    }
+    api.items.append(
+        {
+            "type": "Feature",
+            "stac_version": "1.0.0",
+            "id": "S2_SYNTHETIC_20210705",
+            "collection": COLLECTION,
+            "bbox": [w, s, e, n],
+            "geometry": {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]},
+            "properties": {"datetime": "2021-07-05T14:30:00Z", "eo:cloud_cover": 5.0},
+            "links": [],
+            "assets": assets,
+        }
+    )
 
 
 def test_scan_through_the_local_stac_api_matches_the_mosaic_scan(local_server, source_env, tmp_path, monkeypatch):
@@ -81,5 +97,7 @@ def test_stac_scan_outside_every_scene_is_refused(local_server, source_env, tmp_
     import pytest
 
     with pytest.raises(area.AoiError, match="does not reach"):
-        driver.scan(box(-61.81, 6.39, -61.80, 6.40), 2021, run_id, out, source=StacComposite(2021, url=local_server.url))
+        driver.scan(
+            box(-61.81, 6.39, -61.80, 6.40), 2021, run_id, out, source=StacComposite(2021, url=local_server.url)
+        )
     assert not out.exists()

@@ -74,7 +74,9 @@ def catalogue(local_server, source_env, tmp_path):
     cl = ("cloudy-0", 1, -60.9, 7.1)
     c_area = area_around([(cl[2], cl[3])], utm_epsg(cl[2], cl[3]))
     for i in range(2):
-        api.add_scene(c_area, Scene(f"2021-0{i + 3}-05", scl=lambda xs, ys: np.full(xs.shape, 9), cloud_cover=99), f"cloudy_{i}")
+        api.add_scene(
+            c_area, Scene(f"2021-0{i + 3}-05", scl=lambda xs, ys: np.full(xs.shape, 9), cloud_cover=99), f"cloudy_{i}"
+        )
     api.area, api.epsg, api.cloudy_point = area, epsg, cl
     api.masks = {"shadow": shadow, "corner": corner, "cloud_y": y}
     return api
@@ -101,11 +103,13 @@ def test_patch_values_grid_mask_median_scale_offset(catalogue):
     r20, c20 = area.index(xs, ys, 20)
     x20, y20 = area.x0 + (c20 + 0.5) * 20, area.y0 - (r20 + 0.5) * 20
     corner = api.masks["corner"](x20, y20)
-    clear = np.stack([
-        ~corner & (api.masks["shadow"](x20, y20) == 4),
-        ~corner,
-        ~corner & (y20 <= api.masks["cloud_y"]),
-    ])
+    clear = np.stack(
+        [
+            ~corner & (api.masks["shadow"](x20, y20) == 4),
+            ~corner,
+            ~corner & (y20 <= api.masks["cloud_y"]),
+        ]
+    )
     assert clear[0].sum() < clear[1].sum() and clear[2].sum() < clear[1].sum() and corner.any()  # the design bites
 
     # Grid alignment: the encoded bands name the source pixel each output pixel was sampled from.
@@ -127,7 +131,9 @@ def test_patch_values_grid_mask_median_scale_offset(catalogue):
     shifts = np.array([0, 400, 800])
     for band in ("B4", "B8", "B11", "B12", "B9", "B8A"):
         i = list(ASSET_KEYS).index(band)
-        per_scene = np.array([constant_dn(i, s) - 1000 for s in shifts], dtype=float)[:, None, None] * np.ones((3, SIZE, SIZE))
+        per_scene = np.array([constant_dn(i, s) - 1000 for s in shifts], dtype=float)[:, None, None] * np.ones(
+            (3, SIZE, SIZE)
+        )
         per_scene[~clear] = np.nan
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels (the corner)
@@ -158,8 +164,16 @@ def test_far_point_and_fully_cloudy_point_are_reported_not_written(catalogue):
     with pytest.raises(CloudyCompositeError, match="cloudy"):
         src.fetch(cl[0], cl[1], "test", cl[2], cl[3])
 
-    meta = StoreMeta(name="stac-test", source="stac", bands=S2_BANDS, size=SIZE, product_level="L2A",
-                     date_start=src.start, date_end=src.end, extra=src.store_extra())
+    meta = StoreMeta(
+        name="stac-test",
+        source="stac",
+        bands=S2_BANDS,
+        size=SIZE,
+        product_level="L2A",
+        date_start=src.start,
+        date_end=src.end,
+        extra=src.store_extra(),
+    )
     store = open_or_create_store(meta)
     report = fetch_points(src, _points([*POINTS, FAR, cl]), store, workers=2)
     assert sorted(report.written) == ["p-0", "p-1"], report.failed
@@ -175,8 +189,16 @@ def test_far_point_and_fully_cloudy_point_are_reported_not_written(catalogue):
 def test_resume_after_network_loss_writes_each_patch_once(catalogue, local_server):
     pts = [*POINTS, ("p-2", 1, -61.805, 6.398), ("p-3", 0, -61.80, 6.405)]
     src = _source(catalogue, retry_attempts=2)
-    meta = StoreMeta(name="stac-resume", source="stac", bands=S2_BANDS, size=SIZE, product_level="L2A",
-                     date_start=src.start, date_end=src.end, extra=src.store_extra())
+    meta = StoreMeta(
+        name="stac-resume",
+        source="stac",
+        bands=S2_BANDS,
+        size=SIZE,
+        product_level="L2A",
+        date_start=src.start,
+        date_end=src.end,
+        extra=src.store_extra(),
+    )
     store = open_or_create_store(meta)
 
     # The search endpoint fails (503) from the third search on: the run stops after two patches.
@@ -191,8 +213,10 @@ def test_resume_after_network_loss_writes_each_patch_once(catalogue, local_serve
     local_server.handlers = [(m, p, flaky if h == original else h) for m, p, h in local_server.handlers]
     with pytest.raises(SourceNetworkError, match="run the same command again to resume"):
         fetch_points(src, _points(pts), store, workers=1)
-    first = {sid: (store.patch_path(sid).stat().st_ino, store.patch_path(sid).stat().st_mtime_ns)
-             for sid in store.sample_ids()}
+    first = {
+        sid: (store.patch_path(sid).stat().st_ino, store.patch_path(sid).stat().st_mtime_ns)
+        for sid in store.sample_ids()
+    }
     assert sorted(first) == ["p-0", "p-1"]
 
     catalogue.drop_search = False
@@ -249,8 +273,22 @@ def test_cli_fetch_and_list_with_study_points(local_server, source_env, tmp_path
     area = area_around(list(zip(pts.lon, pts.lat, strict=True)), epsg)
     for i, d in enumerate(("2021-01-15", "2021-07-15")):
         api.add_scene(area, Scene(d, shift=200 * i), f"study_{i}")
-    argv = ["patches", "fetch", "--source", "stac", "--points", "positives", "--limit", "3", "--stac-url", api.url,
-            "--size", "48", "--no-progress", "--json"]
+    argv = [
+        "patches",
+        "fetch",
+        "--source",
+        "stac",
+        "--points",
+        "positives",
+        "--limit",
+        "3",
+        "--stac-url",
+        api.url,
+        "--size",
+        "48",
+        "--no-progress",
+        "--json",
+    ]
     assert cli_main(argv) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["written"] == list(pts.sample_id) and report["product_level"] == "L2A"

@@ -17,7 +17,9 @@ from asgm.sources.synthetic_mosaic import mines_path, write_mosaic
 
 def test_mosaic_is_labelled_seeded_and_draws_its_mines(tmp_path):
     m = write_mosaic(tmp_path / "a.tif", -61.8, 6.4, size_px=520, n_mines=3, seed=4, masked_boxes=[(0.5, 0.5, 1, 1)])
-    again = write_mosaic(tmp_path / "b.tif", -61.8, 6.4, size_px=520, n_mines=3, seed=4, masked_boxes=[(0.5, 0.5, 1, 1)])
+    again = write_mosaic(
+        tmp_path / "b.tif", -61.8, 6.4, size_px=520, n_mines=3, seed=4, masked_boxes=[(0.5, 0.5, 1, 1)]
+    )
     with rasterio.open(m.path) as src, rasterio.open(again.path) as src2:
         dn = src.read()
         assert np.array_equal(dn, src2.read())
@@ -34,7 +36,11 @@ def test_mosaic_is_labelled_seeded_and_draws_its_mines(tmp_path):
 
 
 def test_cli_writes_a_mosaic(tmp_path, capsys):
-    assert cli_main(["synthetic", "mosaic", "--out", str(tmp_path / "m.tif"), "--size-px", "300", "--mines", "1",
-                     "--json"]) == 0
+    assert (
+        cli_main(
+            ["synthetic", "mosaic", "--out", str(tmp_path / "m.tif"), "--size-px", "300", "--mines", "1", "--json"]
+        )
+        == 0
+    )
     r = json.loads(capsys.readouterr().out)
     assert r["synthetic"] is True and r["mines"] == 1 and (tmp_path / "m.mines.geojson").is_file()

@@ -41,8 +41,14 @@ def test_missing_random_negatives_is_a_clear_error(tmp_path):
 
 
 def test_masked_patch_filter_counts(tmp_path):
-    masked = {"pos-0000": 0.09, "pos-0001": 0.11, "pos-0002": 0.15,
-              "neg-0000": 0.59, "neg-0001": 0.61, "neg-0002": 0.70}
+    masked = {
+        "pos-0000": 0.09,
+        "pos-0001": 0.11,
+        "pos-0002": 0.15,
+        "neg-0000": 0.59,
+        "neg-0001": 0.61,
+        "neg-0002": 0.70,
+    }
     st = toy_store(tmp_path, n_pos=5, n_neg=5, masked=masked)
     data = assemble(st, _cfg(st))
     kept = set(data.rows["sample_id"])
@@ -52,8 +58,9 @@ def test_masked_patch_filter_counts(tmp_path):
 
 
 def test_masked_filter_boundaries_are_inclusive():
-    rows = pd.DataFrame({"sample_id": list("abcd"), "label": [1, 1, 0, 0],
-                         "masked_fraction": [0.0999, 0.10, 0.5999, 0.60]})
+    rows = pd.DataFrame(
+        {"sample_id": list("abcd"), "label": [1, 1, 0, 0], "masked_fraction": [0.0999, 0.10, 0.5999, 0.60]}
+    )
     kept, dropped = masked_filter(rows, 0.10, 0.60)
     assert kept["sample_id"].tolist() == ["a", "c"] and dropped == {"positives": 1, "negatives": 1}
 
@@ -98,8 +105,15 @@ def test_pipeline_batches_every_row_once_with_real_batch_size(tmp_path, cache_li
     rows = select_rows(st, cfg)
     src = PatchSource(st, cfg, rows["sample_id"], cache_limit_mb=cache_limit_mb)
     assert src.cached is (cache_limit_mb > 0)
-    ds = make_tf_dataset(src, rows["label"].to_numpy(), cfg.batch_size, training=True, seed=1,
-                         weights={0: 0.5, 1: 2.0}, augment=augmenter(cfg, len(cfg.bands), 1))
+    ds = make_tf_dataset(
+        src,
+        rows["label"].to_numpy(),
+        cfg.batch_size,
+        training=True,
+        seed=1,
+        weights={0: 0.5, 1: 2.0},
+        augment=augmenter(cfg, len(cfg.bands), 1),
+    )
     batches = list(ds.as_numpy_iterator())
     assert [len(b[0]) for b in batches] == [8, 8, 4]
     x = np.concatenate([b[0] for b in batches])

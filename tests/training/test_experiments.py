@@ -24,9 +24,21 @@ def test_published_table_matches_the_paper():
         f1, ci = raw[5].split(" ", 1)
         lo, hi = (float(v) for v in ci.strip("[]").split(","))
         assert (int(raw[0]), raw[1] == "Yes", int(raw[2]), raw[3].lower(), raw[4] == "Yes") == (
-            pub["exp"], pub["osm"], pub["patch"], pub["negatives"], pub["class_weight"])
+            pub["exp"],
+            pub["osm"],
+            pub["patch"],
+            pub["negatives"],
+            pub["class_weight"],
+        )
         assert (float(f1), lo, hi, float(raw[6]), int(raw[7]), int(raw[8]), float(raw[9]), float(raw[10])) == (
-            pub["f1"], *pub["f1_ci"], pub["pr_auc"], pub["fp"], pub["fn"], pub["precision"], pub["recall"])
+            pub["f1"],
+            *pub["f1_ci"],
+            pub["pr_auc"],
+            pub["fp"],
+            pub["fn"],
+            pub["precision"],
+            pub["recall"],
+        )
 
 
 def test_plan_skips_what_an_rgb_48px_store_cannot_support(data_env):
@@ -50,8 +62,9 @@ def test_table1_row_runs_and_is_saved(data_env):
 
 def test_ablation_both_ways(data_env):
     st = toy_store(data_env / "stores", n_pos=10, n_neg=12, osm=("highway", "landuse"))
-    cfg = ExperimentConfig(store=str(st.root), bands=S2_BANDS, osm_layers=("highway", "landuse"), epochs=1,
-                           batch_size=8)
+    cfg = ExperimentConfig(
+        store=str(st.root), bands=S2_BANDS, osm_layers=("highway", "landuse"), epochs=1, batch_size=8
+    )
     run_id = train(cfg, n_boot=50)
     out = experiments.ablation(run_id, retrain=True, n_boot=50)
     assert [e["layer"] for e in out["layers"]] == ["highway", "landuse"]
@@ -85,6 +98,14 @@ def test_ablation_results_report_unreadable_files(data_env):
         (models_dir() / rid).mkdir(parents=True)
         (models_dir() / rid / "ablation.json").write_text(text)
     table, problems = experiments.ablation_results(["full", "broken", "never-ablated"])
-    assert table.to_dict("records") == [{"full_run": "full", "removed": "highway", "mode": "zeroed", "delta_f1": -0.1,
-                                         "delta_precision": 0.0, "delta_recall": -0.2}]
+    assert table.to_dict("records") == [
+        {
+            "full_run": "full",
+            "removed": "highway",
+            "mode": "zeroed",
+            "delta_f1": -0.1,
+            "delta_precision": 0.0,
+            "delta_recall": -0.2,
+        }
+    ]
     assert len(problems) == 1 and "broken" in problems[0] and "`asgm ablation broken`" in problems[0]

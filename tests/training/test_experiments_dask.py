@@ -14,8 +14,10 @@ def test_table1_rows_run_as_dask_tasks_in_table_order(data_env):
 
     toy_store(data_env / "data" / "stores", name="toy48", n_pos=10, n_neg=12)
     seen = []
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
         out = experiments.run_table1(["toy48"], epochs=1, only=[7, 3], on_row=seen.append, scheduler=client)
         ran_on = {w for w in client.run(lambda: 1)}
     assert len(ran_on) == 2

@@ -67,8 +67,15 @@ def test_balance_by_confuser_trains_on_a_store_that_records_them_only(tmp_path, 
 
     use_folders(monkeypatch, tmp_path)
     st = toy_store(tmp_path / "stores", n_pos=10, n_neg=14)
-    cfg = ExperimentConfig(store=str(st.root), bands=S2_BANDS, epochs=1, batch_size=8, architecture="detector",
-                           balance_sets=True, balance_by="confuser")
+    cfg = ExperimentConfig(
+        store=str(st.root),
+        bands=S2_BANDS,
+        epochs=1,
+        batch_size=8,
+        architecture="detector",
+        balance_sets=True,
+        balance_by="confuser",
+    )
     with pytest.raises(runs.RunError, match="records no confuser classes"):
         train(cfg, n_boot=0)
     st.write_patches(replace(st.read_patch(f"neg-{k:04d}"), confuser="riverbank") for k in range(5))
@@ -103,8 +110,10 @@ def test_tta_averages_logits_over_the_eight_symmetries():
     model = build_detector(16, 3, seed=0)
     x = np.random.default_rng(0).random((5, 16, 16, 3)).astype(np.float32)
     cfg = ExperimentConfig(patch_size=48, tta=True)
-    manual = np.mean([calibration.logit(np.asarray(model(np.ascontiguousarray(v), training=False)).ravel())
-                      for v in _d4_views(x)], axis=0)
+    manual = np.mean(
+        [calibration.logit(np.asarray(model(np.ascontiguousarray(v), training=False)).ravel()) for v in _d4_views(x)],
+        axis=0,
+    )
     assert np.allclose(inference.recipe_logits(model, x, cfg), manual, atol=1e-4)
     plain = calibration.logit(np.asarray(model(x, training=False)).ravel())
     assert np.allclose(inference.recipe_logits(model, x, cfg.model_copy(update={"tta": False})), plain, atol=1e-5)
@@ -126,8 +135,18 @@ def recipe_run(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     use_folders(mp, root)
     st = toy_store(root / "stores", n_pos=16, n_neg=20)
-    cfg = ExperimentConfig(store=str(st.root), bands=S2_BANDS, epochs=2, batch_size=8, architecture="detector",
-                           learning_rate=1e-3, jitter=True, balance_sets=True, tta=True, calibrate=True)
+    cfg = ExperimentConfig(
+        store=str(st.root),
+        bands=S2_BANDS,
+        epochs=2,
+        batch_size=8,
+        architecture="detector",
+        learning_rate=1e-3,
+        jitter=True,
+        balance_sets=True,
+        tta=True,
+        calibrate=True,
+    )
     from asgm.training.train import train
 
     run_id = train(cfg, n_boot=50)
@@ -184,8 +203,19 @@ def test_predict_cli_spatial_prior_on_the_store_points(recipe_run, tmp_path, cap
     from asgm.cli import main
 
     run_id, st = recipe_run
-    base = ["predict", "--run", run_id, "--store", str(st.root), "--json", "--spatial-prior", "--t-main", "0.3",
-            "--t-iso", "0.6"]
+    base = [
+        "predict",
+        "--run",
+        run_id,
+        "--store",
+        str(st.root),
+        "--json",
+        "--spatial-prior",
+        "--t-main",
+        "0.3",
+        "--t-iso",
+        "0.6",
+    ]
     # points ~5 km apart: within 1 m every candidate is isolated and needs t_iso ...
     assert main([*base, "--out", str(tmp_path / "a.csv"), "--prior-radius-m", "1"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -197,8 +227,10 @@ def test_predict_cli_spatial_prior_on_the_store_points(recipe_run, tmp_path, cap
     assert report["predicted_mining"] == int(df.decision.sum()) and "against_labels_spatial_prior" in report
     # ... while counting among the nearest candidates within 1,000 km none is (the store spans tens of km), so
     # t_main decides
-    assert main([*base, "--out", str(tmp_path / "b.csv"), "--prior-radius-m", "1000000", "--prior-among",
-                 "candidates"]) == 0
+    assert (
+        main([*base, "--out", str(tmp_path / "b.csv"), "--prior-radius-m", "1000000", "--prior-among", "candidates"])
+        == 0
+    )
     capsys.readouterr()
     df = pd.read_csv(tmp_path / "b.csv")
     candidates = df.probability >= 0.3

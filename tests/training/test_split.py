@@ -14,8 +14,12 @@ def _min_dist_to_train(split: pd.DataFrame, name: str) -> float:
     """Brute-force great-circle distance (independent of the module's BallTree check)."""
     tr = split[split["split"] == "train"]
     other = split[split["split"] == name]
-    d = haversine_m(other["lon"].to_numpy()[:, None], other["lat"].to_numpy()[:, None],
-                    tr["lon"].to_numpy()[None, :], tr["lat"].to_numpy()[None, :])
+    d = haversine_m(
+        other["lon"].to_numpy()[:, None],
+        other["lat"].to_numpy()[:, None],
+        tr["lon"].to_numpy()[None, :],
+        tr["lat"].to_numpy()[None, :],
+    )
     return float(d.min())
 
 
@@ -61,8 +65,14 @@ def test_eps_is_true_metres_even_far_from_the_equator():
 
 
 def test_too_few_positive_clusters_is_a_clear_error():
-    rows = pd.DataFrame({"sample_id": [f"s{i}" for i in range(6)], "label": [1, 1, 0, 0, 0, 0],
-                         "lon": [-63.0, -63.001, -62.0, -61.5, -61.0, -60.5], "lat": [6.0] * 6})
+    rows = pd.DataFrame(
+        {
+            "sample_id": [f"s{i}" for i in range(6)],
+            "label": [1, 1, 0, 0, 0, 0],
+            "lon": [-63.0, -63.001, -62.0, -61.5, -61.0, -60.5],
+            "lat": [6.0] * 6,
+        }
+    )
     with pytest.raises(SplitError, match="hold positives"):
         spatial_split(rows)
 

@@ -14,8 +14,24 @@ from asgm.model.inputs import DatasetError
 from asgm.model.runs import RunFolder, create_run
 from asgm.training.train import train
 
-METRIC_KEYS = {"threshold", "f1", "f1_ci_patch", "f1_ci_cluster", "precision", "recall", "pr_auc", "pr_auc_ci",
-               "fp", "fn", "tp", "tn", "confusion", "pr_curve", "best_epoch", "counts"}
+METRIC_KEYS = {
+    "threshold",
+    "f1",
+    "f1_ci_patch",
+    "f1_ci_cluster",
+    "precision",
+    "recall",
+    "pr_auc",
+    "pr_auc_ci",
+    "fp",
+    "fn",
+    "tp",
+    "tn",
+    "confusion",
+    "pr_curve",
+    "best_epoch",
+    "counts",
+}
 
 
 def _cfg(store, **kw):
@@ -26,8 +42,16 @@ def test_two_epoch_run_leaves_a_complete_run_folder(data_env):
     st = toy_store(data_env / "stores", n_pos=14, n_neg=16)
     run_id = train(_cfg(st, class_weight=True), n_boot=100)
     f = RunFolder.of(run_id)
-    for name in ("config.json", "status.json", "progress.json", "history.json", "split.csv", "predictions.csv",
-                 "metrics.json", "model.keras"):
+    for name in (
+        "config.json",
+        "status.json",
+        "progress.json",
+        "history.json",
+        "split.csv",
+        "predictions.csv",
+        "metrics.json",
+        "model.keras",
+    ):
         assert f.file(name).is_file(), name
     assert not list(f.root.glob(".tmp-*"))  # atomic writes left nothing behind
     status = f.read_json("status.json")
@@ -37,7 +61,10 @@ def test_two_epoch_run_leaves_a_complete_run_folder(data_env):
     m = f.read_json("metrics.json")
     assert METRIC_KEYS <= set(m)
     assert m["best_epoch"] in (1, 2) and m["batch_size"] == 8
-    assert m["tp"] + m["fp"] + m["fn"] + m["tn"] == m["counts"]["splits"]["test"]["pos"] + m["counts"]["splits"]["test"]["neg"]
+    assert (
+        m["tp"] + m["fp"] + m["fn"] + m["tn"]
+        == m["counts"]["splits"]["test"]["pos"] + m["counts"]["splits"]["test"]["neg"]
+    )
     assert m["class_weights"]["1"] > m["class_weights"]["0"]  # fewer positives -> larger weight
     assert [h["epoch"] for h in f.read_json("history.json")] == [1, 2]
     prog = f.read_json("progress.json")
