@@ -90,8 +90,9 @@ _WGS84_WKT = (
     '0.0174532925199433,AUTHORITY["EPSG","9122"]],AXIS["Latitude",NORTH],AXIS["Longitude",EAST],'
     'AUTHORITY["EPSG","4326"]]'
 )
-# SQLite's primary result codes for a busy / locked database, a full disk and a file that is no database.
-_BUSY, _LOCKED, _FULL, _CORRUPT, _NOTADB, _READONLY, _CANTOPEN = 5, 6, 13, 11, 26, 8, 14
+# SQLite's primary result codes for a busy / locked database, a full disk, a failed write and a file that is no
+# database.
+_BUSY, _LOCKED, _FULL, _IOERR, _CORRUPT, _NOTADB, _READONLY, _CANTOPEN = 5, 6, 13, 10, 11, 26, 8, 14
 
 
 class LabelsError(AsgmError):
@@ -232,6 +233,11 @@ def _sql_error(exc: sqlite3.Error, path: Path) -> AsgmError:
         return atomic.DiskFullError(
             f"no space left to write {path}; free disk space and try again. The label database is unchanged"
         )
+    if code == _IOERR:  # a write refused by the system (a file size limit, a disk full mid-write, a failing drive)
+        return atomic.DiskFullError(
+            f"no space left to write {path}, or the disk refused the write (SQLite: {one_line(exc)}); free disk "
+            "space and try again. The label database is unchanged"
+        )
     if code in (_CORRUPT, _NOTADB):
         return LabelsError(
             f"{path} is not a readable label database ({one_line(exc)}); move it away (a new one is "
@@ -280,7 +286,9 @@ class LabelStore:
                 yield con
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                # SQLite may have rolled back already (a full disk during COMMIT): the original error counts.
+                if con.in_transaction:
+                    con.execute("ROLLBACK")
                 raise
 
     def _ensure_schema(self, con: sqlite3.Connection) -> None:
