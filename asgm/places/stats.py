@@ -98,19 +98,7 @@ class PlaceStats:
         out = cum.join(new).reset_index()
         rank = "new_mined_ha" if self.has_mined else "new_footprint_ha"
         out = out.sort_values([rank, "cumulative_footprint_ha"], ascending=False, kind="stable")
-        return out[
-            keys
-            + [
-                "new_mined_ha",
-                "cumulative_mined_ha",
-                "new_footprint_ha",
-                "cumulative_footprint_ha",
-                "n_detections",
-                "boundary_area_ha",
-                "cumulative_mined_pct_of_area",
-                "cumulative_footprint_pct_of_area",
-            ]
-        ].reset_index(drop=True)
+        return out[keys + TABLE_COLUMNS[TABLE_COLUMNS.index("new_mined_ha") :]].reset_index(drop=True)
 
     def summary(self, periods: str | None = None) -> dict[str, Any]:
         """What ``asgm stats --json`` prints."""
