@@ -13,7 +13,7 @@ from datetime import date
 import streamlit as st
 from streamlit_folium import st_folium  # imported at script run so tests can monkeypatch it
 
-from asgm.app import assets, loaders, page, review
+from asgm.app import assets, loaders, map_panel, page, review
 from asgm.app import jobs as aj
 from asgm.config import REFLECTANCE
 from asgm.errors import AsgmError
@@ -50,13 +50,13 @@ with new_tab:
     )
     aoi = None
     if how == "The area drawn on the Map":
-        if not st.session_state.get("aoi"):
+        if not st.session_state.get(map_panel.AOI):
             st.info(
                 "No area drawn yet: draw a rectangle or polygon on the **Map** page (left toolbar), then come back."
             )
         else:
             try:
-                aoi, km2 = scan_request.aoi_from_drawing(st.session_state["aoi"])
+                aoi, km2 = scan_request.aoi_from_drawing(st.session_state[map_panel.AOI])
                 st.success(f"Drawn area: {km2:,.1f} km², bounds {tuple(round(v, 4) for v in aoi.bounds)}.")
             except AsgmError as exc:
                 page.show_error(exc, "Redraw the area on the Map page (one polygon without crossing edges).")
