@@ -449,7 +449,7 @@ class GeeSource:
                 raise
 
         arr = retry(call, attempts=self.retry_attempts, base_delay=self.retry_base_delay, what=f"Earth Engine {where}")
-        data = _to_band_array(arr, grid.size)
+        data = pixels_to_bands(arr, grid.size, grid.size)
         if not data.any():
             raise CloudyCompositeError(
                 f"{where}: every pixel is masked — no observation between {self.start} and {self.end} (end exclusive) "
@@ -475,18 +475,24 @@ class GeeSource:
         return SourceError(f"{where}: Earth Engine refused the request: {short(message)}")
 
 
-def _to_band_array(arr: Any, size: int) -> np.ndarray:
-    """computePixels' structured (H, W) array (one field per band) -> (bands, H, W) uint16."""
+def pixels_to_bands(arr: Any, height: int, width: int, bands: tuple[str, ...] | list[str] = S2_BANDS) -> np.ndarray:
+    """computePixels' answer -> (bands, height, width) uint16, in ``bands`` order.
+
+    The service answers a ``"fileFormat": "NPY"`` request with a structured array of shape (height, width),
+    one field per band (GDAL's ``autotest/gdrivers/eedai.py`` records that shape); earthengine-api's
+    ``NUMPY_NDARRAY`` converter loads it with ``numpy.load``. The field order is the server's: bands are taken
+    by name. A plain (height, width, bands) array is accepted too.
+    """
     arr = np.asarray(arr)
     if arr.dtype.names:
-        missing = [b for b in S2_BANDS if b not in arr.dtype.names]
+        missing = [b for b in bands if b not in arr.dtype.names]
         if missing:
             raise SourceError(f"Earth Engine returned bands {list(arr.dtype.names)}; missing {missing}")
-        data = np.stack([arr[b] for b in S2_BANDS])
-    elif arr.ndim == 3 and arr.shape[-1] == len(S2_BANDS):
+        data = np.stack([arr[b] for b in bands])
+    elif arr.ndim == 3 and arr.shape[-1] == len(bands):
         data = np.moveaxis(arr, -1, 0)
     else:
         raise SourceError(f"unexpected computePixels result of shape {arr.shape} and dtype {arr.dtype}")
-    if data.shape[1:] != (size, size):
-        raise SourceError(f"Earth Engine returned {data.shape[1:]} pixels, expected {(size, size)}")
+    if data.shape[1:] != (height, width):
+        raise SourceError(f"Earth Engine returned {data.shape[1:]} pixels (rows, columns), expected {(height, width)}")
     return np.clip(np.nan_to_num(data.astype(np.float64)), 0, 65535).round().astype(np.uint16)
