@@ -26,7 +26,7 @@ from asgm.cli import main as cli_main
 from asgm.config import S2_BANDS
 from asgm.data.store import PatchStore, StoreMeta
 from asgm.grid import patch_grid
-from asgm.sources import gee
+from asgm.sources import gee, gee_fetch
 from asgm.sources.common import (
     CloudyCompositeError,
     NoSceneError,
@@ -62,9 +62,9 @@ def fake_ee(local_server, source_env, monkeypatch):
     return fake
 
 
-def _source(**kw) -> gee.GeeSource:
+def _source(**kw) -> gee_fetch.GeeSource:
     kw.setdefault("retry_base_delay", 0.01)
-    return gee.GeeSource(48, "2021-01-01", "2022-01-01", **kw)
+    return gee_fetch.GeeSource(48, "2021-01-01", "2022-01-01", **kw)
 
 
 def test_request_is_the_study_recipe_on_an_exact_utm_grid(fake_ee):
@@ -325,13 +325,13 @@ def test_pixels_in_the_shape_gdal_records_for_the_service():
     from ee.image_converter import NumPyConverter
 
     arr = NumPyConverter().do_conversion(answer)
-    data = gee.pixels_to_bands(arr, 39, 38, bands=("B9", "B1"))
+    data = gee_fetch.pixels_to_bands(arr, 39, 38, bands=("B9", "B1"))
     assert data.shape == (2, 39, 38) and data.dtype == np.uint16
     assert (data[0] == 23456).all() and (data[1] == 12345).all()
     with pytest.raises(SourceError, match=r"\(rows, columns\), expected \(38, 39\)"):
-        gee.pixels_to_bands(arr, 38, 39, bands=("B1", "B9"))  # a transposed grid is refused, not reshaped
+        gee_fetch.pixels_to_bands(arr, 38, 39, bands=("B1", "B9"))  # a transposed grid is refused, not reshaped
     with pytest.raises(SourceError, match="missing"):
-        gee.pixels_to_bands(np.load(io.BytesIO(answer)), 39, 38)  # the 12 study bands are not all there
+        gee_fetch.pixels_to_bands(np.load(io.BytesIO(answer)), 39, 38)  # the 12 study bands are not all there
 
 
 def test_the_wire_request_asks_for_npy_on_the_patch_grid(fake_ee):
