@@ -262,7 +262,10 @@ class StacSource:
         try:
             found = client.get_collection(self.collection)
         except APIError as exc:
-            raise _transient_or_error(exc) from None
+            again = _transient_or_error(exc, f"the request for collection {self.collection!r}")
+            if isinstance(again, TransientError):  # connect() is not retried: say so and keep the stored patches
+                raise SourceNetworkError(f"{self.url} did not answer ({again}); try again later") from None
+            raise again from None
         if found is None:  # pystac-client's answer to a 404
             known = f" It offers: {', '.join(listed)}." if listed else ""
             raise SourceError(
@@ -369,10 +372,10 @@ class StacSource:
         return data
 
 
-def _transient_or_error(exc: Exception) -> Exception:
-    """A failed search: retry on 429 / 408 / 5xx (``asgm.net.transient_for``), else the API refused it."""
+def _transient_or_error(exc: Exception, what: str = "the search") -> Exception:
+    """A failed request: retry on 429 / 408 / 5xx (``asgm.net.transient_for``), else the API refused it."""
     if (again := transient_for(exc)) is not None:
         return again
     status = http_status(exc)
     answered = f" (HTTP {status})" if status is not None else ""
-    return SourceError(f"the STAC API refused the search{answered}: {short(exc)}; check --stac-url")
+    return SourceError(f"the STAC API refused {what}{answered}: {short(exc)}; check --stac-url")

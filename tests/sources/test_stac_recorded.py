@@ -96,17 +96,35 @@ def test_search_follows_next_keeps_only_the_collection_and_the_footprint(mirror)
     assert all(it.collection_id == COLLECTION for it in items)
 
 
-def test_every_recorded_c1_item_in_order_when_the_patch_is_not_filtered_out(mirror, monkeypatch):
-    """Without a footprint to meet (the recorded scenes are scattered), the collection filter alone keeps
-    exactly the six sentinel-2-c1-l2a items of the two pages, sorted by cloud cover."""
-    import asgm.sources.stac as stac
+def test_each_recorded_c1_scene_is_found_from_a_point_in_its_footprint(mirror):
+    """For every recorded sentinel-2-c1-l2a scene, a patch inside its footprint gets that scene back; no item
+    of another collection (the Level-1C and old Level-2A items share these footprints) and no scene whose
+    footprint misses the patch comes with it."""
+    import pystac
+    import yaml
+    from shapely.geometry import box, shape
 
-    monkeypatch.setattr(stac, "lonlat_bounds", lambda grid: (-180.0, -90.0, 180.0, 90.0))
-    with _replay(mirror, SEARCH_TWO_PAGES):
-        items = _source(max_search_items=20).search(patch_grid(LON, LAT, 48))
-    assert sorted(it.id for it in items) == sorted(C1_PAGE_1 + C1_PAGE_2)
-    clouds = [float(it.properties["eo:cloud_cover"]) for it in items]
-    assert clouds == sorted(clouds)
+    from asgm.sources.common import lonlat_bounds
+
+    recorded = yaml.safe_load((mirror / CASSETTES / SEARCH_TWO_PAGES).read_text(encoding="utf-8"))
+    features = [
+        f
+        for i in recorded["interactions"]
+        if i["request"]["method"] == "POST"
+        for f in json.loads(i["response"]["body"]["string"])["features"]
+    ]
+    c1 = [pystac.Item.from_dict(f) for f in features if f["collection"] == COLLECTION]
+    assert [it.id for it in c1] == C1_PAGE_1 + C1_PAGE_2
+    for scene in c1:
+        inside = shape(scene.geometry).representative_point()
+        grid = patch_grid(inside.x, inside.y, 48)
+        with _replay(mirror, SEARCH_TWO_PAGES):
+            items = _source(max_search_items=20).search(grid)
+        assert scene.id in [it.id for it in items]
+        patch = box(*lonlat_bounds(grid))
+        assert all(it.collection_id == COLLECTION and shape(it.geometry).intersects(patch) for it in items)
+        clouds = [float(it.properties["eo:cloud_cover"]) for it in items]
+        assert clouds == sorted(clouds)  # least cloudy first
 
 
 def test_paging_stops_at_max_search_items(mirror):
