@@ -35,7 +35,7 @@ def make_source(
     least cloudy scenes per point, 0 or None for all). Dates default to the study's year."""  # noqa: E501
     if kind == "gee":
         from asgm.sources.common import DEFAULT_CLEAR_THRESHOLD
-        from asgm.sources.gee import GeeSource
+        from asgm.sources.gee_fetch import GeeSource
 
         return GeeSource(
             size, start, end, clear_threshold=DEFAULT_CLEAR_THRESHOLD if clear_threshold is None else clear_threshold

@@ -192,7 +192,7 @@ class GeeComposite:
     synthetic: bool = False
 
     def source(self, size: int) -> Any:
-        from asgm.sources.gee import GeeSource
+        from asgm.sources.gee_fetch import GeeSource
 
         start, end = year_range(self.year)
         return GeeSource(size, start, end)

@@ -66,6 +66,10 @@ SCL_ASSET = "scl"
 SCL_MASKED = (0, 1, 3, 8, 9, 10)
 #: Scale and offset when an asset has no raster extension (Level-2A DN -> reflectance).
 DEFAULT_SCALE, DEFAULT_OFFSET = 0.0001, 0.0
+#: At most this many items are read from one search, whatever the API's ``next`` links say: a patch is
+#: covered by a few dozen scenes a year, and an API that ignores the filters would otherwise be paged
+#: through without end.
+MAX_SEARCH_ITEMS = 500
 
 #: GDAL settings for reading COGs over HTTP: no directory listing, only .tif, a few retries on 429/5xx.
 GDAL_ENV = {
@@ -92,10 +96,35 @@ class SceneAsset:
     scale: float
     offset: float
     nodata: float | None
+    epsg: int | None  # projection extension (asset's own, else the item's): the CRS the pixels are warped from
+
+
+def scene_epsg(fields: dict[str, Any]) -> int | None:
+    """The EPSG code in STAC projection fields: ``proj:epsg`` (projection v1), or ``proj:code``
+    ``"EPSG:<n>"`` (projection v2); None when absent or not an EPSG code."""
+    if isinstance(fields.get("proj:epsg"), int):
+        return int(fields["proj:epsg"])
+    code = fields.get("proj:code")
+    if isinstance(code, str) and code.upper().startswith("EPSG:") and code[5:].isdigit():
+        return int(code[5:])
+    return None
+
+
+def footprint_intersects(item: Any, bbox: tuple[float, float, float, float]) -> bool:
+    """Whether the item's footprint (its GeoJSON geometry, else its bbox) meets the lon/lat ``bbox``."""
+    from shapely.geometry import box, shape
+
+    if item.geometry:
+        return bool(shape(item.geometry).intersects(box(*bbox)))
+    if item.bbox:
+        w, s, e, n = item.bbox[:4] if len(item.bbox) == 4 else (item.bbox[0], item.bbox[1], item.bbox[3], item.bbox[4])
+        return bool(box(w, s, e, n).intersects(box(*bbox)))
+    return True  # no footprint at all: leave it to the pixels (an all-NaN read is masked out)
 
 
 def asset_info(item: Any, key: str) -> SceneAsset:
-    """Href, scale, offset and nodata of ``item.assets[key]`` (raster extension ``raster:bands``)."""
+    """Href, scale, offset, nodata (raster extension ``raster:bands``) and EPSG (projection extension) of
+    ``item.assets[key]``."""
     if key not in item.assets:
         raise SourceError(
             f"STAC item {item.id} has no asset {key!r}; is the collection Sentinel-2 Level-2A (sentinel-2-c1-l2a)?"
@@ -108,6 +137,7 @@ def asset_info(item: Any, key: str) -> SceneAsset:
         scale=float(rb.get("scale", DEFAULT_SCALE)),
         offset=float(rb.get("offset", DEFAULT_OFFSET)),
         nodata=rb.get("nodata", 0),
+        epsg=scene_epsg(asset.extra_fields) or scene_epsg(item.properties),
     )
 
 
@@ -159,6 +189,7 @@ class StacSource:
         resampling: str = "nearest",
         retry_attempts: int = 4,
         retry_base_delay: float = 2.0,
+        max_search_items: int = MAX_SEARCH_ITEMS,
     ):
         self.size = int(size)
         self.start, self.end = parse_date_range(start, end)
@@ -169,6 +200,7 @@ class StacSource:
         self.resampling = resampling
         self.retry_attempts = retry_attempts
         self.retry_base_delay = retry_base_delay
+        self.max_search_items = int(max_search_items)
         self._client: Any = None
 
     def store_extra(self) -> dict[str, Any]:
@@ -213,8 +245,32 @@ class StacSource:
             raise SourceError(
                 f"{self.url} is a static STAC catalogue without item search; point --stac-url at a STAC API"
             )
+        self._check_collection(client)
         self._client = client
         return client
+
+    def _check_collection(self, client: Any) -> None:
+        """Fail before any search when the collection does not exist: a search of an unknown collection is
+        an empty success on some APIs, which would read as "no scene covers this point" for every point."""
+        from pystac_client.exceptions import APIError
+
+        listed = sorted({link.href.rstrip("/").rsplit("/", 1)[-1] for link in client.get_child_links()})
+        if self.collection in listed:
+            return  # the landing page names it: no request needed
+        if not client.conforms_to("COLLECTIONS"):
+            return  # no way to ask; the search will tell
+        try:
+            found = client.get_collection(self.collection)
+        except APIError as exc:
+            again = _transient_or_error(exc, f"the request for collection {self.collection!r}")
+            if isinstance(again, TransientError):  # connect() is not retried: say so and keep the stored patches
+                raise SourceNetworkError(f"{self.url} did not answer ({again}); try again later") from None
+            raise again from None
+        if found is None:  # pystac-client's answer to a 404
+            known = f" It offers: {', '.join(listed)}." if listed else ""
+            raise SourceError(
+                f"{self.url} has no collection {self.collection!r} (HTTP 404).{known} Pass a collection it has."
+            )
 
     def search(self, grid: PatchGrid) -> list[Any]:
         """Scenes intersecting the patch in [start, end), least cloudy first, at most ``max_scenes``."""
@@ -231,6 +287,7 @@ class StacSource:
                         bbox=bbox,
                         datetime=stac_datetime(self.start, self.end),
                         limit=100,
+                        max_items=self.max_search_items,  # bounds the paging through ``next`` links
                     ).items()
                 )
             except APIError as exc:
@@ -243,6 +300,11 @@ class StacSource:
         items = retry(
             call, attempts=self.retry_attempts, base_delay=self.retry_base_delay, what=f"STAC search {self.url}"
         )
+        if len(items) >= self.max_search_items:
+            log.warning("STAC search %s: stopped at %d items (max_search_items)", self.url, len(items))
+        # Checked here too, not trusted to the API: one that ignores a filter (collection, bbox) would
+        # otherwise mix other products (Level-1C, Sentinel-1) or scenes elsewhere into the median.
+        items = [it for it in items if it.collection_id == self.collection and footprint_intersects(it, bbox)]
         # Filtered here rather than with the query extension, which not every STAC API offers.
         items = [it for it in items if float(it.properties.get("eo:cloud_cover", 0.0)) <= self.max_scene_cloud]
         items.sort(key=lambda it: (float(it.properties.get("eo:cloud_cover", 0.0)), it.id))
@@ -269,6 +331,8 @@ class StacSource:
 
         with rasterio.Env(**GDAL_ENV):
             scl_asset = asset_info(item, SCL_ASSET)
+            if scl_asset.epsg is not None and f"EPSG:{scl_asset.epsg}" != str(grid.crs).upper():
+                log.debug("%s: warped from EPSG:%d onto %s", item.id, scl_asset.epsg, grid.crs)
             scl = self._read(scl_asset.href, grid, scl_asset.nodata, "nearest")  # classes: never interpolate
             clear = np.isfinite(scl) & ~np.isin(np.nan_to_num(scl, nan=0).astype(int), SCL_MASKED)
             if not clear.any():
@@ -308,8 +372,10 @@ class StacSource:
         return data
 
 
-def _transient_or_error(exc: Exception) -> Exception:
-    """A failed search: retry on 429 / 408 / 5xx (``asgm.net.transient_for``), else the API refused it."""
+def _transient_or_error(exc: Exception, what: str = "the search") -> Exception:
+    """A failed request: retry on 429 / 408 / 5xx (``asgm.net.transient_for``), else the API refused it."""
     if (again := transient_for(exc)) is not None:
         return again
-    return SourceError(f"the STAC API refused the search (HTTP {http_status(exc)}): {short(exc)}; check --stac-url")
+    status = http_status(exc)
+    answered = f" (HTTP {status})" if status is not None else ""
+    return SourceError(f"the STAC API refused {what}{answered}: {short(exc)}; check --stac-url")

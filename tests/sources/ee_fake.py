@@ -4,12 +4,18 @@ It serves what ``ee.Initialize`` fetches (the discovery document and the algorit
 earthengine-api ships for its own tests), checks the service-account JWT signature at ``/token``,
 requires the bearer token on API calls, and answers ``image:computePixels`` with a NumPy (.npy)
 structured array built from the request's grid — or with scripted errors (429, 403, ...).
+
+The pixel answer has the shape of the real service's, as GDAL's Earth Engine driver tests record it
+(``OSGeo/gdal``, ``autotest/gdrivers/eedai.py``, ``test_eedai_2``: the ``:getPixels`` answer to a request with
+``"fileFormat": "NPY"``): an NPY version 1.0 file holding a structured array of shape ``(height, width)`` with
+one ``'<u2'`` field per requested band, in the request's ``bandIds`` order, pixels interleaved — see
+``npy_structured``. A request that does not ask for ``NPY`` on the wire is refused as the API would.
 """
 
 from __future__ import annotations
 
-import io
 import json
+import struct
 import threading
 from pathlib import Path
 from typing import Any
@@ -42,6 +48,20 @@ def service_account_key(token_uri: str, project_id: str | None = PROJECT) -> tup
     if project_id:
         info["project_id"] = project_id
     return info, pub
+
+
+def npy_structured(arrays: dict[str, np.ndarray]) -> bytes:
+    """An NPY 1.0 file of one structured (height, width) array, one little-endian field per band in
+    ``arrays`` order, laid out as GDAL's eedai test builds the service's answer: magic, version 1.0, a 2-byte
+    header length, the header dict without padding, then the pixel records row by row."""
+    first = next(iter(arrays.values()))
+    height, width = first.shape
+    fields = [(name, a.dtype.newbyteorder("<").str) for name, a in arrays.items()]
+    header = f"{{'descr': {fields!r}, 'fortran_order': False, 'shape': ({height}, {width}), }}".encode("ascii")
+    records = np.zeros((height, width), dtype=fields)
+    for name, a in arrays.items():
+        records[name] = a
+    return b"\x93NUMPY" + bytes([1, 0]) + struct.pack("<H", len(header)) + header + records.tobytes()
 
 
 def band_values(band_index: int, size: int) -> np.ndarray:
@@ -129,15 +149,18 @@ class FakeEarthEngine:
         if scripted is not None:
             return scripted
         body = req.json()
-        size = body["grid"]["dimensions"]["width"]
+        if body.get("fileFormat") != "NPY":  # the wire name GDAL sends and earthengine-api's converter asks for
+            return error(400, f"Invalid fileFormat {body.get('fileFormat')!r} for this request.", "INVALID_ARGUMENT")
+        dims = body["grid"]["dimensions"]
+        height, width = dims["height"], dims["width"]
         names = self.field_order or body["bandIds"]
-        arr = np.zeros((size, size), dtype=[(b, "<u2") for b in names])
-        if not self.zero_pixels:
-            for b in names:
-                arr[b] = band_values(body["bandIds"].index(b), size)
-        buf = io.BytesIO()
-        np.save(buf, arr, allow_pickle=False)
-        return Response(200, buf.getvalue(), "application/octet-stream")
+        arrays = {
+            b: np.zeros((height, width), "<u2")
+            if self.zero_pixels
+            else band_values(body["bandIds"].index(b), max(height, width))[:height, :width]
+            for b in names
+        }
+        return Response(200, npy_structured(arrays), "application/octet-stream")
 
 
 def error(code: int, message: str, status: str) -> Response:

@@ -204,6 +204,8 @@ class StacApi:
                     {"rel": "root", "href": base + "/", "type": "application/json"},
                     {"rel": "search", "href": base + "/search", "type": "application/geo+json", "method": "GET"},
                     {"rel": "search", "href": base + "/search", "type": "application/geo+json", "method": "POST"},
+                    # As Earth Search's landing page: one child link per collection.
+                    {"rel": "child", "href": f"{base}/collections/{COLLECTION}", "type": "application/json"},
                 ],
             }
         )

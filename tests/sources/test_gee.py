@@ -3,24 +3,35 @@ token endpoint, driven by the real earthengine-api and google-auth clients."""
 
 from __future__ import annotations
 
+import io
 import json
 import socket
+import struct
 import threading
 import time
 
 import numpy as np
 import pytest
-from ee_fake import PROJECT, FakeEarthEngine, band_values, error, service_account_key, walk_expression
+from ee_fake import (
+    PROJECT,
+    FakeEarthEngine,
+    band_values,
+    error,
+    npy_structured,
+    service_account_key,
+    walk_expression,
+)
 
 from asgm.cli import main as cli_main
 from asgm.config import S2_BANDS
 from asgm.data.store import PatchStore, StoreMeta
 from asgm.grid import patch_grid
-from asgm.sources import gee
+from asgm.sources import gee, gee_fetch
 from asgm.sources.common import (
     CloudyCompositeError,
     NoSceneError,
     SourceAuthError,
+    SourceError,
     SourceNetworkError,
     SourceProjectError,
     SourceQuotaError,
@@ -51,9 +62,9 @@ def fake_ee(local_server, source_env, monkeypatch):
     return fake
 
 
-def _source(**kw) -> gee.GeeSource:
+def _source(**kw) -> gee_fetch.GeeSource:
     kw.setdefault("retry_base_delay", 0.01)
-    return gee.GeeSource(48, "2021-01-01", "2022-01-01", **kw)
+    return gee_fetch.GeeSource(48, "2021-01-01", "2022-01-01", **kw)
 
 
 def test_request_is_the_study_recipe_on_an_exact_utm_grid(fake_ee):
@@ -296,3 +307,38 @@ def test_resume_after_interruption_and_cli(fake_ee, capsys):
     # another threshold into the same store is refused
     assert cli_main([*argv[:-1], "--clear-threshold", "0.6"]) == 1
     assert "Use another --store name" in capsys.readouterr().err
+
+
+def test_pixels_in_the_shape_gdal_records_for_the_service():
+    """GDAL's Earth Engine driver test (OSGeo/gdal ``autotest/gdrivers/eedai.py``, ``test_eedai_2``) serves the
+    answer to ``{"fileFormat": "NPY", "bandIds": ["B1", "B9"], "grid": {... "width": 38, "height": 39}}`` as an
+    NPY 1.0 file: header ``{'descr': [('B1', '<u2'), ('B9', '<u2')], 'fortran_order': False, 'shape': (39, 38), }``
+    (rows first, no padding), then 38 x 39 records of B1 = 12345, B9 = 23456. The stand-in writes exactly
+    those bytes, earthengine-api's converter loads them, and the source takes the bands by name and the
+    shape as (rows, columns)."""
+    header = b"{'descr': [('B1', '<u2'), ('B9', '<u2')], 'fortran_order': False, 'shape': (39, 38), }"
+    recorded = (
+        b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + struct.pack("<HH", 12345, 23456) * (38 * 39)
+    )
+    answer = npy_structured({"B1": np.full((39, 38), 12345, "<u2"), "B9": np.full((39, 38), 23456, "<u2")})
+    assert answer == recorded
+    from ee.image_converter import NumPyConverter
+
+    arr = NumPyConverter().do_conversion(answer)
+    data = gee_fetch.pixels_to_bands(arr, 39, 38, bands=("B9", "B1"))
+    assert data.shape == (2, 39, 38) and data.dtype == np.uint16
+    assert (data[0] == 23456).all() and (data[1] == 12345).all()
+    with pytest.raises(SourceError, match=r"\(rows, columns\), expected \(38, 39\)"):
+        gee_fetch.pixels_to_bands(arr, 38, 39, bands=("B1", "B9"))  # a transposed grid is refused, not reshaped
+    with pytest.raises(SourceError, match="missing"):
+        gee_fetch.pixels_to_bands(np.load(io.BytesIO(answer)), 39, 38)  # the 12 study bands are not all there
+
+
+def test_the_wire_request_asks_for_npy_on_the_patch_grid(fake_ee):
+    """The wire request asks for ``NPY`` (as GDAL's does; the stand-in refuses anything else) on the patch's
+    grid, whose dimensions give the answer's (rows, columns)."""
+    _source().composite_dn(patch_grid(LON, LAT, 48), "p")
+    (req,) = fake_ee.pixel_requests()
+    body = req.json()
+    assert body["fileFormat"] == "NPY" and body["bandIds"] == list(S2_BANDS)
+    assert body["grid"]["dimensions"] == {"width": 48, "height": 48}
