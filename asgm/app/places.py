@@ -19,6 +19,7 @@ BOUNDARY_SETS = {
     "Amazon basin": "basin",
 }
 UPLOAD = "Upload a boundary file"
+DETECTIONS_UPLOAD = "Upload a detections file (polygons)"
 #: Outlines drawn on the map are simplified to about this tolerance (metres): the table uses the full polygons.
 DISPLAY_SIMPLIFY_M = 500.0
 
