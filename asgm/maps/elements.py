@@ -463,8 +463,10 @@ var {{ this.get_name() }} = L.geoJSON(null, {
   },
   onEachFeature: function (f, layer) {
     var p = f.properties;
-    layer.bindPopup("<b>AMW detection</b><br>period " + p.period + "<br>mined area " + p.mined_ha +
-                    " ha<br>detected footprint " + p.footprint_ha + " ha<br><small>Earth Genome, Amazon Mining Watch, CC BY 4.0</small>");
+    layer.bindPopup("<div class='asgm-period-popup'><b>" + {{ this.what|tojson }} + "</b><br>period " + p.period +
+                    (p.mined_ha === null || p.mined_ha === undefined ? "" : "<br>mined area " + p.mined_ha + " ha") +
+                    "<br>detected footprint " + p.footprint_ha + " ha" + (p.scan ? "<br>scan " + p.scan : "") +
+                    "<br><small>" + {{ this.credit|tojson }} + "</small><br><i>Beside the map: where to open it in the Patch viewer</i></div>");
   }
 });
 Promise.all({{ this.urls|tojson }}.map(function (u) { return fetch(u).then(function (r) { return r.json(); }); }))
@@ -477,11 +479,20 @@ Promise.all({{ this.urls|tojson }}.map(function (u) { return fetch(u).then(funct
 """  # noqa: E501
 
 
-def period_layer(urls: Sequence[str], name: str, colours: Mapping[str, str]) -> Any:
+def period_layer(
+    urls: Sequence[str],
+    name: str,
+    colours: Mapping[str, str],
+    what: str = "AMW detection",
+    credit: str = "Earth Genome, Amazon Mining Watch, CC BY 4.0",
+) -> Any:
     """Detections of one or more periods fetched by the browser from ``urls`` (GeoJSON with ``period``,
-    ``mined_ha``, ``footprint_ha``), coloured by period; a click opens a popup with the period and the areas.
-    When drawn it sets ``window.asgmPeriodLayer`` (feature count, time) for browser tests and benchmarks."""
-    return _PeriodGeoJson(name, overlay=True, show=True, urls=list(urls), colours=dict(colours))
+    ``mined_ha`` (null: none), ``footprint_ha``, optionally ``scan``), coloured by period; a click opens a popup
+    (``what``, the period, the areas, ``credit``). When drawn it sets ``window.asgmPeriodLayer`` (feature count,
+    time) for browser tests and benchmarks."""
+    return _PeriodGeoJson(
+        name, overlay=True, show=True, urls=list(urls), colours=dict(colours), what=what, credit=credit
+    )
 
 
 def period_legend(colours: Mapping[str, str], title: str) -> Any:
