@@ -14,8 +14,7 @@ from streamlit_folium import st_folium  # imported at script run so tests can mo
 from asgm.app import assets, loaders, map_panel, map_periods, page, review
 from asgm.data.store import list_stores
 from asgm.errors import AsgmError
-from asgm.maps import elements as map_elements
-from asgm.maps import leaflet
+from asgm.maps import leaflet, point_layer
 from asgm.maps import points as map_data
 from asgm.osm import nearby
 from asgm.sources import configured_source
@@ -112,7 +111,7 @@ with st.sidebar:
         errors_only = st.toggle("Errors only (FP/FN)", value=False)
     modes = [
         m
-        for m in map_elements.COLOUR_MODES
+        for m in point_layer.COLOUR_MODES
         if (m != "probability" or probs is not None) and (m != "outcome" or pred is not None)
     ]
     colour_by = st.radio(

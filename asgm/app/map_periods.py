@@ -99,16 +99,16 @@ def sidebar() -> PeriodChoice | None:
 
 def layers(choice: PeriodChoice) -> list[Any]:
     """The period layer of ``choice`` and its legend (one colour per period, the same in every view)."""
-    from asgm.maps import elements
+    from asgm.maps import vector_layers
     from asgm.places.series import colour_index
 
-    palette = elements.PERIOD_COLOURS
+    palette = vector_layers.PERIOD_COLOURS
     colours = {p: palette[colour_index(choice.series.periods, p, len(palette))] for p in choice.periods}
     urls = [layer_url(choice.series, p) for p in choice.periods]
     what = "AMW detection" if choice.series.kind == "amw" else choice.series.title.replace("Your scans'", "Scan")
     return [
-        elements.period_layer(urls, choice.title, colours, what=what, credit=choice.series.credit),
-        elements.period_legend(colours, f"{choice.title} ({choice.series.credit})"),
+        vector_layers.period_layer(urls, choice.title, colours, what=what, credit=choice.series.credit),
+        vector_layers.period_legend(colours, f"{choice.title} ({choice.series.credit})"),
     ]
 
 
