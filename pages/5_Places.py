@@ -36,7 +36,7 @@ det_choices: dict[str, D.DetectionSource | None] = {
     "Amazon Mining Watch yearly detections (2018–2025 Q3)": D.DetectionSource("amw")
 }
 if scans is not None:
-    det_choices["This project's scans (data/scans): detected footprint"] = scans
+    det_choices[scans[0]] = scans[1]
 det_choices[ap.DETECTIONS_UPLOAD] = None
 det_label = c2.radio("Detections", list(det_choices), key="places_detections")
 dsrc = det_choices[det_label]

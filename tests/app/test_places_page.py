@@ -213,3 +213,32 @@ def test_the_detections_uploader_states_its_limit(places_env, monkeypatch):
     assert "Upload a polygon file of detections" in _texts(at)
     (uploader,) = at.get("file_uploader")
     assert "up to 25 MB; larger files are refused" in uploader.proto.label
+
+
+def test_the_users_scans_of_several_years_as_detections(places_env, monkeypatch):
+    """Three SYNTHETIC scans (2020, 2022, 2024) in the data dir: offered with their years, counted per year as new
+    footprint inside an uploaded boundary, said to be synthetic."""
+    from scan_series import GRID, cell_centre, write_scan
+
+    from asgm.scan.request import scans_dir
+
+    write_scan(scans_dir(), "bolivar-2020", 2020, [(1, 1)])
+    write_scan(scans_dir(), "bolivar-2022", 2022, [(1, 1), (4, 4)])
+    write_scan(scans_dir(), "bolivar-2024", 2024, [(1, 1), (4, 4), (4, 1)])
+    fake_map(monkeypatch)
+    w, n = cell_centre(0, 0)
+    e, s = cell_centre(GRID.ny - 1, GRID.nx - 1)
+    bnd = gpd.GeoDataFrame({"label": ["scanned area"]}, geometry=[box(w - 0.01, s - 0.01, e + 0.01, n + 0.01)])
+    _upload(monkeypatch, {"places_upload": ("area.geojson", _geojson(bnd.set_crs("EPSG:4326")))})
+    label = "Your scans (2020, 2022, 2024): detected footprint · SYNTHETIC"
+    at = _run(places_set="Upload a boundary file", places_detections=label)
+    assert not at.exception, at.exception
+    assert label in at.radio(key="places_detections").options
+    assert "SYNTHETIC imagery" in _texts(at)
+    assert at.select_slider(key="places_periods").options == ["2020", "2022", "2024"]
+    cell_ha = 240 * 240 / 1e4
+    # one pit first seen each year: each year's new footprint is one window cell (UTM vs equal-area: within 1 %)
+    assert _table(at)["new_footprint_ha"].iloc[0] == pytest.approx(3 * cell_ha, rel=0.01)
+    at.select_slider(key="places_periods").set_value(("2022", "2022")).run()
+    assert _table(at)["new_footprint_ha"].iloc[0] == pytest.approx(cell_ha, rel=0.01)
+    assert _table(at)["cumulative_footprint_ha"].iloc[0] == pytest.approx(2 * cell_ha, rel=0.01)

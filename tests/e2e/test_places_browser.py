@@ -91,7 +91,7 @@ def test_map_period_slider_draws_the_period(tmp_path, new_page):
         # the view radio is enabled by the rerun the toggle starts
         page.wait_for_function(
             """() => Array.from(document.querySelectorAll('input[type=radio]'))
-                     .some(r => r.parentElement && r.parentElement.textContent.includes('new in') && !r.disabled)""",
+                     .some(r => r.closest('label') && r.closest('label').textContent.includes('new in') && !r.disabled)""",
             timeout=120_000,
         )
         page.get_by_text("new in", exact=True).click()
