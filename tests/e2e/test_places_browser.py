@@ -90,8 +90,8 @@ def test_map_period_slider_draws_the_period(tmp_path, new_page):
         toggle.click()
         # the view radio is enabled by the rerun the toggle starts
         page.wait_for_function(
-            """() => Array.from(document.querySelectorAll('input[type=radio]'))
-                     .some(r => r.closest('label') && r.closest('label').textContent.includes('new in') && !r.disabled)""",
+            """() => Array.from(document.querySelectorAll('input[type=radio]')).some(r => {
+                     const l = r.closest('label'); return l && l.textContent.includes('new in') && !r.disabled; })""",
             timeout=120_000,
         )
         page.get_by_text("new in", exact=True).click()
