@@ -15,7 +15,8 @@ Run: ``ASGM_DATA_MIRROR=../shared/data python benchmarks/place_stats.py [--repea
 ``--app-memory`` measures instead the app server's memory with the layers loaded: a real ``streamlit run app.py`` on a
 temporary data dir, driven in Chromium: the Map with the period layer off (the baseline: the same app without
 layers), then the period layer on showing all nine periods ("cumulative up to 2025Q3", every AMW polygon read by the
-server), a click on a detection (the click index), and the Places page (territories, then countries). The server's
+server, which writes their files: they are removed first), a click on a detection (the click index), and the
+Places page (territories, then countries). The server's
 RSS is read from /proc after each step; the increase over the baseline (target <= +300 MB) and the peak are written
 to ``benchmarks/results/place_stats_app_memory.json``.
 Best of ``--repeat`` runs for ours (the machine is shared); the reference, which takes minutes, runs once. Prints a table and a JSON line; ``--out`` also writes the
@@ -128,8 +129,15 @@ def app_memory() -> dict:
     """The app server's RSS after each step of a session in Chromium (see the module docstring)."""
     sys.path.insert(0, str(ROOT / "tests" / "e2e"))  # the browser helpers the browser tests use
     from browser_support import CHROMIUM, CHROMIUM_ARGS, app_server
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
+    from asgm.app.assets import VENDOR_DIR
+
+    # The period layers' files (generated, git-ignored) are removed first, so the server reads AMW's layers and
+    # writes them as on a first start: the worst case.
+    for old in (VENDOR_DIR / "layers").glob("amw_*.geojson"):
+        old.unlink()
     steps: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
         work = Path(tmp)
@@ -167,6 +175,8 @@ def app_memory() -> dict:
             frame = next(f for f in page.frames if f.evaluate("() => !!window.asgmPeriodLayer"))
             drawn = frame.evaluate("() => window.asgmPeriodLayer.features")
             record(f"Map, all 9 AMW periods drawn ({drawn} polygons)")
+            iframe = frame.frame_element()
+            iframe.scroll_into_view_if_needed()  # a click outside the viewport reaches nothing
             xy = frame.evaluate(
                 f"""() => {{ const m = {LEAFLET}; let c = null; m.eachLayer(l => {{
                 if (!c && l.feature && l.feature.properties && l.feature.properties.period === '2024' && l.getBounds) {{
@@ -174,11 +184,15 @@ def app_memory() -> dict:
                     const p = m.latLngToContainerPoint(l.getBounds().getCenter()); c = {{x: p.x, y: p.y}}; }} }});
                 return c; }}"""
             )
-            box = page.locator("iframe").first.bounding_box()
+            page.wait_for_timeout(1000)
+            box = iframe.bounding_box()
             page.mouse.click(box["x"] + xy["x"], box["y"] + xy["y"])
-            page.get_by_text("Detection, period").first.wait_for(timeout=300_000)
-            _settle(page)
-            record("Map, a detection clicked (click index built)")
+            try:
+                page.get_by_text("Detection, period").first.wait_for(timeout=240_000)
+                _settle(page)
+                record("Map, a detection clicked (click index built)")
+            except PlaywrightTimeout:
+                print("  (the click on a detection was not answered: its step is left out)", flush=True)
             page.goto(f"{url}/Places")
             page.get_by_text("Places ranked by mined area").first.wait_for(timeout=600_000)
             _settle(page, 5000)

@@ -75,9 +75,11 @@ def reference_layer_url(key: str) -> str:
 
 @st.cache_resource(max_entries=1, show_spinner="Reading Amazon Mining Watch's detection layers…")
 def amw_detections() -> Any:
-    from asgm.places.detections import amw_detections
+    """AMW's detections, the one copy of this process: the one ``asgm.places`` counts with (a second copy of the
+    45,011 polygons for the map's layer files and clicks would double their memory)."""
+    from asgm.places.detections import DetectionSource
 
-    return amw_detections()
+    return DetectionSource("amw").load()
 
 
 @st.cache_resource(max_entries=12, show_spinner="Preparing the detections of that period…")
