@@ -192,7 +192,10 @@ def app_memory() -> dict:
                 _settle(page)
                 record("Map, a detection clicked (click index built)")
             except PlaywrightTimeout:
-                print("  (the click on a detection was not answered: its step is left out)", flush=True)
+                shot = ROOT / "test-artifacts" / "place_stats_click.png"
+                shot.parent.mkdir(exist_ok=True)
+                page.screenshot(path=str(shot), full_page=True)
+                print(f"  (the click on a detection was not answered: its step is left out; see {shot})", flush=True)
             page.goto(f"{url}/Places")
             page.get_by_text("Places ranked by mined area").first.wait_for(timeout=600_000)
             _settle(page, 5000)

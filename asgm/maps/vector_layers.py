@@ -56,6 +56,9 @@ var {{ this.get_name() }} = L.geoJSON(null, {
                     (p.mined_ha === null || p.mined_ha === undefined ? "" : "<br>mined area " + p.mined_ha + " ha") +
                     "<br>detected footprint " + p.footprint_ha + " ha" + (p.scan ? "<br>scan " + p.scan : "") +
                     "<br><small>" + {{ this.credit|tojson }} + "</small><br><i>Beside the map: where to open it in the Patch viewer</i></div>");
+    // Opening a popup stops the click, so the map never hears it: pass it on, so streamlit-folium returns the
+    // clicked place and the page shows the detection's panel.
+    layer.on("click", function (e) { if (layer._map) { layer._map.fire("click", {latlng: e.latlng}); } });
   }
 });
 Promise.all({{ this.urls|tojson }}.map(function (u) { return fetch(u).then(function (r) { return r.json(); }); }))
