@@ -1,7 +1,7 @@
 """Benchmark: the full place-statistics table, 9 AMW periods x (237 territories + 10 countries), cold and cached
 (targets: <= 10 s cold on 2 cores, <= 1 s cached), beside a plain ``geopandas.overlay`` of the same inputs.
 
-Run: ``ASGM_DATA_MIRROR=../shared/data python benchmarks/place_stats.py [--repeat N] [--out FILE]``
+Run: ``ASGM_DATA_MIRROR=../shared/data python benchmarks/place_stats.py [--repeat N] [--out FILE] [--app-memory]``
 
 * Cold: a fresh Python process with an empty cache folder computes both tables with
   ``asgm.places.stats.place_stats`` (reading the 9 layers and the boundaries, equal-area projection, apportioning,
@@ -12,6 +12,13 @@ Run: ``ASGM_DATA_MIRROR=../shared/data python benchmarks/place_stats.py [--repea
   group by (boundary, period). Its table is compared with ours (largest difference in ha). The countries' overlay
   (10 polygons of up to ~10^5 vertices) runs for tens of minutes on all 45,011 detections: it runs on every k-th
   detection (``--ref-sample``, default 2,000) and its time is scaled to all (reported as extrapolated).
+``--app-memory`` measures instead the app server's memory with the layers loaded: a real ``streamlit run app.py`` on a
+temporary data dir, driven in Chromium: the Map with the period layer off (the baseline: the same app without
+layers), then the period layer on showing all nine periods ("cumulative up to 2025Q3", every AMW polygon read by the
+server, which writes their files: they are removed first), a click on a detection (the click index), and the
+Places page (territories, then countries). The server's
+RSS is read from /proc after each step; the increase over the baseline (target <= +300 MB) and the peak are written
+to ``benchmarks/results/place_stats_app_memory.json``.
 Best of ``--repeat`` runs for ours (the machine is shared); the reference, which takes minutes, runs once. Prints a table and a JSON line; ``--out`` also writes the
 JSON. No assertion: a measurement, not a test.
 """  # noqa: E501
@@ -100,6 +107,126 @@ def reference(sample: int) -> tuple[float, dict, dict, object]:
     return steps["read_project"] + steps["territories"] + steps["countries"], tables, steps, sample_rows
 
 
+LEAFLET = "Object.values(window).find(v => v && typeof v.eachLayer === 'function' && v._layers)"
+APP_MEMORY_OUT = ROOT / "benchmarks" / "results" / "place_stats_app_memory.json"
+
+
+def _rss_mb(pid: int) -> tuple[float, float]:
+    """(resident, peak resident) MB of process ``pid`` (VmRSS, VmHWM of /proc/<pid>/status)."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def _settle(page, ms: int = 3000) -> None:
+    """Wait until Streamlit has finished the script run (no "Running..." status), then a little more."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=300_000, polling=200
+    )
+    page.wait_for_timeout(ms)
+
+
+def app_memory() -> dict:
+    """The app server's RSS after each step of a session in Chromium (see the module docstring)."""
+    sys.path.insert(0, str(ROOT / "tests" / "e2e"))  # the browser helpers the browser tests use
+    from browser_support import CHROMIUM, CHROMIUM_ARGS, app_server
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import sync_playwright
+
+    from asgm.app.assets import VENDOR_DIR
+
+    # The period layers' files (generated, git-ignored) are removed first, so the server reads AMW's layers and
+    # writes them as on a first start: the worst case.
+    for old in (VENDOR_DIR / "layers").glob("amw_*.geojson"):
+        old.unlink()
+    steps: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
+        work = Path(tmp)
+        env = {
+            "ASGM_DATA_DIR": str(work / "data"),
+            "ASGM_MODELS_DIR": str(work / "models"),
+            "ASGM_APP_AUTOPREPARE": "0",
+        }
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(300_000)
+        with app_server(env, work) as url:
+            pid = int(next(work.glob("streamlit-*.pid")).read_text())
+
+            def record(step: str) -> None:
+                rss, peak = _rss_mb(pid)
+                steps[step] = {"rss_mb": round(rss, 1), "peak_rss_mb": round(peak, 1)}
+                print(f"  {step}: RSS {rss:.0f} MB (peak {peak:.0f} MB)", flush=True)
+
+            record("server started")
+            page.goto(f"{url}/Map")
+            page.get_by_text("Detections by period").wait_for()
+            _settle(page, 5000)
+            record("Map, period layer off (baseline)")
+            page.get_by_text("Detections by period").click()
+            _settle(page)
+            page.get_by_text("cumulative up to", exact=True).click()  # the default view; all periods up to 2025Q3
+            page.wait_for_function(
+                """() => Array.from(document.querySelectorAll('iframe')).some(f => {
+                   try { const w = f.contentWindow; return !!(w && w.asgmPeriodLayer); } catch (e) { return false; } })""",  # noqa: E501
+                timeout=600_000,
+                polling=200,
+            )
+            _settle(page)
+            frame = next(f for f in page.frames if f.evaluate("() => !!window.asgmPeriodLayer"))
+            drawn = frame.evaluate("() => window.asgmPeriodLayer.features")
+            record(f"Map, all 9 AMW periods drawn ({drawn} polygons)")
+            iframe = frame.frame_element()
+            iframe.scroll_into_view_if_needed()  # a click outside the viewport reaches nothing
+            xy = frame.evaluate(
+                f"""() => {{ const m = {LEAFLET}; let c = null; m.eachLayer(l => {{
+                if (!c && l.feature && l.feature.properties && l.feature.properties.period === '2024' && l.getBounds) {{
+                    m.fitBounds(l.getBounds(), {{animate: false, maxZoom: 14}});
+                    const p = m.latLngToContainerPoint(l.getBounds().getCenter()); c = {{x: p.x, y: p.y}}; }} }});
+                return c; }}"""
+            )
+            page.wait_for_timeout(1000)
+            box = iframe.bounding_box()
+            page.mouse.click(box["x"] + xy["x"], box["y"] + xy["y"])
+            try:
+                page.get_by_text("Detection, period").first.wait_for(timeout=240_000)
+                _settle(page)
+                record("Map, a detection clicked (click index built)")
+            except PlaywrightTimeout:
+                shot = ROOT / "test-artifacts" / "place_stats_click.png"
+                shot.parent.mkdir(exist_ok=True)
+                page.screenshot(path=str(shot), full_page=True)
+                print(f"  (the click on a detection was not answered: its step is left out; see {shot})", flush=True)
+            page.goto(f"{url}/Places")
+            page.get_by_text("Places ranked by mined area").first.wait_for(timeout=600_000)
+            _settle(page, 5000)
+            record("Places, territories")
+            page.get_by_text("Countries (Amazon part) and the whole basin").click()
+            page.get_by_text("Places ranked by mined area").first.wait_for(timeout=600_000)
+            _settle(page, 5000)
+            record("Places, countries")
+            page.goto(f"{url}/Map")
+            page.get_by_text("Detections by period").wait_for()
+            _settle(page, 5000)
+            record("Map again, layers loaded")
+        browser.close()
+    base = steps["Map, period layer off (baseline)"]["rss_mb"]
+    loaded = max(
+        v["rss_mb"] for k, v in steps.items() if k not in ("server started", "Map, period layer off (baseline)")
+    )
+    peak = max(v["peak_rss_mb"] for v in steps.values())
+    return {
+        "baseline_rss_mb": base,
+        "with_layers_rss_mb": loaded,
+        "increase_mb": round(loaded - base, 1),
+        "peak_rss_mb": peak,
+        "peak_increase_mb": round(peak - base, 1),
+        "target_increase_mb": 300,
+        "steps": steps,
+        "cores": os.cpu_count(),
+        "load_average": round(os.getloadavg()[0], 2),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=2)
@@ -110,7 +237,24 @@ def main() -> None:
         default=2000,
         help="detections the countries overlay runs on (its time is scaled to all; default 2000)",
     )
+    ap.add_argument(
+        "--app-memory",
+        action="store_true",
+        help="measure the app server's RSS with the layers loaded in Chromium instead (writes "
+        f"{APP_MEMORY_OUT.relative_to(ROOT)})",
+    )
     args = ap.parse_args()
+    if args.app_memory:
+        print("app server memory, Map and Places pages in Chromium with AMW's layers loaded")
+        figures = app_memory()
+        print(
+            f"  increase with the layers loaded: +{figures['increase_mb']:.0f} MB over the app without them "
+            f"({figures['baseline_rss_mb']:.0f} -> {figures['with_layers_rss_mb']:.0f} MB; peak "
+            f"+{figures['peak_increase_mb']:.0f} MB)   target <= +300 MB"
+        )
+        print(json.dumps(figures))
+        APP_MEMORY_OUT.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+        return
     load0 = os.getloadavg()[0]
     cold, cached = [], []
     for _ in range(args.repeat):

@@ -11,11 +11,10 @@ import numpy as np
 import streamlit as st
 from streamlit_folium import st_folium  # imported at script run so tests can monkeypatch it
 
-from asgm.app import assets, loaders, map_panel, page, review
+from asgm.app import assets, loaders, map_panel, map_periods, page, review
 from asgm.data.store import list_stores
 from asgm.errors import AsgmError
-from asgm.maps import elements as map_elements
-from asgm.maps import leaflet
+from asgm.maps import leaflet, point_layer
 from asgm.maps import points as map_data
 from asgm.osm import nearby
 from asgm.sources import configured_source
@@ -112,7 +111,7 @@ with st.sidebar:
         errors_only = st.toggle("Errors only (FP/FN)", value=False)
     modes = [
         m
-        for m in map_elements.COLOUR_MODES
+        for m in point_layer.COLOUR_MODES
         if (m != "probability" or probs is not None) and (m != "outcome" or pred is not None)
     ]
     colour_by = st.radio(
@@ -137,26 +136,7 @@ with st.sidebar:
     osm_km = st.select_slider("OSM radius (km)", [1, 2, 5], value=2, disabled=not show_osm)
     if store_name and not has_osm:
         st.caption(nearby.no_cache_message(store_name))
-    st.markdown("**Mining over time (Amazon Mining Watch)**")
-    amw_periods = assets.amw_periods()
-    amw_on = st.toggle(
-        "AMW's detections by period",
-        value=False,
-        key="map_amw",
-        help="Earth Genome's Amazon Mining Watch: mining detected across the Amazon, 2018 to 2025 Q3, "
-        "coloured by period; click a polygon for its period and areas.",
-    )
-    amw_view = st.radio(
-        "Show",
-        ["cumulative", "new"],
-        horizontal=True,
-        disabled=not amw_on,
-        key="map_amw_view",
-        format_func={"cumulative": "cumulative up to", "new": "new in"}.get,
-    )
-    amw_period = st.select_slider(
-        "Period", amw_periods, value=amw_periods[-1], disabled=not amw_on, key="map_amw_period"
-    )
+    period_choice = map_periods.sidebar()
     show_labels = st.toggle(
         "Reviewed labels",
         value=True,
@@ -192,21 +172,6 @@ REFERENCE = {
 }
 
 
-def _amw_layers(view: str, period: str) -> list:
-    """AMW's detections of the chosen view and period, coloured by period, with their legend."""
-    chosen = amw_periods[: amw_periods.index(period) + 1] if view == "cumulative" else [period]
-    colours = {
-        p: map_elements.PERIOD_COLOURS[i % len(map_elements.PERIOD_COLOURS)]
-        for i, p in enumerate(amw_periods)
-        if p in chosen
-    }
-    title = f"AMW detections, {'cumulative up to' if view == 'cumulative' else 'new in'} {period}"
-    return [
-        map_elements.period_layer([assets.amw_period_layer_url(p) for p in chosen], title, colours),
-        map_elements.period_legend(colours, title + " (Earth Genome, CC BY 4.0)"),
-    ]
-
-
 @st.cache_resource(max_entries=6, show_spinner="Building the map…")
 def _map(
     key: tuple,
@@ -214,7 +179,7 @@ def _map(
     colour_by: str,
     store_name: str | None,
     threshold: float | None,
-    amw: tuple[str, str] | None = None,
+    _periods: map_periods.PeriodChoice | None = None,
 ):
     """The map, built once per filter combination (key). Each rerun draws a copy of it: streamlit-folium adds
     the clicked patch to the map it is given, and the cached one is shared by sessions."""
@@ -233,7 +198,7 @@ def _map(
         css=assets.LEAFLET_CSS,
         reference_layers=layers,
         fetch_hints=leaflet.fetch_hints(configured_source()),
-        extra_layers=_amw_layers(*amw) if amw else (),
+        extra_layers=map_periods.layers(_periods) if _periods else (),
     )
 
 
@@ -248,10 +213,10 @@ key = (
     colour_by,
     threshold,
     loaders.store_version(store_name) if store_name else 0,
-    (amw_view, amw_period) if amw_on else None,
+    period_choice.key if period_choice else None,
 )
 try:
-    fmap = _map(key, shown, colour_by, store_name, threshold, (amw_view, amw_period) if amw_on else None)
+    fmap = _map(key, shown, colour_by, store_name, threshold, period_choice)
 except AsgmError as exc:  # leaflet.MapAssetError: a plugin file is missing
     page.show_error(exc, "Reinstall the project (`pip install -r requirements.txt`) and restore static/plugins.")
     st.stop()
@@ -294,7 +259,11 @@ def _map_and_panel() -> None:
             render=False,
         )
     place_msg = map_panel.take_click(view, out)  # AppTest (no change callback) or a value the callback did not see
+    found = map_periods.take_click(period_choice, st.session_state.get(map_panel.LAST_SEEN, {}).get("last_clicked"))
     with right:
+        if found:  # a click on a detection of the period layer: no need to say there is no labelled point there
+            map_periods.panel(found, store_name, index)
+            place_msg = None
         map_panel.panel(view, map_panel.selected(), place_msg)
         map_panel.aoi_summary()
         with st.expander("Download labels"):

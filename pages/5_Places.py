@@ -32,16 +32,36 @@ st.caption(
 c1, c2 = st.columns(2)
 choice = c1.radio("Places", [*ap.BOUNDARY_SETS, ap.UPLOAD], key="places_set")
 scans = ap.scan_source()
-det_choices = {"Amazon Mining Watch yearly detections (2018–2025 Q3)": D.DetectionSource("amw")}
+det_choices: dict[str, D.DetectionSource | None] = {
+    "Amazon Mining Watch yearly detections (2018–2025 Q3)": D.DetectionSource("amw")
+}
 if scans is not None:
-    det_choices["This project's scans (data/scans): detected footprint"] = scans
+    det_choices[scans[0]] = scans[1]
+det_choices[ap.DETECTIONS_UPLOAD] = None
 det_label = c2.radio("Detections", list(det_choices), key="places_detections")
 dsrc = det_choices[det_label]
+if dsrc is None:  # the user's own detections file, read by the same core reader as `asgm stats --detections FILE`
+    det_up = st.file_uploader(
+        f"Detections file: GeoJSON, GeoPackage, zipped Shapefile or KML of polygons (up to "
+        f"{MAX_FILE_BYTES // 2**20} MB; larger files are refused)",
+        type=["geojson", "json", "gpkg", "zip", "kml"],
+        key="places_det_upload",
+        help="Optional columns: 'Mined area (ha)' (or mined_ha) for the mined area, and 'period' or 'year'. "
+        "Without an area column the table counts the polygons' detected footprint.",
+    )
+    if det_up is None:
+        st.info(
+            "Upload a polygon file of detections (your own mapping, another model's output, …) to count them in "
+            "each place."
+        )
+        st.stop()
+    dsrc = D.DetectionSource("file", upload=(det_up.name, det_up.getvalue()))
 
 bsrc: B.BoundarySource | None = None
 if choice == ap.UPLOAD:
     up = st.file_uploader(
-        f"Boundary file: GeoJSON, GeoPackage, zipped Shapefile or KML of polygons (up to {MAX_FILE_BYTES // 2**20} MB)",
+        f"Boundary file: GeoJSON, GeoPackage, zipped Shapefile or KML of polygons (up to "
+        f"{MAX_FILE_BYTES // 2**20} MB; larger files are refused)",
         type=["geojson", "json", "gpkg", "zip", "kml"],
         key="places_upload",
     )
@@ -66,7 +86,7 @@ try:
     result = ap.stats(dsrc, bsrc)
     bnd = ap.boundaries(bsrc.key(), bsrc)
 except AsgmError as exc:
-    page.show_error(exc, "Pick another boundary set or fix the file; nothing was saved.")
+    page.show_error(exc, "Pick other inputs or fix the file and upload it again; nothing was saved.")
     st.stop()
 
 if result.synthetic:

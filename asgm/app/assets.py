@@ -74,18 +74,12 @@ def reference_layer_url(key: str) -> str:
 
 
 @st.cache_resource(max_entries=1, show_spinner="Reading Amazon Mining Watch's detection layers…")
-def _amw_detections() -> Any:
-    from asgm.places.detections import amw_detections
+def amw_detections() -> Any:
+    """AMW's detections, the one copy of this process: the one ``asgm.places`` counts with (a second copy of the
+    45,011 polygons for the map's layer files and clicks would double their memory)."""
+    from asgm.places.detections import DetectionSource
 
-    return amw_detections()
-
-
-def amw_periods() -> list[str]:
-    """AMW's periods in order (``2018`` ... ``2025Q3``)."""
-    from asgm import registry
-    from asgm.places import periods
-
-    return [periods.label(c) for c in registry.AMW_PERIODS]
+    return DetectionSource("amw").load()
 
 
 @st.cache_resource(max_entries=12, show_spinner="Preparing the detections of that period…")
@@ -102,6 +96,6 @@ def amw_period_layer_url(period: str) -> str:
         raise ValueError(f"unknown AMW period {period!r}")
     target = VENDOR_DIR / "layers" / f"amw_{period}_{registry.FILES[registry.amw_layer_key(code)].sha256[:12]}.geojson"
     if not target.is_file():
-        atomic.write_text(target, display_geojson(_amw_detections(), period))
+        atomic.write_text(target, display_geojson(amw_detections(), period))
         os.chmod(target, 0o644)
     return f"{STATIC_URL}/layers/{target.name}"

@@ -19,19 +19,24 @@ BOUNDARY_SETS = {
     "Amazon basin": "basin",
 }
 UPLOAD = "Upload a boundary file"
+DETECTIONS_UPLOAD = "Upload a detections file (polygons)"
 #: Outlines drawn on the map are simplified to about this tolerance (metres): the table uses the full polygons.
 DISPLAY_SIMPLIFY_M = 500.0
 
 
-def scan_source() -> D.DetectionSource | None:
-    """The project's finished scans (``<data>/scans``) as one detection source, or None when there are none."""
-    from asgm.places.vectors import PlaceInputError
+def scan_source() -> tuple[str, D.DetectionSource] | None:
+    """The project's finished scans (``<data>/scans``) as one detection series by scan year, with its label (the
+    years; SYNTHETIC when a scan is), or None when there are none."""
+    from asgm.places.series import scan_series
     from asgm.scan.request import scans_dir
 
-    try:
-        return D.detection_source(str(scans_dir())) if scans_dir().is_dir() else None
-    except PlaceInputError:
+    series = scan_series(scans_dir())
+    if series is None:
         return None
+    label = f"Your scans ({', '.join(series.periods)}): detected footprint" + (
+        " · SYNTHETIC" if series.synthetic else ""
+    )
+    return label, series.source
 
 
 def upload_columns(name: str, data: bytes) -> list[str]:

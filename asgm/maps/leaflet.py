@@ -24,17 +24,16 @@ import pandas as pd
 from branca.element import MacroElement
 
 from asgm.errors import AsgmError
-from asgm.maps.elements import (
+from asgm.maps.controls import (
     basemap_fallback,
     basemap_layers,
     html_legend,
     legend_control,
     patch_panes,
-    points_layer,
-    prob_colour,
-    remote_geojson_layer,
     swatch_legend,
 )
+from asgm.maps.point_layer import points_layer, prob_colour
+from asgm.maps.vector_layers import remote_geojson_layer
 
 #: URL prefix of ``static/plugins`` (Streamlit static serving).
 PLUGIN_URL = "/app/static/plugins"

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from asgm.maps.elements import PATCH_PANE, PATCH_PANE_RIGHT, _Script, _ScriptLayer
+from asgm.maps.controls import PATCH_PANE, PATCH_PANE_RIGHT
+from asgm.maps.elements import _Script, _ScriptLayer
 from asgm.maps.images import (
     OSM_COLOURS,
     false_colour,

@@ -68,7 +68,7 @@ class DetectionSource:
             for period in registry.AMW_PERIODS:
                 h.update(registry.FILES[registry.amw_layer_key(period)].sha256.encode())
         elif self.kind == "scans":
-            for folder in _scan_folders(self.path):
+            for folder in scan_folders(self.path):
                 h.update(file_sha256(folder / "scan.json").encode())
                 h.update(file_sha256(folder / "detections.geojson").encode())
         elif self.upload is not None:
@@ -105,7 +105,7 @@ def detection_source(value: str) -> DetectionSource:
         return DetectionSource("amw")
     path = Path(value).expanduser()
     if path.is_dir():
-        _scan_folders(path)  # refuse a folder with no scan now
+        scan_folders(path)  # refuse a folder with no scan now
         return DetectionSource("scans", path)
     if path.is_file():
         return DetectionSource("file", path)
@@ -135,7 +135,7 @@ def amw_detections() -> Detections:
     )
 
 
-def _scan_folders(path: Path | None) -> list[Path]:
+def scan_folders(path: Path | None) -> list[Path]:
     """Finished scan folders: ``path`` itself or its sub-folders (sorted); refuses a folder holding none."""
     if path is None or not path.is_dir():
         raise PlaceInputError(f"{path} is not a folder")
@@ -160,9 +160,9 @@ def _scan_folders(path: Path | None) -> list[Path]:
 def scan_detections(path: Path) -> Detections:
     """The detections of one or several finished scans, by scan year. A year's new footprint is what its
     scans detect outside every earlier year's detections (scans are snapshots, not "new" layers)."""
-    by_year: dict[int, list[object]] = {}
+    by_year: dict[int, list[tuple[str, object]]] = {}
     synthetic = False
-    for folder in _scan_folders(path):
+    for folder in scan_folders(path):
         try:
             manifest = json.loads((folder / "scan.json").read_text(encoding="utf-8"))
             year = int(manifest["identity"]["year"])
@@ -170,19 +170,24 @@ def scan_detections(path: Path) -> Detections:
             raise PlaceInputError(f"{folder}/scan.json is damaged (no identity.year); run the scan again") from None
         synthetic |= bool(manifest.get("synthetic"))
         polys = read_polygons(folder / "detections.geojson", "the scan detections") if _has_features(folder) else None
-        by_year.setdefault(year, []).extend([] if polys is None else list(polys.gdf.geometry))
-    rows_period, rows_geom = [], []
+        found = [] if polys is None else list(polys.gdf.geometry)
+        by_year.setdefault(year, []).extend((folder.name, g) for g in found)
+    rows_period: list[str] = []
+    rows_geom: list[object] = []
+    rows_scan: list[str] = []
     seen = shapely.Polygon()
     for year in sorted(by_year):
-        geoms = np.asarray(by_year[year], dtype=object)
+        geoms = np.asarray([g for _, g in by_year[year]], dtype=object)
         if len(geoms):
             new = shapely.difference(geoms, seen) if not seen.is_empty else geoms
             keep = ~shapely.is_empty(new)
             rows_geom.extend(new[keep])
             rows_period.extend([str(year)] * int(keep.sum()))
+            rows_scan.extend(name for (name, _), k in zip(by_year[year], keep, strict=True) if k)
             seen = shapely.union_all([seen, *geoms])
     gdf = gpd.GeoDataFrame(
-        {"period": rows_period, "mined_ha": np.full(len(rows_period), np.nan)},
+        # scan: the folder a detection comes from (the Map opens its windows in the Patch viewer)
+        {"period": rows_period, "mined_ha": np.full(len(rows_period), np.nan), "scan": rows_scan},
         geometry=gpd.GeoSeries(rows_geom, crs="EPSG:4326"),
         crs="EPSG:4326",
     )

@@ -72,8 +72,8 @@ def kml_bytes(gdf: gpd.GeoDataFrame, stats: PlaceStats) -> bytes:
 
 def display_geojson(det: Detections, period: str) -> str:
     """Compact GeoJSON of the detections of one period for a map: simplified (~30 m), coordinates rounded to
-    ~10 m, properties ``period``, ``mined_ha`` and ``footprint_ha`` (equal-area). Written with GEOS's own
-    GeoJSON writer: ``GeoDataFrame.to_json`` takes ~10x longer on AMW's layers."""
+    ~10 m, properties ``period``, ``mined_ha``, ``footprint_ha`` (equal-area) and, for scans, ``scan``. Written
+    with GEOS's own GeoJSON writer: ``GeoDataFrame.to_json`` takes ~10x longer on AMW's layers."""
     import numpy as np
     import shapely
 
@@ -85,10 +85,12 @@ def display_geojson(det: Detections, period: str) -> str:
     texts = shapely.to_geojson(geoms)
     mined = g["mined_ha"].to_numpy(dtype=float)
     label = json.dumps(period)
+    # a scan's detection names its scan (the popup says where it comes from)
+    scans = [f',"scan":{json.dumps(str(n))}' for n in g["scan"]] if "scan" in g else [""] * len(g)
     feats = [
         f'{{"type":"Feature","properties":{{"period":{label},"mined_ha":'
-        f'{"null" if np.isnan(m) else round(float(m), 2)},"footprint_ha":{round(float(a), 1)}}},"geometry":{t}}}'
-        for m, a, t in zip(mined, footprint, texts, strict=True)
+        f'{"null" if np.isnan(m) else round(float(m), 2)},"footprint_ha":{round(float(a), 1)}{sc}}},"geometry":{t}}}'
+        for m, a, sc, t in zip(mined, footprint, scans, texts, strict=True)
     ]
     return '{"type":"FeatureCollection","features":[' + ",".join(feats) + "]}"
 

@@ -325,6 +325,38 @@ def window_probability(s: FinishedScan, i: int, j: int) -> float | None:
     return None if np.isnan(p) else p
 
 
+def window_at(grid: scan_windows.ScanGrid, prob: np.ndarray, lon: float, lat: float) -> tuple[int, int] | None:
+    """The window (i, j) whose central cell holds (lon, lat): the window the scan scored for that place. None
+    outside the grid or where no window was scored (``prob`` NaN: outside the area, or masked)."""
+    import math
+
+    from pyproj import Transformer
+
+    x, y = Transformer.from_crs("EPSG:4326", f"EPSG:{grid.epsg}", always_xy=True).transform(lon, lat)
+    t = grid.cell_transform
+    j, i = math.floor((x - t.c) / t.a), math.floor((y - t.f) / t.e)
+    if not (0 <= i < grid.ny and 0 <= j < grid.nx) or np.isnan(prob[i, j]):
+        return None
+    return i, j
+
+
+def windows_covering(lon: float, lat: float, root: Path | None = None) -> list[tuple[str, int, int]]:
+    """(scan name, i, j) of every finished scan with a scored window at (lon, lat), newest scan first: the
+    windows a click on the map can open in the Patch viewer."""
+    out = []
+    for entry in list_scans(root):
+        if not entry.finished or not entry.grid:
+            continue
+        try:
+            grid = scan_windows.ScanGrid(**entry.grid)
+            hit = window_at(grid, _cells(entry.folder)["prob"], lon, lat)
+        except (ScanResultError, TypeError, ValueError):  # a damaged scan is listed as such on the Scan page
+            continue
+        if hit is not None:
+            out.append((entry.name, *hit))
+    return out
+
+
 # -- change between two scans --------------------------------------------------------------------------
 def comparable(a: ScanEntry, b: ScanEntry) -> bool:
     """Two different finished scans on the same grid (same area, window and stride) made by the same run (another

@@ -1,6 +1,6 @@
 """Browser test of the Places page and the Map's period layer, offline, on the real AMW layers and territories:
 move the period slider, click a territory on the map (it becomes the selected place), download the CSV; on the
-Map, switch AMW's layer on and move its period slider (the period's polygons are drawn; the time from the
+Map, switch the period layer on (AMW's) and move its period slider (the period's polygons are drawn; the time from the
 slider move to the drawn layer is printed)."""
 
 from __future__ import annotations
@@ -70,29 +70,58 @@ def test_slider_click_a_territory_and_download_the_csv(tmp_path, new_page):
     assert kayapo["new_mined_ha"].sum() > 100
 
 
+#: Whether some iframe of the page has drawn a period layer of ``n`` features. Read from the page, not from a frame
+#: handle: a rerun may replace the map's iframe, and a handle to the old frame then fails with "Frame was detached".
+PERIOD_DRAWN = """(n) => Array.from(document.querySelectorAll('iframe')).some(f => {
+    try { const w = f.contentWindow; return !!(w && w.asgmPeriodLayer && w.asgmPeriodLayer.features === n); }
+    catch (e) { return false; } })"""
+
+
+def _wait_period_layer(page, n: int) -> None:
+    page.wait_for_function(PERIOD_DRAWN, arg=n, timeout=120_000, polling=20)
+
+
 def test_map_period_slider_draws_the_period(tmp_path, new_page):
     page = new_page
     with app_server(_env(tmp_path), tmp_path) as url:
         page.goto(f"{url}/Map")
-        page.get_by_text("AMW's detections by period").wait_for(timeout=120_000)
-        page.get_by_text("AMW's detections by period").click()
+        toggle = page.get_by_text("Detections by period")
+        toggle.wait_for(timeout=120_000)
+        toggle.click()
+        # the view radio is enabled by the rerun the toggle starts
+        page.wait_for_function(
+            """() => Array.from(document.querySelectorAll('input[type=radio]')).some(r => {
+                     const l = r.closest('label'); return l && l.textContent.includes('new in') && !r.disabled; })""",
+            timeout=120_000,
+        )
         page.get_by_text("new in", exact=True).click()
-        frame = _frame(page)
-        frame.wait_for_function("() => window.asgmPeriodLayer !== undefined", timeout=120_000)
-        assert frame.evaluate("() => window.asgmPeriodLayer.features") == 2780  # AMW's layer of 2025 Q3
+        _wait_period_layer(page, 2780)  # AMW's layer of 2025 Q3
         timings = []
         for expected in (3004, 5232):  # 2025Q3 -> 2025Q2 -> 2024 (each period's file is written on first use)
             thumb = page.get_by_role("slider").last
             thumb.focus()
             t0 = time.perf_counter()
             thumb.press("ArrowLeft")
-            page.wait_for_function(
-                """(n) => { const f = document.querySelector('iframe'); const w = f && f.contentWindow;
-                           return w && w.asgmPeriodLayer && w.asgmPeriodLayer.features === n; }""",
-                arg=expected,
-                timeout=120_000,
-                polling=20,
-            )
+            _wait_period_layer(page, expected)
             timings.append(time.perf_counter() - t0)
         shot(page, "map_amw_2024")
         print(f"slider move -> period layer drawn: {', '.join(f'{t:.2f} s' for t in timings)}")
+        # a click on one of 2024's polygons: the panel beside the map gives its period and mined area
+        frame = next(f for f in page.frames if f.evaluate("() => !!window.asgmPeriodLayer"))
+        iframe = frame.frame_element()
+        iframe.scroll_into_view_if_needed()
+        xy = frame.evaluate(
+            f"""() => {{ const m = {LEAFLET}; let c = null; m.eachLayer(l => {{
+            if (!c && l.feature && l.feature.properties && l.feature.properties.period === '2024' && l.getBounds) {{
+                m.fitBounds(l.getBounds(), {{animate: false, maxZoom: 14}});
+                const p = m.latLngToContainerPoint(l.getBounds().getCenter()); c = {{x: p.x, y: p.y}}; }} }});
+            return c; }}"""
+        )
+        page.wait_for_timeout(500)
+        box = iframe.bounding_box()
+        page.mouse.click(box["x"] + xy["x"], box["y"] + xy["y"])
+        page.get_by_text("Detection, period 2024").first.wait_for(timeout=120_000)
+        assert (
+            "mined area"
+            in page.locator("[data-testid=stCaptionContainer]", has_text="detected footprint").first.inner_text()
+        )

@@ -8,9 +8,9 @@ import pytest
 
 from asgm.data.points import haversine_m
 from asgm.grid import patch_grid
-from asgm.maps import elements as map_elements
+from asgm.maps import controls as map_controls
 from asgm.maps import leaflet as maps_leaflet
-from asgm.maps import overlays
+from asgm.maps import overlays, point_layer
 
 LOCAL_JS = [("leaflet", "/app/static/vendor/leaflet/leaflet.js"), ("jquery", "/app/static/vendor/jquery/jquery.min.js")]
 LOCAL_CSS = [("leaflet_css", "/app/static/vendor/leaflet/leaflet.css")]
@@ -32,14 +32,14 @@ def _points() -> pd.DataFrame:
 
 
 def test_probability_colours_follow_the_stops():
-    assert map_elements.prob_colour(0.0) == map_elements.PROB_STOPS[0][1]
-    assert map_elements.prob_colour(1.0) == map_elements.PROB_STOPS[-1][1]
-    assert map_elements.prob_colour(0.5) == "#ffffbf"
+    assert point_layer.prob_colour(0.0) == point_layer.PROB_STOPS[0][1]
+    assert point_layer.prob_colour(1.0) == point_layer.PROB_STOPS[-1][1]
+    assert point_layer.prob_colour(0.5) == "#ffffbf"
     # halfway between the 0.5 and 0.75 stops: each channel halfway (ffffbf -> fdae61)
-    assert map_elements.prob_colour(0.625) == "#fed690"
-    assert map_elements.prob_colour(-3) == map_elements.prob_colour(0.0) and map_elements.prob_colour(
+    assert point_layer.prob_colour(0.625) == "#fed690"
+    assert point_layer.prob_colour(-3) == point_layer.prob_colour(0.0) and point_layer.prob_colour(
         7
-    ) == map_elements.prob_colour(1.0)
+    ) == point_layer.prob_colour(1.0)
 
 
 def test_map_names_no_remote_asset_and_carries_every_control():
@@ -72,7 +72,7 @@ def test_map_names_no_remote_asset_and_carries_every_control():
     ):
         assert url in html
     names = [getattr(el, "layer_name", "") for el in maps_leaflet._walk(m)]
-    assert map_elements.PLAIN_NAME in names and "Satellite (Esri World Imagery)" in names and "OpenStreetMap" in names
+    assert map_controls.PLAIN_NAME in names and "Satellite (Esri World Imagery)" in names and "OpenStreetMap" in names
 
 
 def test_a_plugin_without_a_local_copy_is_refused():
@@ -90,13 +90,13 @@ def test_a_plugin_without_a_local_copy_is_refused():
 
 
 def test_payload_has_probabilities_and_fetch_hints():
-    payload = map_elements.points_payload(_points(), "probability", "demo", maps_leaflet.fetch_hints())
+    payload = point_layer.points_payload(_points(), "probability", "demo", maps_leaflet.fetch_hints())
     rows = {r[2]: r for r in payload["p"]}
     assert rows["a-1"][3] == 0.91 and rows["a-2"][3] == 0.12 and rows["r-1"][3] == -1
     assert rows["r-1"][4] == 0 and payload["h"][rows["r-1"][7]] == "asgm patches fetch --source stac --points random"
     assert [r[2] for r in payload["p"]][0] == "r-1"  # points without a patch drawn first (underneath)
     with pytest.raises(ValueError):
-        map_elements.points_payload(_points(), "rainbow", "demo")
+        point_layer.points_payload(_points(), "rainbow", "demo")
 
 
 def test_footprint_is_the_patch_square_around_its_point():
@@ -125,7 +125,7 @@ def test_patch_overlay_with_swipe_and_osm():
     kinds = [type(c).__name__ for c in fg._children.values()]
     assert kinds.count("ImageOverlay") == 3 and "PatchSwipe" in kinds and "Rectangle" in kinds
     panes = [c.options.get("pane") for c in fg._children.values() if type(c).__name__ == "ImageOverlay"]
-    assert panes == [map_elements.PATCH_PANE, map_elements.PATCH_PANE, map_elements.PATCH_PANE_RIGHT]
+    assert panes == [map_controls.PATCH_PANE, map_controls.PATCH_PANE, map_controls.PATCH_PANE_RIGHT]
     rgb_only = Patch("x-2", 0, "curated", -63.0, 6.8, grid, np.full((3, 8, 8), 900, np.uint16), bands[:3])
     kinds = [type(c).__name__ for c in overlays.patch_overlay(rgb_only, None, split=True)._children.values()]
     assert kinds.count("ImageOverlay") == 1 and "PatchSwipe" not in kinds
