@@ -35,8 +35,9 @@ import pandas as pd
 from asgm import atomic
 from asgm.config import ExperimentConfig, models_dir, stores_dir
 from asgm.data.labels import HOLDOUT_FRACTION, LabelStore
-from asgm.data.store import Patch, PatchStore, check_name, with_store_encoding
+from asgm.data.store import Patch, PatchStore, check_name
 from asgm.errors import AsgmError, one_line
+from asgm.model.store_fit import with_store_encoding
 
 REVIEWED_SET = "reviewed"
 HOLDOUT_SPLIT = "review"

@@ -19,10 +19,10 @@ import real_scene
 from _engine import use_folders
 
 from asgm.config import DISPLAY_RGB_8BIT, REFLECTANCE, ExperimentConfig, InputEncoding
-from asgm.data.store import DN_SCALE, StoreMeta, store_encoding, with_store_encoding
+from asgm.data.store import DN_SCALE, StoreMeta
 from asgm.model import inference, runs
 from asgm.model.inputs import PatchSource, encode_bands, prepare_input
-from asgm.model.store_fit import encoding_note
+from asgm.model.store_fit import encoding_note, store_encoding, with_store_encoding
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 TOL = 1e-4
