@@ -177,8 +177,7 @@ def test_scan_parity_on_the_real_scene(scene, shipped, tmp_path):
             2021,
             "detector-default",
             tmp_path / f"scan-{kind}",
-            source=str(mosaic),
-            tile_windows=8,
+            driver.ScanOptions(source=str(mosaic), tile_windows=8),
         )
         assert summary["input_encoding"] == DISPLAY_RGB_8BIT.model_dump()
         with np.load(tmp_path / f"scan-{kind}" / "cells.npz") as z:
