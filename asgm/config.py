@@ -187,7 +187,7 @@ class ExperimentConfig(BaseModel):
     encoding: InputEncoding | None = Field(
         None,
         description="How band inputs are encoded (asgm.config.InputEncoding); None: the training store's, "
-        "recorded in the run's config.json when training starts (asgm.data.store.with_store_encoding).",
+        "recorded in the run's config.json when training starts (asgm.model.store_fit.with_store_encoding).",
     )
     members: tuple[str, ...] = Field(
         (),

@@ -32,6 +32,7 @@ def main() -> None:
     args = ap.parse_args()
     os.environ["ASGM_DATA_DIR"] = tempfile.mkdtemp(prefix="asgm-jobs-bench-")
     from asgm.jobs import runner as jobs
+    from asgm.jobs import supervisor
 
     jobs.list_jobs()  # warm-up: the first listing imports the run store (pandas)
     bare, to_running, to_done, sup_rss, ref_rss = [], [], [], [], []
@@ -62,7 +63,7 @@ def main() -> None:
     )
     print(
         f"running -> ended for a 1 s command: median {med(to_done) * 1000:.0f} ms beyond the 1 s (includes the "
-        f"command's own interpreter start; supervisor poll interval {jobs.POLL_S * 1000:.0f} ms)"
+        f"command's own interpreter start; supervisor poll interval {supervisor.POLL_S * 1000:.0f} ms)"
     )
     print(
         f"supervisor RSS: median {med(sup_rss):.1f} MB (bare interpreter: {med(ref_rss):.1f} MB, "

@@ -112,7 +112,9 @@ def _scan_once(run_id: str, mosaic: Path, out: Path, **kw: Any) -> tuple[Callabl
 
     def run() -> int:
         count[0] += 1
-        summary.update(driver.scan(_aoi(mosaic), 2021, run_id, out / f"r{count[0]}", source=str(mosaic), **kw))
+        summary.update(
+            driver.scan(_aoi(mosaic), 2021, run_id, out / f"r{count[0]}", driver.ScanOptions(source=str(mosaic)), **kw)
+        )
         return int(summary["windows_scored"])
 
     return run, summary
@@ -127,7 +129,11 @@ def _memory_child(args: argparse.Namespace) -> None:
     base = _rss_mb()
     t0 = time.perf_counter()
     s = driver.scan(
-        _aoi(Path(args.mosaic)), 2021, args.run_id, args.out, source=args.mosaic, tile_windows=args.tile_windows
+        _aoi(Path(args.mosaic)),
+        2021,
+        args.run_id,
+        args.out,
+        driver.ScanOptions(source=args.mosaic, tile_windows=args.tile_windows),
     )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(

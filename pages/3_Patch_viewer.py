@@ -233,10 +233,10 @@ with right:
                 st.caption("The selected run uses no OSM channels, so toggling layers only changes the picture.")
             if gradcam_on:
                 from asgm.maps import images
-                from asgm.model import inference
+                from asgm.model import explain
 
                 model, config, x = loaders.model_input(run_id, store_name, sid)
-                cam = inference.gradcam(model, x)
+                cam = explain.gradcam(model, x)
         except AsgmError as exc:
             page.show_error(exc, "Retrain the run on the Train page, or pick another run in the sidebar.")
 

@@ -9,7 +9,7 @@ import streamlit as st
 from asgm.app import loaders, page
 from asgm.errors import AsgmError
 from asgm.maps import figures
-from asgm.review import retrain
+from asgm.review import report
 from asgm.training.experiments import TABLE1_PUBLISHED
 
 page.page_setup("Compare")
@@ -67,7 +67,7 @@ if not table.empty:
     st.subheader("F1 with 95 % confidence intervals")
     st.plotly_chart(figures.f1_ci_figure(table), width="stretch")
 
-reviewed = [(r, rep) for r in done if (rep := retrain.read_report(r.run_id))]
+reviewed = [(r, rep) for r in done if (rep := report.read_report(r.run_id))]
 if reviewed:
     st.subheader("Trained with reviewed labels: before / after")
     for r, rep in reviewed:
@@ -78,7 +78,7 @@ if reviewed:
             f"{c['dropped_near_test']} dropped near test patches, {c['on_test_patches']} on test patches."
         )
         st.dataframe(
-            retrain.report_table(rep),
+            report.report_table(rep),
             hide_index=True,
             width="stretch",
             column_config={

@@ -54,6 +54,7 @@ import pytest
 import rasterio
 from _engine import toy_store
 from shapely.geometry import LineString
+from ui_env import page_script
 
 from asgm.cli import main
 from asgm.config import RGB_BANDS, ExperimentConfig
@@ -621,7 +622,7 @@ def test_foreground_train_refuses_a_duplicate_of_a_running_run(data_env, capsys)
 
 
 @pytest.mark.parametrize(
-    "page", ["app.py", "pages/2_Map.py", "pages/3_Patch_viewer.py", "pages/7_Train.py", "pages/8_Compare.py"]
+    "page", ["app.py", page_script("Map"), page_script("Patch viewer"), page_script("Train"), page_script("Compare")]
 )
 def test_the_app_stays_up_with_a_cut_index_and_a_corrupt_run(data_env, monkeypatch, page):
     from streamlit.testing.v1 import AppTest
@@ -637,7 +638,7 @@ def test_the_app_stays_up_with_a_cut_index_and_a_corrupt_run(data_env, monkeypat
     at.query_params["store"] = "demo"
     at.run()
     assert not at.exception
-    if page in ("pages/2_Map.py", "pages/3_Patch_viewer.py"):  # the pages that read the store say what is wrong
+    if page in (page_script("Map"), page_script("Patch viewer")):  # the pages that read the store say what is wrong
         assert any("the index was truncated" in e.value for e in at.error)
 
 
@@ -1109,7 +1110,7 @@ def test_advice_fits_the_case(data_env, capsys):
     assert snapshot(store.root) == before
 
 
-@pytest.mark.parametrize("page", ["pages/2_Map.py", "pages/3_Patch_viewer.py", "pages/7_Train.py"])
+@pytest.mark.parametrize("page", [page_script("Map"), page_script("Patch viewer"), page_script("Train")])
 def test_pages_stay_up_with_a_store_json_of_wrong_types(data_env, monkeypatch, page):
     from streamlit.testing.v1 import AppTest
 

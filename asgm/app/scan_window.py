@@ -15,7 +15,7 @@ from asgm.app import loaders, page, review
 from asgm.config import ExperimentConfig
 from asgm.errors import AsgmError
 from asgm.maps import images
-from asgm.model import inference, runs
+from asgm.model import explain, inference, runs
 from asgm.review import items as review_items
 from asgm.review import queue as review_queue
 from asgm.scan import results as scan_results
@@ -95,7 +95,7 @@ def show(name: str, window: str) -> None:
             if recorded is not None:
                 st.caption(f"The scan recorded {recorded:.4f} for this window.")
             if gradcam_on:
-                cam = inference.gradcam(loaders.load_model(run_id), inference.prepare_input(patch, None, config))
+                cam = explain.gradcam(loaders.load_model(run_id), inference.prepare_input(patch, None, config))
         except AsgmError as exc:
             page.show_error(exc, "The scan's run is gone or changed: retrain it, or scan again with another run.")
         _review(name, f"{i},{j}", run_id, shown)

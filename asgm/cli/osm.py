@@ -190,6 +190,7 @@ def _open_store(name: str) -> PatchStore:
 
 def _fetch(args: argparse.Namespace) -> dict[str, Any]:
     from asgm.osm import fetch as F
+    from asgm.osm import local_xml
     from asgm.osm import queries as Q
 
     if args.retries < 0 or args.timeout <= 0 or args.backoff < 0:
@@ -199,7 +200,9 @@ def _fetch(args: argparse.Namespace) -> dict[str, Any]:
         if args.xml:
             if args.date not in ("auto", "current"):
                 raise CommandError("--date applies to Overpass queries; an OSM XML file is what it is (drop --date)")
-            result = F.fetch_xml(args.xml, keys=args.keys, runway=bool(args.runway_points), refresh=args.refresh)
+            result = local_xml.fetch_xml(
+                args.xml, keys=args.keys, runway=bool(args.runway_points), refresh=args.refresh
+            )
         else:
             if args.area:
                 query = Q.area_query(args.area, cell_deg=args.cell_deg)

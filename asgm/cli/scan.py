@@ -78,25 +78,28 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
 
     scheduler = None if args.scheduler in ("none", "") else args.scheduler
     try:
-        return driver.scan(
-            args.aoi,
-            args.year,
-            args.run,
-            args.out,
+        options = driver.ScanOptions(
             source=args.source,
             stac_url=args.stac_url,
             stride=args.stride,
             high=args.high,
             low=args.low,
             tile_windows=args.tile_windows,
-            batch_size=args.batch_size,
             max_masked=args.max_masked,
             max_area_km2=args.max_area_km2,
+            spatial_prior=prior_from_args(args),
+        )
+        return driver.scan(
+            args.aoi,
+            args.year,
+            args.run,
+            args.out,
+            options,
+            batch_size=args.batch_size,
             scheduler=scheduler,
             workers=args.workers,
             progress=progress,
             overwrite=args.overwrite,
-            spatial_prior=prior_from_args(args),
         )
     finally:
         if bar:

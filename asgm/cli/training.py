@@ -358,7 +358,7 @@ def train_with_labels(args: argparse.Namespace) -> dict[str, Any]:
     (``asgm.review.retrain``), with the before/after report. ``--detach`` starts it as a background job."""
     from asgm.jobs.runner import report_progress
     from asgm.model import runs
-    from asgm.review import retrain
+    from asgm.review import report, retrain
     from asgm.training import train
 
     parent = args.from_run or runs.default_run_id()
@@ -413,7 +413,7 @@ def train_with_labels(args: argparse.Namespace) -> dict[str, Any]:
     info = runs.get_run(run_id)
     if info.status != "completed":
         raise CommandError(f"run {run_id} ended {info.status}: {info.error}")
-    return retrain.compare(plan, run_id)
+    return report.compare(plan, run_id)
 
 
 def human_with_labels(r: dict[str, Any]) -> str:

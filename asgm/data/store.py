@@ -1,16 +1,6 @@
-"""The patch store: one GeoTIFF per patch (UTM, 10 m, centred on its point) plus an index table.
-
-Layout of ``data/stores/<name>/``::
-
-    store.json          what the store holds: source, bands, product level, date range, credits
-    index.csv           one row per patch (sample_id, label, set, lon, lat, epsg, ...), GIS-readable;
-                        store.json records how many rows it has, so a cut index is detected
-    patches/<id>.tif    Sentinel-2 digital numbers (reflectance x 10000) as uint16, 0 = no data
-    osm/<id>.tif        optional OSM masks on the very same grid, one uint8 band per layer
-    osm.json            how the OSM masks were made (layers in order, buffer, snapshot date, ...)
-
-Every write is atomic (temp file, then rename). No pickles anywhere. ``PatchStore.check`` verifies the
-files against the index (present, readable, right size, dtype and bands; masked share from the pixels).
+"""The patch store: one GeoTIFF per patch (UTM, 10 m, centred on its point) plus an index table, in
+``data/stores/<name>/`` (the files: ``asgm.data.store_files``). ``PatchStore`` opens, writes, reads and
+summarises a store; ``asgm.data.store_check.check_store`` verifies the files against the index.
 """
 
 from __future__ import annotations
@@ -25,8 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from asgm import atomic
-from asgm.config import DISPLAY_RGB_8BIT, REFLECTANCE, ExperimentConfig, InputEncoding, stores_dir
-from asgm.errors import AsgmError, one_line
+from asgm.config import stores_dir
+from asgm.data.store_files import INDEX_COLUMNS, read_index, recorded_counts, write_geotiff
+from asgm.errors import AsgmError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -42,29 +33,8 @@ DN_SCALE = 10000.0
 #: A pixel is masked when its mean over the bands is below this many DN (study's ``filter_black``).
 MASKED_DN = 10.0
 
-INDEX_COLUMNS = [
-    "sample_id",
-    "label",
-    "set",
-    "lon",
-    "lat",
-    "epsg",
-    "size",
-    "source",
-    "bands",
-    "date_start",
-    "date_end",
-    "product_level",
-    "masked_fraction",
-    "path",
-    "year",
-    "clear_threshold",
-    "confuser",
-]
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-#: Index columns a row cannot do without (a row missing one was cut short).
-_REQUIRED = ["sample_id", "label", "set", "lon", "lat", "epsg", "size", "masked_fraction"]
 
 
 class PatchStoreError(AsgmError):
@@ -94,7 +64,7 @@ class StoreMeta:
     by_label: dict[str, int] | None = None
     by_set: dict[str, int] | None = None
     #: How the pixels are encoded (``asgm.config.InputEncoding`` as a dict); None for stores made before it was
-    #: recorded (``store_encoding`` then tells it from the source).
+    #: recorded (``asgm.model.store_fit.store_encoding`` then tells it from the source).
     encoding: dict[str, Any] | None = None
 
     @classmethod
@@ -155,39 +125,6 @@ class Patch:
     def masked_fraction(self) -> float:
         """Share of pixels whose mean over the bands is below 10 DN (cloud-masked or no data)."""
         return masked_fraction(self.data)
-
-
-#: Sources whose stores hold Earth Genome's display-stretched chips (asgm.sources.gallery).
-GALLERY_SOURCES = ("demo", "amazon")
-
-
-def store_encoding(meta: StoreMeta) -> InputEncoding:
-    """The encoding of a store's pixels: the one ``store.json`` records, else (stores built before it was
-    recorded) ``display_rgb_8bit`` for the gallery packs and ``reflectance`` for every other store."""
-    if meta.encoding is not None:
-        try:
-            return InputEncoding.model_validate(meta.encoding)
-        except ValueError as exc:  # pydantic's ValidationError is a ValueError
-            raise PatchStoreError(
-                f"store {meta.name!r} records an invalid encoding {meta.encoding!r} "
-                f"({one_line(exc)}); rebuild the store"
-            ) from None
-    if meta.source in GALLERY_SOURCES or "stretch" in meta.extra:
-        return DISPLAY_RGB_8BIT
-    return REFLECTANCE
-
-
-def with_store_encoding(config: ExperimentConfig, root: Path | None = None) -> ExperimentConfig:
-    """``config`` with its input encoding filled in from its training store when it records none (configs
-    written before encodings were recorded, or a new config about to train). A training store that is gone
-    leaves the gallery packs' names (``demo``, ``amazon``) their encoding and every other name reflectance."""
-    if config.encoding is not None:
-        return config
-    try:
-        encoding = store_encoding(PatchStore.open(config.store, root=root).meta)
-    except PatchStoreError:
-        encoding = DISPLAY_RGB_8BIT if config.store in GALLERY_SOURCES else REFLECTANCE
-    return config.model_copy(update={"encoding": encoding})
 
 
 def masked_fraction(data: np.ndarray) -> float:
@@ -286,49 +223,8 @@ class PatchStore:
 
     def _load_index(self) -> pd.DataFrame:
         if self._index is None:
-            self._index = self._read_index()
+            self._index = read_index(self.root, self.name, self.meta.patches, PatchStoreError)
         return self._index
-
-    def _read_index(self) -> pd.DataFrame:
-        """index.csv, checked: present when the store has patches, parseable, rows complete, and not
-        shorter than the count store.json recorded at the last write."""
-        import pandas as pd
-
-        path = self.root / "index.csv"
-        fix = "rebuild the store (or fetch its patches again); `asgm patches check --store NAME` lists what is wrong"
-        fix = fix.replace("NAME", self.name)
-        if not path.exists():
-            files = len(list((self.root / "patches").glob("*.tif")))
-            if files or self.meta.patches:
-                raise PatchStoreError(
-                    f"the index of store {self.name!r} ({path}) is missing although {files} patch file(s) are "
-                    f"present (store.json records {self.meta.patches}); {fix}"
-                )
-            return pd.DataFrame(columns=INDEX_COLUMNS)
-        try:
-            df = pd.read_csv(path, dtype={"sample_id": str, "set": str, "bands": str})
-        except pd.errors.EmptyDataError:
-            raise PatchStoreError(f"the index of store {self.name!r} ({path}) is empty (0 bytes); {fix}") from None
-        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise PatchStoreError(f"the index of store {self.name!r} ({path}) is corrupt ({exc}); {fix}") from None
-        lacking = [c for c in _REQUIRED if c not in df.columns]
-        if lacking:
-            raise PatchStoreError(f"the index of store {self.name!r} ({path}) lacks columns {lacking}; {fix}")
-        cut = df[df[_REQUIRED].isna().any(axis=1)]
-        if len(cut):
-            where = ", ".join(
-                f"line {i + 2} ({sid})" for i, sid in zip(cut.index[:3], cut["sample_id"][:3], strict=True)
-            )
-            raise PatchStoreError(
-                f"the index of store {self.name!r} ({path}) has {len(cut)} incomplete row(s): {where}; the file was "
-                f"cut short or edited; {fix}"
-            )
-        if self.meta.patches is not None and len(df) < self.meta.patches:
-            raise PatchStoreError(
-                f"the index of store {self.name!r} ({path}) lists {len(df)} patches but store.json records "
-                f"{self.meta.patches}: the index was truncated; {fix}"
-            )
-        return df.fillna({"date_start": "", "date_end": "", "confuser": ""})
 
     def _write_index(self) -> None:
         df = self._load_index().sort_values("sample_id").reset_index(drop=True)
@@ -366,7 +262,6 @@ class PatchStore:
 
     def _write_file(self, patch: Patch) -> dict[str, Any]:
         import numpy as np
-        import rasterio
 
         data = np.asarray(patch.data)
         if data.ndim != 3 or data.shape[0] != len(patch.bands):
@@ -389,25 +284,7 @@ class PatchStore:
             "product_level": patch.product_level,
             "units": "reflectance x 10000 (DN)",
         }
-        with atomic.atomic_path(path) as tmp:
-            with rasterio.open(
-                tmp,
-                "w",
-                driver="GTiff",
-                width=patch.grid.size,
-                height=patch.grid.size,
-                count=len(patch.bands),
-                dtype="uint16",
-                crs=patch.grid.crs,
-                transform=patch.grid.transform,
-                nodata=0,
-                compress="deflate",
-            ) as dst:
-                dst.write(data)
-                dst.update_tags(**tags)
-                for i, band in enumerate(patch.bands, start=1):
-                    dst.set_band_description(i, band)
-            _written(tmp, data, path)
+        write_geotiff(path, data, patch.grid.crs, patch.grid.transform, patch.bands, tags, nodata=0)
         return {
             "sample_id": patch.sample_id,
             "label": int(patch.label),
@@ -505,23 +382,7 @@ class PatchStore:
             crs, transform, shape = src.crs, src.transform, (src.height, src.width)
         if masks.shape != (len(layers), *shape):
             raise PatchStoreError(f"{sample_id}: OSM masks of shape {masks.shape}, expected {(len(layers), *shape)}")
-        with atomic.atomic_path(self.osm_path(sample_id)) as tmp:
-            with rasterio.open(
-                tmp,
-                "w",
-                driver="GTiff",
-                width=shape[1],
-                height=shape[0],
-                count=len(layers),
-                dtype="uint8",
-                crs=crs,
-                transform=transform,
-                compress="deflate",
-            ) as dst:
-                dst.write(masks.astype(np.uint8))
-                for i, layer in enumerate(layers, start=1):
-                    dst.set_band_description(i, layer)
-            _written(tmp, masks.astype(np.uint8), self.osm_path(sample_id))
+        write_geotiff(self.osm_path(sample_id), masks.astype(np.uint8), crs, transform, layers)
 
     def read_osm(self, sample_id: str) -> tuple[np.ndarray, tuple[str, ...]] | None:
         """(layers, H, W) uint8 masks and their layer names, or None when the patch has none."""
@@ -554,7 +415,7 @@ class PatchStore:
         The counts come from store.json when it recorded them at the last write of the index and the index
         still has that many lines (no pandas, no parse: the app's first page lists every store); otherwise
         (older stores, an index changed since) from the index itself, whose checks then report any damage."""
-        counts = self._recorded_counts()
+        counts = recorded_counts(self.root, self.meta.patches, self.meta.by_label, self.meta.by_set)
         if counts is None:
             df = self.index()
             counts = (int(len(df)), _counts(df, "label"), _counts(df, "set"))
@@ -576,22 +437,6 @@ class PatchStore:
             "credits": list(self.meta.credits),
         }
 
-    def _recorded_counts(self) -> tuple[int, dict[str, int], dict[str, int]] | None:
-        """(patches, by_label, by_set) as store.json recorded them, when they agree with each other and with
-        the lines of index.csv (a header plus one line per patch); None when they cannot be trusted."""
-        n, by_label, by_set = self.meta.patches, self.meta.by_label, self.meta.by_set
-        if n is None or by_label is None or by_set is None:
-            return None
-        if sum(by_label.values()) != n or sum(by_set.values()) != n:
-            return None
-        try:
-            lines = (self.root / "index.csv").read_bytes().count(b"\n")
-        except OSError:
-            return None
-        if lines != n + 1:
-            return None
-        return n, dict(by_label), dict(by_set)
-
 
 def _number_or_none(value: Any) -> float | None:
     """An index cell as a float, None when empty (NaN) or absent (stores built before the column)."""
@@ -600,26 +445,6 @@ def _number_or_none(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return None if number != number else number
-
-
-def _written(tmp: Path, data: np.ndarray, target: Path) -> None:
-    """Read a just-written GeoTIFF back: GDAL only logs a failed write (a full disk, a file size limit) and
-    leaves a cut file, so a file that does not read back as ``data`` is a ``DiskFullError`` before it can
-    replace ``target``."""
-    import numpy as np
-    import rasterio
-    from rasterio.errors import RasterioError
-
-    try:
-        with rasterio.open(tmp) as src:
-            same = bool(np.array_equal(src.read(), data))
-    except (RasterioError, OSError):
-        same = False
-    if not same:
-        raise atomic.DiskFullError(
-            f"could not write {target} completely (the disk or quota is probably full); free disk space and try "
-            "again. The previous version of the file, if any, is unchanged"
-        )
 
 
 def _counts(df: pd.DataFrame, column: str) -> dict[str, int]:

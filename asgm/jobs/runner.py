@@ -1,9 +1,8 @@
 """The one background job runner: everything long that the app starts (patch fetch, OSM fetch and
 rasterize, training, the demo preparation) runs as a detached job.
 
-A job is a supervisor process (``python -m asgm.jobs.runner supervise FOLDER``) that runs one command
-(normally an ``asgm`` CLI command, ``python -m asgm ...``) as its child and owns the job folder
-``<data>/jobs/<job_id>/``:
+A job is a supervisor process (``python -m asgm.jobs.supervisor FOLDER``) that runs one command (normally an
+``asgm`` CLI command, ``python -m asgm ...``) as its child and owns the job folder ``<data>/jobs/<job_id>/``:
 
     job.json       what to run: command, kind, title, duplicate key, log/progress/cancel files
     status.json    status (queued|running|completed|failed|cancelled), pids, times, one-line error
@@ -11,23 +10,15 @@ A job is a supervisor process (``python -m asgm.jobs.runner supervise FOLDER``) 
     log.txt        the command's stdout and stderr (a training job logs into its run folder instead)
     cancel         present when a cancel was requested
 
-The supervisor is started in its own session, so a job outlives page reloads and app restarts. A
-cancel is seen by the supervisor within half a second: it writes the command's own cancel file when
-it has one (training stops cleanly after the current batch) and otherwise, or after a grace period,
-terminates the command. A job whose supervisor died without writing an end state (``kill -9``, out
-of memory, reboot) is reported ``failed`` with an error starting "crashed". The child dies with its
-supervisor (Linux parent-death signal), so a crash leaves no orphan behind.
-
-No third-party imports at module level: the supervisor starts fast and the app's pages stay light.
+This module launches, lists, cancels and restarts jobs; the supervisor (its loop, cancel handling, crash
+detection) is ``asgm.jobs.supervisor``. No third-party imports at module level: the app's pages stay light.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -40,6 +31,7 @@ from typing import Any
 from asgm import atomic
 from asgm.config import PROJECT_ROOT, data_dir
 from asgm.errors import AsgmError
+from asgm.jobs.supervisor import DEFAULT_CANCEL_GRACE_S, JOB_DIR_ENV, now, pid_alive, read_json, set_status
 
 __all__ = [
     "JobError",
@@ -58,11 +50,6 @@ __all__ = [
 
 STATES = ("queued", "running", "completed", "failed", "cancelled")
 ACTIVE = ("queued", "running")
-#: Environment variable naming the job folder, set for the command so ``report_progress`` finds it.
-JOB_DIR_ENV = "ASGM_JOB_DIR"
-POLL_S = 0.5
-#: Seconds a command with its own cancel file gets to stop by itself before it is terminated.
-DEFAULT_CANCEL_GRACE_S = 60.0
 #: Finished jobs whose folders (log, status) are kept; older ones are removed when a job is launched.
 KEEP_FINISHED = 50
 
@@ -71,44 +58,13 @@ KEEP_FINISHED = 50
 _CHILDREN: dict[str, subprocess.Popen] = {}
 
 
-def pid_alive(pid: int | None) -> bool:
-    """True when ``pid`` is a live (non-zombie) process."""
-    if not pid:
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{int(pid)}/stat")
-    try:
-        # Field 3 is the state; 'Z' is a zombie (finished, not yet reaped by its parent).
-        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 class JobError(AsgmError):
     """A job cannot be started, found or cancelled; the message says why and what to do."""
-
-
-def now() -> str:
-    """UTC time in ISO form; milliseconds so that jobs launched within one second keep their order."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def jobs_dir() -> Path:
     """Root of the job folders (``<ASGM_DATA_DIR>/jobs``)."""
     return data_dir() / "jobs"
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 @dataclass
@@ -195,7 +151,7 @@ def _progress_of(spec: dict[str, Any], folder: Path) -> dict[str, Any]:
     """The command's progress as {done, total, message, eta_s, ...}; a training run's progress.json
     (epoch/epochs) is read as done/total."""
     path = Path(spec.get("progress_file") or folder / "progress.json")
-    p = _read_json(path)
+    p = read_json(path)
     if "done" not in p and "epoch" in p:
         p = {**p, "done": p.get("epoch"), "total": p.get("epochs"), "message": p.get("message") or "epochs"}
     return p
@@ -210,8 +166,8 @@ def _read_pid(folder: Path) -> int | None:
 
 def _info(folder: Path) -> JobInfo:
     """Read one job folder; a job whose supervisor died without an end state is 'failed' (crashed)."""
-    spec = _read_json(folder / "job.json")
-    status = _read_json(folder / "status.json")
+    spec = read_json(folder / "job.json")
+    status = read_json(folder / "status.json")
     state: str = status["status"] if status.get("status") in STATES else "failed"
     error = status.get("error")
     if not spec:
@@ -399,13 +355,13 @@ def _launch_locked(
         "extra": extra or {},
     }
     atomic.write_json(folder / "job.json", spec)
-    _set_status(folder, "queued", created=spec["created"], pid=None, error=None)
+    set_status(folder, "queued", created=spec["created"], pid=None, error=None)
     child_env = {**os.environ, **(env or {})}
     # The supervisor and its command must import this very package even when launched from elsewhere.
     child_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), child_env.get("PYTHONPATH", "")) if p)
     with open(folder / "supervisor.log", "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "asgm.jobs.runner", "supervise", str(folder)],
+            [sys.executable, "-m", "asgm.jobs.supervisor", str(folder)],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -424,7 +380,7 @@ def relaunch(job_id: str, max_active: int | None = None) -> JobInfo:
     old = get_job(job_id)
     if old.active or old.status == "completed":
         raise JobError(f"job {job_id} is {old.status}; only failed or cancelled jobs can be started again")
-    spec = _read_json(old.folder / "job.json")
+    spec = read_json(old.folder / "job.json")
     steps = spec.get("steps") or [spec["command"]]
 
     def path(name: str) -> Path | None:
@@ -479,115 +435,3 @@ def report_progress(
 
 
 _LAST_REPORT: dict[str, Any] = {}
-
-
-# -- the supervisor ------------------------------------------------------------------------------------
-def _set_status(folder: Path, status: str, **fields: Any) -> None:
-    current = _read_json(folder / "status.json")
-    current.update(fields, status=status, updated=now())
-    atomic.write_json(folder / "status.json", current)
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: get SIGTERM when the supervisor dies (Linux), so no orphan is left."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
-    except (OSError, AttributeError):
-        pass
-
-
-def _last_line(log: Path) -> str:
-    """The last non-empty log line (the CLI's one-line error), progress-bar carriage returns removed."""
-    try:
-        with open(log, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - 8000))
-            text = fh.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
-    lines = [seg.strip() for line in text.splitlines() for seg in line.split("\r")[-1:] if seg.strip()]
-    return lines[-1][:500] if lines else ""
-
-
-def _run_step(
-    folder: Path, spec: dict[str, Any], step: list[str], log: Path, cancel_file: Path | None, index: int
-) -> int:
-    """Run one command of the job to its end, acting on a cancel request; returns its exit status."""
-    env = {**os.environ, JOB_DIR_ENV: str(folder), "PYTHONUNBUFFERED": "1"}
-    with open(log, "ab") as out:
-        out.write(f"[{now()}] job {folder.name} step {index + 1}: python {' '.join(step)}\n".encode())
-        out.flush()
-        proc = subprocess.Popen(
-            [sys.executable, *step],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            cwd=str(PROJECT_ROOT),
-            preexec_fn=_die_with_parent,
-        )
-    _set_status(
-        folder,
-        "running",
-        pid=os.getpid(),
-        child_pid=proc.pid,
-        step=index + 1,
-        **({"started": now()} if index == 0 else {}),
-    )
-    cancelled_at: float | None = None
-    terminated = False
-    while True:
-        try:
-            return proc.wait(timeout=POLL_S)
-        except subprocess.TimeoutExpired:
-            pass
-        if cancelled_at is None and (folder / "cancel").exists():
-            cancelled_at = time.monotonic()
-            if cancel_file is not None:
-                atomic.write_text(cancel_file, now() + "\n")  # the command stops itself cleanly
-            else:
-                proc.terminate()
-                terminated = True
-        elif (
-            cancelled_at is not None
-            and not terminated
-            and time.monotonic() - cancelled_at > float(spec.get("cancel_grace_s", DEFAULT_CANCEL_GRACE_S))
-        ):
-            proc.terminate()
-            terminated = True
-        elif terminated and cancelled_at is not None and time.monotonic() - cancelled_at > 30:
-            proc.kill()
-
-
-def supervise(folder: Path) -> int:
-    """Run the job in ``folder`` to its end state (the body of ``python -m asgm.jobs.runner supervise``)."""
-    spec = _read_json(folder / "job.json")
-    log = Path(spec["log"])
-    log.parent.mkdir(parents=True, exist_ok=True)
-    cancel_file = Path(spec["cancel_file"]) if spec.get("cancel_file") else None
-    if (folder / "cancel").exists():
-        _set_status(folder, "cancelled", finished=now(), error="cancelled before it started")
-        return 0
-    code = 0
-    for i, step in enumerate(spec.get("steps") or [spec["command"]]):
-        code = _run_step(folder, spec, step, log, cancel_file, i)
-        if code != 0 or (folder / "cancel").exists():
-            break
-    cancelled = (folder / "cancel").exists() or (cancel_file is not None and cancel_file.exists())
-    if cancelled:
-        _set_status(folder, "cancelled", finished=now(), returncode=code, error="cancelled on request")
-    elif code == 0:
-        _set_status(folder, "completed", finished=now(), returncode=code, error=None)
-    else:
-        why = _last_line(log) or f"the command exited with status {code}"
-        _set_status(folder, "failed", finished=now(), returncode=code, error=why)
-    return 0
-
-
-if __name__ == "__main__":
-    if sys.argv[1:2] == ["supervise"] and len(sys.argv) == 3:
-        sys.exit(supervise(Path(sys.argv[2])))
-    print("usage: python -m asgm.jobs.runner supervise JOB_FOLDER", file=sys.stderr)
-    sys.exit(2)

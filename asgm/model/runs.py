@@ -36,9 +36,9 @@ from pydantic import ValidationError
 
 from asgm import atomic
 from asgm.config import ExperimentConfig, invalid_fields, models_dir
-from asgm.data.store import with_store_encoding
 from asgm.errors import AsgmError, one_line
-from asgm.jobs.runner import pid_alive
+from asgm.jobs.supervisor import pid_alive
+from asgm.model.store_fit import with_store_encoding
 
 if TYPE_CHECKING:
     import pandas as pd

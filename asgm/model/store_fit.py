@@ -1,5 +1,6 @@
 """Does a patch store fit an experiment config? One check for "can this store train this config" and "can
-this run classify this store's patches" (a run is its config), reporting every problem at once.
+this run classify this store's patches" (a run is its config), reporting every problem at once; and the input
+encoding a store's pixels are in (``store_encoding``), which a config without one takes (``with_store_encoding``).
 
 Used by ``asgm.model.inputs.check_store`` (training, CLI and background runs), ``asgm.model.runs.launch`` (nothing
 is launched that would fail in the background), and the app's Train, Map and Patch viewer pages.
@@ -7,8 +8,11 @@ is launched that would fail in the background), and the app's Train, Map and Pat
 
 from __future__ import annotations
 
-from asgm.config import REFLECTANCE, ExperimentConfig, InputEncoding
-from asgm.data.store import PatchStore, store_encoding
+from pathlib import Path
+
+from asgm.config import DISPLAY_RGB_8BIT, REFLECTANCE, ExperimentConfig, InputEncoding
+from asgm.data.store import PatchStore, PatchStoreError, StoreMeta
+from asgm.errors import one_line
 
 
 def store_problems(store: PatchStore, config: ExperimentConfig) -> list[str]:
@@ -66,3 +70,36 @@ def encoding_note(
     else:
         how = f"{what} ({held.name}) are re-encoded that way (pixels already encoded stay unchanged)"
     return f"Input encoding: the model expects {expects.describe()}; {how}."
+
+
+#: Sources whose stores hold Earth Genome's display-stretched chips (asgm.sources.gallery).
+GALLERY_SOURCES = ("demo", "amazon")
+
+
+def store_encoding(meta: StoreMeta) -> InputEncoding:
+    """The encoding of a store's pixels: the one ``store.json`` records, else (stores built before it was
+    recorded) ``display_rgb_8bit`` for the gallery packs and ``reflectance`` for every other store."""
+    if meta.encoding is not None:
+        try:
+            return InputEncoding.model_validate(meta.encoding)
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            raise PatchStoreError(
+                f"store {meta.name!r} records an invalid encoding {meta.encoding!r} "
+                f"({one_line(exc)}); rebuild the store"
+            ) from None
+    if meta.source in GALLERY_SOURCES or "stretch" in meta.extra:
+        return DISPLAY_RGB_8BIT
+    return REFLECTANCE
+
+
+def with_store_encoding(config: ExperimentConfig, root: Path | None = None) -> ExperimentConfig:
+    """``config`` with its input encoding filled in from its training store when it records none (configs
+    written before encodings were recorded, or a new config about to train). A training store that is gone
+    leaves the gallery packs' names (``demo``, ``amazon``) their encoding and every other name reflectance."""
+    if config.encoding is not None:
+        return config
+    try:
+        encoding = store_encoding(PatchStore.open(config.store, root=root).meta)
+    except PatchStoreError:
+        encoding = DISPLAY_RGB_8BIT if config.store in GALLERY_SOURCES else REFLECTANCE
+    return config.model_copy(update={"encoding": encoding})

@@ -1,7 +1,7 @@
 """OSM context layers: fetch (osmnx/Overpass, cached), rasterize onto patch grids, coverage.
 
-Submodules are imported on demand (``asgm.osm.queries`` what to fetch, ``asgm.osm.fetch``, ``asgm.osm.rasterize``,
-``asgm.osm.coverage``)
+Submodules are imported on demand (``asgm.osm.queries`` what to fetch, ``asgm.osm.fetch``, ``asgm.osm.local_xml``
+for an OSM XML file, ``asgm.osm.rasterize``, ``asgm.osm.coverage``)
 so that importing the error types here stays cheap for the CLI and ``asgm.errors``.
 
 Vector schema (fetch cache and synthetic scenes): a GeoDataFrame in EPSG:4326 with columns

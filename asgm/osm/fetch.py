@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,7 +32,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from shapely.geometry import box, mapping
+from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
 from asgm import atomic
@@ -103,7 +102,7 @@ def normalize_features(
     return result.reset_index(drop=True)
 
 
-def _write_parquet(gdf: gpd.GeoDataFrame, path: Path) -> None:
+def write_parquet(gdf: gpd.GeoDataFrame, path: Path) -> None:
     with atomic.atomic_path(path, suffix=".parquet") as tmp:
         gdf.to_parquet(tmp, index=False)
 
@@ -180,7 +179,7 @@ def runway_points(area: BaseGeometry, keys: Sequence[str] = OSM_LAYERS) -> gpd.G
     return normalize_features(rows, keys)
 
 
-def _merge_runways(features: gpd.GeoDataFrame, runways: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+def merge_runways(features: gpd.GeoDataFrame, runways: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """Add runway points, dropping those whose OSM way is already present with an aeroway tag."""
     if runways.empty:
         return features
@@ -258,16 +257,16 @@ def find_cache_covering(area: BaseGeometry) -> Path | None:
     return None
 
 
-def _cache_id(kind: str, label: str, identity: dict[str, Any]) -> str:
+def cache_id(kind: str, label: str, identity: dict[str, Any]) -> str:
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return f"{kind}-{slug(label)}-{digest}"
 
 
-def _key_counts(gdf: gpd.GeoDataFrame, keys: Sequence[str]) -> dict[str, int]:
+def key_counts(gdf: gpd.GeoDataFrame, keys: Sequence[str]) -> dict[str, int]:
     return {k: int(gdf[k].notna().sum()) if k in gdf else 0 for k in keys}
 
 
-def _validate_keys(keys: Sequence[str]) -> tuple[str, ...]:
+def validate_keys(keys: Sequence[str]) -> tuple[str, ...]:
     unknown = [k for k in keys if k not in OSM_LAYERS]
     if unknown or not keys:
         raise OsmFetchError(f"unknown OSM key(s) {unknown or '(none given)'}; choose from {list(OSM_LAYERS)}")
@@ -293,7 +292,7 @@ def fetch(
     ``"current"`` (today's OSM), or a date. ``runway``: add Earth Genome's runway points (default:
     only for current snapshots, because the points file is itself undated and recent).
     """
-    keys = _validate_keys(keys)
+    keys = validate_keys(keys)
     if date == "auto":
         date = query.default_date
     date = normalize_date(None if date == "current" else date)
@@ -308,7 +307,7 @@ def fetch(
         "date": date,
         "runway": runway,
     }
-    folder = osm_dir() / _cache_id(query.kind, query.label, identity)
+    folder = osm_dir() / cache_id(query.kind, query.label, identity)
     out, side, parts_dir = folder / "features.parquet", folder / "features.json", folder / "parts"
     if out.is_file() and side.is_file() and not refresh:
         meta = json.loads(side.read_text(encoding="utf-8"))
@@ -350,7 +349,7 @@ def fetch(
             )
             n_requests += 1
             gdf = normalize_features(raw, keys)
-            _write_parquet(gdf, pq)  # parquet first, then its .json: a part counts only with both
+            write_parquet(gdf, pq)  # parquet first, then its .json: a part counts only with both
             atomic.write_json(
                 pj,
                 {
@@ -373,9 +372,9 @@ def fetch(
     if runway:
         rw = runway_points(query.area, keys) if "aeroway" in keys else empty_vectors(keys)
         before = len(features)
-        features = _merge_runways(features, rw)
+        features = merge_runways(features, rw)
         n_runways = len(features) - before
-    _write_parquet(features, out)
+    write_parquet(features, out)
     known = sorted(b for b in bases if b)
     meta = {
         "query": query.description,
@@ -391,9 +390,9 @@ def fetch(
         },
         "parts": total,
         "features": int(len(features)),
-        "counts": _key_counts(features, keys),
+        "counts": key_counts(features, keys),
         "runway_points": {"included": bool(runway), "added": int(n_runways)},
-        "osmnx_version": _osmnx_version(),
+        "osmnx_version": osmnx_version(),
         "credit": CREDIT,
         "cache_id": folder.name,
     }
@@ -401,111 +400,10 @@ def fetch(
     return FetchResult(out, meta, features, cached=False, requests=n_requests)
 
 
-def _osmnx_version() -> str:
+def osmnx_version() -> str:
     try:
         import osmnx
 
         return str(osmnx.__version__)
     except ImportError:  # pragma: no cover - osmnx is a hard requirement of fetching
         return "unknown"
-
-
-# -- local OSM XML -----------------------------------------------------------------------------
-def _xml_snapshot(path: Path) -> str | None:
-    """The data date of an OSM XML file: ``<meta osm_base=...>`` (Overpass output), else the newest
-    element ``timestamp`` attribute, else None."""
-    newest = base = None
-    try:
-        for n, (_, elem) in enumerate(ET.iterparse(path, events=("start",))):
-            if n == 0 and elem.tag != "osm":  # e.g. an HTML error page saved instead of the extract
-                raise OsmFetchError(
-                    f"{path} is not OSM XML: its root element is <{elem.tag}>, not <osm>; export the data again"
-                )
-            if elem.tag == "node":
-                _check_node(path, elem)
-            if elem.tag == "meta" and elem.get("osm_base"):
-                base = base or elem.get("osm_base")
-            ts = elem.get("timestamp")
-            if ts and (newest is None or ts > newest):
-                newest = ts
-    except ET.ParseError as exc:
-        raise OsmFetchError(
-            f"{path} is not valid OSM XML ({exc}); export it again (e.g. from Overpass with out meta)"
-        ) from exc
-    return base or newest
-
-
-def _check_node(path: Path, elem: ET.Element) -> None:
-    """The ±90/±180 check ``--polygon`` and ``--vectors`` make, for one ``<node>`` of an OSM XML file."""
-    try:
-        lat, lon = float(elem.get("lat", "nan")), float(elem.get("lon", "nan"))
-    except ValueError:
-        lat = lon = float("nan")
-    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-        raise OsmFetchError(
-            f"{path}: node {elem.get('id')} is at lat {elem.get('lat')} / lon {elem.get('lon')}, "
-            "beyond ±90/±180 (or not a number); the file is damaged: export the data again"
-        )
-
-
-def fetch_xml(
-    path: str | Path,
-    *,
-    keys: Sequence[str] = OSM_LAYERS,
-    area: BaseGeometry | None = None,
-    runway: bool = False,
-    refresh: bool = False,
-) -> FetchResult:
-    """Features of a local OSM XML file (``osmnx.features_from_xml``), optionally clipped to ``area``,
-    cached like an Overpass fetch (keyed by the file's sha256)."""
-    import osmnx as ox
-    from osmnx._errors import InsufficientResponseError
-
-    path = Path(path)
-    keys = _validate_keys(keys)
-    if not path.is_file():
-        raise OsmFetchError(f"OSM XML file {path} not found")
-    sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    identity = {
-        "kind": "xml",
-        "sha256": sha,
-        "keys": keys,
-        "area": area.wkb_hex if area is not None else None,
-        "runway": runway,
-    }
-    folder = osm_dir() / _cache_id("xml", path.stem, identity)
-    out, side = folder / "features.parquet", folder / "features.json"
-    if out.is_file() and side.is_file() and not refresh:
-        return FetchResult(out, json.loads(side.read_text(encoding="utf-8")), read_vectors(out), cached=True)
-    snapshot = _xml_snapshot(path)
-    try:
-        raw = ox.features_from_xml(path, tags={k: True for k in keys}, polygon=area)
-    except InsufficientResponseError:
-        raw = None
-    except (ET.ParseError, KeyError, ValueError) as exc:
-        raise OsmFetchError(f"could not read OSM XML {path} ({type(exc).__name__}: {exc})") from exc
-    features = normalize_features(raw, keys)
-    n_runways = 0
-    if runway and "aeroway" in keys:
-        clip = area if area is not None else (box(*features.total_bounds) if len(features) else shapely.Polygon())
-        before = len(features)
-        features = _merge_runways(features, runway_points(clip, keys))
-        n_runways = len(features) - before
-    _write_parquet(features, out)
-    meta = {
-        "query": {"kind": "xml", "file": str(path), "sha256": sha, "area": mapping(area) if area is not None else None},
-        "keys": list(keys),
-        "source": "osm_xml",
-        "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "snapshot_date": snapshot,
-        "snapshot": {"requested_date": None, "file_date": snapshot},
-        "parts": 1,
-        "features": int(len(features)),
-        "counts": _key_counts(features, keys),
-        "runway_points": {"included": bool(runway), "added": int(n_runways)},
-        "osmnx_version": _osmnx_version(),
-        "credit": CREDIT,
-        "cache_id": folder.name,
-    }
-    atomic.write_json(side, meta)
-    return FetchResult(out, meta, features, cached=False)

@@ -184,42 +184,47 @@ class ScanPlan:
         return int(self.cells.sum())
 
 
-def plan(
-    aoi: Any,
-    year: int,
-    run_id: str,
-    *,
-    source: Any,
-    stac_url: str | None = None,
-    stride: int | None = None,
-    high: float | None = None,
-    low: float | None = None,
-    tile_windows: int = DEFAULT_TILE_WINDOWS,
-    max_masked: float = DEFAULT_MAX_MASKED,
-    max_area_km2: float = DEFAULT_MAX_AREA_KM2,
-    check_coverage: bool = True,
-    spatial_prior: SpatialPrior | None = None,
-) -> ScanPlan:
+@dataclass(frozen=True)
+class ScanOptions:
+    """What a scan reads and how it decides, the same for ``plan`` (the checks) and ``scan`` (the run).
+
+    ``source``: a mosaic path, ``"stac"``, ``"gee"`` or a composite object (``asgm.sources.composite``);
+    ``stride`` defaults to half the run's patch size; ``high``/``low`` to the run's thresholds; ``spatial_prior``:
+    decide windows with the dual threshold with isolation instead of high/low."""
+
+    source: Any
+    stac_url: str | None = None
+    stride: int | None = None
+    high: float | None = None
+    low: float | None = None
+    tile_windows: int = DEFAULT_TILE_WINDOWS
+    max_masked: float = DEFAULT_MAX_MASKED
+    max_area_km2: float = DEFAULT_MAX_AREA_KM2
+    spatial_prior: SpatialPrior | None = None
+
+
+def plan(aoi: Any, year: int, run_id: str, options: ScanOptions, *, check_coverage: bool = True) -> ScanPlan:
     """Every check ``scan`` makes before it writes anything (AOI, run, thresholds, source, bands, coverage),
     without writing; raises ``AoiError`` / ``ScanError`` / the source's error. ``check_coverage=False`` skips
     the imagery-coverage check, the one that contacts STAC / Earth Engine (an app checking a request
     before it starts the scan as a job)."""
     from asgm.sources.composite import open_composite
 
-    geom, area_km2 = check_aoi(load_aoi(aoi), max_area_km2)
+    o = options
+    geom, area_km2 = check_aoi(load_aoi(aoi), o.max_area_km2)
     run = load_run(run_id)
     cfg = run.config
-    stride = cfg.patch_size // 2 if stride is None else int(stride)
-    thr = thresholds(run, high, low, spatial_prior)
-    if not 0.0 <= max_masked <= 1.0:
-        raise ScanError(f"max_masked {max_masked} must be a share between 0 and 1")
-    composite = open_composite(source, year, stac_url)
+    stride = cfg.patch_size // 2 if o.stride is None else int(o.stride)
+    thr = thresholds(run, o.high, o.low, o.spatial_prior)
+    if not 0.0 <= o.max_masked <= 1.0:
+        raise ScanError(f"max_masked {o.max_masked} must be a share between 0 and 1")
+    composite = open_composite(o.source, year, o.stac_url)
     lacking = [b for b in cfg.bands if b not in composite.bands]
     if lacking:
         raise ScanError(f"the composite has bands {list(composite.bands)}; run {run_id!r} needs {list(cfg.bands)}")
     epsg = utm_epsg(*geom.centroid.coords[0])
     aoi_utm = _to_utm(geom, epsg)
-    grid = make_grid(aoi_utm, epsg, cfg.patch_size, stride, tile_windows)
+    grid = make_grid(aoi_utm, epsg, cfg.patch_size, stride, o.tile_windows)
     cells = cells_in_aoi(grid, aoi_utm)
     whole = PatchGrid(
         epsg,
@@ -231,7 +236,7 @@ def plan(
             f"the imagery ({composite.name}) does not reach the area {tuple(round(v, 5) for v in geom.bounds)}; "
             "check the area (lon, lat order) or the mosaic/year"
         )
-    return ScanPlan(geom, area_km2, run, thr, composite, aoi_utm, grid, cells, spatial_prior)
+    return ScanPlan(geom, area_km2, run, thr, composite, aoi_utm, grid, cells, o.spatial_prior)
 
 
 def scan(
@@ -239,31 +244,22 @@ def scan(
     year: int,
     run_id: str,
     out_dir: str | Path,
+    options: ScanOptions,
     *,
-    source: Any,
-    stac_url: str | None = None,
-    stride: int | None = None,
-    high: float | None = None,
-    low: float | None = None,
-    tile_windows: int = DEFAULT_TILE_WINDOWS,
     batch_size: int = DEFAULT_BATCH,
-    max_masked: float = DEFAULT_MAX_MASKED,
-    max_area_km2: float = DEFAULT_MAX_AREA_KM2,
     scheduler: Any = None,
     workers: int = 2,
     processes: bool = True,
     progress: Progress | None = None,
     cancel: Cancel | None = None,
     overwrite: bool = False,
-    spatial_prior: SpatialPrior | None = None,
 ) -> dict[str, Any]:
     """Scan ``aoi`` for ``year`` with run ``run_id`` into ``out_dir``; returns the summary (also summary.json).
 
-    ``source``: a mosaic path, ``"stac"``, ``"gee"`` or a composite object (``asgm.sources.composite``).
+    ``options``: the source, grid and thresholds (``ScanOptions``, the ones ``plan`` checks).
     ``scheduler``: None (this process), ``"local"`` (LocalCluster of ``workers``), an address, or a Client.
     ``progress(done_tiles, total_tiles)`` is called as tiles complete; ``cancel()`` returning True stops
-    the scan (``ScanCancelled``) keeping finished tiles, so the same call resumes. ``spatial_prior``: decide
-    windows with the dual threshold with isolation instead of high/low. Bad AOIs, runs or sources raise
+    the scan (``ScanCancelled``) keeping finished tiles, so the same call resumes. Bad AOIs, runs or sources raise
     before anything is written."""
     from shapely import wkb
     from shapely.geometry import mapping
@@ -271,23 +267,11 @@ def scan(
     from asgm.scan.area import check_out_folder, check_scan_options
     from asgm.sources.common import product_level_warning
 
-    check_scan_options(batch_size, workers, scheduler, tile_windows)
+    check_scan_options(batch_size, workers, scheduler, options.tile_windows)
+    max_masked = options.max_masked
     check_out_folder(out_dir)
     t0 = time.monotonic()
-    pl = plan(
-        aoi,
-        year,
-        run_id,
-        source=source,
-        stac_url=stac_url,
-        stride=stride,
-        high=high,
-        low=low,
-        tile_windows=tile_windows,
-        max_masked=max_masked,
-        max_area_km2=max_area_km2,
-        spatial_prior=spatial_prior,
-    )
+    pl = plan(aoi, year, run_id, options)
     geom, area_km2, run, thr, composite = pl.geom, pl.area_km2, pl.run, pl.thresholds, pl.composite
     aoi_utm, grid, cells, stride = pl.aoi_utm, pl.grid, pl.cells, pl.grid.stride
     identity = {

@@ -122,14 +122,8 @@ def check(request: ScanRequest, aoi: Any) -> driver.ScanPlan:
     year_range(request.year)
     if request.synthetic:
         # The demo mosaic does not exist yet: check against what it will be (12 study bands, synthetic).
-        pl = driver.plan(
-            aoi,
-            request.year,
-            request.run_id,
-            source=_synthetic_stub(request),
-            check_coverage=False,
-            spatial_prior=_prior(request),
-        )
+        options = driver.ScanOptions(source=_synthetic_stub(request), spatial_prior=_prior(request))
+        pl = driver.plan(aoi, request.year, request.run_id, options, check_coverage=False)
         px = synthetic_mosaic_px(pl.aoi_utm, pl.grid.window)
         if px > SYNTHETIC_MAX_PX:
             raise ScanRequestError(
@@ -138,15 +132,8 @@ def check(request: ScanRequest, aoi: Any) -> driver.ScanPlan:
             )
     else:
         remote = request.source in ("stac", "gee")
-        pl = driver.plan(
-            aoi,
-            request.year,
-            request.run_id,
-            source=request.source,
-            stac_url=request.stac_url,
-            check_coverage=not remote,
-            spatial_prior=_prior(request),
-        )
+        options = driver.ScanOptions(source=request.source, stac_url=request.stac_url, spatial_prior=_prior(request))
+        pl = driver.plan(aoi, request.year, request.run_id, options, check_coverage=not remote)
     _check_folder(request, pl.geom)
     return pl
 

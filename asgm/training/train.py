@@ -103,7 +103,8 @@ def train(
     The folder ends ``completed`` with metrics, ``cancelled`` when a cancel was requested, or
     ``failed`` with the error (the exception is re-raised). ``split_override`` reuses a given split
     (sample_id, split, cluster) instead of computing one, e.g. for ablation retraining."""
-    from asgm.data.store import PatchStore, with_store_encoding
+    from asgm.data.store import PatchStore
+    from asgm.model.store_fit import with_store_encoding
 
     if config.members:
         raise RunError(

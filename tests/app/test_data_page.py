@@ -9,7 +9,7 @@ import socket
 import time
 
 from streamlit.testing.v1 import AppTest
-from ui_env import page
+from ui_env import page, page_script
 
 from asgm.jobs import runner as jobs
 
@@ -18,7 +18,7 @@ UPLOAD = "Upload GeoJSON / CSV"
 
 
 def _page(secrets: dict | None = None) -> AppTest:
-    at = AppTest.from_file(page("pages/6_Data.py"), default_timeout=TIMEOUT)
+    at = AppTest.from_file(page(page_script("Data")), default_timeout=TIMEOUT)
     for k, v in (secrets or {}).items():
         at.secrets[k] = v
     return at.run()

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from ui_env import page
+from ui_env import page, page_script
 
 TIMEOUT = 120
-MAP = "pages/2_Map.py"
+MAP = page_script("Map")
 
 
 def fake_map(monkeypatch, value: dict | None = None) -> list[dict]:

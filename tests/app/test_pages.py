@@ -13,7 +13,7 @@ import time
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from ui_env import page
+from ui_env import page, page_script
 
 TIMEOUT = 120
 
@@ -138,7 +138,7 @@ def test_map_click_classifies_with_selected_run(app_env, monkeypatch):
 
     sid = "egp-0007"
     calls = fake_click(monkeypatch, sid)
-    at = run_page("pages/2_Map.py", run_id=app_env.demo_run)
+    at = run_page(page_script("Map"), run_id=app_env.demo_run)
     assert not at.exception, at.exception
     # The map is asked for clicks only (no rerun on pan/zoom).
     assert set(calls[0]["returned_objects"]) == {
@@ -166,7 +166,7 @@ def test_map_click_classifies_with_selected_run(app_env, monkeypatch):
 
 def test_map_click_without_patch_says_how_to_get_one(app_env, monkeypatch):
     fake_click(monkeypatch, "rnd-0005")  # a study random negative: not in the demo pack
-    at = run_page("pages/2_Map.py", run_id=app_env.demo_run)
+    at = run_page(page_script("Map"), run_id=app_env.demo_run)
     assert not at.exception
     msg = " ".join(w.value for w in at.warning)
     assert "No patch for **rnd-0005**" in msg and "asgm patches fetch --source stac --points random" in msg
@@ -175,7 +175,7 @@ def test_map_click_without_patch_says_how_to_get_one(app_env, monkeypatch):
 
 def test_map_click_on_empty_place_says_none_is_available(app_env, monkeypatch):
     fake_click(monkeypatch, None, place=(-66.5, 3.2))  # far south-west of every labelled point
-    at = run_page("pages/2_Map.py", run_id=app_env.demo_run)
+    at = run_page(page_script("Map"), run_id=app_env.demo_run)
     assert not at.exception
     msg = " ".join(w.value for w in at.warning)
     assert "No patch at lon -66.5000, lat 3.2000" in msg and "none is available" in msg and "km away" in msg
@@ -186,7 +186,7 @@ def test_map_click_next_to_a_patch_selects_it(app_env, monkeypatch):
 
     row = PatchStore.open("demo").index().set_index("sample_id").loc["egp-0007"]
     fake_click(monkeypatch, None, place=(row["lon"] + 0.001, row["lat"]))  # ~110 m east of the point
-    at = run_page("pages/2_Map.py", run_id=app_env.demo_run)
+    at = run_page(page_script("Map"), run_id=app_env.demo_run)
     assert not at.exception
     assert "classified egp-0007 in" in texts(at)
 
@@ -195,7 +195,7 @@ def test_map_errors_only_filter_matches_run_predictions(app_env, monkeypatch):
     from asgm.model import runs
 
     fake_click(monkeypatch, None)
-    at = run_page("pages/2_Map.py", run_id=app_env.demo_run)
+    at = run_page(page_script("Map"), run_id=app_env.demo_run)
     errors = next(t for t in at.toggle if t.label == "Errors only (FP/FN)")
     errors.set_value(True).run()
     assert not at.exception
@@ -209,7 +209,7 @@ def test_map_split_filter_keeps_the_runs_test_points(app_env, monkeypatch):
     from asgm.model import runs
 
     fake_click(monkeypatch, None)
-    at = run_page("pages/2_Map.py", run_id=app_env.demo_run)
+    at = run_page(page_script("Map"), run_id=app_env.demo_run)
     next(m for m in at.multiselect if m.label == "Split (selected run)").set_value(["test"]).run()
     assert not at.exception
     pred = runs.predictions(app_env.demo_run)
@@ -224,7 +224,7 @@ def test_map_with_broken_model_file_explains(app_env, monkeypatch, tmp_path):
     (models / app_env.demo_run / "model.keras").unlink()
     monkeypatch.setenv("ASGM_MODELS_DIR", str(models))
     fake_click(monkeypatch, "egp-0007")
-    at = run_page("pages/2_Map.py", run_id=app_env.demo_run)
+    at = run_page(page_script("Map"), run_id=app_env.demo_run)
     assert not at.exception
     # The run is listed as corrupt, so it is no longer offered, and the page says why.
     warning = " ".join(e.value for e in at.warning)
@@ -239,7 +239,7 @@ def test_patch_viewer_osm_toggle_recomputes_prediction(app_env):
     full = inference.classify(app_env.osm_run, "toy", sid)
     zeroed = inference.classify(app_env.osm_run, "toy", sid, zero_layers=("highway",))
     assert f"{full['prob']:.4f}" != f"{zeroed['prob']:.4f}", "the toy model ignores highway; the test cannot tell"
-    at = run_page("pages/3_Patch_viewer.py", run_id=app_env.osm_run, viewer_store="toy", viewer_sid=sid)
+    at = run_page(page_script("Patch viewer"), run_id=app_env.osm_run, viewer_store="toy", viewer_sid=sid)
     assert not at.exception, at.exception
     prob = next(m for m in at.metric if m.label == "Probability of mining")
     assert prob.value == f"{full['prob']:.4f}"
@@ -257,7 +257,7 @@ def test_patch_viewer_osm_toggle_recomputes_prediction(app_env):
 
 
 def test_patch_viewer_navigation_and_missing_osm(app_env):
-    at = run_page("pages/3_Patch_viewer.py", run_id=app_env.demo_run, viewer_store="demo", viewer_sid="cur-0004")
+    at = run_page(page_script("Patch viewer"), run_id=app_env.demo_run, viewer_store="demo", viewer_sid="cur-0004")
     assert not at.exception
     assert "asgm osm rasterize --store demo" in texts(at)
     next(b for b in at.button if b.label == "Next ▶").click().run()
@@ -275,7 +275,7 @@ def test_patch_viewer_random_error_button_picks_an_error_of_the_run(app_env):
     fn = set(pred.loc[(pred["pred"] == 0) & (pred["label"] == 1), "sample_id"])
     assert fp or fn, "the 2-epoch model made no error on val/test; nothing to navigate to"
     kind, pool = ("FP", fp) if fp else ("FN", fn)
-    at = run_page("pages/3_Patch_viewer.py", run_id=app_env.demo_run, viewer_store="demo", viewer_sid="cur-0004")
+    at = run_page(page_script("Patch viewer"), run_id=app_env.demo_run, viewer_store="demo", viewer_sid="cur-0004")
     other = next(b for b in at.button if b.label == f"Random {'FN' if kind == 'FP' else 'FP'}")
     assert other.disabled == (not (fn if kind == "FP" else fp))
     next(b for b in at.button if b.label == f"Random {kind}").click().run()
@@ -289,7 +289,7 @@ def test_train_refuses_osm_without_masks_and_identical_running_run(app_env, monk
     from asgm.model.runs import create_run
 
     monkeypatch.setenv("ASGM_MODELS_DIR", str(tmp_path / "models"))
-    at = run_page("pages/7_Train.py")
+    at = run_page(page_script("Train"))
     assert not at.exception
     at.toggle[0].set_value(True)  # OSM channels on, on the demo pack (no masks)
     at.button[0].click().run()
@@ -299,7 +299,7 @@ def test_train_refuses_osm_without_masks_and_identical_running_run(app_env, monk
     cfg = ExperimentConfig(store="demo", epochs=20, seed=7)
     folder = create_run(cfg, "busy-run", status="running")
     folder.set_status("running", pid=os.getpid())
-    at = run_page("pages/7_Train.py")
+    at = run_page(page_script("Train"))
     at.button[0].click().run()
     assert any("already running" in e.value for e in at.error), [e.value for e in at.error]
     assert "busy-run" in texts(at) + str(at.dataframe[0].value.to_dict())
@@ -320,7 +320,7 @@ def test_train_refuses_osm_layers_missing_from_the_store(app_env, monkeypatch, t
     toy_store(data / "stores", name="partial", n_pos=4, n_neg=4, osm=("highway", "waterway"))
     monkeypatch.setenv("ASGM_DATA_DIR", str(data))
     monkeypatch.setenv("ASGM_MODELS_DIR", str(tmp_path / "models"))
-    at = run_page("pages/7_Train.py")
+    at = run_page(page_script("Train"))
     assert not at.exception
     at.selectbox[0].set_value("partial")
     at.radio[0].set_value("all 12 (study)")
@@ -348,7 +348,7 @@ def test_train_refuses_osm_layers_missing_from_the_store(app_env, monkeypatch, t
 
 def test_viewer_names_every_reason_a_run_cannot_classify_a_store(app_env):
     """The OSM run (12 bands + 5 OSM layers, trained on toy) on the demo pack (RGB, no masks)."""
-    at = run_page("pages/3_Patch_viewer.py", run_id=app_env.osm_run, viewer_store="demo")
+    at = run_page(page_script("Patch viewer"), run_id=app_env.osm_run, viewer_store="demo")
     assert not at.exception
     why = next(w.value for w in at.warning if "cannot classify this store" in w.value)
     assert "has bands ['B4', 'B3', 'B2']" in why and "has no OSM masks" in why
@@ -361,7 +361,7 @@ def test_train_shows_failed_run_error(app_env, monkeypatch, tmp_path):
     monkeypatch.setenv("ASGM_MODELS_DIR", str(tmp_path / "models"))
     folder = create_run(ExperimentConfig(store="demo", epochs=3), "broken-run", status="running")
     folder.set_status("failed", error="DatasetError: store 'demo' has no patches left after the masked filter")
-    at = run_page("pages/7_Train.py")
+    at = run_page(page_script("Train"))
     assert not at.exception
     assert any("broken-run" in e.value and "masked filter" in e.value for e in at.error)
 
@@ -371,7 +371,7 @@ def test_compare_table_published_rows_and_downloads(app_env):
     from asgm.model import runs
     from asgm.training.experiments import TABLE1_PUBLISHED
 
-    at = run_page("pages/8_Compare.py")
+    at = run_page(page_script("Compare"))
     assert not at.exception, at.exception
     table = at.dataframe[0].value
     ours = table[table["source"] == "this project"]
@@ -392,7 +392,7 @@ def test_compare_draws_the_reliability_diagram_with_each_runs_ece(app_env):
     from asgm.maps import figures
     from asgm.model import runs
 
-    at = run_page("pages/8_Compare.py")
+    at = run_page(page_script("Compare"))
     assert not at.exception
     caption = next(c.value for c in at.caption if "calibrated" in c.value)
     for run_id in (app_env.demo_run, app_env.osm_run):
@@ -414,7 +414,7 @@ def test_compare_shows_ablation_when_results_exist(app_env, tmp_path, monkeypatc
     ]
     (models / app_env.osm_run / "ablation.json").write_text(json.dumps({"run_id": app_env.osm_run, "layers": layers}))
     monkeypatch.setenv("ASGM_MODELS_DIR", str(models))
-    at = run_page("pages/8_Compare.py")
+    at = run_page(page_script("Compare"))
     assert not at.exception
     assert "No ablation results yet" not in texts(at)
     assert any("zeroed at test time" in t.value for t in at.markdown)
@@ -422,7 +422,7 @@ def test_compare_shows_ablation_when_results_exist(app_env, tmp_path, monkeypatc
 
 # -- every page survives missing data -----------------------------------------------------------------
 @pytest.mark.parametrize(
-    "name", ["app.py", "pages/2_Map.py", "pages/3_Patch_viewer.py", "pages/7_Train.py", "pages/8_Compare.py"]
+    "name", ["app.py", page_script("Map"), page_script("Patch viewer"), page_script("Train"), page_script("Compare")]
 )
 def test_pages_without_any_data(empty_env, name):
     at = AppTest.from_file(page(name), default_timeout=TIMEOUT).run()

@@ -13,9 +13,9 @@ from shapely.geometry import box
 from streamlit.testing.v1 import AppTest
 from test_data_page import _texts
 from test_map_page import fake_map
-from ui_env import page
+from ui_env import page, page_script
 
-PLACES = "pages/5_Places.py"
+PLACES = page_script("Places")
 TIMEOUT = 120
 
 
@@ -117,7 +117,7 @@ def test_map_period_slider_draws_amw_detections_new_or_cumulative(places_env, mo
     from asgm.app import assets
 
     calls = fake_map(monkeypatch)
-    at = AppTest.from_file(page("pages/2_Map.py"), default_timeout=TIMEOUT)
+    at = AppTest.from_file(page(page_script("Map")), default_timeout=TIMEOUT)
     at.session_state["map_amw"] = True
     at.session_state["map_amw_view"] = "new"
     at.session_state["map_amw_period"] = "2024"

@@ -13,7 +13,7 @@ from scan_support import detector_run
 from shapely.geometry import box
 from streamlit.testing.v1 import AppTest
 from test_map_page import click, fake_map
-from ui_env import page
+from ui_env import page, page_script
 
 from asgm.data.labels import LabelStore
 from asgm.review import queue as review_queue
@@ -36,7 +36,8 @@ def world(tmp_path_factory):
         m = write_mosaic(root / "m.tif", -61.8, 6.4, size_px=400, n_mines=2, seed=1, year=2022)
         with rasterio.open(m.path) as src:
             aoi = box(*transform_bounds(src.crs, "EPSG:4326", *src.bounds)).buffer(-0.002)
-        driver.scan(aoi, 2022, run_id, scan_results.scans_dir() / "madre", source=str(m.path), tile_windows=8)
+        options = driver.ScanOptions(source=str(m.path), tile_windows=8)
+        driver.scan(aoi, 2022, run_id, scan_results.scans_dir() / "madre", options)
     return root, run_id
 
 
@@ -67,7 +68,7 @@ def test_patch_viewer_marks_then_moves_on(env):
 
     ids = PatchStore.open("toy").sample_ids()
     sid = ids[2]
-    at = _page("pages/3_Patch_viewer.py", run_id=env, viewer_store="toy", viewer_sid=sid).run()
+    at = _page(page_script("Patch viewer"), run_id=env, viewer_store="toy", viewer_sid=sid).run()
     assert not at.exception, at.exception
     assert [b.label for b in at.button if b.key and b.key.startswith("viewer_")] == [
         "Mining (m)",
@@ -96,7 +97,7 @@ def test_patch_viewer_marks_then_moves_on(env):
 
 
 def test_review_mode_follows_the_queue(env):
-    at = _page("pages/3_Patch_viewer.py", run_id=env, viewer_store="toy").run()
+    at = _page(page_script("Patch viewer"), run_id=env, viewer_store="toy").run()
     at.sidebar.toggle(key="viewer_review").set_value(True).run()
     assert not at.exception, at.exception
     q = review_queue.store_queue("toy", env)
@@ -113,7 +114,7 @@ def test_review_mode_follows_the_queue(env):
 
 def test_public_deployment_is_read_only_for_visitors(env, monkeypatch):
     monkeypatch.setenv("ASGM_PUBLIC", "1")
-    at = _page("pages/3_Patch_viewer.py", run_id=env, viewer_store="toy").run()
+    at = _page(page_script("Patch viewer"), run_id=env, viewer_store="toy").run()
     assert at.button(key="viewer_mining").disabled
     assert any("only the owner" in c.value for c in at.caption)
 
@@ -123,7 +124,7 @@ def test_map_side_panel_marks_the_clicked_patch_and_draws_labels(env, monkeypatc
 
     sid = PatchStore.open("toy").sample_ids()[0]
     calls = fake_map(monkeypatch, click(sid))
-    at = _page("pages/2_Map.py", run_id=env).run()
+    at = _page(page_script("Map"), run_id=env).run()
     assert not at.exception, at.exception
     at.button(key="map_unsure").click().run()
     assert not at.exception, at.exception
@@ -138,7 +139,7 @@ def test_region_scan_page_marks_a_detection_window(env, monkeypatch):
     from asgm.scan import results as scan_results
 
     fake_map(monkeypatch)
-    at = _page("pages/4_Scan.py").run()
+    at = _page(page_script("Region scan")).run()
     assert not at.exception, at.exception
     s = scan_results.open_scan("madre")
     table = scan_results.detections_table(s)
@@ -155,7 +156,7 @@ def test_region_scan_page_marks_a_detection_window(env, monkeypatch):
 def test_scan_window_in_the_viewer_marks_and_opens_the_next_window(env):
     q = review_queue.scan_queue("madre", "uncertain")
     window = q.next_item()
-    at = _page("pages/3_Patch_viewer.py")
+    at = _page(page_script("Patch viewer"))
     at.query_params["scan"] = "madre"
     at.query_params["window"] = window
     at.run()

@@ -9,7 +9,7 @@ import json
 import pytest
 from _engine import toy_store, use_folders, wait_until
 from streamlit.testing.v1 import AppTest
-from ui_env import page
+from ui_env import page, page_script
 
 from asgm.cli import main
 from asgm.config import S2_BANDS, ExperimentConfig
@@ -47,7 +47,7 @@ def env(world, monkeypatch):
 
 
 def test_train_page_launches_train_with_my_labels_as_a_job(env):
-    at = AppTest.from_file(page("pages/7_Train.py"), default_timeout=TIMEOUT)
+    at = AppTest.from_file(page(page_script("Train")), default_timeout=TIMEOUT)
     at.session_state["run_id"] = env
     at.run()
     assert not at.exception, at.exception
@@ -69,7 +69,7 @@ def test_train_page_launches_train_with_my_labels_as_a_job(env):
 def test_compare_shows_before_and_after(env, capsys):
     assert main(["labels", "train", "--from-run", env, "--epochs", "1", "--bootstrap", "20", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    at = AppTest.from_file(page("pages/8_Compare.py"), default_timeout=TIMEOUT).run()
+    at = AppTest.from_file(page(page_script("Compare")), default_timeout=TIMEOUT).run()
     assert not at.exception, at.exception
     assert any(s.value == "Trained with reviewed labels: before / after" for s in at.subheader)
     assert any(report["run_id"] in m.value and env in m.value for m in at.markdown)

@@ -13,7 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from test_data_page import _button, _texts
 from test_map_page import fake_map
-from ui_env import page
+from ui_env import page, page_script
 
 from asgm.cli import main as cli_main
 from asgm.jobs import runner as jobs
@@ -21,7 +21,7 @@ from asgm.scan import request as scan_request
 from asgm.scan import results as scan_results
 
 TIMEOUT = 120
-SCAN = "pages/4_Scan.py"
+SCAN = page_script("Region scan")
 LON, LAT = -61.8, 6.4
 D = 0.015
 #: A drawn 3.3 x 3.3 km square (what streamlit-folium returns as all_drawings, kept by the Map page); the demo
@@ -176,7 +176,7 @@ def test_scan_the_drawn_area_then_results_window_link_and_change(scan_env, monke
     assert change_table.loc["new", "area_ha"] == report["new_ha"]
 
     # The window opens in the Patch viewer: re-read from the scan's mosaic, classified with the scan's run.
-    viewer = AppTest.from_file(page("pages/3_Patch_viewer.py"), default_timeout=TIMEOUT)
+    viewer = AppTest.from_file(page(page_script("Patch viewer")), default_timeout=TIMEOUT)
     viewer.query_params["scan"] = "area-2022"
     viewer.query_params["window"] = det["window"]
     viewer.run()

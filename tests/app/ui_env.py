@@ -25,6 +25,17 @@ def page(name: str) -> str:
     return str(REPO / name)
 
 
+def page_script(title: str) -> str:
+    """The script of the menu page titled ``title`` (``asgm.app.page.MENU``), relative to the repository: page
+    files are named in that one table, so renumbering them touches no test."""
+    from asgm.app.page import MENU
+
+    for spec in MENU:
+        if spec.title == title:
+            return spec.script
+    raise KeyError(f"no page titled {title!r} in asgm.app.page.MENU: {[s.title for s in MENU]}")
+
+
 @dataclass
 class UiEnv:
     root: Path

@@ -13,7 +13,7 @@ from _engine import wait_until
 
 from asgm.cli import main as cli_main
 from asgm.jobs import runner as jobs
-from asgm.jobs.runner import pid_alive
+from asgm.jobs.supervisor import pid_alive
 
 
 def _wait(pred, timeout=60.0):

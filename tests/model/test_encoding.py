@@ -19,10 +19,10 @@ import real_scene
 from _engine import use_folders
 
 from asgm.config import DISPLAY_RGB_8BIT, REFLECTANCE, ExperimentConfig, InputEncoding
-from asgm.data.store import DN_SCALE, StoreMeta, store_encoding, with_store_encoding
+from asgm.data.store import DN_SCALE, StoreMeta
 from asgm.model import inference, runs
 from asgm.model.inputs import PatchSource, encode_bands, prepare_input
-from asgm.model.store_fit import encoding_note
+from asgm.model.store_fit import encoding_note, store_encoding, with_store_encoding
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 TOL = 1e-4
@@ -177,8 +177,7 @@ def test_scan_parity_on_the_real_scene(scene, shipped, tmp_path):
             2021,
             "detector-default",
             tmp_path / f"scan-{kind}",
-            source=str(mosaic),
-            tile_windows=8,
+            driver.ScanOptions(source=str(mosaic), tile_windows=8),
         )
         assert summary["input_encoding"] == DISPLAY_RGB_8BIT.model_dump()
         with np.load(tmp_path / f"scan-{kind}" / "cells.npz") as z:

@@ -12,7 +12,7 @@ import pytest
 from _engine import toy_store, use_folders
 
 from asgm.config import S2_BANDS, ExperimentConfig
-from asgm.model import calibration, inference, runs
+from asgm.model import calibration, explain, inference, runs
 from asgm.model.inputs import PatchSource
 from asgm.training import ensemble
 
@@ -121,13 +121,13 @@ def test_gradcam_of_the_mean_and_of_each_member(members, ens):
     info = runs.get_run(ens["run_id"])
     x = inference.prepare_input(st.read_patch(st.sample_ids()[0]), None, info.config)
     model = runs.load_model(ens["run_id"])
-    cam = inference.gradcam(model, x)
+    cam = explain.gradcam(model, x)
     assert cam.shape == (48, 48) and np.isfinite(cam).all() and 0.0 <= cam.min() <= cam.max() <= 1.0
     for k in (0, 3):  # a detector and the study CNN: each member's map is its own run's map
-        alone = inference.gradcam(runs.load_model(members["ids"][k]), x)
-        assert np.allclose(inference.gradcam(model, x, member=k), alone, atol=1e-5)
+        alone = explain.gradcam(runs.load_model(members["ids"][k]), x)
+        assert np.allclose(explain.gradcam(model, x, member=k), alone, atol=1e-5)
     with pytest.raises(inference.InferenceError, match="members 0..3"):
-        inference.gradcam(model, x, member=4)
+        explain.gradcam(model, x, member=4)
 
 
 def test_scans_forward_function_and_a_fresh_process_load_it(members, ens):

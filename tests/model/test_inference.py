@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asgm.model import inference, runs
+from asgm.model import explain, inference, runs
 from asgm.model.inputs import DatasetError, PatchSource
 
 
@@ -46,5 +46,5 @@ def test_classify_uses_threshold_rule_and_bounded_cache(osm_run):
 def test_gradcam_map(osm_run):
     run_id, st, cfg = osm_run
     x = inference.prepare_input(st.read_patch("pos-0000"), st.read_osm("pos-0000"), cfg)
-    cam = inference.gradcam(runs.load_model(run_id), x)
+    cam = explain.gradcam(runs.load_model(run_id), x)
     assert cam.shape == (48, 48) and cam.min() >= 0 and cam.max() <= 1

@@ -11,7 +11,7 @@ import pytest
 from osm_testdata import POS0, SAMPLE_OSM
 
 from asgm.config import OSM_LAYERS
-from asgm.osm import OsmFetchError, OverpassError
+from asgm.osm import OsmFetchError, OverpassError, local_xml
 from asgm.osm import fetch as F
 from asgm.osm import queries as Q
 
@@ -33,7 +33,7 @@ def _ids(gdf: gpd.GeoDataFrame) -> set[tuple[str, int]]:
 
 
 def test_xml_fetch_schema_snapshot_and_cache(osm_env):
-    res = F.fetch_xml(SAMPLE_OSM)
+    res = local_xml.fetch_xml(SAMPLE_OSM)
     g = res.features
     assert not res.cached
     assert list(g.columns) == ["element", "id", *OSM_LAYERS, "source", "geometry"]
@@ -50,11 +50,11 @@ def test_xml_fetch_schema_snapshot_and_cache(osm_env):
     assert res.path.is_relative_to(osm_env / "osm")
     # a re-run reads the cache (same file, not rewritten)
     mtime = res.path.stat().st_mtime_ns
-    again = F.fetch_xml(SAMPLE_OSM)
+    again = local_xml.fetch_xml(SAMPLE_OSM)
     assert again.cached and again.path == res.path and res.path.stat().st_mtime_ns == mtime
     assert _ids(again.features) == EXPECTED_IDS
     # asking for fewer keys is a different cache entry holding only those keys' features
-    only = F.fetch_xml(SAMPLE_OSM, keys=["waterway"])
+    only = local_xml.fetch_xml(SAMPLE_OSM, keys=["waterway"])
     assert not only.cached and _ids(only.features) == {("way", 1002)}
 
 
@@ -62,9 +62,9 @@ def test_xml_bad_file_is_a_clear_error(osm_env, tmp_path):
     bad = tmp_path / "bad.osm"
     bad.write_text("<osm><node id='1' lat='7'", encoding="utf-8")
     with pytest.raises(OsmFetchError, match="not valid OSM XML"):
-        F.fetch_xml(bad)
+        local_xml.fetch_xml(bad)
     with pytest.raises(OsmFetchError, match="not found"):
-        F.fetch_xml(tmp_path / "missing.osm")
+        local_xml.fetch_xml(tmp_path / "missing.osm")
 
 
 def test_overpass_bbox_current_snapshot(osm_env, overpass):

@@ -14,7 +14,7 @@ from shapely.geometry import LineString, box
 
 from asgm.config import OSM_LAYERS
 from asgm.grid import patch_grid
-from asgm.osm import OsmRasterizeError
+from asgm.osm import OsmRasterizeError, local_xml
 from asgm.osm import fetch as F
 from asgm.osm import queries as Q
 from asgm.osm.rasterize import RasterizeOptions, parse_filters, patch_grid_of, rasterize_grids, rasterize_store
@@ -31,7 +31,7 @@ def block(r0: int, r1: int, c0: int, c1: int, n: int = 48) -> np.ndarray:
 
 @pytest.fixture
 def sample_vectors(osm_env) -> gpd.GeoDataFrame:
-    return F.fetch_xml(SAMPLE_OSM).features
+    return local_xml.fetch_xml(SAMPLE_OSM).features
 
 
 def one(vectors, grid, **kw) -> np.ndarray:

@@ -80,7 +80,8 @@ def scan_world(tmp_path_factory):
         m = write_mosaic(root / "m.tif", -61.8, 6.4, size_px=400, n_mines=2, seed=1, year=2022)
         with rasterio.open(m.path) as src:
             aoi = box(*transform_bounds(src.crs, "EPSG:4326", *src.bounds)).buffer(-0.002)
-        driver.scan(aoi, 2022, run_id, scan_results.scans_dir() / "madre", source=str(m.path), tile_windows=8)
+        options = driver.ScanOptions(source=str(m.path), tile_windows=8)
+        driver.scan(aoi, 2022, run_id, scan_results.scans_dir() / "madre", options)
     return root
 
 

@@ -4,6 +4,7 @@ bad areas, the Dask path on a local cluster, change between two years, and the C
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -57,7 +58,10 @@ def env(world, monkeypatch, tmp_path):
 def _scan(env, out, **kw):
     kw.setdefault("source", str(env["m21"].path))
     kw.setdefault("tile_windows", 8)
-    return driver.scan(kw.pop("aoi", env["aoi"]), kw.pop("year", 2021), env["run"], out, **kw)
+    aoi, year = kw.pop("aoi", env["aoi"]), kw.pop("year", 2021)
+    names = {f.name for f in dataclasses.fields(driver.ScanOptions)}
+    options = driver.ScanOptions(**{k: v for k, v in kw.items() if k in names})
+    return driver.scan(aoi, year, env["run"], out, options, **{k: v for k, v in kw.items() if k not in names})
 
 
 def test_detections_land_on_the_known_mines_and_outputs_are_complete(env, tmp_path):
@@ -267,7 +271,7 @@ def test_unusable_runs_and_settings_are_refused_before_writing(env, tmp_path, mo
     ]:
         kw.setdefault("source", str(env["m21"].path))
         with pytest.raises(AsgmError, match=match):
-            driver.scan(env["aoi"], 2021, run_id, out, tile_windows=8, **kw)
+            driver.scan(env["aoi"], 2021, run_id, out, driver.ScanOptions(tile_windows=8, **kw))
         assert not out.exists(), match
 
 

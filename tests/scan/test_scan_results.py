@@ -42,7 +42,13 @@ def world(tmp_path_factory):
         with rasterio.open(mosaics[2021].path) as src:
             aoi = box(*transform_bounds(src.crs, "EPSG:4326", *src.bounds)).buffer(-0.002)
         for y, m in mosaics.items():
-            driver.scan(aoi, y, run_id, scan_results.scans_dir() / f"area-{y}", source=str(m.path), tile_windows=8)
+            driver.scan(
+                aoi,
+                y,
+                run_id,
+                scan_results.scans_dir() / f"area-{y}",
+                driver.ScanOptions(source=str(m.path), tile_windows=8),
+            )
         yield {"root": root, "run": run_id, "aoi": aoi, "mosaics": mosaics}
 
 

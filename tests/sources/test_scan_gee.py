@@ -34,7 +34,7 @@ def fake_ee(local_server, source_env, monkeypatch, tmp_path):
 def test_scan_through_the_earth_engine_stand_in(fake_ee, tmp_path):
     run_id = detector_run()
     aoi = box(-61.815, 6.395, -61.805, 6.405)  # ~1.1 km square
-    s = driver.scan(aoi, 2021, run_id, tmp_path / "scan", source="gee", tile_windows=4)
+    s = driver.scan(aoi, 2021, run_id, tmp_path / "scan", driver.ScanOptions(source="gee", tile_windows=4))
     reqs = fake_ee.pixel_requests()
     assert len(reqs) == s["tiles"] >= 4  # one request per tile
     grids = [r.json()["grid"] for r in reqs]
@@ -57,6 +57,8 @@ def test_gee_scan_without_credentials_writes_nothing(source_env, tmp_path, monke
     run_id = detector_run()
     out = tmp_path / "scan"
     with pytest.raises(gee.SourceAuthError):
-        driver.scan(box(-61.815, 6.395, -61.805, 6.405), 2021, run_id, out, source=GeeComposite(2021))
+        driver.scan(
+            box(-61.815, 6.395, -61.805, 6.405), 2021, run_id, out, driver.ScanOptions(source=GeeComposite(2021))
+        )
     assert not out.exists()
     gee.reset()

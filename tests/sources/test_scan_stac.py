@@ -69,8 +69,14 @@ def test_scan_through_the_local_stac_api_matches_the_mosaic_scan(local_server, s
     _serve_mosaic(api, m.path, tmp_path, cloud=(380, 480, 380, 480))  # a cloud in the bottom-right corner
     with rasterio.open(m.path) as src:
         aoi = box(*transform_bounds(src.crs, "EPSG:4326", *src.bounds)).buffer(-0.002)
-    ref = driver.scan(aoi, 2021, run_id, tmp_path / "file", source=str(m.path), tile_windows=8)
-    got = driver.scan(aoi, 2021, run_id, tmp_path / "stac", source=StacComposite(2021, url=api.url), tile_windows=8)
+    ref = driver.scan(aoi, 2021, run_id, tmp_path / "file", driver.ScanOptions(source=str(m.path), tile_windows=8))
+    got = driver.scan(
+        aoi,
+        2021,
+        run_id,
+        tmp_path / "stac",
+        driver.ScanOptions(source=StacComposite(2021, url=api.url), tile_windows=8),
+    )
     assert local_server.requests("POST", "/search") or local_server.requests("GET", "/search")
     assert local_server.requests("GET", "/cogs/s1/")  # pixels came over HTTP
     with np.load(tmp_path / "file" / "cells.npz") as a, np.load(tmp_path / "stac" / "cells.npz") as b:
@@ -98,6 +104,10 @@ def test_stac_scan_outside_every_scene_is_refused(local_server, source_env, tmp_
 
     with pytest.raises(area.AoiError, match="does not reach"):
         driver.scan(
-            box(-61.81, 6.39, -61.80, 6.40), 2021, run_id, out, source=StacComposite(2021, url=local_server.url)
+            box(-61.81, 6.39, -61.80, 6.40),
+            2021,
+            run_id,
+            out,
+            driver.ScanOptions(source=StacComposite(2021, url=local_server.url)),
         )
     assert not out.exists()

@@ -10,7 +10,7 @@ import pytest
 from _engine import toy_store, use_folders
 
 from asgm.config import S2_BANDS, ExperimentConfig
-from asgm.model import calibration, inference, runs
+from asgm.model import calibration, explain, inference, runs
 from asgm.training.recipe import set_weights
 
 
@@ -243,5 +243,5 @@ def test_gradcam_works_on_the_detector(recipe_run):
     run_id, st = recipe_run
     info = runs.get_run(run_id)
     x = inference.prepare_input(st.read_patch("pos-0001"), None, info.config)
-    cam = inference.gradcam(runs.load_model(run_id), x)
+    cam = explain.gradcam(runs.load_model(run_id), x)
     assert cam.shape == (48, 48) and np.isfinite(cam).all() and 0.0 <= cam.min() <= cam.max() <= 1.0
