@@ -13,12 +13,12 @@ from scan_series import cell_centre, write_scan
 from streamlit.testing.v1 import AppTest
 from test_data_page import _texts
 from test_map_page import fake_map
-from ui_env import page
+from ui_env import page, page_script
 
 from asgm.data.store import Patch, PatchStore, StoreMeta
 from asgm.grid import patch_grid
 
-MAP = "pages/2_Map.py"
+MAP = page_script("Map")
 SOURCE = "Your scans (SYNTHETIC)"
 
 
