@@ -5,6 +5,10 @@ Stores are written through the real ``PatchStore`` API (GeoTIFFs on exact UTM gr
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +26,28 @@ def use_folders(mp: Any, root: Path) -> None:
     ``pytest.MonkeyPatch``, so they are restored after the test or fixture)."""
     mp.setenv("ASGM_DATA_DIR", str(root / "data"))
     mp.setenv("ASGM_MODELS_DIR", str(root / "models"))
+
+
+def cli_json(argv: list[str], data_dir: Path) -> dict[str, Any]:
+    """Run ``asgm ARGV`` in-process with ``ASGM_DATA_DIR=data_dir`` (restored afterwards, so module-scoped
+    fixtures can use it) and return its ``--json`` report; a non-zero exit fails the caller."""
+    old = os.environ.get("ASGM_DATA_DIR")
+    os.environ["ASGM_DATA_DIR"] = str(data_dir)
+    out = io.StringIO()
+    try:
+        from asgm.cli import main
+
+        with contextlib.redirect_stdout(out):
+            code = main(argv)
+    finally:
+        if old is None:
+            os.environ.pop("ASGM_DATA_DIR")
+        else:
+            os.environ["ASGM_DATA_DIR"] = old
+    if code != 0:
+        raise AssertionError(f"asgm {' '.join(argv)} exited {code}: {out.getvalue()[-500:]}")
+    report: dict[str, Any] = json.loads(out.getvalue())
+    return report
 
 
 def toy_store(

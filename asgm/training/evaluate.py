@@ -5,7 +5,8 @@ Fixes of the study (spec §5, B5, B8):
   ``precision_recall_curve`` uses), on validation and on test alike;
 - CIs for PR-AUC as well as F1, and a cluster-level (block) bootstrap besides the study's patch-level
   one, since neighbouring patches are correlated.
-Metrics come from scikit-learn; scoring a model on a run's split (under the run's recipe) is
+Metrics follow scikit-learn's definitions (F1 and average precision in numpy for the bootstrap's
+sake, checked against scikit-learn in the tests); scoring a model on a run's split (under the run's recipe) is
 ``asgm.training.scoring``. No TensorFlow at import.
 """
 
@@ -40,17 +41,28 @@ def best_threshold(y_true: np.ndarray, prob: np.ndarray) -> tuple[float, float]:
 
 
 def _f1(y: np.ndarray, pred: np.ndarray, prob: np.ndarray) -> float:
-    from sklearn.metrics import f1_score
-
-    return float(f1_score(y, pred, zero_division=0))
+    """F1 of fixed binary predictions; 0 when there are neither positives nor predicted positives
+    (scikit-learn's ``f1_score(zero_division=0)``)."""
+    tp = int(np.sum((y == 1) & (pred == 1)))
+    wrong = int(np.sum(y != pred))
+    return 2 * tp / (2 * tp + wrong) if tp or wrong else 0.0
 
 
 def _ap(y: np.ndarray, pred: np.ndarray, prob: np.ndarray) -> float:
-    from sklearn.metrics import average_precision_score
-
-    if y.sum() == 0:
+    """Average precision as scikit-learn's ``average_precision_score`` computes it (tied scores form one
+    step). In numpy because the bootstrap calls it a thousand times per CI, where scikit-learn's input
+    validation costs more than the arithmetic; ``tests/training/test_evaluate.py`` checks it equals
+    scikit-learn's."""
+    positives = int(y.sum())
+    if positives == 0:
         return float("nan")  # AP is undefined without positives; such resamples are skipped
-    return float(average_precision_score(y, prob))
+    order = np.argsort(-prob, kind="mergesort")
+    score, truth = prob[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(score)), len(score) - 1]  # the last index of each distinct score
+    tps = np.cumsum(truth)[last]
+    precision = tps / (last + 1)
+    recall = tps / positives
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
 METRICS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], float]] = {"f1": _f1, "pr_auc": _ap}

@@ -9,9 +9,20 @@ from asgm.sources import amazon, demo
 
 
 @pytest.fixture(scope="module")
-def amazon_store(tmp_path_factory, mirror):
-    root = tmp_path_factory.mktemp("amazon-stores")
-    return amazon.build(progress=False, root=root)
+def built(tmp_path_factory, mirror):
+    """``asgm demo build --pack amazon --json`` run once (the build takes a minute): (report, store)."""
+    from _engine import cli_json
+
+    from asgm.data.store import PatchStore
+
+    root = tmp_path_factory.mktemp("amazon")
+    report = cli_json(["demo", "build", "--pack", "amazon", "--json"], root)
+    return report, PatchStore.open("amazon", root=root / "stores")
+
+
+@pytest.fixture(scope="module")
+def amazon_store(built):
+    return built[1]
 
 
 def test_pack_counts_sets_and_years(amazon_store):
@@ -113,12 +124,7 @@ def test_close_pairs_overlap_at_the_shift_their_grids_predict(amazon_store, set_
         assert max(abs(predicted[0] - best[0]), abs(predicted[1] - best[1])) <= 1, (part.sample_id[i], predicted, best)
 
 
-def test_cli_builds_the_amazon_pack(data_env, mirror, capsys):
-    import json
-
-    from asgm.cli import main
-
-    assert main(["demo", "build", "--pack", "amazon", "--json"]) == 0
-    report = json.loads(capsys.readouterr().out)
+def test_cli_builds_the_amazon_pack(built):
+    report = built[0]
     assert report["name"] == "amazon" and report["patches"] == 3401
     assert report["by_label"] == {"0": 282 + 1450, "1": 209 + 1460}

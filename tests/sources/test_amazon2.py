@@ -2,8 +2,6 @@
 +8 chip offset of ``ACAexpanded_amazon_positives2025-08``, excluded rows left out, ids, cloud thresholds,
 confuser classes, georeferencing."""
 
-import json
-
 import numpy as np
 import pytest
 
@@ -39,25 +37,11 @@ DUPLICATES = {"v0.xx-SSL4EO-2023combined-negatives": 1}
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, mirror):
     """``asgm demo build --pack amazon2 --json`` run once: (report, store)."""
-    import contextlib
-    import io
-    import os
-
-    from asgm.cli import main
+    from _engine import cli_json
 
     root = tmp_path_factory.mktemp("amazon2")
-    old = os.environ.get("ASGM_DATA_DIR")
-    os.environ["ASGM_DATA_DIR"] = str(root)
-    try:
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):
-            assert main(["demo", "build", "--pack", "amazon2", "--json"]) == 0
-    finally:
-        if old is None:
-            os.environ.pop("ASGM_DATA_DIR")
-        else:
-            os.environ["ASGM_DATA_DIR"] = old
-    return json.loads(out.getvalue()), PatchStore.open("amazon2", root=root / "stores")
+    report = cli_json(["demo", "build", "--pack", "amazon2", "--json"], root)
+    return report, PatchStore.open("amazon2", root=root / "stores")
 
 
 def test_counts_per_set_match_the_readme(built):

@@ -7,7 +7,7 @@ import pytest
 from sklearn.metrics import f1_score
 
 from asgm.model.calibration import decide
-from asgm.training.evaluate import best_threshold, bootstrap_ci, metrics_on_test
+from asgm.training.evaluate import METRICS, best_threshold, bootstrap_ci, metrics_on_test
 
 
 def test_threshold_is_the_validation_f1_optimum_under_the_ge_rule():
@@ -55,6 +55,23 @@ def test_bootstrap_is_seeded_and_matches_a_direct_percentile():
     g = np.random.default_rng(5)
     vals = [f1_score(y[i], pred[i], zero_division=0) for i in (g.integers(0, 60, 60) for _ in range(500))]
     assert ci == pytest.approx(tuple(np.percentile(vals, [2.5, 97.5])))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_bootstrap_metrics_equal_sklearns(seed: int) -> None:
+    from sklearn.metrics import average_precision_score
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 80))
+    y = rng.integers(0, 2, n)
+    # Scores rounded to two decimals so that ties (one step of the curve) occur often.
+    prob = np.round(np.clip(y * rng.random() + rng.random(n), 0, 1), 2)
+    pred = decide(prob, float(rng.random()))
+    assert METRICS["f1"](y, pred, prob) == pytest.approx(f1_score(y, pred, zero_division=0), abs=1e-12)
+    if y.sum():
+        assert METRICS["pr_auc"](y, pred, prob) == pytest.approx(average_precision_score(y, prob), abs=1e-12)
+    else:
+        assert np.isnan(METRICS["pr_auc"](y, pred, prob))
 
 
 def test_test_metrics_confusion_layout_and_fields():
