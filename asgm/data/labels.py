@@ -13,8 +13,8 @@ year), the model run and probability shown at review time, the reviewer, the tim
 Writes are SQLite transactions (``BEGIN IMMEDIATE`` with a busy timeout): a history row and the labels row
 change together or not at all, and two writers (two browser tabs, the app and the CLI) wait for each other.
 A database another program keeps locked (QGIS editing the layer) is a ``LabelsLockedError`` after the timeout.
-The GeoPackage tables are written here with the standard library (GPKG point blobs are a short header + WKB),
-so no GDAL triggers or SpatiaLite functions are needed to write.
+The GeoPackage container (``asgm.data.gpkg``) is written with the standard library (GPKG point blobs are a
+short header + WKB), so no GDAL triggers or SpatiaLite functions are needed to write.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import io
 import json
 import math
 import sqlite3
-import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +34,7 @@ from xml.sax.saxutils import escape
 
 from asgm import atomic
 from asgm.config import data_dir
+from asgm.data import gpkg
 from asgm.errors import AsgmError, one_line
 
 #: The labels a reviewer gives.
@@ -81,15 +81,6 @@ FIELDS: tuple[str, ...] = (
     "time",
 )
 _SQL_TYPES = {"lon": "DOUBLE", "lat": "DOUBLE", "probability": "DOUBLE", "year": "INTEGER"}
-#: GeoPackage application id ('GPKG') and version 1.2 (what GDAL writes by default).
-_APPLICATION_ID = 0x47504B47
-_USER_VERSION = 10200
-_WGS84_WKT = (
-    'GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,298.257223563,AUTHORITY["EPSG","7030"]],'
-    'AUTHORITY["EPSG","6326"]],PRIMEM["Greenwich",0,AUTHORITY["EPSG","8901"]],UNIT["degree",'
-    '0.0174532925199433,AUTHORITY["EPSG","9122"]],AXIS["Latitude",NORTH],AXIS["Longitude",EAST],'
-    'AUTHORITY["EPSG","4326"]]'
-)
 # SQLite's primary result codes for a busy / locked database, a full disk, a failed write and a file that is no
 # database.
 _BUSY, _LOCKED, _FULL, _IOERR, _CORRUPT, _NOTADB, _READONLY, _CANTOPEN = 5, 6, 13, 10, 11, 26, 8, 14
@@ -214,12 +205,6 @@ class MarkResult:
     history_fid: int
 
 
-def point_blob(lon: float, lat: float, srs_id: int = 4326) -> bytes:
-    """A GeoPackage geometry blob of a 2D point: 'GP', version 0, flags (little-endian, no envelope), the SRS
-    id, then the point's little-endian WKB."""
-    return b"GP" + struct.pack("<BBi", 0, 0x01, srs_id) + struct.pack("<BIdd", 1, 1, float(lon), float(lat))
-
-
 def _sql_error(exc: sqlite3.Error, path: Path) -> AsgmError:
     """The user's error for a SQLite failure on the label database (or the error itself when it is a bug)."""
     code = getattr(exc, "sqlite_errorcode", None)
@@ -301,51 +286,7 @@ class LabelStore:
                 f"{self.path} is a database without the label tables ({', '.join(sorted(tables)[:5])}); "
                 "move it away or point ASGM_DATA_DIR at another data folder"
             )
-        con.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
-        con.execute(f"PRAGMA user_version = {_USER_VERSION}")
-        con.execute("""CREATE TABLE gpkg_spatial_ref_sys (srs_name TEXT NOT NULL, srs_id INTEGER NOT NULL PRIMARY KEY,
-            organization TEXT NOT NULL, organization_coordsys_id INTEGER NOT NULL, definition TEXT NOT NULL,
-            description TEXT)""")
-        con.executemany(
-            "INSERT INTO gpkg_spatial_ref_sys VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    "Undefined cartesian SRS",
-                    -1,
-                    "NONE",
-                    -1,
-                    "undefined",
-                    "undefined cartesian coordinate reference system",
-                ),
-                (
-                    "Undefined geographic SRS",
-                    0,
-                    "NONE",
-                    0,
-                    "undefined",
-                    "undefined geographic coordinate reference system",
-                ),
-                (
-                    "WGS 84 geodetic",
-                    4326,
-                    "EPSG",
-                    4326,
-                    _WGS84_WKT,
-                    "longitude/latitude coordinates in decimal degrees on the WGS 84 spheroid",
-                ),
-            ],
-        )
-        con.execute("""CREATE TABLE gpkg_contents (table_name TEXT NOT NULL PRIMARY KEY, data_type TEXT NOT NULL,
-            identifier TEXT UNIQUE, description TEXT DEFAULT '',
-            last_change DATETIME NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
-            min_x DOUBLE, min_y DOUBLE, max_x DOUBLE, max_y DOUBLE, srs_id INTEGER,
-            CONSTRAINT fk_gc_r_srs_id FOREIGN KEY (srs_id) REFERENCES gpkg_spatial_ref_sys(srs_id))""")
-        con.execute("""CREATE TABLE gpkg_geometry_columns (table_name TEXT NOT NULL, column_name TEXT NOT NULL,
-            geometry_type_name TEXT NOT NULL, srs_id INTEGER NOT NULL, z TINYINT NOT NULL, m TINYINT NOT NULL,
-            CONSTRAINT pk_geom_cols PRIMARY KEY (table_name, column_name),
-            CONSTRAINT uk_gc_table_name UNIQUE (table_name),
-            CONSTRAINT fk_gc_tn FOREIGN KEY (table_name) REFERENCES gpkg_contents(table_name),
-            CONSTRAINT fk_gc_srs FOREIGN KEY (srs_id) REFERENCES gpkg_spatial_ref_sys (srs_id))""")
+        gpkg.create_container(con)
         cols = ", ".join(
             f"{f} {_SQL_TYPES.get(f, 'TEXT')}" + (" NOT NULL" if f in ("item", "label", "time") else "") for f in FIELDS
         )
@@ -356,16 +297,8 @@ class LabelStore:
         )
         con.execute(f"CREATE TABLE {HISTORY} (fid INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, {cols}, {check})")
         con.execute(f"CREATE INDEX {HISTORY}_item ON {HISTORY} (item)")
-        con.execute(
-            "INSERT INTO gpkg_contents (table_name, data_type, identifier, description, srs_id) "
-            "VALUES (?, 'features', ?, ?, 4326)",
-            (LAYER, LAYER, "current label of every reviewed item"),
-        )
-        con.execute(
-            "INSERT INTO gpkg_contents (table_name, data_type, identifier, description) VALUES (?, 'attributes', ?, ?)",
-            (HISTORY, HISTORY, "every label change, oldest first"),
-        )
-        con.execute("INSERT INTO gpkg_geometry_columns VALUES (?, 'geom', 'POINT', 4326, 0, 0)", (LAYER,))
+        gpkg.register(con, LAYER, "current label of every reviewed item", geometry="POINT")
+        gpkg.register(con, HISTORY, "every label change, oldest first")
         # Forbid changing the history from any program that honours triggers (GDAL, QGIS and sqlite3 all do).
         for op in ("UPDATE", "DELETE"):
             con.execute(
@@ -413,7 +346,7 @@ class LabelStore:
             f"ON CONFLICT (item) DO UPDATE SET "
             + ", ".join(f"{f} = excluded.{f}" for f in FIELDS)
             + ", history_fid = excluded.history_fid, geom = excluded.geom",
-            [*values, hid, point_blob(row["lon"], row["lat"])],
+            [*values, hid, gpkg.point_blob(row["lon"], row["lat"])],
         )
         return MarkResult(row["item"], row["label"], True, int(hid or 0))
 

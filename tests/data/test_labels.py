@@ -12,6 +12,7 @@ from pathlib import Path
 import pyogrio
 import pytest
 
+from asgm.data.gpkg import point_blob
 from asgm.data.label_files import read_label_file
 from asgm.data.labels import (
     HISTORY,
@@ -22,7 +23,6 @@ from asgm.data.labels import (
     LabelStore,
     Mark,
     default_path,
-    point_blob,
 )
 
 REPO = Path(__file__).resolve().parents[2]

@@ -73,8 +73,10 @@ def app_server(env: dict[str, str], workdir: Path, script: Path | None = None) -
         log.close()
 
 
-def map_frame(page, timeout_ms: int = 60_000):
-    """The st_folium iframe's frame, once Leaflet has built the map."""
+def map_frame(page, timeout_ms: int = 180_000):
+    """The st_folium iframe's frame, once Leaflet has built the map. The wait is long because a fresh server's
+    first Map render imports the geospatial stack, which takes over a minute when the tests run in parallel on
+    a loaded machine; it is a wait, not a timing."""
     page.wait_for_selector("iframe[title*='st_folium'], iframe", timeout=timeout_ms)
     frame = page.locator("iframe").first.element_handle().content_frame()
     frame.wait_for_function(
