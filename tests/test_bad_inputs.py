@@ -764,10 +764,22 @@ def test_a_nan_threshold_is_refused(data_env, capsys):
     assert snapshot(data_env) == before
 
 
-@pytest.mark.parametrize("dtype, expected", [("float32", "pixels are float32"), ("uint8", "pixels are uint8")])
+@pytest.mark.parametrize(
+    "dtype, expected",
+    [
+        ("float32", "pixels are float32"),
+        ("uint8", "pixels are uint8"),
+        ("47 px", "47x47 px, the store holds 48x48 px"),
+        ("12 bands", "12 bands, the store holds 3 (B4,B3,B2)"),
+    ],
+)
 def test_every_prediction_path_validates_the_patch(data_env, capsys, dtype, expected):
     """Wrong 8: a NaN float32 or a uint8 patch used to get a probability on the Map, the Patch viewer and in
-    ``predict``. The app's paths go through ``inference.prepare_input``; ``predict`` through PatchSource."""
+    ``predict``; a 47 px file was told to "retrain the run" (numpy's shape error), and a 12-band file in an RGB
+    store was classified without a word. The app's paths (a click, the Patch viewer) check the patch against
+    the store (``loaders.checked_patch``), ``predict`` and the Map's batched pass through PatchSource: the same
+    words as ``patches check``, and the patch (not the run) is what to mend."""
+    from asgm.app import loaders
     from asgm.model import inference
     from asgm.model.inputs import DatasetError
 
@@ -775,25 +787,38 @@ def test_every_prediction_path_validates_the_patch(data_env, capsys, dtype, expe
     path = store.patch_path("pos-0001")
     src = path.with_suffix(".orig")
     path.rename(src)
-    data = np.full((3, 48, 48), 0.1 if dtype == "float32" else 90, dtype)
+    if dtype == "47 px":
+        data = np.full((3, 47, 47), 900, np.uint16)
+    elif dtype == "12 bands":
+        data = np.full((12, 48, 48), 900, np.uint16)
+    else:
+        data = np.full((3, 48, 48), 0.1 if dtype == "float32" else 90, dtype)
     if dtype == "float32":
         data[:, :5] = np.nan
-    write_tif(path, data, RGB_BANDS, like=src)
+    names = RGB_BANDS + tuple(f"X{i}" for i in range(9)) if dtype == "12 bands" else RGB_BANDS
+    write_tif(path, data, names, like=src)
     src.unlink()
     cfg = ExperimentConfig(store="toy", bands=RGB_BANDS, epochs=1)
-    with pytest.raises(DatasetError, match=f"patch 'pos-0001': {expected}"):  # the Map click, the Patch viewer
-        inference.prepare_input(store.read_patch("pos-0001"), None, cfg)
+    if dtype != "12 bands":  # the patch alone (its bands hold the run's) cannot tell it is foreign to the store
+        with pytest.raises(DatasetError, match=f"patch 'pos-0001': {expected.split(', the store')[0]}"):
+            inference.prepare_input(store.read_patch("pos-0001"), None, cfg)
     from asgm.model.runs import create_run
 
     folder = create_run(cfg, "done")
     folder.set_status("completed")
     folder.write_json("metrics.json", {"f1": 0.5, "threshold": 0.5})
     _save_tiny_keras_model(folder.model_path)
+    with pytest.raises(DatasetError) as caught:  # a click on the Map, the Patch viewer
+        loaders.classify("done", "toy", "pos-0001")
+    line = one_line(str(caught.value), "patch 'pos-0001'", expected, "asgm patches check")
+    assert "retrain" not in line.lower()
+    capsys.readouterr()  # Streamlit's "no runtime" warnings of the cached loaders, outside an app
     out_csv = data_env / "p.csv"
     before = snapshot(data_env)
     rc, out, err = cli(capsys, "predict", "--run", "done", "--store", "toy", "--out", out_csv)
     assert rc == 1 and out == ""
-    one_line(err, "pos-0001", expected)
+    line = one_line(err, "pos-0001", expected)
+    assert "retrain" not in line.lower()
     assert snapshot(data_env) == before and not out_csv.exists()
 
 
