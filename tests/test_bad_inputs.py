@@ -28,7 +28,9 @@ half-written. Read top to bottom, this is the list of those promises:
 9. One line where a traceback was (issue 22, unclear classes): scan options and ``--out`` folders,
    ``store.json`` field types, a non-JSON metrics.json in ``evaluate``; page requests (store names, dates,
    a cut index) refused before a job starts; written files honour the umask; text files may carry a UTF-8
-   BOM and others are told "save it as UTF-8"; uploaded points show their extent and swapped lon/lat.
+   BOM and others are told "save it as UTF-8"; uploaded points show their extent and swapped lon/lat;
+   advice fits the case (the user's own vectors file, a store missing only store.json, a 47 px or 12-band
+   patch is mended, not the run retrained; a scan does not speak of stored patches).
 10. The label database (issue 23): a damaged ``labels.gpkg`` or one locked by another program (QGIS) is one
     line and nothing is written; a full disk during a mark leaves the database as it was; a label for an
     unknown item is refused.
@@ -1132,6 +1134,40 @@ def test_advice_fits_the_case(data_env, capsys):
     line = one_line(err, "has its patches but no store.json", "restore store.json")
     assert "no patch store" not in line
     assert snapshot(store.root) == before
+
+
+def test_a_scan_that_cannot_reach_its_source_does_not_speak_of_stored_patches(data_env, capsys):
+    """Wrong advice mended: the STAC source's "stored patches are kept" (true for a patch fetch) was printed by a
+    region scan, which keeps tiles, not patches; nothing is written."""
+    import socket
+
+    from scan_support import detector_run
+
+    run_id = detector_run()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    before = snapshot(data_env)
+    rc, out, err = cli(
+        capsys,
+        "scan",
+        "run",
+        "--aoi=-62.2,6.4,-62.18,6.42",
+        "--year",
+        "2021",
+        "--run",
+        run_id,
+        "--source",
+        "stac",
+        "--stac-url",
+        f"http://127.0.0.1:{closed}/v1",
+        "--out",
+        data_env / "scan",
+    )
+    assert rc == 1 and out == ""
+    line = one_line(err, "cannot reach the STAC API", "pass another --stac-url")
+    assert "patches" not in line
+    assert snapshot(data_env) == before and not (data_env / "scan").exists()
 
 
 @pytest.mark.parametrize("page", ["pages/2_Map.py", "pages/3_Patch_viewer.py", "pages/7_Train.py"])

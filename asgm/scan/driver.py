@@ -234,6 +234,19 @@ def plan(
     return ScanPlan(geom, area_km2, run, thr, composite, aoi_utm, grid, cells, spatial_prior)
 
 
+#: What the Sentinel-2 sources' errors say for a patch fetch, wrong in a scan (which keeps its tiles, not
+#: patches): dropped from a scan's message, which says what a scan keeps itself.
+FETCH_ONLY_WORDS = ("; stored patches are kept.", " (stored patches are kept and skipped)", " stored patches are kept.")
+
+
+def scan_words(exc: AsgmError) -> str:
+    """``exc``'s message as a scan should say it: without the patch fetch's "stored patches are kept"."""
+    text = str(exc)
+    for words in FETCH_ONLY_WORDS:
+        text = text.replace(words, "." if words.startswith(";") else "")
+    return text
+
+
 def scan(
     aoi: Any,
     year: int,
@@ -274,20 +287,25 @@ def scan(
     check_scan_options(batch_size, workers, scheduler, tile_windows)
     check_out_folder(out_dir)
     t0 = time.monotonic()
-    pl = plan(
-        aoi,
-        year,
-        run_id,
-        source=source,
-        stac_url=stac_url,
-        stride=stride,
-        high=high,
-        low=low,
-        tile_windows=tile_windows,
-        max_masked=max_masked,
-        max_area_km2=max_area_km2,
-        spatial_prior=spatial_prior,
-    )
+    try:
+        pl = plan(
+            aoi,
+            year,
+            run_id,
+            source=source,
+            stac_url=stac_url,
+            stride=stride,
+            high=high,
+            low=low,
+            tile_windows=tile_windows,
+            max_masked=max_masked,
+            max_area_km2=max_area_km2,
+            spatial_prior=spatial_prior,
+        )
+    except AsgmError as exc:
+        if (words := scan_words(exc)) == str(exc):
+            raise
+        raise type(exc)(words) from exc
     geom, area_km2, run, thr, composite = pl.geom, pl.area_km2, pl.run, pl.thresholds, pl.composite
     aoi_utm, grid, cells, stride = pl.aoi_utm, pl.grid, pl.cells, pl.grid.stride
     identity = {
@@ -367,7 +385,7 @@ def scan(
         ) from None
     except AsgmError as exc:
         raise type(exc)(
-            f"{exc} [{done[0]} of {total} tiles saved in {out}; run the same scan again to resume]"
+            f"{scan_words(exc)} [{done[0]} of {total} tiles saved in {out}; run the same scan again to resume]"
         ) from exc
     tile_seconds = time.monotonic() - t_tiles
     summary = finalize(out, grid, results, thr, composite.synthetic, pl.prior)
