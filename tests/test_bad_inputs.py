@@ -1136,6 +1136,26 @@ def test_advice_fits_the_case(data_env, capsys):
     assert snapshot(store.root) == before
 
 
+@pytest.mark.parametrize("page", ["app.py", "pages/2_Map.py", "pages/3_Patch_viewer.py", "pages/7_Train.py"])
+def test_pages_say_which_store_lost_its_store_json(data_env, monkeypatch, page):
+    """The pages list stores by their store.json: one that lost only that file used to read "No patch store
+    yet ... Prepare the demo", as if nothing were there."""
+    from streamlit.testing.v1 import AppTest
+
+    from asgm.config import PROJECT_ROOT
+
+    monkeypatch.setenv("ASGM_APP_AUTOPREPARE", "0")
+    store = small_store(data_env / "data" / "stores")
+    (store.root / "store.json").unlink()
+    before = snapshot(store.root)
+    at = AppTest.from_file(str(PROJECT_ROOT / page), default_timeout=120).run()
+    assert not at.exception
+    shown = [w.value for w in at.warning]
+    assert any("store 'toy'" in w and "has its patches but no store.json" in w for w in shown), shown
+    assert not any("Prepare the demo" in w for w in shown), shown
+    assert snapshot(store.root) == before
+
+
 def test_a_scan_that_cannot_reach_its_source_does_not_speak_of_stored_patches(data_env, capsys):
     """Wrong advice mended: the STAC source's "stored patches are kept" (true for a patch fetch) was printed by a
     region scan, which keeps tiles, not patches; nothing is written."""

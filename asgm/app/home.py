@@ -132,6 +132,9 @@ def data_on_this_machine() -> list[dict]:
                 }
             )
         st.markdown(page.markdown_table(rows, columns=STORE_COLUMNS))
+    elif broken := loaders.stores_without_meta():  # not "no store": one whose store.json is gone
+        for message in broken:
+            st.warning(f"No readable patch store: {message}.")
     else:
         st.info("No patch store yet. Click **Prepare the demo** above, or run `asgm demo build`.")
 

@@ -40,6 +40,23 @@ def store_summaries() -> list[dict[str, Any]]:
     return out
 
 
+def stores_without_meta() -> list[str]:
+    """One message per folder of the stores root that holds patches but no store.json (``list_stores`` skips
+    them, so a page would otherwise say there is no store at all)."""
+    from asgm.config import stores_dir
+
+    root = stores_dir()
+    out = []
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        if folder.is_dir() and not (folder / "store.json").is_file():
+            try:
+                PatchStore.open(folder.name)
+            except PatchStoreError as exc:
+                if "no store.json" in str(exc):
+                    out.append(str(exc))
+    return out
+
+
 def store_label(name: str) -> str:
     """A store's name for pickers, marked '(synthetic)' when it holds synthetic patches."""
     try:

@@ -61,6 +61,13 @@ def page_setup(title: str, follow_jobs: bool = True) -> None:
 def no_store_warning(consequence: str = "") -> None:
     """What a page says when there is no patch store yet: the demo being prepared (the page refreshes when it is
     ready), else how to get one."""
+    from asgm.app.loaders import stores_without_meta
+
+    broken = stores_without_meta()
+    for message in broken:  # not "no store": one whose store.json is gone
+        st.warning(f"No readable patch store{consequence}: {message}.")
+    if broken:
+        return
     prep = prepare_state()
     if prep.get("state") == "running":
         st.info(
