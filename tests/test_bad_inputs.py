@@ -1065,6 +1065,23 @@ def test_utf8_bom_is_read_and_latin1_says_save_as_utf8(data_env, capsys, kind):
         read()
 
 
+def test_an_uploaded_scan_area_may_carry_a_bom_and_latin1_says_save_as_utf8():
+    """The Region scan page's GeoJSON upload read strict UTF-8: a BOM was "not readable GeoJSON"."""
+    from asgm.scan.area import AoiError
+    from asgm.scan.request import aoi_from_upload
+
+    ring = [[-62.2, 6.4], [-62.18, 6.4], [-62.18, 6.42], [-62.2, 6.42], [-62.2, 6.4]]
+    text = json.dumps(
+        {"type": "Feature", "properties": {"name": "Caroní"}, "geometry": {"type": "Polygon", "coordinates": [ring]}},
+        ensure_ascii=False,
+    )
+    _, km2 = aoi_from_upload("area.geojson", b"\xef\xbb\xbf" + text.encode("utf-8"))
+    assert 4 < km2 < 6
+    with pytest.raises(AoiError) as caught:
+        aoi_from_upload("area.geojson", text.encode("latin-1"))
+    one_line(str(caught.value), "area.geojson is not UTF-8 text", "save it as UTF-8")
+
+
 @pytest.mark.parametrize(
     "store, start, end, expected",
     [
