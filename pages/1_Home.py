@@ -2,7 +2,7 @@
 
 from asgm.app import home, page
 
-page.page_setup("Home")
+page.page_setup("Home", follow_jobs=False)  # the preparation panel follows the jobs
 home.intro()
 run_id = page.selected_run_id()
 home.getting_started()

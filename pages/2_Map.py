@@ -28,10 +28,7 @@ run = page.selected_run(run_id)
 
 stores = list_stores()
 if not stores:
-    st.warning(
-        "No patch store yet, so nothing can be classified. Go to **Home** and click **Prepare the demo** "
-        "(or run `asgm demo build`). The study's points are still shown."
-    )
+    page.no_store_warning(", so nothing can be classified (the study's points are still shown)")
 default_store = run.config.store if run and run.config.store in stores else ("demo" if "demo" in stores else None)
 store_name = (
     st.sidebar.selectbox(

@@ -29,7 +29,7 @@ if st.query_params.get("scan"):  # a window of a region scan (a link from the Re
 run_id = page.selected_run_id()
 stores = list_stores()
 if not stores:
-    st.warning("No patch store yet. Go to **Home** and click **Prepare the demo** (or run `asgm demo build`).")
+    page.no_store_warning()
     st.stop()
 
 qp = st.query_params
@@ -238,7 +238,7 @@ with right:
                 model, config, x = loaders.model_input(run_id, store_name, sid)
                 cam = explain.gradcam(model, x)
         except AsgmError as exc:
-            page.show_error(exc, "Retrain the run on the Train page, or pick another run in the sidebar.")
+            page.show_error(exc, page.classify_way_out(exc, store_name))
 
 # -- review ----------------------------------------------------------------------------------------------
 with right:

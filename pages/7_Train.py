@@ -20,7 +20,7 @@ st.title("Train")
 
 stores = list_stores()
 if not stores:
-    st.warning("No patch store to train on. Go to **Home** and click **Prepare the demo** (or run `asgm demo build`).")
+    page.no_store_warning(" to train on")
     st.stop()
 
 can_launch = aj.passcode_gate()  # a public deployment: training needs the owner passcode

@@ -28,7 +28,9 @@ half-written. Read top to bottom, this is the list of those promises:
 9. One line where a traceback was (issue 22, unclear classes): scan options and ``--out`` folders,
    ``store.json`` field types, a non-JSON metrics.json in ``evaluate``; page requests (store names, dates,
    a cut index) refused before a job starts; written files honour the umask; text files may carry a UTF-8
-   BOM and others are told "save it as UTF-8"; uploaded points show their extent and swapped lon/lat.
+   BOM and others are told "save it as UTF-8"; uploaded points show their extent and swapped lon/lat;
+   advice fits the case (the user's own vectors file, a store missing only store.json, a 47 px or 12-band
+   patch is mended, not the run retrained; a scan does not speak of stored patches).
 10. The label database (issue 23): a damaged ``labels.gpkg`` or one locked by another program (QGIS) is one
     line and nothing is written; a full disk during a mark leaves the database as it was; a label for an
     unknown item is refused.
@@ -765,10 +767,22 @@ def test_a_nan_threshold_is_refused(data_env, capsys):
     assert snapshot(data_env) == before
 
 
-@pytest.mark.parametrize("dtype, expected", [("float32", "pixels are float32"), ("uint8", "pixels are uint8")])
+@pytest.mark.parametrize(
+    "dtype, expected",
+    [
+        ("float32", "pixels are float32"),
+        ("uint8", "pixels are uint8"),
+        ("47 px", "47x47 px, the store holds 48x48 px"),
+        ("12 bands", "12 bands, the store holds 3 (B4,B3,B2)"),
+    ],
+)
 def test_every_prediction_path_validates_the_patch(data_env, capsys, dtype, expected):
     """Wrong 8: a NaN float32 or a uint8 patch used to get a probability on the Map, the Patch viewer and in
-    ``predict``. The app's paths go through ``inference.prepare_input``; ``predict`` through PatchSource."""
+    ``predict``; a 47 px file was told to "retrain the run" (numpy's shape error), and a 12-band file in an RGB
+    store was classified without a word. The app's paths (a click, the Patch viewer) check the patch against
+    the store (``loaders.checked_patch``), ``predict`` and the Map's batched pass through PatchSource: the same
+    words as ``patches check``, and the patch (not the run) is what to mend."""
+    from asgm.app import loaders
     from asgm.model import inference
     from asgm.model.inputs import DatasetError
 
@@ -776,25 +790,38 @@ def test_every_prediction_path_validates_the_patch(data_env, capsys, dtype, expe
     path = store.patch_path("pos-0001")
     src = path.with_suffix(".orig")
     path.rename(src)
-    data = np.full((3, 48, 48), 0.1 if dtype == "float32" else 90, dtype)
+    if dtype == "47 px":
+        data = np.full((3, 47, 47), 900, np.uint16)
+    elif dtype == "12 bands":
+        data = np.full((12, 48, 48), 900, np.uint16)
+    else:
+        data = np.full((3, 48, 48), 0.1 if dtype == "float32" else 90, dtype)
     if dtype == "float32":
         data[:, :5] = np.nan
-    write_tif(path, data, RGB_BANDS, like=src)
+    names = RGB_BANDS + tuple(f"X{i}" for i in range(9)) if dtype == "12 bands" else RGB_BANDS
+    write_tif(path, data, names, like=src)
     src.unlink()
     cfg = ExperimentConfig(store="toy", bands=RGB_BANDS, epochs=1)
-    with pytest.raises(DatasetError, match=f"patch 'pos-0001': {expected}"):  # the Map click, the Patch viewer
-        inference.prepare_input(store.read_patch("pos-0001"), None, cfg)
+    if dtype != "12 bands":  # the patch alone (its bands hold the run's) cannot tell it is foreign to the store
+        with pytest.raises(DatasetError, match=f"patch 'pos-0001': {expected.split(', the store')[0]}"):
+            inference.prepare_input(store.read_patch("pos-0001"), None, cfg)
     from asgm.model.runs import create_run
 
     folder = create_run(cfg, "done")
     folder.set_status("completed")
     folder.write_json("metrics.json", {"f1": 0.5, "threshold": 0.5})
     _save_tiny_keras_model(folder.model_path)
+    with pytest.raises(DatasetError) as caught:  # a click on the Map, the Patch viewer
+        loaders.classify("done", "toy", "pos-0001")
+    line = one_line(str(caught.value), "patch 'pos-0001'", expected, "asgm patches check")
+    assert "retrain" not in line.lower()
+    capsys.readouterr()  # Streamlit's "no runtime" warnings of the cached loaders, outside an app
     out_csv = data_env / "p.csv"
     before = snapshot(data_env)
     rc, out, err = cli(capsys, "predict", "--run", "done", "--store", "toy", "--out", out_csv)
     assert rc == 1 and out == ""
-    one_line(err, "pos-0001", expected)
+    line = one_line(err, "pos-0001", expected)
+    assert "retrain" not in line.lower()
     assert snapshot(data_env) == before and not out_csv.exists()
 
 
@@ -1039,6 +1066,23 @@ def test_utf8_bom_is_read_and_latin1_says_save_as_utf8(data_env, capsys, kind):
         read()
 
 
+def test_an_uploaded_scan_area_may_carry_a_bom_and_latin1_says_save_as_utf8():
+    """The Region scan page's GeoJSON upload read strict UTF-8: a BOM was "not readable GeoJSON"."""
+    from asgm.scan.area import AoiError
+    from asgm.scan.request import aoi_from_upload
+
+    ring = [[-62.2, 6.4], [-62.18, 6.4], [-62.18, 6.42], [-62.2, 6.42], [-62.2, 6.4]]
+    text = json.dumps(
+        {"type": "Feature", "properties": {"name": "Caroní"}, "geometry": {"type": "Polygon", "coordinates": [ring]}},
+        ensure_ascii=False,
+    )
+    _, km2 = aoi_from_upload("area.geojson", b"\xef\xbb\xbf" + text.encode("utf-8"))
+    assert 4 < km2 < 6
+    with pytest.raises(AoiError) as caught:
+        aoi_from_upload("area.geojson", text.encode("latin-1"))
+    one_line(str(caught.value), "area.geojson is not UTF-8 text", "save it as UTF-8")
+
+
 @pytest.mark.parametrize(
     "store, start, end, expected",
     [
@@ -1108,6 +1152,60 @@ def test_advice_fits_the_case(data_env, capsys):
     line = one_line(err, "has its patches but no store.json", "restore store.json")
     assert "no patch store" not in line
     assert snapshot(store.root) == before
+
+
+@pytest.mark.parametrize("page", ["app.py", page_script("Map"), page_script("Patch viewer"), page_script("Train")])
+def test_pages_say_which_store_lost_its_store_json(data_env, monkeypatch, page):
+    """The pages list stores by their store.json: one that lost only that file used to read "No patch store
+    yet ... Prepare the demo", as if nothing were there."""
+    from streamlit.testing.v1 import AppTest
+
+    from asgm.config import PROJECT_ROOT
+
+    monkeypatch.setenv("ASGM_APP_AUTOPREPARE", "0")
+    store = small_store(data_env / "data" / "stores")
+    (store.root / "store.json").unlink()
+    before = snapshot(store.root)
+    at = AppTest.from_file(str(PROJECT_ROOT / page), default_timeout=120).run()
+    assert not at.exception
+    shown = [w.value for w in at.warning]
+    assert any("store 'toy'" in w and "has its patches but no store.json" in w for w in shown), shown
+    assert not any("Prepare the demo" in w for w in shown), shown
+    assert snapshot(store.root) == before
+
+
+def test_a_scan_that_cannot_reach_its_source_does_not_speak_of_stored_patches(data_env, capsys):
+    """Wrong advice mended: the STAC source's "stored patches are kept" (true for a patch fetch) was printed by a
+    region scan, which keeps tiles, not patches; nothing is written."""
+    import socket
+
+    from scan_support import detector_run
+
+    run_id = detector_run()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    before = snapshot(data_env)
+    rc, out, err = cli(
+        capsys,
+        "scan",
+        "run",
+        "--aoi=-62.2,6.4,-62.18,6.42",
+        "--year",
+        "2021",
+        "--run",
+        run_id,
+        "--source",
+        "stac",
+        "--stac-url",
+        f"http://127.0.0.1:{closed}/v1",
+        "--out",
+        data_env / "scan",
+    )
+    assert rc == 1 and out == ""
+    line = one_line(err, "cannot reach the STAC API", "pass another --stac-url")
+    assert "patches" not in line
+    assert snapshot(data_env) == before and not (data_env / "scan").exists()
 
 
 @pytest.mark.parametrize("page", [page_script("Map"), page_script("Patch viewer"), page_script("Train")])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from asgm.app import loaders, page, prepare
+from asgm.app import follow, loaders, page, prepare
 from asgm.errors import AsgmError
 from asgm.model.runs import get_run
 from asgm.training import first_start
@@ -37,17 +37,6 @@ def intro() -> None:
     )
 
 
-def _situation() -> tuple:
-    """What decides the page's layout: missing data, preparation state, active and completed runs."""
-    runs = loaders.list_runs_safe()
-    return (
-        tuple(prepare.needs_prepare()),
-        prepare.prepare_state().get("state"),
-        tuple(r.run_id for r in runs if r.status in ("running", "queued")),
-        tuple(r.run_id for r in runs if r.status == "completed"),
-    )
-
-
 @st.fragment(run_every=3)
 def _preparation_panel() -> None:
     """Live state of the background preparation and of the default run's training."""
@@ -68,16 +57,15 @@ def _preparation_panel() -> None:
             + (f", ETA {p['eta_s']:.0f} s" if isinstance(p.get("eta_s"), (int, float)) else ""),
         )
     # The rest of the page was drawn by the last full run: redraw it all when the situation changed
-    # (demo built, a run started or finished).
-    if _situation() != st.session_state.get("_home_situation"):
-        st.rerun(scope="app")
+    # (demo built, a job started or finished).
+    follow.rerun_if_changed()
 
 
 def getting_started() -> None:
     """The first-start panel: what is missing, the *Prepare the demo* button, the background preparation."""
     prep = prepare.prepare_state()
     missing = prepare.needs_prepare()
-    st.session_state["_home_situation"] = _situation()
+    follow.remember()
     if missing or prep.get("state") == "running":
         st.subheader("Getting started")
         if missing:
@@ -144,6 +132,9 @@ def data_on_this_machine() -> list[dict]:
                 }
             )
         st.markdown(page.markdown_table(rows, columns=STORE_COLUMNS))
+    elif broken := loaders.stores_without_meta():  # not "no store": one whose store.json is gone
+        for message in broken:
+            st.warning(f"No readable patch store: {message}.")
     else:
         st.info("No patch store yet. Click **Prepare the demo** above, or run `asgm demo build`.")
 

@@ -40,6 +40,23 @@ def store_summaries() -> list[dict[str, Any]]:
     return out
 
 
+def stores_without_meta() -> list[str]:
+    """One message per folder of the stores root that holds patches but no store.json (``list_stores`` skips
+    them, so a page would otherwise say there is no store at all)."""
+    from asgm.config import stores_dir
+
+    root = stores_dir()
+    out = []
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        if folder.is_dir() and not (folder / "store.json").is_file():
+            try:
+                PatchStore.open(folder.name)
+            except PatchStoreError as exc:
+                if "no store.json" in str(exc):
+                    out.append(str(exc))
+    return out
+
+
 def store_label(name: str) -> str:
     """A store's name for pickers, marked '(synthetic)' when it holds synthetic patches."""
     try:
@@ -225,6 +242,17 @@ def store_probabilities(run_id: str, store_name: str) -> pd.DataFrame:
     return _store_probabilities(run_id, store_name, _run_version(run_id), store_version(store_name))
 
 
+def checked_patch(name: str, sid: str) -> Any:
+    """A patch to classify, checked as ``asgm patches check`` and the batched pass check it (size, bands, band
+    names, uint16 DN against the store): a damaged or foreign file is a ``DatasetError``, never a probability."""
+    from asgm.model.inputs import validate_patch
+
+    patch = read_patch(name, sid)
+    meta = open_store(name).meta
+    validate_patch(sid, patch.data, patch.bands, int(meta.size), tuple(meta.bands))
+    return patch
+
+
 def model_input(run_id: str, store_name: str, sid: str) -> tuple[Any, Any, np.ndarray]:
     """(model, config, x) for one patch; the patch and model come from the caches."""
     from asgm.model import inference
@@ -233,7 +261,7 @@ def model_input(run_id: str, store_name: str, sid: str) -> tuple[Any, Any, np.nd
     inference.run_threshold(info)  # only a completed run (with its config) has a model
     config = cast(ExperimentConfig, info.config)
     model = load_model(run_id)
-    patch = read_patch(store_name, sid)
+    patch = checked_patch(store_name, sid)
     osm = read_osm(store_name, sid) if config.osm_layers else None
     x = inference.prepare_input(patch, osm, config)
     return model, config, x
@@ -250,7 +278,7 @@ def classify(run_id: str, store_name: str, sid: str, zero_layers: Sequence[str] 
     inference.run_threshold(info)  # a run without a threshold is the problem to report, before loading its model
     config = cast(ExperimentConfig, info.config)  # run_threshold refused a run without one
     model = compiled_model(run_id)
-    patch = read_patch(store_name, sid)
+    patch = checked_patch(store_name, sid)
     osm = read_osm(store_name, sid) if config.osm_layers else None
     return inference.classify_patch(model, info, patch, osm, zero_layers)
 

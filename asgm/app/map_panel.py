@@ -18,6 +18,7 @@ from asgm.maps import images
 from asgm.maps import overlays as maps_overlays
 from asgm.maps import points as map_data
 from asgm.model.inference import InferenceError
+from asgm.model.inputs import DatasetError
 from asgm.osm import nearby
 from asgm.review import items as review_items
 
@@ -201,7 +202,7 @@ def _decision(view: MapView, sid: str) -> float | None:
         res = result(view, sid)
         ms = (time.perf_counter() - t0) * 1000
     except AsgmError as exc:
-        page.show_error(exc, "Retrain the run on the Train page, or pick another run in the sidebar.")
+        page.show_error(exc, page.classify_way_out(exc, view.store_name or ""))
         return None
     word = "mining" if res["decision"] else "not mining"
     truth = "mining" if res["label"] else "not mining"
@@ -263,8 +264,8 @@ def result(view: MapView, sid: str) -> dict:
                 "sample_id": sid,
                 "batched": True,
             }
-        if len(hit) and hit.iloc[0]["error"]:
-            raise InferenceError(str(hit.iloc[0]["error"]))
+        if len(hit) and hit.iloc[0]["error"]:  # the batched pass could not read this patch: the patch is bad
+            raise DatasetError(str(hit.iloc[0]["error"]))
     if not view.run_id or not view.store_name:
         raise InferenceError("no run or store selected: pick both in the sidebar")
     return loaders.classify(view.run_id, view.store_name, sid)

@@ -12,9 +12,9 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from asgm import CREDITS
-from asgm.app import assets
+from asgm.app import assets, follow
 from asgm.app.loaders import completed_runs, encoding_note, product_level_note, store_problems
-from asgm.app.prepare import auto_prepare
+from asgm.app.prepare import auto_prepare, prepare_state
 from asgm.config import RGB_BANDS, ExperimentConfig
 from asgm.errors import AsgmError
 from asgm.model import runs
@@ -41,8 +41,9 @@ COMPARE = PageSpec("pages/8_Compare.py", "Compare", "Compare")
 MENU: tuple[PageSpec, ...] = (HOME, MAP, PATCH_VIEWER, SCAN, PLACES, DATA, TRAIN, COMPARE)
 
 
-def page_setup(title: str) -> None:
-    """Common first lines of every page: page config, local map assets, first-start preparation."""
+def page_setup(title: str, follow_jobs: bool = True) -> None:
+    """Common first lines of every page: page config, local map assets, first-start preparation, and (unless
+    ``follow_jobs`` is off: Home follows them in its own panel) a refresh when a background job ends."""
     # Streamlit's own favicon (served locally): any image icon goes through Streamlit's ``image_to_url``,
     # which imports numpy and PIL (~0.3-0.45 s of the first page on a cold server); an emoji or material
     # icon would be fetched from a CDN, which fails offline.
@@ -53,6 +54,31 @@ def page_setup(title: str) -> None:
     except OSError as exc:  # a read-only checkout must not take the app down; only the map suffers
         st.warning(f"Could not copy the local map assets into {assets.VENDOR_DIR} ({exc}); maps need the network.")
     auto_prepare()
+    if follow_jobs:
+        follow.follow_jobs()  # after auto_prepare: a page opened first on a fresh start follows the job it began
+
+
+def no_store_warning(consequence: str = "") -> None:
+    """What a page says when there is no patch store yet: the demo being prepared (the page refreshes when it is
+    ready), else how to get one."""
+    from asgm.app.loaders import stores_without_meta
+
+    broken = stores_without_meta()
+    for message in broken:  # not "no store": one whose store.json is gone
+        st.warning(f"No readable patch store{consequence}: {message}.")
+    if broken:
+        return
+    prep = prepare_state()
+    if prep.get("state") == "running":
+        st.info(
+            f"No patch store yet{consequence}: the demo store is being prepared in the background "
+            f"({prep.get('message', '')}). This page refreshes when it is ready."
+        )
+    else:
+        st.warning(
+            f"No patch store yet{consequence}. Go to **Home** and click **Prepare the demo** "
+            "(or run `asgm demo build`)."
+        )
 
 
 def menu() -> None:
@@ -97,6 +123,20 @@ def show_error(exc: AsgmError, way_out: str = "") -> None:
     """One user-facing error box for an ``AsgmError``: what went wrong and what to do. Anything else is a
     bug: pages let it reach Streamlit's own error display instead of dressing it up as guidance."""
     st.error(f"{exc}" + (f"\n\n**What to do:** {way_out}" if way_out else ""))
+
+
+def classify_way_out(exc: AsgmError, store_name: str) -> str:
+    """What to do when classifying one patch failed: mend the patch when the patch is the problem (a damaged,
+    cut or wrong-band file), else the run."""
+    from asgm.data.store import PatchStoreError
+    from asgm.model.inputs import DatasetError
+
+    if isinstance(exc, (PatchStoreError, DatasetError)):
+        return (
+            f"Re-fetch or rebuild this patch; `asgm patches check --store {store_name}` lists every unusable file. "
+            "The other patches still classify."
+        )
+    return "Retrain the run on the Train page, or pick another run in the sidebar."
 
 
 def seconds_since(stamp: Any) -> float | None:

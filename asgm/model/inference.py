@@ -41,8 +41,10 @@ def prepare_input(patch: Patch, osm: tuple[np.ndarray, Sequence[str]] | None, co
     """(H, W, C) float32 model input: config bands /10000 clipped to [0, 1], then OSM channels in
     ``config.osm_layers`` order. Missing bands or OSM layers raise ``DatasetError``."""
     if patch.data.shape[1] != config.patch_size or patch.data.shape[2] != config.patch_size:
-        raise InferenceError(
-            f"patch {patch.sample_id!r} is {patch.data.shape[1]} px; the model takes {config.patch_size} px"
+        raise DatasetError(
+            f"patch {patch.sample_id!r}: {patch.data.shape[2]}x{patch.data.shape[1]} px, the model takes "
+            f"{config.patch_size}x{config.patch_size} px; re-fetch or rebuild it (`asgm patches check` lists every "
+            "such file)"
         )
     validate_pixels(patch.sample_id, patch.data)
     return _prepare(patch.data, patch.bands, osm, config)

@@ -161,6 +161,27 @@ def validate_pixels(sample_id: str, data: np.ndarray) -> None:
         )
 
 
+def validate_patch(
+    sample_id: str, data: np.ndarray, bands: Sequence[str | None], size: int, want: Sequence[str]
+) -> None:
+    """The checks of ``asgm patches check`` on a patch already read, for every prediction path: ``size`` x
+    ``size`` px, the store's bands ``want`` (count and names) and uint16 DN. Raises ``DatasetError`` in the words
+    ``asgm.data.store_check.inspect_file`` uses, with what to do (the patch is bad, not the run)."""
+    fix = "re-fetch or rebuild it (`asgm patches check` lists every such file)"
+    shape = np.shape(data)
+    if len(shape) != 3 or shape[1:] != (size, size):
+        px = f"{shape[2]}x{shape[1]} px" if len(shape) == 3 else f"an array of shape {shape}"
+        raise DatasetError(f"patch {sample_id!r}: {px}, the store holds {size}x{size} px; {fix}")
+    if shape[0] != len(want):
+        raise DatasetError(
+            f"patch {sample_id!r}: {shape[0]} bands, the store holds {len(want)} ({','.join(want)}); {fix}"
+        )
+    validate_pixels(sample_id, data)
+    if tuple(bands) != tuple(want):
+        names = "no band names" if not any(bands) else f"bands {list(bands)}"
+        raise DatasetError(f"patch {sample_id!r}: {names}, the store holds {list(want)}; {fix}")
+
+
 def _encode(dn: np.ndarray, encoding: InputEncoding) -> np.ndarray:
     """The encoding rule on any numeric DN array (float64 arithmetic), as float32 model input."""
     if encoding.name == "display_rgb_8bit":
@@ -260,7 +281,8 @@ class PatchSource:
         """(H, W, bands) uint16 and (H, W, layers) uint8 0/1 views of row ``i``, from disk."""
         sid = self.sample_ids[i]
         patch = self.store.read_patch(sid)
-        validate_pixels(sid, patch.data)
+        meta = self.store.meta
+        validate_patch(sid, patch.data, patch.bands, int(meta.size), tuple(meta.bands))
         try:
             idx = [list(patch.bands).index(b) for b in self.config.bands]
         except ValueError:

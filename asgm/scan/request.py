@@ -67,8 +67,15 @@ def aoi_from_upload(name: str, data: bytes, max_area_km2: float = scan_area.DEFA
     is written."""
     label = Path(name).name or "the upload"
     try:
-        raw = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+        text = data.decode("utf-8-sig")  # a BOM, common from Windows tools, is fine
+    except UnicodeDecodeError as exc:
+        raise scan_area.AoiError(
+            f"{label} is not UTF-8 text (byte {exc.start} is 0x{data[exc.start]:02x}; Latin-1 or another "
+            "encoding?): save it as UTF-8 and upload it again"
+        ) from None
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
         raise scan_area.AoiError(
             f"{label} is not readable GeoJSON ({type(exc).__name__}: {exc}); export the area as GeoJSON"
         ) from None

@@ -12,7 +12,7 @@ import zipfile
 import pytest
 from overpass_standin import FakeOverpass, serve_overpass
 from streamlit.testing.v1 import AppTest
-from ui_env import page
+from ui_env import page, page_script
 
 from asgm.app import prepare as sup
 from asgm.config import ExperimentConfig
@@ -134,3 +134,37 @@ def test_a_demo_store_built_before_the_first_start_still_gets_its_osm_tried(ship
     (shipped / "data" / "app").mkdir(parents=True, exist_ok=True)
     (shipped / "data" / "app" / "demo_osm.json").write_text('{"ok": false, "message": "needs the network"}')
     assert not sup.should_auto_prepare()  # tried before: not again on every start
+
+
+def _alerts(at: AppTest, where: str = "main") -> str:
+    tree = at.sidebar if where == "sidebar" else at.main
+    return "\n".join(str(e.value) for kind in ("info", "warning", "caption") for e in getattr(tree, kind))
+
+
+def test_a_page_opened_during_the_first_start_says_so_and_sees_the_store_when_it_is_ready(shipped, monkeypatch):
+    """The Map opened while `asgm demo prepare` runs: it says the demo store is being prepared and that it
+    refreshes (its sidebar follows the job), and once the job ended the page shows the store."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("ASGM_OVERPASS_URL", f"http://127.0.0.1:{port}/api")  # offline: OSM is not fetched
+    at = AppTest.from_file(page(page_script("Map")), default_timeout=120).run()  # loads the map stack once
+    assert not at.exception
+    assert "Go to **Home** and click **Prepare the demo**" in _alerts(at)
+    assert not at.sidebar.caption or "Running in the background" not in _alerts(at, "sidebar")
+
+    sup.start_prepare()
+    at.run()
+    assert not at.exception
+    assert "No patch store yet" in _alerts(at) and "being prepared in the background" in _alerts(at)
+    assert "Running in the background: prepare the demo" in _alerts(at, "sidebar")
+    before = at.session_state["_jobs_situation"]
+    assert before[0] and "demo" not in before[1]  # the job active, no store yet: what the page was drawn in
+
+    [job] = _wait_jobs()
+    assert job.status == "completed", job.log_tail()
+    at.run()
+    assert not at.exception
+    assert "No patch store yet" not in _alerts(at) and "with a patch in `demo`" in _alerts(at)
+    assert "Running in the background" not in _alerts(at, "sidebar")  # nothing runs: nothing polls
+    assert at.session_state["_jobs_situation"][:2] == ((), ("demo",))

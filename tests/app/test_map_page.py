@@ -191,3 +191,51 @@ def test_a_store_without_osm_says_so_and_draws_the_patch_only(app_env, monkeypat
     assert any("has no cached OSM features" in i.value and "asgm osm fetch --store demo" in i.value for i in at.info)
     at.run()
     assert len(calls[-1]["feature_group_to_add"]) == 1
+
+
+@pytest.mark.parametrize(
+    "damage, expected",
+    [
+        ("random bytes", "is corrupt"),
+        ("47 px", "47x47 px, the store holds 48x48 px"),
+        ("12 bands", "12 bands, the store holds 3"),
+    ],
+)
+def test_clicking_an_unreadable_patch_is_one_line(app_env, monkeypatch, tmp_path, damage, expected):
+    """A click on a patch whose file is damaged shows what is wrong in the panel (the Patch viewer does the
+    same) with what to mend: the patch, not the run; the map and the page stay up."""
+    import shutil
+
+    import numpy as np
+    import rasterio
+
+    sid = "egp-0007"
+    data = tmp_path / "data"
+    shutil.copytree(app_env.data / "stores" / "demo", data / "stores" / "demo")
+    monkeypatch.setenv("ASGM_DATA_DIR", str(data))
+    from asgm.data.store import PatchStore
+
+    path = PatchStore.open("demo").patch_path(sid)
+    if damage == "random bytes":
+        path.write_bytes(np.random.default_rng(0).bytes(4000))
+    else:  # a file of another size or band count, with the store's bands first
+        with rasterio.open(path) as src:
+            size = 47 if damage == "47 px" else src.width
+            bands = src.descriptions + (() if damage == "47 px" else tuple(f"X{i}" for i in range(9)))
+            profile = {**src.profile, "width": size, "height": size, "count": len(bands)}
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(np.full((len(bands), size, size), 900, np.uint16))
+            for i, b in enumerate(bands, start=1):
+                dst.set_band_description(i, b)
+    fake_map(monkeypatch, click(sid))
+    at = run(run_id=app_env.demo_run)
+    at.run()  # the click's patch drawn in this run too
+    assert not at.exception, at.exception
+    errors = [e.value for e in at.error]
+    assert errors and all(sid in e for e in errors), errors
+    assert any(expected in e for e in errors), errors
+    for e in errors:
+        message = e.split("\n\n**What to do:**")[0]
+        assert "\n" not in message and "Traceback" not in e, e
+        assert "Retrain" not in e and "patches check --store demo" in e, e  # the patch is what to mend
+    assert not any(m.label == "Probability of mining" for m in at.metric)
