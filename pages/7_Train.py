@@ -1,5 +1,5 @@
 """Train: the study's experiment toggles -> one ExperimentConfig -> a background training process
-(``asgm.model.runs.launch``), with live progress, cancel, and errors shown; "train with my labels" retrains a
+(``asgm.model.run_jobs.launch``), with live progress, cancel, and errors shown; "train with my labels" retrains a
 run's recipe with the reviewed labels (``asgm.review.retrain.launch``). The Streamlit script thread never
 trains: the run lives on in its own process across reruns, page switches and browser reloads."""
 
@@ -12,7 +12,7 @@ from asgm.app import loaders, page
 from asgm.config import OSM_LAYERS, RGB_BANDS, S2_BANDS, ExperimentConfig
 from asgm.data.store import list_stores
 from asgm.errors import AsgmError
-from asgm.model import runs
+from asgm.model import run_jobs
 from asgm.review import retrain
 
 page.page_setup("Train")
@@ -84,7 +84,7 @@ if submitted:
         st.error("Cannot train: " + "; ".join(problems) + ".")
     else:
         try:
-            new_id = runs.launch(config, max_active=aj.max_active_jobs())
+            new_id = run_jobs.launch(config, max_active=aj.max_active_jobs())
             st.session_state["train_run"] = new_id
             st.success(
                 f"Training started as run **{new_id}** in the background. You can leave this page; it keeps going."
@@ -169,7 +169,7 @@ def _progress() -> None:
         )
         if c2.button("Cancel", key=f"cancel_{r.run_id}"):
             try:
-                runs.request_cancel(r.run_id)
+                run_jobs.request_cancel(r.run_id)
                 st.toast(f"Cancel requested for {r.run_id}")
             except AsgmError as exc:
                 page.show_error(

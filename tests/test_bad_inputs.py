@@ -1105,15 +1105,15 @@ def test_data_page_requests_are_checked_before_a_job_starts(data_env, store, sta
 
 
 def test_train_launch_refuses_a_cut_index(data_env):
-    """The Train page launches with ``runs.launch``: a cut index is refused there, before any job starts."""
+    """The Train page launches with ``run_jobs.launch``: a cut index is refused there, before any job starts."""
     from asgm.data.store import PatchStoreError
-    from asgm.model import runs
+    from asgm.model import run_jobs
 
     store = small_store(data_env / "data" / "stores")
     index = store.root / "index.csv"
     index.write_text("".join(index.read_text().splitlines(keepends=True)[:3]))
     with pytest.raises(PatchStoreError, match="the index was truncated"):
-        runs.launch(ExperimentConfig(store="toy", bands=RGB_BANDS, epochs=1))
+        run_jobs.launch(ExperimentConfig(store="toy", bands=RGB_BANDS, epochs=1))
     assert not (data_env / "models").exists() or not any((data_env / "models").iterdir())
 
 

@@ -202,14 +202,14 @@ def _get(run_id: str) -> Any:
 
 
 def _train(args: argparse.Namespace) -> dict[str, Any]:
-    from asgm.model import runs
+    from asgm.model import run_jobs, runs
     from asgm.training import train
 
     config = config_from_args(args)
     if args.detach:
-        return {"run_id": runs.launch(config), "status": "queued"}
+        return {"run_id": run_jobs.launch(config), "status": "queued"}
     if args.run_id is None:  # a launched child trains into its own queued folder: not a duplicate
-        runs.refuse_duplicate(config)
+        run_jobs.refuse_duplicate(config)
     run_id = train.train(
         config, run_id=args.run_id, show_progress=not args.json and sys.stderr.isatty(), n_boot=args.bootstrap
     )
@@ -260,7 +260,7 @@ def _human_runs(rows: list[dict[str, Any]]) -> str:
 
 
 def _runs_cancel(args: argparse.Namespace) -> dict[str, Any]:
-    from asgm.model.runs import request_cancel
+    from asgm.model.run_jobs import request_cancel
 
     request_cancel(args.run_id)
     return {"run_id": args.run_id, "cancel_requested": True}
@@ -357,7 +357,7 @@ def train_with_labels(args: argparse.Namespace) -> dict[str, Any]:
     """``asgm labels train``: the reviewed labels -> a new store version -> the parent's recipe retrained on it
     (``asgm.review.retrain``), with the before/after report. ``--detach`` starts it as a background job."""
     from asgm.jobs.runner import report_progress
-    from asgm.model import runs
+    from asgm.model import run_jobs, runs
     from asgm.review import report, retrain
     from asgm.training import train
 
@@ -401,7 +401,7 @@ def train_with_labels(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         bar.close()
     if folder is None:
-        runs.refuse_duplicate(plan.config)
+        run_jobs.refuse_duplicate(plan.config)
         folder = retrain.queue_run(plan.config, parent, plan.counts["reviewed"], args.holdout_fraction)
     run_id = train.train(
         plan.config,

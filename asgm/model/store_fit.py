@@ -2,7 +2,7 @@
 this run classify this store's patches" (a run is its config), reporting every problem at once; and the input
 encoding a store's pixels are in (``store_encoding``), which a config without one takes (``with_store_encoding``).
 
-Used by ``asgm.model.inputs.check_store`` (training, CLI and background runs), ``asgm.model.runs.launch`` (nothing
+Used by ``asgm.model.inputs.check_store`` (training, CLI and background runs), ``asgm.model.run_jobs.launch`` (nothing
 is launched that would fail in the background), and the app's Train, Map and Patch viewer pages.
 """
 

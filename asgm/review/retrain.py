@@ -394,7 +394,7 @@ def launch(
     reviewed item can train the parent's recipe or an identical run is already queued or running."""
     from asgm.jobs import commands
     from asgm.jobs import runner as jobs
-    from asgm.model import runs
+    from asgm.model import run_jobs, runs
 
     parent = parent_config(parent_run)
     sel = reviewed_items(parent, labels)
@@ -404,7 +404,7 @@ def launch(
             f"{parent.store!r} or windows of a scan mining / not mining first"
         )
     config = new_config(parent, store_name(parent, sel), epochs)
-    runs.refuse_duplicate(config)
+    run_jobs.refuse_duplicate(config)
     folder = queue_run(config, parent_run, len(sel.items), holdout_fraction)
     try:
         job = jobs.launch(

@@ -93,7 +93,7 @@ def prepare_demo(report: Callable[[str], None] = lambda message: None) -> str:
     """Build the demo store if missing, launch the default run unless a trained one exists (``models/DEFAULT``
     or any completed run), and start OSM for the demo store when online; ``report`` hears each step.
     Returns what was done."""
-    from asgm.model import runs
+    from asgm.model import run_jobs, runs
 
     if "demo" not in list_stores():
         report("building the demo patch store (real Sentinel-2 chips)")
@@ -105,7 +105,7 @@ def prepare_demo(report: Callable[[str], None] = lambda message: None) -> str:
         done = f"a model exists already ({runs.default_run_id() or existing[0].run_id})"
     else:
         report("launching the default model's training")
-        done = f"default model training launched as run {runs.launch(default_config())}"
+        done = f"default model training launched as run {run_jobs.launch(default_config())}"
     if PatchStore.open("demo").osm_info() is None:
         report("checking whether OpenStreetMap (Overpass) can be reached")
         done += "; " + start_demo_osm()

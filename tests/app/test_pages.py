@@ -314,7 +314,7 @@ def test_train_refuses_osm_layers_missing_from_the_store(app_env, monkeypatch, t
     missing layer named), instead of a run that fails in the background."""
     from _engine import toy_store
 
-    from asgm.model import runs
+    from asgm.model import run_jobs, runs
 
     data = tmp_path / "data"
     toy_store(data / "stores", name="partial", n_pos=4, n_neg=4, osm=("highway", "waterway"))
@@ -339,7 +339,7 @@ def test_train_refuses_osm_layers_missing_from_the_store(app_env, monkeypatch, t
     assert [s.value for s in at.success], [e.value for e in at.error]
     launched = runs.list_runs()
     assert len(launched) == 1 and launched[0].config.osm_layers == ("highway", "waterway")
-    runs.request_cancel(launched[0].run_id)
+    run_jobs.request_cancel(launched[0].run_id)
     deadline = time.monotonic() + 180  # let the training process see the cancel and exit before tmp_path goes
     while runs.get_run(launched[0].run_id).status in ("queued", "running") and time.monotonic() < deadline:
         time.sleep(0.5)

@@ -12,7 +12,7 @@ import pytest
 from _engine import toy_store, use_folders
 
 from asgm.config import S2_BANDS, ExperimentConfig
-from asgm.model import calibration, explain, inference, runs
+from asgm.model import calibration, explain, inference, run_jobs, runs
 from asgm.model.inputs import PatchSource
 from asgm.training import ensemble
 
@@ -185,4 +185,4 @@ def test_an_ensemble_config_is_not_trained(members, ens):
     with pytest.raises(runs.RunError, match="built, not trained"):
         train(config)
     with pytest.raises(runs.RunError, match="asgm ensemble"):
-        runs.launch(config)
+        run_jobs.launch(config)

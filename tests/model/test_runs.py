@@ -12,7 +12,7 @@ from _engine import toy_store
 from _engine import wait_until as _wait
 
 from asgm.config import REFLECTANCE, S2_BANDS, ExperimentConfig
-from asgm.model import runs
+from asgm.model import run_jobs, runs
 from asgm.model.runs import RunFolder, create_run
 from asgm.training.train import train
 
@@ -72,18 +72,18 @@ def test_dead_process_is_reported_failed(data_env):
 def test_launch_refuses_duplicates_and_honours_cancel(data_env):
     st = toy_store(data_env / "stores", n_pos=10, n_neg=12)
     cfg = ExperimentConfig(store=str(st.root), bands=S2_BANDS, epochs=500, batch_size=4)
-    run_id = runs.launch(cfg)
+    run_id = run_jobs.launch(cfg)
     assert runs.get_run(run_id).status in ("queued", "running")
     with pytest.raises(runs.RunError, match="already"):
-        runs.launch(cfg.model_copy(update={"name": "same thing, other label"}))
+        run_jobs.launch(cfg.model_copy(update={"name": "same thing, other label"}))
     _wait(lambda: (runs.get_run(run_id).progress or {}).get("epoch", 0) >= 1)
-    runs.request_cancel(run_id)
+    run_jobs.request_cancel(run_id)
     info = _wait(lambda: (lambda i: i if i.status not in ("queued", "running") else None)(runs.get_run(run_id)))
     assert info.status == "cancelled", (info.status, info.error, (info.path / "log.txt").read_text()[-2000:])
     pid = RunFolder.of(run_id).read_json("status.json")["pid"]
     _wait(lambda: not runs.pid_alive(pid))
     with pytest.raises(runs.RunError, match="only queued or running"):
-        runs.request_cancel(run_id)
+        run_jobs.request_cancel(run_id)
 
 
 def test_runs_cli_lists_json(data_env, capsys):

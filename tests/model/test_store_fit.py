@@ -7,7 +7,7 @@ from _engine import toy_store
 
 from asgm.config import S2_BANDS, ExperimentConfig
 from asgm.data.store import PatchStore, StoreMeta
-from asgm.model import runs
+from asgm.model import run_jobs, runs
 from asgm.model.store_fit import product_level_note, store_problems
 
 
@@ -39,5 +39,5 @@ def test_product_level_note_only_across_levels(data_env):
 def test_launch_refuses_a_config_the_store_cannot_train(data_env):
     st = toy_store(data_env / "stores", n_pos=2, n_neg=2, bands=("B4", "B3", "B2"))
     with pytest.raises(runs.RunError, match="cannot train this config.*has bands"):
-        runs.launch(ExperimentConfig(store=str(st.root), bands=S2_BANDS))
+        run_jobs.launch(ExperimentConfig(store=str(st.root), bands=S2_BANDS))
     assert runs.list_runs() == []
