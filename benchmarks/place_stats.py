@@ -107,7 +107,6 @@ def reference(sample: int) -> tuple[float, dict, dict, object]:
     return steps["read_project"] + steps["territories"] + steps["countries"], tables, steps, sample_rows
 
 
-LEAFLET = "Object.values(window).find(v => v && typeof v.eachLayer === 'function' && v._layers)"
 APP_MEMORY_OUT = ROOT / "benchmarks" / "results" / "place_stats_app_memory.json"
 
 
@@ -128,7 +127,7 @@ def _settle(page, ms: int = 3000) -> None:
 def app_memory() -> dict:
     """The app server's RSS after each step of a session in Chromium (see the module docstring)."""
     sys.path.insert(0, str(ROOT / "tests" / "e2e"))  # the browser helpers the browser tests use
-    from browser_support import CHROMIUM, CHROMIUM_ARGS, app_server
+    from browser_support import CHROMIUM, CHROMIUM_ARGS, app_server, click_period_detection
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
@@ -175,18 +174,7 @@ def app_memory() -> dict:
             frame = next(f for f in page.frames if f.evaluate("() => !!window.asgmPeriodLayer"))
             drawn = frame.evaluate("() => window.asgmPeriodLayer.features")
             record(f"Map, all 9 AMW periods drawn ({drawn} polygons)")
-            iframe = frame.frame_element()
-            iframe.scroll_into_view_if_needed()  # a click outside the viewport reaches nothing
-            xy = frame.evaluate(
-                f"""() => {{ const m = {LEAFLET}; let c = null; m.eachLayer(l => {{
-                if (!c && l.feature && l.feature.properties && l.feature.properties.period === '2024' && l.getBounds) {{
-                    m.fitBounds(l.getBounds(), {{animate: false, maxZoom: 14}});
-                    const p = m.latLngToContainerPoint(l.getBounds().getCenter()); c = {{x: p.x, y: p.y}}; }} }});
-                return c; }}"""
-            )
-            page.wait_for_timeout(1000)
-            box = iframe.bounding_box()
-            page.mouse.click(box["x"] + xy["x"], box["y"] + xy["y"])
+            click_period_detection(page, "2024", settle_ms=1000)
             try:
                 page.get_by_text("Detection, period").first.wait_for(timeout=240_000)
                 _settle(page)

@@ -62,17 +62,29 @@ def launch(config: ExperimentConfig, run_id: str | None = None, max_active: int 
 
 
 def launch_job(folder: RunFolder, config: ExperimentConfig, max_active: int | None = None) -> Any:
-    """Train the run in ``folder`` as a background job (``asgm.jobs.runner``): its log, progress and cancel files
-    are the run folder's, so the run store and the job list agree."""
+    """Train the run in ``folder`` (``asgm train``) as a background job."""
     from asgm.jobs import commands
-    from asgm.jobs import runner as jobs
 
     label = config.name or config.store
-    key = "train " + config.model_copy(update={"name": ""}).to_json()
-    return jobs.launch(
+    return run_as_job(
+        folder,
         commands.train(folder.run_id, folder.file("config.json")),
-        kind="train",
         title=f"train {folder.run_id} ({label}, {config.epochs} epochs)",
+        key="train " + config.model_copy(update={"name": ""}).to_json(),
+        max_active=max_active,
+    )
+
+
+def run_as_job(folder: RunFolder, argv: list[str], title: str, key: str, max_active: int | None = None) -> Any:
+    """Run ``argv`` (from ``asgm.jobs.commands``), which trains the run in ``folder``, as a background job of
+    ``asgm.jobs.runner``: its log, progress and cancel files are the run folder's, so the run store and the job
+    list agree."""
+    from asgm.jobs import runner as jobs
+
+    return jobs.launch(
+        argv,
+        kind="train",
+        title=title,
         key=key,
         max_active=max_active,
         log=folder.file("log.txt"),

@@ -389,14 +389,8 @@ def fetch(
             "osm_base_max": known[-1] if known else None,
         },
         "parts": total,
-        "features": int(len(features)),
-        "counts": key_counts(features, keys),
-        "runway_points": {"included": bool(runway), "added": int(n_runways)},
-        "osmnx_version": osmnx_version(),
-        "credit": CREDIT,
-        "cache_id": folder.name,
     }
-    atomic.write_json(side, meta)
+    meta = write_cache_meta(side, meta, folder, features, keys, runway, n_runways)
     return FetchResult(out, meta, features, cached=False, requests=n_requests)
 
 
@@ -407,3 +401,28 @@ def osmnx_version() -> str:
         return str(osmnx.__version__)
     except ImportError:  # pragma: no cover - osmnx is a hard requirement of fetching
         return "unknown"
+
+
+def write_cache_meta(
+    side: Path,
+    meta: dict[str, Any],
+    folder: Path,
+    features: gpd.GeoDataFrame,
+    keys: Sequence[str],
+    runway: bool,
+    n_runways: int,
+) -> dict[str, Any]:
+    """Complete a cache entry's sidecar with what every entry records (feature counts, runway points, osmnx
+    version, credit, cache id), whatever its source (Overpass here, a local OSM XML file in ``local_xml``), and
+    write it atomically; returns it."""
+    meta = {
+        **meta,
+        "features": int(len(features)),
+        "counts": key_counts(features, keys),
+        "runway_points": {"included": bool(runway), "added": int(n_runways)},
+        "osmnx_version": osmnx_version(),
+        "credit": CREDIT,
+        "cache_id": folder.name,
+    }
+    atomic.write_json(side, meta)
+    return meta

@@ -16,21 +16,18 @@ import shapely
 from shapely.geometry import box, mapping
 from shapely.geometry.base import BaseGeometry
 
-from asgm import atomic
 from asgm.config import OSM_LAYERS
 from asgm.osm import OsmFetchError
 from asgm.osm.fetch import (
-    CREDIT,
     FetchResult,
     cache_id,
-    key_counts,
     merge_runways,
     normalize_features,
     osm_dir,
-    osmnx_version,
     read_vectors,
     runway_points,
     validate_keys,
+    write_cache_meta,
     write_parquet,
 )
 
@@ -124,12 +121,6 @@ def fetch_xml(
         "snapshot_date": snapshot,
         "snapshot": {"requested_date": None, "file_date": snapshot},
         "parts": 1,
-        "features": int(len(features)),
-        "counts": key_counts(features, keys),
-        "runway_points": {"included": bool(runway), "added": int(n_runways)},
-        "osmnx_version": osmnx_version(),
-        "credit": CREDIT,
-        "cache_id": folder.name,
     }
-    atomic.write_json(side, meta)
+    meta = write_cache_meta(side, meta, folder, features, keys, runway, n_runways)
     return FetchResult(out, meta, features, cached=False)

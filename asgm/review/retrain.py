@@ -393,7 +393,6 @@ def launch(
     cancel, survives reloads) and return the new run's id at once. Refused here, not in the job's log, when no
     reviewed item can train the parent's recipe or an identical run is already queued or running."""
     from asgm.jobs import commands
-    from asgm.jobs import runner as jobs
     from asgm.model import run_jobs, runs
 
     parent = parent_config(parent_run)
@@ -407,17 +406,12 @@ def launch(
     run_jobs.refuse_duplicate(config)
     folder = queue_run(config, parent_run, len(sel.items), holdout_fraction)
     try:
-        job = jobs.launch(
+        job = run_jobs.run_as_job(
+            folder,
             commands.train_with_labels(parent_run, folder.run_id, epochs, holdout_fraction),
-            kind="train",
             title=f"train {folder.run_id} with {len(sel.items)} reviewed label(s) (from {parent_run})",
             key=f"train-with-labels {config.store} {epochs}",
             max_active=max_active,
-            log=folder.file("log.txt"),
-            progress_file=folder.file("progress.json"),
-            cancel_file=folder.file("cancel"),
-            extra={"run_id": folder.run_id},
-            env={"ASGM_MODELS_DIR": str(models_dir())},
         )
     except Exception:
         shutil.rmtree(folder.root, ignore_errors=True)

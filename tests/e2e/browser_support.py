@@ -135,3 +135,28 @@ def wait_for_result(page, sid: str, timeout_ms: int = 60_000) -> None:
         timeout=timeout_ms,
         polling=20,
     )
+
+
+#: The Leaflet map object inside an st_folium frame, found by its shape (folium names it map_<hash>).
+LEAFLET = "Object.values(window).find(v => v && typeof v.eachLayer === 'function' && v._layers)"
+
+
+def click_period_detection(page, period: str, settle_ms: int = 500) -> None:
+    """Zoom the Map's period layer onto its first detection of ``period`` (e.g. ``"2024"``) and click its centre
+    with the mouse, as a user would."""
+    frame = next(f for f in page.frames if f.evaluate("() => !!window.asgmPeriodLayer"))
+    iframe = frame.frame_element()
+    iframe.scroll_into_view_if_needed()  # a click outside the viewport reaches nothing
+    xy = frame.evaluate(
+        f"""(period) => {{ const m = {LEAFLET}; let c = null; m.eachLayer(l => {{
+        if (!c && l.feature && l.feature.properties && l.feature.properties.period === period && l.getBounds) {{
+            m.fitBounds(l.getBounds(), {{animate: false, maxZoom: 14}});
+            const p = m.latLngToContainerPoint(l.getBounds().getCenter()); c = {{x: p.x, y: p.y}}; }} }});
+        return c; }}""",
+        period,
+    )
+    if xy is None:
+        raise AssertionError(f"the period layer has no detection of {period}")
+    page.wait_for_timeout(settle_ms)
+    box = iframe.bounding_box()
+    page.mouse.click(box["x"] + xy["x"], box["y"] + xy["y"])

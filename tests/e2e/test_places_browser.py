@@ -10,11 +10,10 @@ import time
 
 import pandas as pd
 import pytest
+from browser_support import LEAFLET, click_period_detection
 from conftest import app_server, shot
 
 pytestmark = pytest.mark.e2e
-
-LEAFLET = "Object.values(window).find(v => v && typeof v.eachLayer === 'function' && v._layers)"
 
 
 def _env(tmp_path) -> dict[str, str]:
@@ -107,19 +106,7 @@ def test_map_period_slider_draws_the_period(tmp_path, new_page):
         shot(page, "map_amw_2024")
         print(f"slider move -> period layer drawn: {', '.join(f'{t:.2f} s' for t in timings)}")
         # a click on one of 2024's polygons: the panel beside the map gives its period and mined area
-        frame = next(f for f in page.frames if f.evaluate("() => !!window.asgmPeriodLayer"))
-        iframe = frame.frame_element()
-        iframe.scroll_into_view_if_needed()
-        xy = frame.evaluate(
-            f"""() => {{ const m = {LEAFLET}; let c = null; m.eachLayer(l => {{
-            if (!c && l.feature && l.feature.properties && l.feature.properties.period === '2024' && l.getBounds) {{
-                m.fitBounds(l.getBounds(), {{animate: false, maxZoom: 14}});
-                const p = m.latLngToContainerPoint(l.getBounds().getCenter()); c = {{x: p.x, y: p.y}}; }} }});
-            return c; }}"""
-        )
-        page.wait_for_timeout(500)
-        box = iframe.bounding_box()
-        page.mouse.click(box["x"] + xy["x"], box["y"] + xy["y"])
+        click_period_detection(page, "2024")
         page.get_by_text("Detection, period 2024").first.wait_for(timeout=120_000)
         assert (
             "mined area"
