@@ -157,6 +157,8 @@ def test_bad_requests_are_refused_before_anything_is_written(env):
     with pytest.raises(scan_area.AoiError, match="no area drawn"):
         scan_request.aoi_from_drawing(None)
     with pytest.raises(scan_area.AoiError, match="^area.geojson is not readable GeoJSON"):
+        scan_request.aoi_from_upload("area.geojson", b"not json")
+    with pytest.raises(scan_area.AoiError, match="^area.geojson is not UTF-8 text .* save it as UTF-8"):
         scan_request.aoi_from_upload("area.geojson", b"\xff not json")
     with pytest.raises(scan_area.AoiError, match="^pts.geojson: .*Point; a scan needs a Polygon"):
         scan_request.aoi_from_upload("pts.geojson", json.dumps(mapping(Point(-61.8, 6.4))).encode())
