@@ -17,6 +17,7 @@ from asgm.errors import AsgmError
 from asgm.maps import images
 from asgm.maps import overlays as maps_overlays
 from asgm.maps import points as map_data
+from asgm.maps.point_layer import MARK_PREFIX
 from asgm.model.inference import InferenceError
 from asgm.model.inputs import DatasetError
 from asgm.osm import nearby
@@ -24,7 +25,13 @@ from asgm.review import items as review_items
 
 #: What streamlit-folium returns to the page: a marker's tooltip and position, a click beside the markers,
 #: the drawn shapes.
-RETURNED = ["last_object_clicked_tooltip", "last_object_clicked", "last_clicked", "all_drawings"]
+RETURNED = [
+    "last_object_clicked_tooltip",
+    "last_object_clicked",
+    "last_clicked",
+    "all_drawings",
+    "last_object_clicked_popup",  # a mark given in a point's popup (``point_layer.MARK_PREFIX``)
+]
 
 # Session keys: the map widget's value, the selected sample, the last value seen, the message for a click on an
 # empty place, what the OSM layer drew, the drawn area of interest (read by the Region scan page).
@@ -58,7 +65,8 @@ class MapView:
 def take_click(view: MapView, out: dict | None) -> str | None:
     """Apply what changed in the map's returned value since it was last seen: a marker click selects its
     sample, a click beside the markers selects the patch within 300 m or explains, a drawing sets the AOI.
-    Returns a message for a click on an empty place, else None."""
+    A mark given in a point's popup is written (``popup_mark``). Returns a message for a click on an empty place,
+    else None."""
     out = out or {}
     now = {k: out.get(k) for k in RETURNED}
     before = st.session_state.get(LAST_SEEN, {})
@@ -69,6 +77,14 @@ def take_click(view: MapView, out: dict | None) -> str | None:
     if now["all_drawings"] != before.get("all_drawings") and now["all_drawings"] is not None:
         feats = now["all_drawings"] or []
         st.session_state[AOI] = {"type": "FeatureCollection", "features": feats} if feats else None
+    popup = now["last_object_clicked_popup"]
+    if (
+        isinstance(popup, str)
+        and popup.startswith(MARK_PREFIX + "|")
+        and popup != before.get("last_object_clicked_popup")
+    ):
+        popup_mark(view, popup)
+        return None
     tip = now["last_object_clicked_tooltip"]
     if tip and (
         tip != before.get("last_object_clicked_tooltip")
@@ -79,6 +95,40 @@ def take_click(view: MapView, out: dict | None) -> str | None:
         lon, lat = float(now["last_clicked"]["lng"]), float(now["last_clicked"]["lat"])
         st.session_state[SELECTED], st.session_state[PLACE_MESSAGE] = map_data.clicked_patch(view.points, lon, lat)
     return st.session_state[PLACE_MESSAGE]
+
+
+def popup_mark(view: MapView, message: str) -> None:
+    """Write the mark a point's popup sent (``"asgm-mark|<sample_id>|<label>|<time>"``) as the side panel would:
+    the same item, run, shown probability and ``review.record_mark``; the panel then shows that point and what
+    happened."""
+    parts = message.split("|")
+    msg_key = review.panel_message_key("map")
+    if len(parts) != 4 or not view.store_name:
+        st.session_state[msg_key] = ("error", "The popup's mark could not be read; mark the point in the side panel.")
+        return
+    sid, label = parts[1], parts[2]
+    st.session_state[SELECTED] = sid
+    try:
+        item = review_items.store_item(loaders.open_store(view.store_name), sid)
+    except AsgmError as exc:
+        st.session_state[msg_key] = ("error", str(exc))
+        return
+    review.record_mark(
+        item,
+        label,
+        note=review.panel_note("map", item),
+        run_id=view.run_id,
+        probability=_batched_prob(view, sid),
+        msg_key=msg_key,
+    )
+
+
+def _batched_prob(view: MapView, sid: str) -> float | None:
+    """The probability the popup showed: the run's batched one (None when there is none)."""
+    if view.probs is None:
+        return None
+    hit = view.probs[view.probs["sample_id"] == sid]
+    return None if hit.empty or np.isnan(hit.iloc[0]["prob"]) else float(hit.iloc[0]["prob"])
 
 
 def selected() -> str | None:

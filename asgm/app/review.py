@@ -48,6 +48,39 @@ def button_text(label: str, shortcuts: bool) -> str:
     return f"{text} ({key})" if shortcuts else text
 
 
+def record_mark(
+    item: Item, label: str, *, note: str, run_id: str | None, probability: float | None, msg_key: str
+) -> bool:
+    """Write one mark from this session (its reviewer name, ``via`` app) and leave what happened for the panel in
+    ``st.session_state[msg_key]``; False when it was refused (read-only deployment, or the store said no). The
+    one way the pages write a label: the panel's buttons, the Patch viewer's keys and the Map's popup."""
+    if not can_write():
+        st.session_state[msg_key] = (
+            "error",
+            "This public deployment is read-only: only the owner (passcode) may label.",
+        )
+        return False
+    try:
+        res = items.mark(
+            item,
+            label,
+            note=note,
+            run_id=run_id,
+            probability=probability,
+            reviewer=str(st.session_state.get(REVIEWER_KEY) or ""),
+            via="app",
+        )
+    except AsgmError as exc:
+        st.session_state[msg_key] = ("error", str(exc))
+        return False
+    st.session_state[msg_key] = (
+        "success",
+        f"`{item.item_id}` marked **{label.replace('_', ' ')}**"
+        + ("" if res.changed else " (already its label: nothing new written)"),
+    )
+    return True
+
+
 def _mark(
     item: Item,
     label: str,
@@ -58,26 +91,23 @@ def _mark(
     after: Callable[[], None] | None,
 ) -> None:
     """Button callback: write the mark, say what happened, then move on (``after``)."""
-    try:
-        res = items.mark(
-            item,
-            label,
-            note=str(st.session_state.get(note_key) or ""),
-            run_id=run_id,
-            probability=probability,
-            reviewer=str(st.session_state.get(REVIEWER_KEY) or ""),
-            via="app",
-        )
-    except AsgmError as exc:
-        st.session_state[msg_key] = ("error", str(exc))
-        return
-    st.session_state[msg_key] = (
-        "success",
-        f"`{item.item_id}` marked **{label.replace('_', ' ')}**"
-        + ("" if res.changed else " (already its label: nothing new written)"),
-    )
-    if after is not None:
+    note = str(st.session_state.get(note_key) or "")
+    if record_mark(item, label, note=note, run_id=run_id, probability=probability, msg_key=msg_key) and after:
         after()
+
+
+def panel_message_key(key: str) -> str:
+    """The session key where ``mark_panel(key=key)`` finds the message of the last mark."""
+    return f"_{key}_msg"
+
+
+def panel_note(key: str, item: Item) -> str:
+    """The note typed in ``mark_panel(key=key)``'s box for ``item`` ("" when none)."""
+    return str(st.session_state.get(_note_key(key, item)) or "")
+
+
+def _note_key(key: str, item: Item) -> str:
+    return f"{key}_note_{item.key}"
 
 
 def mark_panel(
@@ -91,7 +121,7 @@ def mark_panel(
 ) -> None:
     """The item's current label and the three mark buttons with a note box. ``after`` runs once a mark is
     written (e.g. go to the next item of the queue); ``shortcuts`` adds keys m / n / u (and → with ``after``)."""
-    msg_key = f"_{key}_msg"
+    msg_key = panel_message_key(key)
     try:
         current = LabelStore().get(item.key)
     except AsgmError as exc:
@@ -105,7 +135,7 @@ def mark_panel(
         )
     else:
         st.caption("Not reviewed yet.")
-    note_key = f"{key}_note_{item.key}"
+    note_key = _note_key(key, item)
     st.text_input("Note (optional)", key=note_key, placeholder="e.g. sandbar, cloud remnant, new pit")
     writable = can_write()
     cols = st.columns(len(LABELS))

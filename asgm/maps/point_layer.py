@@ -11,6 +11,7 @@ from typing import Any, cast
 import pandas as pd
 from folium.elements import ElementAddToElement
 
+from asgm.data.labels import LABELS
 from asgm.maps.elements import _ScriptLayer, _Text
 from asgm.maps.images import (
     point_colour,
@@ -26,6 +27,9 @@ PROB_STOPS: tuple[tuple[float, str], ...] = (
 )
 NO_PATCH_COLOUR = "#555555"
 COLOUR_MODES = ("probability", "label", "outcome")
+#: A mark from the popup reaches the page as streamlit-folium's ``last_object_clicked_popup``:
+#: ``"asgm-mark|<sample_id>|<label>|<time ms>"`` (the time makes a repeated click a new value).
+MARK_PREFIX = "asgm-mark"
 
 
 # -- colours --------------------------------------------------------------------------------------
@@ -102,6 +106,7 @@ def points_payload(
         "p": rows,
         "stops": [list(s) for s in PROB_STOPS],
         "store": store_name or "",
+        "marks": [[label, label.replace("_", " ").capitalize()] for label in LABELS],
     }
 
 
@@ -142,6 +147,17 @@ var {{ this.get_name() }} = (function (d) {
         + _RAMP_JS
         + """;
   var g = L.featureGroup();
+  // streamlit-folium sends its returned values on a map move; the mark rides in last_object_clicked_popup.
+  window.asgmMark = function (button) {
+    var gd = window.__GLOBAL_DATA__, m = window.map || map_div;
+    if (!gd) return;
+    var sid = button.closest('.asgm-popup').getAttribute('data-sid'), label = button.getAttribute('data-label');
+    gd.last_object_clicked_popup = '"""
+        + MARK_PREFIX
+        + """|' + sid + '|' + label + '|' + Date.now();
+    m.fire('moveend');
+    m.closePopup();
+  };
   function esc(s) { return String(s).replace(/[&<>"]/g, function (c) { return {'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;'}[c]; }); }
   function popup(q) {
     var truth = q[5] ? 'mining' : 'not mining';
@@ -157,6 +173,14 @@ var {{ this.get_name() }} = (function (d) {
       html += 'Probability of mining: <b class="asgm-prob">' + q[3].toFixed(3) + '</b>' +
               (word ? '<br>decision at ' + d.threshold.toFixed(3) + ': <b>' + word + '</b>' : '') +
               '<br>true label: ' + truth;
+    }
+    if (q[4] && d.marks.length) {
+      html += '<div class="asgm-marks">Mark: ';
+      for (var k = 0; k < d.marks.length; k++) {
+        html += '<button type="button" class="asgm-mark" data-label="' + d.marks[k][0] +
+                '" onclick="asgmMark(this)">' + d.marks[k][1] + '</button> ';
+      }
+      html += '</div>';
     }
     if (q[4]) {
       html += '<br><a href="#" class="asgm-zoom" onclick="(window.map || map_div).setView([' + q[0] + ',' + q[1] +
@@ -197,7 +221,9 @@ def points_layer(
     Each marker's tooltip reads ``<sample_id> · p 0.873`` (or ``· no patch``): streamlit-folium returns the
     clicked marker's tooltip text, and its first word maps the click back to a patch. The popup, built by the
     browser when the marker is clicked, shows the probability, the decision at the run's threshold and the
-    true label, or for a point without a patch how to get one; no Python round trip. Points without a patch
+    true label, or for a point without a patch how to get one; no Python round trip. A point with a patch also
+    gets mining / not mining / unsure buttons: a click sends ``MARK_PREFIX|sid|label|time`` back through
+    streamlit-folium, and the page writes it (``asgm.app.map_panel.take_click``). Points without a patch
     are hollow rings. Why not folium markers or GeoJSON: they cost 0.2-3 s of Python rendering on every
     rerun; the markers must exist when the map script ends (st_folium binds its click handler then)."""
     payload = points_payload(points, colour_by, store_name, fetch_hints)

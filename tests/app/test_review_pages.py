@@ -135,6 +135,52 @@ def test_map_side_panel_marks_the_clicked_patch_and_draws_labels(env, monkeypatc
     assert any(getattr(g, "layer_name", "") == "Reviewed labels" for g in groups)
 
 
+def test_map_popup_marks_through_the_same_store_as_the_side_panel(env, monkeypatch):
+    """A mark given in a point's popup arrives as streamlit-folium's ``last_object_clicked_popup``
+    (``point_layer.MARK_PREFIX|sid|label|time``): written once with the run and the probability the popup showed,
+    the side panel shows it; a rerun with the same value writes nothing, a bad label is one line."""
+    from asgm.data.store import PatchStore
+    from asgm.maps.point_layer import MARK_PREFIX
+
+    sid = PatchStore.open("toy").sample_ids()[1]
+    value = click(sid) | {"last_object_clicked_popup": f"{MARK_PREFIX}|{sid}|not_mining|1"}
+    calls = fake_map(monkeypatch, value)
+    at = _page(page_script("Map"), run_id=env).run()
+    assert not at.exception, at.exception
+    assert "last_object_clicked_popup" in calls[-1]["returned_objects"]
+    labels = LabelStore()
+    rec = labels.get(f"store:toy:{sid}")
+    assert rec is not None and rec["label"] == "not_mining" and rec["via"] == "app" and rec["run_id"] == env
+    shown = next((m.value for m in at.metric if m.label == "Probability of mining"), None)
+    if shown is not None:  # the panel's number is the one recorded
+        assert f"{rec['probability']:.3f}" == shown
+    assert any(f"`{sid}` marked **not mining**" in s.value for s in at.success)
+    assert at.session_state["map_sid"] == sid
+    at.run()  # the same value again (a rerun): nothing new
+    assert not at.exception and len(labels.history()) == 1
+    # a second popup click: another label, a new history row
+    value["last_object_clicked_popup"] = f"{MARK_PREFIX}|{sid}|mining|2"
+    at.run()
+    assert labels.get(f"store:toy:{sid}")["label"] == "mining" and len(labels.history()) == 2
+    value["last_object_clicked_popup"] = f"{MARK_PREFIX}|{sid}|maybe|3"
+    at.run()
+    assert not at.exception and len(labels.history()) == 2
+    assert at.error and "maybe" in at.error[0].value
+
+
+def test_map_popup_mark_is_refused_on_a_public_deployment(env, monkeypatch):
+    from asgm.data.store import PatchStore
+    from asgm.maps.point_layer import MARK_PREFIX
+
+    monkeypatch.setenv("ASGM_PUBLIC", "1")
+    sid = PatchStore.open("toy").sample_ids()[0]
+    fake_map(monkeypatch, click(sid) | {"last_object_clicked_popup": f"{MARK_PREFIX}|{sid}|mining|1"})
+    at = _page(page_script("Map"), run_id=env).run()
+    assert not at.exception, at.exception
+    assert LabelStore().get(f"store:toy:{sid}") is None
+    assert any("only the owner" in e.value for e in at.error)
+
+
 def test_region_scan_page_marks_a_detection_window(env, monkeypatch):
     from asgm.scan import results as scan_results
 
