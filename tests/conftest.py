@@ -46,18 +46,6 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["ASGM_DATA_MIRROR"] = str(_test_mirror())
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist's ``--dist loadgroup`` the tests are shared out one by one, except that a module whose
-    tests use a module-scoped fixture (an Amazon pack build, a trained run) stays on one worker, so the fixture
-    is built once."""
-    for item in items:
-        defs = getattr(item, "_fixtureinfo", None)
-        if defs is None:
-            continue
-        if any(d.scope == "module" for fds in defs.name2fixturedefs.values() for d in fds):
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__ if item.module else item.nodeid))
-
-
 @pytest.fixture
 def data_env(tmp_path, monkeypatch) -> Path:
     """Per-test ``ASGM_DATA_DIR`` and ``ASGM_MODELS_DIR`` under tmp_path; returns tmp_path."""
