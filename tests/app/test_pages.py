@@ -140,9 +140,10 @@ def test_map_click_classifies_with_selected_run(app_env, monkeypatch):
     calls = fake_click(monkeypatch, sid)
     at = run_page(page_script("Map"), run_id=app_env.demo_run)
     assert not at.exception, at.exception
-    # The map is asked for clicks only (no rerun on pan/zoom).
+    # The map is asked for clicks only (no rerun on pan/zoom); the popup's value carries a review mark.
     assert set(calls[0]["returned_objects"]) == {
         "last_object_clicked_tooltip",
+        "last_object_clicked_popup",
         "last_object_clicked",
         "last_clicked",
         "all_drawings",
