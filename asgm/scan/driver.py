@@ -239,19 +239,6 @@ def plan(aoi: Any, year: int, run_id: str, options: ScanOptions, *, check_covera
     return ScanPlan(geom, area_km2, run, thr, composite, aoi_utm, grid, cells, o.spatial_prior)
 
 
-#: What the Sentinel-2 sources' errors say for a patch fetch, wrong in a scan (which keeps its tiles, not
-#: patches): dropped from a scan's message, which says what a scan keeps itself.
-FETCH_ONLY_WORDS = ("; stored patches are kept.", " (stored patches are kept and skipped)", " stored patches are kept.")
-
-
-def scan_words(exc: AsgmError) -> str:
-    """``exc``'s message as a scan should say it: without the patch fetch's "stored patches are kept"."""
-    text = str(exc)
-    for words in FETCH_ONLY_WORDS:
-        text = text.replace(words, "." if words.startswith(";") else "")
-    return text
-
-
 def scan(
     aoi: Any,
     year: int,
@@ -284,12 +271,7 @@ def scan(
     max_masked = options.max_masked
     check_out_folder(out_dir)
     t0 = time.monotonic()
-    try:
-        pl = plan(aoi, year, run_id, options)
-    except AsgmError as exc:
-        if (words := scan_words(exc)) == str(exc):
-            raise
-        raise type(exc)(words) from exc
+    pl = plan(aoi, year, run_id, options)
     geom, area_km2, run, thr, composite = pl.geom, pl.area_km2, pl.run, pl.thresholds, pl.composite
     aoi_utm, grid, cells, stride = pl.aoi_utm, pl.grid, pl.cells, pl.grid.stride
     identity = {
@@ -369,7 +351,7 @@ def scan(
         ) from None
     except AsgmError as exc:
         raise type(exc)(
-            f"{scan_words(exc)} [{done[0]} of {total} tiles saved in {out}; run the same scan again to resume]"
+            f"{exc} [{done[0]} of {total} tiles saved in {out}; run the same scan again to resume]"
         ) from exc
     tile_seconds = time.monotonic() - t_tiles
     summary = finalize(out, grid, results, thr, composite.synthetic, pl.prior)

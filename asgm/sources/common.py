@@ -204,7 +204,7 @@ def retry(
         if isinstance(exc, QuotaError):
             return SourceQuotaError(
                 f"{what}: quota or rate limit still exceeded after {tries} tries ({exc}). "
-                "Run again later (stored patches are kept and skipped), lower --workers, "
+                "Run again later, lower --workers, "
                 "or raise the project's Earth Engine quota in the Google Cloud console."
             )
         return SourceNetworkError(
@@ -285,7 +285,10 @@ def fetch_to_store(
     if not isinstance(points, pd.DataFrame):
         points = load_points(list(points))
     meta = store_meta(source, store_name)
-    source.connect()
+    try:
+        source.connect()
+    except SourceError as exc:  # the source says what failed; what a fetch keeps is the fetch's to say
+        raise type(exc)(f"{exc} Patches already in the store are kept.") from exc
     store = open_or_create_store(meta, compare_extra=source.compare_extra)
     report = fetch_points(source, points, store, workers=workers, limit=limit, progress=progress)
     out = report.as_dict()

@@ -210,7 +210,7 @@ def probe(url: str, timeout: float = PROBE_TIMEOUT_S) -> None:
         host = urlparse(url).netloc or url
         raise SourceNetworkError(
             f"cannot reach {host} ({type(exc).__name__}). Check your internet connection, proxy or firewall "
-            "and try again; stored patches are kept."
+            "and try again."
         ) from None
 
 

@@ -237,7 +237,7 @@ class StacSource:
         except requests.RequestException as exc:
             raise SourceNetworkError(
                 f"cannot reach the STAC API at {self.url} ({type(exc).__name__}). Check your internet connection or "
-                "proxy, or pass another --stac-url; stored patches are kept."
+                "proxy, or pass another --stac-url."
             ) from None
         except (APIError, ValueError) as exc:
             raise SourceError(f"{self.url} is not a usable STAC API ({short(exc)}); check --stac-url") from None

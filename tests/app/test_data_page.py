@@ -95,6 +95,7 @@ def test_fetch_from_an_unreachable_stac_api_fails_with_the_reason(empty_env, mon
         time.sleep(0.3)
     done = jobs.get_job(job.job_id)
     assert done.status == "failed" and "cannot reach the STAC API" in done.error
+    assert "Patches already in the store are kept" in done.error  # a fetch says what it keeps; a scan does not
     at.run()
     assert f"Job **{job.job_id}**" in _texts(at) and "cannot reach the STAC API" in _texts(at)
     _button(at, f"Resume {job.job_id}").click().run()  # the same command again (a fetch resumes)
