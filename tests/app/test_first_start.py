@@ -168,3 +168,38 @@ def test_a_page_opened_during_the_first_start_says_so_and_sees_the_store_when_it
     assert "No patch store yet" not in _alerts(at) and "with a patch in `demo`" in _alerts(at)
     assert "Running in the background" not in _alerts(at, "sidebar")  # nothing runs: nothing polls
     assert at.session_state["_jobs_situation"][:2] == ((), ("demo",))
+
+
+def test_a_first_start_with_no_model_at_all_launches_the_small_default_training(empty_env, monkeypatch):
+    """Nothing shipped, nothing trained (a models folder of its own): the preparation job builds the demo store and
+    launches the small default run in the background; it can be cancelled like any run."""
+    from asgm.model import run_jobs
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("ASGM_OVERPASS_URL", f"http://127.0.0.1:{port}/api")  # offline
+    assert sup.needs_prepare() == ["demo patch store", "a trained model"]
+    sup.start_prepare()
+    end = time.monotonic() + 300
+    while not (found := runs.list_runs()) or any(j.active for j in jobs.list_jobs() if j.kind == "prepare"):
+        assert time.monotonic() < end, [(j.title, j.log_tail()) for j in jobs.list_jobs()]
+        time.sleep(0.3)
+    [run] = found
+    assert run.config is not None
+    # The launch records the store's input encoding; the rest is the default recipe as it is.
+    assert run.config.encoding is not None and run.config.model_copy(update={"encoding": None}) == (
+        first_start.default_config()
+    )
+    [prep] = [j for j in jobs.list_jobs() if j.kind == "prepare"]
+    assert (
+        prep.status == "completed"
+        and f"default model training launched as run {run.run_id}" in (prep.progress["message"])
+    )
+    assert sup.needs_prepare() == []  # a queued or running run counts: the first start does not launch twice
+    if runs.get_run(run.run_id).status in ("queued", "running"):
+        run_jobs.request_cancel(run.run_id)
+    while runs.get_run(run.run_id).status in ("queued", "running"):
+        assert time.monotonic() < end, runs.get_run(run.run_id)
+        time.sleep(0.3)
+    assert runs.get_run(run.run_id).status in ("cancelled", "completed")

@@ -99,8 +99,16 @@ _SHARED: dict[Path, UiEnv] = {}
 
 
 def shared_ui_env(tmp_path_factory, demo_root: Path) -> UiEnv:
-    """One UiEnv per test session, shared by tests/app and tests/e2e (training it twice would cost ~40 s).
-    Tests must not change it; those that add runs use their own models folder."""
+    """One UiEnv per test run, shared by tests/app and tests/e2e and by every xdist worker (training it once per
+    worker would cost ~60 s each). Tests must not change it; those that add runs use their own models folder."""
+    from _shared import once_per_run
+
     if demo_root not in _SHARED:
-        _SHARED[demo_root] = build_ui_env(tmp_path_factory.mktemp("ui-env"), demo_root)
+
+        def build(folder: Path) -> dict[str, str]:
+            env = build_ui_env(folder, demo_root)
+            return {"demo_run": env.demo_run, "osm_run": env.osm_run}
+
+        root, facts = once_per_run(tmp_path_factory, "ui-env", build)
+        _SHARED[demo_root] = UiEnv(root, root / "data", root / "models", facts["demo_run"], facts["osm_run"])
     return _SHARED[demo_root]

@@ -3,7 +3,7 @@
 1. a deep link to any page (as a shared link opens it: a fresh browser, straight to ``/Map``) shows the app's
    own menu (``asgm.app.page.MENU``), not Streamlit's automatic list of the ``pages/`` files;
 2. a page opened during the first start (the Map, while ``asgm demo prepare`` builds the demo store) says the
-   store is being prepared and redraws itself when the job ends, with no reload.
+   store is being prepared and redraws itself when the job ends, with no reload; a click on it is then classified.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import shutil
 import socket
 
 import pytest
-from conftest import app_server, shot
+from conftest import ISOLATED_MARKER_JS, app_server, click_marker, map_frame, shot, wait_for_result
 
 from asgm.app.page import MENU
 
@@ -76,3 +76,10 @@ def test_the_map_opened_during_the_first_start_refreshes_when_the_store_is_ready
         assert (data / "stores" / "demo" / "store.json").exists()
         page.get_by_text("This page refreshes when it ends").wait_for(state="detached", timeout=60_000)
         shot(page, "map_after_first_start")
+        # ... and the first click on it is classified, in the popup and the side panel.
+        frame = map_frame(page)
+        marker = frame.evaluate(ISOLATED_MARKER_JS)
+        assert marker and marker["clearance"] > 8, marker
+        click_marker(page, frame, marker)
+        wait_for_result(page, marker["sid"])
+        assert 0.0 <= float(page.get_by_test_id("stMetricValue").first.inner_text()) <= 1.0

@@ -12,11 +12,13 @@ from asgm.sources import amazon, demo
 def built(tmp_path_factory, mirror):
     """``asgm demo build --pack amazon --json`` run once (the build takes a minute): (report, store)."""
     from _engine import cli_json
+    from _shared import once_per_run
 
     from asgm.data.store import PatchStore
 
-    root = tmp_path_factory.mktemp("amazon")
-    report = cli_json(["demo", "build", "--pack", "amazon", "--json"], root)
+    root, report = once_per_run(
+        tmp_path_factory, "amazon-pack", lambda root: cli_json(["demo", "build", "--pack", "amazon", "--json"], root)
+    )
     return report, PatchStore.open("amazon", root=root / "stores")
 
 

@@ -38,9 +38,11 @@ DUPLICATES = {"v0.xx-SSL4EO-2023combined-negatives": 1}
 def built(tmp_path_factory, mirror):
     """``asgm demo build --pack amazon2 --json`` run once: (report, store)."""
     from _engine import cli_json
+    from _shared import once_per_run
 
-    root = tmp_path_factory.mktemp("amazon2")
-    report = cli_json(["demo", "build", "--pack", "amazon2", "--json"], root)
+    root, report = once_per_run(
+        tmp_path_factory, "amazon2-pack", lambda root: cli_json(["demo", "build", "--pack", "amazon2", "--json"], root)
+    )
     return report, PatchStore.open("amazon2", root=root / "stores")
 
 
