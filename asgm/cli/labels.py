@@ -98,6 +98,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=HOLDOUT_FRACTION,
         help=f"newest share of the reviewed items held out to measure them (default {HOLDOUT_FRACTION})",
     )
+    t.add_argument(
+        "--fetch",
+        choices=("stac", "gee"),
+        default=None,
+        help="fetch the imagery of reviewed items with none here (Amazon Mining Watch detections) through "
+        "Earth Search (stac) or Earth Engine (gee, needs credentials), as `asgm patches fetch` does: the "
+        "store's patch size, the item's year; an item whose fetch fails is skipped and counted with why "
+        "(default: off, such items are left out)",
+    )
     t.add_argument("--run-id", help="train into this queued run folder (used by the background launcher)")
     t.add_argument("--bootstrap", type=int, default=N_BOOT, help=f"bootstrap resamples for the CIs (default {N_BOOT})")
     t.add_argument("--detach", action="store_true", help="start in the background and print the run id")
