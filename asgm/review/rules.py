@@ -4,16 +4,13 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from asgm.data.labels import HOLDOUT_FRACTION
 from asgm.errors import AsgmError
-
-if TYPE_CHECKING:
-    from asgm.review.retrain import Selection
 
 HOLDOUT_SPLIT = "review"
 LEAK_RULE = (
@@ -32,10 +29,11 @@ class RetrainCancelled(Exception):
 
 
 def split_with_reviews(
-    parent_split: pd.DataFrame, selection: Selection, eps_m: float, holdout_fraction: float = HOLDOUT_FRACTION
+    parent_split: pd.DataFrame, selection: Any, eps_m: float, holdout_fraction: float = HOLDOUT_FRACTION
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The split of the new store (``sample_id``, ``split``, ``cluster``) and what happened to the reviewed
-    items (the rule: ``asgm.review.retrain``'s docstring, step 3)."""
+    """The split of the new store (``sample_id``, ``split``, ``cluster``) and what happened to the reviewed items of
+    ``selection`` (a ``retrain.Selection``, not imported: retrain imports this module); the rule is step 3 of
+    ``asgm.review.retrain``'s docstring."""
     from asgm.data.points import nearest_distance_m
 
     if not 0.0 < holdout_fraction < 1.0:
