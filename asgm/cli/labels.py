@@ -62,6 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     mk.add_argument("--probability", type=float, help="the probability the reviewer saw")
     mk.add_argument("--lon", type=float, help="AMW detections: longitude")
     mk.add_argument("--lat", type=float, help="AMW detections: latitude")
+    mk.add_argument(
+        "--year", type=int, help="AMW detections: the layer's year (the window `labels train --fetch` fetches)"
+    )
 
     q = add_command(
         group, "queue", "the items of a store or scan still to review, in review order", _queue, _human_queue
@@ -171,7 +174,7 @@ def _mark(args: argparse.Namespace) -> dict[str, Any]:
     elif args.scan:
         item = items.scan_item(args.scan, args.item)
     else:
-        item = items.resolve("amw", args.amw, args.item, args.lon, args.lat)
+        item = items.resolve("amw", args.amw, args.item, args.lon, args.lat, year=args.year)
     res = items.mark(
         item,
         args.label,

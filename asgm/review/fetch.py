@@ -49,7 +49,7 @@ def item_window(year: Any, store_start: str, store_end: str) -> Window:
         y = int(year)
     except (TypeError, ValueError):
         y = 0
-    if 2015 <= y <= 2100:
+    if 2016 <= y <= 2100:  # Sentinel-2A flew from 2015-06-23: a 2015 window would start before it
         return Window(f"{y}-01-01", f"{y + 1}-01-01", "year")
     if store_start and store_end:
         return Window(store_start, store_end, "store")
@@ -116,6 +116,12 @@ def fetch_pending(
         report = None
         try:
             source = make_source(kind, size, window.start, window.end)
+        except AsgmError as exc:  # this window only (a date the source refuses): the other windows go on
+            for x in group:
+                _fail(x, f"not fetched ({kind}): {one_line(exc)}", one_line(exc), skip, failures)
+            done_before += len(group)
+            continue
+        try:
             source.connect()
             store = PatchStore.create(store_meta(source, f"fetch-{n}"), root=staging, overwrite=True)
             points = pd.DataFrame(

@@ -76,7 +76,9 @@ def _no_staging_left() -> None:
 
 def test_an_amw_label_is_fetched_into_the_new_store_version(fake_ee, parent, capsys):
     items.mark(items.store_item("toy", "neg-0001"), "mining")
-    _mark_amw()
+    mark = ["labels", "mark", "--amw", "amw_2022", "--item", "det-7", "--lon", str(LON), "--lat", str(LAT)]
+    assert main([*mark, "--year", "2022", "--label", "mining"]) == 0
+    capsys.readouterr()
     # without --fetch the detection is left out, saying how to fetch it
     sel = retrain.reviewed_items(retrain.parent_config(parent))
     assert sel.skipped == {"AMW detection (no imagery here; --fetch stac|gee fetches it)": 1}
