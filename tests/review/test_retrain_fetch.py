@@ -6,12 +6,13 @@ store trained 1 epoch. Never run against the real Earth Engine (docs/live-servic
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 
 import numpy as np
 import pandas as pd
 import pytest
-from _engine import toy_store
+from _engine import toy_store, use_folders
 from ee_fake import PROJECT, FakeEarthEngine, band_values, error, service_account_key, walk_expression
 from localhttp import LocalServer
 
@@ -57,12 +58,25 @@ def fake_ee(ee_env, monkeypatch):
     server.close()
 
 
-@pytest.fixture
-def parent(ee_env):
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """The toy store and a parent run trained 1 epoch on it, once for the module (copied into each test)."""
     from asgm.training.train import train
 
-    toy_store(ee_env / "data" / "stores", n_pos=12, n_neg=18)
-    return train(ExperimentConfig(name="parent", store="toy", bands=S2_BANDS, epochs=1, batch_size=8), n_boot=20)
+    root = tmp_path_factory.mktemp("retrain-fetch")
+    with pytest.MonkeyPatch.context() as mp:
+        use_folders(mp, root)
+        toy_store(root / "data" / "stores", n_pos=12, n_neg=18)
+        run_id = train(ExperimentConfig(name="parent", store="toy", bands=S2_BANDS, epochs=1, batch_size=8), n_boot=20)
+    return root, run_id
+
+
+@pytest.fixture
+def parent(trained, ee_env):
+    root, run_id = trained
+    for sub in ("data", "models"):
+        shutil.copytree(root / sub, ee_env / sub, dirs_exist_ok=True)
+    return run_id
 
 
 def _mark_amw(item_id: str = "det-7", lon: float = LON, lat: float = LAT, label: str = "mining") -> None:
