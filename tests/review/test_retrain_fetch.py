@@ -175,3 +175,19 @@ def test_missing_credentials_leave_nothing_to_train_with_one_clear_line(ee_env, 
     assert len(err) == 1 and "no reviewed item can train" in err[0] and "no Earth Engine credentials" in err[0]
     assert not [s for s in stores_dir().iterdir() if s.name.startswith("toy-reviewed")]
     _no_staging_left()
+
+
+def test_a_cancel_during_the_fetch_leaves_no_store_and_no_staging(fake_ee, parent):
+    items.mark(items.store_item("toy", "neg-0004"), "mining")
+    _mark_amw()
+    asked = []
+
+    def cancelled() -> bool:  # the cancel arrives once the first patch is fetched
+        asked.append(1)
+        return len(fake_ee.pixel_requests()) >= 1
+
+    with pytest.raises(retrain.RetrainCancelled):
+        retrain.prepare(parent, epochs=1, fetch="gee", cancelled=cancelled)
+    assert asked and len(fake_ee.pixel_requests()) == 1
+    assert not [s for s in stores_dir().iterdir() if s.name.startswith("toy-reviewed")]
+    _no_staging_left()
