@@ -1,7 +1,8 @@
-"""Train with my labels, fetching the imagery of reviewed Amazon Mining Watch detections (``--fetch gee``) through the
-project's one fetch path, tested at the transport boundary: the real earthengine-api and google-auth clients talk
-to the local Earth Engine stand-in (``tests/sources/ee_fake.py``) on 127.0.0.1. The parent is a SYNTHETIC toy
-store trained 1 epoch. Never run against the real Earth Engine (docs/live-services.md)."""
+"""Train with my labels, fetching the imagery of reviewed Amazon Mining Watch detections (``--fetch gee|stac``)
+through the project's one fetch path, tested at the transport boundary: the real earthengine-api and google-auth
+clients talk to the local Earth Engine stand-in (``tests/sources/ee_fake.py``) on 127.0.0.1, pystac-client and
+GDAL to the local STAC API with COG assets (``tests/sources/stac_catalogue.py``). The parent is a SYNTHETIC toy
+store trained 1 epoch. Never run against the real services (docs/live-services.md)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ import pytest
 from _engine import toy_store, use_folders
 from ee_fake import PROJECT, FakeEarthEngine, band_values, error, service_account_key, walk_expression
 from localhttp import LocalServer
+from stac_catalogue import Scene, StacApi, area_around
 
 from asgm.cli import main
 from asgm.config import S2_BANDS, ExperimentConfig, stores_dir
 from asgm.data.store import PatchStore
-from asgm.grid import patch_grid
+from asgm.grid import patch_grid, utm_epsg
 from asgm.review import items, retrain
 from asgm.sources import gee
 
@@ -190,4 +192,30 @@ def test_a_cancel_during_the_fetch_leaves_no_store_and_no_staging(fake_ee, paren
         retrain.prepare(parent, epochs=1, fetch="gee", cancelled=cancelled)
     assert asked and len(fake_ee.pixel_requests()) == 1
     assert not [s for s in stores_dir().iterdir() if s.name.startswith("toy-reviewed")]
+    _no_staging_left()
+
+
+def test_an_amw_label_is_fetched_through_stac(ee_env, parent, monkeypatch, tmp_path):
+    server = LocalServer()
+    try:
+        api = StacApi(server, tmp_path)
+        api.add_scene(area_around([(LON, LAT)], utm_epsg(LON, LAT)), Scene("2022-03-15"), "S2B_T20NQL_20220315_0")
+        monkeypatch.setenv("ASGM_STAC_URL", api.url)
+        items.mark(items.store_item("toy", "neg-0005"), "mining")
+        _mark_amw()
+        plan = retrain.prepare(parent, epochs=1, fetch="stac")
+    finally:
+        server.close()
+    assert plan.counts["fetched"] == 1 and plan.counts["skipped"] == {}
+    new = PatchStore.open(plan.config.store)
+    row = new.index().set_index("sample_id").loc[AMW_SID]
+    assert (row["set"], row["source"], row["product_level"], row["date_start"]) == (
+        "reviewed",
+        "stac",
+        "L2A",
+        "2022-01-01",
+    )
+    assert new.read_patch(AMW_SID).data.any()
+    rev = pd.read_csv(new.root / "reviewed.csv", dtype={"sample_id": str}).set_index("sample_id")
+    assert rev.loc[AMW_SID, "fetched_from"] == "stac" and api.url in rev.loc[AMW_SID, "scenes"]
     _no_staging_left()
