@@ -10,7 +10,8 @@ service unreachable, no credentials) skips the item with its reason; a failure t
 credentials, quota) skips every item not yet fetched with that reason. Nothing here raises for a failed fetch.
 
 Never run against the real Earth Search or Earth Engine services on this machine (docs/live-services.md); the
-tests use the local Earth Engine stand-in.
+tests use the local Earth Engine stand-in and the local STAC API with COG assets. The band subset for a store of
+fewer bands (``_read``) has no test yet.
 """
 
 from __future__ import annotations
