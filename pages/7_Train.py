@@ -115,11 +115,25 @@ else:
         key="relabel_epochs",
         value=int(parent_run.config.epochs) if parent_run.config else 20,
     )
+    fetch_choices = {
+        "off: leave them out": None,
+        "Earth Search (STAC, no account)": "stac",
+        "Earth Engine (needs credentials)": "gee",
+    }
+    fetch_choice = st.selectbox(
+        "Imagery for reviewed Amazon Mining Watch detections (none on this machine)",
+        list(fetch_choices),
+        key="relabel_fetch",
+        help="Fetched when the job runs, as `asgm patches fetch` does (the store's patch size, the detection's "
+        "year); a detection whose fetch fails (no scene, clouds, offline, no credentials) is skipped and counted.",
+    )
+    fetch = fetch_choices[fetch_choice]
     try:
-        usable = retrain.reviewed_items(retrain.parent_config(parent_id))
+        usable = retrain.reviewed_items(retrain.parent_config(parent_id), fetch=fetch)
         st.caption(
             f"{len(usable.items)} reviewed item(s) can join the training data of store "
             f"`{parent_run.config.store if parent_run.config else '?'}`"
+            + (f", {len(usable.pending)} more once their imagery is fetched from {fetch}" if usable.pending else "")
             + (
                 " (left out: " + ", ".join(f"{v} {k}" for k, v in usable.skipped.items()) + ")"
                 if usable.skipped
@@ -131,9 +145,10 @@ else:
     except AsgmError as exc:
         usable = None
         page.show_error(exc, "Pick another run to start from.")
-    if st.button("Train with my labels", key="relabel_go", disabled=not can_launch or not (usable and usable.items)):
+    ready = usable is not None and bool(usable.items or usable.pending)
+    if st.button("Train with my labels", key="relabel_go", disabled=not can_launch or not ready):
         try:
-            new_id = retrain.launch(parent_id, epochs=int(relabel_epochs), max_active=aj.max_active_jobs())
+            new_id = retrain.launch(parent_id, epochs=int(relabel_epochs), max_active=aj.max_active_jobs(), fetch=fetch)
             st.session_state["train_run"] = new_id
             st.success(
                 f"Training with your labels started as run **{new_id}** in the background; its before / "

@@ -62,6 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     mk.add_argument("--probability", type=float, help="the probability the reviewer saw")
     mk.add_argument("--lon", type=float, help="AMW detections: longitude")
     mk.add_argument("--lat", type=float, help="AMW detections: latitude")
+    mk.add_argument(
+        "--year", type=int, help="AMW detections: the layer's year (the window `labels train --fetch` fetches)"
+    )
 
     q = add_command(
         group, "queue", "the items of a store or scan still to review, in review order", _queue, _human_queue
@@ -97,6 +100,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=HOLDOUT_FRACTION,
         help=f"newest share of the reviewed items held out to measure them (default {HOLDOUT_FRACTION})",
+    )
+    t.add_argument(
+        "--fetch",
+        choices=("stac", "gee"),
+        default=None,
+        help="fetch the imagery of reviewed items with none here (Amazon Mining Watch detections) through "
+        "Earth Search (stac) or Earth Engine (gee, needs credentials), as `asgm patches fetch` does: the "
+        "store's patch size, the item's year; an item whose fetch fails is skipped and counted with why "
+        "(default: off, such items are left out)",
     )
     t.add_argument("--run-id", help="train into this queued run folder (used by the background launcher)")
     t.add_argument("--bootstrap", type=int, default=N_BOOT, help=f"bootstrap resamples for the CIs (default {N_BOOT})")
@@ -162,7 +174,7 @@ def _mark(args: argparse.Namespace) -> dict[str, Any]:
     elif args.scan:
         item = items.scan_item(args.scan, args.item)
     else:
-        item = items.resolve("amw", args.amw, args.item, args.lon, args.lat)
+        item = items.resolve("amw", args.amw, args.item, args.lon, args.lat, year=args.year)
     res = items.mark(
         item,
         args.label,

@@ -366,7 +366,9 @@ def train_with_labels(args: argparse.Namespace) -> dict[str, Any]:
         raise CommandError("no completed run to start from; pass --from-run RUN")
     if args.detach:
         return {
-            "run_id": retrain.launch(parent, epochs=args.epochs, holdout_fraction=args.holdout_fraction),
+            "run_id": retrain.launch(
+                parent, epochs=args.epochs, holdout_fraction=args.holdout_fraction, fetch=args.fetch
+            ),
             "status": "queued",
             "parent_run": parent,
         }
@@ -377,10 +379,10 @@ def train_with_labels(args: argparse.Namespace) -> dict[str, Any]:
 
     bar = tqdm.tqdm(desc="store version", unit="patch", disable=args.json or not sys.stderr.isatty())
 
-    def progress(done: int, total: int) -> None:
-        report_progress(done, total, "building the store version with the reviewed items")
-        bar.total = total
-        bar.update(done - bar.n)
+    def progress(done: int, total: int, what: str = "building the store version with the reviewed items") -> None:
+        report_progress(done, total, what)
+        bar.total, bar.n = total, done  # the fetch, then the store version: two counts in turn
+        bar.refresh()
 
     try:
         plan = retrain.prepare(
@@ -389,6 +391,7 @@ def train_with_labels(args: argparse.Namespace) -> dict[str, Any]:
             holdout_fraction=args.holdout_fraction,
             progress=progress,
             cancelled=folder.cancel_requested if folder is not None else None,
+            fetch=args.fetch,
         )
     except retrain.RetrainCancelled:
         if folder is not None:
@@ -438,6 +441,9 @@ def human_with_labels(r: dict[str, Any]) -> str:
         f"{c['on_test_patches']}; skipped {c['skipped'] or 'none'}",
         f"rule: {c['rule']}",
     ]
+    if c.get("fetched") or c.get("fetch_failed"):
+        lines.append(f"imagery fetched for {c['fetched']} item(s), failed for {len(c['fetch_failed'])}")
+    lines += [f"warning: {w}" for w in c.get("warnings", [])]
     for key, title in (("test", "unchanged test split"), ("review_holdout", "held-out reviewed items")):
         lines += [f"{title}:", f"  before {fmt(r[key]['before'])}", f"  after  {fmt(r[key]['after'])}"]
     return "\n".join(lines)

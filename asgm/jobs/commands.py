@@ -28,8 +28,11 @@ def train_store(store: str, osm: str, epochs: int, name: str) -> list[str]:
     return asgm_command("train", "--store", store, "--osm", osm, "--epochs", str(epochs), "--name", name)
 
 
-def train_with_labels(parent_run: str, run_id: str, epochs: int | None, holdout_fraction: float) -> list[str]:
-    """``asgm labels train``: "train with my labels" from ``parent_run`` into the queued run ``run_id``."""
+def train_with_labels(
+    parent_run: str, run_id: str, epochs: int | None, holdout_fraction: float, fetch: str | None = None
+) -> list[str]:
+    """``asgm labels train``: "train with my labels" from ``parent_run`` into the queued run ``run_id`` (``fetch``:
+    the source that fetches the imagery of reviewed items with none here)."""
     args = [
         "labels",
         "train",
@@ -42,6 +45,8 @@ def train_with_labels(parent_run: str, run_id: str, epochs: int | None, holdout_
     ]
     if epochs:
         args += ["--epochs", str(int(epochs))]
+    if fetch:
+        args += ["--fetch", fetch]
     return asgm_command(*args)
 
 

@@ -11,7 +11,8 @@ import pandas as pd
 
 from asgm.data.store import PatchStore
 from asgm.errors import AsgmError
-from asgm.review.retrain import HOLDOUT_SPLIT, Plan
+from asgm.review.retrain import Plan
+from asgm.review.rules import HOLDOUT_SPLIT
 
 
 def _scores(run_id: str, store: PatchStore, rows: pd.DataFrame) -> dict[str, Any]:

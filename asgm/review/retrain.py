@@ -4,11 +4,14 @@ old training data plus the reviewed items, with a leak-free split, and a before/
 1. ``reviewed_items``: the current labels that can become patches: mining / not mining (unsure is no training
    label) of patches of the parent run's store (the very patch, relabelled) and of windows of region scans
    (cut from the scan's own composite) with the store's bands and patch size. AMW detections have no imagery
-   on this machine and are left out (fetching their imagery through STAC / Earth Engine is not built).
+   on this machine: they are left out, unless ``fetch`` names a source (``stac`` / ``gee``, ``asgm labels train
+   --fetch``); then ``asgm.review.fetch`` fetches each one's patch through the one fetch path of ``asgm patches
+   fetch`` on the store's patch size, for the item's year, and an item whose fetch fails is skipped with why.
 2. ``build_store``: ``<store>-reviewed-<N>`` (N: the newest label-history row used) holds every patch of the
    parent's store plus the reviewed ones in set ``reviewed``; provenance in ``store.json`` (``extra.reviewed``)
-   and ``reviewed.csv``. Built in ``<stores>/_building/`` and moved into place when complete, so a killed job
-   leaves no half store in the list.
+   and ``reviewed.csv`` (for fetched items also the source, date window, product level and scenes). Built in
+   ``<stores>/_building/`` and moved into place when complete (fetched patches are staged there too and removed
+   afterwards), so a killed job leaves no half store in the list.
 3. ``split_with_reviews``: the parent's split, unchanged for its rows; the newest ``holdout_fraction`` of the
    reviewed items (by review order) are held out (split ``review``) and never trained on; a reviewed item on a
    test patch, or within ``split_eps_m`` (3 km) of a test patch, is dropped; one within that distance of a
@@ -21,7 +24,6 @@ The new run is a run like any other: it becomes the app's default only when a us
 
 from __future__ import annotations
 
-import math
 import re
 import shutil
 from collections.abc import Callable, Iterator
@@ -29,7 +31,6 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, cast
 
-import numpy as np
 import pandas as pd
 
 from asgm import atomic
@@ -38,23 +39,12 @@ from asgm.data.labels import HOLDOUT_FRACTION, LabelStore
 from asgm.data.store import Patch, PatchStore, check_name
 from asgm.errors import AsgmError, one_line
 from asgm.model.store_fit import with_store_encoding
+from asgm.review.fetch import PROVENANCE_COLUMNS
+from asgm.review.rules import HOLDOUT_SPLIT as HOLDOUT_SPLIT  # re-exported: the page and tests name them here
+from asgm.review.rules import RetrainCancelled, RetrainError, split_with_reviews
 
 REVIEWED_SET = "reviewed"
-HOLDOUT_SPLIT = "review"
 TRAIN_LABEL = {"mining": 1, "not_mining": 0}
-LEAK_RULE = (
-    "the parent run's train/val/test rows keep their split; the newest {pct:.0f} % of the reviewed items "
-    "(by review order) are held out (never trained on); a reviewed item on a test patch or within "
-    "{km:g} km of one is dropped; one within {km:g} km of a held-out item is held out too; the rest train"
-)
-
-
-class RetrainError(AsgmError):
-    """Nothing to train with, or a parent run that cannot be retrained; the message says what to do."""
-
-
-class RetrainCancelled(Exception):
-    """A cancel was requested while the store version was being built."""
 
 
 @dataclass
@@ -71,6 +61,8 @@ class Reviewed:
     reviewer: str = ""
     time: str = ""
     note: str = ""
+    fetch: Any = None  # the date window (``asgm.review.fetch.Window``) of an item whose imagery is to be fetched
+    provenance: dict[str, str] | None = None  # where a fetched item's imagery came from
 
 
 @dataclass
@@ -79,6 +71,8 @@ class Selection:
 
     items: list[Reviewed] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
+    pending: list[Reviewed] = field(default_factory=list)  # to be fetched (``fetch_imagery``)
+    fetch_failed: dict[str, str] = field(default_factory=dict)  # item -> why its fetch failed
 
     def skip(self, why: str) -> None:
         self.skipped[why] = self.skipped.get(why, 0) + 1
@@ -100,9 +94,15 @@ def _scan_id(scan: str, window: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"rev-{scan}-{window.replace(',', '-')}")[:120]
 
 
-def reviewed_items(config: ExperimentConfig, labels: LabelStore | None = None) -> Selection:
-    """The current labels that can train ``config``'s recipe (see the module docstring), in review order."""
+def reviewed_items(config: ExperimentConfig, labels: LabelStore | None = None, fetch: str | None = None) -> Selection:
+    """The current labels that can train ``config``'s recipe (see the module docstring), in review order; with
+    ``fetch`` (``stac`` / ``gee``) the AMW detections go to ``pending``, to be fetched by ``fetch_imagery``."""
+    from asgm.config import S2_BANDS
+    from asgm.review.fetch import FETCH_SOURCES, item_window
     from asgm.scan import results
+
+    if fetch is not None and fetch not in FETCH_SOURCES:
+        raise RetrainError(f"cannot fetch imagery from {fetch!r}; use one of {', '.join(FETCH_SOURCES)}")
 
     base = PatchStore.open(config.store)
     base_ids = set(base.index()["sample_id"].astype(str))
@@ -143,10 +143,51 @@ def reviewed_items(config: ExperimentConfig, labels: LabelStore | None = None) -
                     sample_id=_scan_id(s.name, r["item_id"]), patch=partial(results.window_patch, s, i, j), **common
                 )
             )
+        elif fetch is None:
+            sel.skip("AMW detection (no imagery here; --fetch stac|gee fetches it)")
+        elif not set(base.meta.bands) <= set(S2_BANDS) or config.osm_layers:
+            sel.skip("AMW detection: the store's bands are not Sentinel-2 bands, or the recipe needs OSM masks")
         else:
-            sel.skip("AMW detection (no imagery here)")
+            window = item_window(r["year"], base.meta.date_start, base.meta.date_end)
+            sid = _scan_id(f"amw-{r['source']}", str(r["item_id"]))
+            sel.pending.append(Reviewed(sample_id=sid, patch=None, fetch=window, **common))
     sel.items.sort(key=lambda x: x.history_fid)
     return sel
+
+
+def fetch_imagery(
+    config: ExperimentConfig,
+    selection: Selection,
+    kind: str,
+    progress: Callable[..., None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> None:
+    """Fetch the pending items' imagery (``asgm.review.fetch``) into a staging store under ``_building/``: those
+    fetched join ``selection.items``, the others are counted in ``selection.skipped`` with why. Call ``clear``
+    on ``staging_dir(config)`` when done."""
+    from asgm.review import fetch
+
+    base = PatchStore.open(config.store)
+    got = fetch.fetch_pending(
+        kind,
+        int(base.meta.size),
+        tuple(base.meta.bands),
+        selection.pending,
+        staging_dir(config),
+        skip=selection.skip,
+        failures=selection.fetch_failed,
+        progress=progress,
+        cancelled=cancelled,
+    )
+    selection.pending = []
+    selection.items = sorted([*selection.items, *got], key=lambda x: x.history_fid)
+    if cancelled is not None and cancelled():
+        raise RetrainCancelled()
+
+
+def staging_dir(config: ExperimentConfig) -> Any:
+    """Where ``fetch_imagery`` stages fetched patches (removed after the store version is built)."""
+    return stores_dir() / "_building" / f"{check_name(config.store[:50])}-fetched"
 
 
 def store_name(config: ExperimentConfig, selection: Selection) -> str:
@@ -176,6 +217,8 @@ def build_store(
         "items": len(selection.items),
         "newest_history_fid": max((x.history_fid for x in selection.items), default=0),
         "skipped": dict(selection.skipped),
+        "fetched": sum(1 for x in selection.items if x.provenance),
+        "fetch_failed": dict(selection.fetch_failed),
     }
     meta = replace(
         base.meta,
@@ -228,6 +271,7 @@ def build_store(
                 if masks is not None:
                     new.write_osm(sid, masks[0], masks[1])
             new.write_osm_info(osm)
+        columns = ["sample_id", "item", "label", "history_fid", "reviewer", "time", "note", *PROVENANCE_COLUMNS]
         rows = [
             {
                 "sample_id": x.sample_id,
@@ -237,15 +281,11 @@ def build_store(
                 "reviewer": x.reviewer,
                 "time": x.time,
                 "note": x.note,
+                **(x.provenance or {}),
             }
             for x in selection.items
         ]
-        atomic.write_text(
-            new.root / "reviewed.csv",
-            pd.DataFrame(
-                rows, columns=["sample_id", "item", "label", "history_fid", "reviewer", "time", "note"]
-            ).to_csv(index=False),
-        )
+        atomic.write_text(new.root / "reviewed.csv", pd.DataFrame(rows, columns=columns).to_csv(index=False))
         target = stores_dir() / name
         if target.exists():
             shutil.rmtree(target)
@@ -254,59 +294,6 @@ def build_store(
         shutil.rmtree(building / name, ignore_errors=True)
         raise
     return PatchStore.open(name)
-
-
-def split_with_reviews(
-    parent_split: pd.DataFrame, selection: Selection, eps_m: float, holdout_fraction: float = HOLDOUT_FRACTION
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The split of the new store (``sample_id``, ``split``, ``cluster``) and what happened to the reviewed
-    items (see the module docstring)."""
-    from asgm.data.points import nearest_distance_m
-
-    if not 0.0 < holdout_fraction < 1.0:
-        raise RetrainError(f"holdout fraction {holdout_fraction} must be between 0 and 1")
-    ps = parent_split[["sample_id", "split", "cluster", "lon", "lat"]].copy()
-    ps["sample_id"] = ps["sample_id"].astype(str)
-    test = ps[ps["split"] == "test"]
-    test_ids = set(test["sample_id"])
-    on_test = [x for x in selection.items if x.sample_id in test_ids]
-    usable = [x for x in selection.items if x.sample_id not in test_ids]
-    n_hold = math.ceil(holdout_fraction * len(usable)) if usable else 0
-    held = usable[len(usable) - n_hold :]  # the newest reviews
-    rest = usable[: len(usable) - n_hold]
-    xy = lambda items: np.array([[x.lon, x.lat] for x in items], dtype=float).reshape(-1, 2)  # noqa: E731
-    near_test = (
-        nearest_distance_m(xy(rest), test[["lon", "lat"]].to_numpy(float)) < eps_m
-        if len(rest) and len(test)
-        else np.zeros(len(rest), bool)
-    )
-    near_held = nearest_distance_m(xy(rest), xy(held)) < eps_m if len(rest) and len(held) else np.zeros(len(rest), bool)
-    dropped = [x for x, t in zip(rest, near_test, strict=True) if t]
-    joined = [x for x, t, h in zip(rest, near_test, near_held, strict=True) if h and not t]
-    train = [x for x, t, h in zip(rest, near_test, near_held, strict=True) if not t and not h]
-
-    reviewed_ids = {x.sample_id for x in selection.items} - test_ids
-    keep = ps[~ps["sample_id"].isin(reviewed_ids)][["sample_id", "split", "cluster"]]
-    next_cluster = int(pd.to_numeric(ps["cluster"], errors="coerce").max() or 0) + 1
-    rows = []
-    for k, x in enumerate(train):
-        rows.append({"sample_id": x.sample_id, "split": "train", "cluster": next_cluster + k})
-    for x in held + joined:
-        rows.append({"sample_id": x.sample_id, "split": HOLDOUT_SPLIT, "cluster": -1})
-    for x in dropped:  # used nowhere (a reviewed test patch keeps its test row and label)
-        rows.append({"sample_id": x.sample_id, "split": "dropped", "cluster": -1})
-    split = pd.concat([keep, pd.DataFrame(rows, columns=["sample_id", "split", "cluster"])], ignore_index=True)
-    counts = {
-        "reviewed": len(selection.items),
-        "on_test_patches": len(on_test),
-        "held_out": len(held),
-        "held_out_by_distance": len(joined),
-        "dropped_near_test": len(dropped),
-        "trained": len(train),
-        "skipped": dict(selection.skipped),
-        "rule": LEAK_RULE.format(pct=100 * holdout_fraction, km=eps_m / 1000),
-    }
-    return split.sort_values("sample_id").reset_index(drop=True), counts
 
 
 def _now() -> str:
@@ -348,24 +335,59 @@ def prepare(
     run_name: str | None = None,
     holdout_fraction: float = HOLDOUT_FRACTION,
     labels: LabelStore | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[..., None] | None = None,
     cancelled: Callable[[], bool] | None = None,
+    fetch: str | None = None,
 ) -> Plan:
-    """Select the reviewed items, build the store version and the split (the slow part before training)."""
+    """Select the reviewed items, fetch the imagery of those with none here when ``fetch`` names a source, build
+    the store version and the split (the slow part before training)."""
+    from asgm.review.fetch import clear
+
     parent = parent_config(parent_run)
-    sel = reviewed_items(parent, labels)
+    sel = reviewed_items(parent, labels, fetch)
+    try:
+        if sel.pending and fetch is not None:
+            fetch_imagery(parent, sel, fetch, progress, cancelled)
+        return _prepare(parent_run, parent, sel, epochs, run_name, holdout_fraction, progress, cancelled)
+    finally:
+        clear(staging_dir(parent))
+
+
+def _prepare(
+    parent_run: str,
+    parent: ExperimentConfig,
+    sel: Selection,
+    epochs: int | None,
+    run_name: str | None,
+    holdout_fraction: float,
+    progress: Callable[..., None] | None,
+    cancelled: Callable[[], bool] | None,
+) -> Plan:
     if not sel.items:
         why = ", ".join(f"{v} {k}" for k, v in sel.skipped.items()) or "no labels at all"
         raise RetrainError(
             f"no reviewed item can train run {parent_run!r} (store {parent.store!r}): {why}. Mark "
-            f"patches of {parent.store!r} or windows of a scan mining / not mining first"
+            f"patches of {parent.store!r} or windows of a scan mining / not mining first (or fetch the imagery of "
+            "AMW detections with --fetch stac|gee)"
         )
     name = store_name(parent, sel)
     parent_split = pd.read_csv(models_dir() / parent_run / "split.csv", dtype={"sample_id": str})
     test_ids = frozenset(parent_split.loc[parent_split["split"] == "test", "sample_id"].astype(str))
     build_store(parent, sel, name, protect=test_ids, progress=progress, cancelled=cancelled)
     split, counts = split_with_reviews(parent_split, sel, parent.split_eps_m, holdout_fraction)
+    counts["fetched"] = sum(1 for x in sel.items if x.provenance)
+    counts["fetch_failed"] = dict(sel.fetch_failed)
+    counts["warnings"] = _level_warnings(parent, sel)
     return Plan(parent_run, new_config(parent, name, epochs, run_name), split, counts)
+
+
+def _level_warnings(parent: ExperimentConfig, sel: Selection) -> list[str]:
+    """Fetched patches of another processing level than the parent store's (L2A from STAC into an L1C store)."""
+    from asgm.sources.common import product_level_warning
+
+    base_level = PatchStore.open(parent.store).meta.product_level
+    levels = sorted({x.provenance["product_level"] for x in sel.items if x.provenance})
+    return [w for level in levels if (w := product_level_warning(base_level, level))]
 
 
 def queue_run(config: ExperimentConfig, parent_run: str, n_labels: int, holdout_fraction: float) -> Any:
@@ -388,6 +410,7 @@ def launch(
     holdout_fraction: float = HOLDOUT_FRACTION,
     max_active: int | None = None,
     labels: LabelStore | None = None,
+    fetch: str | None = None,
 ) -> str:
     """Start "train with my labels" from ``parent_run`` as one background job (``asgm.jobs.runner``: progress,
     cancel, survives reloads) and return the new run's id at once. Refused here, not in the job's log, when no
@@ -396,20 +419,21 @@ def launch(
     from asgm.model import run_jobs, runs
 
     parent = parent_config(parent_run)
-    sel = reviewed_items(parent, labels)
-    if not sel.items:
+    sel = reviewed_items(parent, labels, fetch)
+    n_items = len(sel.items) + len(sel.pending)  # the pending ones may yet fail to fetch: the job says so
+    if not n_items:
         raise RetrainError(
             f"no reviewed item can train run {parent_run!r} yet: mark patches of store "
             f"{parent.store!r} or windows of a scan mining / not mining first"
         )
-    config = new_config(parent, store_name(parent, sel), epochs)
+    config = new_config(parent, store_name(parent, Selection(items=sel.items + sel.pending)), epochs)
     run_jobs.refuse_duplicate(config)
-    folder = queue_run(config, parent_run, len(sel.items), holdout_fraction)
+    folder = queue_run(config, parent_run, n_items, holdout_fraction)
     try:
         job = run_jobs.run_as_job(
             folder,
-            commands.train_with_labels(parent_run, folder.run_id, epochs, holdout_fraction),
-            title=f"train {folder.run_id} with {len(sel.items)} reviewed label(s) (from {parent_run})",
+            commands.train_with_labels(parent_run, folder.run_id, epochs, holdout_fraction, fetch),
+            title=f"train {folder.run_id} with {n_items} reviewed label(s) (from {parent_run})",
             key=f"train-with-labels {config.store} {epochs}",
             max_active=max_active,
         )

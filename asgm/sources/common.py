@@ -316,6 +316,7 @@ class FetchReport:
     skipped: int = 0  # already in the store (resume)
     written: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # sample_id -> message
+    failed_type: dict[str, str] = field(default_factory=dict)  # sample_id -> the error's class (NoSceneError, ...)
     masked_fraction: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -383,9 +384,11 @@ def fetch_points(
                         patch = fut.result()
                     except PointError as exc:
                         report.failed[str(r.sample_id)] = str(exc)
+                        report.failed_type[str(r.sample_id)] = type(exc).__name__
                     except SourceError as exc:
                         fatal = fatal or exc
                         report.failed[str(r.sample_id)] = str(exc)
+                        report.failed_type[str(r.sample_id)] = type(exc).__name__
                     else:
                         store.write_patch(patch)
                         report.written.append(patch.sample_id)

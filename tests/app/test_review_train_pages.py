@@ -66,6 +66,27 @@ def test_train_page_launches_train_with_my_labels_as_a_job(env):
     assert runs.default_choice()[0] == env
 
 
+def test_train_page_offers_to_fetch_the_imagery_of_amw_detections(env):
+    """An AMW detection has no imagery here: left out by default, counted as to be fetched when a source is chosen
+    (the fetch itself: tests/review/test_retrain_fetch.py)."""
+    items.mark(items.resolve("amw", "amw_2022", "det-1", -61.8, 6.4, year=2022), "mining")
+    try:
+        at = AppTest.from_file(page(page_script("Train")), default_timeout=TIMEOUT)
+        at.session_state["run_id"] = env
+        at.run()
+        assert not at.exception, at.exception
+        assert any("left out: 1 AMW detection" in c.value for c in at.caption)
+        at.selectbox(key="relabel_fetch").select("Earth Engine (needs credentials)").run()
+        assert not at.exception, at.exception
+        assert any(
+            "5 reviewed item(s)" in c.value and "1 more once their imagery is fetched from gee" in c.value
+            for c in at.caption
+        )
+        assert not at.button(key="relabel_go").disabled
+    finally:
+        items.mark(items.resolve("amw", "amw_2022", "det-1", -61.8, 6.4, year=2022), "unsure")  # the module's world
+
+
 def test_compare_shows_before_and_after(env, capsys):
     assert main(["labels", "train", "--from-run", env, "--epochs", "1", "--bootstrap", "20", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
