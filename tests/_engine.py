@@ -124,3 +124,13 @@ def wait_until(pred: Callable[[], Any], timeout: float = 240.0, step: float = 0.
             return value
         time.sleep(step)
     raise AssertionError("condition not reached before the deadline")
+
+
+def toy_parent(root: Path) -> str:
+    """A toy store ``toy`` (12 mining, 18 not) under ``root/data/stores`` and a run trained 1 epoch on it (the parent
+    of the review tests); the data and models folders must point at ``root`` already (``use_folders``)."""
+    from asgm.config import ExperimentConfig
+    from asgm.training.train import train
+
+    toy_store(root / "data" / "stores", n_pos=12, n_neg=18)
+    return train(ExperimentConfig(name="parent", store="toy", bands=S2_BANDS, epochs=1, batch_size=8), n_boot=20)

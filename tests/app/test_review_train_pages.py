@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from _engine import toy_store, use_folders, wait_until
+from _engine import toy_parent, use_folders, wait_until
 from streamlit.testing.v1 import AppTest
 from ui_env import page, page_script
 
 from asgm.cli import main
-from asgm.config import S2_BANDS, ExperimentConfig
 from asgm.jobs import runner as jobs
 from asgm.model import runs
 from asgm.review import items
@@ -22,13 +21,10 @@ TIMEOUT = 120
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from asgm.training.train import train
-
     root = tmp_path_factory.mktemp("review-train")
     with pytest.MonkeyPatch.context() as mp:
         use_folders(mp, root)
-        toy_store(root / "data" / "stores", n_pos=12, n_neg=18)
-        parent = train(ExperimentConfig(name="parent", store="toy", bands=S2_BANDS, epochs=1, batch_size=8), n_boot=20)
+        parent = toy_parent(root)
         for sid in ("pos-0000", "pos-0001", "neg-0000", "neg-0001", "neg-0002"):
             items.mark(items.store_item("toy", sid), "not_mining" if sid.startswith("pos") else "mining")
     return root, parent

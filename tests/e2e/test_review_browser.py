@@ -18,6 +18,24 @@ from ui_env import env_vars
 pytestmark = pytest.mark.e2e
 
 
+def _folders(tmp_path) -> dict[str, str]:
+    """The app's data and models folders under ``tmp_path``, no first-start preparation."""
+    return {
+        "ASGM_DATA_DIR": str(tmp_path / "data"),
+        "ASGM_MODELS_DIR": str(tmp_path / "models"),
+        "ASGM_APP_AUTOPREPARE": "0",
+    }
+
+
+def _mosaic(tmp_path, size_px: int, n_mines: int, seed: int):
+    """A SYNTHETIC 2022 mosaic near -61.8, 6.4 and the area inside it to scan: ``(mosaic, aoi)``."""
+    from asgm.sources.synthetic_mosaic import write_mosaic
+
+    m = write_mosaic(tmp_path / "m.tif", -61.8, 6.4, size_px=size_px, n_mines=n_mines, seed=seed, year=2022)
+    with rasterio.open(m.path) as src:
+        return m, box(*transform_bounds(src.crs, "EPSG:4326", *src.bounds)).buffer(-0.002)
+
+
 def test_mark_five_windows_with_the_keyboard(tmp_path, new_page):
     from scan_support import detector_run
 
@@ -25,19 +43,12 @@ def test_mark_five_windows_with_the_keyboard(tmp_path, new_page):
     from asgm.review import queue as review_queue
     from asgm.scan import driver
     from asgm.scan import results as scan_results
-    from asgm.sources.synthetic_mosaic import write_mosaic
 
     page = new_page
-    env = {
-        "ASGM_DATA_DIR": str(tmp_path / "data"),
-        "ASGM_MODELS_DIR": str(tmp_path / "models"),
-        "ASGM_APP_AUTOPREPARE": "0",
-    }
+    env = _folders(tmp_path)
     with env_vars(env):
         run_id = detector_run()
-        m = write_mosaic(tmp_path / "m.tif", -61.8, 6.4, size_px=400, n_mines=2, seed=1, year=2022)
-        with rasterio.open(m.path) as src:
-            aoi = box(*transform_bounds(src.crs, "EPSG:4326", *src.bounds)).buffer(-0.002)
+        m, aoi = _mosaic(tmp_path, size_px=400, n_mines=2, seed=1)
         options = driver.ScanOptions(source=str(m.path), tile_windows=8)
         driver.scan(aoi, 2022, run_id, scan_results.scans_dir() / "madre", options)
         q = review_queue.scan_queue("madre", "uncertain")
@@ -192,20 +203,13 @@ def test_the_review_loop_scan_mark_train_rescan(tmp_path, new_page):
 
     from asgm.data.labels import LabelStore
     from asgm.model import runs
-    from asgm.sources.synthetic_mosaic import write_mosaic
 
     page = new_page
     t0 = time.monotonic()
-    env = {
-        "ASGM_DATA_DIR": str(tmp_path / "data"),
-        "ASGM_MODELS_DIR": str(tmp_path / "models"),
-        "ASGM_APP_AUTOPREPARE": "0",
-    }
+    env = _folders(tmp_path)
     with env_vars(env):
         parent = _loop_parent()
-        m = write_mosaic(tmp_path / "m.tif", -61.8, 6.4, size_px=500, n_mines=3, seed=2, year=2022)
-        with rasterio.open(m.path) as src:
-            aoi = box(*transform_bounds(src.crs, "EPSG:4326", *src.bounds)).buffer(-0.002)
+        m, aoi = _mosaic(tmp_path, size_px=500, n_mines=3, seed=2)
         before = _scan("before", m, aoi, parent)
         _assert_mines_found(before, m.mines, "the parent")
         false = _false_detections(before, m.mines)

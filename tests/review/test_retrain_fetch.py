@@ -10,16 +10,17 @@ import json
 import shutil
 import socket
 
+import ee_fake
 import numpy as np
 import pandas as pd
 import pytest
-from _engine import toy_store, use_folders
-from ee_fake import PROJECT, FakeEarthEngine, band_values, error, service_account_key, walk_expression
+from _engine import toy_parent, use_folders
+from ee_fake import PROJECT, band_values, error, service_account_key, walk_expression
 from localhttp import LocalServer
 from stac_catalogue import Scene, StacApi, area_around
 
 from asgm.cli import main
-from asgm.config import S2_BANDS, ExperimentConfig, stores_dir
+from asgm.config import S2_BANDS, stores_dir
 from asgm.data.store import PatchStore
 from asgm.grid import patch_grid, utm_epsg
 from asgm.review import items, retrain
@@ -50,12 +51,7 @@ def ee_env(data_env, monkeypatch):
 @pytest.fixture
 def fake_ee(ee_env, monkeypatch):
     server = LocalServer()
-    fake = FakeEarthEngine(server)
-    info, pub = service_account_key(fake.url + "/token")
-    fake.public_key = pub
-    monkeypatch.setenv("ASGM_EE_SERVICE_ACCOUNT_JSON", json.dumps(info))
-    monkeypatch.setenv("ASGM_EE_PROJECT", PROJECT)
-    monkeypatch.setenv("ASGM_EE_URL", fake.url)
+    fake = ee_fake.configured(server, monkeypatch)
     yield fake
     server.close()
 
@@ -63,13 +59,10 @@ def fake_ee(ee_env, monkeypatch):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """The toy store and a parent run trained 1 epoch on it, once for the module (copied into each test)."""
-    from asgm.training.train import train
-
     root = tmp_path_factory.mktemp("retrain-fetch")
     with pytest.MonkeyPatch.context() as mp:
         use_folders(mp, root)
-        toy_store(root / "data" / "stores", n_pos=12, n_neg=18)
-        run_id = train(ExperimentConfig(name="parent", store="toy", bands=S2_BANDS, epochs=1, batch_size=8), n_boot=20)
+        run_id = toy_parent(root)
     return root, run_id
 
 

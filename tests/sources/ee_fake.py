@@ -190,3 +190,16 @@ def walk_expression(expr: dict[str, Any]) -> tuple[list[str], list[Any]]:
 
 def dumps_key(info: dict[str, Any]) -> str:
     return json.dumps(info)
+
+
+def configured(server: LocalServer, monkeypatch: Any) -> FakeEarthEngine:
+    """The stand-in on ``server``, with a service-account key, project and URL in the environment as a user would
+    configure them (``fake.key_info`` holds the key)."""
+    fake = FakeEarthEngine(server)
+    info, pub = service_account_key(fake.url + "/token")
+    fake.public_key = pub
+    fake.key_info = info
+    monkeypatch.setenv("ASGM_EE_SERVICE_ACCOUNT_JSON", json.dumps(info))
+    monkeypatch.setenv("ASGM_EE_PROJECT", PROJECT)
+    monkeypatch.setenv("ASGM_EE_URL", fake.url)
+    return fake

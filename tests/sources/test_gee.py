@@ -10,11 +10,11 @@ import struct
 import threading
 import time
 
+import ee_fake
 import numpy as np
 import pytest
 from ee_fake import (
     PROJECT,
-    FakeEarthEngine,
     band_values,
     error,
     npy_structured,
@@ -52,14 +52,7 @@ def _fresh_ee_state():
 @pytest.fixture
 def fake_ee(local_server, source_env, monkeypatch):
     """The fake API plus a service-account key in the environment, as a user would configure it."""
-    fake = FakeEarthEngine(local_server)
-    info, pub = service_account_key(fake.url + "/token")
-    fake.public_key = pub
-    fake.key_info = info
-    monkeypatch.setenv("ASGM_EE_SERVICE_ACCOUNT_JSON", json.dumps(info))
-    monkeypatch.setenv("ASGM_EE_PROJECT", PROJECT)
-    monkeypatch.setenv("ASGM_EE_URL", fake.url)
-    return fake
+    return ee_fake.configured(local_server, monkeypatch)
 
 
 def _source(**kw) -> gee_fetch.GeeSource:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
+import ee_fake
 import numpy as np
 import pytest
-from ee_fake import PROJECT, FakeEarthEngine, service_account_key
 from scan_support import detector_run
 from shapely.geometry import box
 
@@ -20,12 +20,7 @@ from asgm.sources.composite import GeeComposite
 @pytest.fixture
 def fake_ee(local_server, source_env, monkeypatch, tmp_path):
     gee.reset()
-    fake = FakeEarthEngine(local_server)
-    info, pub = service_account_key(fake.url + "/token")
-    fake.public_key = pub
-    monkeypatch.setenv("ASGM_EE_SERVICE_ACCOUNT_JSON", json.dumps(info))
-    monkeypatch.setenv("ASGM_EE_PROJECT", PROJECT)
-    monkeypatch.setenv("ASGM_EE_URL", fake.url)
+    fake = ee_fake.configured(local_server, monkeypatch)
     monkeypatch.setenv("ASGM_MODELS_DIR", str(tmp_path / "models"))
     yield fake
     gee.reset()
