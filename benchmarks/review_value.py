@@ -9,7 +9,8 @@ clusters are dealt, with a fixed seed, into a review pool and an evaluation set,
 an evaluation chip. A review moves the chosen pool chips (true labels) into training; validation is unchanged.
 Each seed trains the baseline once and each strategy once (seeds vary the model and the random picks).
 
-    python benchmarks/review_value.py --store amazon --region peru --budget 100 --seeds 7,1,2 --epochs 40
+    python benchmarks/review_value.py --store amazon --region peru --budget 100 --seeds 7,1,2 --epochs 40 \
+        --out benchmarks/results/review_value.json
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ RECIPE = dict(
     split_seed=7,
 )
 POOL_SEED = 7
+#: Cluster-bootstrap resamples (3 km clusters) of each run's evaluation figures.
+N_BOOT = 500
 
 
 def _config(store: str, region: str, seed: int, epochs: int, name: str) -> ExperimentConfig:
@@ -69,9 +72,12 @@ def scores(run_id: str, store: str, rows: pd.DataFrame) -> dict[str, float]:
     from asgm.training.evaluate import metrics_on_test
 
     pred = predict_store(run_id, store, sample_ids=list(rows["sample_id"]))
-    y = rows.set_index("sample_id").loc[pred["sample_id"], "label"].to_numpy(int)
-    m = metrics_on_test(y, pred["probability"].to_numpy(float), float(pred.attrs["threshold"]), n_boot=0)
-    return {k: float(m[k]) if m.get(k) is not None else float("nan") for k in ("f1", "pr_auc", "precision", "recall")}
+    by_id = rows.set_index("sample_id").loc[pred["sample_id"]]
+    y = by_id["label"].to_numpy(int)
+    p = pred["probability"].to_numpy(float)
+    m = metrics_on_test(y, p, float(pred.attrs["threshold"]), clusters=by_id["cluster"].to_numpy(), n_boot=N_BOOT)
+    out = {k: float(m[k]) if m.get(k) is not None else float("nan") for k in ("f1", "pr_auc", "precision", "recall")}
+    return out | {"f1_ci_cluster": m["f1_ci_cluster"], "pr_auc_ci_cluster": m["pr_auc_ci_cluster"]}
 
 
 def one_seed(store: str, region: str, seed: int, epochs: int, budget: int) -> dict[str, Any]:
@@ -120,7 +126,19 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         v = np.array(values, float)
         return [float(np.nanmean(v)), float(np.nanstd(v, ddof=1)) if len(v) > 1 else float("nan")]
 
-    return {k: {m: ms([r[k][m] for r in rows]) for m in ("f1", "pr_auc")} for k in ("before", "uncertain", "random")}
+    def gain(strategy: str, m: str) -> dict[str, Any]:
+        """Paired gain over the baseline per seed: mean ± sd and a 95 % t-interval over the seeds."""
+        from scipy import stats
+
+        d = np.array([r[strategy][m] - r["before"][m] for r in rows], float)
+        half = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else np.nan
+        return {"mean_sd": ms(list(d)), "ci95_seeds": [float(d.mean() - half), float(d.mean() + half)]}
+
+    out: dict[str, Any] = {
+        k: {m: ms([r[k][m] for r in rows]) for m in ("f1", "pr_auc")} for k in ("before", "uncertain", "random")
+    }
+    out["gain"] = {s: {m: gain(s, m) for m in ("f1", "pr_auc")} for s in ("uncertain", "random")}
+    return out
 
 
 def main() -> None:
@@ -130,6 +148,7 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=100, help="patches the simulated reviewer labels (default 100)")
     ap.add_argument("--seeds", default="7,1,2")
     ap.add_argument("--epochs", type=int, default=40, help="epochs of every training (the default detector: 40)")
+    ap.add_argument("--out", type=Path, help="also write the rows and summary to this JSON file")
     args = ap.parse_args()
     rows = []
     for seed in (int(s) for s in args.seeds.split(",")):
@@ -148,10 +167,23 @@ def main() -> None:
     ):
         f1, ap_ = summary[k]["f1"], summary[k]["pr_auc"]
         print(f"  {title:32s} F1 {f1[0]:.3f} ± {f1[1]:.3f}   PR-AUC {ap_[0]:.3f} ± {ap_[1]:.3f}")
+    for k in ("uncertain", "random"):
+        g = summary["gain"][k]
+        print(
+            f"  gain of {k:9s} F1 {g['f1']['mean_sd'][0]:+.3f} ± {g['f1']['mean_sd'][1]:.3f} "
+            f"(95 % CI over seeds {g['f1']['ci95_seeds'][0]:+.3f} .. {g['f1']['ci95_seeds'][1]:+.3f})   "
+            f"PR-AUC {g['pr_auc']['mean_sd'][0]:+.3f} ± {g['pr_auc']['mean_sd'][1]:.3f} "
+            f"(95 % CI {g['pr_auc']['ci95_seeds'][0]:+.3f} .. {g['pr_auc']['ci95_seeds'][1]:+.3f})"
+        )
     ledger = models_dir() / "experiments" / "review_value.jsonl"
     ledger.parent.mkdir(parents=True, exist_ok=True)
     with open(ledger, "a", encoding="utf-8") as f:
-        f.write(json.dumps({"args": vars(args), "rows": rows, "summary": summary}) + "\n")
+        f.write(json.dumps({"args": vars(args) | {"out": str(args.out)}, "rows": rows, "summary": summary}) + "\n")
+    if args.out:
+        from asgm import atomic
+
+        record = {"command": " ".join(["python", *sys.argv]), "rows": rows, "summary": summary}
+        atomic.write_text(args.out, json.dumps(record, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The Map's period slider: which series it steps through (Amazon Mining Watch's yearly layers, or the user's own
 scans of several years), the view ("cumulative up to" / "new in") and period picked in the sidebar, the layer
 drawn (files the browser fetches, coloured by period), and a click on a detection: its period and area, and the
-scan windows and store patch that cover it, opened in the Patch viewer. The facts come from
+scan windows and store patch that cover it, opened in the Patch viewer, and for an AMW detection the review buttons. The facts come from
 ``asgm.places.series`` and ``asgm.scan.results``."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from typing import Any
 
 import streamlit as st
 
-from asgm.app import assets, page
+from asgm.app import assets, page, review
+from asgm.errors import AsgmError
 
 AMW, SCANS = "Amazon Mining Watch", "Your scans"
 #: Session keys: the layer on/off, the series, the view; the period slider's key is ``map_<kind>_period``.
@@ -184,3 +185,19 @@ def panel(found: Any, store_name: str | None, index: Any) -> None:
             f"No scan window and no patch of store `{store_name or '(none)'}` covers this place: scan the area "
             "(draw it on the map, then the Region scan page) to look at it in the Patch viewer."
         )
+    if hit.layer is not None and hit.feature is not None and hit.inside is not None:
+        _review_amw(hit)
+
+
+def _review_amw(hit: Any) -> None:
+    """Mark an AMW detection mining / not mining / unsure: the item is the feature of its pinned layer file, at a
+    point inside it, with the layer's year (the imagery ``asgm labels train --fetch`` would cut for it)."""
+    from asgm.review import items
+
+    st.markdown("**Review this detection**")
+    try:
+        item = items.resolve("amw", hit.layer, str(hit.feature), *hit.inside, year=int(hit.period[:4]))
+    except AsgmError as exc:
+        page.show_error(exc, "Pick the detection again.")
+        return
+    review.mark_panel(item, key="map_amw")

@@ -119,7 +119,13 @@ def amw_detections() -> Detections:
         g = gpd.read_file(registry.get(registry.amw_layer_key(code)), columns=["Mined area (ha)"])
         frames.append(
             gpd.GeoDataFrame(
-                {"period": P.label(code), "mined_ha": g["Mined area (ha)"].astype(float)},
+                {
+                    "period": P.label(code),
+                    "mined_ha": g["Mined area (ha)"].astype(float),
+                    # the feature's row in its pinned layer file: with the layer, a stable id for reviews
+                    "layer": registry.amw_layer_key(code),
+                    "feature": np.arange(len(g), dtype=np.int32),
+                },
                 geometry=g.geometry.to_numpy(),
                 crs=g.crs,
             )

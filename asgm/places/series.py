@@ -95,13 +95,17 @@ def colour_index(periods: tuple[str, ...] | list[str], period: str, n_colours: i
 
 @dataclass(frozen=True)
 class DetectionHit:
-    """The detection under a click: its period, areas (mined area None where the source has none) and, for a
-    scan's detection, its scan."""
+    """The detection under a click: its period, areas (mined area None where the source has none), for a
+    scan's detection its scan, for an AMW detection its layer (registry key) and feature (row in that file), and
+    a point inside it (lon, lat) for a review."""
 
     period: str
     mined_ha: float | None
     footprint_ha: float
     scan: str | None
+    layer: str | None = None
+    feature: int | None = None
+    inside: tuple[float, float] | None = None
 
 
 class DetectionFinder:
@@ -128,7 +132,18 @@ class DetectionFinder:
         area = float(gpd.GeoSeries([row.geometry], crs="EPSG:4326").to_crs(EQUAL_AREA_CRS).area.iloc[0]) / 1e4
         mined = float(row["mined_ha"])
         scan = row["scan"] if "scan" in self.gdf.columns else None
-        return DetectionHit(str(row["period"]), None if np.isnan(mined) else mined, area, scan)
+        layer = str(row["layer"]) if "layer" in self.gdf.columns else None
+        feature = int(row["feature"]) if "feature" in self.gdf.columns else None
+        inside = row.geometry.representative_point()
+        return DetectionHit(
+            str(row["period"]),
+            None if np.isnan(mined) else mined,
+            area,
+            scan,
+            layer,
+            feature,
+            (round(float(inside.x), 6), round(float(inside.y), 6)),
+        )
 
 
 def store_patch_at(index: pd.DataFrame, lon: float, lat: float) -> str | None:

@@ -9,6 +9,7 @@ import json
 
 import numpy as np
 import pytest
+import shapely
 from scan_series import cell_centre, write_scan
 from streamlit.testing.v1 import AppTest
 from test_data_page import _texts
@@ -137,3 +138,18 @@ def test_a_click_on_an_amw_detection_shows_its_period_and_mined_area(empty_env, 
     texts = _texts(at)
     assert "Detection, period 2024" in texts and f"mined area {row['mined_ha']:,.2f} ha" in texts
     assert "No scan window and no patch of store `(none)` covers this place" in texts
+    # marked from the panel: the detection is the feature of its pinned layer, at a point inside it, of its year
+    at.text_input(key=next(k for k in at.session_state if str(k).startswith("map_amw_note_"))).input("sandbar").run()
+    at.button(key="map_amw_not_mining").click().run()
+    assert not at.exception, at.exception
+    from asgm.data.labels import LabelStore
+
+    (rec,) = LabelStore().current("amw")
+    assert (rec["source"], rec["item_id"], rec["label"], rec["note"]) == (
+        "amw_mining_202400",
+        str(row["feature"]),
+        "not_mining",
+        "sandbar",
+    )
+    assert rec["year"] == 2024 and row.geometry.contains(shapely.Point(rec["lon"], rec["lat"]))
+    assert "Reviewed: **not mining**" in _texts(at)

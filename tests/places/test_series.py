@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import json
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+import shapely
 from scan_series import GRID, cell_centre, write_scan
 
+from asgm import registry
 from asgm.grid import patch_grid
 from asgm.places import detections as D
 from asgm.places import export
@@ -72,7 +75,9 @@ def test_a_click_finds_the_detection_of_the_drawn_periods(scans):
     finder = SE.DetectionFinder(D.scan_detections(scans))
     lon, lat = cell_centre(4, 4)  # the pit new in 2022
     hit = finder.at(lon, lat, ["2020", "2022"])
-    assert hit == SE.DetectionHit("2022", None, pytest.approx(CELL_HA, rel=0.01), "bolivar-2022")
+    assert (hit.period, hit.mined_ha, hit.scan, hit.layer) == ("2022", None, "bolivar-2022", None)
+    assert hit.footprint_ha == pytest.approx(CELL_HA, rel=0.01)
+    assert hit.inside is not None and abs(hit.inside[0] - lon) < 0.01 and abs(hit.inside[1] - lat) < 0.01
     assert finder.at(lon, lat, ["2020"]) is None  # not drawn in "cumulative up to 2020"
     assert finder.at(*cell_centre(1, 1), ["2020", "2022", "2024"]).period == "2020"
     assert finder.at(*cell_centre(2, 3), ["2020", "2022", "2024"]) is None  # no detection there
@@ -85,6 +90,10 @@ def test_amw_detections_clicked_give_their_mined_area(mirror):
     hit = SE.DetectionFinder(det).at(p.x, p.y, ["2024"])
     assert hit is not None and hit.period == "2024" and hit.scan is None
     assert hit.mined_ha == pytest.approx(float(row["mined_ha"])) and hit.footprint_ha > hit.mined_ha
+    # the id a review records: the feature's row in its pinned layer file, read back from that file
+    assert hit.layer == "amw_mining_202400" and hit.feature == int(row["feature"])
+    layer = gpd.read_file(registry.get(hit.layer), rows=slice(hit.feature, hit.feature + 1))
+    assert layer.geometry.iloc[0].buffer(1e-9).contains(shapely.Point(*hit.inside))
 
 
 def test_the_scan_windows_covering_a_place(scans):
