@@ -178,6 +178,14 @@ class ExperimentConfig(BaseModel):
         description="What balance_sets groups chips by: their set, or for negatives their confuser class "
         "(the store index's 'confuser': riverbank, industrial, cloud, ...; a negative without one keeps its set).",
     )
+    hard_negatives_from: str | None = Field(
+        None,
+        description="Hard-negative mining: a finished first-pass run whose false positives among this run's "
+        "training negatives weigh hard_negative_weight times more (never validation or test chips).",
+    )
+    hard_negative_weight: float = Field(
+        3.0, ge=1.0, le=20.0, description="Sample-weight factor of the mined hard negatives (hard_negatives_from)."
+    )
     tta: bool = Field(False, description="Average the logits over the 8 D4 symmetries at prediction time.")
     calibrate: bool = Field(False, description="Temperature scaling fitted on validation (probabilities).")
     split_seed: int | None = Field(None, description="Seed of the spatial split (None: same as seed).")

@@ -54,6 +54,38 @@ RECIPES: dict[str, dict[str, Any]] = {
     "detector-full-cosine40": dict(
         architecture="detector", learning_rate=1e-3, jitter=True, balance_sets=True, lr_schedule="cosine", epochs=40
     ),
+    # Issue 21's ladder on the store with part 2 (`asgm demo build --pack amazon2`), one change at a time:
+    # part 2 in training; negatives balanced by confuser class; hard negatives mined by the step before.
+    "a2-full-cosine40": dict(
+        store="amazon2",
+        architecture="detector",
+        learning_rate=1e-3,
+        jitter=True,
+        balance_sets=True,
+        lr_schedule="cosine",
+        epochs=40,
+    ),
+    "a2-confuser-cosine40": dict(
+        store="amazon2",
+        architecture="detector",
+        learning_rate=1e-3,
+        jitter=True,
+        balance_sets=True,
+        balance_by="confuser",
+        lr_schedule="cosine",
+        epochs=40,
+    ),
+    "a2-confuser-hn-cosine40": dict(
+        store="amazon2",
+        architecture="detector",
+        learning_rate=1e-3,
+        jitter=True,
+        balance_sets=True,
+        balance_by="confuser",
+        lr_schedule="cosine",
+        epochs=40,
+        hard_negatives_of="a2-confuser-cosine40",  # that recipe's run of the same evaluation and seed
+    ),
 }
 EVALS: dict[str, dict[str, Any]] = {
     "spatial": dict(holdout=None),
@@ -65,10 +97,10 @@ LEDGER = "experiments/detector_quality.jsonl"
 
 def config_for(recipe: str, evaluation: str, seed: int, epochs: int = EPOCHS) -> ExperimentConfig:
     """The ExperimentConfig of one (recipe, evaluation, seed) cell."""
-    recipe_fields = {"epochs": epochs, **RECIPES[recipe]}
+    recipe_fields = {"epochs": epochs, "store": STORE, **RECIPES[recipe]}
+    recipe_fields.pop("hard_negatives_of", None)
     return ExperimentConfig(
         name=f"{recipe}-{evaluation}-s{seed}",
-        store=STORE,
         bands=("B4", "B3", "B2"),
         patch_size=48,
         batch_size=32,
@@ -105,6 +137,9 @@ def run(recipes: list[str], evals: list[str], seeds: list[int], epochs: int) -> 
         for recipe in recipes:
             for seed in seeds:
                 cfg = config_for(recipe, evaluation, seed, epochs)
+                first = RECIPES[recipe].get("hard_negatives_of")
+                if first:
+                    cfg = cfg.model_copy(update={"hard_negatives_from": first_pass(first, evaluation, seed, epochs)})
                 t0 = time.perf_counter()
                 run_id = train(cfg)
                 info = get_run(run_id)
@@ -121,6 +156,26 @@ def run(recipes: list[str], evals: list[str], seeds: list[int], epochs: int) -> 
                 ledger.parent.mkdir(parents=True, exist_ok=True)
                 with open(ledger, "a", encoding="utf-8") as f:  # one short line: several runners may append
                     f.write(json.dumps(row) + "\n")
+
+
+def first_pass(recipe: str, evaluation: str, seed: int, epochs: int) -> str:
+    """The completed run of (recipe, evaluation, seed) recorded in the ledger, trained first when there is none:
+    the first pass whose false positives a hard-negative recipe up-weights."""
+    from asgm.model.runs import RunError, get_run
+
+    for attempt in range(2):
+        ledger = models_dir() / LEDGER
+        lines = ledger.read_text().splitlines() if ledger.exists() else []
+        for row in reversed([json.loads(x) for x in lines if x.strip()]):
+            if (row["recipe"], row["eval"], row["seed"], row["status"]) == (recipe, evaluation, seed, "completed"):
+                try:
+                    get_run(row["run_id"])
+                    return str(row["run_id"])
+                except RunError:
+                    continue
+        if attempt == 0:
+            run([recipe], [evaluation], [seed], epochs)
+    raise RuntimeError(f"the first pass {recipe} / {evaluation} / seed {seed} did not complete")
 
 
 def _cells(m: dict[str, Any], part: str | None, posthoc: str | None) -> dict[str, Any]:

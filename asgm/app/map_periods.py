@@ -1,8 +1,8 @@
 """The Map's period slider: which series it steps through (Amazon Mining Watch's yearly layers, or the user's own
 scans of several years), the view ("cumulative up to" / "new in") and period picked in the sidebar, the layer
-drawn (files the browser fetches, coloured by period), and a click on a detection: its period and area, and the
-scan windows and store patch that cover it, opened in the Patch viewer, and for an AMW detection the review buttons. The facts come from
-``asgm.places.series`` and ``asgm.scan.results``."""
+drawn (files the browser fetches, coloured by period), and a click on a detection: its period and area, the scan
+windows and store patch that cover it, opened in the Patch viewer, and for an AMW detection the review buttons.
+The facts come from ``asgm.places.series`` and ``asgm.scan.results``."""
 
 from __future__ import annotations
 
@@ -196,7 +196,8 @@ def _review_amw(hit: Any) -> None:
 
     st.markdown("**Review this detection**")
     try:
-        item = items.resolve("amw", hit.layer, str(hit.feature), *hit.inside, year=int(hit.period[:4]))
+        lon, lat = hit.inside
+        item = items.resolve("amw", hit.layer, str(hit.feature), lon, lat, year=int(hit.period[:4]))
     except AsgmError as exc:
         page.show_error(exc, "Pick the detection again.")
         return

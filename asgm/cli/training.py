@@ -71,6 +71,13 @@ def _config_flags(p: argparse.ArgumentParser) -> None:
         default=None,
         help="what --balance-sets groups by: sets, or negatives by confuser class (store 'amazon2')",
     )
+    r.add_argument(
+        "--hard-negatives-from",
+        metavar="RUN",
+        help="hard-negative mining: the training negatives this finished first-pass run calls mining weigh "
+        "--hard-negative-weight times more",
+    )
+    r.add_argument("--hard-negative-weight", type=float, help="weight factor of the mined negatives (default 3)")
     r.add_argument("--lr-schedule", choices=("constant", "cosine"), help="learning-rate schedule (default constant)")
     r.add_argument(
         "--tta",
@@ -113,6 +120,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
         "jitter": args.jitter,
         "balance_sets": args.balance_sets,
         "balance_by": args.balance_by,
+        "hard_negatives_from": args.hard_negatives_from,
+        "hard_negative_weight": args.hard_negative_weight,
         "tta": args.tta,
         "calibrate": args.calibrate,
         "lr_schedule": args.lr_schedule,

@@ -7,6 +7,9 @@
   weighing the same in total, so the large sets do not drown the small ones (but a 20-chip set is not
   blown up 20x either); ``balance_by='confuser'`` groups negatives by confuser class instead of set
   (``balance_groups``), so a class spread over several sets (riverbanks) weighs as one group;
+- ``hard_negatives_from``: hard-negative mining — the training negatives that a first-pass run calls mining
+  (at its own threshold) weigh ``hard_negative_weight`` times more (``hard_negative_weights``); only training
+  chips are scored, so validation and test stay untouched;
 - ``lr_schedule='cosine'``: the learning rate decays from its value to 0 along a cosine over all
   training steps, so the last epochs settle (BatchNorm statistics and weights stop jumping);
 - ``tta`` and ``calibrate``: applied in scoring (``asgm.training.scoring.score``): logits averaged over the D4
@@ -36,6 +39,36 @@ def set_weights(labels: np.ndarray, sets: np.ndarray, power: float = 0.5) -> np.
         wc = counts[inv].astype(np.float64) ** -power
         w[m] = wc / wc.sum() * (n / 2)
     return w.astype(np.float32)
+
+
+def hard_negative_weights(
+    config: ExperimentConfig, train_ids: list[str], labels: np.ndarray, weights: np.ndarray | None
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """``weights`` (ones when None) with the training negatives that ``config.hard_negatives_from`` (a finished
+    run) calls mining multiplied by ``config.hard_negative_weight``, and what was mined (for counts.json)."""
+    from asgm.errors import AsgmError
+    from asgm.model.inference import predict_store
+    from asgm.model.runs import RunError
+
+    first = str(config.hard_negatives_from)
+    labels = np.asarray(labels).astype(int)
+    neg_ids = [sid for sid, y in zip(train_ids, labels, strict=True) if y == 0]
+    try:
+        pred = predict_store(first, config.store, sample_ids=neg_ids)
+    except AsgmError as exc:
+        raise RunError(f"hard negatives from run {first!r}: {exc}") from exc
+    called = set(pred.loc[pred["decision"] == 1, "sample_id"].astype(str))
+    hard = np.array([sid in called for sid in train_ids]) & (labels == 0)
+    base = np.ones(len(train_ids), np.float32) if weights is None else np.asarray(weights, np.float32)
+    out = np.where(hard, base * np.float32(config.hard_negative_weight), base).astype(np.float32)
+    info = {
+        "from_run": first,
+        "threshold": float(pred.attrs["threshold"]),
+        "negatives_scored": len(neg_ids),
+        "hard": int(hard.sum()),
+        "weight": float(config.hard_negative_weight),
+    }
+    return out, info
 
 
 def balance_groups(labels: np.ndarray, sets: np.ndarray, confusers: np.ndarray | None) -> np.ndarray:

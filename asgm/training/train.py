@@ -188,6 +188,12 @@ def _train(
                 )
             confusers = train_rows["sample_id"].map(index["confuser"].fillna("")).to_numpy()
         sample_weights = set_weights(y_train, balance_groups(y_train, sets, confusers))
+    if config.hard_negatives_from:
+        from asgm.training.recipe import hard_negative_weights
+
+        ids = list(train_rows["sample_id"].astype(str))
+        sample_weights, counts["hard_negatives"] = hard_negative_weights(config, ids, y_train, sample_weights)
+        folder.write_json("counts.json", counts)
     # One cache budget shared by the training and validation rows (memory stays bounded, spec §4).
     share = len(train_rows) / max(1, len(train_rows) + len(val_rows))
     train_src = PatchSource(store, config, train_rows["sample_id"], cache_limit_mb=DEFAULT_CACHE_LIMIT_MB * share)

@@ -85,6 +85,38 @@ def test_balance_by_confuser_trains_on_a_store_that_records_them_only(tmp_path, 
     assert info.status == "completed" and info.config.balance_by == "confuser"
 
 
+def test_hard_negative_mining_up_weights_the_training_negatives_a_first_pass_calls_mining(tmp_path, monkeypatch):
+    import pandas as pd
+    from _engine import toy_parent
+
+    from asgm.training.recipe import hard_negative_weights
+    from asgm.training.train import train
+
+    use_folders(monkeypatch, tmp_path)
+    first = toy_parent(tmp_path)
+    cfg = ExperimentConfig(
+        store="toy", bands=S2_BANDS, epochs=1, batch_size=8, hard_negatives_from=first, hard_negative_weight=4.0
+    )
+    run_id = train(cfg, n_boot=0)
+    mined = json.loads(runs.RunFolder.of(run_id).file("counts.json").read_text())["hard_negatives"]
+    split = pd.read_csv(runs.RunFolder.of(run_id).file("split.csv"), dtype={"sample_id": str})
+    train_neg = split[(split["split"] == "train") & (split["label"] == 0)]["sample_id"]
+    assert mined["from_run"] == first and mined["negatives_scored"] == len(train_neg) and mined["weight"] == 4.0
+    called = inference.predict_store(first, "toy", sample_ids=list(train_neg))
+    assert mined["hard"] == int((called["decision"] == 1).sum())
+
+    # a first pass that calls every chip mining (threshold 0): every training negative, and only those, weighs 4x
+    folder = runs.RunFolder.of(first)
+    metrics = json.loads(folder.file("metrics.json").read_text())
+    folder.file("metrics.json").write_text(json.dumps(metrics | {"threshold": 0.0}))
+    ids = ["pos-0000", "neg-0000", "neg-0001", "pos-0001"]
+    w, info = hard_negative_weights(cfg, ids, np.array([1, 0, 0, 1]), np.array([1.0, 0.5, 2.0, 1.0]))
+    assert list(w) == [1.0, 2.0, 8.0, 1.0] and info["hard"] == 2 and info["negatives_scored"] == 2
+
+    with pytest.raises(runs.RunError, match="hard negatives from run 'no-such-run'"):
+        train(cfg.model_copy(update={"hard_negatives_from": "no-such-run"}), n_boot=0)
+
+
 def test_jitter_changes_brightness_but_not_osm_channels():
     import keras
 
