@@ -41,6 +41,16 @@ from asgm.data.regions import COUNTRIES
 
 STORE = "amazon"
 EPOCHS = 25
+#: The default detector's recipe on the ``amazon2`` store (part 2 of the Amazon training pack).
+_A2: dict[str, Any] = dict(
+    store="amazon2",
+    architecture="detector",
+    learning_rate=1e-3,
+    jitter=True,
+    balance_sets=True,
+    lr_schedule="cosine",
+    epochs=40,
+)
 #: The ladder: one change at a time. TTA and calibration are post-hoc, so every run also records its
 #: test metrics without them (metrics['posthoc']) — the last two steps of the ladder, same model.
 RECIPES: dict[str, dict[str, Any]] = {
@@ -56,36 +66,10 @@ RECIPES: dict[str, dict[str, Any]] = {
     ),
     # Issue 21's ladder on the store with part 2 (`asgm demo build --pack amazon2`), one change at a time:
     # part 2 in training; negatives balanced by confuser class; hard negatives mined by the step before.
-    "a2-full-cosine40": dict(
-        store="amazon2",
-        architecture="detector",
-        learning_rate=1e-3,
-        jitter=True,
-        balance_sets=True,
-        lr_schedule="cosine",
-        epochs=40,
-    ),
-    "a2-confuser-cosine40": dict(
-        store="amazon2",
-        architecture="detector",
-        learning_rate=1e-3,
-        jitter=True,
-        balance_sets=True,
-        balance_by="confuser",
-        lr_schedule="cosine",
-        epochs=40,
-    ),
-    "a2-confuser-hn-cosine40": dict(
-        store="amazon2",
-        architecture="detector",
-        learning_rate=1e-3,
-        jitter=True,
-        balance_sets=True,
-        balance_by="confuser",
-        lr_schedule="cosine",
-        epochs=40,
-        hard_negatives_of="a2-confuser-cosine40",  # that recipe's run of the same evaluation and seed
-    ),
+    "a2-full-cosine40": _A2,
+    "a2-confuser-cosine40": {**_A2, "balance_by": "confuser"},
+    # hard_negatives_of: that recipe's run of the same evaluation and seed is the first pass
+    "a2-confuser-hn-cosine40": {**_A2, "balance_by": "confuser", "hard_negatives_of": "a2-confuser-cosine40"},
 }
 EVALS: dict[str, dict[str, Any]] = {
     "spatial": dict(holdout=None),
