@@ -15,10 +15,10 @@ from ui_env import env_vars
 pytestmark = pytest.mark.e2e
 
 
-LOOP_EPOCHS = 20  # the parent's and the retrained run's epochs: 1-2 s each on the tiny store
+LOOP_EPOCHS = 40  # the parent's and the retrained run's epochs: under a second each on the small store
 
 
-def _store_without_bare_fields(name: str, n_pos: int = 24, n_neg: int = 36, seed: int = 3):
+def _store_without_bare_fields(name: str, n_pos: int = 120, n_neg: int = 180, seed: int = 3):
     """A SYNTHETIC store whose negatives never show a bare field or a sandbar: a model trained on it has never seen
     the mosaic's bright look-alikes as "not mining", so it calls some of them mining (the false detections a
     reviewer then marks)."""
@@ -58,7 +58,11 @@ def _store_without_bare_fields(name: str, n_pos: int = 24, n_neg: int = 36, seed
 
 
 def _loop_parent() -> str:
-    """The parent run: the default detector architecture trained briefly on the store without bare fields.
+    """The parent run: the study's CNN with the default detector's set balancing and cosine schedule, trained
+    briefly on the store without bare fields. The study's CNN, because the BatchNorm of the detector net does not
+    settle on 300 SYNTHETIC patches: its validation probabilities sank to ~0.01 (the threshold with them), and
+    which bare fields it then called mining changed with the CPU the test ran on. Set balancing is what makes
+    four reviews count: the ``reviewed`` set weighs as a set, not as four patches among 200 (the default recipe).
     ``split_eps_m`` is 450 m so the five reviewed windows (picked 480 m or more apart: no shared pixel) are not
     all joined to the held-out newest one by the 3 km leak rule, which is for places: these five share one
     5 km mosaic. The store's patches lie 70 km and more from the mosaic, so no review is near a test patch."""
@@ -70,12 +74,14 @@ def _loop_parent() -> str:
         name="parent without bare fields (tests)",
         store="nofields",
         bands=S2_BANDS,
-        architecture="detector",
+        architecture="study",
         epochs=LOOP_EPOCHS,
-        batch_size=2,  # many steps per epoch: the BatchNorm statistics settle within the few epochs
-        learning_rate=1e-3,
+        batch_size=16,
+        learning_rate=3e-4,
+        lr_schedule="cosine",
+        balance_sets=True,
         split_eps_m=450.0,
-        seed=5,
+        seed=7,
     )
     return train(config, n_boot=20)
 
@@ -198,8 +204,9 @@ def test_the_review_loop_scan_mark_train_rescan(tmp_path, new_page):
         print(f"marked windows before {was} after {scores}")
         assert all(scores[w] < was[w] for w in marked), f"a marked window did not score lower: {was} -> {scores}"
         assert scores[marked[-1]] < high, f"the held-out mark {marked[-1]} is not below {high}: {scores}"
-        # Measured (seeded, the same every run): four of the five fall below the new run's own threshold (0.058),
-        # the held-out one among them; the strongest false detection (0.53 before) drops to 0.061, just above it.
+        # Measured on an AMD EPYC (seeded, the same every run): the five marked windows go from 0.75-0.98 to 0.46,
+        # all below the new run's own threshold (0.71); the parent's threshold was 0.50. Seeds 5 and 8 pass too
+        # (seed 6's fourth and fifth false detections are weak ones, 0.39, joined by the hysteresis rule).
         below = [w for w in marked if scores[w] < high]
         assert len(below) >= 4, f"only {below} of the marked windows are below {high}: {scores}"
         _assert_mines_found(after, m.mines, "the run trained with the labels")
