@@ -23,8 +23,29 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 
+def scene_probabilities(run: str):
+    """The run's probabilities on the real no-mining scene's windows, encoded as the run was trained, with the
+    windows' centres in metres (x east, y north) and the run's threshold: ``(p, xy, threshold)``."""
+    import numpy as np
+    import real_scene
+
+    from asgm.model import inference, runs
+    from asgm.model.inputs import encode_bands
+
+    info = runs.get_run(run)
+    cfg, thr, temp = info.config, float(info.metrics["threshold"]), inference.run_temperature(info.metrics)
+    model = runs.load_model(run)
+    dn = real_scene.scene_dn()
+    origins = real_scene.window_origins(dn.shape[1])
+    wins = np.stack([dn[:, r : r + 48, c : c + 48] for r, c in origins])
+    x = np.ascontiguousarray(encode_bands(wins, cfg.encoding).transpose(0, 2, 3, 1))
+    xy = np.array([[c * 10.0, -r * 10.0] for r, c in origins])
+    return inference.recipe_probabilities(model, x, cfg, temp), xy, thr
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", default="detector-default", help="the run to check (default: detector-default)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
     os.environ.setdefault("ASGM_MODELS_DIR", str(REPO / "models"))
@@ -35,12 +56,13 @@ def main() -> None:
     from asgm.model import inference, runs
     from asgm.model.calibration import decide
     from asgm.model.inputs import encode_bands
+    from asgm.model.spatial_prior import SpatialPrior, apply_prior
     from asgm.sources.demo import GALLERY_KEYS, NEGATIVE_CODES
     from asgm.sources.gallery import gallery_chips
 
-    info = runs.get_run("detector-default")
+    info = runs.get_run(args.run)
     cfg, thr, temp = info.config, float(info.metrics["threshold"]), inference.run_temperature(info.metrics)
-    model = runs.load_model("detector-default")
+    model = runs.load_model(args.run)
 
     def share(dn_windows: np.ndarray, encoding) -> float:
         x = encode_bands(dn_windows, encoding).transpose(0, 2, 3, 1)
@@ -50,11 +72,18 @@ def main() -> None:
     dn = real_scene.scene_dn()
     wins = np.stack([dn[:, r : r + 48, c : c + 48] for r, c in real_scene.window_origins(dn.shape[1])])
     cloudy = np.stack(gallery_chips(GALLERY_KEYS["F"], NEGATIVE_CODES.count("F")))
+    p_scene, xy, _ = scene_probabilities(args.run)
+    # Earth Genome's isolation rule (5 nearest within 3 km, t_iso 0.75) with t_main = this run's threshold
+    # (t_iso raised to it when the run's threshold is above 0.75).
+    prior = SpatialPrior(t_main=round(thr, 4), t_iso=max(0.75, round(thr, 4)))
     m = info.metrics
     out = {
+        "run": args.run,
         "scene_windows": len(wins),
         "scene_share_mining_old_rule": share(wins, REFLECTANCE),
         "scene_share_mining_encoded": share(wins, cfg.encoding),
+        "scene_share_mining_spatial_prior": float(apply_prior(xy, p_scene, prior).decision.mean()),
+        "spatial_prior": prior.describe(),
         "cloudy_negative_chips": len(cloudy),
         "cloudy_share_mining_old_rule": share(cloudy, REFLECTANCE),
         "cloudy_share_mining_encoded": share(cloudy, cfg.encoding),
@@ -69,7 +98,8 @@ def main() -> None:
     print(
         f"real scene, {out['scene_windows']} windows (no known mining): called mining "
         f"{out['scene_share_mining_old_rule']:.1%} with the old rule (DN/10000), "
-        f"{out['scene_share_mining_encoded']:.1%} with the run's encoding"
+        f"{out['scene_share_mining_encoded']:.1%} with the run's encoding, "
+        f"{out['scene_share_mining_spatial_prior']:.1%} with the spatial prior (t_main = the run's threshold)"
     )
     print(
         f"cloudy negative chips ({out['cloudy_negative_chips']}, clear 0.05 gallery): "

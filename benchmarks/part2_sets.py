@@ -52,13 +52,12 @@ def main() -> None:
     os.environ.setdefault("ASGM_MODELS_DIR", str(REPO / "models"))
     import numpy as np
     import pandas as pd
-    import real_scene
+    from false_alarms import scene_probabilities
 
     from asgm.data.points import nearest_index_m
     from asgm.data.store import PatchStore, PatchStoreError
     from asgm.model import inference, runs
     from asgm.model.calibration import decide
-    from asgm.model.inputs import encode_bands
     from asgm.model.spatial_prior import SpatialPrior, apply_prior, lonlat_xyz
     from asgm.sources import amazon
     from asgm.training.split import cluster_points
@@ -134,14 +133,7 @@ def main() -> None:
         }
 
     # The spatial prior on the real no-mining scene's window grid.
-    cfg, thr, temp = info.config, float(info.metrics["threshold"]), inference.run_temperature(info.metrics)
-    model = runs.load_model(RUN)
-    dn = real_scene.scene_dn()
-    origins = real_scene.window_origins(dn.shape[1])
-    wins = np.stack([dn[:, r : r + 48, c : c + 48] for r, c in origins])
-    x = np.ascontiguousarray(encode_bands(wins, cfg.encoding).transpose(0, 2, 3, 1))
-    p = inference.recipe_probabilities(model, x, cfg, temp)
-    xy = np.array([[c * 10.0, -r * 10.0] for r, c in origins])
+    p, xy, thr = scene_probabilities(RUN)
     prior = SpatialPrior()
     prior_d = apply_prior(xy, p, prior)
     # The same rule with t_main = the run's own tuned threshold (Earth Genome's 0.43 was tuned on their model),

@@ -24,11 +24,15 @@ def shipped(monkeypatch):
 def test_default_run_is_complete_and_documented(shipped):
     assert shipped.status == "completed"
     cfg, m = shipped.config, shipped.metrics
-    assert cfg.architecture == "detector" and cfg.store == "amazon" and cfg.calibrate and not cfg.tta
+    assert cfg.architecture == "detector" and cfg.store == "amazon2" and cfg.calibrate and not cfg.tta
     assert cfg.holdout is None and cfg.split_eps_m == 3000.0
     for key in ("threshold", "temperature", "f1", "ece", "precision_at_recall_0.9", "parts"):
         assert key in m
-    assert sum(p.stat().st_size for p in shipped.path.iterdir()) < 5e6  # a few MB at most
+    # An ensemble of three members, one run: their own figures are kept beside the ensemble's.
+    assert len(m["ensemble"]["members"]) >= 3 and runs.RunFolder.of("detector-default").file("model.keras").is_file()
+    assert sum(p.stat().st_size for p in shipped.path.iterdir()) < 10e6  # issue 21: at most 10 MB
+    card = (shipped.path / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert f"{m['threshold']:.3f}" in card and "Must not be used" in card
 
 
 def test_default_model_reproduces_its_predictions_on_real_demo_chips(shipped, demo_store):
