@@ -12,7 +12,8 @@ import shutil
 import socket
 
 import pytest
-from conftest import ISOLATED_MARKER_JS, app_server, click_marker, map_frame, shot, wait_for_result
+from browser_support import isolated_marker
+from conftest import app_server, click_marker, shot, wait_for_result
 
 from asgm.app.page import MENU
 
@@ -77,8 +78,7 @@ def test_the_map_opened_during_the_first_start_refreshes_when_the_store_is_ready
         page.get_by_text("This page refreshes when it ends").wait_for(state="detached", timeout=60_000)
         shot(page, "map_after_first_start")
         # ... and the first click on it is classified, in the popup and the side panel.
-        frame = map_frame(page)
-        marker = frame.evaluate(ISOLATED_MARKER_JS)
+        frame, marker = isolated_marker(page)
         assert marker and marker["clearance"] > 8, marker
         click_marker(page, frame, marker)
         wait_for_result(page, marker["sid"])
