@@ -43,7 +43,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests" / "e2e"))
+sys.path[:0] = [str(REPO / "tests" / "e2e"), str(REPO / "tests"), str(REPO / "tests" / "app")]
 
 TARGETS = {"popup_p95_ms": 300.0, "click_p95_ms": 800.0, "rss_mb": 1024.0, "first_page_ratio": 1.5}
 
