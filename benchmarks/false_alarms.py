@@ -23,24 +23,34 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 
-def scene_probabilities(run: str):
-    """The run's probabilities on the real no-mining scene's windows, encoded as the run was trained, with the
-    windows' centres in metres (x east, y north) and the run's threshold: ``(p, xy, threshold)``."""
+def run_scorer(run: str):
+    """``(probabilities, threshold)``: ``probabilities(dn_windows, encoding=None)`` runs the run's recipe on DN
+    windows (N, bands, 48, 48) encoded with ``encoding`` (default: the run's own, as it was trained)."""
     import numpy as np
-    import real_scene
 
     from asgm.model import inference, runs
     from asgm.model.inputs import encode_bands
 
     info = runs.get_run(run)
-    cfg, thr, temp = info.config, float(info.metrics["threshold"]), inference.run_temperature(info.metrics)
+    cfg, temp = info.config, inference.run_temperature(info.metrics)
     model = runs.load_model(run)
+
+    def probabilities(dn_windows, encoding=None):
+        x = encode_bands(dn_windows, encoding or cfg.encoding).transpose(0, 2, 3, 1)
+        return inference.recipe_probabilities(model, np.ascontiguousarray(x), cfg, temp)
+
+    return probabilities, float(info.metrics["threshold"])
+
+
+def scene_windows():
+    """The real no-mining scene's DN windows (48 px at stride 24) and their centres in metres (x east, y north)."""
+    import numpy as np
+    import real_scene
+
     dn = real_scene.scene_dn()
     origins = real_scene.window_origins(dn.shape[1])
     wins = np.stack([dn[:, r : r + 48, c : c + 48] for r, c in origins])
-    x = np.ascontiguousarray(encode_bands(wins, cfg.encoding).transpose(0, 2, 3, 1))
-    xy = np.array([[c * 10.0, -r * 10.0] for r, c in origins])
-    return inference.recipe_probabilities(model, x, cfg, temp), xy, thr
+    return wins, np.array([[c * 10.0, -r * 10.0] for r, c in origins])
 
 
 def main() -> None:
@@ -50,29 +60,24 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("ASGM_MODELS_DIR", str(REPO / "models"))
     import numpy as np
-    import real_scene
 
     from asgm.config import REFLECTANCE
-    from asgm.model import inference, runs
+    from asgm.model import runs
     from asgm.model.calibration import decide
-    from asgm.model.inputs import encode_bands
     from asgm.model.spatial_prior import SpatialPrior, apply_prior
     from asgm.sources.demo import GALLERY_KEYS, NEGATIVE_CODES
     from asgm.sources.gallery import gallery_chips
 
     info = runs.get_run(args.run)
-    cfg, thr, temp = info.config, float(info.metrics["threshold"]), inference.run_temperature(info.metrics)
-    model = runs.load_model(args.run)
+    cfg = info.config
+    probabilities, thr = run_scorer(args.run)
 
-    def share(dn_windows: np.ndarray, encoding) -> float:
-        x = encode_bands(dn_windows, encoding).transpose(0, 2, 3, 1)
-        p = inference.recipe_probabilities(model, np.ascontiguousarray(x), cfg, temp)
+    def share(p: np.ndarray) -> float:
         return float(decide(p, thr).mean())
 
-    dn = real_scene.scene_dn()
-    wins = np.stack([dn[:, r : r + 48, c : c + 48] for r, c in real_scene.window_origins(dn.shape[1])])
+    wins, xy = scene_windows()
     cloudy = np.stack(gallery_chips(GALLERY_KEYS["F"], NEGATIVE_CODES.count("F")))
-    p_scene, xy, _ = scene_probabilities(args.run)
+    p_scene = probabilities(wins)
     # Earth Genome's isolation rule (5 nearest within 3 km, t_iso 0.75) with t_main = this run's threshold
     # (t_iso raised to it when the run's threshold is above 0.75).
     prior = SpatialPrior(t_main=round(thr, 4), t_iso=max(0.75, round(thr, 4)))
@@ -80,13 +85,13 @@ def main() -> None:
     out = {
         "run": args.run,
         "scene_windows": len(wins),
-        "scene_share_mining_old_rule": share(wins, REFLECTANCE),
-        "scene_share_mining_encoded": share(wins, cfg.encoding),
+        "scene_share_mining_old_rule": share(probabilities(wins, REFLECTANCE)),
+        "scene_share_mining_encoded": share(p_scene),
         "scene_share_mining_spatial_prior": float(apply_prior(xy, p_scene, prior).decision.mean()),
         "spatial_prior": prior.describe(),
         "cloudy_negative_chips": len(cloudy),
-        "cloudy_share_mining_old_rule": share(cloudy, REFLECTANCE),
-        "cloudy_share_mining_encoded": share(cloudy, cfg.encoding),
+        "cloudy_share_mining_old_rule": share(probabilities(cloudy, REFLECTANCE)),
+        "cloudy_share_mining_encoded": share(probabilities(cloudy)),
         "test_split_false_positive_rate": m["fp"] / (m["fp"] + m["tn"]),
         "test_split_fp_tn": [m["fp"], m["tn"]],
         "threshold": thr,

@@ -52,7 +52,7 @@ def main() -> None:
     os.environ.setdefault("ASGM_MODELS_DIR", str(REPO / "models"))
     import numpy as np
     import pandas as pd
-    from false_alarms import scene_probabilities
+    from false_alarms import run_scorer, scene_windows
 
     from asgm.data.points import nearest_index_m
     from asgm.data.store import PatchStore, PatchStoreError
@@ -133,7 +133,9 @@ def main() -> None:
         }
 
     # The spatial prior on the real no-mining scene's window grid.
-    p, xy, thr = scene_probabilities(RUN)
+    probabilities, thr = run_scorer(RUN)
+    wins, xy = scene_windows()
+    p = probabilities(wins)
     prior = SpatialPrior()
     prior_d = apply_prior(xy, p, prior)
     # The same rule with t_main = the run's own tuned threshold (Earth Genome's 0.43 was tuned on their model),

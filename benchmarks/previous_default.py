@@ -51,27 +51,31 @@ def main() -> None:
     os.environ["ASGM_MODELS_DIR"] = str(Path(args.previous))
     inference.clear_cache()
     old = inference.predict_store(RUN, store, sample_ids=list(common["sample_id"]), progress=False)
-    common = common.merge(old[["sample_id", "probability", "decision"]], on="sample_id")
+    common = common.merge(old[["sample_id", "probability"]], on="sample_id")
 
-    def figures(sub: pd.DataFrame, prob: str, decision: str) -> dict:
-        y, dec = sub["label"].to_numpy(), sub[decision].to_numpy().astype(bool)
-        tp, fp, fn = int((dec & (y == 1)).sum()), int((dec & (y == 0)).sum()), int((~dec & (y == 1)).sum())
-        m = metrics_on_test(y, sub[prob].to_numpy(), 0.5, clusters=sub["cluster"].to_numpy(), n_boot=1000)
+    thresholds = {
+        "current": float(json.loads((current / "metrics.json").read_text())["threshold"]),
+        "previous": float(json.loads((previous / "metrics.json").read_text())["threshold"]),
+    }
+
+    def figures(sub: pd.DataFrame, prob: str, who: str) -> dict:
+        m = metrics_on_test(sub["label"].to_numpy(), sub[prob].to_numpy(), thresholds[who], sub["cluster"].to_numpy())
         return {
-            "f1": 2 * tp / (2 * tp + fp + fn) if tp else 0.0,
-            "negatives_called_mining": float(dec[y == 0].mean()),
-            "recall": float(dec[y == 1].mean()),
+            "threshold": m["threshold"],
+            "f1": m["f1"],
+            "negatives_called_mining": m["fp"] / (m["fp"] + m["tn"]),
+            "recall": m["recall"],
             "pr_auc": m["pr_auc"],
             "pr_auc_ci_cluster": m["pr_auc_ci_cluster"],
         }
 
-    out: dict = {"previous": str(previous), "current": str(current)}
+    out: dict = {"previous": args.previous, "current": str(current.relative_to(REPO))}
     for name, sub in (("all", common), ("part 2", common[common.part2]), ("amazon store", common[~common.part2])):
         out[name] = {
             "chips": len(sub),
             "mines": int(sub["label"].sum()),
-            "current": figures(sub, "prob", "pred"),
-            "previous": figures(sub, "probability", "decision"),
+            "current": figures(sub, "prob", "current"),
+            "previous": figures(sub, "probability", "previous"),
         }
     (REPO / "benchmarks" / "results" / "previous_default.json").write_text(json.dumps(out, indent=2) + "\n")
     if args.json:

@@ -108,12 +108,14 @@ def isolated_marker(page, timeout_s: float = 60.0) -> tuple:
     """``(frame, marker)``: the map's frame and its most isolated patch marker (``ISOLATED_MARKER_JS``), waited
     for. Right after a page redraws itself (a job ended), the map may still be the old one or have no size yet:
     the frame is looked up again until its markers are drawn."""
+    from playwright.sync_api import Error as PlaywrightError
+
     deadline = time.monotonic() + timeout_s
     while True:
         frame = map_frame(page)
         try:
             marker = frame.evaluate(ISOLATED_MARKER_JS)
-        except Exception:  # the old frame went away with the redraw  # noqa: BLE001
+        except PlaywrightError:  # the old frame went away with the redraw
             marker = None
         if marker or time.monotonic() > deadline:
             return frame, marker
