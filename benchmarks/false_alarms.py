@@ -62,15 +62,19 @@ def main() -> None:
     import numpy as np
 
     from asgm.config import REFLECTANCE
+    from asgm.errors import AsgmError
     from asgm.model import runs
     from asgm.model.calibration import decide
     from asgm.model.spatial_prior import SpatialPrior, apply_prior
     from asgm.sources.demo import GALLERY_KEYS, NEGATIVE_CODES
     from asgm.sources.gallery import gallery_chips
 
-    info = runs.get_run(args.run)
+    try:
+        info = runs.get_run(args.run)
+        probabilities, thr = run_scorer(args.run)
+    except AsgmError as exc:
+        parser.error(str(exc))
     cfg = info.config
-    probabilities, thr = run_scorer(args.run)
 
     def share(p: np.ndarray) -> float:
         return float(decide(p, thr).mean())

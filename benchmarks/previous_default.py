@@ -34,13 +34,19 @@ def main() -> None:
 
     from asgm.data.points import nearest_distance_m
     from asgm.data.store import PatchStore
+    from asgm.errors import AsgmError
     from asgm.model import inference
     from asgm.sources import amazon
     from asgm.training.evaluate import metrics_on_test
 
     current = REPO / "models" / RUN
     previous = Path(args.previous) / RUN
-    store = PatchStore.open(amazon.STORE_NAME2)
+    if not (previous / "split.csv").is_file() or not (previous / "metrics.json").is_file():
+        parser.error(f"{previous} is not a run folder with split.csv and metrics.json; see --help for how to get it")
+    try:
+        store = PatchStore.open(amazon.STORE_NAME2)
+    except AsgmError as exc:
+        parser.error(str(exc))
     idx = store.index().set_index("sample_id")
     preds = pd.read_csv(current / "predictions.csv", dtype={"sample_id": str})
     test = preds[preds["split"] == "test"]
