@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from browser_support import LEAFLET, click_period_detection
 from conftest import app_server, shot
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 pytestmark = pytest.mark.e2e
 
@@ -44,21 +45,29 @@ def test_slider_click_a_territory_and_download_the_csv(tmp_path, new_page):
         for _ in range(6):
             thumb.press("ArrowRight")
         page.get_by_text("new in 2024–2025Q3").first.wait_for(timeout=60_000)
-        frame = _frame(page)
-        # zoom onto Kayapó (Brazil) and click the middle of its outline
-        xy = frame.evaluate(
-            f"""(id) => {{ const m = {LEAFLET}; let c = null; m.eachLayer(l => {{
-            if (l.feature && l.feature.properties && l.feature.properties.boundary_id === id && l.getBounds) {{
-                m.fitBounds(l.getBounds(), {{animate: false, paddingBottomRight: [350, 300]}});
-                const p = m.latLngToContainerPoint(l.getBounds().getCenter()); c = {{x: p.x, y: p.y}}; }} }});
-            return c; }}""",
-            "BR23001_0",
-        )
-        assert xy is not None
-        page.locator("iframe").first.scroll_into_view_if_needed()
-        box = page.locator("iframe").first.bounding_box()
-        page.mouse.click(box["x"] + xy["x"], box["y"] + xy["y"])
-        page.locator("[data-testid=stMarkdownContainer] strong", has_text="Kayapó").first.wait_for(timeout=60_000)
+        # Zoom onto Kayapó (Brazil) and click the middle of its outline. Under load the period change can redraw
+        # the map's iframe once more after its text appears, and a click on the old map is lost: the map is looked
+        # up again and clicked again, for at most the same 60 s the panel was waited for before.
+        kayapo = page.locator("[data-testid=stMarkdownContainer] strong", has_text="Kayapó").first
+        deadline = time.monotonic() + 60
+        while True:
+            xy = _frame(page).evaluate(
+                f"""(id) => {{ const m = {LEAFLET}; let c = null; m.eachLayer(l => {{
+                if (l.feature && l.feature.properties && l.feature.properties.boundary_id === id && l.getBounds) {{
+                    m.fitBounds(l.getBounds(), {{animate: false, paddingBottomRight: [350, 300]}});
+                    const p = m.latLngToContainerPoint(l.getBounds().getCenter()); c = {{x: p.x, y: p.y}}; }} }});
+                return c; }}""",
+                "BR23001_0",
+            )
+            assert xy is not None
+            page.locator("iframe").first.scroll_into_view_if_needed()
+            box = page.locator("iframe").first.bounding_box()
+            page.mouse.click(box["x"] + xy["x"], box["y"] + xy["y"])
+            try:
+                kayapo.wait_for(timeout=15_000)
+                break
+            except PlaywrightTimeout:
+                assert time.monotonic() < deadline, "a click on Kayapó's outline did not open its panel in 60 s"
         shot(page, "places_kayapo")
         with page.expect_download() as dl:
             page.get_by_role("button", name="Table (CSV)").click()
